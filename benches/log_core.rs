@@ -1,0 +1,270 @@
+//! Log-core benchmark: prints each figure next to this machine's own limit, measured in
+//! the same run (raw strict Ed25519 verification on all cores).
+//!
+//! Run: `cargo bench --bench log_core` (about three minutes on two cores).
+//! `LEDGER_BENCH_ENTRIES` sets the size of the large log (default 1,000,000).
+//!
+//! Figures: raw verify_strict rate; append throughput with group commit (entries/s and
+//! signatures/s); inclusion proofs/s from the large log; `verify` over the large log;
+//! reopen time of the large log; peak RSS while appending it (measured in a child
+//! process that does nothing else, so the figure is the writer's own).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{Signer, SigningKey};
+use lesson_ledger::log::audit::{audit, AuditOptions};
+use lesson_ledger::log::envelope::{verify_batch, Envelope, KeyCache};
+use lesson_ledger::log::note::{KeyName, NoteSigner};
+use lesson_ledger::log::store::{AdmitAll, EntryIdOnly, Log, Outcome};
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+const CHILD_ENV: &str = "LEDGER_BENCH_CHILD_APPEND";
+const BATCH: usize = 2048;
+
+fn main() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        child_append(&spec);
+        return;
+    }
+    let big: u64 = std::env::var("LEDGER_BENCH_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("log_core benchmark on {cores} cores; large log = {big} entries");
+
+    let raw = median(3, raw_verify_rate);
+    println!(
+        "{:<52} {:>12.0} sig/s   (the limit)",
+        "raw verify_strict, all cores", raw
+    );
+
+    let (entries_per_s, sigs_per_s) = append_rate(200_000);
+    println!(
+        "{:<52} {:>12.0} entries/s {:>10.0} sig/s = {:>5.1}% of raw (target >= 70%)",
+        "append, group commit 2048, 1 sig/entry",
+        entries_per_s,
+        sigs_per_s,
+        100.0 * sigs_per_s / raw
+    );
+
+    let tmp = tempfile::TempDir::new().expect("temp dir");
+    let dir = tmp.path().join("big");
+    let (rss, build_time) = build_big_log_in_child(&dir, big);
+    println!(
+        "{:<52} {:>12.1} MiB   (target < 256 MiB; built in {:.1?})",
+        format!("peak RSS appending {big} entries"),
+        rss as f64 / 1024.0,
+        build_time
+    );
+
+    let reopen = median_duration(5, || {
+        let t = Instant::now();
+        let (log, _) = Log::open(&dir, Box::new(EntryIdOnly)).expect("reopen");
+        let d = t.elapsed();
+        drop(log);
+        d
+    });
+    println!(
+        "{:<52} {:>12.3} s       (target < 1 s)",
+        format!("reopen of {big}-entry log (median of 5)"),
+        reopen.as_secs_f64()
+    );
+
+    let (log, _) = Log::open(&dir, Box::new(EntryIdOnly)).expect("open");
+    let proofs = median(3, || proof_rate(&log, 200_000));
+    println!(
+        "{:<52} {:>12.0} proofs/s (target >= 100,000; one core)",
+        format!("inclusion proofs from {big}-entry log"),
+        proofs
+    );
+    drop(log);
+
+    let t = Instant::now();
+    let summary =
+        audit(&dir, &AuditOptions::default(), &|_, _| {}).expect("the large log verifies");
+    let secs = t.elapsed().as_secs_f64();
+    let verify_sigs = summary.signatures as f64 / secs;
+    println!(
+        "{:<52} {:>12.0} entries/s {:>10.0} sig/s = {:>5.1}% of raw (target >= 70%)",
+        format!("verify (audit) of {big}-entry log"),
+        summary.entries as f64 / secs,
+        verify_sigs,
+        100.0 * verify_sigs / raw
+    );
+}
+
+fn median(n: usize, mut f: impl FnMut() -> f64) -> f64 {
+    let mut v: Vec<f64> = (0..n).map(|_| f()).collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[n / 2]
+}
+
+fn median_duration(n: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    let mut v: Vec<Duration> = (0..n).map(|_| f()).collect();
+    v.sort();
+    v[n / 2]
+}
+
+/// Strict verifications per second on all cores, of distinct messages and keys.
+fn raw_verify_rate() -> f64 {
+    let n = 40_000;
+    let keys: Vec<SigningKey> = (0..64u8)
+        .map(|i| SigningKey::from_bytes(&[i.wrapping_add(1); 32]))
+        .collect();
+    let items: Vec<_> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let key = &keys[i % keys.len()];
+            let msg = format!("message {i}").into_bytes();
+            let sig = key.sign(&msg);
+            (key.verifying_key(), msg, sig)
+        })
+        .collect();
+    let t = Instant::now();
+    let ok = items
+        .par_iter()
+        .filter(|(k, m, s)| k.verify_strict(m, s).is_ok())
+        .count();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(ok, n);
+    n as f64 / secs
+}
+
+fn signers() -> Vec<NoteSigner> {
+    (0..64u8)
+        .map(|i| {
+            NoteSigner::new(
+                KeyName::new(format!("inst-{i:04}")).expect("name"),
+                SigningKey::from_bytes(&[i.wrapping_add(7); 32]),
+            )
+        })
+        .collect()
+}
+
+fn make_envelopes(signers: &[NoteSigner], from: u64, n: u64) -> Vec<Envelope> {
+    (from..from + n)
+        .into_par_iter()
+        .map(|i| {
+            let s = &signers[(i % signers.len() as u64) as usize];
+            let payload = format!(
+                "{{\"id\":\"bench-{i}\",\"kind\":\"bench\",\"lessons\":{}}}",
+                i % 60
+            );
+            Envelope::sign(
+                "application/vnd.lesson-ledger.bench+json",
+                payload.as_bytes(),
+                &[s],
+            )
+            .expect("sign")
+        })
+        .collect()
+}
+
+/// The writer's loop as the server runs it: verify a batch on all cores, append it
+/// under one fdatasync. Envelopes are signed before the clock starts.
+fn append_rate(n: u64) -> (f64, f64) {
+    let tmp = tempfile::TempDir::new().expect("temp dir");
+    let signers = signers();
+    let envelopes = make_envelopes(&signers, 0, n);
+    let mut log = Log::create(
+        tmp.path(),
+        "bench.example/log",
+        "operator",
+        Box::new(EntryIdOnly),
+    )
+    .expect("create");
+    let keys = KeyCache::self_certifying();
+    let t = Instant::now();
+    let mut sigs = 0u64;
+    let mut chunks = envelopes.chunks(BATCH).map(<[Envelope]>::to_vec);
+    // Verify batch k+1 on the pool while batch k is appended.
+    let mut next = chunks.next().map(|c| verify_batch(c, &keys));
+    while let Some(verified) = next.take() {
+        let to_append: Vec<_> = verified.into_iter().map(|v| v.expect("valid")).collect();
+        sigs += to_append
+            .iter()
+            .map(|v| v.signatures().len() as u64)
+            .sum::<u64>();
+        let following = chunks.next();
+        let (outcomes, verified_next) = rayon::join(
+            || log.append(to_append, &mut AdmitAll).expect("append"),
+            || following.map(|c| verify_batch(c, &keys)),
+        );
+        assert!(outcomes.iter().all(|o| matches!(o, Outcome::Ok(_))));
+        next = verified_next;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(log.size(), n);
+    (n as f64 / secs, sigs as f64 / secs)
+}
+
+fn build_big_log_in_child(dir: &Path, n: u64) -> (u64, Duration) {
+    let t = Instant::now();
+    let exe = std::env::current_exe().expect("own path");
+    let out = std::process::Command::new(exe)
+        .env(CHILD_ENV, format!("{}|{n}", dir.display()))
+        .output()
+        .expect("run child");
+    assert!(
+        out.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kib = text
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("child printed {text:?}"));
+    (kib, t.elapsed())
+}
+
+/// In the child: append `n` entries, generating them batch by batch so that the only
+/// large memory is the writer's; print peak RSS (VmHWM) in KiB.
+fn child_append(spec: &str) {
+    let (dir, n) = spec.split_once('|').expect("dir|n");
+    let n: u64 = n.parse().expect("n");
+    let signers = signers();
+    let keys = KeyCache::self_certifying();
+    let mut log = Log::create(
+        Path::new(dir),
+        "bench.example/big",
+        "operator",
+        Box::new(EntryIdOnly),
+    )
+    .expect("create");
+    let mut at = 0;
+    while at < n {
+        let k = (BATCH as u64).min(n - at);
+        let verified: Vec<_> = verify_batch(make_envelopes(&signers, at, k), &keys)
+            .into_iter()
+            .map(|v| v.expect("valid"))
+            .collect();
+        log.append(verified, &mut AdmitAll).expect("append");
+        at += k;
+    }
+    log.close().expect("close");
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM");
+    println!("{hwm}");
+}
+
+fn proof_rate(log: &Log, n: usize) -> f64 {
+    let size = log.size();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let indices: Vec<u64> = (0..n).map(|_| rng.gen_range(0..size)).collect();
+    let t = Instant::now();
+    let mut total = 0usize;
+    for &i in &indices {
+        total += log.inclusion_proof(i, size).expect("proof").len();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    assert!(total > 0);
+    n as f64 / secs
+}

@@ -1,0 +1,272 @@
+//! The command line: argument definitions (clap) and the commands behind them.
+//!
+//! Each command returns a typed [`CliError`]; `main` maps it to an exit code:
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | success |
+//! | 1 | verification failed: the audit found a problem, or a proof does not verify |
+//! | 2 | usage error (bad arguments) |
+//! | 3 | input refused: an entry was not appended (bad envelope, rule broken, conflict) |
+//! | 4 | the store could not be used: missing, damaged (fail-closed), or an I/O fault |
+
+mod ledger_commands;
+mod log_commands;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::log::audit::{AuditError, Finding};
+use crate::log::store::LogError;
+
+pub use log_commands::run;
+
+/// Lesson Ledger: an append-only, signed, publicly verifiable ledger of prepaid lessons.
+#[derive(Debug, Parser)]
+#[command(name = "lesson-ledger", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 success; 1 verification failed; 2 usage error; \
+3 input refused; 4 store missing, damaged or unusable."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new log and its operator key in DIR (refuses to overwrite).
+    Init(InitArgs),
+    /// Print the operator's C2SP verifier key (the key that signs checkpoints).
+    Key(DataArg),
+    /// Generate an Ed25519 key pair: PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub.
+    Keygen(KeygenArgs),
+    /// Sign a payload into a DSSE envelope (printed as JSON).
+    Sign(SignArgs),
+    /// Append envelopes to the log and print a receipt (or the refusal) for each.
+    Append(AppendArgs),
+    /// Print the latest signed checkpoint (or all of them).
+    Checkpoint(CheckpointArgs),
+    /// Print inclusion or consistency proofs.
+    #[command(subcommand)]
+    Proof(ProofCommand),
+    /// Audit the whole ledger from disk: records, leaves, signatures, checkpoints, and a
+    /// replay of every entry under the rules compared with the stored state.
+    Verify(VerifyArgs),
+    /// Print a balance (claim, pledge, allocation or student) with the entries it derives from.
+    Balance(BalanceArgs),
+    /// Print a closed institution's liability report, or the pool's totals.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct BalanceTarget {
+    /// A claim id.
+    #[arg(long)]
+    pub claim: Option<String>,
+    /// A pledge id.
+    #[arg(long)]
+    pub pledge: Option<String>,
+    /// An allocation id.
+    #[arg(long)]
+    pub allocation: Option<String>,
+    /// A student's pseudonymous ref: all of the student's claims.
+    #[arg(long)]
+    pub student: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BalanceArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    #[command(flatten)]
+    pub target: BalanceTarget,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ReportTarget {
+    /// A closed institution's id: students, value owed, made good, outstanding.
+    #[arg(long)]
+    pub institution: Option<String>,
+    /// The pool's totals: pledged, available, reserved, delivered.
+    #[arg(long)]
+    pub pool: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    #[command(flatten)]
+    pub target: ReportTarget,
+}
+
+/// `--data DIR`: the log directory.
+#[derive(Debug, Args)]
+pub struct DataArg {
+    /// The log directory.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// The checkpoint origin, e.g. `lessons.example/shanghai` (C2SP tlog-checkpoint).
+    #[arg(long)]
+    pub origin: String,
+    /// The operator key's name in checkpoint signatures, and the operator's party ref.
+    #[arg(long, default_value = "operator")]
+    pub key_name: String,
+    /// A genesis payload (JSON) to start the ledger with; `operator_key` and `origin` are
+    /// filled in. Default: Shanghai's 16 districts, the usual subjects, a 15-day window.
+    #[arg(long, value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// The key's name (a pseudonymous reference, never a person's name).
+    #[arg(long)]
+    pub name: String,
+    /// Output prefix: writes PREFIX.key and PREFIX.pub; refuses to overwrite.
+    #[arg(long, value_name = "PREFIX")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// A key pair prefix made by `keygen` (repeat for several signers).
+    #[arg(long = "signer", value_name = "PREFIX", required = true)]
+    pub signers: Vec<PathBuf>,
+    /// The DSSE payloadType.
+    #[arg(long)]
+    pub payload_type: String,
+    /// The payload file (`-` for standard input).
+    #[arg(value_name = "FILE")]
+    pub payload: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct AppendArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// Envelope files: one JSON envelope each, or JSON Lines if the name ends in `.jsonl`.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Entries per group commit (one fdatasync each).
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// Print every checkpoint the log has signed, oldest first.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProofCommand {
+    /// Inclusion proof of one entry (by index or by entry id) in a tree size.
+    Inclusion(InclusionArgs),
+    /// Consistency proof between two tree sizes.
+    Consistency(ConsistencyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InclusionArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// The entry's index.
+    #[arg(
+        long,
+        conflicts_with = "entry_id",
+        required_unless_present = "entry_id"
+    )]
+    pub index: Option<u64>,
+    /// The entry's id (BLAKE3 of its PAE, hex).
+    #[arg(long)]
+    pub entry_id: Option<String>,
+    /// The tree size to prove against (default: the latest checkpoint's).
+    #[arg(long)]
+    pub size: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsistencyArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// The older tree size.
+    #[arg(long)]
+    pub from: u64,
+    /// The newer tree size (default: the latest checkpoint's).
+    #[arg(long)]
+    pub to: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// The operator verifier key you trust (default: the one in log.json).
+    #[arg(long, value_name = "VKEY")]
+    pub operator_key: Option<String>,
+    /// A signed checkpoint obtained earlier (e.g. from a receipt) that the log must contain.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("verification failed: {0}")]
+    Verification(Finding),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{refused} of {total} entries were refused")]
+    Refused { refused: usize, total: usize },
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Key(String),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::writer::LedgerError),
+    #[error("{what} {id:?} is not in the ledger")]
+    NotFound { what: &'static str, id: String },
+}
+
+impl From<AuditError> for CliError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Finding(f) => CliError::Verification(f),
+            AuditError::Log(e) => CliError::Log(e),
+        }
+    }
+}
+
+impl CliError {
+    /// The documented exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Verification(_) => 1,
+            CliError::Usage(_) => 2,
+            CliError::Refused { .. } => 3,
+            CliError::NotFound { .. } => 3,
+            CliError::Log(_) | CliError::Io { .. } | CliError::Key(_) | CliError::Ledger(_) => 4,
+        }
+    }
+}

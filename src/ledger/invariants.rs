@@ -1,0 +1,185 @@
+//! The balance identities of the MISSION, checkable on the objects one entry wrote
+//! ([`check_changes`], cheap, run in debug builds after every entry) or on a whole state
+//! ([`check_invariants`], for tests and audits):
+//! - per claim: `value = unreserved + reserved + consumed` and `value = lessons × price`;
+//! - per pledge: `capacity = available + reserved + delivered + withdrawn` and
+//!   `capacity = seats × lessons_per_seat`;
+//! - per allocation: `lessons = consumed + pending + remaining + released`, and
+//!   `remaining = 0` once it has ended;
+//! - across objects: the pool totals equal the sums over claims and approved pledges, each
+//!   institution's liability equals the sums over its claims, and each allocation's
+//!   consumed and pending counts equal the count of its final and pending/disputed
+//!   lessons. Nothing is below zero because every amount is unsigned and every
+//!   subtraction checked.
+//!
+//! ```
+//! use lesson_ledger::ledger::{invariants::check_invariants, MemoryState};
+//! assert_eq!(check_invariants(&MemoryState::new()), Ok(()));
+//! ```
+
+use std::collections::BTreeMap;
+
+use super::objects::{Allocation, AllocationStatus, Claim, LessonStatus, Liability, Pledge, Pool};
+use super::state::{Changes, MemoryState, Value};
+use super::units::{Fen, Lessons};
+
+fn sum(parts: &[u64]) -> Option<u64> {
+    parts.iter().try_fold(0u64, |a, b| a.checked_add(*b))
+}
+
+fn claim_ok(c: &Claim) -> Result<(), String> {
+    if sum(&[c.unreserved.0, c.reserved.0, c.consumed.0]) != Some(c.value.0) {
+        return Err(format!(
+            "claim {}: value != unreserved + reserved + consumed",
+            c.claim
+        ));
+    }
+    if c.price_per_lesson.0.checked_mul(c.lessons.0) != Some(c.value.0) {
+        return Err(format!("claim {}: value != lessons × price", c.claim));
+    }
+    Ok(())
+}
+
+fn pledge_ok(p: &Pledge) -> Result<(), String> {
+    if sum(&[p.available.0, p.reserved.0, p.delivered.0, p.withdrawn.0]) != Some(p.capacity.0) {
+        return Err(format!(
+            "pledge {}: capacity != available + reserved + delivered + withdrawn",
+            p.pledge
+        ));
+    }
+    if p.seats.checked_mul(p.lessons_per_seat) != Some(p.capacity.0) {
+        return Err(format!(
+            "pledge {}: capacity != seats × lessons_per_seat",
+            p.pledge
+        ));
+    }
+    Ok(())
+}
+
+fn allocation_ok(a: &Allocation) -> Result<(), String> {
+    if sum(&[a.consumed.0, a.pending.0, a.remaining.0, a.released.0]) != Some(a.lessons.0) {
+        return Err(format!(
+            "allocation {}: lessons != consumed + pending + remaining + released",
+            a.allocation
+        ));
+    }
+    if a.status != AllocationStatus::Active && a.remaining.0 != 0 {
+        return Err(format!(
+            "allocation {}: ended with lessons remaining",
+            a.allocation
+        ));
+    }
+    Ok(())
+}
+
+/// Check the per-object identities of the objects in `changes`.
+///
+/// # Errors
+/// A description of the first identity broken.
+pub fn check_changes(changes: &Changes) -> Result<(), String> {
+    for (_, v) in changes {
+        match v {
+            Value::Claim(c) => claim_ok(c)?,
+            Value::Pledge(p) => pledge_ok(p)?,
+            Value::Allocation(a) => allocation_ok(a)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Check every identity over a whole state.
+///
+/// # Errors
+/// A description of the first identity broken.
+pub fn check_invariants(state: &MemoryState) -> Result<(), String> {
+    let mut expect = Pool::default();
+    let mut pool: Option<Pool> = None;
+    let mut books: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new(); // claims, lessons, owed... per institution
+    let mut made_good: BTreeMap<String, u64> = BTreeMap::new();
+    let mut liabilities: Vec<Liability> = Vec::new();
+    let mut allocs: BTreeMap<String, Allocation> = BTreeMap::new();
+    let mut lesson_counts: BTreeMap<String, (u64, u64)> = BTreeMap::new(); // final, pending
+    let add = |a: &mut Fen, b: Fen| -> Result<(), String> {
+        *a = a.checked_add(b, "sum").map_err(|e| e.to_string())?;
+        Ok(())
+    };
+    for (_, v) in state.iter() {
+        match v {
+            Value::Claim(c) => {
+                claim_ok(c)?;
+                expect.claims += 1;
+                add(&mut expect.claims_value, c.value)?;
+                add(&mut expect.claims_unreserved, c.unreserved)?;
+                add(&mut expect.claims_reserved, c.reserved)?;
+                add(&mut expect.claims_consumed, c.consumed)?;
+                let b = books.entry(c.institution.to_string()).or_default();
+                b.0 += 1;
+                b.1 += c.lessons.0;
+                b.2 += c.value.0;
+                *made_good.entry(c.institution.to_string()).or_default() += c.consumed.0;
+            }
+            Value::Pledge(p) => {
+                pledge_ok(p)?;
+                if p.approved_at.is_some() {
+                    let v = p.value_per_lesson.0;
+                    expect.pledges_approved += 1;
+                    add(&mut expect.pledged, Fen(p.capacity.0 * v))?;
+                    add(&mut expect.available, Fen(p.available.0 * v))?;
+                    add(&mut expect.reserved, Fen(p.reserved.0 * v))?;
+                    add(&mut expect.delivered, Fen(p.delivered.0 * v))?;
+                    add(&mut expect.withdrawn, Fen(p.withdrawn.0 * v))?;
+                }
+            }
+            Value::Allocation(a) => {
+                allocation_ok(a)?;
+                allocs.insert(a.allocation.to_string(), a.clone());
+            }
+            Value::Lesson(l) => {
+                let c = lesson_counts.entry(l.allocation.to_string()).or_default();
+                match l.status {
+                    LessonStatus::Final => c.0 += 1,
+                    LessonStatus::Pending | LessonStatus::Disputed => c.1 += 1,
+                    LessonStatus::Void => {}
+                }
+            }
+            Value::Pool(p) => pool = Some(p.clone()),
+            Value::Liability(l) => liabilities.push(l.clone()),
+            _ => {}
+        }
+    }
+    if let Some(pool) = pool {
+        if pool != expect {
+            return Err(format!(
+                "pool totals {pool:?} != sums over objects {expect:?}"
+            ));
+        }
+    } else if !state.is_empty() {
+        return Err("no pool totals".into());
+    }
+    for l in liabilities {
+        let (claims, lessons, owed) = books
+            .get(l.institution.as_str())
+            .copied()
+            .unwrap_or_default();
+        let good = made_good
+            .get(l.institution.as_str())
+            .copied()
+            .unwrap_or_default();
+        if (l.claims, l.lessons_owed, l.owed, l.made_good)
+            != (claims, Lessons(lessons), Fen(owed), Fen(good))
+        {
+            return Err(format!(
+                "liability of {} != sums over its claims",
+                l.institution
+            ));
+        }
+    }
+    for (id, a) in allocs {
+        let (fin, pend) = lesson_counts.get(&id).copied().unwrap_or_default();
+        if (a.consumed.0, a.pending.0) != (fin, pend) {
+            return Err(format!("allocation {id}: consumed/pending != its lessons"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Every size and range limit of the lesson-credit rules, in one place, qualifier last.
+//!
+//! The log layer's limits live in [`crate::limits`]; these are the domain's. Each limit is
+//! checked before the value it bounds is used, and the relations between limits are
+//! checked at compile time with the reason they must hold.
+//!
+//! ```
+//! use lesson_ledger::ledger::limits::{CLAIM_LESSONS_MAX, PRICE_PER_LESSON_FEN_MAX};
+//! // The largest claim value fits a u64 many times over.
+//! assert!(CLAIM_LESSONS_MAX.checked_mul(PRICE_PER_LESSON_FEN_MAX).is_some());
+//! ```
+
+/// Largest entry payload (JSON bytes) the rules will parse. Checked before parsing.
+pub const PAYLOAD_BYTES_MAX: usize = 16 * 1024;
+
+/// Longest object id or party ref, in bytes (`^[a-z0-9][a-z0-9._-]{0,63}$`).
+pub const ID_BYTES_MAX: usize = 64;
+
+/// Longest free-text `reason`, in bytes of UTF-8.
+pub const REASON_BYTES_MAX: usize = 512;
+
+/// Longest `origin` named at genesis, in bytes (same as a checkpoint origin line).
+pub const ORIGIN_BYTES_MAX: usize = crate::limits::ORIGIN_BYTES_MAX;
+
+/// Longest verifier key string (keyid), in bytes.
+pub const KEY_BYTES_MAX: usize = crate::limits::KEYID_BYTES_MAX;
+
+/// Most districts named at genesis.
+pub const DISTRICTS_MAX: usize = 64;
+
+/// Most subjects named at genesis.
+pub const SUBJECTS_MAX: usize = 256;
+
+/// Most districts a student may accept besides the claim's own.
+pub const ACCEPTED_DISTRICTS_MAX: usize = 64;
+
+/// Most lessons one claim may record (the prepaid packages sold were far smaller).
+pub const CLAIM_LESSONS_MAX: u64 = 1_000;
+
+/// Highest price per lesson, in fen (10,000 yuan: well above any tutoring price).
+pub const PRICE_PER_LESSON_FEN_MAX: u64 = 1_000_000;
+
+/// Most seats one pledge may offer.
+pub const PLEDGE_SEATS_MAX: u64 = 10_000;
+
+/// Most lessons per seat of one pledge.
+pub const LESSONS_PER_SEAT_MAX: u64 = 1_000;
+
+/// Most claims one student may hold (a student attended few institutions); bounds the
+/// student index object, rewritten on each new claim.
+pub const CLAIMS_PER_STUDENT_MAX: usize = 64;
+
+/// Lowest and highest school grade (primary 1 to senior high 12).
+pub const GRADE_MIN: u8 = 1;
+/// Highest school grade.
+pub const GRADE_MAX: u8 = 12;
+
+/// Longest confirmation window, in days.
+pub const CONFIRMATION_WINDOW_DAYS_MAX: u32 = 365;
+
+/// Longest validity of an allocation, in days.
+pub const ALLOCATION_VALIDITY_DAYS_MAX: u32 = 3_650;
+
+/// Default confirmation window, in days (15, as on the national supervision platform).
+pub const CONFIRMATION_WINDOW_DAYS_DEFAULT: u32 = 15;
+
+/// One day of ledger time, in microseconds.
+pub const DAY_MICROS: u64 = 86_400 * 1_000_000;
+
+const _: () = assert!(
+    CLAIM_LESSONS_MAX
+        .checked_mul(PRICE_PER_LESSON_FEN_MAX)
+        .is_some(),
+    "a claim's value must never overflow u64"
+);
+const _: () = assert!(
+    PLEDGE_SEATS_MAX * LESSONS_PER_SEAT_MAX * PRICE_PER_LESSON_FEN_MAX < u64::MAX / 1_000_000,
+    "a pledge's value must fit u64 with room for a million pledges in the pool totals"
+);
+const _: () = assert!(
+    (ALLOCATION_VALIDITY_DAYS_MAX as u64) * DAY_MICROS < u64::MAX / 2,
+    "an expiry computed from any ledger time before 2^63 µs must not overflow"
+);
+const _: () = assert!(
+    PAYLOAD_BYTES_MAX < crate::limits::LEAF_BYTES_MAX,
+    "a payload the rules accept must fit a leaf"
+);
+const _: () = assert!(GRADE_MIN <= GRADE_MAX, "the grade range must not be empty");

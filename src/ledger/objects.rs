@@ -1,0 +1,269 @@
+//! The objects of the ledger state: what the rules keep between entries.
+//!
+//! Each object is stored under a [`Key`](super::state::Key) (table + id) as a
+//! [`Value`](super::state::Value). Objects that carry a balance also keep `entries`: the
+//! indexes of the entries that changed them, in log order, so every balance can be shown
+//! with the entries it derives from. Two aggregates ([`Pool`] and [`Liability`]) are
+//! touched by many entries and keep counters only; their derivation is the objects they
+//! sum (pledges and claims), each with its own `entries`.
+//!
+//! Balances hold these identities after every entry (checked by
+//! [`check_invariants`](super::invariants::check_invariants)):
+//! - claim: `value = unreserved + reserved + consumed`, `value = lessons × price`;
+//! - pledge: `capacity = available + reserved + delivered + withdrawn`, where `withdrawn`
+//!   is kept as its own bucket;
+//! - allocation: `lessons = consumed + pending + remaining + released`.
+//!
+//! ```
+//! use lesson_ledger::ledger::objects::AllocationStatus;
+//! assert_eq!(AllocationStatus::Active.as_str(), "active");
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use super::payload::{Outcome, Role};
+use super::units::{Fen, Id, KeyRef, Lessons};
+
+/// Parameters fixed at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Config {
+    pub origin: String,
+    pub operator: Id,
+    /// Days a proposed lesson waits for the student; counted as 24-hour days of ledger
+    /// time (the real platform counts working days; the ledger has no calendar).
+    pub confirmation_window_days: u64,
+    pub allocation_validity_days: u64,
+    pub unit: String,
+    pub districts: Vec<Id>,
+    pub subjects: Vec<Id>,
+    pub genesis_time_micros: u64,
+}
+
+/// A registered party.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Party {
+    pub party: Id,
+    pub role: Role,
+    /// Every key ever registered for the party, in order (see the key table for status).
+    pub keys: Vec<KeyRef>,
+    pub registered_at: u64,
+    /// Institutions only: entry index of closure, white-listing, black-listing.
+    pub closed_at: Option<u64>,
+    pub whitelisted_at: Option<u64>,
+    pub banned_at: Option<u64>,
+    pub entries: Vec<u64>,
+}
+
+/// A registered key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct KeyRecord {
+    pub key: KeyRef,
+    pub party: Id,
+    pub registered_at: u64,
+    /// Entry index from which the key signs nothing (revocation or rotation).
+    pub revoked_at: Option<u64>,
+}
+
+/// A student's unfinished prepaid lessons at a closed institution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Claim {
+    pub claim: Id,
+    pub student: Id,
+    pub institution: Id,
+    pub subject: Id,
+    pub grade: u64,
+    pub district: Id,
+    pub accepts_online: bool,
+    pub accepted_districts: Vec<Id>,
+    pub evidence_digest: String,
+    pub lessons: Lessons,
+    pub price_per_lesson: Fen,
+    pub value: Fen,
+    pub unreserved: Fen,
+    pub reserved: Fen,
+    pub consumed: Fen,
+    pub entries: Vec<u64>,
+}
+
+/// A course a donor institution puts into the pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Pledge {
+    pub pledge: Id,
+    pub institution: Id,
+    pub subject: Id,
+    pub grade_min: u64,
+    pub grade_max: u64,
+    pub district: Option<Id>,
+    pub online: bool,
+    pub seats: u64,
+    pub lessons_per_seat: u64,
+    pub value_per_lesson: Fen,
+    pub valid_from_micros: u64,
+    pub valid_until_micros: u64,
+    pub capacity: Lessons,
+    pub available: Lessons,
+    pub reserved: Lessons,
+    pub delivered: Lessons,
+    pub withdrawn: Lessons,
+    pub approved_at: Option<u64>,
+    /// Entries that changed the pledge's definition or reservations. Lessons delivered
+    /// are listed on the allocations (a pledge may deliver 10^5 lessons; listing each here
+    /// would make every delivery rewrite a large object).
+    pub entries: Vec<u64>,
+}
+
+/// Where an allocation is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum AllocationStatus {
+    Active,
+    Expired,
+    Declined,
+}
+
+impl AllocationStatus {
+    /// The status's snake_case name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AllocationStatus::Active => "active",
+            AllocationStatus::Expired => "expired",
+            AllocationStatus::Declined => "declined",
+        }
+    }
+}
+
+/// k lessons of a pledge reserved for a claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Allocation {
+    pub allocation: Id,
+    pub claim: Id,
+    pub pledge: Id,
+    pub student: Id,
+    pub institution: Id,
+    pub lessons: Lessons,
+    pub value_per_lesson: Fen,
+    pub consumed: Lessons,
+    pub pending: Lessons,
+    pub remaining: Lessons,
+    pub released: Lessons,
+    pub status: AllocationStatus,
+    pub expires_at_micros: u64,
+    pub entries: Vec<u64>,
+}
+
+/// Where a lesson (消课) is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum LessonStatus {
+    Pending,
+    Disputed,
+    Final,
+    Void,
+}
+
+impl LessonStatus {
+    /// The status's snake_case name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LessonStatus::Pending => "pending",
+            LessonStatus::Disputed => "disputed",
+            LessonStatus::Final => "final",
+            LessonStatus::Void => "void",
+        }
+    }
+}
+
+/// One lesson consumed or proposed on an allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Lesson {
+    pub lesson: Id,
+    pub allocation: Id,
+    pub status: LessonStatus,
+    /// End of the confirmation window (proposals only).
+    pub window_end_micros: Option<u64>,
+    pub dispute: Option<Id>,
+    pub entries: Vec<u64>,
+}
+
+/// Where a dispute is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum DisputeStatus {
+    Open,
+    Resolved(Outcome),
+}
+
+/// A dispute against a proposed lesson.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Dispute {
+    pub dispute: Id,
+    pub lesson: Id,
+    pub raised_by: Id,
+    pub reason: String,
+    pub status: DisputeStatus,
+    pub resolution: Option<String>,
+    pub entries: Vec<u64>,
+}
+
+/// The claims of one student (bounded by `CLAIMS_PER_STUDENT_MAX`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct StudentIndex {
+    pub student: Id,
+    pub claims: Vec<Id>,
+}
+
+/// What a closed institution owes, kept as counters over its claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Liability {
+    pub institution: Id,
+    /// Distinct students holding a claim against it.
+    pub students: u64,
+    pub claims: u64,
+    pub lessons_owed: Lessons,
+    pub owed: Fen,
+    /// Value of the claims' lessons consumed in the pool.
+    pub made_good: Fen,
+}
+
+/// Totals over the whole pool, in fen. Pledge-side totals count approved pledges only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Pool {
+    pub claims: u64,
+    pub claims_value: Fen,
+    pub claims_unreserved: Fen,
+    pub claims_reserved: Fen,
+    pub claims_consumed: Fen,
+    pub pledges_approved: u64,
+    pub pledged: Fen,
+    pub available: Fen,
+    pub reserved: Fen,
+    pub delivered: Fen,
+    pub withdrawn: Fen,
+}
+
+/// The record of an entry id (idempotency key) already used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct EntryRecord {
+    pub id: Id,
+    pub index: u64,
+    pub kind: String,
+    /// BLAKE3 of the payload bytes, hex.
+    pub payload_digest: String,
+}

@@ -1,0 +1,327 @@
+//! The entry payloads: one JSON object per entry, `kind` + `id` + kind-specific fields,
+//! and the parser that turns payload bytes into a typed [`Entry`].
+//!
+//! Spec: `schemas/entries/<kind>.schema.json` (JSON Schema draft 2020-12, one per kind,
+//! `additionalProperties: false`). The parser applies, in order:
+//! 1. the byte cap [`PAYLOAD_BYTES_MAX`](super::limits::PAYLOAD_BYTES_MAX), before parsing;
+//! 2. JSON syntax, a top-level object, no field twice (`duplicate_field`);
+//! 3. `kind` a known kind (`unknown_kind`);
+//! 4. no field outside the kind's list (`unknown_field`), every required one present
+//!    (`missing_field`);
+//! 5. field types (`malformed_payload`).
+//!
+//! Field *values* (ids, ranges, text) are validated by the rules, which own their meaning.
+//!
+//! ```
+//! use lesson_ledger::ledger::payload::{parse, Entry};
+//! let e = parse(br#"{"kind":"pledge_approved","id":"e-1","pledge":"p-1"}"#).unwrap();
+//! assert!(matches!(e, Entry::PledgeApproved(_)));
+//! let err = parse(br#"{"kind":"pledge_approved","id":"e-1"}"#).unwrap_err();
+//! assert_eq!(err.code(), "missing_field");
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+pub use super::parse::{parse, KINDS};
+
+/// Role of a registered party.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The education bureau's supervision platform.
+    Operator,
+    /// A tutoring institution: closed (owes lessons) or donor (pledges).
+    Institution,
+    /// A student or guardian, by pseudonymous ref.
+    Student,
+    /// A consumer association (消费者协会).
+    Association,
+}
+
+impl Role {
+    /// The role's snake_case name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Institution => "institution",
+            Role::Student => "student",
+            Role::Association => "association",
+        }
+    }
+}
+
+/// How the operator resolved a dispute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The dispute is right: the lesson is void and its value returns.
+    Upheld,
+    /// The dispute is wrong: the lesson stands and is final.
+    Rejected,
+}
+
+/// `genesis`: entry 0, once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Genesis {
+    pub id: String,
+    pub origin: String,
+    pub operator: String,
+    pub operator_key: String,
+    #[serde(default = "default_window")]
+    pub confirmation_window_days: u64,
+    pub allocation_validity_days: u64,
+    pub unit: String,
+    pub districts: Vec<String>,
+    pub subjects: Vec<String>,
+}
+
+fn default_window() -> u64 {
+    u64::from(super::limits::CONFIRMATION_WINDOW_DAYS_DEFAULT)
+}
+
+/// `party_registered`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct PartyRegistered {
+    pub id: String,
+    pub party: String,
+    pub role: Role,
+    pub key: String,
+}
+
+/// `key_rotated`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct KeyRotated {
+    pub id: String,
+    pub party: String,
+    pub old_key: String,
+    pub new_key: String,
+}
+
+/// `key_revoked`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct KeyRevoked {
+    pub id: String,
+    pub party: String,
+    pub key: String,
+    pub reason: String,
+}
+
+/// `institution_closed`, `institution_whitelisted`, `institution_blacklisted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct InstitutionStatus {
+    pub id: String,
+    pub institution: String,
+    pub reason: String,
+}
+
+/// `claim_recorded`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ClaimRecorded {
+    pub id: String,
+    pub claim: String,
+    pub student: String,
+    pub institution: String,
+    pub lessons: u64,
+    pub price_per_lesson_fen: u64,
+    pub subject: String,
+    pub grade: u64,
+    pub district: String,
+    pub evidence_digest: String,
+    pub accepts_online: bool,
+    pub accepted_districts: Vec<String>,
+}
+
+/// `pledge_offered`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct PledgeOffered {
+    pub id: String,
+    pub pledge: String,
+    pub institution: String,
+    pub subject: String,
+    pub grade_min: u64,
+    pub grade_max: u64,
+    #[serde(default)]
+    pub district: Option<String>,
+    #[serde(default)]
+    pub online: bool,
+    pub seats: u64,
+    pub lessons_per_seat: u64,
+    pub value_per_lesson_fen: u64,
+    pub valid_from_micros: u64,
+    pub valid_until_micros: u64,
+}
+
+/// `pledge_approved`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct PledgeRef {
+    pub id: String,
+    pub pledge: String,
+}
+
+/// `pledge_withdrawn`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct PledgeWithdrawn {
+    pub id: String,
+    pub pledge: String,
+    pub lessons: u64,
+}
+
+/// `allocation_made`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct AllocationMade {
+    pub id: String,
+    pub allocation: String,
+    pub claim: String,
+    pub pledge: String,
+    pub lessons: u64,
+}
+
+/// `allocation_expired`, `allocation_declined`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct AllocationRef {
+    pub id: String,
+    pub allocation: String,
+}
+
+/// `lesson_consumed`, `lesson_proposed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct LessonOnAllocation {
+    pub id: String,
+    pub lesson: String,
+    pub allocation: String,
+}
+
+/// `lesson_confirmed`, `lesson_deemed_confirmed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct LessonRef {
+    pub id: String,
+    pub lesson: String,
+}
+
+/// `lesson_disputed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct LessonDisputed {
+    pub id: String,
+    pub dispute: String,
+    pub lesson: String,
+    pub reason: String,
+}
+
+/// `dispute_resolved`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct DisputeResolved {
+    pub id: String,
+    pub dispute: String,
+    pub outcome: Outcome,
+    pub reason: String,
+}
+
+/// One parsed entry payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Entry {
+    Genesis(Genesis),
+    PartyRegistered(PartyRegistered),
+    KeyRotated(KeyRotated),
+    KeyRevoked(KeyRevoked),
+    InstitutionClosed(InstitutionStatus),
+    InstitutionWhitelisted(InstitutionStatus),
+    InstitutionBlacklisted(InstitutionStatus),
+    ClaimRecorded(ClaimRecorded),
+    PledgeOffered(PledgeOffered),
+    PledgeApproved(PledgeRef),
+    PledgeWithdrawn(PledgeWithdrawn),
+    AllocationMade(AllocationMade),
+    AllocationExpired(AllocationRef),
+    AllocationDeclined(AllocationRef),
+    LessonConsumed(LessonOnAllocation),
+    LessonProposed(LessonOnAllocation),
+    LessonConfirmed(LessonRef),
+    LessonDisputed(LessonDisputed),
+    LessonDeemedConfirmed(LessonRef),
+    DisputeResolved(DisputeResolved),
+}
+
+impl Entry {
+    /// The entry's `kind`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Entry::Genesis(_) => "genesis",
+            Entry::PartyRegistered(_) => "party_registered",
+            Entry::KeyRotated(_) => "key_rotated",
+            Entry::KeyRevoked(_) => "key_revoked",
+            Entry::InstitutionClosed(_) => "institution_closed",
+            Entry::InstitutionWhitelisted(_) => "institution_whitelisted",
+            Entry::InstitutionBlacklisted(_) => "institution_blacklisted",
+            Entry::ClaimRecorded(_) => "claim_recorded",
+            Entry::PledgeOffered(_) => "pledge_offered",
+            Entry::PledgeApproved(_) => "pledge_approved",
+            Entry::PledgeWithdrawn(_) => "pledge_withdrawn",
+            Entry::AllocationMade(_) => "allocation_made",
+            Entry::AllocationExpired(_) => "allocation_expired",
+            Entry::AllocationDeclined(_) => "allocation_declined",
+            Entry::LessonConsumed(_) => "lesson_consumed",
+            Entry::LessonProposed(_) => "lesson_proposed",
+            Entry::LessonConfirmed(_) => "lesson_confirmed",
+            Entry::LessonDisputed(_) => "lesson_disputed",
+            Entry::LessonDeemedConfirmed(_) => "lesson_deemed_confirmed",
+            Entry::DisputeResolved(_) => "dispute_resolved",
+        }
+    }
+
+    /// The entry's client-chosen idempotency key (unvalidated).
+    #[must_use]
+    pub fn id(&self) -> &str {
+        match self {
+            Entry::Genesis(p) => &p.id,
+            Entry::PartyRegistered(p) => &p.id,
+            Entry::KeyRotated(p) => &p.id,
+            Entry::KeyRevoked(p) => &p.id,
+            Entry::InstitutionClosed(p)
+            | Entry::InstitutionWhitelisted(p)
+            | Entry::InstitutionBlacklisted(p) => &p.id,
+            Entry::ClaimRecorded(p) => &p.id,
+            Entry::PledgeOffered(p) => &p.id,
+            Entry::PledgeApproved(p) => &p.id,
+            Entry::PledgeWithdrawn(p) => &p.id,
+            Entry::AllocationMade(p) => &p.id,
+            Entry::AllocationExpired(p) | Entry::AllocationDeclined(p) => &p.id,
+            Entry::LessonConsumed(p) | Entry::LessonProposed(p) => &p.id,
+            Entry::LessonConfirmed(p) | Entry::LessonDeemedConfirmed(p) => &p.id,
+            Entry::LessonDisputed(p) => &p.id,
+            Entry::DisputeResolved(p) => &p.id,
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Read-only queries over the state, pure functions of a [`StateView`]: the balances of a
+//! claim, a pledge, an allocation, a student and a party, the pool totals, and the
+//! liability report of a closed institution. Each balance lists the entry indexes it
+//! derives from (the `entries` kept on the objects).
+//!
+//! ```
+//! use lesson_ledger::ledger::{queries, MemoryState};
+//! let s = MemoryState::new();
+//! assert_eq!(queries::claim_balance(&s, "c-1").unwrap(), None);
+//! assert_eq!(queries::pool_totals(&s).unwrap().claims, 0);
+//! ```
+
+use serde::Serialize;
+
+use super::error::RuleError;
+use super::objects::{Allocation, Claim, KeyRecord, Liability, Party, Pledge, Pool, StudentIndex};
+use super::payload::Role;
+use super::state::{get_object, StateView, POOL_ID};
+use super::units::{Fen, Id, KeyRef, Lessons};
+
+/// A claim's balance, in fen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct ClaimBalance {
+    pub claim: Id,
+    pub student: Id,
+    pub institution: Id,
+    pub lessons: Lessons,
+    pub price_per_lesson: Fen,
+    pub value: Fen,
+    pub unreserved: Fen,
+    pub reserved: Fen,
+    pub consumed: Fen,
+    pub entries: Vec<u64>,
+}
+
+impl From<Claim> for ClaimBalance {
+    fn from(c: Claim) -> Self {
+        ClaimBalance {
+            claim: c.claim,
+            student: c.student,
+            institution: c.institution,
+            lessons: c.lessons,
+            price_per_lesson: c.price_per_lesson,
+            value: c.value,
+            unreserved: c.unreserved,
+            reserved: c.reserved,
+            consumed: c.consumed,
+            entries: c.entries,
+        }
+    }
+}
+
+/// The balance of a claim.
+///
+/// # Errors
+/// `state_unavailable` / `state_corrupt` from the store.
+pub fn claim_balance<V: StateView + ?Sized>(
+    view: &V,
+    claim: &str,
+) -> Result<Option<ClaimBalance>, RuleError> {
+    Ok(get_object::<Claim, V>(view, claim)?.map(ClaimBalance::from))
+}
+
+/// The balance of a pledge (the pledge object: lessons per bucket and its entries).
+///
+/// # Errors
+/// `state_unavailable` / `state_corrupt` from the store.
+pub fn pledge_balance<V: StateView + ?Sized>(
+    view: &V,
+    pledge: &str,
+) -> Result<Option<Pledge>, RuleError> {
+    get_object::<Pledge, V>(view, pledge)
+}
+
+/// The balance of an allocation (lessons per bucket and its entries).
+///
+/// # Errors
+/// `state_unavailable` / `state_corrupt` from the store.
+pub fn allocation_balance<V: StateView + ?Sized>(
+    view: &V,
+    allocation: &str,
+) -> Result<Option<Allocation>, RuleError> {
+    get_object::<Allocation, V>(view, allocation)
+}
+
+/// All claims of one student, with their totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct StudentSummary {
+    pub student: Id,
+    pub claims: Vec<ClaimBalance>,
+    pub value: Fen,
+    pub unreserved: Fen,
+    pub reserved: Fen,
+    pub consumed: Fen,
+}
+
+/// The summary of a student's claims; `None` if the student holds none.
+///
+/// # Errors
+/// `state_*` from the store; `overflow` summing (cannot happen within the limits).
+pub fn student_summary<V: StateView + ?Sized>(
+    view: &V,
+    student: &str,
+) -> Result<Option<StudentSummary>, RuleError> {
+    let Some(index) = get_object::<StudentIndex, V>(view, student)? else {
+        return Ok(None);
+    };
+    let mut s = StudentSummary {
+        student: index.student,
+        claims: Vec::with_capacity(index.claims.len()),
+        value: Fen(0),
+        unreserved: Fen(0),
+        reserved: Fen(0),
+        consumed: Fen(0),
+    };
+    for id in &index.claims {
+        let c =
+            get_object::<Claim, V>(view, id.as_str())?.ok_or_else(|| RuleError::StateCorrupt {
+                detail: format!("student index names unknown claim {id}"),
+            })?;
+        s.value = s.value.checked_add(c.value, "student value")?;
+        s.unreserved = s
+            .unreserved
+            .checked_add(c.unreserved, "student unreserved")?;
+        s.reserved = s.reserved.checked_add(c.reserved, "student reserved")?;
+        s.consumed = s.consumed.checked_add(c.consumed, "student consumed")?;
+        s.claims.push(c.into());
+    }
+    Ok(Some(s))
+}
+
+/// A party and the status of each of its keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct PartyInfo {
+    pub party: Id,
+    pub role: Role,
+    /// Each key with the entry index of its revocation, if revoked.
+    pub keys: Vec<(KeyRef, Option<u64>)>,
+    pub closed_at: Option<u64>,
+    pub whitelisted_at: Option<u64>,
+    pub banned_at: Option<u64>,
+    pub entries: Vec<u64>,
+}
+
+/// A party, with its keys' status.
+///
+/// # Errors
+/// `state_unavailable` / `state_corrupt` from the store.
+pub fn party<V: StateView + ?Sized>(view: &V, party: &str) -> Result<Option<PartyInfo>, RuleError> {
+    let Some(p) = get_object::<Party, V>(view, party)? else {
+        return Ok(None);
+    };
+    let mut keys = Vec::with_capacity(p.keys.len());
+    for k in p.keys {
+        let rec = get_object::<KeyRecord, V>(view, k.as_str())?.ok_or_else(|| {
+            RuleError::StateCorrupt {
+                detail: format!("party {party} names unknown key"),
+            }
+        })?;
+        keys.push((k, rec.revoked_at));
+    }
+    Ok(Some(PartyInfo {
+        party: p.party,
+        role: p.role,
+        keys,
+        closed_at: p.closed_at,
+        whitelisted_at: p.whitelisted_at,
+        banned_at: p.banned_at,
+        entries: p.entries,
+    }))
+}
+
+/// The pool totals (all zero before genesis).
+///
+/// # Errors
+/// `state_unavailable` / `state_corrupt` from the store.
+pub fn pool_totals<V: StateView + ?Sized>(view: &V) -> Result<Pool, RuleError> {
+    Ok(get_object::<Pool, V>(view, POOL_ID)?.unwrap_or_default())
+}
+
+/// What a closed institution owes: the evidence for a collective claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct InstitutionReport {
+    pub institution: Id,
+    /// Entry index of the closure.
+    pub closed_at: Option<u64>,
+    pub students: u64,
+    pub claims: u64,
+    pub lessons_owed: Lessons,
+    pub owed: Fen,
+    /// Value of the claims' lessons consumed in the pool.
+    pub made_good: Fen,
+    /// `owed − made_good`: what the family's legal claim against the institution still covers.
+    pub outstanding: Fen,
+}
+
+/// The liability report of a closed institution; `None` if it was never closed.
+///
+/// # Errors
+/// `state_*` from the store; `underflow` if the stored counters are inconsistent.
+pub fn institution_report<V: StateView + ?Sized>(
+    view: &V,
+    institution: &str,
+) -> Result<Option<InstitutionReport>, RuleError> {
+    let Some(l) = get_object::<Liability, V>(view, institution)? else {
+        return Ok(None);
+    };
+    let closed_at = get_object::<Party, V>(view, institution)?.and_then(|p| p.closed_at);
+    Ok(Some(InstitutionReport {
+        outstanding: l.owed.checked_sub(l.made_good, "outstanding")?,
+        institution: l.institution,
+        closed_at,
+        students: l.students,
+        claims: l.claims,
+        lessons_owed: l.lessons_owed,
+        owed: l.owed,
+        made_good: l.made_good,
+    }))
+}

@@ -1,0 +1,142 @@
+//! The auditor's replay: every logged entry, from genesis, through the same rules into a
+//! fresh in-memory state, independent of what the ledger stored; then the two compared
+//! object by object, and digest against digest.
+
+use super::error::RuleError;
+use super::sled_state::SledState;
+use super::state::{MemoryState, StateView, Table};
+use super::{apply_entry, EntryContext, PAYLOAD_TYPE};
+use crate::log::leaf::Leaf;
+
+/// Replays entries in log order.
+#[derive(Default)]
+pub struct Replayer {
+    state: MemoryState,
+    entries: u64,
+}
+
+/// Where the stored state and the replayed one part.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: expected {expected}, stored {found}")]
+pub struct Divergence {
+    pub what: String,
+    pub expected: String,
+    pub found: String,
+}
+
+impl Replayer {
+    pub fn new() -> Replayer {
+        Replayer::default()
+    }
+
+    /// Applies one entry (already verified by the log audit).
+    ///
+    /// # Errors
+    /// A description of the rule the entry breaks: a ledger whose log holds an entry
+    /// its own rules refuse has been written around the rules.
+    pub fn visit(&mut self, leaf: &Leaf) -> Result<(), String> {
+        if leaf.envelope.payload_type() != PAYLOAD_TYPE {
+            return Err(format!(
+                "payload type {:?} is not a ledger entry",
+                leaf.envelope.payload_type()
+            ));
+        }
+        let ctx = EntryContext {
+            index: leaf.index,
+            time_micros: leaf.time_micros,
+            signers: leaf
+                .envelope
+                .signatures()
+                .iter()
+                .map(|s| s.keyid().to_owned())
+                .collect(),
+        };
+        apply_entry(&mut self.state, &ctx, leaf.envelope.payload())
+            .map_err(|e: RuleError| format!("the rules refuse this entry: {} ({e})", e.code()))?;
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Entries replayed.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// The replayed state.
+    pub fn state(&self) -> &MemoryState {
+        &self.state
+    }
+
+    /// Compares the replayed state with the stored one: same digest, and every object
+    /// the same, both ways.
+    ///
+    /// # Errors
+    /// The first [`Divergence`].
+    pub fn compare(&self, stored: &SledState) -> Result<(), Divergence> {
+        let div = |what: String, expected: String, found: String| Divergence {
+            what,
+            expected,
+            found,
+        };
+        if stored.size() != self.entries {
+            return Err(div(
+                "entries reflected by the stored state".into(),
+                self.entries.to_string(),
+                stored.size().to_string(),
+            ));
+        }
+        for (key, value) in self.state.iter() {
+            let found = stored.get(key).map_err(|e| {
+                div(
+                    format!("{}/{}", key.table.name(), key.id),
+                    "readable".into(),
+                    e.to_string(),
+                )
+            })?;
+            if found.as_ref() != Some(value) {
+                return Err(div(
+                    format!("object {}/{}", key.table.name(), key.id),
+                    serde_json::to_string(value).unwrap_or_default(),
+                    found
+                        .map(|v| serde_json::to_string(&v).unwrap_or_default())
+                        .unwrap_or_else(|| "nothing".into()),
+                ));
+            }
+        }
+        let mut stored_objects = 0usize;
+        for table in Table::ALL {
+            for item in stored.scan(table) {
+                let (key, _) = item.map_err(|e| {
+                    div(
+                        format!("table {}", table.name()),
+                        "readable".into(),
+                        e.to_string(),
+                    )
+                })?;
+                if self.state.get(&key).ok().flatten().is_none() {
+                    return Err(div(
+                        format!("object {}/{}", key.table.name(), key.id),
+                        "nothing".into(),
+                        "an object no entry made".into(),
+                    ));
+                }
+                stored_objects += 1;
+            }
+        }
+        if stored_objects != self.state.len() {
+            return Err(div(
+                "number of objects".into(),
+                self.state.len().to_string(),
+                stored_objects.to_string(),
+            ));
+        }
+        let (expected, found) = (
+            super::units::hex(&self.state.digest()),
+            super::units::hex(&stored.digest()),
+        );
+        if expected != found {
+            return Err(div("state digest".into(), expected, found));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,206 @@
+//! Rules of `allocation_made` (the operator, from matching), `allocation_expired` (the
+//! operator, once past expiry) and `allocation_declined` (the student).
+//!
+//! An allocation of k lessons of a pledge worth v fen each "reserves k lessons of the
+//! pledge and k·v fen of the claim's unreserved value (what is too small for one more
+//! lesson stays unreserved)". It expires at the entry's ledger time plus the genesis
+//! `allocation_validity_days`, or at the pledge's `valid_until`, whichever is first.
+//!
+//! Open allocations of a banned or closed donor: the operator may expire them at once,
+//! without waiting for their expiry; lessons proposed before the ban may still be
+//! confirmed, disputed or deemed confirmed, since they were taught before it.
+
+use super::Cx;
+use crate::ledger::error::RuleError;
+use crate::ledger::limits::{CLAIM_LESSONS_MAX, DAY_MICROS};
+use crate::ledger::objects::{Allocation, AllocationStatus, Claim, Party, Pledge};
+use crate::ledger::payload::{AllocationMade, AllocationRef, Role};
+use crate::ledger::state::StateView;
+use crate::ledger::units::{Id, Lessons};
+
+pub(super) fn allocation_made<V: StateView + ?Sized>(
+    cx: &mut Cx<'_, '_, V>,
+    p: &AllocationMade,
+) -> Result<(), RuleError> {
+    let alloc_id = Id::new("allocation", &p.allocation)?;
+    let claim_id = Id::new("claim", &p.claim)?;
+    let pledge_id = Id::new("pledge", &p.pledge)?;
+    if !(1..=CLAIM_LESSONS_MAX).contains(&p.lessons) {
+        return Err(RuleError::LessonsOutOfRange {
+            value: p.lessons,
+            max: CLAIM_LESSONS_MAX,
+        });
+    }
+    let k = Lessons(p.lessons);
+    cx.signers.require_role(Role::Operator)?;
+    if cx.tx.find::<Allocation>(alloc_id.as_str())?.is_some() {
+        return Err(RuleError::AllocationExists {
+            allocation: alloc_id.to_string(),
+        });
+    }
+    let mut claim: Claim = cx.tx.need(claim_id.as_str(), || RuleError::ClaimUnknown {
+        claim: claim_id.to_string(),
+    })?;
+    let mut pledge: Pledge = cx
+        .tx
+        .need(pledge_id.as_str(), || RuleError::PledgeUnknown {
+            pledge: pledge_id.to_string(),
+        })?;
+    // "compatible (... pledge approved and valid at the entry's ledger time, institution
+    // not banned)"
+    if pledge.approved_at.is_none() {
+        return Err(RuleError::PledgeNotApproved {
+            pledge: pledge_id.to_string(),
+        });
+    }
+    cx.active_institution(&pledge.institution)?;
+    let t = cx.ctx.time_micros;
+    if !(pledge.valid_from_micros..pledge.valid_until_micros).contains(&t) {
+        return Err(RuleError::PledgeNotValidAtTime {
+            pledge: pledge_id.to_string(),
+            time: t,
+            valid_from: pledge.valid_from_micros,
+            valid_until: pledge.valid_until_micros,
+        });
+    }
+    // "subject, grade in band, district accepted or online accepted"
+    if claim.subject != pledge.subject {
+        return Err(RuleError::IncompatibleSubject {
+            claim_subject: claim.subject.to_string(),
+            pledge_subject: pledge.subject.to_string(),
+        });
+    }
+    if !(pledge.grade_min..=pledge.grade_max).contains(&claim.grade) {
+        return Err(RuleError::IncompatibleGrade {
+            grade: claim.grade,
+            grade_min: pledge.grade_min,
+            grade_max: pledge.grade_max,
+        });
+    }
+    let location_ok = match &pledge.district {
+        None => pledge.online && claim.accepts_online,
+        Some(d) => *d == claim.district || claim.accepted_districts.contains(d),
+    };
+    if !location_ok {
+        return Err(RuleError::IncompatibleLocation);
+    }
+    // One allocation is one student's seat.
+    if k.0 > pledge.lessons_per_seat {
+        return Err(RuleError::AllocationExceedsSeat {
+            requested: k.0,
+            per_seat: pledge.lessons_per_seat,
+        });
+    }
+    if k > pledge.available {
+        return Err(RuleError::InsufficientCapacity {
+            requested: k.0,
+            available: pledge.available.0,
+        });
+    }
+    let need = pledge
+        .value_per_lesson
+        .checked_mul(k.0, "allocation value")?;
+    if need > claim.unreserved {
+        return Err(RuleError::InsufficientClaimValue {
+            needed: need.0,
+            unreserved: claim.unreserved.0,
+        });
+    }
+    let days = cx.config()?.allocation_validity_days;
+    let validity = days.checked_mul(DAY_MICROS).ok_or(RuleError::Overflow {
+        what: "allocation validity",
+    })?;
+    let expires = t.checked_add(validity).ok_or(RuleError::Overflow {
+        what: "allocation expiry",
+    })?;
+    let expires_at_micros = expires.min(pledge.valid_until_micros);
+
+    claim.unreserved = claim.unreserved.checked_sub(need, "claim unreserved")?;
+    claim.reserved = claim.reserved.checked_add(need, "claim reserved")?;
+    pledge.available = pledge.available.checked_sub(k, "pledge available")?;
+    pledge.reserved = pledge.reserved.checked_add(k, "pledge reserved")?;
+    let mut pool = cx.pool()?;
+    pool.claims_unreserved = pool
+        .claims_unreserved
+        .checked_sub(need, "pool claims unreserved")?;
+    pool.claims_reserved = pool
+        .claims_reserved
+        .checked_add(need, "pool claims reserved")?;
+    pool.available = pool.available.checked_sub(need, "pool available")?;
+    pool.reserved = pool.reserved.checked_add(need, "pool reserved")?;
+    cx.tx.put(Allocation {
+        allocation: alloc_id,
+        claim: claim_id,
+        pledge: pledge_id,
+        student: claim.student.clone(),
+        institution: pledge.institution.clone(),
+        lessons: k,
+        value_per_lesson: pledge.value_per_lesson,
+        consumed: Lessons(0),
+        pending: Lessons(0),
+        remaining: k,
+        released: Lessons(0),
+        status: AllocationStatus::Active,
+        expires_at_micros,
+        entries: Vec::new(),
+    });
+    cx.tx.put(claim);
+    cx.tx.put(pledge);
+    cx.tx.put(pool);
+    Ok(())
+}
+
+/// `allocation_expired` (`declined == false`) or `allocation_declined`.
+pub(super) fn allocation_ended<V: StateView + ?Sized>(
+    cx: &mut Cx<'_, '_, V>,
+    p: &AllocationRef,
+    declined: bool,
+) -> Result<(), RuleError> {
+    let alloc_id = Id::new("allocation", &p.allocation)?;
+    let mut alloc: Allocation = cx
+        .tx
+        .need(alloc_id.as_str(), || RuleError::AllocationUnknown {
+            allocation: alloc_id.to_string(),
+        })?;
+    if declined {
+        // "allocation_declined {allocation}: the student"
+        cx.signers.require_party(&alloc.student, "student")?;
+    } else {
+        cx.signers.require_role(Role::Operator)?;
+    }
+    if alloc.status != AllocationStatus::Active {
+        return Err(RuleError::AllocationNotActive {
+            allocation: alloc_id.to_string(),
+            status: alloc.status.as_str(),
+        });
+    }
+    if !declined {
+        // "only when the entry's ledger time is past expiry", or at once when the donor
+        // was banned or closed.
+        let inst: Party = cx
+            .tx
+            .need(alloc.institution.as_str(), || RuleError::StateCorrupt {
+                detail: format!("allocation {alloc_id} names unknown institution"),
+            })?;
+        let donor_gone = inst.banned_at.is_some() || inst.closed_at.is_some();
+        let t = cx.ctx.time_micros;
+        if t < alloc.expires_at_micros && !donor_gone {
+            return Err(RuleError::AllocationNotExpired {
+                allocation: alloc_id.to_string(),
+                time: t,
+                expires_at: alloc.expires_at_micros,
+            });
+        }
+    }
+    // "Both release what is not consumed (and not pending)"
+    let rest = alloc.remaining;
+    alloc.remaining = Lessons(0);
+    cx.release(&mut alloc, rest)?;
+    alloc.status = if declined {
+        AllocationStatus::Declined
+    } else {
+        AllocationStatus::Expired
+    };
+    cx.tx.put(alloc);
+    Ok(())
+}

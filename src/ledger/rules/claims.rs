@@ -1,0 +1,151 @@
+//! Rule of `claim_recorded`: a student's unfinished prepaid lessons at a closed
+//! institution, recorded by the operator and co-signed by the student (双签字).
+
+use super::Cx;
+use crate::ledger::error::RuleError;
+use crate::ledger::limits::{
+    ACCEPTED_DISTRICTS_MAX, CLAIMS_PER_STUDENT_MAX, CLAIM_LESSONS_MAX, GRADE_MAX, GRADE_MIN,
+    PRICE_PER_LESSON_FEN_MAX,
+};
+use crate::ledger::objects::{Claim, Liability, StudentIndex};
+use crate::ledger::payload::{ClaimRecorded, Role};
+use crate::ledger::state::StateView;
+use crate::ledger::units::{evidence_digest, Fen, Id, Lessons};
+
+pub(super) fn claim_recorded<V: StateView + ?Sized>(
+    cx: &mut Cx<'_, '_, V>,
+    p: &ClaimRecorded,
+) -> Result<(), RuleError> {
+    let claim_id = Id::new("claim", &p.claim)?;
+    let student = Id::new("student", &p.student)?;
+    let institution = Id::new("institution", &p.institution)?;
+    if !(1..=CLAIM_LESSONS_MAX).contains(&p.lessons) {
+        return Err(RuleError::LessonsOutOfRange {
+            value: p.lessons,
+            max: CLAIM_LESSONS_MAX,
+        });
+    }
+    if !(1..=PRICE_PER_LESSON_FEN_MAX).contains(&p.price_per_lesson_fen) {
+        return Err(RuleError::PriceOutOfRange {
+            value: p.price_per_lesson_fen,
+            max: PRICE_PER_LESSON_FEN_MAX,
+        });
+    }
+    if !(u64::from(GRADE_MIN)..=u64::from(GRADE_MAX)).contains(&p.grade) {
+        return Err(RuleError::GradeOutOfRange { value: p.grade });
+    }
+    let subject = cx.subject(&p.subject)?;
+    let district = cx.district("district", &p.district)?;
+    let digest = evidence_digest(&p.evidence_digest)?;
+    if p.accepted_districts.len() > ACCEPTED_DISTRICTS_MAX {
+        return Err(RuleError::TooManyItems {
+            field: "accepted_districts",
+            items: p.accepted_districts.len(),
+            max: ACCEPTED_DISTRICTS_MAX,
+        });
+    }
+    let mut accepted: Vec<Id> = Vec::with_capacity(p.accepted_districts.len());
+    for d in &p.accepted_districts {
+        let d = cx.district("accepted_districts", d)?;
+        if accepted.contains(&d) {
+            return Err(RuleError::DuplicateItem {
+                field: "accepted_districts",
+                value: d.to_string(),
+            });
+        }
+        accepted.push(d);
+    }
+    // "Value = lessons × price (checked)."
+    let value = Fen(p.price_per_lesson_fen).checked_mul(p.lessons, "claim value")?;
+
+    // "signed by an operator AND the student (double signature)"
+    cx.signers.require_role(Role::Operator)?;
+    cx.signers.require_party(&student, "student")?;
+
+    if cx.tx.find::<Claim>(claim_id.as_str())?.is_some() {
+        return Err(RuleError::ClaimExists {
+            claim: claim_id.to_string(),
+        });
+    }
+    cx.party_with_role(&student, Role::Student)?;
+    let inst = cx.party_with_role(&institution, Role::Institution)?;
+    if inst.closed_at.is_none() {
+        return Err(RuleError::InstitutionNotClosed {
+            institution: institution.to_string(),
+        });
+    }
+    let mut index = cx
+        .tx
+        .find::<StudentIndex>(student.as_str())?
+        .unwrap_or_else(|| StudentIndex {
+            student: student.clone(),
+            claims: Vec::new(),
+        });
+    if index.claims.len() >= CLAIMS_PER_STUDENT_MAX {
+        return Err(RuleError::StudentClaimsFull {
+            student: student.to_string(),
+            max: CLAIMS_PER_STUDENT_MAX,
+        });
+    }
+    // A student counts once per institution, however many claims they hold against it.
+    let mut new_student = true;
+    for c in &index.claims {
+        let other: Claim = cx.tx.need(c.as_str(), || RuleError::StateCorrupt {
+            detail: format!("student index names unknown claim {c}"),
+        })?;
+        if other.institution == institution {
+            new_student = false;
+        }
+    }
+    let mut liability: Liability =
+        cx.tx
+            .need(institution.as_str(), || RuleError::StateCorrupt {
+                detail: format!("closed institution {institution} has no liability"),
+            })?;
+    if new_student {
+        liability.students = liability
+            .students
+            .checked_add(1)
+            .ok_or(RuleError::Overflow { what: "students" })?;
+    }
+    liability.claims = liability
+        .claims
+        .checked_add(1)
+        .ok_or(RuleError::Overflow { what: "claims" })?;
+    liability.lessons_owed = liability
+        .lessons_owed
+        .checked_add(Lessons(p.lessons), "lessons owed")?;
+    liability.owed = liability.owed.checked_add(value, "value owed")?;
+    let mut pool = cx.pool()?;
+    pool.claims = pool.claims.checked_add(1).ok_or(RuleError::Overflow {
+        what: "pool claims",
+    })?;
+    pool.claims_value = pool.claims_value.checked_add(value, "pool claims value")?;
+    pool.claims_unreserved = pool
+        .claims_unreserved
+        .checked_add(value, "pool claims unreserved")?;
+    index.claims.push(claim_id.clone());
+
+    cx.tx.put(Claim {
+        claim: claim_id,
+        student,
+        institution,
+        subject,
+        grade: p.grade,
+        district,
+        accepts_online: p.accepts_online,
+        accepted_districts: accepted,
+        evidence_digest: digest,
+        lessons: Lessons(p.lessons),
+        price_per_lesson: Fen(p.price_per_lesson_fen),
+        value,
+        unreserved: value,
+        reserved: Fen(0),
+        consumed: Fen(0),
+        entries: Vec::new(),
+    });
+    cx.tx.put(index);
+    cx.tx.put(liability);
+    cx.tx.put(pool);
+    Ok(())
+}

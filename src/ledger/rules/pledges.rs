@@ -1,0 +1,184 @@
+//! Rules of `pledge_offered` (the donor institution), `pledge_approved` (the operator,
+//! white-listed and unbanned donors only) and `pledge_withdrawn` (the donor, capacity not
+//! yet reserved only).
+//!
+//! Per pledge, `capacity = available + reserved + delivered + withdrawn`: withdrawn
+//! lessons are kept as their own bucket so capacity never changes after the offer.
+
+use super::{in_range, Cx};
+use crate::ledger::error::RuleError;
+use crate::ledger::limits::{
+    GRADE_MAX, GRADE_MIN, LESSONS_PER_SEAT_MAX, PLEDGE_SEATS_MAX, PRICE_PER_LESSON_FEN_MAX,
+};
+use crate::ledger::objects::Pledge;
+use crate::ledger::payload::{PledgeOffered, PledgeRef, PledgeWithdrawn, Role};
+use crate::ledger::state::StateView;
+use crate::ledger::units::{Fen, Id, Lessons};
+
+pub(super) fn pledge_offered<V: StateView + ?Sized>(
+    cx: &mut Cx<'_, '_, V>,
+    p: &PledgeOffered,
+) -> Result<(), RuleError> {
+    let pledge_id = Id::new("pledge", &p.pledge)?;
+    let institution = Id::new("institution", &p.institution)?;
+    let subject = cx.subject(&p.subject)?;
+    let grades = u64::from(GRADE_MIN)..=u64::from(GRADE_MAX);
+    if !grades.contains(&p.grade_min) || !grades.contains(&p.grade_max) || p.grade_min > p.grade_max
+    {
+        return Err(RuleError::GradeBandInvalid {
+            grade_min: p.grade_min,
+            grade_max: p.grade_max,
+        });
+    }
+    // "district or online": exactly one of the two.
+    let district = match (&p.district, p.online) {
+        (Some(d), false) => Some(cx.district("district", d)?),
+        (None, true) => None,
+        _ => return Err(RuleError::LocationInvalid),
+    };
+    let seats = in_range("seats", p.seats, 1, PLEDGE_SEATS_MAX)?;
+    let per_seat = in_range(
+        "lessons_per_seat",
+        p.lessons_per_seat,
+        1,
+        LESSONS_PER_SEAT_MAX,
+    )?;
+    if !(1..=PRICE_PER_LESSON_FEN_MAX).contains(&p.value_per_lesson_fen) {
+        return Err(RuleError::PriceOutOfRange {
+            value: p.value_per_lesson_fen,
+            max: PRICE_PER_LESSON_FEN_MAX,
+        });
+    }
+    // A window that is empty or already over at the offer can never be used.
+    if p.valid_from_micros >= p.valid_until_micros || p.valid_until_micros <= cx.ctx.time_micros {
+        return Err(RuleError::ValidityWindowInvalid {
+            valid_from: p.valid_from_micros,
+            valid_until: p.valid_until_micros,
+        });
+    }
+    let capacity = Lessons(seats).checked_mul(per_seat, "pledge capacity")?;
+    // Value of the whole pledge must be representable for the pool totals.
+    Fen(p.value_per_lesson_fen).checked_mul(capacity.0, "pledge value")?;
+
+    // "signed by the institution"
+    cx.signers.require_party(&institution, "institution")?;
+    if cx.tx.find::<Pledge>(pledge_id.as_str())?.is_some() {
+        return Err(RuleError::PledgeExists {
+            pledge: pledge_id.to_string(),
+        });
+    }
+    // "A banned institution pledges ... nothing after its ban"; a closed one has nothing
+    // left to teach with.
+    cx.active_institution(&institution)?;
+    cx.tx.put(Pledge {
+        pledge: pledge_id,
+        institution,
+        subject,
+        grade_min: p.grade_min,
+        grade_max: p.grade_max,
+        district,
+        online: p.online,
+        seats,
+        lessons_per_seat: per_seat,
+        value_per_lesson: Fen(p.value_per_lesson_fen),
+        valid_from_micros: p.valid_from_micros,
+        valid_until_micros: p.valid_until_micros,
+        capacity,
+        available: capacity,
+        reserved: Lessons(0),
+        delivered: Lessons(0),
+        withdrawn: Lessons(0),
+        approved_at: None,
+        entries: Vec::new(),
+    });
+    Ok(())
+}
+
+pub(super) fn pledge_approved<V: StateView + ?Sized>(
+    cx: &mut Cx<'_, '_, V>,
+    p: &PledgeRef,
+) -> Result<(), RuleError> {
+    let pledge_id = Id::new("pledge", &p.pledge)?;
+    cx.signers.require_role(Role::Operator)?;
+    let mut pledge: Pledge = cx
+        .tx
+        .need(pledge_id.as_str(), || RuleError::PledgeUnknown {
+            pledge: pledge_id.to_string(),
+        })?;
+    if pledge.approved_at.is_some() {
+        return Err(RuleError::PledgeAlreadyApproved {
+            pledge: pledge_id.to_string(),
+        });
+    }
+    // "only for a white-listed, not banned institution"
+    let inst = cx.active_institution(&pledge.institution)?;
+    if inst.whitelisted_at.is_none() {
+        return Err(RuleError::InstitutionNotWhitelisted {
+            institution: inst.party.to_string(),
+        });
+    }
+    pledge.approved_at = Some(cx.ctx.index);
+    let v = pledge.value_per_lesson;
+    let mut pool = cx.pool()?;
+    pool.pledges_approved = pool
+        .pledges_approved
+        .checked_add(1)
+        .ok_or(RuleError::Overflow { what: "pledges" })?;
+    pool.pledged = pool
+        .pledged
+        .checked_add(v.checked_mul(pledge.capacity.0, "pledged")?, "pool pledged")?;
+    pool.available = pool.available.checked_add(
+        v.checked_mul(pledge.available.0, "available")?,
+        "pool available",
+    )?;
+    pool.withdrawn = pool.withdrawn.checked_add(
+        v.checked_mul(pledge.withdrawn.0, "withdrawn")?,
+        "pool withdrawn",
+    )?;
+    cx.tx.put(pledge);
+    cx.tx.put(pool);
+    Ok(())
+}
+
+pub(super) fn pledge_withdrawn<V: StateView + ?Sized>(
+    cx: &mut Cx<'_, '_, V>,
+    p: &PledgeWithdrawn,
+) -> Result<(), RuleError> {
+    let pledge_id = Id::new("pledge", &p.pledge)?;
+    let mut pledge: Pledge = cx
+        .tx
+        .need(pledge_id.as_str(), || RuleError::PledgeUnknown {
+            pledge: pledge_id.to_string(),
+        })?;
+    // "the institution": withdrawing is allowed even after a ban, since it only shrinks
+    // what the pool may count on.
+    cx.signers
+        .require_party(&pledge.institution, "institution")?;
+    if !(1..=pledge.capacity.0).contains(&p.lessons) {
+        return Err(RuleError::LessonsOutOfRange {
+            value: p.lessons,
+            max: pledge.capacity.0,
+        });
+    }
+    // "only capacity not yet reserved"
+    if p.lessons > pledge.available.0 {
+        return Err(RuleError::WithdrawExceedsAvailable {
+            requested: p.lessons,
+            available: pledge.available.0,
+        });
+    }
+    let l = Lessons(p.lessons);
+    pledge.available = pledge.available.checked_sub(l, "pledge available")?;
+    pledge.withdrawn = pledge.withdrawn.checked_add(l, "pledge withdrawn")?;
+    if pledge.approved_at.is_some() {
+        let value = pledge
+            .value_per_lesson
+            .checked_mul(l.0, "withdrawn value")?;
+        let mut pool = cx.pool()?;
+        pool.available = pool.available.checked_sub(value, "pool available")?;
+        pool.withdrawn = pool.withdrawn.checked_add(value, "pool withdrawn")?;
+        cx.tx.put(pool);
+    }
+    cx.tx.put(pledge);
+    Ok(())
+}

@@ -1,0 +1,343 @@
+//! State storage seen by the rules: [`Key`], [`Value`], [`Changes`], the read-only
+//! [`StateView`] trait, the in-memory store [`MemoryState`], and the write overlay the
+//! rules use while deciding one entry.
+//!
+//! A [`Key`] is a (table, id) pair that maps one to one onto a sled tree name
+//! ([`Table::name`]) and a byte key (the id's UTF-8 bytes). A [`Value`] is serde-encoded.
+//! State only grows or changes in place: no entry ever deletes an object, so [`Changes`]
+//! is a list of writes (puts), in key order.
+//!
+//! ```
+//! use lesson_ledger::ledger::{MemoryState, StateView, Key, Table};
+//! let s = MemoryState::new();
+//! assert_eq!(s.get(&Key::new(Table::Claim, "c-1")).unwrap(), None);
+//! assert_eq!(Table::Claim.name(), "claim");
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::digest::LtHash16;
+use super::error::RuleError;
+use super::objects::{
+    Allocation, Claim, Config, Dispute, EntryRecord, KeyRecord, Lesson, Liability, Party, Pledge,
+    Pool, StudentIndex,
+};
+
+/// A table of the state; one sled tree each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Table {
+    Meta,
+    Entry,
+    Party,
+    Key,
+    Claim,
+    Pledge,
+    Allocation,
+    Lesson,
+    Dispute,
+    Student,
+    Liability,
+}
+
+impl Table {
+    /// Every table, in order.
+    pub const ALL: [Table; 11] = [
+        Table::Meta,
+        Table::Entry,
+        Table::Party,
+        Table::Key,
+        Table::Claim,
+        Table::Pledge,
+        Table::Allocation,
+        Table::Lesson,
+        Table::Dispute,
+        Table::Student,
+        Table::Liability,
+    ];
+
+    /// The table's name: the sled tree name, and the table part of the digest element.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Meta => "meta",
+            Table::Entry => "entry",
+            Table::Party => "party",
+            Table::Key => "key",
+            Table::Claim => "claim",
+            Table::Pledge => "pledge",
+            Table::Allocation => "allocation",
+            Table::Lesson => "lesson",
+            Table::Dispute => "dispute",
+            Table::Student => "student",
+            Table::Liability => "liability",
+        }
+    }
+}
+
+/// Where an object lives: its table and its id (the sled byte key is `id.as_bytes()`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Key {
+    /// The table.
+    pub table: Table,
+    /// The object's id within the table.
+    pub id: String,
+}
+
+impl Key {
+    /// A key from its parts.
+    #[must_use]
+    pub fn new(table: Table, id: &str) -> Key {
+        Key {
+            table,
+            id: id.to_owned(),
+        }
+    }
+}
+
+/// Id of the genesis parameters in [`Table::Meta`].
+pub const CONFIG_ID: &str = "config";
+/// Id of the pool totals in [`Table::Meta`].
+pub const POOL_ID: &str = "pool";
+
+/// A stored object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Value {
+    Config(Config),
+    Pool(Pool),
+    Entry(EntryRecord),
+    Party(Party),
+    Key(KeyRecord),
+    Claim(Claim),
+    Pledge(Pledge),
+    Allocation(Allocation),
+    Lesson(Lesson),
+    Dispute(Dispute),
+    Student(StudentIndex),
+    Liability(Liability),
+}
+
+/// The writes one entry makes, in key order.
+pub type Changes = Vec<(Key, Value)>;
+
+/// Read access to the state, as the rules need it.
+pub trait StateView {
+    /// The object stored under `key`, if any.
+    ///
+    /// # Errors
+    /// `state_unavailable` if the store cannot be read.
+    fn get(&self, key: &Key) -> Result<Option<Value>, RuleError>;
+}
+
+/// An object type: its key and its place in [`Value`].
+pub trait Object: Sized + Clone {
+    /// The table the object lives in.
+    const TABLE: Table;
+    /// The object's id within its table.
+    fn id(&self) -> &str;
+    /// Wrap into a [`Value`].
+    fn into_value(self) -> Value;
+    /// Unwrap from a [`Value`], `None` if it holds another type.
+    fn from_value(v: Value) -> Option<Self>;
+    /// Record that entry `index` changed this object (no-op for counter-only objects).
+    fn touch(&mut self, _index: u64) {}
+}
+
+fn push_entry(entries: &mut Vec<u64>, index: u64) {
+    if entries.last() != Some(&index) {
+        entries.push(index);
+    }
+}
+
+macro_rules! object {
+    ($t:ty, $table:expr, $variant:ident, |$s:ident| $id:expr, touch) => {
+        object!(@impl $t, $table, $variant, |$s| $id, fn touch(&mut self, index: u64) { push_entry(&mut self.entries, index) });
+    };
+    ($t:ty, $table:expr, $variant:ident, |$s:ident| $id:expr) => {
+        object!(@impl $t, $table, $variant, |$s| $id,);
+    };
+    (@impl $t:ty, $table:expr, $variant:ident, |$s:ident| $id:expr, $($touch:tt)*) => {
+        impl Object for $t {
+            const TABLE: Table = $table;
+            fn id(&self) -> &str {
+                let $s = self;
+                $id
+            }
+            fn into_value(self) -> Value {
+                Value::$variant(self)
+            }
+            fn from_value(v: Value) -> Option<Self> {
+                match v {
+                    Value::$variant(o) => Some(o),
+                    _ => None,
+                }
+            }
+            $($touch)*
+        }
+    };
+}
+
+object!(Config, Table::Meta, Config, |s| {
+    let _ = s;
+    CONFIG_ID
+});
+object!(Pool, Table::Meta, Pool, |s| {
+    let _ = s;
+    POOL_ID
+});
+object!(EntryRecord, Table::Entry, Entry, |s| s.id.as_str());
+object!(Party, Table::Party, Party, |s| s.party.as_str(), touch);
+object!(KeyRecord, Table::Key, Key, |s| s.key.as_str());
+object!(Claim, Table::Claim, Claim, |s| s.claim.as_str(), touch);
+object!(Pledge, Table::Pledge, Pledge, |s| s.pledge.as_str(), touch);
+object!(
+    Allocation,
+    Table::Allocation,
+    Allocation,
+    |s| s.allocation.as_str(),
+    touch
+);
+object!(Lesson, Table::Lesson, Lesson, |s| s.lesson.as_str(), touch);
+object!(
+    Dispute,
+    Table::Dispute,
+    Dispute,
+    |s| s.dispute.as_str(),
+    touch
+);
+object!(StudentIndex, Table::Student, Student, |s| s
+    .student
+    .as_str());
+object!(Liability, Table::Liability, Liability, |s| s
+    .institution
+    .as_str());
+
+/// Read a typed object from a view.
+///
+/// # Errors
+/// `state_unavailable` from the view; `state_corrupt` if the key holds another type.
+pub fn get_object<T: Object, V: StateView + ?Sized>(
+    view: &V,
+    id: &str,
+) -> Result<Option<T>, RuleError> {
+    match view.get(&Key::new(T::TABLE, id))? {
+        None => Ok(None),
+        Some(v) => T::from_value(v)
+            .map(Some)
+            .ok_or_else(|| RuleError::StateCorrupt {
+                detail: format!("{}/{id} holds another type", T::TABLE.name()),
+            }),
+    }
+}
+
+/// The state in memory: a sorted map of objects plus its running [`LtHash16`] digest.
+/// Used by replay (the auditor) and by tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryState {
+    objects: BTreeMap<Key, Value>,
+    hash: LtHash16,
+}
+
+impl MemoryState {
+    /// An empty state (before genesis).
+    #[must_use]
+    pub fn new() -> MemoryState {
+        MemoryState::default()
+    }
+
+    /// Apply the writes of one accepted entry, updating the digest in O(writes):
+    /// subtract each old value's element hash, add the new one's.
+    pub fn apply(&mut self, changes: Changes) {
+        for (key, value) in changes {
+            self.hash.add(&key, &value);
+            if let Some(old) = self.objects.insert(key.clone(), value) {
+                self.hash.remove(&key, &old);
+            }
+        }
+    }
+
+    /// The state digest: BLAKE3 of the LtHash16 lanes (see [`super::digest`]).
+    #[must_use]
+    pub fn digest(&self) -> [u8; 32] {
+        self.hash.digest()
+    }
+
+    /// Every object, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Value)> {
+        self.objects.iter()
+    }
+
+    /// Number of objects.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether the state is empty (before genesis).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+}
+
+impl StateView for MemoryState {
+    fn get(&self, key: &Key) -> Result<Option<Value>, RuleError> {
+        Ok(self.objects.get(key).cloned())
+    }
+}
+
+/// The writes of the entry being decided, over the state before it. Reads see the
+/// entry's own earlier writes; nothing reaches the state until the caller applies
+/// [`Overlay::into_changes`].
+pub(crate) struct Overlay<'v, V: StateView + ?Sized> {
+    view: &'v V,
+    writes: BTreeMap<Key, Value>,
+    index: u64,
+}
+
+impl<'v, V: StateView + ?Sized> Overlay<'v, V> {
+    pub(crate) fn new(view: &'v V, index: u64) -> Self {
+        Overlay {
+            view,
+            writes: BTreeMap::new(),
+            index,
+        }
+    }
+
+    /// A typed object, if present.
+    pub(crate) fn find<T: Object>(&self, id: &str) -> Result<Option<T>, RuleError> {
+        match self.writes.get(&Key::new(T::TABLE, id)) {
+            Some(v) => T::from_value(v.clone())
+                .map(Some)
+                .ok_or_else(|| RuleError::StateCorrupt {
+                    detail: format!("{}/{id} holds another type", T::TABLE.name()),
+                }),
+            None => get_object::<T, V>(self.view, id),
+        }
+    }
+
+    /// A typed object that must exist, else `missing()`.
+    pub(crate) fn need<T: Object>(
+        &self,
+        id: &str,
+        missing: impl FnOnce() -> RuleError,
+    ) -> Result<T, RuleError> {
+        self.find(id)?.ok_or_else(missing)
+    }
+
+    /// Write an object, recording this entry in its `entries`.
+    pub(crate) fn put<T: Object>(&mut self, mut obj: T) {
+        obj.touch(self.index);
+        let key = Key::new(T::TABLE, obj.id());
+        self.writes.insert(key, obj.into_value());
+    }
+
+    pub(crate) fn into_changes(self) -> Changes {
+        self.writes.into_iter().collect()
+    }
+}

@@ -1,0 +1,254 @@
+//! The ledger: the log with the lesson rules in front of it and the state behind it.
+//!
+//! [`Ledger::submit`] hands a batch of verified envelopes to the log's single writer,
+//! which asks the rules ([`super::decide`]) about each new entry in log order; accepted
+//! entries are appended under one fdatasync, then their state changes are committed to
+//! sled. [`Ledger::open`] brings a state that is behind the log (a crash between the two
+//! writes) up to date by replaying the missing entries through the same rules.
+//!
+//! Architecture invariant: the rules never see an entry the log has not verified, and
+//! the state never holds a change whose entry is not durable in `log.dat`.
+
+use std::path::Path;
+
+use super::error::RuleError;
+use super::sled_state::{SledState, StateStoreError};
+use super::{decide, EntryContext, PAYLOAD_TYPE};
+use crate::log::envelope::VerifiedEnvelope;
+use crate::log::leaf::Leaf;
+use crate::log::store::{Admission, EntryIdOnly, Log, LogError, OpenReport, Outcome};
+
+/// Entries replayed into the state per sled commit when catching up.
+const REPLAY_BATCH_ENTRIES: u64 = 4096;
+
+/// Why the ledger cannot go on (never an entry's fault: those are [`Outcome::Refused`]).
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    State(#[from] StateStoreError),
+    #[error("the rules refuse entry {index} already in the log ({code}: {reason}): the state cannot be rebuilt")]
+    Diverged {
+        index: u64,
+        code: &'static str,
+        reason: String,
+    },
+    #[error("the state reflects {state} entries but the log holds only {log}")]
+    StateAhead { state: u64, log: u64 },
+    #[error("the state could not be read: {0}")]
+    StateFault(RuleError),
+}
+
+impl LedgerError {
+    /// Stable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LedgerError::Log(e) => e.code(),
+            LedgerError::State(e) => e.code(),
+            LedgerError::Diverged { .. } => "state_diverged",
+            LedgerError::StateAhead { .. } => "state_ahead_of_log",
+            LedgerError::StateFault(e) => e.code(),
+        }
+    }
+}
+
+/// The rules as the log's [`Admission`]: decide, and stage what was accepted.
+struct Rules<'a> {
+    state: &'a mut SledState,
+    /// A fault of the store (not of the entry) met while deciding.
+    fault: Option<RuleError>,
+}
+
+/// Whether a rule error is the store's fault rather than the entry's.
+fn is_store_fault(e: &RuleError) -> bool {
+    matches!(
+        e,
+        RuleError::StateUnavailable { .. } | RuleError::StateCorrupt { .. }
+    )
+}
+
+impl Admission for Rules<'_> {
+    type Refusal = RuleError;
+
+    fn admit(
+        &mut self,
+        index: u64,
+        time_micros: u64,
+        entry: &VerifiedEnvelope,
+    ) -> Result<(), RuleError> {
+        if self.fault.is_some() {
+            return Err(RuleError::StateUnavailable {
+                detail: "an earlier entry of this batch met a store fault".into(),
+            });
+        }
+        if entry.payload_type() != PAYLOAD_TYPE {
+            return Err(RuleError::PayloadTypeUnsupported {
+                found: entry.payload_type().to_string(),
+            });
+        }
+        let ctx = EntryContext {
+            index,
+            time_micros,
+            signers: entry
+                .signer_keyids()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        };
+        match decide(&*self.state, &ctx, entry.payload()) {
+            Ok(changes) => {
+                self.state.stage(changes);
+                Ok(())
+            }
+            Err(e) => {
+                if is_store_fault(&e) {
+                    self.fault = Some(e.clone());
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The log, the rules and the state, with one writer.
+pub struct Ledger {
+    log: Log,
+    state: SledState,
+}
+
+impl Ledger {
+    /// Creates a new ledger (an empty log; the first entry must be the genesis).
+    ///
+    /// # Errors
+    /// As [`Log::create`].
+    pub fn create(dir: &Path, origin: &str, key_name: &str) -> Result<Ledger, LedgerError> {
+        let log = Log::create(dir, origin, key_name, Box::new(EntryIdOnly))?;
+        let state = SledState::open(log.db())?;
+        Ok(Ledger { log, state })
+    }
+
+    /// Opens a ledger, recovering the log (see [`Log::open`]) and replaying into the
+    /// state any entries it is behind on.
+    ///
+    /// # Errors
+    /// [`LedgerError::Diverged`] if a logged entry is refused on replay; log and store faults.
+    pub fn open(dir: &Path) -> Result<(Ledger, OpenReport), LedgerError> {
+        let (log, report) = Log::open(dir, Box::new(EntryIdOnly))?;
+        let mut state = SledState::open(log.db())?;
+        if state.size() > log.size() {
+            return Err(LedgerError::StateAhead {
+                state: state.size(),
+                log: log.size(),
+            });
+        }
+        while state.size() < log.size() {
+            let from = state.size();
+            let to = log.size().min(from + REPLAY_BATCH_ENTRIES);
+            for index in from..to {
+                let leaf = log.entry(index)?;
+                replay_one(&mut state, &leaf)?;
+            }
+            state.commit(to)?;
+        }
+        Ok((Ledger { log, state }, report))
+    }
+
+    /// Submits verified envelopes; each gets its outcome, in order. Refusals carry the
+    /// rule broken; a reused entry id is `exists_with_different_payload`.
+    ///
+    /// # Errors
+    /// Faults of the log or the state: then nothing of the batch is acknowledged.
+    pub fn submit(
+        &mut self,
+        batch: Vec<VerifiedEnvelope>,
+    ) -> Result<Vec<Outcome<RuleError>>, LedgerError> {
+        let mut rules = Rules {
+            state: &mut self.state,
+            fault: None,
+        };
+        let result = self.log.append(batch, &mut rules);
+        let fault = rules.fault.take();
+        let outcomes = match result {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                self.state.discard();
+                return Err(e.into());
+            }
+        };
+        self.state.commit(self.log.size())?;
+        if let Some(fault) = fault {
+            return Err(LedgerError::StateFault(fault));
+        }
+        outcomes
+            .into_iter()
+            .map(|o| match o {
+                Outcome::Refused(RuleError::IdReused { id, first_index }) => {
+                    // The log's entry-id check ran first, so this is another statement
+                    // under a client id already used.
+                    let existing = self.log.entry(first_index)?.envelope.entry_id();
+                    Ok(Outcome::ExistsWithDifferentPayload {
+                        client_id: id.into_bytes(),
+                        existing,
+                    })
+                }
+                other => Ok(other),
+            })
+            .collect()
+    }
+
+    /// The log beneath.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The state, for queries ([`super::queries`]).
+    pub fn state(&self) -> &SledState {
+        &self.state
+    }
+
+    /// Flushes everything derived and closes.
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn close(self) -> Result<(), LedgerError> {
+        self.log.close()?;
+        Ok(())
+    }
+}
+
+/// Feeds one logged entry through the rules into `state` (staged; the caller commits).
+///
+/// # Errors
+/// [`LedgerError::Diverged`] when the rules refuse an entry the log holds.
+pub fn replay_one(state: &mut SledState, leaf: &Leaf) -> Result<(), LedgerError> {
+    let ctx = EntryContext {
+        index: leaf.index,
+        time_micros: leaf.time_micros,
+        signers: leaf
+            .envelope
+            .signatures()
+            .iter()
+            .map(|s| s.keyid().to_owned())
+            .collect(),
+    };
+    if leaf.envelope.payload_type() != PAYLOAD_TYPE {
+        return Err(LedgerError::Diverged {
+            index: leaf.index,
+            code: "payload_type_unsupported",
+            reason: leaf.envelope.payload_type().to_string(),
+        });
+    }
+    match decide(&*state, &ctx, leaf.envelope.payload()) {
+        Ok(changes) => {
+            state.stage(changes);
+            Ok(())
+        }
+        Err(e) if is_store_fault(&e) => Err(LedgerError::StateFault(e)),
+        Err(e) => Err(LedgerError::Diverged {
+            index: leaf.index,
+            code: e.code(),
+            reason: e.to_string(),
+        }),
+    }
+}

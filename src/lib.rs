@@ -1,0 +1,15 @@
+//! Lesson Ledger: an append-only, signed, publicly verifiable ledger of prepaid lessons
+//! owed by closed tutoring institutions, the courses pledged to make them good, the
+//! matches between the two and every lesson consumed.
+//!
+//! The crate is layered; each layer knows only the ones below it:
+//! - [`log`]: the verifiable log (DSSE envelopes, RFC 6962 Merkle tree, C2SP checkpoints,
+//!   proofs, the file that holds it all). It knows nothing of lessons or HTTP.
+//! - [`limits`]: every size limit, in one place.
+//!
+//! See `ARCHITECTURE.md` for the map and the invariants.
+
+pub mod cli;
+pub mod ledger;
+pub mod limits;
+pub mod log;

@@ -1,0 +1,51 @@
+//! Every size limit of the ledger, in one place, named with the qualifier last.
+//!
+//! Input is capped *before* it is parsed. The relations between limits are checked at
+//! compile time, each with the reason it must hold.
+
+/// Largest envelope accepted, as submitted JSON bytes. tlog-tiles caps an entry at
+/// 64 KiB; the stored leaf is never larger than the JSON it came from (base64 shrinks
+/// to raw bytes, field names disappear), so this cap also bounds every leaf.
+pub const ENVELOPE_BYTES_MAX: usize = 64 * 1024;
+
+/// Largest leaf, in bytes (tlog-tiles: "entries MUST NOT exceed 64 KiB" in a bundle,
+/// whose length prefix is a u16).
+pub const LEAF_BYTES_MAX: usize = 64 * 1024 - 1;
+
+/// Largest DSSE `payloadType`, in bytes.
+pub const PAYLOAD_TYPE_BYTES_MAX: usize = 128;
+
+/// Largest DSSE `keyid`, in bytes: a C2SP verifier key with a name of up to 128 bytes.
+pub const KEYID_BYTES_MAX: usize = 256;
+
+/// Most signatures on one envelope. The widest consent the ledger records needs two or
+/// three (operator, student, institution); eight leaves room without inviting abuse.
+pub const SIGNATURES_PER_ENVELOPE_MAX: usize = 8;
+
+/// Most entries the sequencer writes under one fdatasync (group commit).
+pub const BATCH_ENTRIES_MAX: usize = 4096;
+
+/// Most bytes of framing a record adds around its body (kind, length, checksum).
+pub const RECORD_OVERHEAD_BYTES: usize = 1 + 4 + 4;
+
+/// Largest record body in the log file: a leaf, or a checkpoint note.
+pub const RECORD_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Largest checkpoint note (body and signature lines), in bytes.
+pub const CHECKPOINT_BYTES_MAX: usize = 16 * 1024;
+
+/// Longest origin line of a checkpoint.
+pub const ORIGIN_BYTES_MAX: usize = 256;
+
+const _: () = assert!(
+    LEAF_BYTES_MAX < ENVELOPE_BYTES_MAX,
+    "a leaf must fit the tlog-tiles u16 length prefix, the envelope cap bounds it from above"
+);
+const _: () = assert!(
+    LEAF_BYTES_MAX <= RECORD_BODY_BYTES_MAX && CHECKPOINT_BYTES_MAX <= RECORD_BODY_BYTES_MAX,
+    "every leaf and every checkpoint must fit one record"
+);
+const _: () = assert!(
+    KEYID_BYTES_MAX * SIGNATURES_PER_ENVELOPE_MAX < LEAF_BYTES_MAX,
+    "signature metadata alone must never fill a leaf"
+);

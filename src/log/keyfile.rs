@@ -1,0 +1,351 @@
+//! Ed25519 private keys as PKCS#8 PEM files (RFC 8410 §7, RFC 5958, RFC 7468).
+//!
+//! This module owns the private key on disk and nothing else: generating a key,
+//! writing it once (mode 0600, never over an existing file), reading it back with an
+//! error that says what is wrong. Names and verifier keys live in [`super::note`].
+//!
+//! ```
+//! use lesson_ledger::log::keyfile::{generate, read_private_pem, write_private_pem};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("operator.pem");
+//! let key = generate();
+//! write_private_pem(&path, &key)?;
+//! assert_eq!(read_private_pem(&path)?.to_bytes(), key.to_bytes());
+//! assert_eq!(write_private_pem(&path, &key).unwrap_err().code(), "key_file_exists");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::spki::der::zeroize::Zeroizing;
+use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+use ed25519_dalek::SigningKey;
+
+/// Largest key file read. A PKCS#8 Ed25519 PEM is about 120 bytes; the margin allows
+/// the optional public key and comments without letting a wrong path read a huge file.
+/// (New limit, to move to `limits.rs`.)
+pub const KEY_FILE_BYTES_MAX: usize = 4096;
+
+/// Everything that can go wrong with a key file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("key file {path} already exists; refusing to overwrite it")]
+    Exists { path: PathBuf },
+    #[error("key file {path} does not exist")]
+    Missing { path: PathBuf },
+    #[error("key file {path} cannot be read: {source}")]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("key file {path} cannot be written: {source}")]
+    WriteFailed {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("key file {path} is larger than {max} bytes")]
+    TooLarge { path: PathBuf, max: usize },
+    #[error("key file {path} is not a PKCS#8 PEM Ed25519 private key: {reason}")]
+    NotPkcs8Ed25519 { path: PathBuf, reason: &'static str },
+    #[error("the key cannot be encoded as PKCS#8 PEM")]
+    Encode,
+}
+
+impl KeyFileError {
+    /// A stable snake_case code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            KeyFileError::Exists { .. } => "key_file_exists",
+            KeyFileError::Missing { .. } => "key_file_missing",
+            KeyFileError::Unreadable { .. } => "key_file_unreadable",
+            KeyFileError::WriteFailed { .. } => "key_file_write_failed",
+            KeyFileError::TooLarge { .. } => "key_file_too_large",
+            KeyFileError::NotPkcs8Ed25519 { .. } => "key_file_not_pkcs8_ed25519",
+            KeyFileError::Encode => "key_encode_failed",
+        }
+    }
+}
+
+/// A new Ed25519 key from the operating system's random source.
+pub fn generate() -> SigningKey {
+    SigningKey::generate(&mut rand::rngs::OsRng)
+}
+
+/// Writes `key` as a PKCS#8 PEM file, created new with mode 0600 (on unix), so that it
+/// is never readable by others, not even for a moment, and never replaces a key.
+///
+/// # Errors
+/// [`KeyFileError::Exists`] when `path` exists (the file is left untouched),
+/// [`KeyFileError::WriteFailed`] for other I/O errors (a partial file is removed),
+/// [`KeyFileError::Encode`] if the key cannot be encoded.
+pub fn write_private_pem(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|_| KeyFileError::Encode)?;
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|source| {
+        if source.kind() == io::ErrorKind::AlreadyExists {
+            KeyFileError::Exists {
+                path: path.to_owned(),
+            }
+        } else {
+            KeyFileError::WriteFailed {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })?;
+    let written = file
+        .write_all(pem.as_bytes())
+        .and_then(|()| file.sync_all());
+    if let Err(source) = written {
+        drop(file);
+        // We created this file a moment ago; a half-written key must not stay behind.
+        let _ = std::fs::remove_file(path);
+        return Err(KeyFileError::WriteFailed {
+            path: path.to_owned(),
+            source,
+        });
+    }
+    Ok(())
+}
+
+/// Reads a PKCS#8 PEM Ed25519 private key. The text read is zeroed when dropped.
+///
+/// # Errors
+/// [`KeyFileError::Missing`], [`KeyFileError::Unreadable`], [`KeyFileError::TooLarge`],
+/// [`KeyFileError::NotPkcs8Ed25519`] (not UTF-8, not PEM, not PKCS#8, not Ed25519).
+pub fn read_private_pem(path: &Path) -> Result<SigningKey, KeyFileError> {
+    let unreadable = |source: io::Error| {
+        if source.kind() == io::ErrorKind::NotFound {
+            KeyFileError::Missing {
+                path: path.to_owned(),
+            }
+        } else {
+            KeyFileError::Unreadable {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    };
+    let file = File::open(path).map_err(unreadable)?;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_FILE_BYTES_MAX));
+    // Read one byte past the cap to tell "exactly at the cap" from "too large".
+    file.take(KEY_FILE_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() > KEY_FILE_BYTES_MAX {
+        return Err(KeyFileError::TooLarge {
+            path: path.to_owned(),
+            max: KEY_FILE_BYTES_MAX,
+        });
+    }
+    let not_key = |reason| KeyFileError::NotPkcs8Ed25519 {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| not_key("not UTF-8 text"))?;
+    SigningKey::from_pkcs8_pem(text)
+        .map_err(|_| not_key("no PEM \"PRIVATE KEY\" block holding an Ed25519 PKCS#8 key"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[0x42; 32])
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn written_file_has_mode_0600() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("operator.pem");
+        write_private_pem(&path, &key()).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("operator.pem");
+        let generated = generate();
+        write_private_pem(&path, &generated).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        assert_eq!(
+            read_private_pem(&path).unwrap().to_bytes(),
+            generated.to_bytes()
+        );
+        // Two generated keys differ: the random source is used.
+        assert_ne!(generate().to_bytes(), generated.to_bytes());
+    }
+
+    #[test]
+    fn refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("operator.pem");
+        write_private_pem(&path, &key()).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let other = SigningKey::from_bytes(&[0x43; 32]);
+        let err = write_private_pem(&path, &other).unwrap_err();
+        assert_eq!(err.code(), "key_file_exists");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // Not even through a file of another kind.
+        let plain = dir.path().join("notes.txt");
+        std::fs::write(&plain, b"keep me").unwrap();
+        assert_eq!(
+            write_private_pem(&plain, &key()).unwrap_err().code(),
+            "key_file_exists"
+        );
+        assert_eq!(std::fs::read(&plain).unwrap(), b"keep me");
+    }
+
+    #[test]
+    fn write_into_a_missing_directory_fails_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent").join("operator.pem");
+        let err = write_private_pem(&path, &key()).unwrap_err();
+        assert_eq!(err.code(), "key_file_write_failed");
+    }
+
+    #[test]
+    fn missing_and_unreadable_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("absent.pem");
+        assert_eq!(
+            read_private_pem(&missing).unwrap_err().code(),
+            "key_file_missing"
+        );
+        // A directory opens but cannot be read as a file.
+        assert_eq!(
+            read_private_pem(dir.path()).unwrap_err().code(),
+            "key_file_unreadable"
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = key().to_pkcs8_pem(LineEnding::LF).unwrap();
+        let body: String = good.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = STANDARD.decode(&body).unwrap();
+        // The Ed25519 OID 1.3.101.112 becomes X25519's 1.3.101.110.
+        let oid = [0x06, 0x03, 0x2b, 0x65, 0x70];
+        let at = der.windows(5).position(|w| w == oid).unwrap();
+        let mut x25519 = der.clone();
+        x25519[at + 4] = 0x6e;
+        let pem = |der: &[u8]| {
+            format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+                STANDARD.encode(der)
+            )
+        };
+        let public = {
+            use ed25519_dalek::pkcs8::EncodePublicKey as _;
+            key()
+                .verifying_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap()
+        };
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", Vec::new()),
+            ("text", b"not a key\n".to_vec()),
+            ("binary", vec![0xff, 0xfe, 0x00, 0x01]),
+            ("raw der", der.clone()),
+            ("public key pem", public.into_bytes()),
+            ("x25519 key", pem(&x25519).into_bytes()),
+            ("truncated der", pem(&der[..der.len() - 1]).into_bytes()),
+            (
+                "extended der",
+                pem(&[der.as_slice(), &[0]].concat()).into_bytes(),
+            ),
+            (
+                "wrong label",
+                good.replace("PRIVATE KEY", "RSA PRIVATE KEY").into_bytes(),
+            ),
+            ("truncated pem", good.as_bytes()[..good.len() / 2].to_vec()),
+        ];
+        for (name, bytes) in cases {
+            let path = dir.path().join(format!("{}.pem", name.replace(' ', "-")));
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(
+                read_private_pem(&path).unwrap_err().code(),
+                "key_file_not_pkcs8_ed25519",
+                "{name}"
+            );
+        }
+        // The file holds the public key too (PKCS#8 v2): a flipped bit there no longer
+        // matches the seed and is refused.
+        let mut flipped = der.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        let path = dir.path().join("flipped-public.pem");
+        std::fs::write(&path, pem(&flipped)).unwrap();
+        assert_eq!(
+            read_private_pem(&path).unwrap_err().code(),
+            "key_file_not_pkcs8_ed25519"
+        );
+    }
+
+    #[test]
+    fn oversize_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.pem");
+        std::fs::write(&path, vec![b'a'; KEY_FILE_BYTES_MAX + 1]).unwrap();
+        assert_eq!(
+            read_private_pem(&path).unwrap_err().code(),
+            "key_file_too_large"
+        );
+        std::fs::write(&path, vec![b'a'; KEY_FILE_BYTES_MAX]).unwrap();
+        assert_eq!(
+            read_private_pem(&path).unwrap_err().code(),
+            "key_file_not_pkcs8_ed25519"
+        );
+    }
+
+    #[test]
+    fn error_codes_are_distinct() {
+        let path = PathBuf::from("k.pem");
+        let codes = [
+            KeyFileError::Exists { path: path.clone() }.code(),
+            KeyFileError::Missing { path: path.clone() }.code(),
+            KeyFileError::Unreadable {
+                path: path.clone(),
+                source: io::Error::other("x"),
+            }
+            .code(),
+            KeyFileError::WriteFailed {
+                path: path.clone(),
+                source: io::Error::other("x"),
+            }
+            .code(),
+            KeyFileError::TooLarge {
+                path: path.clone(),
+                max: 1,
+            }
+            .code(),
+            KeyFileError::NotPkcs8Ed25519 { path, reason: "x" }.code(),
+            KeyFileError::Encode.code(),
+        ];
+        let unique: std::collections::HashSet<_> = codes.iter().collect();
+        assert_eq!(unique.len(), codes.len());
+    }
+}

@@ -1,0 +1,960 @@
+//! The log on disk: one writer appending group-committed batches, readers serving
+//! entries, checkpoints and proofs.
+//!
+//! A log directory holds:
+//! - `log.json`: the origin and the operator's verifier key, written once by [`Log::create`];
+//! - `operator.key`: the operator's Ed25519 key, PKCS#8 PEM, mode 0600;
+//! - `log.dat`: the append-only record file, **the source of truth** ([`super::records`]);
+//! - `tree/`, `offsets.dat`, `index.sled/`: derived from `log.dat`, rebuilt when behind.
+//!
+//! An append goes: verified envelopes in → deduplicated (entry id, client id) → admitted
+//! by the layer above ([`Admission`]) → leaves and one signed checkpoint written as
+//! records → one fdatasync → derived stores updated → receipts out. Nothing is
+//! acknowledged before the fdatasync, and the checkpoint record is the commit marker:
+//! on open, leaves after the last checkpoint record were never acknowledged and are cut.
+//!
+//! Architecture invariant: this module knows nothing of lessons. What a client id is,
+//! and whether an entry is allowed, come from the layer above through [`Idempotency`]
+//! and [`Admission`].
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::log::compact::Frontier;
+use crate::log::envelope::{EntryId, Envelope, VerifiedEnvelope};
+use crate::log::hash::{leaf_hash, Hash};
+use crate::log::index::{Head, Index, IndexBatch};
+use crate::log::leaf::{self, Leaf, LeafError};
+use crate::log::note::{Checkpoint, KeyName, NoteSigner, NoteVerifier, Origin, SignedCheckpoint};
+use crate::log::offsets::Offsets;
+use crate::log::proof::{self, ProofError};
+use crate::log::records::{RecordFile, RecordKind, RecordsError};
+use crate::log::tree_file::TreeFile;
+use crate::log::{keyfile, records};
+
+/// The file names inside a log directory.
+pub mod layout {
+    pub const CONFIG: &str = "log.json";
+    pub const OPERATOR_KEY: &str = "operator.key";
+    pub const RECORDS: &str = "log.dat";
+    pub const TREE: &str = "tree";
+    pub const OFFSETS: &str = "offsets.dat";
+    pub const INDEX: &str = "index.sled";
+}
+
+/// The log's fixed identity, `log.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// The checkpoint origin line (C2SP tlog-checkpoint), e.g. `lessons.example/shanghai`.
+    pub origin: String,
+    /// The operator's C2SP signed-note verifier key; checkpoints are signed by it.
+    pub operator_vkey: String,
+    /// The leaf format version, [`leaf::LEAF_VERSION`].
+    pub leaf_version: u8,
+}
+
+/// How the layer above names the idempotency key of an entry: two different entries
+/// may not share one. The log layer cannot know it (it would have to read payloads), so
+/// it is told; the same function is used again when derived indexes are rebuilt.
+pub trait Idempotency: Send + Sync {
+    /// The client-chosen id of this entry, if it has one.
+    fn client_id(&self, envelope: &Envelope) -> Option<Vec<u8>>;
+}
+
+/// No client ids: deduplication by entry id only (the raw log).
+pub struct EntryIdOnly;
+
+impl Idempotency for EntryIdOnly {
+    fn client_id(&self, _: &Envelope) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// The layer above's say on each new entry, called inside the writer in log order.
+pub trait Admission {
+    /// Why an entry is refused.
+    type Refusal;
+    /// Decides on one entry that would get `index` and `time_micros`. An accepted entry
+    /// must be staged so that later entries of the same batch see it.
+    ///
+    /// # Errors
+    /// The refusal; the log then writes nothing for this entry.
+    fn admit(
+        &mut self,
+        index: u64,
+        time_micros: u64,
+        entry: &VerifiedEnvelope,
+    ) -> Result<(), Self::Refusal>;
+}
+
+/// Admits everything (the raw log, no rules above it).
+pub struct AdmitAll;
+
+impl Admission for AdmitAll {
+    type Refusal = std::convert::Infallible;
+    fn admit(&mut self, _: u64, _: u64, _: &VerifiedEnvelope) -> Result<(), Self::Refusal> {
+        Ok(())
+    }
+}
+
+/// Proof that an entry is in the log: where, what, and an RFC 9162 inclusion proof
+/// against a checkpoint the operator signed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    pub index: u64,
+    /// BLAKE3 of the envelope's PAE, lowercase hex.
+    pub entry_id: String,
+    /// The Merkle leaf hash, standard base64.
+    pub leaf_hash: String,
+    /// The signed checkpoint (C2SP signed note) the proof is against.
+    pub checkpoint: String,
+    /// Sibling hashes from the leaf up, standard base64.
+    pub inclusion_proof: Vec<String>,
+}
+
+/// What became of one submitted entry.
+#[derive(Debug)]
+pub enum Outcome<R> {
+    /// Newly appended and durable.
+    Ok(Receipt),
+    /// The same statement was already in the log: its first receipt (against the
+    /// current checkpoint).
+    Exists(Receipt),
+    /// Another entry already uses this client id.
+    ExistsWithDifferentPayload {
+        client_id: Vec<u8>,
+        existing: EntryId,
+    },
+    /// The layer above refused it.
+    Refused(R),
+}
+
+/// Everything that can go wrong opening, appending to or reading a log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("{path}: a log already exists here; refusing to overwrite it")]
+    AlreadyExists { path: PathBuf },
+    #[error("{path}: no log here (run `lesson-ledger init` first)")]
+    NotFound { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("log.json is invalid: {reason}")]
+    Config { reason: String },
+    #[error("operator key: {reason}")]
+    Key { reason: String },
+    #[error(transparent)]
+    Records(#[from] RecordsError),
+    #[error("derived data: {reason}")]
+    Derived { reason: String },
+    #[error("log damaged at index {index}: {what}")]
+    Damaged { index: u64, what: String },
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    #[error(transparent)]
+    Leaf(#[from] LeafError),
+    #[error("index {index} is beyond the log size {size}")]
+    OutOfRange { index: u64, size: u64 },
+    #[error("an earlier write failed; reopen the log to recover from log.dat")]
+    Failed,
+    #[error("batch of {len} entries exceeds the {max} allowed")]
+    BatchTooLarge { len: usize, max: usize },
+}
+
+impl LogError {
+    /// Stable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LogError::AlreadyExists { .. } => "log_exists",
+            LogError::NotFound { .. } => "log_not_found",
+            LogError::Io { .. } => "io",
+            LogError::Config { .. } => "log_config_invalid",
+            LogError::Key { .. } => "operator_key_invalid",
+            LogError::Records(e) => e.code(),
+            LogError::Derived { .. } => "derived_data_damaged",
+            LogError::Damaged { .. } => "log_damaged",
+            LogError::Proof(e) => e.code(),
+            LogError::Leaf(e) => e.code(),
+            LogError::OutOfRange { .. } => "out_of_range",
+            LogError::BatchTooLarge { .. } => "batch_too_large",
+            LogError::Failed => "log_failed",
+        }
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
+    move |source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What [`Log::open`] found and did, for the operator's log.
+#[derive(Debug, Default, Clone)]
+pub struct OpenReport {
+    /// Bytes of an unacknowledged torn tail cut from `log.dat`, and why.
+    pub cut: Option<(u64, String)>,
+    /// Entries replayed into the derived stores because they were behind.
+    pub replayed: u64,
+}
+
+/// An open log: the single writer, and the reads it serves.
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    origin: Origin,
+    signer: NoteSigner,
+    verifier: NoteVerifier,
+    idempotency: Box<dyn Idempotency>,
+    records: RecordFile,
+    tree: TreeFile,
+    offsets: Offsets,
+    index: Index,
+    frontier: Frontier,
+    last_time_micros: u64,
+    checkpoint: SignedCheckpoint,
+    /// Set while a write is in progress and left set if it fails.
+    failed: bool,
+}
+
+impl Log {
+    /// Creates a new, empty log in `dir` with a fresh operator key named `key_name`,
+    /// and commits the checkpoint of the empty tree.
+    ///
+    /// # Errors
+    /// [`LogError::AlreadyExists`] if `dir` holds a log; I/O errors.
+    pub fn create(
+        dir: &Path,
+        origin: &str,
+        key_name: &str,
+        idempotency: Box<dyn Idempotency>,
+    ) -> Result<Log, LogError> {
+        let config_path = dir.join(layout::CONFIG);
+        if config_path.exists() || dir.join(layout::RECORDS).exists() {
+            return Err(LogError::AlreadyExists {
+                path: dir.to_path_buf(),
+            });
+        }
+        let origin = Origin::new(origin).map_err(|e| LogError::Config {
+            reason: e.to_string(),
+        })?;
+        let key_name = KeyName::new(key_name).map_err(|e| LogError::Key {
+            reason: e.to_string(),
+        })?;
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let signing_key = keyfile::generate();
+        let signer = NoteSigner::new(key_name, signing_key.clone());
+        keyfile::write_private_pem(&dir.join(layout::OPERATOR_KEY), &signing_key).map_err(|e| {
+            LogError::Key {
+                reason: e.to_string(),
+            }
+        })?;
+        let config = LogConfig {
+            origin: origin.as_str().to_string(),
+            operator_vkey: signer.vkey(),
+            leaf_version: leaf::LEAF_VERSION,
+        };
+        let json = serde_json::to_vec_pretty(&config).map_err(|e| LogError::Config {
+            reason: e.to_string(),
+        })?;
+        write_synced(&config_path, &json)?;
+        let mut records = RecordFile::create(&dir.join(layout::RECORDS))?;
+        let checkpoint = sign_checkpoint(&origin, 0, Hash::empty_root(), &signer);
+        records.append(RecordKind::Checkpoint, checkpoint.text().as_bytes())?;
+        records.commit()?;
+        drop(records);
+        Log::open(dir, idempotency).map(|(log, _)| log)
+    }
+
+    /// Opens an existing log: cuts an unacknowledged torn tail, brings the derived
+    /// stores up to the record file, and checks that the last checkpoint is the root
+    /// of the tree. Damage before the tail fails closed.
+    ///
+    /// # Errors
+    /// [`LogError::NotFound`], [`LogError::Records`] (damage), [`LogError::Derived`],
+    /// [`LogError::Damaged`], I/O.
+    pub fn open(
+        dir: &Path,
+        idempotency: Box<dyn Idempotency>,
+    ) -> Result<(Log, OpenReport), LogError> {
+        let config = read_config(dir)?;
+        let signing_key =
+            keyfile::read_private_pem(&dir.join(layout::OPERATOR_KEY)).map_err(|e| {
+                LogError::Key {
+                    reason: e.to_string(),
+                }
+            })?;
+        let origin = Origin::new(config.origin.as_str()).map_err(|e| LogError::Config {
+            reason: e.to_string(),
+        })?;
+        let verifier =
+            NoteVerifier::from_vkey(&config.operator_vkey).map_err(|e| LogError::Config {
+                reason: e.to_string(),
+            })?;
+        let signer = NoteSigner::new(verifier.name().clone(), signing_key);
+        if signer.vkey() != config.operator_vkey {
+            return Err(LogError::Key {
+                reason: "operator.key does not match the verifier key in log.json".into(),
+            });
+        }
+        let mut records = RecordFile::open(&dir.join(layout::RECORDS))?;
+        let index = Index::open(&dir.join(layout::INDEX)).map_err(|e| LogError::Derived {
+            reason: e.to_string(),
+        })?;
+        let mut tree = TreeFile::open(&dir.join(layout::TREE)).map_err(|e| LogError::Derived {
+            reason: e.to_string(),
+        })?;
+        let mut offsets =
+            Offsets::open(&dir.join(layout::OFFSETS)).map_err(|e| LogError::Derived {
+                reason: e.to_string(),
+            })?;
+
+        let head = index.head().map_err(|e| LogError::Derived {
+            reason: e.to_string(),
+        })?;
+        let file_len = records.len();
+        if let Some(head) = &head {
+            // The index is written after the records are synced, so it can never be
+            // ahead of them: if it is, acknowledged records are gone.
+            if head.record_end > file_len {
+                return Err(LogError::Damaged {
+                    index: head.size,
+                    what: format!(
+                        "log.dat is {file_len} bytes but the index recorded {} entries ending at byte {}: the log was truncated",
+                        head.size, head.record_end
+                    ),
+                });
+            }
+        }
+        let scan_from = head.as_ref().map_or(records::HEADER_LEN, |h| h.record_end);
+        let recovery = records.recover(scan_from)?;
+        let mut report = OpenReport {
+            cut: recovery
+                .cut
+                .as_ref()
+                .map(|c| (c.bytes, format!("{:?}", c.reason))),
+            ..OpenReport::default()
+        };
+
+        // Bring the derived stores to a common prefix, then replay the rest.
+        let head_size = head.as_ref().map_or(0, |h| h.size);
+        let common = head_size.min(tree.consistent_size()).min(offsets.len());
+        tree.truncate(common).map_err(|e| LogError::Derived {
+            reason: e.to_string(),
+        })?;
+        offsets.truncate(common).map_err(|e| LogError::Derived {
+            reason: e.to_string(),
+        })?;
+        let replay_from = if common == 0 {
+            records::HEADER_LEN
+        } else {
+            let last = leaf_offset(&offsets, common - 1)?;
+            records.read_at(last)?.end()
+        };
+        let mut frontier =
+            Frontier::restore(common, &tree.reader()).map_err(|e| LogError::Derived {
+                reason: e.to_string(),
+            })?;
+        let mut log_state = ReplayState {
+            size: common,
+            last_time_micros: 0,
+            last_checkpoint: None,
+        };
+        if common > 0 {
+            let last = leaf_offset(&offsets, common - 1)?;
+            let leaf = records.read_at(last)?;
+            log_state.last_time_micros = leaf::peek_index_time(&leaf.body)?.1;
+        }
+        let mut batch = IndexBatch::default();
+        let mut completed = Vec::new();
+        for record in records.iter(replay_from, records.len())? {
+            let record = record?;
+            match record.kind {
+                RecordKind::Leaf => {
+                    let leaf = Leaf::decode(&record.body)?;
+                    if leaf.index != log_state.size {
+                        return Err(LogError::Damaged {
+                            index: log_state.size,
+                            what: format!(
+                                "record at byte {} holds index {}",
+                                record.offset, leaf.index
+                            ),
+                        });
+                    }
+                    let hash = leaf_hash(&record.body);
+                    completed.clear();
+                    frontier
+                        .push(hash, &mut completed)
+                        .map_err(|e| LogError::Damaged {
+                            index: log_state.size,
+                            what: e.to_string(),
+                        })?;
+                    for &(level, node_index, node) in &completed {
+                        tree.append(level, node_index, node)
+                            .map_err(|e| LogError::Derived {
+                                reason: e.to_string(),
+                            })?;
+                    }
+                    offsets
+                        .append(record.offset)
+                        .map_err(|e| LogError::Derived {
+                            reason: e.to_string(),
+                        })?;
+                    let entry_id = leaf.envelope.entry_id();
+                    batch.insert_entry(*entry_id.as_bytes(), leaf.index);
+                    if let Some(client) = idempotency.client_id(&leaf.envelope) {
+                        batch
+                            .insert_client(&client, *entry_id.as_bytes())
+                            .map_err(|e| LogError::Derived {
+                                reason: e.to_string(),
+                            })?;
+                    }
+                    log_state.size += 1;
+                    log_state.last_time_micros = leaf.time_micros;
+                    report.replayed += 1;
+                }
+                RecordKind::Checkpoint => {
+                    log_state.last_checkpoint = Some(record.body);
+                }
+            }
+        }
+        tree.flush().map_err(|e| LogError::Derived {
+            reason: e.to_string(),
+        })?;
+        offsets.flush().map_err(|e| LogError::Derived {
+            reason: e.to_string(),
+        })?;
+        let root = frontier.root();
+        index
+            .apply(
+                &batch,
+                Head {
+                    size: log_state.size,
+                    record_end: records.len(),
+                    root,
+                },
+            )
+            .map_err(|e| LogError::Derived {
+                reason: e.to_string(),
+            })?;
+        if let Some(head) = &head {
+            if head.size == log_state.size && head.root != root {
+                return Err(LogError::Derived {
+                    reason: format!(
+                        "index head root {} differs from the tree root {} at size {}",
+                        head.root, root, head.size
+                    ),
+                });
+            }
+        }
+
+        // The checkpoint is a deterministic function of (origin, size, root, key):
+        // re-signing gives the exact text that was committed.
+        let checkpoint = sign_checkpoint(&origin, log_state.size, root, &signer);
+        if let Some(text) = &log_state.last_checkpoint {
+            if text.as_slice() != checkpoint.text().as_bytes() {
+                return Err(LogError::Damaged {
+                    index: log_state.size,
+                    what: "the last checkpoint in log.dat is not the signed root of the tree"
+                        .into(),
+                });
+            }
+        }
+        Ok((
+            Log {
+                dir: dir.to_path_buf(),
+                config,
+                origin,
+                signer,
+                verifier,
+                idempotency,
+                records,
+                tree,
+                offsets,
+                index,
+                frontier,
+                last_time_micros: log_state.last_time_micros,
+                checkpoint,
+                failed: false,
+            },
+            report,
+        ))
+    }
+
+    /// The log's identity.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// The directory holding this log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The operator's checkpoint verifier.
+    pub fn verifier(&self) -> &NoteVerifier {
+        &self.verifier
+    }
+
+    /// Number of entries.
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// The latest signed checkpoint.
+    pub fn checkpoint(&self) -> &SignedCheckpoint {
+        &self.checkpoint
+    }
+
+    /// The sled database, for derived state kept by the layer above.
+    pub fn db(&self) -> &sled::Db {
+        self.index.db()
+    }
+
+    /// Appends a batch under one fdatasync. Each submission gets its outcome, in order.
+    /// Entries refused by `admission`, duplicates and client-id conflicts write nothing.
+    ///
+    /// # Errors
+    /// Only faults of the store itself (I/O): then nothing of the batch is acknowledged.
+    pub fn append<A: Admission>(
+        &mut self,
+        batch: Vec<VerifiedEnvelope>,
+        admission: &mut A,
+    ) -> Result<Vec<Outcome<A::Refusal>>, LogError> {
+        if self.failed {
+            return Err(LogError::Failed);
+        }
+        if batch.len() > crate::limits::BATCH_ENTRIES_MAX {
+            return Err(LogError::BatchTooLarge {
+                len: batch.len(),
+                max: crate::limits::BATCH_ENTRIES_MAX,
+            });
+        }
+        // A fault half-way leaves buffers and the in-memory tree ahead of the file: from
+        // then on this handle refuses to write, and reopening recovers from log.dat.
+        self.failed = true;
+        let outcomes = self.append_inner(batch, admission)?;
+        self.failed = false;
+        Ok(outcomes)
+    }
+
+    fn append_inner<A: Admission>(
+        &mut self,
+        batch: Vec<VerifiedEnvelope>,
+        admission: &mut A,
+    ) -> Result<Vec<Outcome<A::Refusal>>, LogError> {
+        enum Pending<R> {
+            New {
+                index: u64,
+                entry_id: EntryId,
+                hash: Hash,
+            },
+            Existing {
+                index: u64,
+                entry_id: EntryId,
+            },
+            Done(Outcome<R>),
+        }
+        let mut pending = Vec::with_capacity(batch.len());
+        // Entries of this batch not yet in the index: entry id -> index, client id -> entry id.
+        let mut batch_entries: HashMap<EntryId, u64> = HashMap::new();
+        let mut batch_clients: HashMap<Vec<u8>, EntryId> = HashMap::new();
+        let mut index_batch = IndexBatch::default();
+        let mut next_index = self.frontier.size();
+        let mut time = self.last_time_micros;
+        let mut leaf_hashes = Vec::with_capacity(batch.len());
+
+        for envelope in batch {
+            let entry_id = envelope.entry_id();
+            if let Some(&index) = batch_entries.get(&entry_id) {
+                pending.push(Pending::Existing { index, entry_id });
+                continue;
+            }
+            if let Some(index) =
+                self.index
+                    .entry(entry_id.as_bytes())
+                    .map_err(|e| LogError::Derived {
+                        reason: e.to_string(),
+                    })?
+            {
+                pending.push(Pending::Existing { index, entry_id });
+                continue;
+            }
+            let client = self.idempotency.client_id(envelope.envelope());
+            if let Some(client) = &client {
+                let existing = match batch_clients.get(client) {
+                    Some(id) => Some(*id),
+                    None => self
+                        .index
+                        .client(client)
+                        .map_err(|e| LogError::Derived {
+                            reason: e.to_string(),
+                        })?
+                        .map(EntryId::from_bytes),
+                };
+                if let Some(existing) = existing {
+                    // Same entry id was handled above, so this is another statement.
+                    pending.push(Pending::Done(Outcome::ExistsWithDifferentPayload {
+                        client_id: client.clone(),
+                        existing,
+                    }));
+                    continue;
+                }
+            }
+            time = next_time(time);
+            if let Err(refusal) = admission.admit(next_index, time, &envelope) {
+                pending.push(Pending::Done(Outcome::Refused(refusal)));
+                continue;
+            }
+            let bytes = leaf::encode_parts(
+                next_index,
+                time,
+                envelope.payload_type(),
+                envelope.payload(),
+                envelope.envelope().signatures(),
+            )?;
+            let hash = leaf_hash(&bytes);
+            let offset = self.records.append(RecordKind::Leaf, &bytes)?;
+            self.offsets.append(offset).map_err(|e| LogError::Derived {
+                reason: e.to_string(),
+            })?;
+            leaf_hashes.push(hash);
+            batch_entries.insert(entry_id, next_index);
+            index_batch.insert_entry(*entry_id.as_bytes(), next_index);
+            if let Some(client) = client {
+                batch_clients.insert(client.clone(), entry_id);
+                index_batch
+                    .insert_client(&client, *entry_id.as_bytes())
+                    .map_err(|e| LogError::Derived {
+                        reason: e.to_string(),
+                    })?;
+            }
+            pending.push(Pending::New {
+                index: next_index,
+                entry_id,
+                hash,
+            });
+            next_index += 1;
+        }
+
+        if !leaf_hashes.is_empty() {
+            let mut completed = Vec::new();
+            for hash in &leaf_hashes {
+                self.frontier
+                    .push(*hash, &mut completed)
+                    .map_err(|e| LogError::Damaged {
+                        index: self.frontier.size(),
+                        what: e.to_string(),
+                    })?;
+            }
+            let root = self.frontier.root();
+            let checkpoint =
+                sign_checkpoint(&self.origin, self.frontier.size(), root, &self.signer);
+            self.records
+                .append(RecordKind::Checkpoint, checkpoint.text().as_bytes())?;
+            // The commit point: after this fdatasync the batch is acknowledged.
+            self.records.commit()?;
+            for (level, node_index, node) in completed {
+                self.tree
+                    .append(level, node_index, node)
+                    .map_err(|e| LogError::Derived {
+                        reason: e.to_string(),
+                    })?;
+            }
+            self.tree.flush().map_err(|e| LogError::Derived {
+                reason: e.to_string(),
+            })?;
+            self.offsets.flush().map_err(|e| LogError::Derived {
+                reason: e.to_string(),
+            })?;
+            self.index
+                .apply(
+                    &index_batch,
+                    Head {
+                        size: self.frontier.size(),
+                        record_end: self.records.len(),
+                        root,
+                    },
+                )
+                .map_err(|e| LogError::Derived {
+                    reason: e.to_string(),
+                })?;
+            self.last_time_micros = time;
+            self.checkpoint = checkpoint;
+        }
+
+        let size = self.frontier.size();
+        let mut outcomes = Vec::with_capacity(pending.len());
+        for p in pending {
+            outcomes.push(match p {
+                Pending::New {
+                    index,
+                    entry_id,
+                    hash,
+                } => Outcome::Ok(self.receipt_for(index, entry_id, hash, size)?),
+                Pending::Existing { index, entry_id } => {
+                    let hash = self.leaf_hash_at(index)?;
+                    Outcome::Exists(self.receipt_for(index, entry_id, hash, size)?)
+                }
+                Pending::Done(outcome) => outcome,
+            });
+        }
+        Ok(outcomes)
+    }
+
+    fn receipt_for(
+        &self,
+        index: u64,
+        entry_id: EntryId,
+        hash: Hash,
+        size: u64,
+    ) -> Result<Receipt, LogError> {
+        let proof = proof::inclusion_proof(&self.tree.reader(), index, size)?;
+        Ok(Receipt {
+            index,
+            entry_id: entry_id.to_string(),
+            leaf_hash: hash.to_base64(),
+            checkpoint: self.checkpoint.text().to_string(),
+            inclusion_proof: proof.iter().map(Hash::to_base64).collect(),
+        })
+    }
+
+    /// The receipt of an entry already in the log, against the latest checkpoint.
+    ///
+    /// # Errors
+    /// [`LogError::OutOfRange`]; read faults.
+    pub fn receipt(&self, index: u64) -> Result<Receipt, LogError> {
+        let leaf = self.entry(index)?;
+        let hash = self.leaf_hash_at(index)?;
+        self.receipt_for(index, leaf.envelope.entry_id(), hash, self.size())
+    }
+
+    /// The leaf hash of entry `index`, from the tree.
+    ///
+    /// # Errors
+    /// [`LogError::OutOfRange`]; read faults.
+    pub fn leaf_hash_at(&self, index: u64) -> Result<Hash, LogError> {
+        self.check_index(index)?;
+        use crate::log::hash::NodeSource;
+        self.tree
+            .reader()
+            .node(0, index)
+            .map_err(|e| LogError::Derived {
+                reason: e.to_string(),
+            })
+    }
+
+    /// The raw leaf bytes of entry `index` (what is hashed into the tree).
+    ///
+    /// # Errors
+    /// [`LogError::OutOfRange`]; read faults; a record that fails its checksum.
+    pub fn leaf_bytes(&self, index: u64) -> Result<Vec<u8>, LogError> {
+        self.check_index(index)?;
+        let offset = leaf_offset(&self.offsets, index)?;
+        let record = self.records.read_at(offset)?;
+        if record.kind != RecordKind::Leaf {
+            return Err(LogError::Derived {
+                reason: format!("offset of entry {index} points at a non-leaf record"),
+            });
+        }
+        Ok(record.body)
+    }
+
+    /// The decoded entry at `index`.
+    ///
+    /// # Errors
+    /// As [`Log::leaf_bytes`], and a leaf that does not decode.
+    pub fn entry(&self, index: u64) -> Result<Leaf, LogError> {
+        let leaf = Leaf::decode(&self.leaf_bytes(index)?)?;
+        if leaf.index != index {
+            return Err(LogError::Damaged {
+                index,
+                what: format!("stored leaf says index {}", leaf.index),
+            });
+        }
+        Ok(leaf)
+    }
+
+    /// The index of the entry with this id, if present.
+    ///
+    /// # Errors
+    /// Index read faults.
+    pub fn index_of(&self, entry_id: &EntryId) -> Result<Option<u64>, LogError> {
+        self.index
+            .entry(entry_id.as_bytes())
+            .map_err(|e| LogError::Derived {
+                reason: e.to_string(),
+            })
+    }
+
+    /// RFC 9162 inclusion proof of entry `index` in the tree of `size` entries.
+    ///
+    /// # Errors
+    /// [`LogError::OutOfRange`] unless `index < size <= self.size()`.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
+        if size > self.size() || index >= size {
+            return Err(LogError::OutOfRange {
+                index,
+                size: size.min(self.size()),
+            });
+        }
+        Ok(proof::inclusion_proof(&self.tree.reader(), index, size)?)
+    }
+
+    /// RFC 9162 consistency proof from the tree of `size1` entries to that of `size2`.
+    ///
+    /// # Errors
+    /// [`LogError::OutOfRange`] unless `size1 <= size2 <= self.size()`.
+    pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash>, LogError> {
+        if size2 > self.size() || size1 > size2 {
+            return Err(LogError::OutOfRange {
+                index: size1,
+                size: size2,
+            });
+        }
+        Ok(proof::consistency_proof(&self.tree.reader(), size1, size2)?)
+    }
+
+    /// The root of the tree of the first `size` entries.
+    ///
+    /// # Errors
+    /// [`LogError::OutOfRange`] past the log's size.
+    pub fn root_at(&self, size: u64) -> Result<Hash, LogError> {
+        if size > self.size() {
+            return Err(LogError::OutOfRange {
+                index: size,
+                size: self.size(),
+            });
+        }
+        Ok(proof::root(&self.tree.reader(), size)?)
+    }
+
+    /// Every checkpoint the log has signed, oldest first, as committed in `log.dat`.
+    ///
+    /// # Errors
+    /// Read faults.
+    pub fn checkpoints(&self) -> Result<Vec<String>, LogError> {
+        let mut out = Vec::new();
+        for record in self.records.iter(records::HEADER_LEN, self.records.len())? {
+            let record = record?;
+            if record.kind == RecordKind::Checkpoint {
+                out.push(String::from_utf8_lossy(&record.body).into_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Flushes derived stores to disk (the record file is always synced already).
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.tree.sync().map_err(|e| LogError::Derived {
+            reason: e.to_string(),
+        })?;
+        self.offsets.sync().map_err(|e| LogError::Derived {
+            reason: e.to_string(),
+        })?;
+        self.index.flush().map_err(|e| LogError::Derived {
+            reason: e.to_string(),
+        })?;
+        Ok(())
+    }
+
+    fn check_index(&self, index: u64) -> Result<(), LogError> {
+        if index >= self.size() {
+            return Err(LogError::OutOfRange {
+                index,
+                size: self.size(),
+            });
+        }
+        Ok(())
+    }
+}
+
+struct ReplayState {
+    size: u64,
+    last_time_micros: u64,
+    last_checkpoint: Option<Vec<u8>>,
+}
+
+fn leaf_offset(offsets: &Offsets, index: u64) -> Result<u64, LogError> {
+    offsets
+        .get(index)
+        .map_err(|e| LogError::Derived {
+            reason: e.to_string(),
+        })?
+        .ok_or_else(|| LogError::Derived {
+            reason: format!("no offset stored for entry {index}"),
+        })
+}
+
+/// Ledger time: the wall clock in µs, but always strictly after the previous entry.
+fn next_time(previous: u64) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    now.max(previous.saturating_add(1))
+}
+
+fn sign_checkpoint(
+    origin: &Origin,
+    size: u64,
+    root: Hash,
+    signer: &NoteSigner,
+) -> SignedCheckpoint {
+    SignedCheckpoint::sign(
+        Checkpoint {
+            origin: origin.clone(),
+            size,
+            root,
+        },
+        signer,
+    )
+}
+
+/// Reads and validates `log.json`.
+///
+/// # Errors
+/// [`LogError::NotFound`] without one; [`LogError::Config`] when it is invalid.
+pub fn read_config(dir: &Path) -> Result<LogConfig, LogError> {
+    let path = dir.join(layout::CONFIG);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(LogError::NotFound {
+                path: dir.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(LogError::Io { path, source: e }),
+    };
+    let config: LogConfig = serde_json::from_slice(&bytes).map_err(|e| LogError::Config {
+        reason: e.to_string(),
+    })?;
+    if config.leaf_version != leaf::LEAF_VERSION {
+        return Err(LogError::Config {
+            reason: format!("leaf version {} is not supported", config.leaf_version),
+        });
+    }
+    Ok(config)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
+    use std::io::Write;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io(path))?;
+    file.write_all(bytes).map_err(io(path))?;
+    file.sync_all().map_err(io(path))
+}

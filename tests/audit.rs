@@ -1,0 +1,306 @@
+//! The auditor catches every kind of tampering with `log.dat`, precisely.
+
+use std::fs;
+use std::path::Path;
+
+use lesson_ledger::log::audit::{audit, AuditError, AuditOptions, Finding};
+use lesson_ledger::log::hash::Hash;
+use lesson_ledger::log::keyfile;
+use lesson_ledger::log::note::{Checkpoint, KeyName, NoteSigner, Origin, SignedCheckpoint};
+use lesson_ledger::log::records::{RecordFile, RecordKind};
+use lesson_ledger::log::store::{layout, AdmitAll, Log, Outcome};
+use tempfile::TempDir;
+
+use crate::support::{envelope, new_log, signer, verified};
+
+/// A log of 24 entries in three batches, closed.
+fn sample_log(dir: &Path) -> Vec<String> {
+    let mut log = new_log(dir);
+    let a = signer("inst-0001", 1);
+    let b = signer("stu-00a1", 2);
+    let mut checkpoints = Vec::new();
+    for batch in 0..3u64 {
+        let envelopes = (0..8)
+            .map(|i| verified(envelope(&[&a, &b], &format!("e-{batch}-{i}"), i)))
+            .collect();
+        for o in log.append(envelopes, &mut AdmitAll).unwrap() {
+            assert!(matches!(o, Outcome::Ok(_)));
+        }
+        checkpoints.push(log.checkpoint().text().to_string());
+    }
+    log.close().unwrap();
+    checkpoints
+}
+
+fn run_audit(dir: &Path) -> Result<lesson_ledger::log::audit::AuditSummary, AuditError> {
+    audit(dir, &AuditOptions::default(), &|_, _| {})
+}
+
+fn finding(dir: &Path) -> Finding {
+    match run_audit(dir) {
+        Err(AuditError::Finding(f)) => f,
+        Err(other) => panic!("expected a finding, got error {other}"),
+        Ok(s) => panic!("tampered log passed the audit: {s:?}"),
+    }
+}
+
+/// The records of a log, as (offset, kind, body).
+fn records(dir: &Path) -> Vec<(u64, RecordKind, Vec<u8>)> {
+    let file = lesson_ledger::log::records::open_reader(dir.join(layout::RECORDS)).unwrap();
+    file.iter(lesson_ledger::log::records::HEADER_LEN, file.len())
+        .unwrap()
+        .map(|r| r.unwrap())
+        .map(|r| (r.offset, r.kind, r.body))
+        .collect()
+}
+
+/// Writes a new, well-framed log.dat holding these records (checksums are recomputed,
+/// so only the content tampering remains for the auditor to find).
+fn rewrite(dir: &Path, recs: &[(RecordKind, Vec<u8>)]) {
+    let path = dir.join(layout::RECORDS);
+    fs::remove_file(&path).unwrap();
+    let mut file = RecordFile::create(&path).unwrap();
+    for (kind, body) in recs {
+        file.append(*kind, body).unwrap();
+    }
+    file.commit().unwrap();
+    // Derived data would otherwise vouch for the old file.
+    let _ = fs::remove_dir_all(dir.join(layout::INDEX));
+}
+
+fn kinds_and_bodies(dir: &Path) -> Vec<(RecordKind, Vec<u8>)> {
+    records(dir).into_iter().map(|(_, k, b)| (k, b)).collect()
+}
+
+#[test]
+fn a_clean_log_passes_with_a_summary() {
+    let dir = TempDir::new().unwrap();
+    sample_log(dir.path());
+    let s = run_audit(dir.path()).unwrap();
+    assert_eq!((s.entries, s.signatures, s.checkpoints), (24, 48, 4));
+    let log = crate::support::reopen(dir.path());
+    assert_eq!(s.root, log.root_at(24).unwrap());
+}
+
+#[test]
+fn one_flipped_bit_anywhere_is_caught() {
+    let dir = TempDir::new().unwrap();
+    sample_log(dir.path());
+    let path = dir.path().join(layout::RECORDS);
+    let original = fs::read(&path).unwrap();
+    // Every record's first, middle and last byte, the header, and a stride through the rest.
+    let mut positions: Vec<usize> = vec![0, 3, 7];
+    for (offset, _, body) in records(dir.path()) {
+        let start = offset as usize;
+        let end = start + 1 + 4 + body.len() + 4;
+        positions.extend([
+            start,
+            start + 2,
+            start + 5,
+            start + 5 + body.len() / 2,
+            end - 1,
+        ]);
+    }
+    positions.extend((0..original.len()).step_by(37));
+    positions.sort_unstable();
+    positions.dedup();
+    for (n, &pos) in positions.iter().enumerate() {
+        let mut bytes = original.clone();
+        bytes[pos] ^= 1 << (n % 8);
+        fs::write(&path, &bytes).unwrap();
+        match run_audit(dir.path()) {
+            Err(AuditError::Finding(f)) => assert!(
+                f.offset <= pos as u64 + 1,
+                "finding {f} should be at or before byte {pos}"
+            ),
+            Err(other) => panic!("bit {n} at byte {pos}: expected a finding, got {other}"),
+            Ok(_) => panic!("a flipped bit at byte {pos} passed the audit"),
+        }
+    }
+    fs::write(&path, &original).unwrap();
+    run_audit(dir.path()).expect("restored log passes again");
+}
+
+#[test]
+fn a_removed_record_is_caught_with_the_index_that_is_missing() {
+    let dir = TempDir::new().unwrap();
+    sample_log(dir.path());
+    let mut recs = kinds_and_bodies(dir.path());
+    recs.remove(5); // the fifth leaf of the first batch (record 0 is the empty checkpoint)
+    rewrite(dir.path(), &recs);
+    let f = finding(dir.path());
+    assert_eq!(
+        (f.index, f.expected.as_str(), f.found.as_str()),
+        (Some(4), "index 4", "index 5"),
+        "{f}"
+    );
+}
+
+#[test]
+fn reordered_records_are_caught() {
+    let dir = TempDir::new().unwrap();
+    sample_log(dir.path());
+    let mut recs = kinds_and_bodies(dir.path());
+    recs.swap(3, 4);
+    rewrite(dir.path(), &recs);
+    let f = finding(dir.path());
+    assert_eq!(f.index, Some(2), "{f}");
+    assert!(f.what.contains("out of place"), "{f}");
+}
+
+#[test]
+fn a_truncated_log_is_caught() {
+    // Cut in the middle of a record.
+    let dir = TempDir::new().unwrap();
+    sample_log(dir.path());
+    let path = dir.path().join(layout::RECORDS);
+    let len = fs::metadata(&path).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
+    assert!(finding(dir.path()).what.contains("damaged"));
+
+    // Cut after a leaf: the last batch has no checkpoint.
+    let dir = TempDir::new().unwrap();
+    sample_log(dir.path());
+    let recs = kinds_and_bodies(dir.path());
+    rewrite(dir.path(), &recs[..recs.len() - 3]);
+    assert!(finding(dir.path())
+        .what
+        .contains("does not end with a checkpoint"));
+
+    // Cut cleanly at a batch boundary: the index remembers more.
+    let dir = TempDir::new().unwrap();
+    sample_log(dir.path());
+    let recs = records(dir.path());
+    let (offset, _, _) = recs[recs.len() - 9]; // the last batch: 8 leaves and a checkpoint
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path_in(dir.path()))
+        .unwrap()
+        .set_len(offset)
+        .unwrap();
+    let f = finding(dir.path());
+    assert!(f.what.contains("truncated"), "{f}");
+}
+
+fn origin() -> Origin {
+    Origin::new("lessons.example/test").unwrap()
+}
+
+fn path_in(dir: &Path) -> std::path::PathBuf {
+    dir.join(layout::RECORDS)
+}
+
+#[test]
+fn a_checkpoint_signed_by_another_key_is_caught() {
+    let dir = TempDir::new().unwrap();
+    sample_log(dir.path());
+    let mut recs = kinds_and_bodies(dir.path());
+    let last = recs.len() - 1;
+    let body = String::from_utf8(recs[last].1.clone()).unwrap();
+    let cp = SignedCheckpoint::parse_and_verify(
+        body.as_bytes(),
+        crate::support::reopen(dir.path()).verifier(),
+    )
+    .unwrap();
+    // Same name, another key.
+    let impostor = signer("operator", 99);
+    recs[last].1 = SignedCheckpoint::sign(cp.checkpoint().clone(), &impostor)
+        .text()
+        .as_bytes()
+        .to_vec();
+    rewrite(dir.path(), &recs);
+    let f = finding(dir.path());
+    assert!(f.what.contains("not signed by the operator"), "{f}");
+}
+
+#[test]
+fn a_checkpoint_inconsistent_with_the_log_is_caught_even_when_the_operator_signed_it() {
+    let dir = TempDir::new().unwrap();
+    sample_log(dir.path());
+    let key = keyfile::read_private_pem(&dir.path().join(layout::OPERATOR_KEY)).unwrap();
+    let operator = NoteSigner::new(KeyName::new("operator").unwrap(), key);
+    let mut recs = kinds_and_bodies(dir.path());
+    let last = recs.len() - 1;
+    let forged = Checkpoint {
+        origin: origin(),
+        size: 24,
+        root: Hash([7; 32]),
+    };
+    recs[last].1 = SignedCheckpoint::sign(forged.clone(), &operator)
+        .text()
+        .as_bytes()
+        .to_vec();
+    rewrite(dir.path(), &recs);
+    let f = finding(dir.path());
+    assert!(f.what.contains("root is not the root"), "{f}");
+
+    let forged = Checkpoint {
+        origin: origin(),
+        size: 23,
+        root: Hash([7; 32]),
+    };
+    recs[last].1 = SignedCheckpoint::sign(forged.clone(), &operator)
+        .text()
+        .as_bytes()
+        .to_vec();
+    rewrite(dir.path(), &recs);
+    assert!(finding(dir.path()).what.contains("size differs"));
+}
+
+#[test]
+fn an_auditor_can_bring_the_key_and_a_checkpoint_from_outside() {
+    let dir = TempDir::new().unwrap();
+    let checkpoints = sample_log(dir.path());
+    let vkey = crate::support::reopen(dir.path())
+        .config()
+        .operator_vkey
+        .clone();
+    for cp in &checkpoints {
+        let options = AuditOptions {
+            operator_vkey: Some(vkey.clone()),
+            known_checkpoint: Some(cp.clone()),
+        };
+        audit(dir.path(), &options, &|_, _| {}).expect("a checkpoint of this log");
+    }
+    let other = signer("operator", 42);
+    let options = AuditOptions {
+        operator_vkey: Some(other.vkey()),
+        known_checkpoint: None,
+    };
+    assert!(matches!(
+        audit(dir.path(), &options, &|_, _| {}),
+        Err(AuditError::Finding(_))
+    ));
+
+    // A checkpoint of another log, properly signed by this operator, is not in this log.
+    let key = keyfile::read_private_pem(&dir.path().join(layout::OPERATOR_KEY)).unwrap();
+    let operator = NoteSigner::new(KeyName::new("operator").unwrap(), key);
+    let alien = SignedCheckpoint::sign(
+        Checkpoint {
+            origin: origin(),
+            size: 16,
+            root: Hash([9; 32]),
+        },
+        &operator,
+    );
+    let options = AuditOptions {
+        operator_vkey: Some(vkey),
+        known_checkpoint: Some(alien.text().to_string()),
+    };
+    let err = audit(dir.path(), &options, &|_, _| {})
+        .err()
+        .expect("alien checkpoint");
+    assert!(matches!(err, AuditError::Finding(_)), "{err}");
+}
+
+#[test]
+fn an_unknown_directory_is_an_error_not_a_finding() {
+    let dir = TempDir::new().unwrap();
+    assert!(matches!(run_audit(dir.path()), Err(AuditError::Log(_))));
+    let _ = Log::open;
+}

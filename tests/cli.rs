@@ -1,0 +1,307 @@
+//! The command line, run as a user runs it: the real binary on real directories.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use lesson_ledger::log::hash::Hash;
+use lesson_ledger::log::note::{NoteVerifier, SignedCheckpoint};
+use lesson_ledger::log::proof::{verify_consistency, verify_inclusion};
+use tempfile::TempDir;
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lesson-ledger"))
+}
+
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run lesson-ledger")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// init, keygen, sign: a log and one signer prefix.
+fn setup(tmp: &TempDir) -> (String, String) {
+    let data = tmp.path().join("data");
+    let out = run(&[
+        "init",
+        "--data",
+        s(&data),
+        "--origin",
+        "lessons.example/cli",
+    ]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let vkey = stdout(&out).trim().to_string();
+    let prefix = tmp.path().join("inst-0001");
+    let out = run(&["keygen", "--name", "inst-0001", "--out", s(&prefix)]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    (vkey, s(&prefix).to_string())
+}
+
+fn sign(tmp: &TempDir, prefix: &str, name: &str, payload: &str) -> std::path::PathBuf {
+    let payload_path = tmp.path().join(format!("{name}.payload"));
+    fs::write(&payload_path, payload).unwrap();
+    let out = run(&[
+        "sign",
+        "--signer",
+        prefix,
+        "--payload-type",
+        "application/vnd.lesson-ledger.test+json",
+        s(&payload_path),
+    ]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let env_path = tmp.path().join(format!("{name}.json"));
+    fs::write(&env_path, stdout(&out)).unwrap();
+    env_path
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["init", "--help"],
+        vec!["key", "--help"],
+        vec!["keygen", "--help"],
+        vec!["sign", "--help"],
+        vec!["append", "--help"],
+        vec!["checkpoint", "--help"],
+        vec!["proof", "--help"],
+        vec!["proof", "inclusion", "--help"],
+        vec!["proof", "consistency", "--help"],
+        vec!["verify", "--help"],
+    ] {
+        let out = run(&args);
+        assert_eq!(code(&out), 0, "{args:?}");
+        assert!(stdout(&out).contains("Usage"), "{args:?}");
+    }
+    assert_eq!(code(&run(&["no-such-command"])), 2);
+}
+
+#[test]
+fn init_key_keygen_sign_append_checkpoint_proof_verify() {
+    let tmp = TempDir::new().unwrap();
+    let (vkey, prefix) = setup(&tmp);
+    let data = tmp.path().join("data");
+    let verifier = NoteVerifier::from_vkey(&vkey).unwrap();
+
+    // `key` prints the same key again; init refuses to overwrite.
+    assert_eq!(stdout(&run(&["key", "--data", s(&data)])).trim(), vkey);
+    assert_eq!(
+        code(&run(&[
+            "init",
+            "--data",
+            s(&data),
+            "--origin",
+            "lessons.example/cli"
+        ])),
+        4
+    );
+
+    // keygen: 0600 private key, refuses to overwrite.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(format!("{prefix}.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_ne!(
+        code(&run(&["keygen", "--name", "inst-0001", "--out", &prefix])),
+        0
+    );
+    assert!(fs::read_to_string(format!("{prefix}.pub"))
+        .unwrap()
+        .starts_with("inst-0001+"));
+
+    let e1 = sign(&tmp, &prefix, "e1", r#"{"id":"a","n":1}"#);
+    let e2 = sign(&tmp, &prefix, "e2", r#"{"id":"b","n":2}"#);
+    let out = run(&["append", "--data", s(&data), s(&e1), s(&e2)]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["status"], "ok");
+        assert_eq!(line["receipt"]["index"], i as u64);
+    }
+    // Again: the first receipts, nothing added.
+    let out = run(&["append", "--data", s(&data), s(&e1)]);
+    assert_eq!(code(&out), 0);
+    let again: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(again["status"], "exists");
+    assert_eq!(again["receipt"]["index"], 0);
+
+    // The checkpoint verifies with the printed key.
+    let cp_text = stdout(&run(&["checkpoint", "--data", s(&data)]));
+    let cp = SignedCheckpoint::parse_and_verify(cp_text.as_bytes(), &verifier).unwrap();
+    assert_eq!(cp.checkpoint().size, 2);
+    let all = stdout(&run(&["checkpoint", "--data", s(&data), "--all"]));
+    assert_eq!(
+        all.matches("lessons.example/cli").count(),
+        2,
+        "empty tree and one batch"
+    );
+
+    // Proofs, by index and by entry id, verify.
+    let entry_id = lines[1]["receipt"]["entry_id"].as_str().unwrap();
+    for args in [vec!["--index", "1"], vec!["--entry-id", entry_id]] {
+        let mut full = vec!["proof", "inclusion", "--data", s(&data)];
+        full.extend(args);
+        let p: serde_json::Value = serde_json::from_str(&stdout(&run(&full))).unwrap();
+        let hashes: Vec<Hash> = p["inclusion_proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| Hash::from_base64(h.as_str().unwrap()).unwrap())
+            .collect();
+        let leaf = Hash::from_base64(p["leaf_hash"].as_str().unwrap()).unwrap();
+        verify_inclusion(&leaf, 1, 2, &hashes, &cp.checkpoint().root).unwrap();
+    }
+    let p: serde_json::Value = serde_json::from_str(&stdout(&run(&[
+        "proof",
+        "consistency",
+        "--data",
+        s(&data),
+        "--from",
+        "1",
+    ])))
+    .unwrap();
+    let hashes: Vec<Hash> = p["consistency_proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| Hash::from_base64(h.as_str().unwrap()).unwrap())
+        .collect();
+    let root1 = Hash::from_base64(p["root1"].as_str().unwrap()).unwrap();
+    verify_consistency(1, 2, &root1, &cp.checkpoint().root, &hashes).unwrap();
+    assert_ne!(
+        code(&run(&[
+            "proof",
+            "inclusion",
+            "--data",
+            s(&data),
+            "--index",
+            "2"
+        ])),
+        0
+    );
+
+    // verify: passes, with the key and a receipt's checkpoint brought from outside.
+    let receipt_cp = tmp.path().join("receipt.checkpoint");
+    fs::write(
+        &receipt_cp,
+        lines[0]["receipt"]["checkpoint"].as_str().unwrap(),
+    )
+    .unwrap();
+    let out = run(&[
+        "verify",
+        "--data",
+        s(&data),
+        "--operator-key",
+        &vkey,
+        "--checkpoint",
+        s(&receipt_cp),
+    ]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert!(stdout(&out).contains("2 entries"));
+
+    // ...and fails with exit code 1 once a bit is flipped.
+    let log_dat = data.join("log.dat");
+    let mut bytes = fs::read(&log_dat).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 4;
+    fs::write(&log_dat, &bytes).unwrap();
+    let out = run(&["verify", "--data", s(&data)]);
+    assert_eq!(code(&out), 1, "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("verification failed"));
+}
+
+#[test]
+fn bad_envelopes_are_refused_with_their_code_and_exit_3() {
+    let tmp = TempDir::new().unwrap();
+    let (_, prefix) = setup(&tmp);
+    let data = tmp.path().join("data");
+    let good = sign(&tmp, &prefix, "good", r#"{"id":"g"}"#);
+    let good_json: serde_json::Value = serde_json::from_slice(&fs::read(&good).unwrap()).unwrap();
+    let mut cases: Vec<(&str, String)> = vec![
+        ("malformed_json", "{not json".into()),
+        (
+            "malformed_base64",
+            good_json
+                .to_string()
+                .replace(good_json["payload"].as_str().unwrap(), "***"),
+        ),
+        ("unknown_field", {
+            let mut v = good_json.clone();
+            v["extra"] = 1.into();
+            v.to_string()
+        }),
+        ("missing_field", {
+            let mut v = good_json.clone();
+            v.as_object_mut().unwrap().remove("payloadType");
+            v.to_string()
+        }),
+        ("no_signatures", {
+            let mut v = good_json.clone();
+            v["signatures"] = serde_json::json!([]);
+            v.to_string()
+        }),
+        ("duplicate_signature", {
+            let mut v = good_json.clone();
+            let sig = v["signatures"][0].clone();
+            v["signatures"] = serde_json::json!([sig.clone(), sig]);
+            v.to_string()
+        }),
+        ("bad_signature", {
+            let mut v = good_json.clone();
+            v["payload"] = "eyJpZCI6ImgifQ==".into();
+            v.to_string()
+        }),
+    ];
+    cases.push((
+        "envelope_too_large",
+        format!(
+            "{{\"payloadType\":\"x\",\"payload\":\"{}\",\"signatures\":[]}}",
+            "A".repeat(70_000)
+        ),
+    ));
+    let before = fs::read(data.join("log.dat")).unwrap();
+    for (want, text) in &cases {
+        let path = tmp.path().join(format!("{want}.json"));
+        fs::write(&path, text).unwrap();
+        let out = run(&["append", "--data", s(&data), s(&path)]);
+        assert_eq!(code(&out), 3, "{want}: {out:?}");
+        let line: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+        assert_eq!(line["status"], *want, "{line}");
+        assert_eq!(
+            fs::read(data.join("log.dat")).unwrap(),
+            before,
+            "{want}: the log must be unchanged"
+        );
+    }
+    // A good and a bad one together: the good one lands, exit 3 says something was refused.
+    let bad = tmp.path().join("bad_signature.json");
+    let out = run(&["append", "--data", s(&data), s(&good), s(&bad)]);
+    assert_eq!(code(&out), 3);
+    assert!(stdout(&out).lines().next().unwrap().contains("\"ok\""));
+}
+
+#[test]
+fn missing_or_damaged_stores_exit_4() {
+    let tmp = TempDir::new().unwrap();
+    let nowhere = tmp.path().join("nowhere");
+    assert_eq!(code(&run(&["checkpoint", "--data", s(&nowhere)])), 4);
+    assert_eq!(code(&run(&["key", "--data", s(&nowhere)])), 4);
+    assert_eq!(code(&run(&["verify", "--data", s(&nowhere)])), 4);
+}

@@ -1,0 +1,124 @@
+//! Crash safety: SIGKILL the writer in the middle of appends, again and again, then
+//! check that every acknowledged entry is there, where its receipt said, and that the
+//! log passes the audit.
+//!
+//! CI runs a short version; set `LEDGER_CRASH_ROUNDS=200` (and optionally
+//! `LEDGER_CRASH_SEED`) for a long one.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::time::Duration;
+
+use lesson_ledger::log::audit::{audit, AuditOptions};
+use lesson_ledger::log::envelope::EntryId;
+use rand::{Rng, SeedableRng};
+use tempfile::TempDir;
+
+use crate::cli::{bin, run};
+use crate::support::{envelope, reopen, signer};
+
+#[test]
+fn acknowledged_entries_survive_repeated_sigkill() {
+    let rounds: u64 = std::env::var("LEDGER_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let seed: u64 = std::env::var("LEDGER_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20261129);
+    eprintln!("crash test: {rounds} rounds, seed {seed} (LEDGER_CRASH_ROUNDS, LEDGER_CRASH_SEED)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let tmp = TempDir::new().unwrap();
+    let data = tmp.path().join("data");
+    assert!(run(&[
+        "init",
+        "--data",
+        data.to_str().unwrap(),
+        "--origin",
+        "lessons.example/crash"
+    ])
+    .status
+    .success());
+    let k = signer("inst-0001", 1);
+    let per_round = 600u64;
+    // entry id -> index, from every receipt printed (printed only once durable).
+    let mut acknowledged: BTreeMap<String, u64> = BTreeMap::new();
+    let mut killed = 0;
+    for round in 0..rounds {
+        // Half of each round's entries repeat the previous round's: replays must be
+        // answered with the first receipt even across crashes.
+        let start = round * per_round / 2;
+        let path = tmp.path().join(format!("round-{round}.jsonl"));
+        let mut file = std::fs::File::create(&path).unwrap();
+        for i in start..start + per_round {
+            writeln!(file, "{}", envelope(&[&k], &format!("e-{i}"), i).to_json()).unwrap();
+        }
+        drop(file);
+        let batch = rng.gen_range(1..=64).to_string();
+        let mut child = bin()
+            .args([
+                "append",
+                "--data",
+                data.to_str().unwrap(),
+                "--batch",
+                &batch,
+                path.to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                match line {
+                    Ok(l) => lines.push(l),
+                    Err(_) => break,
+                }
+            }
+            lines
+        });
+        std::thread::sleep(Duration::from_millis(rng.gen_range(5..120)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed += 1;
+        }
+        child.wait().unwrap();
+        for line in reader.join().unwrap() {
+            // A line cut by the kill is not a whole acknowledgement.
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            assert!(v["status"] == "ok" || v["status"] == "exists", "{v}");
+            let id = v["receipt"]["entry_id"].as_str().unwrap().to_string();
+            let index = v["receipt"]["index"].as_u64().unwrap();
+            if let Some(previous) = acknowledged.insert(id.clone(), index) {
+                assert_eq!(
+                    previous, index,
+                    "entry {id} was acknowledged at two indexes"
+                );
+            }
+        }
+    }
+    eprintln!(
+        "crash test: killed {killed} of {rounds} writers; {} entries acknowledged",
+        acknowledged.len()
+    );
+    let log = reopen(&data);
+    for (id, index) in &acknowledged {
+        let entry_id: EntryId = id.parse().unwrap();
+        assert_eq!(
+            log.index_of(&entry_id).unwrap(),
+            Some(*index),
+            "acknowledged entry {id} lost"
+        );
+        assert_eq!(log.entry(*index).unwrap().envelope.entry_id(), entry_id);
+    }
+    drop(log);
+    let summary =
+        audit(&data, &AuditOptions::default(), &|_, _| {}).expect("log verifies after crashes");
+    assert!(summary.entries >= acknowledged.len() as u64);
+}

@@ -1,0 +1,15 @@
+//! The integration tests, one binary with a module per topic (link time matters on
+//! two cores).
+
+mod support;
+
+mod audit;
+mod cli;
+mod crash;
+mod envelope;
+mod log_store;
+mod merkle;
+mod note;
+mod rules;
+mod schemas;
+mod storage;
