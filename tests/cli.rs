@@ -29,7 +29,7 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
 
-/// init, keygen, sign: a log and one signer prefix.
+/// init (with the default genesis), keygen: a ledger and one signer prefix.
 fn setup(tmp: &TempDir) -> (String, String) {
     let data = tmp.path().join("data");
     let out = run(&[
@@ -47,21 +47,30 @@ fn setup(tmp: &TempDir) -> (String, String) {
     (vkey, s(&prefix).to_string())
 }
 
-fn sign(tmp: &TempDir, prefix: &str, name: &str, payload: &str) -> std::path::PathBuf {
+/// `sign` a payload with the given signer prefixes into an envelope file.
+fn sign(tmp: &TempDir, signers: &[&str], name: &str, payload: &str) -> std::path::PathBuf {
     let payload_path = tmp.path().join(format!("{name}.payload"));
     fs::write(&payload_path, payload).unwrap();
-    let out = run(&[
+    let mut args = vec![
         "sign",
-        "--signer",
-        prefix,
         "--payload-type",
-        "application/vnd.lesson-ledger.test+json",
-        s(&payload_path),
-    ]);
+        lesson_ledger::ledger::PAYLOAD_TYPE,
+    ];
+    for signer in signers {
+        args.extend(["--signer", signer]);
+    }
+    args.push(s(&payload_path));
+    let out = run(&args);
     assert_eq!(code(&out), 0, "{out:?}");
     let env_path = tmp.path().join(format!("{name}.json"));
     fs::write(&env_path, stdout(&out)).unwrap();
     env_path
+}
+
+/// The payload registering the key pair at `prefix` as institution `inst-0001`.
+fn registration(prefix: &str) -> String {
+    let vkey = fs::read_to_string(format!("{prefix}.pub")).unwrap();
+    serde_json::json!({"kind": "party_registered", "id": "reg-1", "party": "inst-0001", "role": "institution", "key": vkey.trim()}).to_string()
 }
 
 #[test]
@@ -122,8 +131,14 @@ fn init_key_keygen_sign_append_checkpoint_proof_verify() {
         .unwrap()
         .starts_with("inst-0001+"));
 
-    let e1 = sign(&tmp, &prefix, "e1", r#"{"id":"a","n":1}"#);
-    let e2 = sign(&tmp, &prefix, "e2", r#"{"id":"b","n":2}"#);
+    let operator = format!("{}/operator", data.display());
+    let e1 = sign(&tmp, &[&operator, &prefix], "e1", &registration(&prefix));
+    let e2 = sign(
+        &tmp,
+        &[&operator],
+        "e2",
+        r#"{"kind":"institution_closed","id":"close-1","institution":"inst-0001","reason":"closed abnormally"}"#,
+    );
     let out = run(&["append", "--data", s(&data), s(&e1), s(&e2)]);
     assert_eq!(code(&out), 0, "{out:?}");
     let lines: Vec<serde_json::Value> = stdout(&out)
@@ -132,30 +147,34 @@ fn init_key_keygen_sign_append_checkpoint_proof_verify() {
         .collect();
     assert_eq!(lines.len(), 2);
     for (i, line) in lines.iter().enumerate() {
-        assert_eq!(line["status"], "ok");
-        assert_eq!(line["receipt"]["index"], i as u64);
+        assert_eq!(line["status"], "ok", "{line}");
+        assert_eq!(
+            line["receipt"]["index"],
+            i as u64 + 1,
+            "entry 0 is the genesis"
+        );
     }
     // Again: the first receipts, nothing added.
     let out = run(&["append", "--data", s(&data), s(&e1)]);
     assert_eq!(code(&out), 0);
     let again: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(again["status"], "exists");
-    assert_eq!(again["receipt"]["index"], 0);
+    assert_eq!(again["receipt"]["index"], 1);
 
     // The checkpoint verifies with the printed key.
     let cp_text = stdout(&run(&["checkpoint", "--data", s(&data)]));
     let cp = SignedCheckpoint::parse_and_verify(cp_text.as_bytes(), &verifier).unwrap();
-    assert_eq!(cp.checkpoint().size, 2);
+    assert_eq!(cp.checkpoint().size, 3);
     let all = stdout(&run(&["checkpoint", "--data", s(&data), "--all"]));
     assert_eq!(
         all.matches("lessons.example/cli").count(),
-        2,
-        "empty tree and one batch"
+        3,
+        "empty tree, genesis, one batch"
     );
 
     // Proofs, by index and by entry id, verify.
     let entry_id = lines[1]["receipt"]["entry_id"].as_str().unwrap();
-    for args in [vec!["--index", "1"], vec!["--entry-id", entry_id]] {
+    for args in [vec!["--index", "2"], vec!["--entry-id", entry_id]] {
         let mut full = vec!["proof", "inclusion", "--data", s(&data)];
         full.extend(args);
         let p: serde_json::Value = serde_json::from_str(&stdout(&run(&full))).unwrap();
@@ -166,7 +185,7 @@ fn init_key_keygen_sign_append_checkpoint_proof_verify() {
             .map(|h| Hash::from_base64(h.as_str().unwrap()).unwrap())
             .collect();
         let leaf = Hash::from_base64(p["leaf_hash"].as_str().unwrap()).unwrap();
-        verify_inclusion(&leaf, 1, 2, &hashes, &cp.checkpoint().root).unwrap();
+        verify_inclusion(&leaf, 2, 3, &hashes, &cp.checkpoint().root).unwrap();
     }
     let p: serde_json::Value = serde_json::from_str(&stdout(&run(&[
         "proof",
@@ -184,17 +203,33 @@ fn init_key_keygen_sign_append_checkpoint_proof_verify() {
         .map(|h| Hash::from_base64(h.as_str().unwrap()).unwrap())
         .collect();
     let root1 = Hash::from_base64(p["root1"].as_str().unwrap()).unwrap();
-    verify_consistency(1, 2, &root1, &cp.checkpoint().root, &hashes).unwrap();
-    assert_ne!(
-        code(&run(&[
-            "proof",
-            "inclusion",
-            "--data",
-            s(&data),
-            "--index",
-            "2"
-        ])),
-        0
+    verify_consistency(1, 3, &root1, &cp.checkpoint().root, &hashes).unwrap();
+    let beyond = run(&["proof", "inclusion", "--data", s(&data), "--index", "3"]);
+    assert_ne!(code(&beyond), 0);
+
+    // Balances and reports, with the entries they derive from.
+    let report: serde_json::Value = serde_json::from_str(&stdout(&run(&[
+        "report",
+        "--data",
+        s(&data),
+        "--institution",
+        "inst-0001",
+    ])))
+    .unwrap();
+    assert_eq!(report["institution_report"]["students"], 0, "{report}");
+    let out = run(&["report", "--data", s(&data), "--institution", "inst-9999"]);
+    assert_eq!(code(&out), 3, "an unknown institution is refused: {out:?}");
+    let pool: serde_json::Value =
+        serde_json::from_str(&stdout(&run(&["report", "--data", s(&data), "--pool"]))).unwrap();
+    assert!(pool["pool"].is_object(), "{pool}");
+    assert_eq!(
+        code(&run(&["balance", "--data", s(&data), "--claim", "c-404"])),
+        3
+    );
+    assert_eq!(
+        code(&run(&["balance", "--data", s(&data)])),
+        2,
+        "a target is required"
     );
 
     // verify: passes, with the key and a receipt's checkpoint brought from outside.
@@ -214,7 +249,11 @@ fn init_key_keygen_sign_append_checkpoint_proof_verify() {
         s(&receipt_cp),
     ]);
     assert_eq!(code(&out), 0, "{out:?}");
-    assert!(stdout(&out).contains("2 entries"));
+    assert!(stdout(&out).contains("3 entries"), "{out:?}");
+    assert!(
+        stdout(&out).contains("equal to the stored state"),
+        "{out:?}"
+    );
 
     // ...and fails with exit code 1 once a bit is flipped.
     let log_dat = data.join("log.dat");
@@ -232,7 +271,8 @@ fn bad_envelopes_are_refused_with_their_code_and_exit_3() {
     let tmp = TempDir::new().unwrap();
     let (_, prefix) = setup(&tmp);
     let data = tmp.path().join("data");
-    let good = sign(&tmp, &prefix, "good", r#"{"id":"g"}"#);
+    let operator = format!("{}/operator", data.display());
+    let good = sign(&tmp, &[&operator, &prefix], "good", &registration(&prefix));
     let good_json: serde_json::Value = serde_json::from_slice(&fs::read(&good).unwrap()).unwrap();
     let mut cases: Vec<(&str, String)> = vec![
         ("malformed_json", "{not json".into()),
@@ -268,6 +308,10 @@ fn bad_envelopes_are_refused_with_their_code_and_exit_3() {
             v["payload"] = "eyJpZCI6ImgifQ==".into();
             v.to_string()
         }),
+        // Well signed, but the rules refuse it: the institution is unknown.
+        ("institution_unknown", fs::read_to_string(sign(&tmp, &[&operator], "unknown", r#"{"kind":"institution_closed","id":"c-9","institution":"inst-9999","reason":"closed"}"#)).unwrap()),
+        // Well signed, but not by the party the rules require.
+        ("missing_signature", fs::read_to_string(sign(&tmp, &[&operator], "nopop", &registration(&prefix))).unwrap()),
     ];
     cases.push((
         "envelope_too_large",

@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use tempfile::TempDir;
 
 use crate::cli::{bin, run};
-use crate::support::{envelope, reopen, signer};
+use crate::support::{operator_of, register_institution};
 
 #[test]
 fn acknowledged_entries_survive_repeated_sigkill() {
@@ -41,7 +41,7 @@ fn acknowledged_entries_survive_repeated_sigkill() {
     ])
     .status
     .success());
-    let k = signer("inst-0001", 1);
+    let operator = operator_of(&data);
     let per_round = 600u64;
     // entry id -> index, from every receipt printed (printed only once durable).
     let mut acknowledged: BTreeMap<String, u64> = BTreeMap::new();
@@ -53,7 +53,7 @@ fn acknowledged_entries_survive_repeated_sigkill() {
         let path = tmp.path().join(format!("round-{round}.jsonl"));
         let mut file = std::fs::File::create(&path).unwrap();
         for i in start..start + per_round {
-            writeln!(file, "{}", envelope(&[&k], &format!("e-{i}"), i).to_json()).unwrap();
+            writeln!(file, "{}", register_institution(&operator, i).to_json()).unwrap();
         }
         drop(file);
         let batch = rng.gen_range(1..=64).to_string();
@@ -107,7 +107,9 @@ fn acknowledged_entries_survive_repeated_sigkill() {
         "crash test: killed {killed} of {rounds} writers; {} entries acknowledged",
         acknowledged.len()
     );
-    let log = reopen(&data);
+    let (ledger, _) = lesson_ledger::ledger::writer::Ledger::open(&data)
+        .expect("the ledger reopens after crashes");
+    let log = ledger.log();
     for (id, index) in &acknowledged {
         let entry_id: EntryId = id.parse().unwrap();
         assert_eq!(
@@ -117,7 +119,7 @@ fn acknowledged_entries_survive_repeated_sigkill() {
         );
         assert_eq!(log.entry(*index).unwrap().envelope.entry_id(), entry_id);
     }
-    drop(log);
+    drop(ledger);
     let summary =
         audit(&data, &AuditOptions::default(), &|_, _| {}).expect("log verifies after crashes");
     assert!(summary.entries >= acknowledged.len() as u64);

@@ -44,3 +44,40 @@ pub fn new_log(dir: &Path) -> Log {
 pub fn reopen(dir: &Path) -> Log {
     Log::open(dir, Box::new(EntryIdOnly)).expect("reopen log").0
 }
+
+/// A ledger entry (payload type of the rules) signed by `signers`.
+pub fn ledger_entry(signers: &[&NoteSigner], payload: &serde_json::Value) -> Envelope {
+    Envelope::sign(
+        lesson_ledger::ledger::PAYLOAD_TYPE,
+        payload.to_string().as_bytes(),
+        signers,
+    )
+    .expect("signable")
+}
+
+/// A deterministic key for party number `n` (a seed no test uses otherwise).
+pub fn party_signer(name: &str, n: u64) -> NoteSigner {
+    let seed = *blake3::hash(format!("party-key-{n}").as_bytes()).as_bytes();
+    NoteSigner::new(
+        KeyName::new(name).expect("valid test key name"),
+        SigningKey::from_bytes(&seed),
+    )
+}
+
+/// The operator of a ledger made by `lesson-ledger init` (its key is in the data dir).
+pub fn operator_of(data: &Path) -> NoteSigner {
+    let key = lesson_ledger::log::keyfile::read_private_pem(&data.join("operator.key"))
+        .expect("operator key");
+    NoteSigner::new(KeyName::new("operator").expect("name"), key)
+}
+
+/// `party_registered` for institution `inst-<n>`, signed by the operator and the new key.
+pub fn register_institution(operator: &NoteSigner, n: u64) -> Envelope {
+    let name = format!("inst-{n:05}");
+    let key = party_signer(&name, n);
+    let payload = serde_json::json!({
+        "kind": "party_registered", "id": format!("reg-{name}"), "party": name,
+        "role": "institution", "key": key.vkey(),
+    });
+    ledger_entry(&[operator, &key], &payload)
+}
