@@ -270,6 +270,7 @@ fn derived_stores_are_rebuilt_from_the_record_file() {
         fs::remove_dir_all(dir.path().join(derived)).unwrap();
     }
     fs::remove_file(dir.path().join(layout::OFFSETS)).unwrap();
+    fs::remove_file(dir.path().join(layout::IDS)).unwrap();
     let (log, report) =
         Log::open(dir.path(), Box::new(lesson_ledger::log::store::EntryIdOnly)).unwrap();
     assert_eq!(report.replayed, 37);

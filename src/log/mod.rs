@@ -15,6 +15,7 @@ pub mod audit;
 pub mod compact;
 pub mod envelope;
 pub mod hash;
+pub mod id_index;
 pub mod index;
 pub mod keyfile;
 pub mod leaf;

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::log::compact::Frontier;
 use crate::log::envelope::{EntryId, Envelope, VerifiedEnvelope};
 use crate::log::hash::{leaf_hash, Hash};
+use crate::log::id_index::IdIndex;
 use crate::log::index::{Head, Index, IndexBatch};
 use crate::log::leaf::{self, Leaf, LeafError};
 use crate::log::note::{Checkpoint, KeyName, NoteSigner, NoteVerifier, Origin, SignedCheckpoint};
@@ -43,6 +44,7 @@ pub mod layout {
     pub const RECORDS: &str = "log.dat";
     pub const TREE: &str = "tree";
     pub const OFFSETS: &str = "offsets.dat";
+    pub const IDS: &str = "ids.dat";
     pub const INDEX: &str = "index.sled";
 }
 
@@ -218,6 +220,7 @@ pub struct Log {
     records: RecordFile,
     tree: TreeFile,
     offsets: Offsets,
+    ids: IdIndex,
     index: Index,
     frontier: Frontier,
     last_time_micros: u64,
@@ -307,20 +310,12 @@ impl Log {
             });
         }
         let mut records = RecordFile::open(&dir.join(layout::RECORDS))?;
-        let index = Index::open(&dir.join(layout::INDEX)).map_err(|e| LogError::Derived {
-            reason: e.to_string(),
-        })?;
-        let mut tree = TreeFile::open(&dir.join(layout::TREE)).map_err(|e| LogError::Derived {
-            reason: e.to_string(),
-        })?;
-        let mut offsets =
-            Offsets::open(&dir.join(layout::OFFSETS)).map_err(|e| LogError::Derived {
-                reason: e.to_string(),
-            })?;
+        let index = Index::open(&dir.join(layout::INDEX)).map_err(derived)?;
+        let mut tree = TreeFile::open(&dir.join(layout::TREE)).map_err(derived)?;
+        let mut offsets = Offsets::open(&dir.join(layout::OFFSETS)).map_err(derived)?;
+        let mut ids = IdIndex::open(dir.join(layout::IDS)).map_err(derived)?;
 
-        let head = index.head().map_err(|e| LogError::Derived {
-            reason: e.to_string(),
-        })?;
+        let head = index.head().map_err(derived)?;
         let file_len = records.len();
         if let Some(head) = &head {
             // The index is written after the records are synced, so it can never be
@@ -347,23 +342,20 @@ impl Log {
 
         // Bring the derived stores to a common prefix, then replay the rest.
         let head_size = head.as_ref().map_or(0, |h| h.size);
-        let common = head_size.min(tree.consistent_size()).min(offsets.len());
-        tree.truncate(common).map_err(|e| LogError::Derived {
-            reason: e.to_string(),
-        })?;
-        offsets.truncate(common).map_err(|e| LogError::Derived {
-            reason: e.to_string(),
-        })?;
+        let common = head_size
+            .min(tree.consistent_size())
+            .min(offsets.len())
+            .min(ids.len());
+        ids.truncate(common).map_err(derived)?;
+        tree.truncate(common).map_err(derived)?;
+        offsets.truncate(common).map_err(derived)?;
         let replay_from = if common == 0 {
             records::HEADER_LEN
         } else {
             let last = leaf_offset(&offsets, common - 1)?;
             records.read_at(last)?.end()
         };
-        let mut frontier =
-            Frontier::restore(common, &tree.reader()).map_err(|e| LogError::Derived {
-                reason: e.to_string(),
-            })?;
+        let mut frontier = Frontier::restore(common, &tree.reader()).map_err(derived)?;
         let mut log_state = ReplayState {
             size: common,
             last_time_micros: 0,
@@ -399,24 +391,15 @@ impl Log {
                             what: e.to_string(),
                         })?;
                     for &(level, node_index, node) in &completed {
-                        tree.append(level, node_index, node)
-                            .map_err(|e| LogError::Derived {
-                                reason: e.to_string(),
-                            })?;
+                        tree.append(level, node_index, node).map_err(derived)?;
                     }
-                    offsets
-                        .append(record.offset)
-                        .map_err(|e| LogError::Derived {
-                            reason: e.to_string(),
-                        })?;
+                    offsets.append(record.offset).map_err(derived)?;
                     let entry_id = leaf.envelope.entry_id();
-                    batch.insert_entry(*entry_id.as_bytes(), leaf.index);
+                    ids.append(*entry_id.as_bytes()).map_err(derived)?;
                     if let Some(client) = idempotency.client_id(&leaf.envelope) {
                         batch
                             .insert_client(&client, *entry_id.as_bytes())
-                            .map_err(|e| LogError::Derived {
-                                reason: e.to_string(),
-                            })?;
+                            .map_err(derived)?;
                     }
                     log_state.size += 1;
                     log_state.last_time_micros = leaf.time_micros;
@@ -427,12 +410,9 @@ impl Log {
                 }
             }
         }
-        tree.flush().map_err(|e| LogError::Derived {
-            reason: e.to_string(),
-        })?;
-        offsets.flush().map_err(|e| LogError::Derived {
-            reason: e.to_string(),
-        })?;
+        tree.flush().map_err(derived)?;
+        offsets.flush().map_err(derived)?;
+        ids.flush().map_err(derived)?;
         let root = frontier.root();
         index
             .apply(
@@ -443,9 +423,7 @@ impl Log {
                     root,
                 },
             )
-            .map_err(|e| LogError::Derived {
-                reason: e.to_string(),
-            })?;
+            .map_err(derived)?;
         if let Some(head) = &head {
             if head.size == log_state.size && head.root != root {
                 return Err(LogError::Derived {
@@ -480,6 +458,7 @@ impl Log {
                 records,
                 tree,
                 offsets,
+                ids,
                 index,
                 frontier,
                 last_time_micros: log_state.last_time_micros,
@@ -566,7 +545,6 @@ impl Log {
         }
         let mut pending = Vec::with_capacity(batch.len());
         // Entries of this batch not yet in the index: entry id -> index, client id -> entry id.
-        let mut batch_entries: HashMap<EntryId, u64> = HashMap::new();
         let mut batch_clients: HashMap<Vec<u8>, EntryId> = HashMap::new();
         let mut index_batch = IndexBatch::default();
         let mut next_index = self.frontier.size();
@@ -575,17 +553,8 @@ impl Log {
 
         for envelope in batch {
             let entry_id = envelope.entry_id();
-            if let Some(&index) = batch_entries.get(&entry_id) {
-                pending.push(Pending::Existing { index, entry_id });
-                continue;
-            }
-            if let Some(index) =
-                self.index
-                    .entry(entry_id.as_bytes())
-                    .map_err(|e| LogError::Derived {
-                        reason: e.to_string(),
-                    })?
-            {
+            // The id index already holds this batch's earlier entries.
+            if let Some(index) = self.ids.get(entry_id.as_bytes()).map_err(derived)? {
                 pending.push(Pending::Existing { index, entry_id });
                 continue;
             }
@@ -596,9 +565,7 @@ impl Log {
                     None => self
                         .index
                         .client(client)
-                        .map_err(|e| LogError::Derived {
-                            reason: e.to_string(),
-                        })?
+                        .map_err(derived)?
                         .map(EntryId::from_bytes),
                 };
                 if let Some(existing) = existing {
@@ -624,19 +591,14 @@ impl Log {
             )?;
             let hash = leaf_hash(&bytes);
             let offset = self.records.append(RecordKind::Leaf, &bytes)?;
-            self.offsets.append(offset).map_err(|e| LogError::Derived {
-                reason: e.to_string(),
-            })?;
+            self.offsets.append(offset).map_err(derived)?;
             leaf_hashes.push(hash);
-            batch_entries.insert(entry_id, next_index);
-            index_batch.insert_entry(*entry_id.as_bytes(), next_index);
+            self.ids.append(*entry_id.as_bytes()).map_err(derived)?;
             if let Some(client) = client {
                 batch_clients.insert(client.clone(), entry_id);
                 index_batch
                     .insert_client(&client, *entry_id.as_bytes())
-                    .map_err(|e| LogError::Derived {
-                        reason: e.to_string(),
-                    })?;
+                    .map_err(derived)?;
             }
             pending.push(Pending::New {
                 index: next_index,
@@ -664,18 +626,11 @@ impl Log {
             // The commit point: after this fdatasync the batch is acknowledged.
             self.records.commit()?;
             for (level, node_index, node) in completed {
-                self.tree
-                    .append(level, node_index, node)
-                    .map_err(|e| LogError::Derived {
-                        reason: e.to_string(),
-                    })?;
+                self.tree.append(level, node_index, node).map_err(derived)?;
             }
-            self.tree.flush().map_err(|e| LogError::Derived {
-                reason: e.to_string(),
-            })?;
-            self.offsets.flush().map_err(|e| LogError::Derived {
-                reason: e.to_string(),
-            })?;
+            self.tree.flush().map_err(derived)?;
+            self.offsets.flush().map_err(derived)?;
+            self.ids.flush().map_err(derived)?;
             self.index
                 .apply(
                     &index_batch,
@@ -685,9 +640,7 @@ impl Log {
                         root,
                     },
                 )
-                .map_err(|e| LogError::Derived {
-                    reason: e.to_string(),
-                })?;
+                .map_err(derived)?;
             self.last_time_micros = time;
             self.checkpoint = checkpoint;
         }
@@ -745,12 +698,7 @@ impl Log {
     pub fn leaf_hash_at(&self, index: u64) -> Result<Hash, LogError> {
         self.check_index(index)?;
         use crate::log::hash::NodeSource;
-        self.tree
-            .reader()
-            .node(0, index)
-            .map_err(|e| LogError::Derived {
-                reason: e.to_string(),
-            })
+        self.tree.reader().node(0, index).map_err(derived)
     }
 
     /// The raw leaf bytes of entry `index` (what is hashed into the tree).
@@ -789,11 +737,7 @@ impl Log {
     /// # Errors
     /// Index read faults.
     pub fn index_of(&self, entry_id: &EntryId) -> Result<Option<u64>, LogError> {
-        self.index
-            .entry(entry_id.as_bytes())
-            .map_err(|e| LogError::Derived {
-                reason: e.to_string(),
-            })
+        self.ids.get(entry_id.as_bytes()).map_err(derived)
     }
 
     /// RFC 9162 inclusion proof of entry `index` in the tree of `size` entries.
@@ -858,15 +802,10 @@ impl Log {
     /// # Errors
     /// I/O.
     pub fn close(mut self) -> Result<(), LogError> {
-        self.tree.sync().map_err(|e| LogError::Derived {
-            reason: e.to_string(),
-        })?;
-        self.offsets.sync().map_err(|e| LogError::Derived {
-            reason: e.to_string(),
-        })?;
-        self.index.flush().map_err(|e| LogError::Derived {
-            reason: e.to_string(),
-        })?;
+        self.tree.sync().map_err(derived)?;
+        self.offsets.sync().map_err(derived)?;
+        self.ids.sync().map_err(derived)?;
+        self.index.flush().map_err(derived)?;
         Ok(())
     }
 
@@ -887,12 +826,17 @@ struct ReplayState {
     last_checkpoint: Option<Vec<u8>>,
 }
 
+/// A fault of a derived store: the log file is fine, what was derived from it is not.
+fn derived(e: impl std::fmt::Display) -> LogError {
+    LogError::Derived {
+        reason: e.to_string(),
+    }
+}
+
 fn leaf_offset(offsets: &Offsets, index: u64) -> Result<u64, LogError> {
     offsets
         .get(index)
-        .map_err(|e| LogError::Derived {
-            reason: e.to_string(),
-        })?
+        .map_err(derived)?
         .ok_or_else(|| LogError::Derived {
             reason: format!("no offset stored for entry {index}"),
         })
