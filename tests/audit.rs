@@ -45,7 +45,7 @@ fn finding(dir: &Path) -> Finding {
 }
 
 /// The records of a log, as (offset, kind, body).
-fn records(dir: &Path) -> Vec<(u64, RecordKind, Vec<u8>)> {
+pub fn records(dir: &Path) -> Vec<(u64, RecordKind, Vec<u8>)> {
     let file = lesson_ledger::log::records::open_reader(dir.join(layout::RECORDS)).unwrap();
     file.iter(lesson_ledger::log::records::HEADER_LEN, file.len())
         .unwrap()
@@ -56,7 +56,7 @@ fn records(dir: &Path) -> Vec<(u64, RecordKind, Vec<u8>)> {
 
 /// Writes a new, well-framed log.dat holding these records (checksums are recomputed,
 /// so only the content tampering remains for the auditor to find).
-fn rewrite(dir: &Path, recs: &[(RecordKind, Vec<u8>)]) {
+pub fn rewrite(dir: &Path, recs: &[(RecordKind, Vec<u8>)]) {
     let path = dir.join(layout::RECORDS);
     fs::remove_file(&path).unwrap();
     let mut file = RecordFile::create(&path).unwrap();
@@ -68,7 +68,7 @@ fn rewrite(dir: &Path, recs: &[(RecordKind, Vec<u8>)]) {
     let _ = fs::remove_dir_all(dir.join(layout::INDEX));
 }
 
-fn kinds_and_bodies(dir: &Path) -> Vec<(RecordKind, Vec<u8>)> {
+pub fn kinds_and_bodies(dir: &Path) -> Vec<(RecordKind, Vec<u8>)> {
     records(dir).into_iter().map(|(_, k, b)| (k, b)).collect()
 }
 

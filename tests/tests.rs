@@ -7,6 +7,7 @@ mod audit;
 mod cli;
 mod crash;
 mod envelope;
+mod ledger;
 mod log_store;
 mod merkle;
 mod note;

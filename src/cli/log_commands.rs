@@ -364,7 +364,7 @@ fn verify(args: VerifyArgs) -> Result<(), CliError> {
             bar.set_length(total);
             bar.set_position(done);
         },
-        &mut |leaf| replayer.visit(leaf),
+        &mut replayer,
     );
     bar.finish_and_clear();
     let summary = result?;

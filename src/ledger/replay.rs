@@ -6,13 +6,39 @@ use super::error::RuleError;
 use super::sled_state::SledState;
 use super::state::{MemoryState, StateView, Table};
 use super::{apply_entry, EntryContext, PAYLOAD_TYPE};
+use crate::log::audit::AuditVisitor;
 use crate::log::leaf::Leaf;
+use crate::log::state_note::StateNote;
 
 /// Replays entries in log order.
 #[derive(Default)]
 pub struct Replayer {
     state: MemoryState,
     entries: u64,
+    notes: u64,
+}
+
+impl AuditVisitor for Replayer {
+    fn leaf(&mut self, leaf: &Leaf) -> Result<(), String> {
+        self.visit(leaf)
+    }
+
+    /// "A blake3 digest of the state is recorded with each checkpoint": the operator's
+    /// signed digest must be the digest of the state replayed up to that size.
+    fn state_note(&mut self, note: &StateNote) -> Result<(), String> {
+        let replayed = self.state.digest();
+        if note.size != self.entries || note.digest != replayed {
+            return Err(format!(
+                "operator signed {} at size {}, the replay gives {} at size {}",
+                super::units::hex(&note.digest),
+                note.size,
+                super::units::hex(&replayed),
+                self.entries
+            ));
+        }
+        self.notes += 1;
+        Ok(())
+    }
 }
 
 /// Where the stored state and the replayed one part.
@@ -55,6 +81,11 @@ impl Replayer {
             .map_err(|e: RuleError| format!("the rules refuse this entry: {} ({e})", e.code()))?;
         self.entries += 1;
         Ok(())
+    }
+
+    /// State notes checked against the replay.
+    pub fn notes(&self) -> u64 {
+        self.notes
     }
 
     /// Entries replayed.

@@ -48,6 +48,9 @@ pub struct SledState {
     hash: LtHash16,
     size: u64,
     overlay: BTreeMap<Key, Value>,
+    /// The overlay's effect, worked out ahead of the commit: the new running hash and
+    /// the sled writes (without the head).
+    prepared: Option<(LtHash16, sled::Batch)>,
 }
 
 fn key_bytes(key: &Key) -> Vec<u8> {
@@ -89,6 +92,7 @@ impl SledState {
             hash,
             size,
             overlay: BTreeMap::new(),
+            prepared: None,
         })
     }
 
@@ -104,25 +108,25 @@ impl SledState {
 
     /// Adds one accepted entry's writes to the batch in progress.
     pub fn stage(&mut self, changes: Changes) {
+        self.prepared = None;
         self.overlay.extend(changes);
     }
 
     /// Drops the batch in progress (its entries were not written to the log).
     pub fn discard(&mut self) {
         self.overlay.clear();
+        self.prepared = None;
     }
 
-    /// Writes the batch in progress, which brings the state to `size` log entries, in one
-    /// atomic sled batch with the new head.
+    /// The state digest once the batch in progress is committed (the digest is updated
+    /// once per distinct object the batch wrote). The work is kept for the commit.
     ///
     /// # Errors
-    /// sled faults; then the state on disk is as before and the head unchanged.
-    pub fn commit(&mut self, size: u64) -> Result<(), StateStoreError> {
-        assert!(
-            size >= self.size,
-            "the state only moves forward ({} -> {size})",
-            self.size
-        );
+    /// sled faults; undecodable stored objects.
+    pub fn prepare(&mut self) -> Result<[u8; 32], StateStoreError> {
+        if let Some((hash, _)) = &self.prepared {
+            return Ok(hash.digest());
+        }
         let mut hash = self.hash.clone();
         let mut batch = sled::Batch::default();
         for (key, value) in &self.overlay {
@@ -137,6 +141,30 @@ impl SledState {
             })?;
             batch.insert(k, bytes);
         }
+        let digest = hash.digest();
+        self.prepared = Some((hash, batch));
+        Ok(digest)
+    }
+
+    /// Writes the batch in progress, which brings the state to `size` log entries, in one
+    /// atomic sled batch with the new head.
+    ///
+    /// # Errors
+    /// sled faults; then the state on disk is as before and the head unchanged.
+    pub fn commit(&mut self, size: u64) -> Result<(), StateStoreError> {
+        assert!(
+            size >= self.size,
+            "the state only moves forward ({} -> {size})",
+            self.size
+        );
+        self.prepare()?;
+        let (hash, mut batch) = self
+            .prepared
+            .take()
+            .ok_or_else(|| StateStoreError::Corrupt {
+                key: "batch".into(),
+                reason: "prepare left nothing".into(),
+            })?;
         let mut head = size.to_be_bytes().to_vec();
         head.extend_from_slice(&hash.to_bytes());
         batch.insert(HEAD_KEY, head);

@@ -109,6 +109,19 @@ impl Admission for Rules<'_> {
             }
         }
     }
+
+    fn state_digest(&mut self) -> Option<[u8; 32]> {
+        match self.state.prepare() {
+            Ok(digest) => Some(digest),
+            Err(e) => {
+                // No note for this batch; the fault stops the ledger after the commit.
+                self.fault = Some(RuleError::StateUnavailable {
+                    detail: e.to_string(),
+                });
+                None
+            }
+        }
+    }
 }
 
 /// The log, the rules and the state, with one writer.

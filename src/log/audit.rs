@@ -24,6 +24,7 @@ use crate::log::index::Index;
 use crate::log::leaf::Leaf;
 use crate::log::note::{Checkpoint, NoteVerifier, SignedCheckpoint};
 use crate::log::records::{self, Record, RecordKind};
+use crate::log::state_note::StateNote;
 use crate::log::store::{layout, read_config, LogError};
 
 /// Leaves verified together, in parallel, between two sequential tree updates.
@@ -89,7 +90,36 @@ pub enum AuditError {
     Log(#[from] LogError),
 }
 
-/// Audits the log in `dir`. `progress` is told the bytes read so far.
+/// What the layer above sees of the log as the audit reads it, in log order.
+pub trait AuditVisitor {
+    /// A leaf whose record, order and signatures have been checked. An `Err` is
+    /// reported as a finding at that entry.
+    ///
+    /// # Errors
+    /// What the layer above finds wrong with the entry.
+    fn leaf(&mut self, leaf: &Leaf) -> Result<(), String>;
+
+    /// A state note signed by the operator (checked), committing to the state after
+    /// `note.size` entries.
+    ///
+    /// # Errors
+    /// When the state the layer above computed differs.
+    fn state_note(&mut self, note: &StateNote) -> Result<(), String> {
+        let _ = note;
+        Ok(())
+    }
+}
+
+/// Audits the log alone.
+struct LogOnly;
+
+impl AuditVisitor for LogOnly {
+    fn leaf(&mut self, _: &Leaf) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Audits the log in `dir`. `progress` is told the bytes read so far and the total.
 ///
 /// # Errors
 /// [`AuditError::Finding`] with the first problem; [`AuditError::Log`] when the
@@ -99,15 +129,27 @@ pub fn audit(
     options: &AuditOptions,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<AuditSummary, AuditError> {
-    audit_with(dir, options, progress, &mut |_| Ok(()))
+    audit_with(dir, options, progress, &mut LogOnly)
 }
 
-/// Called with every leaf, in log order, once its record, order and signatures have
-/// been checked; an `Err` is reported as a finding at that entry. The layer above uses
-/// it to replay entries under its rules in the same pass.
-pub type LeafVisitor<'a> = dyn FnMut(&Leaf) -> Result<(), String> + 'a;
+fn finding(
+    offset: u64,
+    index: Option<u64>,
+    what: &str,
+    expected: String,
+    found: String,
+) -> AuditError {
+    AuditError::Finding(Finding {
+        offset,
+        index,
+        what: what.to_string(),
+        expected,
+        found,
+    })
+}
 
-/// [`audit`], showing every checked leaf to `visit`.
+/// [`audit`], showing every checked leaf and state note to `visitor` (the layer above
+/// replays entries under its rules in the same pass).
 ///
 /// # Errors
 /// As [`audit`]; a visitor's `Err` becomes a finding.
@@ -115,19 +157,10 @@ pub fn audit_with(
     dir: &Path,
     options: &AuditOptions,
     progress: &(dyn Fn(u64, u64) + Sync),
-    visit: &mut LeafVisitor<'_>,
+    visitor: &mut dyn AuditVisitor,
 ) -> Result<AuditSummary, AuditError> {
     let started = Instant::now();
     let config = read_config(dir)?;
-    let finding = |offset: u64, index: Option<u64>, what: &str, expected: String, found: String| {
-        AuditError::Finding(Finding {
-            offset,
-            index,
-            what: what.to_string(),
-            expected,
-            found,
-        })
-    };
     let trusted_vkey = options
         .operator_vkey
         .clone()
@@ -161,7 +194,6 @@ pub fn audit_with(
         ),
         None => None,
     };
-
     let file = records::open_reader(dir.join(layout::RECORDS)).map_err(|e| match e {
         records::RecordsError::BadHeader { .. } => finding(
             0,
@@ -173,93 +205,78 @@ pub fn audit_with(
         other => AuditError::Log(other.into()),
     })?;
     let total = file.len();
-    let keys = KeyCache::self_certifying();
-    let mut frontier = Frontier::new();
-    let mut completed = Vec::new();
-    let mut last_time: Option<u64> = None;
-    let mut summary = AuditSummary {
+    let mut run = Run {
+        keys: KeyCache::self_certifying(),
+        verifier,
         origin: config.origin.clone(),
-        entries: 0,
-        signatures: 0,
-        checkpoints: 0,
-        bytes: total,
-        root: Hash::empty_root(),
-        elapsed: Duration::ZERO,
+        frontier: Frontier::new(),
+        completed: Vec::new(),
+        last_time: None,
+        known_matched: known
+            .as_ref()
+            .map(|k| k.size == 0 && k.root == Hash::empty_root()),
+        known,
+        summary: AuditSummary {
+            origin: config.origin.clone(),
+            entries: 0,
+            signatures: 0,
+            checkpoints: 0,
+            bytes: total,
+            root: Hash::empty_root(),
+            elapsed: Duration::ZERO,
+        },
     };
     let mut last_kind = None;
     let mut last_offset = records::HEADER_LEN;
-    let mut known_matched = known
-        .as_ref()
-        .map(|k| k.size == 0 && k.root == Hash::empty_root());
-
     let mut iter = file
         .iter(records::HEADER_LEN, total)
         .map_err(|e| AuditError::Log(e.into()))?;
     loop {
         let mut chunk: Vec<Record> = Vec::with_capacity(AUDIT_CHUNK_RECORDS);
+        let mut damage = None;
         for record in iter.by_ref().take(AUDIT_CHUNK_RECORDS) {
             match record {
                 Ok(r) => chunk.push(r),
                 Err(e) => {
-                    // Check what was read before the damage first: it may hold an earlier problem.
-                    let at = e.offset().unwrap_or(last_offset);
-                    process_chunk(
-                        &chunk,
-                        &keys,
-                        &verifier,
-                        &config.origin,
-                        &mut frontier,
-                        &mut completed,
-                        &mut last_time,
-                        &mut summary,
-                        &known,
-                        &mut known_matched,
-                        visit,
-                    )?;
-                    return Err(finding(
-                        at,
-                        Some(frontier.size()),
-                        "record is damaged",
-                        "a well-formed record with a valid checksum".into(),
-                        e.to_string(),
-                    ));
+                    damage = Some(e);
+                    break;
                 }
             }
+        }
+        // What was read before any damage is checked first: it may hold an earlier problem.
+        run.process_chunk(&chunk, visitor)?;
+        if let Some(last) = chunk.last() {
+            last_kind = Some(last.kind);
+            last_offset = last.end();
+        }
+        if let Some(e) = damage {
+            let at = e.offset().unwrap_or(last_offset);
+            return Err(finding(
+                at,
+                Some(run.frontier.size()),
+                "record is damaged",
+                "a well-formed record with a valid checksum".into(),
+                e.to_string(),
+            ));
         }
         if chunk.is_empty() {
             break;
         }
-        let last = chunk.last().map(|r| (r.kind, r.end()));
-        process_chunk(
-            &chunk,
-            &keys,
-            &verifier,
-            &config.origin,
-            &mut frontier,
-            &mut completed,
-            &mut last_time,
-            &mut summary,
-            &known,
-            &mut known_matched,
-            visit,
-        )?;
-        if let Some((kind, end)) = last {
-            last_kind = Some(kind);
-            last_offset = end;
-        }
         progress(last_offset, total);
     }
+    let size = run.frontier.size();
     if last_kind != Some(RecordKind::Checkpoint) {
         return Err(finding(
             last_offset,
-            Some(frontier.size()),
+            Some(size),
             "log does not end with a checkpoint: its last batch was never committed",
             "a checkpoint record".into(),
             "end of file".into(),
         ));
     }
-    if known_matched == Some(false) {
-        let k = known
+    if run.known_matched == Some(false) {
+        let k = run
+            .known
             .as_ref()
             .map(|k| format!("size {} root {}", k.size, k.root.to_base64()))
             .unwrap_or_default();
@@ -268,7 +285,7 @@ pub fn audit_with(
             None,
             "the log does not contain the checkpoint brought to the audit",
             k,
-            format!("size {}", frontier.size()),
+            format!("size {size}"),
         ));
     }
     // The index is derived and written after each commit: it can lag, never lead.
@@ -279,149 +296,187 @@ pub fn audit_with(
         .flatten()
     {
         if let Ok(Some(head)) = index.head() {
-            if head.size > frontier.size() {
+            if head.size > size {
                 return Err(finding(
                     last_offset,
-                    Some(frontier.size()),
+                    Some(size),
                     "log.dat holds fewer entries than were acknowledged (truncated log)",
                     format!("at least {} entries", head.size),
-                    format!("{} entries", frontier.size()),
+                    format!("{size} entries"),
                 ));
             }
         }
     }
-    summary.root = frontier.root();
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    run.summary.root = run.frontier.root();
+    run.summary.elapsed = started.elapsed();
+    Ok(run.summary)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn process_chunk(
-    chunk: &[Record],
-    keys: &KeyCache,
-    verifier: &NoteVerifier,
-    origin: &str,
-    frontier: &mut Frontier,
-    completed: &mut Vec<(u8, u64, Hash)>,
-    last_time: &mut Option<u64>,
-    summary: &mut AuditSummary,
-    known: &Option<Checkpoint>,
-    known_matched: &mut Option<bool>,
-    visit: &mut LeafVisitor<'_>,
-) -> Result<(), AuditError> {
-    // The expensive part — decoding, signature checks, leaf hashes — runs on all cores;
-    // only the tree update is sequential.
-    let checked: Vec<Result<(Option<Leaf>, Hash, usize), String>> = chunk
-        .par_iter()
-        .map(|record| match record.kind {
-            RecordKind::Leaf => {
-                let leaf =
-                    Leaf::decode(&record.body).map_err(|e| format!("leaf does not decode: {e}"))?;
-                let signatures = leaf.envelope.signatures().len();
-                leaf.envelope
-                    .clone()
-                    .verify(keys)
-                    .map_err(|e| format!("signature check failed: {e}"))?;
-                Ok((Some(leaf), leaf_hash(&record.body), signatures))
-            }
-            RecordKind::Checkpoint => Ok((None, Hash::default(), 0)),
-        })
-        .collect();
-    for (record, result) in chunk.iter().zip(checked) {
-        let at = record.offset;
-        let index = frontier.size();
-        let fail = |what: &str, expected: String, found: String| {
-            AuditError::Finding(Finding {
-                offset: at,
-                index: Some(index),
-                what: what.to_string(),
-                expected,
-                found,
+/// The state of one audit as it reads the file.
+struct Run {
+    keys: KeyCache,
+    verifier: NoteVerifier,
+    origin: String,
+    frontier: Frontier,
+    completed: Vec<(u8, u64, Hash)>,
+    last_time: Option<u64>,
+    known: Option<Checkpoint>,
+    /// Whether the tree at the known checkpoint's size had its root (None: no such checkpoint).
+    known_matched: Option<bool>,
+    summary: AuditSummary,
+}
+
+/// A leaf checked on the parallel path: decoded, signatures verified, hashed.
+struct CheckedLeaf {
+    leaf: Leaf,
+    hash: Hash,
+}
+
+impl Run {
+    fn process_chunk(
+        &mut self,
+        chunk: &[Record],
+        visitor: &mut dyn AuditVisitor,
+    ) -> Result<(), AuditError> {
+        // The expensive part — decoding, signature checks, leaf hashes — runs on all
+        // cores; only the tree update is sequential.
+        let keys = &self.keys;
+        let checked: Vec<Option<Result<CheckedLeaf, String>>> = chunk
+            .par_iter()
+            .map(|record| {
+                (record.kind == RecordKind::Leaf).then(|| {
+                    let leaf = Leaf::decode(&record.body)
+                        .map_err(|e| format!("leaf does not decode: {e}"))?;
+                    leaf.envelope
+                        .clone()
+                        .verify(keys)
+                        .map_err(|e| format!("signature check failed: {e}"))?;
+                    Ok(CheckedLeaf {
+                        hash: leaf_hash(&record.body),
+                        leaf,
+                    })
+                })
             })
-        };
-        match (record.kind, result) {
-            (_, Err(problem)) => {
-                return Err(fail(
-                    "leaf is invalid",
-                    "a canonical, correctly signed leaf".into(),
-                    problem,
-                ))
-            }
-            (RecordKind::Leaf, Ok((Some(leaf), hash, signatures))) => {
-                if leaf.index != frontier.size() {
-                    return Err(fail(
-                        "entry out of place (removed, duplicated or reordered record)",
-                        format!("index {}", frontier.size()),
-                        format!("index {}", leaf.index),
-                    ));
-                }
-                if let Some(previous) = *last_time {
-                    if leaf.time_micros <= previous {
+            .collect();
+        for (record, checked) in chunk.iter().zip(checked) {
+            let at = record.offset;
+            let index = self.frontier.size();
+            let fail = |what: &str, expected: String, found: String| {
+                finding(at, Some(index), what, expected, found)
+            };
+            match (record.kind, checked) {
+                (RecordKind::Leaf, Some(checked)) => {
+                    let CheckedLeaf { leaf, hash } = checked.map_err(|problem| {
+                        fail(
+                            "leaf is invalid",
+                            "a canonical, correctly signed leaf".into(),
+                            problem,
+                        )
+                    })?;
+                    if leaf.index != index {
                         return Err(fail(
-                            "ledger time does not increase",
-                            format!("after {previous}"),
-                            leaf.time_micros.to_string(),
+                            "entry out of place (removed, duplicated or reordered record)",
+                            format!("index {index}"),
+                            format!("index {}", leaf.index),
                         ));
                     }
-                }
-                *last_time = Some(leaf.time_micros);
-                visit(&leaf).map_err(|problem| {
-                    fail(
-                        "entry breaks the ledger's rules",
-                        "an entry the rules accept".into(),
-                        problem,
-                    )
-                })?;
-                completed.clear();
-                frontier
-                    .push(hash, completed)
-                    .map_err(|e| fail("the tree cannot grow", String::new(), e.to_string()))?;
-                summary.entries += 1;
-                summary.signatures += signatures as u64;
-                if let Some(k) = known {
-                    if k.size == frontier.size() {
-                        *known_matched = Some(k.root == frontier.root());
+                    if let Some(previous) = self.last_time {
+                        if leaf.time_micros <= previous {
+                            return Err(fail(
+                                "ledger time does not increase",
+                                format!("after {previous}"),
+                                leaf.time_micros.to_string(),
+                            ));
+                        }
+                    }
+                    self.last_time = Some(leaf.time_micros);
+                    visitor.leaf(&leaf).map_err(|problem| {
+                        fail(
+                            "entry breaks the ledger's rules",
+                            "an entry the rules accept".into(),
+                            problem,
+                        )
+                    })?;
+                    self.completed.clear();
+                    self.frontier
+                        .push(hash, &mut self.completed)
+                        .map_err(|e| fail("the tree cannot grow", String::new(), e.to_string()))?;
+                    self.summary.entries += 1;
+                    self.summary.signatures += leaf.envelope.signatures().len() as u64;
+                    if let Some(k) = &self.known {
+                        if k.size == self.frontier.size() {
+                            self.known_matched = Some(k.root == self.frontier.root());
+                        }
                     }
                 }
-            }
-            (RecordKind::Checkpoint, Ok(_)) => {
-                let signed =
-                    SignedCheckpoint::parse_and_verify(&record.body, verifier).map_err(|e| {
+                (RecordKind::Checkpoint, _) => {
+                    let signed = SignedCheckpoint::parse_and_verify(&record.body, &self.verifier)
+                        .map_err(|e| {
                         fail(
                             "checkpoint is not signed by the operator key",
-                            verifier.to_vkey(),
+                            self.verifier.to_vkey(),
                             e.to_string(),
                         )
                     })?;
-                let cp = signed.checkpoint();
-                if cp.origin.as_str() != origin {
+                    let cp = signed.checkpoint();
+                    if cp.origin.as_str() != self.origin {
+                        return Err(fail(
+                            "checkpoint names another origin",
+                            self.origin.clone(),
+                            cp.origin.as_str().to_string(),
+                        ));
+                    }
+                    if cp.size != index {
+                        return Err(fail(
+                            "checkpoint size differs from the entries before it",
+                            index.to_string(),
+                            cp.size.to_string(),
+                        ));
+                    }
+                    let root = self.frontier.root();
+                    if cp.root != root {
+                        return Err(fail(
+                            "checkpoint root is not the root of the log",
+                            root.to_base64(),
+                            cp.root.to_base64(),
+                        ));
+                    }
+                    self.summary.checkpoints += 1;
+                }
+                (RecordKind::StateNote, _) => {
+                    let note =
+                        StateNote::parse_and_verify(&record.body, &self.verifier).map_err(|e| {
+                            fail(
+                                "state note is not signed by the operator key",
+                                self.verifier.to_vkey(),
+                                e.to_string(),
+                            )
+                        })?;
+                    if note.origin != self.origin || note.size != index {
+                        return Err(fail(
+                            "state note is for another log or size",
+                            format!("{} at size {index}", self.origin),
+                            format!("{} at size {}", note.origin, note.size),
+                        ));
+                    }
+                    visitor.state_note(&note).map_err(|problem| {
+                        fail(
+                            "the operator's state digest differs from the replayed state",
+                            "the replayed state's digest".into(),
+                            problem,
+                        )
+                    })?;
+                }
+                (RecordKind::Leaf, None) => {
+                    // The parallel map yields a result for every leaf record.
                     return Err(fail(
-                        "checkpoint names another origin",
-                        origin.to_string(),
-                        cp.origin.as_str().to_string(),
+                        "internal: leaf not checked",
+                        String::new(),
+                        String::new(),
                     ));
                 }
-                if cp.size != frontier.size() {
-                    return Err(fail(
-                        "checkpoint size differs from the entries before it",
-                        frontier.size().to_string(),
-                        cp.size.to_string(),
-                    ));
-                }
-                let root = frontier.root();
-                if cp.root != root {
-                    return Err(fail(
-                        "checkpoint root is not the root of the log",
-                        root.to_base64(),
-                        cp.root.to_base64(),
-                    ));
-                }
-                summary.checkpoints += 1;
-            }
-            (RecordKind::Leaf, Ok((None, _, _))) => {
-                unreachable!("leaf records always decode to a leaf above")
             }
         }
+        Ok(())
     }
-    Ok(())
 }

@@ -23,5 +23,6 @@ pub mod note;
 pub mod offsets;
 pub mod proof;
 pub mod records;
+pub mod state_note;
 pub mod store;
 pub mod tree_file;

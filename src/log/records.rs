@@ -387,6 +387,8 @@ impl RecordFile {
             match read_record(&mut reader, offset, file_len, &mut body) {
                 Ok(None) => break None,
                 Ok(Some(RecordKind::Leaf)) => pending_leaves += 1,
+                // Part of the batch its checkpoint commits; nothing to count.
+                Ok(Some(RecordKind::StateNote)) => {}
                 Ok(Some(RecordKind::Checkpoint)) => {
                     last_checkpoint = Some(offset);
                     leaves += pending_leaves;

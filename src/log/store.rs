@@ -34,6 +34,7 @@ use crate::log::note::{Checkpoint, KeyName, NoteSigner, NoteVerifier, Origin, Si
 use crate::log::offsets::Offsets;
 use crate::log::proof::{self, ProofError};
 use crate::log::records::{RecordFile, RecordKind, RecordsError};
+use crate::log::state_note::StateNote;
 use crate::log::tree_file::TreeFile;
 use crate::log::{keyfile, records};
 
@@ -92,6 +93,13 @@ pub trait Admission {
         time_micros: u64,
         entry: &VerifiedEnvelope,
     ) -> Result<(), Self::Refusal>;
+
+    /// The digest of the state after the entries admitted so far, which the log signs
+    /// into a state note just before the batch's checkpoint ([`crate::log::state_note`]);
+    /// `None` for no note. Called once per batch that appends anything.
+    fn state_digest(&mut self) -> Option<[u8; 32]> {
+        None
+    }
 }
 
 /// Admits everything (the raw log, no rules above it).
@@ -408,6 +416,8 @@ impl Log {
                 RecordKind::Checkpoint => {
                     log_state.last_checkpoint = Some(record.body);
                 }
+                // The layer above's commitment; checked by the auditor, not needed here.
+                RecordKind::StateNote => {}
             }
         }
         tree.flush().map_err(derived)?;
@@ -619,6 +629,18 @@ impl Log {
                     })?;
             }
             let root = self.frontier.root();
+            if let Some(digest) = admission.state_digest() {
+                let note = StateNote {
+                    origin: self.origin.as_str().to_string(),
+                    size: self.frontier.size(),
+                    digest,
+                };
+                let text = note.sign(&self.signer).map_err(|e| LogError::Key {
+                    reason: e.to_string(),
+                })?;
+                self.records
+                    .append(RecordKind::StateNote, text.as_bytes())?;
+            }
             let checkpoint =
                 sign_checkpoint(&self.origin, self.frontier.size(), root, &self.signer);
             self.records

@@ -305,8 +305,8 @@ fn junk_after_the_last_checkpoint_is_cut() {
     assert_eq!(recovery.end, batches[2].end, "seed {seed}");
     assert_eq!(recovery.cut.unwrap().bytes, junk.len() as u64);
     assert_eq!(fs::read(&path).unwrap(), torn[..batches[2].end as usize]);
-    // A record of an unknown kind is junk too.
-    append_bytes(&path, &frame(3, b"kind three"));
+    // A record of an unknown kind (9) is junk too.
+    append_bytes(&path, &frame(9, b"kind nine"));
     let torn = fs::read(&path).unwrap();
     expect_torn(&path, &torn, batches[2].end, "unknown_kind");
 }

@@ -39,6 +39,9 @@ pub enum RecordKind {
     Leaf = 1,
     /// The checkpoint that closes a batch: the commit marker.
     Checkpoint = 2,
+    /// The operator's signed digest of the state the layer above derives from the
+    /// log, at the size of the checkpoint that follows it ([`crate::log::state_note`]).
+    StateNote = 3,
 }
 
 impl RecordKind {
@@ -47,6 +50,7 @@ impl RecordKind {
         match byte {
             1 => Some(RecordKind::Leaf),
             2 => Some(RecordKind::Checkpoint),
+            3 => Some(RecordKind::StateNote),
             _ => None,
         }
     }

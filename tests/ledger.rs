@@ -1,0 +1,188 @@
+//! The ledger over the log: state kept beside the log, caught up on open, committed to
+//! by signed state notes, and re-derived by the auditor's replay.
+
+use std::fs;
+use std::path::Path;
+
+use lesson_ledger::ledger::replay::Replayer;
+use lesson_ledger::ledger::units::hex;
+use lesson_ledger::ledger::writer::{Ledger, LedgerError};
+use lesson_ledger::ledger::{defaults, PAYLOAD_TYPE};
+use lesson_ledger::log::audit::{audit_with, AuditError, AuditOptions};
+use lesson_ledger::log::envelope::{Envelope, KeyCache};
+use lesson_ledger::log::keyfile;
+use lesson_ledger::log::note::{KeyName, NoteSigner};
+use lesson_ledger::log::records::RecordKind;
+use lesson_ledger::log::state_note::StateNote;
+use lesson_ledger::log::store::{layout, AdmitAll, EntryIdOnly, Log, Outcome};
+use tempfile::TempDir;
+
+use crate::audit::{kinds_and_bodies, rewrite};
+use crate::support::{register_institution, verified};
+
+const ORIGIN: &str = "lessons.example/ledger";
+
+fn operator(dir: &Path) -> NoteSigner {
+    let key = keyfile::read_private_pem(&dir.join(layout::OPERATOR_KEY)).unwrap();
+    NoteSigner::new(KeyName::new("operator").unwrap(), key)
+}
+
+/// A ledger with its genesis and `n` institutions registered in batches of 4.
+fn ledger_with(dir: &Path, n: u64) -> Ledger {
+    let mut ledger = Ledger::create(dir, ORIGIN, "operator").unwrap();
+    let op = operator(dir);
+    let genesis = defaults::genesis(ORIGIN, "operator", &op.vkey());
+    let g = Envelope::sign(PAYLOAD_TYPE, &defaults::genesis_payload(&genesis), &[&op]).unwrap();
+    assert!(matches!(
+        ledger.submit(vec![verified(g)]).unwrap()[0],
+        Outcome::Ok(_)
+    ));
+    for chunk in (0..n).collect::<Vec<_>>().chunks(4) {
+        let batch = chunk
+            .iter()
+            .map(|&i| verified(register_institution(&op, i)))
+            .collect();
+        for o in ledger.submit(batch).unwrap() {
+            assert!(matches!(o, Outcome::Ok(_)), "{o:?}");
+        }
+    }
+    ledger
+}
+
+fn replay_audit(dir: &Path) -> Result<Replayer, AuditError> {
+    let mut replayer = Replayer::new();
+    audit_with(dir, &AuditOptions::default(), &|_, _| {}, &mut replayer)?;
+    Ok(replayer)
+}
+
+#[test]
+fn every_batch_commits_a_signed_state_digest_that_the_replay_reproduces() {
+    let dir = TempDir::new().unwrap();
+    let ledger = ledger_with(dir.path(), 10);
+    let digest = ledger.state().digest();
+    ledger.close().unwrap();
+    let notes: Vec<StateNote> = kinds_and_bodies(dir.path())
+        .into_iter()
+        .filter(|(k, _)| *k == RecordKind::StateNote)
+        .map(|(_, b)| StateNote::parse_and_verify(&b, &operator(dir.path()).verifier()).unwrap())
+        .collect();
+    assert_eq!(
+        notes.len(),
+        1 + 3,
+        "the genesis batch and three batches of registrations"
+    );
+    assert_eq!(notes.last().unwrap().digest, digest);
+    let replayer = replay_audit(dir.path()).unwrap();
+    assert_eq!((replayer.entries(), replayer.notes()), (11, 4));
+    assert_eq!(replayer.state().digest(), digest);
+}
+
+#[test]
+fn a_state_digest_the_replay_does_not_reproduce_is_caught_even_when_signed() {
+    let dir = TempDir::new().unwrap();
+    ledger_with(dir.path(), 6).close().unwrap();
+    let op = operator(dir.path());
+    let mut recs = kinds_and_bodies(dir.path());
+    let at = recs
+        .iter()
+        .rposition(|(k, _)| *k == RecordKind::StateNote)
+        .unwrap();
+    let honest = StateNote::parse_and_verify(&recs[at].1, &op.verifier()).unwrap();
+    let forged = StateNote {
+        digest: [7; 32],
+        ..honest
+    };
+    recs[at].1 = forged.sign(&op).unwrap().into_bytes();
+    rewrite(dir.path(), &recs);
+    match replay_audit(dir.path()) {
+        Err(AuditError::Finding(f)) => assert!(f.what.contains("state digest differs"), "{f}"),
+        other => panic!("expected a finding, got {:?}", other.map(|r| r.entries())),
+    }
+}
+
+#[test]
+fn the_state_is_rebuilt_from_the_log_when_lost() {
+    let dir = TempDir::new().unwrap();
+    let ledger = ledger_with(dir.path(), 9);
+    let digest = ledger.state().digest();
+    ledger.close().unwrap();
+    fs::remove_dir_all(dir.path().join(layout::INDEX)).unwrap();
+    let (ledger, report) = Ledger::open(dir.path()).unwrap();
+    assert_eq!(report.replayed, 10);
+    assert_eq!(hex(&ledger.state().digest()), hex(&digest));
+    let replayer = replay_audit(dir.path());
+    drop(ledger);
+    assert!(replayer.is_ok());
+}
+
+#[test]
+fn an_entry_written_around_the_rules_is_caught_by_the_replay_and_refuses_to_load() {
+    let dir = TempDir::new().unwrap();
+    ledger_with(dir.path(), 2).close().unwrap();
+    // Well signed, appended by the raw log without asking the rules: a second genesis.
+    {
+        let (mut log, _) = Log::open(dir.path(), Box::new(EntryIdOnly)).unwrap();
+        let op = operator(dir.path());
+        let mut genesis = defaults::genesis(ORIGIN, "operator", &op.vkey());
+        genesis.id = "genesis-again".into();
+        let e = Envelope::sign(PAYLOAD_TYPE, &defaults::genesis_payload(&genesis), &[&op]).unwrap();
+        let e = e.verify(&KeyCache::self_certifying()).unwrap();
+        assert!(matches!(
+            log.append(vec![e], &mut AdmitAll).unwrap()[0],
+            Outcome::Ok(_)
+        ));
+        log.close().unwrap();
+    }
+    match replay_audit(dir.path()) {
+        Err(AuditError::Finding(f)) => {
+            assert_eq!(f.index, Some(3), "{f}");
+            assert!(f.found.contains("genesis_repeated"), "{f}");
+        }
+        other => panic!("expected a finding, got {:?}", other.map(|r| r.entries())),
+    }
+    match Ledger::open(dir.path()) {
+        Err(LedgerError::Diverged { index, code, .. }) => {
+            assert_eq!((index, code), (3, "genesis_repeated"))
+        }
+        Err(other) => panic!("expected divergence, got {other}"),
+        Ok(_) => panic!("a log the rules refuse must not load"),
+    }
+}
+
+#[test]
+fn refused_entries_change_neither_log_nor_state() {
+    let dir = TempDir::new().unwrap();
+    let mut ledger = ledger_with(dir.path(), 3);
+    let (size, digest, root) = (
+        ledger.log().size(),
+        ledger.state().digest(),
+        ledger.log().checkpoint().text(),
+    );
+    let op = operator(dir.path());
+    // Registering the same institution again under another entry id: the party exists.
+    let mut again = serde_json::json!({"kind": "party_registered", "id": "reg-again", "party": "inst-00001",
+        "role": "institution", "key": crate::support::party_signer("inst-00001", 99).vkey()});
+    let key = crate::support::party_signer("inst-00001", 99);
+    let e = crate::support::ledger_entry(&[&op, &key], &again);
+    let out = ledger.submit(vec![verified(e)]).unwrap();
+    assert!(
+        matches!(&out[0], Outcome::Refused(e) if e.code() == "party_exists"),
+        "{out:?}"
+    );
+    // The same id with another payload: exists_with_different_payload.
+    again["id"] = "reg-inst-00000".into();
+    let e = crate::support::ledger_entry(&[&op, &key], &again);
+    let out = ledger.submit(vec![verified(e)]).unwrap();
+    assert!(
+        matches!(&out[0], Outcome::ExistsWithDifferentPayload { .. }),
+        "{out:?}"
+    );
+    assert_eq!(
+        (
+            ledger.log().size(),
+            ledger.state().digest(),
+            ledger.log().checkpoint().text()
+        ),
+        (size, digest, root)
+    );
+}
