@@ -6,10 +6,12 @@
 //! - [`log`]: the verifiable log (DSSE envelopes, RFC 6962 Merkle tree, C2SP checkpoints,
 //!   proofs, the file that holds it all). It knows nothing of lessons or HTTP.
 //! - [`limits`]: every size limit, in one place.
+//! - [`demo`]: the mechanism end to end on synthetic data (`lesson-ledger demo`).
 //!
 //! See `ARCHITECTURE.md` for the map and the invariants.
 
 pub mod cli;
+pub mod demo;
 pub mod ledger;
 pub mod limits;
 pub mod log;

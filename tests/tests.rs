@@ -6,6 +6,7 @@ mod support;
 mod audit;
 mod cli;
 mod crash;
+mod demo;
 mod envelope;
 mod ledger;
 mod log_store;

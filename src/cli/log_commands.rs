@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Verify(args) => verify(args),
         Command::Balance(args) => super::ledger_commands::balance(args),
         Command::Report(args) => super::ledger_commands::report(args),
+        Command::Demo(args) => super::demo_command::demo(args),
     }
 }
 

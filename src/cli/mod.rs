@@ -10,12 +10,13 @@
 //! | 3 | input refused: an entry was not appended (bad envelope, rule broken, conflict) |
 //! | 4 | the store could not be used: missing, damaged (fail-closed), or an I/O fault |
 
+mod demo_command;
 mod ledger_commands;
 mod log_commands;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::log::audit::{AuditError, Finding};
 use crate::log::store::LogError;
@@ -59,6 +60,34 @@ pub enum Command {
     Balance(BalanceArgs),
     /// Print a closed institution's liability report, or the pool's totals.
     Report(ReportArgs),
+    /// Play the whole mechanism end to end on synthetic data: parties, closures, claims,
+    /// pledges, matching, lessons, an independent audit and a report.
+    Demo(DemoArgs),
+}
+
+/// How big a city the demo plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScaleArg {
+    /// About 30 students: a few seconds.
+    Tiny,
+    /// About 2,000 students and a pool over 1.4 billion yuan: about a minute.
+    Small,
+    /// A million claims: long.
+    City,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The demo's directory (ledger in DIR/ledger, report in DIR/report); default: a
+    /// new directory under the system's temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// How many students, institutions and pledges.
+    #[arg(long, value_enum, default_value_t = ScaleArg::Small)]
+    pub scale: ScaleArg,
+    /// The seed of every random choice and key (print it, replay it).
+    #[arg(long, default_value_t = crate::demo::SEED_DEFAULT)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -247,6 +276,8 @@ pub enum CliError {
     Ledger(#[from] crate::ledger::writer::LedgerError),
     #[error("{what} {id:?} is not in the ledger")]
     NotFound { what: &'static str, id: String },
+    #[error("demo failed ({code}): {source}", code = .0.code(), source = .0)]
+    Demo(#[from] crate::demo::DemoError),
 }
 
 impl From<AuditError> for CliError {
@@ -267,6 +298,13 @@ impl CliError {
             CliError::Refused { .. } => 3,
             CliError::NotFound { .. } => 3,
             CliError::Log(_) | CliError::Io { .. } | CliError::Key(_) | CliError::Ledger(_) => 4,
+            CliError::Demo(e) => match e {
+                crate::demo::DemoError::AuditFailed(_)
+                | crate::demo::DemoError::Proof { .. }
+                | crate::demo::DemoError::Check { .. } => 1,
+                crate::demo::DemoError::Unexpected { .. } => 3,
+                _ => 4,
+            },
         }
     }
 }

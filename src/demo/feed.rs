@@ -1,0 +1,235 @@
+//! The feed: entries are drafted (payload, signers, the answer expected), signed in
+//! parallel and submitted in batches of [`BATCH_ENTRIES`](super::BATCH_ENTRIES); every
+//! answer is checked against what was expected. An unexpected refusal stops the demo
+//! with its code; expected refusals are counted by code. After each batch the pool's
+//! totals are sampled for the chart.
+//!
+//! ```no_run
+//! use lesson_ledger::demo::{feed::{Expect, Feed}, LocalLedger};
+//! let (ledger, operator) = LocalLedger::create(std::path::Path::new("/tmp/l"), "demo.example/x")?;
+//! let mut feed = Feed::new(ledger);
+//! let genesis = serde_json::json!({"kind": "pledge_approved", "id": "e-1", "pledge": "p-1"});
+//! feed.push(&genesis, vec![std::sync::Arc::new(operator)], Expect::Refused("genesis_required"))?;
+//! feed.flush()?;
+//! # Ok::<(), lesson_ledger::demo::DemoError>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde_json::Value;
+
+use super::transport::{Submitted, Transport};
+use super::{DemoError, BATCH_ENTRIES};
+use crate::ledger::PAYLOAD_TYPE;
+use crate::log::envelope::Envelope;
+use crate::log::note::NoteSigner;
+
+/// The answer an entry should get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Appended.
+    Accepted,
+    /// Already in the log: answered with the first result.
+    Exists,
+    /// Refused with this code (the rules at work).
+    Refused(&'static str),
+}
+
+/// One entry waiting to be signed and submitted.
+struct Draft {
+    label: String,
+    payload: Vec<u8>,
+    signers: Vec<Arc<NoteSigner>>,
+    expect: Expect,
+}
+
+/// The pool's use after some batch: x = log size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub size: u64,
+    pub pledged_fen: u64,
+    pub reserved_fen: u64,
+    pub delivered_fen: u64,
+}
+
+/// Batches drafts into a [`Transport`] and checks each answer.
+pub struct Feed<T: Transport> {
+    transport: T,
+    drafts: Vec<Draft>,
+    accepted: u64,
+    exists: u64,
+    /// code → (count, first message)
+    refusals: BTreeMap<String, (u64, String)>,
+    samples: Vec<Sample>,
+    bar: Option<ProgressBar>,
+}
+
+impl<T: Transport> Feed<T> {
+    pub fn new(transport: T) -> Feed<T> {
+        Feed {
+            transport,
+            drafts: Vec::with_capacity(BATCH_ENTRIES),
+            accepted: 0,
+            exists: 0,
+            refusals: BTreeMap::new(),
+            samples: Vec::new(),
+            bar: None,
+        }
+    }
+
+    /// The transport beneath (reads, audit).
+    pub fn transport(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// Entries appended so far.
+    #[must_use]
+    pub fn accepted(&self) -> u64 {
+        self.accepted
+    }
+
+    /// Submissions answered "exists".
+    #[must_use]
+    pub fn exists(&self) -> u64 {
+        self.exists
+    }
+
+    /// Expected refusals: (code, count, first message), by code.
+    #[must_use]
+    pub fn refusals(&self) -> Vec<(String, u64, String)> {
+        self.refusals
+            .iter()
+            .map(|(c, (n, m))| (c.clone(), *n, m.clone()))
+            .collect()
+    }
+
+    /// The pool samples taken after each batch.
+    #[must_use]
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// Shows a progress bar of `total` entries for a long step (hidden when stderr is
+    /// not a terminal).
+    pub fn progress(&mut self, what: &str, total: u64) {
+        self.finish_progress();
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:>24} {bar:40} {pos}/{len} entries ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(what.to_string());
+        self.bar = Some(bar);
+    }
+
+    /// Clears the progress bar, if any.
+    pub fn finish_progress(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// Drafts an entry; submits the batch when it is full.
+    ///
+    /// # Errors
+    /// As [`Feed::flush`].
+    pub fn push(
+        &mut self,
+        payload: &Value,
+        signers: Vec<Arc<NoteSigner>>,
+        expect: Expect,
+    ) -> Result<(), DemoError> {
+        let label = payload
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        self.drafts.push(Draft {
+            label,
+            payload: payload.to_string().into_bytes(),
+            signers,
+            expect,
+        });
+        if self.drafts.len() >= BATCH_ENTRIES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Signs and submits every draft, in order, and checks the answers.
+    ///
+    /// # Errors
+    /// [`DemoError::Unexpected`] for the first answer that is not the one expected (the
+    /// batch's accepted entries are in the log by then); faults of the transport.
+    pub fn flush(&mut self) -> Result<(), DemoError> {
+        if self.drafts.is_empty() {
+            return Ok(());
+        }
+        let drafts = std::mem::take(&mut self.drafts);
+        let envelopes = drafts
+            .par_iter()
+            .map(|d| {
+                let signers: Vec<&NoteSigner> = d.signers.iter().map(AsRef::as_ref).collect();
+                Envelope::sign(PAYLOAD_TYPE, &d.payload, &signers)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let answers = self.transport.submit(envelopes)?;
+        if answers.len() != drafts.len() {
+            return Err(DemoError::check(
+                "answers to a batch",
+                drafts.len(),
+                answers.len(),
+            ));
+        }
+        for (draft, answer) in drafts.iter().zip(answers) {
+            self.check(draft, answer)?;
+        }
+        if let Some(bar) = &self.bar {
+            bar.inc(drafts.len() as u64);
+        }
+        let pool = self.transport.pool_totals()?;
+        self.samples.push(Sample {
+            size: self.transport.size(),
+            pledged_fen: pool.pledged.0,
+            reserved_fen: pool.reserved.0,
+            delivered_fen: pool.delivered.0,
+        });
+        Ok(())
+    }
+
+    fn check(&mut self, draft: &Draft, answer: Submitted) -> Result<(), DemoError> {
+        let unexpected = |found: String, message: String| DemoError::Unexpected {
+            entry: draft.label.clone(),
+            expected: match draft.expect {
+                Expect::Accepted => "accepted".into(),
+                Expect::Exists => "exists".into(),
+                Expect::Refused(code) => format!("refused {code}"),
+            },
+            found,
+            message,
+        };
+        match (draft.expect, answer) {
+            (Expect::Accepted, Submitted::Accepted { .. }) => self.accepted += 1,
+            (Expect::Exists, Submitted::Exists { .. }) => self.exists += 1,
+            (Expect::Refused(want), Submitted::Refused { code, message }) if code == want => {
+                let e = self.refusals.entry(code).or_insert((0, message));
+                e.0 += 1;
+            }
+            (_, Submitted::Accepted { index }) => {
+                return Err(unexpected("accepted".into(), format!("at index {index}")))
+            }
+            (_, Submitted::Exists { index }) => {
+                return Err(unexpected("exists".into(), format!("at index {index}")))
+            }
+            (_, Submitted::Refused { code, message }) => {
+                return Err(unexpected(format!("refused {code}"), message))
+            }
+        }
+        Ok(())
+    }
+}

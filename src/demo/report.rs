@@ -1,0 +1,422 @@
+//! Step 6: the summary table and the report directory.
+//!
+//! Every figure is read from the ledger (pool totals, institution reports, student
+//! balances), never from the story's own bookkeeping, and cross-checked: the closed
+//! institutions' reports and the districts must add up to the pool's totals. The
+//! report directory holds `report.md`, one `inst-XXXX.csv` per closed institution
+//! (each claim's owed, made good and outstanding, then the institution's total) and
+//! `pool.svg` (pledged, reserved and delivered as the log grew).
+//!
+//! ```
+//! use lesson_ledger::demo::report::percent;
+//! assert_eq!(percent(1, 3), "33.3%");
+//! assert_eq!(percent(0, 0), "-");
+//! ```
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+
+use super::audit::AuditReport;
+use super::feed::Feed;
+use super::story::yuan;
+use super::transport::Transport;
+use super::world::World;
+use super::{io_err, svg, DemoError, DemoOutcome};
+use crate::ledger::defaults::SHANGHAI_DISTRICTS;
+
+/// One district's coverage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DistrictRow {
+    pub district: String,
+    pub claims: u64,
+    pub owed_fen: u64,
+    pub made_good_fen: u64,
+    pub students_served: u64,
+}
+
+/// One closed institution's liability, as its report gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstitutionRow {
+    pub institution: String,
+    pub students: u64,
+    pub claims: u64,
+    pub owed_fen: u64,
+    pub made_good_fen: u64,
+    pub outstanding_fen: u64,
+}
+
+/// The report's totals (all read from the ledger).
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    pub pledges_approved: u64,
+    pub pledged_fen: u64,
+    pub available_fen: u64,
+    pub reserved_fen: u64,
+    pub delivered_fen: u64,
+    pub claims: u64,
+    pub claims_value_fen: u64,
+    pub made_good_fen: u64,
+    pub students: u64,
+    /// Students with some value reserved or consumed.
+    pub students_matched: u64,
+    /// Students with at least one lesson consumed.
+    pub students_served: u64,
+    pub districts: Vec<DistrictRow>,
+    pub institutions: Vec<InstitutionRow>,
+}
+
+/// `part / whole` as a percentage with one decimal, integer arithmetic only.
+#[must_use]
+pub fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".into();
+    }
+    let permille = u128::from(part) * 1000 / u128::from(whole);
+    format!("{}.{}%", permille / 10, permille % 10)
+}
+
+/// Step 6: read the totals, cross-check them, print the table, write the CSVs and the
+/// chart (`report.md` is written by [`write_markdown`] once the timings are known).
+///
+/// # Errors
+/// A total that does not add up; I/O; faults.
+pub fn run<T: Transport>(
+    feed: &mut Feed<T>,
+    world: &World,
+    audit: &AuditReport,
+    dir: &Path,
+) -> Result<Totals, DemoError> {
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let samples = feed.samples().to_vec();
+    let transport = feed.transport();
+    let pool = transport.pool_totals()?;
+    let p = world.params();
+    let mut t = Totals {
+        pledges_approved: pool.pledges_approved,
+        pledged_fen: pool.pledged.0,
+        available_fen: pool.available.0,
+        reserved_fen: pool.reserved.0,
+        delivered_fen: pool.delivered.0,
+        claims: pool.claims,
+        claims_value_fen: pool.claims_value.0,
+        made_good_fen: pool.claims_consumed.0,
+        students: p.students,
+        districts: SHANGHAI_DISTRICTS
+            .iter()
+            .map(|d| DistrictRow {
+                district: (*d).to_string(),
+                ..DistrictRow::default()
+            })
+            .collect(),
+        ..Totals::default()
+    };
+    let bar = ProgressBar::new(2 * p.students);
+    for n in 0..p.students {
+        bar.inc(1);
+        let claim = world.claim(n);
+        let Some(s) = transport.student_summary(&claim.student)? else {
+            return Err(DemoError::check(
+                format!("claims of {}", claim.student),
+                1,
+                0,
+            ));
+        };
+        let served = s.consumed.0 > 0;
+        t.students_served += u64::from(served);
+        t.students_matched += u64::from(served || s.reserved.0 > 0);
+        if let Some(row) = t
+            .districts
+            .iter_mut()
+            .find(|r| r.district == claim.district)
+        {
+            row.claims += s.claims.len() as u64;
+            row.owed_fen += s.value.0;
+            row.made_good_fen += s.consumed.0;
+            row.students_served += u64::from(served);
+        }
+    }
+    for c in 0..p.closed {
+        let inst = world.closed(c);
+        let Some(r) = transport.institution_report(&inst)? else {
+            return Err(DemoError::check(format!("report of {inst}"), "one", "none"));
+        };
+        let mut csv =
+            String::from("claim,student,lessons,owed_fen,made_good_fen,outstanding_fen\n");
+        let (mut owed, mut made_good) = (0u64, 0u64);
+        for n in (c..p.students).step_by(usize::try_from(p.closed).unwrap_or(1).max(1)) {
+            bar.inc(1);
+            let claim = world.claim(n);
+            let Some(b) = transport.claim_balance(&claim.claim)? else {
+                return Err(DemoError::check(
+                    format!("claim {}", claim.claim),
+                    "one",
+                    "none",
+                ));
+            };
+            let outstanding = b.value.0.checked_sub(b.consumed.0).ok_or_else(|| {
+                DemoError::check(format!("outstanding of {}", b.claim), "≥ 0", "negative")
+            })?;
+            owed += b.value.0;
+            made_good += b.consumed.0;
+            let _ = writeln!(
+                csv,
+                "{},{},{},{},{},{outstanding}",
+                b.claim, b.student, b.lessons.0, b.value.0, b.consumed.0
+            );
+        }
+        if (owed, made_good) != (r.owed.0, r.made_good.0) {
+            return Err(DemoError::check(
+                format!("claims of {inst} against its report (owed, made good)"),
+                format!("({}, {})", r.owed.0, r.made_good.0),
+                format!("({owed}, {made_good})"),
+            ));
+        }
+        let _ = writeln!(
+            csv,
+            "total,{} students,{},{},{},{}",
+            r.students, r.lessons_owed.0, r.owed.0, r.made_good.0, r.outstanding.0
+        );
+        let path = dir.join(format!("{inst}.csv"));
+        fs::write(&path, csv).map_err(io_err(&path))?;
+        t.institutions.push(InstitutionRow {
+            institution: inst,
+            students: r.students,
+            claims: r.claims,
+            owed_fen: r.owed.0,
+            made_good_fen: r.made_good.0,
+            outstanding_fen: r.outstanding.0,
+        });
+    }
+    bar.finish_and_clear();
+    cross_check(&t)?;
+    let path = dir.join("pool.svg");
+    fs::write(&path, svg::pool_chart(&samples)).map_err(io_err(&path))?;
+    print_summary(&t, audit);
+    Ok(t)
+}
+
+/// The institutions' reports and the districts must add up to the pool's totals.
+fn cross_check(t: &Totals) -> Result<(), DemoError> {
+    let inst_owed: u64 = t.institutions.iter().map(|r| r.owed_fen).sum();
+    let inst_good: u64 = t.institutions.iter().map(|r| r.made_good_fen).sum();
+    let dist_owed: u64 = t.districts.iter().map(|r| r.owed_fen).sum();
+    let dist_good: u64 = t.districts.iter().map(|r| r.made_good_fen).sum();
+    for (what, found) in [
+        ("institutions' value owed", inst_owed),
+        ("districts' value owed", dist_owed),
+    ] {
+        if found != t.claims_value_fen {
+            return Err(DemoError::check(what, t.claims_value_fen, found));
+        }
+    }
+    for (what, found) in [
+        ("institutions' value made good", inst_good),
+        ("districts' value made good", dist_good),
+        ("pool delivered", t.delivered_fen),
+    ] {
+        if found != t.made_good_fen {
+            return Err(DemoError::check(what, t.made_good_fen, found));
+        }
+    }
+    Ok(())
+}
+
+fn print_summary(t: &Totals, audit: &AuditReport) {
+    println!("{:<34} {:>22}", "pool pledged (yuan)", yuan(t.pledged_fen));
+    println!(
+        "{:<34} {:>22}",
+        "pool reserved (yuan)",
+        yuan(t.reserved_fen)
+    );
+    println!(
+        "{:<34} {:>22}",
+        "pool delivered (yuan)",
+        yuan(t.delivered_fen)
+    );
+    println!(
+        "{:<34} {:>22}",
+        "claims owed (yuan)",
+        yuan(t.claims_value_fen)
+    );
+    println!(
+        "{:<34} {:>22}",
+        "value made good (yuan)",
+        format!(
+            "{} ({})",
+            yuan(t.made_good_fen),
+            percent(t.made_good_fen, t.claims_value_fen)
+        )
+    );
+    println!(
+        "{:<34} {:>22}",
+        "students served / matched / all",
+        format!(
+            "{} / {} / {}",
+            t.students_served, t.students_matched, t.students
+        )
+    );
+    println!("coverage per district (value made good / owed):");
+    for r in &t.districts {
+        println!(
+            "  {:<12} {:>6} claims {:>18} yuan owed {:>8} made good, {} students served",
+            r.district,
+            r.claims,
+            yuan(r.owed_fen),
+            percent(r.made_good_fen, r.owed_fen),
+            r.students_served
+        );
+    }
+    println!(
+        "audit verdict: {} ({} entries, root {}, co-signed by {})",
+        if audit.passed { "PASS" } else { "FAIL" },
+        audit.entries,
+        audit.root_base64,
+        audit.cosigned_by
+    );
+}
+
+/// Prints each step's wall time and entries/s, and where the report is.
+pub fn print_finish(outcome: &DemoOutcome, dir: &Path, total: Duration) {
+    println!(
+        "\n== timings (scale {}, seed {})",
+        outcome.scale.as_str(),
+        outcome.seed
+    );
+    for s in &outcome.timings {
+        println!(
+            "  {:<26} {:>10.2?} {:>9} entries {:>10.0} entries/s",
+            s.step,
+            s.wall,
+            s.entries,
+            s.entries_per_sec()
+        );
+    }
+    let secs = total.as_secs_f64().max(1e-9);
+    println!(
+        "  {:<26} {:>10.2?} {:>9} entries {:>10.0} entries/s",
+        "total",
+        total,
+        outcome.entries,
+        outcome.entries as f64 / secs
+    );
+    for (code, n, msg) in &outcome.refusals {
+        println!("  expected refusal {code} ×{n}: {msg}");
+    }
+    println!("report written to {}", dir.display());
+}
+
+/// Writes `report.md`: the summary, coverage per district, the institutions, the audit,
+/// the expected refusals and the timings.
+///
+/// # Errors
+/// I/O.
+pub fn write_markdown(outcome: &DemoOutcome, dir: &Path) -> Result<(), DemoError> {
+    let t = &outcome.totals;
+    let a = &outcome.audit;
+    let mut md = String::new();
+    let _ = writeln!(md, "# Lesson Ledger demo report\n");
+    let _ = writeln!(
+        md,
+        "Scale `{}`, seed `{}` (replay with `lesson-ledger demo --scale {} --seed {}`). \
+         Synthetic data; parties are pseudonymous refs.\n",
+        outcome.scale.as_str(),
+        outcome.seed,
+        outcome.scale.as_str(),
+        outcome.seed
+    );
+    let _ = writeln!(md, "## Pool\n\n| figure | value |\n|---|---:|");
+    for (k, v) in [
+        ("pledges approved", t.pledges_approved.to_string()),
+        ("pledged (yuan)", yuan(t.pledged_fen)),
+        ("available (yuan)", yuan(t.available_fen)),
+        ("reserved (yuan)", yuan(t.reserved_fen)),
+        ("delivered (yuan)", yuan(t.delivered_fen)),
+        ("claims", t.claims.to_string()),
+        ("claims owed (yuan)", yuan(t.claims_value_fen)),
+        ("value made good (yuan)", yuan(t.made_good_fen)),
+        ("students served", t.students_served.to_string()),
+        ("students matched", t.students_matched.to_string()),
+        ("students with claims", t.students.to_string()),
+    ] {
+        let _ = writeln!(md, "| {k} | {v} |");
+    }
+    let _ = writeln!(md, "\n![pool use over time](pool.svg)\n");
+    let _ = writeln!(
+        md,
+        "## Coverage per district\n\n| district | claims | owed (yuan) | made good (yuan) | coverage | students served |\n|---|---:|---:|---:|---:|---:|"
+    );
+    for r in &t.districts {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.district,
+            r.claims,
+            yuan(r.owed_fen),
+            yuan(r.made_good_fen),
+            percent(r.made_good_fen, r.owed_fen),
+            r.students_served
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n## Closed institutions\n\nOne CSV each (`<institution>.csv`): every claim's owed, made good and outstanding.\n\n| institution | students | claims | owed (yuan) | made good (yuan) | outstanding (yuan) |\n|---|---:|---:|---:|---:|---:|"
+    );
+    for r in &t.institutions {
+        let _ = writeln!(
+            md,
+            "| [{i}]({i}.csv) | {} | {} | {} | {} | {} |",
+            r.students,
+            r.claims,
+            yuan(r.owed_fen),
+            yuan(r.made_good_fen),
+            yuan(r.outstanding_fen),
+            i = r.institution
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n## Audit\n\nVerdict: **{}**. {} entries, {} signatures, {} checkpoints verified; root `{}`.\n{}.\nCo-signed by `{}`; {} inclusion proofs verified for {}.\n\n```text\n{}```",
+        if a.passed { "PASS" } else { "FAIL" },
+        a.entries,
+        a.signatures,
+        a.checkpoints,
+        a.root_base64,
+        a.state_line,
+        a.cosigned_by,
+        a.proofs_verified,
+        a.students_checked.join(", "),
+        a.checkpoint
+    );
+    let _ = writeln!(
+        md,
+        "\n## Refusals expected by the story\n\n| code | count | example |\n|---|---:|---|"
+    );
+    for (code, n, msg) in &outcome.refusals {
+        let _ = writeln!(md, "| `{code}` | {n} | {msg} |");
+    }
+    let _ = writeln!(
+        md,
+        "\nResubmissions answered with their first receipt: {}.\n\nNot shown: `lesson_deemed_confirmed` after the window. Ledger time is the wall clock and the genesis window is whole days (≥ 1), so the demo cannot wait it out; the operator's early attempt is refused instead.",
+        outcome.exists
+    );
+    let _ = writeln!(
+        md,
+        "\n## Timings\n\n| step | wall time | entries | entries/s |\n|---|---:|---:|---:|"
+    );
+    for s in &outcome.timings {
+        let _ = writeln!(
+            md,
+            "| {} | {:.2?} | {} | {:.0} |",
+            s.step,
+            s.wall,
+            s.entries,
+            s.entries_per_sec()
+        );
+    }
+    let path = dir.join("report.md");
+    fs::write(&path, md).map_err(io_err(&path))
+}

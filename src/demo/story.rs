@@ -1,0 +1,257 @@
+//! Steps 1–3 of the story: the ledger and its parties, the closures and the claims, the
+//! pledges (with the black-listed donor whose later pledge is refused).
+//!
+//! Each step drafts entries into a [`Feed`], which signs, submits and checks them. Who
+//! signs what is the ledger's rule, quoted where it matters.
+//!
+//! ```no_run
+//! use lesson_ledger::demo::{feed::Feed, story, world::World, LocalLedger, Scale};
+//! let world = World::new(1, Scale::Tiny, lesson_ledger::demo::world::now_micros());
+//! let (ledger, operator) = LocalLedger::create(std::path::Path::new("/tmp/l"), world.origin())?;
+//! let cast = story::Cast::new(&world, operator)?;
+//! let mut feed = Feed::new(ledger);
+//! story::setup(&mut feed, &world, &cast)?;
+//! # Ok::<(), lesson_ledger::demo::DemoError>(())
+//! ```
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::feed::{Expect, Feed};
+use super::transport::{Transport, OPERATOR};
+use super::world::{World, POOL_FLOOR_FEN};
+use super::DemoError;
+use crate::ledger::defaults;
+use crate::log::note::NoteSigner;
+
+/// The parties whose keys the story keeps at hand (students' keys are derived when
+/// needed, so a million of them are never held at once).
+pub struct Cast {
+    pub operator: Arc<NoteSigner>,
+    pub associations: Vec<Arc<NoteSigner>>,
+    pub donors: Vec<Arc<NoteSigner>>,
+    pub closed: Vec<Arc<NoteSigner>>,
+    pub banned: Arc<NoteSigner>,
+}
+
+impl Cast {
+    /// Derives every institution's and association's key from the seed.
+    ///
+    /// # Errors
+    /// [`DemoError::Note`] (never for the refs the world makes).
+    pub fn new(world: &World, operator: NoteSigner) -> Result<Cast, DemoError> {
+        let p = world.params();
+        Ok(Cast {
+            operator: Arc::new(operator),
+            associations: (0..p.associations)
+                .map(|a| world.key(&World::association(a)))
+                .collect::<Result<_, _>>()?,
+            donors: (0..p.donors)
+                .map(|d| world.key(&World::donor(d)))
+                .collect::<Result<_, _>>()?,
+            closed: (0..p.closed)
+                .map(|c| world.key(&world.closed(c)))
+                .collect::<Result<_, _>>()?,
+            banned: world.key(&world.banned())?,
+        })
+    }
+}
+
+/// `party_registered`: "signed by an operator AND by the new key (proof of possession)".
+fn register<T: Transport>(
+    feed: &mut Feed<T>,
+    cast: &Cast,
+    key: &Arc<NoteSigner>,
+    role: &str,
+) -> Result<(), DemoError> {
+    let party = key.name().as_str();
+    feed.push(
+        &json!({"kind": "party_registered", "id": format!("party_registered.{party}"),
+                "party": party, "role": role, "key": key.vkey()}),
+        vec![cast.operator.clone(), key.clone()],
+        Expect::Accepted,
+    )
+}
+
+/// Step 1: the genesis (signed by the operator, as `init` does) and every party.
+///
+/// # Errors
+/// An unexpected answer; faults.
+pub fn setup<T: Transport>(
+    feed: &mut Feed<T>,
+    world: &World,
+    cast: &Cast,
+) -> Result<(), DemoError> {
+    // The default genesis: Shanghai's 16 districts, the usual subjects, the national
+    // platform's 15-day window, 90-day allocations (whole days: see the module docs).
+    let genesis = defaults::genesis(world.origin(), OPERATOR, &cast.operator.vkey());
+    let payload: serde_json::Value =
+        serde_json::from_slice(&defaults::genesis_payload(&genesis))
+            .map_err(|e| DemoError::Setup(format!("genesis payload: {e}")))?;
+    feed.push(&payload, vec![cast.operator.clone()], Expect::Accepted)?;
+    feed.flush()?;
+    let p = world.params();
+    feed.progress(
+        "registering",
+        p.associations + p.donors + p.closed + 1 + p.students,
+    );
+    for a in &cast.associations {
+        register(feed, cast, a, "association")?;
+    }
+    for d in cast.donors.iter().chain(&cast.closed) {
+        register(feed, cast, d, "institution")?;
+    }
+    register(feed, cast, &cast.banned, "institution")?;
+    for n in 0..p.students {
+        let key = world.key(&World::student(n))?;
+        register(feed, cast, &key, "student")?;
+    }
+    feed.flush()?;
+    feed.finish_progress();
+    println!(
+        "registered {} associations, {} donor and {} closed institutions, {} students",
+        p.associations,
+        p.donors + 1,
+        p.closed,
+        p.students
+    );
+    Ok(())
+}
+
+/// Step 2: the closures (operator) and the claims, recorded by the operator and
+/// co-signed by the student: "signed by an operator AND the student (double signature)".
+///
+/// # Errors
+/// An unexpected answer; faults.
+pub fn closures_and_claims<T: Transport>(
+    feed: &mut Feed<T>,
+    world: &World,
+    cast: &Cast,
+) -> Result<(), DemoError> {
+    let p = world.params();
+    for c in 0..p.closed {
+        let inst = world.closed(c);
+        feed.push(
+            &json!({"kind": "institution_closed", "id": format!("institution_closed.{inst}"),
+                    "institution": inst,
+                    "reason": "closed abnormally after the 2021 reform; prepaid lessons untaught"}),
+            vec![cast.operator.clone()],
+            Expect::Accepted,
+        )?;
+    }
+    feed.progress("recording claims", p.students);
+    let mut value: u64 = 0;
+    for n in 0..p.students {
+        let claim = world.claim(n);
+        value = value.saturating_add(claim.value_fen());
+        let student = world.key(&claim.student)?;
+        feed.push(
+            &claim.payload(),
+            vec![cast.operator.clone(), student],
+            Expect::Accepted,
+        )?;
+    }
+    feed.flush()?;
+    feed.finish_progress();
+    println!(
+        "{} institutions closed; {} claims recorded, worth {} yuan",
+        p.closed,
+        p.students,
+        yuan(value)
+    );
+    Ok(())
+}
+
+/// Step 3: donors white-listed, pledges offered (by the donor) and approved (by the
+/// operator); then one institution is white-listed, black-listed on a bank's warning,
+/// and its later pledge is refused.
+///
+/// # Errors
+/// An unexpected answer; a pool below 1.4 billion yuan at `small`/`city`; faults.
+pub fn pledges<T: Transport>(
+    feed: &mut Feed<T>,
+    world: &World,
+    cast: &Cast,
+) -> Result<(), DemoError> {
+    let operator = || vec![cast.operator.clone()];
+    for d in cast.donors.iter().chain(std::iter::once(&cast.banned)) {
+        let inst = d.name().as_str();
+        feed.push(
+            &json!({"kind": "institution_whitelisted",
+                    "id": format!("institution_whitelisted.{inst}"), "institution": inst,
+                    "reason": "approved public-benefit donor"}),
+            operator(),
+            Expect::Accepted,
+        )?;
+    }
+    let pledges = world.pledges();
+    feed.progress("pledging", 2 * pledges.len() as u64);
+    for spec in &pledges {
+        let donor = cast
+            .donors
+            .get(spec.donor as usize)
+            .ok_or_else(|| DemoError::Setup(format!("no donor {}", spec.donor)))?;
+        feed.push(
+            &spec.payload(donor.name().as_str()),
+            vec![donor.clone()],
+            Expect::Accepted,
+        )?;
+        feed.push(
+            &json!({"kind": "pledge_approved", "id": format!("pledge_approved.{}", spec.pledge),
+                    "pledge": spec.pledge}),
+            operator(),
+            Expect::Accepted,
+        )?;
+    }
+    feed.flush()?;
+    feed.finish_progress();
+    // The black list outranks the white list: after the ban, nothing more is pledged.
+    let banned = cast.banned.name().as_str();
+    feed.push(
+        &json!({"kind": "institution_blacklisted", "id": format!("institution_blacklisted.{banned}"),
+                "institution": banned,
+                "reason": "abnormal fund outflow warned by the supervising bank"}),
+        operator(),
+        Expect::Accepted,
+    )?;
+    feed.push(
+        &world.banned_pledge().payload(banned),
+        vec![cast.banned.clone()],
+        Expect::Refused("institution_banned"),
+    )?;
+    feed.flush()?;
+    let pool = feed.transport().pool_totals()?;
+    println!(
+        "{} pledges approved from {} donors, worth {} yuan; {banned} black-listed, its later pledge refused (institution_banned)",
+        pool.pledges_approved,
+        cast.donors.len(),
+        yuan(pool.pledged.0)
+    );
+    if world.params().pool_target_fen.is_some() && pool.pledged.0 <= POOL_FLOOR_FEN {
+        return Err(DemoError::check(
+            "pool pledged (fen) above 1.4 billion yuan",
+            POOL_FLOOR_FEN,
+            pool.pledged.0,
+        ));
+    }
+    Ok(())
+}
+
+/// Fen as yuan with thousands separators (`1,234,567.89`), integers only.
+#[must_use]
+pub fn yuan(fen: u64) -> String {
+    let whole = (fen / 100).to_string();
+    let mut out = String::with_capacity(whole.len() + whole.len() / 3 + 3);
+    for (i, ch) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    let cents = fen % 100;
+    if cents != 0 {
+        out.push_str(&format!(".{cents:02}"));
+    }
+    out
+}
