@@ -235,13 +235,30 @@ pub fn get_object<T: Object, V: StateView + ?Sized>(
     }
 }
 
-/// The state in memory: a sorted map of objects plus its running [`LtHash16`] digest.
+/// The state in memory: a sorted map of objects plus its [`LtHash16`] digest.
 /// Used by replay (the auditor) and by tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// The digest is brought up to date lazily, when asked for: each object written since
+/// is hashed out (as it was) and in (as it is) once, however often it was written. A
+/// replay asks once per batch (at each state note), so the pool totals, written by every
+/// entry, are hashed once per batch rather than once per entry.
+#[derive(Debug, Clone, Default)]
 pub struct MemoryState {
     objects: BTreeMap<Key, Value>,
-    hash: LtHash16,
+    /// The multiset hash of the objects as they were before the `dirty` writes.
+    hash: std::cell::RefCell<LtHash16>,
+    /// Objects written since `hash` was settled, with the value each had then.
+    dirty: std::cell::RefCell<std::collections::HashMap<Key, Option<Value>>>,
 }
+
+impl PartialEq for MemoryState {
+    /// Two states are equal when they hold the same objects (the digest follows).
+    fn eq(&self, other: &Self) -> bool {
+        self.objects == other.objects
+    }
+}
+
+impl Eq for MemoryState {}
 
 impl MemoryState {
     /// An empty state (before genesis).
@@ -250,21 +267,28 @@ impl MemoryState {
         MemoryState::default()
     }
 
-    /// Apply the writes of one accepted entry, updating the digest in O(writes):
-    /// subtract each old value's element hash, add the new one's.
+    /// Apply the writes of one accepted entry; the digest catches up when next asked.
     pub fn apply(&mut self, changes: Changes) {
+        let dirty = self.dirty.get_mut();
         for (key, value) in changes {
-            self.hash.add(&key, &value);
-            if let Some(old) = self.objects.insert(key.clone(), value) {
-                self.hash.remove(&key, &old);
-            }
+            let before = self.objects.insert(key.clone(), value);
+            dirty.entry(key).or_insert(before);
         }
     }
 
     /// The state digest: BLAKE3 of the LtHash16 lanes (see [`super::digest`]).
     #[must_use]
     pub fn digest(&self) -> [u8; 32] {
-        self.hash.digest()
+        let mut hash = self.hash.borrow_mut();
+        for (key, before) in self.dirty.borrow_mut().drain() {
+            if let Some(before) = before {
+                hash.remove(&key, &before);
+            }
+            if let Some(now) = self.objects.get(&key) {
+                hash.add(&key, now);
+            }
+        }
+        hash.digest()
     }
 
     /// Every object, in key order.
