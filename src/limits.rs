@@ -22,6 +22,9 @@ pub const KEYID_BYTES_MAX: usize = 256;
 /// three (operator, student, institution); eight leaves room without inviting abuse.
 pub const SIGNATURES_PER_ENVELOPE_MAX: usize = 8;
 
+/// Longest client id (an idempotency key chosen by the submitter), in bytes.
+pub const CLIENT_ID_BYTES_MAX: usize = 128;
+
 /// Most entries the sequencer writes under one fdatasync (group commit).
 pub const BATCH_ENTRIES_MAX: usize = 4096;
 

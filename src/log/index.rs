@@ -1,10 +1,10 @@
-//! The sled index (`index.sled/`): entry id and client id to position, derived.
+//! The sled index (`index.sled/`): client ids and the head, derived.
 //!
-//! Three trees, all rebuildable from the record file:
+//! Two trees, both rebuildable from the record file (entry ids are indexed in
+//! `ids.dat`, [`super::id_index`]: sled costs ~15 µs per insert, too much per entry):
 //!
 //! | tree      | key                        | value                                 |
 //! |-----------|----------------------------|---------------------------------------|
-//! | `entries` | entry id, 32 bytes         | leaf index, u64 BE                    |
 //! | `clients` | client id, ≤ 128 bytes     | entry id, 32 bytes                    |
 //! | `meta`    | `head`                     | size u64 BE ‖ record_end u64 BE ‖ root |
 //!
@@ -20,10 +20,8 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let index = Index::open(dir.path().join("index.sled")).unwrap();
 //! let mut batch = IndexBatch::new();
-//! batch.insert_entry([7; 32], 0);
 //! batch.insert_client(b"req-0001", [7; 32]).unwrap();
 //! index.apply(&batch, Head { size: 1, record_end: 80, root: Hash([1; 32]) }).unwrap();
-//! assert_eq!(index.entry(&[7; 32]).unwrap(), Some(0));
 //! assert_eq!(index.client(b"req-0001").unwrap(), Some([7; 32]));
 //! ```
 
@@ -31,13 +29,10 @@ use std::path::{Path, PathBuf};
 
 use super::hash::{Hash, HASH_LEN};
 
-/// Longest client id (an idempotency key chosen by the submitter), in bytes.
-// TODO(lead): move to `limits.rs` as `CLIENT_ID_BYTES_MAX`.
-pub const CLIENT_ID_BYTES_MAX: usize = 128;
-/// sled's page cache, in bytes (the brief asks for 16–32 MiB). sled 0.34 does NOT bound
-/// its memory by this (spacejam/sled#986): with a million random 32-byte keys the
-/// process's RSS was measured from 0.2 to 2.8 GiB, so the 256 MiB budget is not met
-/// (see `tests/storage/perf.rs`).
+pub use crate::limits::CLIENT_ID_BYTES_MAX;
+/// sled's page cache, in bytes. sled 0.34 does not bound its memory by this
+/// (spacejam/sled#986): with a million random 32-byte keys RSS was measured from 0.2 to
+/// 2.8 GiB, one reason entry ids are not kept in sled.
 pub const CACHE_BYTES: u64 = 24 * 1024 * 1024;
 
 const HEAD_KEY: &[u8] = b"head";
@@ -97,8 +92,6 @@ pub enum IndexError {
     },
     #[error("head would move back from size {current} to {new}")]
     HeadBehind { current: u64, new: u64 },
-    #[error("leaf index {leaf} is not below the head's size {size}")]
-    LeafBeyondHead { leaf: u64, size: u64 },
 }
 
 impl IndexError {
@@ -109,7 +102,6 @@ impl IndexError {
             IndexError::ClientIdTooLong { .. } => "index_client_id_too_long",
             IndexError::BadValue { .. } => "index_bad_value",
             IndexError::HeadBehind { .. } => "index_head_behind",
-            IndexError::LeafBeyondHead { .. } => "index_leaf_beyond_head",
         }
     }
 }
@@ -118,23 +110,15 @@ fn sled_err(op: &'static str) -> impl FnOnce(sled::Error) -> IndexError {
     move |source| IndexError::Sled { op, source }
 }
 
-/// The entries and client ids of one batch, to apply together with its head.
+/// The client ids of one batch, to apply together with its head.
 #[derive(Debug, Clone, Default)]
 pub struct IndexBatch {
-    entries: Vec<(EntryId, u64)>,
     clients: Vec<(Vec<u8>, EntryId)>,
-    leaf_max: Option<u64>,
 }
 
 impl IndexBatch {
     pub fn new() -> IndexBatch {
         IndexBatch::default()
-    }
-
-    /// Records that entry `id` is leaf `leaf`.
-    pub fn insert_entry(&mut self, id: EntryId, leaf: u64) {
-        self.leaf_max = self.leaf_max.max(Some(leaf));
-        self.entries.push((id, leaf));
     }
 
     /// Records that client id `client` names entry `entry`.
@@ -147,13 +131,13 @@ impl IndexBatch {
         Ok(())
     }
 
-    /// Entries in the batch.
+    /// Client ids in the batch.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.clients.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.clients.is_empty()
+        self.clients.is_empty()
     }
 }
 
@@ -169,7 +153,6 @@ fn check_client(client: &[u8]) -> Result<(), IndexError> {
 pub struct Index {
     path: PathBuf,
     db: sled::Db,
-    entries: sled::Tree,
     clients: sled::Tree,
     meta: sled::Tree,
 }
@@ -186,13 +169,11 @@ impl Index {
             .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(sled_err("open"))?;
-        let entries = db.open_tree("entries").map_err(sled_err("open_tree"))?;
         let clients = db.open_tree("clients").map_err(sled_err("open_tree"))?;
         let meta = db.open_tree("meta").map_err(sled_err("open_tree"))?;
         Ok(Index {
             path,
             db,
-            entries,
             clients,
             meta,
         })
@@ -219,23 +200,6 @@ impl Index {
         Head::from_bytes(&bytes).map(Some).ok_or(bad)
     }
 
-    /// The leaf index of entry `id`, if indexed.
-    ///
-    /// # Errors
-    /// On a sled failure, or a stored value that is not 8 bytes.
-    pub fn entry(&self, id: &EntryId) -> Result<Option<u64>, IndexError> {
-        let Some(bytes) = self.entries.get(id).map_err(sled_err("get entry"))? else {
-            return Ok(None);
-        };
-        let bad = IndexError::BadValue {
-            tree: "entries",
-            len: bytes.len(),
-            expected: 8,
-        };
-        let bytes: [u8; 8] = bytes.as_ref().try_into().map_err(|_| bad)?;
-        Ok(Some(u64::from_be_bytes(bytes)))
-    }
-
     /// The entry id that client id `client` names, if indexed.
     ///
     /// # Errors
@@ -254,15 +218,14 @@ impl Index {
         bytes.as_ref().try_into().map(Some).map_err(|_| bad)
     }
 
-    /// Inserts the batch's entries and clients (one sled batch per tree), THEN the head,
+    /// Inserts the batch's client ids (one sled batch), THEN the head,
     /// so that a crash in between leaves a head that is behind; re-applying from it
     /// writes the same values again. Later writes to a key win: the caller guarantees
     /// that entry and client ids are new before it sequences them.
     ///
     /// # Errors
     /// [`IndexError::HeadBehind`] if `head.size` is below the stored head's,
-    /// [`IndexError::LeafBeyondHead`] if a leaf is not below `head.size` (nothing is
-    /// written in either case); `Sled` on a sled failure.
+    /// (nothing is written then); `Sled` on a sled failure.
     pub fn apply(&self, batch: &IndexBatch, head: Head) -> Result<(), IndexError> {
         if let Some(current) = self.head()?.filter(|current| current.size > head.size) {
             return Err(IndexError::HeadBehind {
@@ -270,23 +233,10 @@ impl Index {
                 new: head.size,
             });
         }
-        if let Some(leaf) = batch.leaf_max.filter(|&leaf| leaf >= head.size) {
-            return Err(IndexError::LeafBeyondHead {
-                leaf,
-                size: head.size,
-            });
-        }
-        let mut entries = sled::Batch::default();
-        for (id, leaf) in &batch.entries {
-            entries.insert(&id[..], &leaf.to_be_bytes()[..]);
-        }
         let mut clients = sled::Batch::default();
         for (client, entry) in &batch.clients {
             clients.insert(client.as_slice(), &entry[..]);
         }
-        self.entries
-            .apply_batch(entries)
-            .map_err(sled_err("apply entries"))?;
         self.clients
             .apply_batch(clients)
             .map_err(sled_err("apply clients"))?;

@@ -1,4 +1,4 @@
-//! The sled index: entries, clients and the head.
+//! The sled index: client ids and the head.
 
 use lesson_ledger::log::index::{Head, Index, IndexBatch, IndexError};
 use lesson_ledger::log::records::HEADER_LEN;
@@ -20,7 +20,6 @@ fn entry_id(i: u64) -> [u8; 32] {
 fn batch(leaves: std::ops::Range<u64>) -> IndexBatch {
     let mut batch = IndexBatch::new();
     for i in leaves {
-        batch.insert_entry(entry_id(i), i);
         batch
             .insert_client(format!("inst-0007/req-{i}").as_bytes(), entry_id(i))
             .unwrap();
@@ -36,19 +35,19 @@ fn index_apply_look_up_and_reopen() {
     assert_eq!(index.head().unwrap(), None);
     index.apply(&batch(0..10), head(10)).unwrap();
     assert_eq!(index.head().unwrap(), Some(head(10)));
-    assert_eq!(index.entry(&entry_id(7)).unwrap(), Some(7));
-    assert_eq!(index.entry(&entry_id(10)).unwrap(), None);
     assert_eq!(index.client(b"inst-0007/req-3").unwrap(), Some(entry_id(3)));
     assert_eq!(index.client(b"inst-0007/req-10").unwrap(), None);
     assert_eq!(
         index.client(&[b'x'; 129]).unwrap_err().code(),
         "index_client_id_too_long"
     );
+    let mut long = IndexBatch::new();
+    assert!(long.insert_client(&[b'x'; 129], entry_id(0)).is_err());
     index.flush().unwrap();
     drop(index);
     let index = Index::open(&path).unwrap();
     assert_eq!(index.head().unwrap(), Some(head(10)));
-    assert_eq!(index.entry(&entry_id(0)).unwrap(), Some(0));
+    assert_eq!(index.client(b"inst-0007/req-0").unwrap(), Some(entry_id(0)));
 }
 
 #[test]
@@ -56,17 +55,18 @@ fn index_reapply_after_a_crash_between_batch_and_head_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let index = Index::open(dir.path().join("index.sled")).unwrap();
     index.apply(&batch(0..10), head(10)).unwrap();
-    // The crash: batch 10..20 reached the entries tree, its head did not.
-    let entries = index.db().open_tree("entries").unwrap();
+    // The crash: batch 10..20 reached the clients tree, its head did not.
+    let clients = index.db().open_tree("clients").unwrap();
     for i in 10..20 {
-        entries.insert(entry_id(i), &i.to_be_bytes()).unwrap();
+        clients
+            .insert(format!("inst-0007/req-{i}").as_bytes(), &entry_id(i)[..])
+            .unwrap();
     }
     assert_eq!(index.head().unwrap(), Some(head(10)), "the head is behind");
     index.apply(&batch(10..20), head(20)).unwrap();
     index.apply(&batch(10..20), head(20)).unwrap();
     assert_eq!(index.head().unwrap(), Some(head(20)));
-    assert_eq!(entries.len(), 20);
-    assert_eq!(index.entry(&entry_id(15)).unwrap(), Some(15));
+    assert_eq!(clients.len(), 20);
     assert_eq!(
         index.client(b"inst-0007/req-19").unwrap(),
         Some(entry_id(19))
@@ -74,11 +74,11 @@ fn index_reapply_after_a_crash_between_batch_and_head_is_idempotent() {
 }
 
 #[test]
-fn index_refuses_heads_that_move_back_or_miss_leaves() {
+fn index_refuses_heads_that_move_back() {
     let dir = tempfile::tempdir().unwrap();
     let index = Index::open(dir.path().join("index.sled")).unwrap();
     index.apply(&batch(0..10), head(10)).unwrap();
-    let err = index.apply(&batch(0..5), head(5)).unwrap_err();
+    let err = index.apply(&batch(10..15), head(5)).unwrap_err();
     assert!(matches!(
         err,
         IndexError::HeadBehind {
@@ -86,12 +86,11 @@ fn index_refuses_heads_that_move_back_or_miss_leaves() {
             new: 5
         }
     ));
-    let err = index.apply(&batch(10..20), head(19)).unwrap_err();
-    assert!(matches!(
-        err,
-        IndexError::LeafBeyondHead { leaf: 19, size: 19 }
-    ));
-    assert_eq!(index.entry(&entry_id(10)).unwrap(), None, "nothing written");
+    assert_eq!(
+        index.client(b"inst-0007/req-12").unwrap(),
+        None,
+        "nothing written"
+    );
     assert_eq!(index.head().unwrap(), Some(head(10)));
 }
 
@@ -104,10 +103,6 @@ fn index_reports_stored_values_of_the_wrong_length() {
         .unwrap()
         .insert("head", &[0u8; 47][..])
         .unwrap();
-    db.open_tree("entries")
-        .unwrap()
-        .insert(entry_id(0), &[0u8; 9])
-        .unwrap();
     db.open_tree("clients")
         .unwrap()
         .insert("stu-3f9a", &[0u8; 31])
@@ -119,10 +114,6 @@ fn index_reports_stored_values_of_the_wrong_length() {
             len: 47,
             ..
         })
-    ));
-    assert!(matches!(
-        index.entry(&entry_id(0)),
-        Err(IndexError::BadValue { len: 9, .. })
     ));
     assert_eq!(
         index.client(b"stu-3f9a").unwrap_err().code(),
