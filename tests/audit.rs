@@ -179,7 +179,7 @@ fn a_truncated_log_is_caught() {
     let (offset, _, _) = recs[recs.len() - 9]; // the last batch: 8 leaves and a checkpoint
     fs::OpenOptions::new()
         .write(true)
-        .open(&path_in(dir.path()))
+        .open(path_in(dir.path()))
         .unwrap()
         .set_len(offset)
         .unwrap();
@@ -292,9 +292,7 @@ fn an_auditor_can_bring_the_key_and_a_checkpoint_from_outside() {
         operator_vkey: Some(vkey),
         known_checkpoint: Some(alien.text().to_string()),
     };
-    let err = audit(dir.path(), &options, &|_, _| {})
-        .err()
-        .expect("alien checkpoint");
+    let err = audit(dir.path(), &options, &|_, _| {}).expect_err("alien checkpoint");
     assert!(matches!(err, AuditError::Finding(_)), "{err}");
 }
 

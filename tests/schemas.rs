@@ -90,12 +90,15 @@ fn what_the_ledger_produces_validates() {
     }
 }
 
+/// A described change to an envelope's JSON.
+type Mutation = Box<dyn Fn(&mut Value)>;
+
 #[test]
 fn the_schemas_refuse_what_the_parser_refuses() {
     let envelope_schema = schema("envelope.schema.json");
     let a = signer("inst-0001", 1);
     let good: Value = serde_json::from_str(&envelope(&[&a], "x", 1).to_json()).unwrap();
-    let mutations: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let mutations: Vec<(&str, Mutation)> = vec![
         ("unknown field", Box::new(|v| v["extra"] = 1.into())),
         (
             "missing payloadType",

@@ -278,7 +278,7 @@ impl Log {
             reason: e.to_string(),
         })?;
         write_synced(&config_path, &json)?;
-        let mut records = RecordFile::create(&dir.join(layout::RECORDS))?;
+        let mut records = RecordFile::create(dir.join(layout::RECORDS))?;
         let checkpoint = sign_checkpoint(&origin, 0, Hash::empty_root(), &signer);
         records.append(RecordKind::Checkpoint, checkpoint.text().as_bytes())?;
         records.commit()?;
@@ -317,10 +317,10 @@ impl Log {
                 reason: "operator.key does not match the verifier key in log.json".into(),
             });
         }
-        let mut records = RecordFile::open(&dir.join(layout::RECORDS))?;
-        let index = Index::open(&dir.join(layout::INDEX)).map_err(derived)?;
-        let mut tree = TreeFile::open(&dir.join(layout::TREE)).map_err(derived)?;
-        let mut offsets = Offsets::open(&dir.join(layout::OFFSETS)).map_err(derived)?;
+        let mut records = RecordFile::open(dir.join(layout::RECORDS))?;
+        let index = Index::open(dir.join(layout::INDEX)).map_err(derived)?;
+        let mut tree = TreeFile::open(dir.join(layout::TREE)).map_err(derived)?;
+        let mut offsets = Offsets::open(dir.join(layout::OFFSETS)).map_err(derived)?;
         let mut ids = IdIndex::open(dir.join(layout::IDS)).map_err(derived)?;
 
         let head = index.head().map_err(derived)?;
