@@ -76,7 +76,13 @@ impl SledState {
     pub fn open(db: &sled::Db) -> Result<SledState, StateStoreError> {
         let tree = db.open_tree(STATE_TREE)?;
         let (size, hash) = match tree.get(HEAD_KEY)? {
-            None => (0, LtHash16::default()),
+            None => {
+                // No head: whatever objects are here (sled lost its head, or a crash
+                // before the first commit) are not vouched for; start from nothing so
+                // the digest stays the digest of what is stored.
+                tree.clear()?;
+                (0, LtHash16::default())
+            }
             Some(bytes) => {
                 let corrupt = || StateStoreError::Corrupt {
                     key: "head".into(),

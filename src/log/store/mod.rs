@@ -28,7 +28,7 @@ use crate::log::compact::Frontier;
 use crate::log::envelope::{EntryId, Envelope, VerifiedEnvelope};
 use crate::log::hash::{leaf_hash, Hash};
 use crate::log::id_index::IdIndex;
-use crate::log::index::{Head, Index, IndexBatch};
+use crate::log::index::{Head, Index, IndexBatch, IndexError};
 use crate::log::leaf::{self, Leaf, LeafError};
 use crate::log::note::{Checkpoint, KeyName, NoteSigner, NoteVerifier, Origin, SignedCheckpoint};
 use crate::log::offsets::Offsets;
@@ -215,6 +215,8 @@ pub struct OpenReport {
     pub cut: Option<(u64, String)>,
     /// Entries replayed into the derived stores because they were behind.
     pub replayed: u64,
+    /// Where a database sled called corrupt was moved before it was rebuilt.
+    pub index_moved_aside: Option<PathBuf>,
 }
 
 /// An open log: the single writer, and the reads it serves.

@@ -84,7 +84,7 @@ impl Log {
             });
         }
         let mut records = RecordFile::open(dir.join(layout::RECORDS))?;
-        let index = Index::open(dir.join(layout::INDEX)).map_err(derived)?;
+        let (index, moved_aside) = open_index(dir)?;
         let mut tree = TreeFile::open(dir.join(layout::TREE)).map_err(derived)?;
         let mut offsets = Offsets::open(dir.join(layout::OFFSETS)).map_err(derived)?;
         let mut ids = IdIndex::open(dir.join(layout::IDS)).map_err(derived)?;
@@ -107,6 +107,7 @@ impl Log {
         let scan_from = head.as_ref().map_or(records::HEADER_LEN, |h| h.record_end);
         let recovery = records.recover(scan_from)?;
         let mut report = OpenReport {
+            index_moved_aside: moved_aside,
             cut: recovery
                 .cut
                 .as_ref()
@@ -287,4 +288,28 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
         .map_err(io(path))?;
     file.write_all(bytes).map_err(io(path))?;
     file.sync_all().map_err(io(path))
+}
+
+/// Opens the sled database. sled 0.34 is reported to corrupt itself after kills; it holds
+/// only what is derived, so a database sled calls corrupt is moved aside (kept, for a
+/// post-mortem) and rebuilt from `log.dat`. Any other failure — another process holding
+/// its lock above all — is an error: rebuilding under a live writer would be wrong.
+fn open_index(dir: &Path) -> Result<(Index, Option<PathBuf>), LogError> {
+    let path = dir.join(layout::INDEX);
+    match Index::open(&path) {
+        Ok(index) => Ok((index, None)),
+        Err(IndexError::Sled {
+            source: sled::Error::Corruption { .. },
+            ..
+        }) => {
+            let stamp = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let aside = dir.join(format!("{}.corrupt-{stamp}", layout::INDEX));
+            fs::rename(&path, &aside).map_err(io(&path))?;
+            tracing::warn!(moved_to = %aside.display(), "sled reported corruption; rebuilding the index from log.dat");
+            Ok((Index::open(&path).map_err(derived)?, Some(aside)))
+        }
+        Err(e) => Err(derived(e)),
+    }
 }
