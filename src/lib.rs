@@ -15,3 +15,4 @@ pub mod demo;
 pub mod ledger;
 pub mod limits;
 pub mod log;
+pub mod matching;

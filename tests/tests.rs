@@ -10,6 +10,7 @@ mod demo;
 mod envelope;
 mod ledger;
 mod log_store;
+mod matching;
 mod merkle;
 mod note;
 mod rules;
