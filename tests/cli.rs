@@ -349,3 +349,40 @@ fn missing_or_damaged_stores_exit_4() {
     assert_eq!(code(&run(&["key", "--data", s(&nowhere)])), 4);
     assert_eq!(code(&run(&["verify", "--data", s(&nowhere)])), 4);
 }
+
+#[test]
+fn match_dry_run_writes_nothing_and_match_records_allocations_the_rules_accept() {
+    let tmp = TempDir::new().unwrap();
+    let config = lesson_ledger::demo::DemoConfig {
+        data: tmp.path().join("demo"),
+        scale: lesson_ledger::demo::Scale::Tiny,
+        seed: 7,
+    };
+    lesson_ledger::demo::run(&config).expect("the tiny demo runs");
+    let data = tmp.path().join("demo/ledger");
+    let size = |data: &Path| -> u64 {
+        let cp = stdout(&run(&["checkpoint", "--data", s(data)]));
+        cp.lines().nth(1).unwrap().parse().unwrap()
+    };
+    let before = size(&data);
+    let out = run(&["match", "--data", s(&data), "--dry-run"]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    let text = stdout(&out);
+    let report_end = text.find("\n}\n").map(|i| i + 2).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&text[..report_end]).unwrap();
+    let planned = report["report"]["allocations"].as_u64().unwrap();
+    assert!(
+        report["report"]["matched_fen"].as_u64().unwrap()
+            <= report["report"]["bound_fen"].as_u64().unwrap()
+    );
+    assert_eq!(size(&data), before, "a dry run writes nothing");
+    let out = run(&["match", "--data", s(&data)]);
+    assert_eq!(code(&out), 0, "{out:?}");
+    assert_eq!(
+        size(&data),
+        before + planned,
+        "one allocation_made per plan"
+    );
+    let out = run(&["verify", "--data", s(&data)]);
+    assert_eq!(code(&out), 0, "{out:?}");
+}

@@ -43,6 +43,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Balance(args) => super::ledger_commands::balance(args),
         Command::Report(args) => super::ledger_commands::report(args),
         Command::Demo(args) => super::demo_command::demo(args),
+        Command::Match(args) => super::match_command::run_match(args),
     }
 }
 

@@ -13,6 +13,7 @@
 mod demo_command;
 mod ledger_commands;
 mod log_commands;
+mod match_command;
 
 use std::path::PathBuf;
 
@@ -60,6 +61,9 @@ pub enum Command {
     Balance(BalanceArgs),
     /// Print a closed institution's liability report, or the pool's totals.
     Report(ReportArgs),
+    /// Match open claims to approved pledges and record the allocations (or, with
+    /// --dry-run, print what would be allocated and the figures, writing nothing).
+    Match(MatchArgs),
     /// Play the whole mechanism end to end on synthetic data: parties, closures, claims,
     /// pledges, matching, lessons, an independent audit and a report.
     Demo(DemoArgs),
@@ -156,6 +160,15 @@ pub struct InitArgs {
     /// filled in. Default: Shanghai's 16 districts, the usual subjects, a 15-day window.
     #[arg(long, value_name = "FILE")]
     pub genesis: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// Print the plans and the figures; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
