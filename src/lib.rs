@@ -7,11 +7,14 @@
 //!   proofs, the file that holds it all). It knows nothing of lessons or HTTP.
 //! - [`limits`]: every size limit, in one place.
 //! - [`demo`]: the mechanism end to end on synthetic data (`lesson-ledger demo`).
+//! - [`http`]: the HTTP service (axum) over the ledger; [`client`]: its client and remote audit.
 //!
 //! See `ARCHITECTURE.md` for the map and the invariants.
 
 pub mod cli;
+pub mod client;
 pub mod demo;
+pub mod http;
 pub mod ledger;
 pub mod limits;
 pub mod log;

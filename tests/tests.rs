@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod demo;
 mod envelope;
+mod http;
 mod ledger;
 mod log_store;
 mod matching;

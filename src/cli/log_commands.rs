@@ -44,6 +44,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Report(args) => super::ledger_commands::report(args),
         Command::Demo(args) => super::demo_command::demo(args),
         Command::Match(args) => super::match_command::run_match(args),
+        Command::Serve(args) => Ok(crate::http::serve(&args.data.data, args.addr)?),
+        Command::Client(command) => super::client_commands::run(command),
     }
 }
 
@@ -166,12 +168,12 @@ fn sign(args: SignArgs) -> Result<(), CliError> {
 }
 
 /// One envelope's bytes and where they came from, for messages.
-struct Input {
-    source: String,
-    bytes: Vec<u8>,
+pub(super) struct Input {
+    pub(super) source: String,
+    pub(super) bytes: Vec<u8>,
 }
 
-fn read_envelopes(files: &[PathBuf]) -> Result<Vec<Input>, CliError> {
+pub(super) fn read_envelopes(files: &[PathBuf]) -> Result<Vec<Input>, CliError> {
     let mut inputs = Vec::new();
     for path in files {
         let bytes = read_input(path)?;
@@ -343,6 +345,17 @@ fn consistency(args: ConsistencyArgs) -> Result<(), CliError> {
 }
 
 fn verify(args: VerifyArgs) -> Result<(), CliError> {
+    let data = match (&args.data, &args.url) {
+        (Some(data), _) => data.clone(),
+        (None, Some(url)) => {
+            return super::client_commands::verify_remote(
+                url,
+                args.operator_key.as_deref(),
+                args.state.as_deref(),
+            )
+        }
+        (None, None) => return Err(CliError::Usage("--data or --url is required".into())),
+    };
     let known_checkpoint = match &args.checkpoint {
         Some(path) => Some(fs::read_to_string(path).map_err(io_err(path))?),
         None => None,
@@ -360,7 +373,7 @@ fn verify(args: VerifyArgs) -> Result<(), CliError> {
     );
     let mut replayer = Replayer::new();
     let result = audit_with(
-        &args.data.data,
+        &data,
         &options,
         &|done, total| {
             bar.set_length(total);
@@ -370,7 +383,7 @@ fn verify(args: VerifyArgs) -> Result<(), CliError> {
     );
     bar.finish_and_clear();
     let summary = result?;
-    let state_line = compare_stored_state(&args.data.data, &replayer)?;
+    let state_line = compare_stored_state(&data, &replayer)?;
     println!(
         "ok: {} entries, {} signatures, {} checkpoints verified; origin {}; root {}; {} bytes in {:.2?}",
         summary.entries,

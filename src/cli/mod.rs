@@ -10,6 +10,7 @@
 //! | 3 | input refused: an entry was not appended (bad envelope, rule broken, conflict) |
 //! | 4 | the store could not be used: missing, damaged (fail-closed), or an I/O fault |
 
+mod client_commands;
 mod demo_command;
 mod ledger_commands;
 mod log_commands;
@@ -67,6 +68,11 @@ pub enum Command {
     /// Play the whole mechanism end to end on synthetic data: parties, closures, claims,
     /// pledges, matching, lessons, an independent audit and a report.
     Demo(DemoArgs),
+    /// Serve the ledger over HTTP until SIGTERM or Ctrl-C (see `lesson_ledger::http`).
+    Serve(ServeArgs),
+    /// Talk to a running server: submit envelopes, fetch and check balances.
+    #[command(subcommand)]
+    Client(ClientCommand),
 }
 
 /// How big a city the demo plays.
@@ -92,6 +98,45 @@ pub struct DemoArgs {
     /// The seed of every random choice and key (print it, replay it).
     #[arg(long, default_value_t = crate::demo::SEED_DEFAULT)]
     pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Submit envelope files (JSON, or JSON Lines if `.jsonl`); print each result.
+    Submit(ClientSubmitArgs),
+    /// Fetch a balance and verify every proof against the operator-signed checkpoint.
+    Balance(ClientBalanceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClientSubmitArgs {
+    /// The server's base URL.
+    #[arg(long)]
+    pub url: String,
+    /// Envelope files: one JSON envelope each, or JSON Lines if the name ends in `.jsonl`.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientBalanceArgs {
+    /// The server's base URL.
+    #[arg(long)]
+    pub url: String,
+    #[command(flatten)]
+    pub target: BalanceTarget,
+    /// The operator verifier key you trust (default: the one the server announces).
+    #[arg(long, value_name = "VKEY")]
+    pub operator_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -256,8 +301,21 @@ pub struct ConsistencyArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    #[command(flatten)]
-    pub data: DataArg,
+    /// The log directory (a local audit).
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "url",
+        conflicts_with = "url"
+    )]
+    pub data: Option<PathBuf>,
+    /// A server's base URL (a remote audit from its checkpoint and tiles).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Remote audit: the file remembering the last checkpoint verified; the next run
+    /// demands a consistency proof from it.
+    #[arg(long, value_name = "FILE", requires = "url")]
+    pub state: Option<PathBuf>,
     /// The operator verifier key you trust (default: the one in log.json).
     #[arg(long, value_name = "VKEY")]
     pub operator_key: Option<String>,
@@ -291,6 +349,10 @@ pub enum CliError {
     NotFound { what: &'static str, id: String },
     #[error("demo failed ({code}): {source}", code = .0.code(), source = .0)]
     Demo(#[from] crate::demo::DemoError),
+    #[error(transparent)]
+    Serve(#[from] crate::http::ServeError),
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
 }
 
 impl From<AuditError> for CliError {
@@ -310,7 +372,14 @@ impl CliError {
             CliError::Usage(_) => 2,
             CliError::Refused { .. } => 3,
             CliError::NotFound { .. } => 3,
-            CliError::Log(_) | CliError::Io { .. } | CliError::Key(_) | CliError::Ledger(_) => 4,
+            CliError::Log(_)
+            | CliError::Io { .. }
+            | CliError::Key(_)
+            | CliError::Ledger(_)
+            | CliError::Serve(_) => 4,
+            CliError::Client(crate::client::ClientError::Verification(_)) => 1,
+            CliError::Client(crate::client::ClientError::Status { .. }) => 3,
+            CliError::Client(_) => 4,
             CliError::Demo(e) => match e {
                 crate::demo::DemoError::AuditFailed(_)
                 | crate::demo::DemoError::Proof { .. }

@@ -527,6 +527,27 @@ impl Log {
         self.ids.get(entry_id.as_bytes()).map_err(derived)
     }
 
+    /// The hash of the complete subtree node `(level, index)`, numbered as
+    /// [`crate::log::hash::NodeSource`] does, if it lies within the current tree (the
+    /// tlog-tiles read API serves these).
+    ///
+    /// # Errors
+    /// [`LogError::OutOfRange`] unless the node's leaves `[index·2^level,
+    /// (index+1)·2^level)` are all in the log; read faults.
+    pub fn node(&self, level: u8, index: u64) -> Result<Hash, LogError> {
+        let end = index
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(1u64.checked_shl(u32::from(level))?));
+        if !end.is_some_and(|end| end <= self.size()) {
+            return Err(LogError::OutOfRange {
+                index,
+                size: self.size(),
+            });
+        }
+        use crate::log::hash::NodeSource;
+        self.tree.reader().node(level, index).map_err(derived)
+    }
+
     /// RFC 9162 inclusion proof of entry `index` in the tree of `size` entries.
     ///
     /// # Errors

@@ -1,0 +1,106 @@
+//! The client commands: `client submit`, `client balance`, and `verify --url` (a remote
+//! audit); see [`crate::client`].
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::log_commands::read_envelopes;
+use super::{CliError, ClientBalanceArgs, ClientCommand, ClientSubmitArgs};
+use crate::client::{audit, BalanceKind, Client};
+
+/// Runs a `client` subcommand.
+///
+/// # Errors
+/// [`CliError::Client`] for transport, status and verification failures;
+/// [`CliError::Refused`] when an entry was not appended.
+pub fn run(command: ClientCommand) -> Result<(), CliError> {
+    match command {
+        ClientCommand::Submit(args) => submit(args),
+        ClientCommand::Balance(args) => balance(args),
+    }
+}
+
+fn submit(args: ClientSubmitArgs) -> Result<(), CliError> {
+    let inputs = read_envelopes(&args.files)?;
+    let mut texts = Vec::with_capacity(inputs.len());
+    for input in &inputs {
+        let text = std::str::from_utf8(&input.bytes)
+            .map_err(|_| CliError::Usage(format!("{}: not UTF-8", input.source)))?;
+        texts.push(text.trim().to_owned());
+    }
+    let client = Client::new(&args.url)?;
+    let results = client.submit(&texts)?;
+    let mut refused = 0;
+    for (input, result) in inputs.iter().zip(&results) {
+        if result.status != "ok" && result.status != "exists" {
+            refused += 1;
+        }
+        println!("{}", json!({"source": input.source, "result": result}));
+    }
+    if refused > 0 {
+        return Err(CliError::Refused {
+            refused,
+            total: results.len(),
+        });
+    }
+    Ok(())
+}
+
+fn balance(args: ClientBalanceArgs) -> Result<(), CliError> {
+    let t = &args.target;
+    let (kind, id) = match (&t.claim, &t.pledge, &t.allocation, &t.student) {
+        (Some(id), ..) => (BalanceKind::Claim, id),
+        (_, Some(id), ..) => (BalanceKind::Pledge, id),
+        (_, _, Some(id), _) => (BalanceKind::Allocation, id),
+        (_, _, _, Some(id)) => (BalanceKind::Student, id),
+        _ => {
+            return Err(CliError::Usage(
+                "one of --claim, --pledge, --allocation, --student".into(),
+            ))
+        }
+    };
+    let client = Client::new(&args.url)?;
+    let operator = client.operator(args.operator_key.as_deref())?;
+    let b = client.balance(kind, id, &operator)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "balance": b.balance,
+            "entries": b.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+            "verified_against": b.checkpoint,
+        }))
+        .unwrap_or_default()
+    );
+    eprintln!(
+        "verified: {} entries included in the checkpoint signed by {}",
+        b.entries.len(),
+        operator.name()
+    );
+    Ok(())
+}
+
+/// `verify --url URL [--state FILE]`.
+///
+/// # Errors
+/// [`CliError::Client`]; a verification failure exits 1.
+pub fn verify_remote(
+    url: &str,
+    operator_key: Option<&str>,
+    state: Option<&Path>,
+) -> Result<(), CliError> {
+    let client = Client::new(url)?;
+    let report = audit(&client, operator_key, state)?;
+    let consistency = match report.consistent_with {
+        Some(m) => format!("; consistent with the checkpoint of size {m} verified before"),
+        None => String::new(),
+    };
+    println!(
+        "ok: {} entries, {} signatures verified; origin {}; root {}{consistency}",
+        report.size,
+        report.signatures,
+        report.origin,
+        report.root.to_base64()
+    );
+    Ok(())
+}

@@ -1,0 +1,523 @@
+//! The client side of the HTTP service (reqwest, blocking): submit envelopes, fetch
+//! balances and check their proofs, and audit a remote ledger.
+//!
+//! Nothing the server says is taken on trust where it can be checked:
+//! - [`Client::balance`] checks the checkpoint's signature under the operator's key,
+//!   rebuilds every leaf from the served envelope, index and time, and verifies its
+//!   RFC 9162 inclusion proof against that checkpoint;
+//! - [`audit`] fetches the signed checkpoint and every entry bundle (C2SP tlog-tiles),
+//!   verifies each envelope's signatures, recomputes the root and compares it with the
+//!   checkpoint; with a state file it remembers the last checkpoint it verified and
+//!   next time demands (and checks) a consistency proof from it, so a server that
+//!   rewrote its history — even one signing with the same operator key — is caught.
+//!
+//! ```no_run
+//! use lesson_ledger::client::{audit, Client};
+//! let client = Client::new("http://127.0.0.1:8080").unwrap();
+//! let report = audit(&client, None, Some(std::path::Path::new("audit.json"))).unwrap();
+//! println!("{} entries verified", report.size);
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::http::balances::ProvenBalance;
+use crate::http::entries::{BatchResults, EntryResult};
+use crate::http::reads::{ConsistencyProof, LogInfo};
+use crate::http::tiles::{TileKind, TilePath, TILE_WIDTH};
+use crate::log::compact::Frontier;
+use crate::log::envelope::{verify_batch, Envelope, KeyCache};
+use crate::log::hash::{leaf_hash, Hash};
+use crate::log::leaf::{self, Leaf};
+use crate::log::note::{NoteVerifier, SignedCheckpoint};
+use crate::log::proof::{verify_consistency, verify_inclusion};
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{url}: {reason}")]
+    Transport { url: String, reason: String },
+    #[error("{url}: HTTP {status} {code}: {detail}")]
+    Status {
+        url: String,
+        status: u16,
+        code: String,
+        detail: String,
+    },
+    #[error("{what}: {reason}")]
+    Decode { what: String, reason: String },
+    /// The server's answer does not verify: the thing this client exists to catch.
+    #[error("verification failed: {0}")]
+    Verification(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ClientError {
+    /// Stable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClientError::Transport { .. } => "transport",
+            ClientError::Status { .. } => "http_status",
+            ClientError::Decode { .. } => "decode",
+            ClientError::Verification(_) => "verification_failed",
+            ClientError::Io { .. } => "io",
+        }
+    }
+}
+
+fn failed(what: impl Into<String>) -> ClientError {
+    ClientError::Verification(what.into())
+}
+
+/// Which balance to fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BalanceKind {
+    Claim,
+    Pledge,
+    Allocation,
+    Student,
+}
+
+impl BalanceKind {
+    fn path(self) -> &'static str {
+        match self {
+            BalanceKind::Claim => "claims",
+            BalanceKind::Pledge => "pledges",
+            BalanceKind::Allocation => "allocations",
+            BalanceKind::Student => "students",
+        }
+    }
+}
+
+/// A blocking client of one server.
+pub struct Client {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Client {
+    /// A client of the server at `url` (e.g. `http://127.0.0.1:8080`).
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`] if the HTTP client cannot be built.
+    pub fn new(url: &str) -> Result<Client, ClientError> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| ClientError::Transport {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(Client {
+            base: url.trim_end_matches('/').to_owned(),
+            http,
+        })
+    }
+
+    fn send(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::blocking::Response, ClientError> {
+        let response = request.send().map_err(|e| ClientError::Transport {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        // A problem document names its code; anything else is reported by status.
+        let body: serde_json::Value = response.json().unwrap_or_default();
+        Err(ClientError::Status {
+            url: url.to_owned(),
+            status: status.as_u16(),
+            code: body["code"].as_str().unwrap_or("").to_owned(),
+            detail: body["detail"].as_str().unwrap_or("").to_owned(),
+        })
+    }
+
+    fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let response = self.send(self.http.get(&url), &url)?;
+        response
+            .bytes()
+            .map(|b| b.to_vec())
+            .map_err(|e| ClientError::Transport {
+                url,
+                reason: e.to_string(),
+            })
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let bytes = self.get_bytes(path)?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            what: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// `GET /v1/log`.
+    ///
+    /// # Errors
+    /// Transport, status and decoding errors.
+    pub fn log_info(&self) -> Result<LogInfo, ClientError> {
+        self.get_json("/v1/log")
+    }
+
+    /// `GET /checkpoint`, verified under `operator`.
+    ///
+    /// # Errors
+    /// [`ClientError::Verification`] if it is not signed by `operator`.
+    pub fn checkpoint(&self, operator: &NoteVerifier) -> Result<SignedCheckpoint, ClientError> {
+        let bytes = self.get_bytes("/checkpoint")?;
+        SignedCheckpoint::parse_and_verify(&bytes, operator)
+            .map_err(|e| failed(format!("the checkpoint does not verify: {e}")))
+    }
+
+    /// Submits envelopes (JSON texts), in batches; one result per envelope, in order.
+    ///
+    /// # Errors
+    /// Transport, status and decoding errors for a whole batch.
+    pub fn submit(&self, envelopes: &[String]) -> Result<Vec<EntryResult>, ClientError> {
+        let url = format!("{}/v1/entries", self.base);
+        let mut results = Vec::with_capacity(envelopes.len());
+        for chunk in envelopes.chunks(crate::http::entries::ENTRIES_PER_REQUEST_MAX) {
+            let body = format!("{{\"entries\":[{}]}}", chunk.join(","));
+            let response = self.send(
+                self.http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body),
+                &url,
+            )?;
+            let batch: BatchResults = response.json().map_err(|e| ClientError::Decode {
+                what: url.clone(),
+                reason: e.to_string(),
+            })?;
+            if batch.results.len() != chunk.len() {
+                return Err(ClientError::Decode {
+                    what: url,
+                    reason: format!(
+                        "{} results for {} entries",
+                        batch.results.len(),
+                        chunk.len()
+                    ),
+                });
+            }
+            results.extend(batch.results);
+        }
+        Ok(results)
+    }
+
+    /// A balance with its entries, every proof checked against a checkpoint signed by
+    /// `operator`.
+    ///
+    /// # Errors
+    /// [`ClientError::Verification`] if anything does not verify; transport, status.
+    pub fn balance(
+        &self,
+        kind: BalanceKind,
+        id: &str,
+        operator: &NoteVerifier,
+    ) -> Result<ProvenBalance, ClientError> {
+        let path = format!("/v1/{}/{id}", kind.path());
+        let balance: ProvenBalance = self.get_json(&path)?;
+        verify_balance(&balance, operator)?;
+        Ok(balance)
+    }
+
+    /// The operator key: `given`, or the one the server announces (trust on first use).
+    ///
+    /// # Errors
+    /// A malformed key; transport errors.
+    pub fn operator(&self, given: Option<&str>) -> Result<NoteVerifier, ClientError> {
+        let vkey = match given {
+            Some(v) => v.to_owned(),
+            None => self.log_info()?.operator_vkey,
+        };
+        NoteVerifier::from_vkey(&vkey).map_err(|e| ClientError::Decode {
+            what: "operator key".into(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+fn b64(what: &str, text: &str) -> Result<Hash, ClientError> {
+    Hash::from_base64(text).ok_or_else(|| failed(format!("{what} is not a base64 hash")))
+}
+
+/// Checks a proven balance: the checkpoint's signature, and each entry's leaf rebuilt
+/// from what was served and proven included in that checkpoint.
+///
+/// # Errors
+/// [`ClientError::Verification`] naming the first thing that does not verify.
+pub fn verify_balance(b: &ProvenBalance, operator: &NoteVerifier) -> Result<(), ClientError> {
+    let cp = SignedCheckpoint::parse_and_verify(b.checkpoint.as_bytes(), operator)
+        .map_err(|e| failed(format!("balance checkpoint: {e}")))?;
+    let (size, root) = (cp.checkpoint().size, cp.checkpoint().root);
+    let listed: Vec<u64> = match b.balance.get("entries") {
+        Some(v) => serde_json::from_value(v.clone()).unwrap_or_default(),
+        None => b
+            .balance
+            .get("claims")
+            .and_then(|c| c.as_array())
+            .map(|claims| {
+                claims
+                    .iter()
+                    .filter_map(|c| serde_json::from_value::<Vec<u64>>(c["entries"].clone()).ok())
+                    .flatten()
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    for index in &listed {
+        if !b.entries.iter().any(|e| e.index == *index) {
+            return Err(failed(format!(
+                "entry {index} of the balance was not served"
+            )));
+        }
+    }
+    for e in &b.entries {
+        let envelope = Envelope::from_json(e.envelope.get().as_bytes())
+            .map_err(|err| failed(format!("entry {}: {err}", e.index)))?;
+        let bytes = leaf::encode_parts(
+            e.index,
+            e.time_micros,
+            envelope.payload_type(),
+            envelope.payload(),
+            envelope.signatures(),
+        )
+        .map_err(|err| failed(format!("entry {}: {err}", e.index)))?;
+        let hash = leaf_hash(&bytes);
+        if hash != b64("leaf hash", &e.leaf_hash)? {
+            return Err(failed(format!(
+                "entry {}: leaf hash does not match its content",
+                e.index
+            )));
+        }
+        let proof = e
+            .inclusion_proof
+            .iter()
+            .map(|h| b64("proof node", h))
+            .collect::<Result<Vec<_>, _>>()?;
+        verify_inclusion(&hash, e.index, size, &proof, &root)
+            .map_err(|err| failed(format!("entry {}: {err}", e.index)))?;
+    }
+    Ok(())
+}
+
+/// What the auditor remembers between runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditState {
+    /// The operator key trusted (pinned on first use).
+    pub operator_vkey: String,
+    /// The last checkpoint verified, as served.
+    pub checkpoint: String,
+}
+
+/// What a remote audit verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    pub origin: String,
+    pub size: u64,
+    pub root: Hash,
+    /// Envelope signatures verified.
+    pub signatures: u64,
+    /// The size of the previously verified checkpoint this one was proven consistent with.
+    pub consistent_with: Option<u64>,
+}
+
+fn read_state(path: &Path) -> Result<Option<AuditState>, ClientError> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ClientError::Decode {
+                what: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ClientError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn write_state(path: &Path, state: &AuditState) -> Result<(), ClientError> {
+    let io = |source| ClientError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = serde_json::to_string_pretty(state).map_err(|e| ClientError::Decode {
+        what: "audit state".into(),
+        reason: e.to_string(),
+    })?;
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, text).map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)
+}
+
+/// Audits the remote ledger: the checkpoint under the operator key (`operator_vkey`,
+/// else the state file's, else the server's on first use), every entry from the
+/// tlog-tiles entry bundles (decoded, in order, signatures verified), the root rebuilt
+/// and compared; then, with a state file, consistency with the last checkpoint verified
+/// (proof fetched and checked, and the old root recomputed from the leaves), and the new
+/// checkpoint remembered.
+///
+/// # Errors
+/// [`ClientError::Verification`] for any mismatch — a rewritten history among them;
+/// transport, status and I/O errors.
+pub fn audit(
+    client: &Client,
+    operator_vkey: Option<&str>,
+    state_file: Option<&Path>,
+) -> Result<AuditReport, ClientError> {
+    let previous = match state_file {
+        Some(path) => read_state(path)?,
+        None => None,
+    };
+    let pinned = operator_vkey.or(previous.as_ref().map(|s| s.operator_vkey.as_str()));
+    let operator = client.operator(pinned)?;
+    let cp = client.checkpoint(&operator)?;
+    let (size, root) = (cp.checkpoint().size, cp.checkpoint().root);
+
+    // Every entry, from the entry bundles; leaves decoded and signatures verified.
+    let mut frontier = Frontier::new();
+    let mut prefix_roots = Vec::new();
+    let old = match &previous {
+        Some(state) => Some(
+            SignedCheckpoint::parse_and_verify(state.checkpoint.as_bytes(), &operator)
+                .map_err(|e| failed(format!("the remembered checkpoint: {e}")))?,
+        ),
+        None => None,
+    };
+    let old_size = old.as_ref().map(|c| c.checkpoint().size);
+    if let Some(old_size) = old_size {
+        if old_size > size {
+            return Err(failed(format!(
+                "the log shrank: {size} entries now, {old_size} verified before"
+            )));
+        }
+    }
+    let keys = KeyCache::self_certifying();
+    let mut signatures = 0u64;
+    let mut next = 0u64;
+    let mut tile_index = 0u64;
+    while next < size {
+        let width = (size - next).min(TILE_WIDTH);
+        let path = TilePath {
+            kind: TileKind::Entries,
+            index: tile_index,
+            width,
+        }
+        .to_path();
+        let bundle = client.get_bytes(&format!("/{path}"))?;
+        let mut rest = &bundle[..];
+        let mut envelopes = Vec::new();
+        while !rest.is_empty() {
+            if rest.len() < 2 {
+                return Err(failed(format!("{path}: truncated entry bundle")));
+            }
+            let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            let bytes = rest
+                .get(2..2 + len)
+                .ok_or_else(|| failed(format!("{path}: truncated entry bundle")))?;
+            let leaf = Leaf::decode(bytes).map_err(|e| failed(format!("entry {next}: {e}")))?;
+            if leaf.index != next {
+                return Err(failed(format!(
+                    "entry {next} says it is entry {}",
+                    leaf.index
+                )));
+            }
+            let mut completed = Vec::new();
+            frontier
+                .push(leaf_hash(bytes), &mut completed)
+                .map_err(|e| failed(e.to_string()))?;
+            next += 1;
+            if Some(frontier.size()) == old_size {
+                prefix_roots.push(frontier.root());
+            }
+            envelopes.push(leaf.envelope);
+            rest = &rest[2 + len..];
+        }
+        if envelopes.len() as u64 != width {
+            return Err(failed(format!(
+                "{path}: {} entries, not {width}",
+                envelopes.len()
+            )));
+        }
+        for (i, r) in verify_batch(envelopes, &keys).into_iter().enumerate() {
+            let v = r.map_err(|e| failed(format!("entry {}: {e}", next - width + i as u64)))?;
+            signatures += v.signatures().len() as u64;
+        }
+        tile_index += 1;
+    }
+    if frontier.root() != root {
+        return Err(failed(format!(
+            "the entries served give root {}, the checkpoint of size {size} says {}",
+            frontier.root().to_base64(),
+            root.to_base64()
+        )));
+    }
+
+    let mut consistent_with = None;
+    if let Some(old) = &old {
+        let (m, old_root) = (old.checkpoint().size, old.checkpoint().root);
+        if old.checkpoint().origin != cp.checkpoint().origin {
+            return Err(failed("the origin changed since the last audit"));
+        }
+        // The proof the server gives, checked against both signed roots...
+        let proof: ConsistencyProof =
+            client.get_json(&format!("/v1/proofs/consistency?from={m}&to={size}"))?;
+        let nodes = proof
+            .proof
+            .iter()
+            .map(|h| b64("proof node", h))
+            .collect::<Result<Vec<_>, _>>()?;
+        if m > 0 {
+            verify_consistency(m, size, &old_root, &root, &nodes).map_err(|e| {
+                failed(format!(
+                    "the checkpoint of size {size} is not consistent with the one of size {m} verified before (history rewritten?): {e}"
+                ))
+            })?;
+        }
+        // ...and the old root recomputed from the entries served today.
+        let recomputed = if m == 0 {
+            Some(Hash::empty_root())
+        } else {
+            prefix_roots.first().copied()
+        };
+        if recomputed != Some(old_root) {
+            return Err(failed(format!(
+                "the first {m} entries served now do not give the root verified before: history rewritten"
+            )));
+        }
+        consistent_with = Some(m);
+    }
+    if let Some(path) = state_file {
+        write_state(
+            path,
+            &AuditState {
+                operator_vkey: operator.to_vkey(),
+                checkpoint: cp.text(),
+            },
+        )?;
+    }
+    Ok(AuditReport {
+        origin: cp.checkpoint().origin.to_string(),
+        size,
+        root,
+        signatures,
+        consistent_with,
+    })
+}

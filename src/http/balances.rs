@@ -1,0 +1,222 @@
+//! Balances with their proofs: `GET /v1/claims/{id}`, `/v1/pledges/{id}`,
+//! `/v1/allocations/{id}`, `/v1/students/{ref}`, and the totals `GET /v1/pool` and
+//! `GET /v1/institutions/{id}/report`.
+//!
+//! A balance is answered with the entries it derives from, each with its RFC 9162
+//! inclusion proof against the checkpoint served alongside (all read under one lock, so
+//! they agree). A client holding the operator's key checks the checkpoint's signature,
+//! rebuilds each leaf from `index`, `time_micros` and the envelope
+//! ([`crate::log::leaf::encode_parts`]), and verifies its inclusion: it then knows these
+//! entries are in the log the operator signed, without trusting the server, and can
+//! recompute the balance from their payloads.
+//!
+//! ```
+//! use lesson_ledger::http::balances::ProvenBalance;
+//! let b: ProvenBalance = serde_json::from_str(
+//!     r#"{"balance":{},"checkpoint":"x","entries":[]}"#).unwrap();
+//! assert!(b.entries.is_empty());
+//! ```
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::entries::entry_view;
+use super::error::ApiError;
+use super::AppState;
+use crate::ledger::error::RuleError;
+use crate::ledger::queries;
+use crate::ledger::units::Id;
+use crate::ledger::writer::Ledger;
+use crate::log::hash::Hash;
+
+/// An entry with its inclusion proof against the checkpoint it is served with.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvenEntry {
+    pub index: u64,
+    pub time_micros: u64,
+    pub entry_id: String,
+    /// RFC 6962 leaf hash, base64.
+    pub leaf_hash: String,
+    /// The DSSE envelope (JSON).
+    pub envelope: Box<RawValue>,
+    /// Sibling hashes from the leaf up to the checkpoint's root, base64.
+    pub inclusion_proof: Vec<String>,
+}
+
+/// A balance, the entries it derives from, and the checkpoint they are proven against.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvenBalance {
+    /// The balance as the ledger's queries give it.
+    pub balance: Value,
+    /// The signed checkpoint (C2SP signed note) every proof is against.
+    pub checkpoint: String,
+    /// The entries, in log order.
+    pub entries: Vec<ProvenEntry>,
+}
+
+fn state_fault(e: RuleError) -> ApiError {
+    ApiError::internal(e)
+}
+
+fn valid_id(field: &'static str, id: &str) -> Result<(), ApiError> {
+    Id::new(field, id)
+        .map(|_| ())
+        .map_err(|e| ApiError::bad_request("malformed_id", e.to_string()))
+}
+
+/// Proves `indexes` against the current checkpoint.
+fn prove(
+    ledger: &Ledger,
+    balance: Value,
+    mut indexes: Vec<u64>,
+) -> Result<ProvenBalance, ApiError> {
+    indexes.sort_unstable();
+    indexes.dedup();
+    let log = ledger.log();
+    let size = log.size();
+    let checkpoint = log.checkpoint().text();
+    let entries = indexes
+        .into_iter()
+        .map(|index| {
+            let view = entry_view(ledger, index)?;
+            let proof = log
+                .inclusion_proof(index, size)
+                .map_err(ApiError::internal)?;
+            Ok(ProvenEntry {
+                index: view.index,
+                time_micros: view.time_micros,
+                entry_id: view.entry_id,
+                leaf_hash: view.leaf_hash,
+                envelope: view.envelope,
+                inclusion_proof: proof.iter().map(Hash::to_base64).collect(),
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(ProvenBalance {
+        balance,
+        checkpoint,
+        entries,
+    })
+}
+
+fn to_value(v: impl Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(ApiError::internal)
+}
+
+fn not_found(what: &'static str, id: String) -> ApiError {
+    ApiError::NotFound { what, id }
+}
+
+/// `GET /v1/claims/{id}`.
+///
+/// # Errors
+/// `malformed_id` (400), `claim_not_found` (404).
+pub async fn get_claim(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ProvenBalance>, ApiError> {
+    valid_id("claim", &id)?;
+    app.read(move |ledger| {
+        let b = queries::claim_balance(ledger.state(), &id)
+            .map_err(state_fault)?
+            .ok_or_else(|| not_found("claim", id))?;
+        let indexes = b.entries.clone();
+        prove(ledger, to_value(b)?, indexes)
+    })
+    .await
+    .map(Json)
+}
+
+/// `GET /v1/pledges/{id}`.
+///
+/// # Errors
+/// `malformed_id` (400), `pledge_not_found` (404).
+pub async fn get_pledge(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ProvenBalance>, ApiError> {
+    valid_id("pledge", &id)?;
+    app.read(move |ledger| {
+        let b = queries::pledge_balance(ledger.state(), &id)
+            .map_err(state_fault)?
+            .ok_or_else(|| not_found("pledge", id))?;
+        let indexes = b.entries.clone();
+        prove(ledger, to_value(b)?, indexes)
+    })
+    .await
+    .map(Json)
+}
+
+/// `GET /v1/allocations/{id}`.
+///
+/// # Errors
+/// `malformed_id` (400), `allocation_not_found` (404).
+pub async fn get_allocation(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ProvenBalance>, ApiError> {
+    valid_id("allocation", &id)?;
+    app.read(move |ledger| {
+        let b = queries::allocation_balance(ledger.state(), &id)
+            .map_err(state_fault)?
+            .ok_or_else(|| not_found("allocation", id))?;
+        let indexes = b.entries.clone();
+        prove(ledger, to_value(b)?, indexes)
+    })
+    .await
+    .map(Json)
+}
+
+/// `GET /v1/students/{ref}`: all of a student's claims, with every entry behind them.
+///
+/// # Errors
+/// `malformed_id` (400), `student_not_found` (404).
+pub async fn get_student(
+    State(app): State<AppState>,
+    Path(student): Path<String>,
+) -> Result<Json<ProvenBalance>, ApiError> {
+    valid_id("student", &student)?;
+    app.read(move |ledger| {
+        let s = queries::student_summary(ledger.state(), &student)
+            .map_err(state_fault)?
+            .ok_or_else(|| not_found("student", student))?;
+        let indexes = s.claims.iter().flat_map(|c| c.entries.clone()).collect();
+        prove(ledger, to_value(s)?, indexes)
+    })
+    .await
+    .map(Json)
+}
+
+/// `GET /v1/pool`: the pool's totals.
+///
+/// # Errors
+/// Store faults only.
+pub async fn get_pool(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    app.read(|ledger| to_value(queries::pool_totals(ledger.state()).map_err(state_fault)?))
+        .await
+        .map(Json)
+}
+
+/// `GET /v1/institutions/{id}/report`: a closed institution's liability report.
+///
+/// # Errors
+/// `malformed_id` (400), `institution_not_found` (404, also when never closed).
+pub async fn get_institution_report(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    valid_id("institution", &id)?;
+    app.read(move |ledger| {
+        let r = queries::institution_report(ledger.state(), &id)
+            .map_err(state_fault)?
+            .ok_or_else(|| not_found("institution", id))?;
+        to_value(r)
+    })
+    .await
+    .map(Json)
+}

@@ -1,0 +1,510 @@
+//! `POST /v1/entries` (one envelope, or a batch) and the entry reads
+//! `GET /v1/entries/{index}`, `GET /v1/entries/by-id/{id}`.
+//!
+//! A submission is parsed and its signatures verified (off the runtime, in parallel
+//! with rayon for a batch) *before* it is queued, so the writer only ever sees
+//! [`VerifiedEnvelope`]s. Each entry gets a result, as TigerBeetle answers each event:
+//!
+//! | `status` | meaning | single-envelope HTTP status |
+//! |---|---|---|
+//! | `ok` | appended and durable; `receipt` | 200 |
+//! | `exists` | the same statement was logged before; its `receipt` | 200 |
+//! | `exists_with_different_payload` | another statement uses this entry id | 409 (problem) |
+//! | a rule code, e.g. `claim_exceeds_…` | the lesson rules refused it | 422 (problem) |
+//! | an envelope code, e.g. `bad_signature` | refused before the log (shape, signature) | 400 (problem) |
+//!
+//! A batch (`{"entries": [envelope, ...]}`, at most [`ENTRIES_PER_REQUEST_MAX`]) is
+//! always answered `200 {"results": [...]}` with one result per entry, in order; only a
+//! problem with the batch itself (not JSON, not that shape, too many) is an error.
+//!
+//! ```
+//! use lesson_ledger::http::entries::ENTRIES_PER_REQUEST_MAX;
+//! assert!(ENTRIES_PER_REQUEST_MAX <= lesson_ledger::limits::BATCH_ENTRIES_MAX);
+//! ```
+
+use std::str::FromStr;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::error::ApiError;
+use super::sequencer::{QueueError, RETRY_AFTER_SECS};
+use super::AppState;
+use crate::ledger::error::RuleError;
+use crate::ledger::writer::Ledger;
+use crate::limits::{BATCH_ENTRIES_MAX, ENVELOPE_BYTES_MAX};
+use crate::log::envelope::{verify_batch, EntryId, Envelope, EnvelopeError, VerifiedEnvelope};
+use crate::log::store::{LogError, Outcome, Receipt};
+
+/// Most entries in one batched `POST /v1/entries`.
+pub const ENTRIES_PER_REQUEST_MAX: usize = 1024;
+
+/// Largest request body, in bytes: a full batch of small entries, not of maximal ones
+/// (1024 × 64 KiB would be 64 MiB per request). Larger entries go in smaller batches.
+pub const REQUEST_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+const _: () = assert!(
+    ENTRIES_PER_REQUEST_MAX <= BATCH_ENTRIES_MAX,
+    "one request's entries must fit one group commit, so a request is never split"
+);
+const _: () = assert!(
+    ENVELOPE_BYTES_MAX <= REQUEST_BODY_BYTES_MAX,
+    "a single maximal envelope must be postable"
+);
+
+/// The result of one submitted entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EntryResult {
+    /// `ok`, `exists`, `exists_with_different_payload`, or the code of the refusal.
+    pub status: String,
+    /// For `ok` and `exists`: where the entry is and the proof of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+    /// For refusals: what went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// For `exists_with_different_payload`: the entry id already logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_entry_id: Option<String>,
+}
+
+/// How a result is answered when it is the only entry of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    Accepted,
+    /// Refused before the log: shape or signature (400).
+    Envelope,
+    /// Another statement holds the id (409).
+    Conflict,
+    /// The rules refused it (422).
+    Refused,
+}
+
+/// A result with its stable code and family, before it is serialized.
+struct Answer {
+    code: &'static str,
+    family: Family,
+    result: EntryResult,
+}
+
+impl Answer {
+    fn refused(family: Family, code: &'static str, error: String) -> Answer {
+        Answer {
+            code,
+            family,
+            result: EntryResult {
+                status: code.to_owned(),
+                receipt: None,
+                error: Some(error),
+                existing_entry_id: None,
+            },
+        }
+    }
+
+    fn envelope(e: &EnvelopeError) -> Answer {
+        Answer::refused(Family::Envelope, e.code(), e.to_string())
+    }
+
+    fn accepted(code: &'static str, receipt: Receipt) -> Answer {
+        Answer {
+            code,
+            family: Family::Accepted,
+            result: EntryResult {
+                status: code.to_owned(),
+                receipt: Some(receipt),
+                error: None,
+                existing_entry_id: None,
+            },
+        }
+    }
+
+    fn from_outcome(outcome: Outcome<RuleError>) -> Answer {
+        match outcome {
+            Outcome::Ok(receipt) => Answer::accepted("ok", receipt),
+            Outcome::Exists(receipt) => Answer::accepted("exists", receipt),
+            Outcome::ExistsWithDifferentPayload {
+                client_id,
+                existing,
+            } => {
+                let mut a = Answer::refused(
+                    Family::Conflict,
+                    "exists_with_different_payload",
+                    format!(
+                        "entry id {:?} is already used by another statement ({existing})",
+                        String::from_utf8_lossy(&client_id)
+                    ),
+                );
+                a.result.existing_entry_id = Some(existing.to_string());
+                a
+            }
+            Outcome::Refused(rule) => {
+                Answer::refused(Family::Refused, rule.code(), rule.to_string())
+            }
+        }
+    }
+
+    /// A single submission's answer: the result, or its refusal as a problem.
+    fn into_single(self) -> Result<Response, ApiError> {
+        let detail = self.result.error.clone().unwrap_or_default();
+        let code = self.code;
+        match self.family {
+            Family::Accepted => Ok((StatusCode::OK, Json(self.result)).into_response()),
+            Family::Envelope => Err(ApiError::Envelope { code, detail }),
+            Family::Conflict => Err(ApiError::Conflict { code, detail }),
+            Family::Refused => Err(ApiError::Refused { code, detail }),
+        }
+    }
+}
+
+/// Batch request body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody<'a> {
+    #[serde(borrow)]
+    entries: Vec<&'a RawValue>,
+}
+
+/// Batch response body.
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct BatchResults {
+    /// One per submitted entry, in order.
+    pub results: Vec<EntryResult>,
+}
+
+/// One slot of a submission: already answered (refused before the log), or to append.
+enum Slot {
+    Done(Answer),
+    Append(VerifiedEnvelope),
+}
+
+/// `POST /v1/entries`.
+///
+/// # Errors
+/// Problems for the batch (malformed, too many entries, too large), a full queue (429),
+/// and, for a single envelope, its refusal.
+pub async fn post_entries(
+    State(app): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(body_error)?;
+    if body.len() > REQUEST_BODY_BYTES_MAX {
+        return Err(ApiError::TooLarge {
+            max: REQUEST_BODY_BYTES_MAX,
+        });
+    }
+    let keys = std::sync::Arc::clone(&app.keys);
+    let (batch, slots) = tokio::task::spawn_blocking(move || {
+        let (batch, envelopes) = parse_submission(&body)?;
+        // Verified in parallel (rayon); shape errors already have their result.
+        let mut to_verify = Vec::new();
+        let mut slots: Vec<Option<Slot>> = Vec::with_capacity(envelopes.len());
+        for e in envelopes {
+            match e {
+                Ok(env) => {
+                    to_verify.push(env);
+                    slots.push(None);
+                }
+                Err(err) => slots.push(Some(Slot::Done(Answer::envelope(&err)))),
+            }
+        }
+        let verified = if to_verify.len() == 1 {
+            to_verify.into_iter().map(|e| e.verify(&*keys)).collect()
+        } else {
+            verify_batch(to_verify, &*keys)
+        };
+        let mut verified = verified.into_iter();
+        let slots: Vec<Slot> = slots
+            .into_iter()
+            .map(|s| match s {
+                Some(done) => done,
+                None => match verified.next() {
+                    Some(Ok(v)) => Slot::Append(v),
+                    Some(Err(err)) => Slot::Done(Answer::envelope(&err)),
+                    // One verification result per envelope sent: cannot run short.
+                    None => Slot::Done(Answer::refused(
+                        Family::Envelope,
+                        "internal",
+                        "verification result missing".into(),
+                    )),
+                },
+            })
+            .collect();
+        Ok::<_, ApiError>((batch, slots))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+
+    // Entries refused before the log keep their answer; the rest go to the writer,
+    // and their outcomes fill the empty slots in order.
+    let mut to_append: Vec<VerifiedEnvelope> = Vec::new();
+    let mut results: Vec<Option<Answer>> = Vec::with_capacity(slots.len());
+    for slot in slots {
+        match slot {
+            Slot::Done(answer) => results.push(Some(answer)),
+            Slot::Append(verified) => {
+                to_append.push(verified);
+                results.push(None);
+            }
+        }
+    }
+    if !to_append.is_empty() {
+        let outcomes = match app.sequencer.submit(to_append).await {
+            Ok(Ok(outcomes)) => outcomes,
+            Ok(Err(fault)) => return Err(ApiError::internal(fault)),
+            Err(QueueError::Full) => {
+                return Err(ApiError::QueueFull {
+                    retry_after_secs: RETRY_AFTER_SECS,
+                })
+            }
+            Err(e @ (QueueError::Stopped | QueueError::Failed)) => {
+                return Err(ApiError::Unavailable { reason: e.code() })
+            }
+        };
+        let mut outcomes = outcomes.into_iter();
+        for r in results.iter_mut().filter(|r| r.is_none()) {
+            *r = outcomes.next().map(Answer::from_outcome);
+        }
+    }
+    let mut answers = Vec::with_capacity(results.len());
+    for r in results {
+        // Every slot was filled above: one outcome per appended entry.
+        answers.push(r.ok_or_else(|| ApiError::internal("an entry got no outcome"))?);
+    }
+    if batch {
+        let results = answers.into_iter().map(|a| a.result).collect();
+        return Ok(Json(BatchResults { results }).into_response());
+    }
+    match answers.into_iter().next() {
+        Some(answer) => answer.into_single(),
+        None => Err(ApiError::internal("a single submission produced no result")),
+    }
+}
+
+/// Why the body could not be read: too large, too slow, or broken off.
+fn body_error(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::TooLarge {
+            max: REQUEST_BODY_BYTES_MAX,
+        };
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError::Timeout;
+        }
+        source = e.source();
+    }
+    ApiError::bad_request("body_unreadable", rejection.body_text())
+}
+
+/// Parses the body: a single envelope, or `{"entries": [...]}`. Returns whether it was
+/// a batch and each envelope (or why it is not one).
+#[allow(clippy::type_complexity)]
+fn parse_submission(body: &[u8]) -> Result<(bool, Vec<Result<Envelope, EnvelopeError>>), ApiError> {
+    // The hot path is one envelope, so try that first: its strict parser names an
+    // unknown top-level member, which is how a batch announces itself.
+    match Envelope::from_json(body) {
+        Ok(envelope) => return Ok((false, vec![Ok(envelope)])),
+        Err(EnvelopeError::UnknownField { field }) if field == "entries" => {}
+        Err(EnvelopeError::TooLarge { .. }) if looks_like_batch(body) => {}
+        Err(e) => {
+            return Err(ApiError::Envelope {
+                code: e.code(),
+                detail: e.to_string(),
+            })
+        }
+    }
+    let parsed: BatchBody<'_> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("malformed_batch", e.to_string()))?;
+    if parsed.entries.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_batch",
+            "a batch must hold at least one entry",
+        ));
+    }
+    if parsed.entries.len() > ENTRIES_PER_REQUEST_MAX {
+        return Err(ApiError::bad_request(
+            "batch_too_large",
+            format!(
+                "a batch holds at most {ENTRIES_PER_REQUEST_MAX} entries, not {}",
+                parsed.entries.len()
+            ),
+        ));
+    }
+    let envelopes = parsed
+        .entries
+        .iter()
+        .map(|raw| Envelope::from_json(raw.get().as_bytes()))
+        .collect();
+    Ok((true, envelopes))
+}
+
+/// Whether an oversize body starts like `{"entries"`: only then is it parsed as a batch
+/// (a single oversize envelope is refused as `envelope_too_large` without more work).
+fn looks_like_batch(body: &[u8]) -> bool {
+    let mut rest = body.iter().skip_while(|b| b.is_ascii_whitespace());
+    if rest.next() != Some(&b'{') {
+        return false;
+    }
+    let rest: Vec<u8> = rest
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take(9)
+        .copied()
+        .collect();
+    rest == b"\"entries\""
+}
+
+/// An entry as served: where, when, what.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryView {
+    pub index: u64,
+    pub time_micros: u64,
+    /// BLAKE3 of the envelope's PAE, lowercase hex.
+    pub entry_id: String,
+    /// RFC 6962 leaf hash, standard base64.
+    pub leaf_hash: String,
+    /// The DSSE envelope, as submitted (JSON).
+    pub envelope: Box<RawValue>,
+}
+
+/// Reads entry `index` into its served form.
+///
+/// # Errors
+/// [`ApiError::NotFound`] past the end; store faults.
+pub fn entry_view(ledger: &Ledger, index: u64) -> Result<EntryView, ApiError> {
+    let log = ledger.log();
+    let leaf = log.entry(index).map_err(|e| not_found_or_fault(e, index))?;
+    let leaf_hash = log
+        .leaf_hash_at(index)
+        .map_err(|e| not_found_or_fault(e, index))?;
+    let envelope = RawValue::from_string(leaf.envelope.to_json()).map_err(ApiError::internal)?;
+    Ok(EntryView {
+        index,
+        time_micros: leaf.time_micros,
+        entry_id: leaf.envelope.entry_id().to_string(),
+        leaf_hash: leaf_hash.to_base64(),
+        envelope,
+    })
+}
+
+fn not_found_or_fault(e: LogError, index: u64) -> ApiError {
+    match e {
+        LogError::OutOfRange { .. } => ApiError::NotFound {
+            what: "entry",
+            id: index.to_string(),
+        },
+        other => ApiError::internal(other),
+    }
+}
+
+/// Parses a decimal index path segment.
+///
+/// # Errors
+/// `malformed_index`.
+pub fn parse_index(text: &str) -> Result<u64, ApiError> {
+    // `u64::from_str` accepts a leading `+`; an index is digits only.
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(
+            "malformed_index",
+            format!("{text:?} is not a decimal entry index"),
+        ));
+    }
+    text.parse()
+        .map_err(|_| ApiError::bad_request("malformed_index", format!("{text:?} is out of range")))
+}
+
+/// `GET /v1/entries/{index}`.
+///
+/// # Errors
+/// `malformed_index` (400), `entry_not_found` (404).
+pub async fn get_entry(
+    State(app): State<AppState>,
+    Path(index): Path<String>,
+) -> Result<Json<EntryView>, ApiError> {
+    let index = parse_index(&index)?;
+    app.read(move |ledger| entry_view(ledger, index))
+        .await
+        .map(Json)
+}
+
+/// `GET /v1/entries/by-id/{id}`.
+///
+/// # Errors
+/// `malformed_entry_id` (400), `entry_not_found` (404).
+pub async fn get_entry_by_id(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<EntryView>, ApiError> {
+    let entry_id = EntryId::from_str(&id).map_err(|_| {
+        ApiError::bad_request(
+            "malformed_entry_id",
+            "an entry id is 64 lowercase hex digits",
+        )
+    })?;
+    app.read(move |ledger| {
+        let index = ledger
+            .log()
+            .index_of(&entry_id)
+            .map_err(ApiError::internal)?
+            .ok_or(ApiError::NotFound { what: "entry", id })?;
+        entry_view(ledger, index)
+    })
+    .await
+    .map(Json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_is_recognised_by_its_member() {
+        assert!(looks_like_batch(b"  { \"entries\": []}"));
+        assert!(!looks_like_batch(b"{\"payloadType\":\"x\"}"));
+        assert!(!looks_like_batch(b"[]"));
+    }
+
+    #[test]
+    fn indexes_are_plain_decimal() {
+        assert_eq!(parse_index("0").unwrap(), 0);
+        assert_eq!(parse_index("42").unwrap(), 42);
+        for bad in ["", "+1", "-1", "1e3", "0x10", "18446744073709551616"] {
+            assert_eq!(
+                parse_index(bad).unwrap_err().code(),
+                "malformed_index",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_and_oversize_batches_are_refused() {
+        assert_eq!(
+            parse_submission(br#"{"entries":[]}"#).unwrap_err().code(),
+            "empty_batch"
+        );
+        let many = format!(
+            "{{\"entries\":[{}]}}",
+            vec!["{}"; ENTRIES_PER_REQUEST_MAX + 1].join(",")
+        );
+        assert_eq!(
+            parse_submission(many.as_bytes()).unwrap_err().code(),
+            "batch_too_large"
+        );
+        assert_eq!(
+            parse_submission(br#"{"entries":[], "more": 1}"#)
+                .unwrap_err()
+                .code(),
+            "malformed_batch"
+        );
+    }
+}

@@ -1,0 +1,468 @@
+//! The HTTP service: the ledger over axum, for students, institutions, auditors and the
+//! operator (issue 4).
+//!
+//! [`app`] builds the [`Router`] from an [`AppState`]; [`run`] serves it on a listener
+//! until a shutdown signal, then finishes what is queued and closes the ledger;
+//! [`Server`] runs all that on its own thread and runtime (the CLI's `serve`, the tests
+//! and the benchmark use it); [`serve`] is the CLI's entry point.
+//!
+//! Writes go through one [`sequencer`] thread with group commit; reads take a read lock
+//! on the ledger, off the runtime. Errors are RFC 9457 problem details ([`ApiError`]).
+//! Requests are bounded by [`entries::REQUEST_BODY_BYTES_MAX`] (tower-http's body limit,
+//! answered `413`) and by timeouts ([`ServerConfig`], answered `408`).
+//!
+//! Routes:
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /v1/entries` | one envelope or `{"entries": [...]}` ([`entries`]) |
+//! | `GET /checkpoint` | the signed checkpoint, `text/plain` ([`reads`]) |
+//! | `GET /v1/entries/{index}`, `/v1/entries/by-id/{id}` | one entry |
+//! | `GET /v1/proofs/inclusion?index=&size=` | RFC 9162 inclusion proof |
+//! | `GET /v1/proofs/consistency?from=&to=` | RFC 9162 consistency proof |
+//! | `GET /v1/log` | origin, operator key, genesis parameters |
+//! | `GET /healthz` | liveness of the writer |
+//! | `GET /v1/claims/{id}`, `/v1/pledges/{id}`, `/v1/allocations/{id}`, `/v1/students/{ref}` | a balance with its entries and their proofs ([`balances`]) |
+//! | `GET /v1/pool`, `/v1/institutions/{id}/report` | pool totals, a closed institution's liability |
+//! | `GET /metrics` | Prometheus text ([`metrics`]) |
+//! | `GET /tile/<L>/<N>[.p/<W>]`, `/tile/entries/<N>[.p/<W>]` | C2SP tlog-tiles ([`tiles`]) |
+//! | `POST /v1/cosign` | an association's cosignature on the checkpoint ([`cosign`]) |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document, `schemas/openapi.json` |
+//!
+//! ```
+//! use lesson_ledger::http::{Server, ServerConfig};
+//! use lesson_ledger::ledger::writer::Ledger;
+//! let dir = tempfile::tempdir().unwrap();
+//! let ledger = Ledger::create(dir.path(), "lessons.example/doc", "operator").unwrap();
+//! let server = Server::start(ledger, "127.0.0.1:0".parse().unwrap(), ServerConfig::default()).unwrap();
+//! let body = reqwest::blocking::get(format!("http://{}/healthz", server.addr()))
+//!     .unwrap()
+//!     .text()
+//!     .unwrap();
+//! assert_eq!(body, "ok\n");
+//! server.shutdown().unwrap();
+//! ```
+
+pub mod balances;
+pub mod cosign;
+pub mod entries;
+pub mod error;
+pub mod metrics;
+pub mod reads;
+pub mod sequencer;
+pub mod tiles;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::ledger::writer::{Ledger, LedgerError};
+use crate::log::envelope::KeyCache;
+use entries::REQUEST_BODY_BYTES_MAX;
+use sequencer::Sequencer;
+
+/// Timeouts of the service.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Longest a request may take, body included (answered `408`). An append that
+    /// times out may still become durable: retrying it answers `exists`.
+    pub request_timeout: Duration,
+    /// Longest the client may take to send the body (a slow client holds a connection).
+    pub body_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            request_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    ledger: Arc<RwLock<Ledger>>,
+    sequencer: Sequencer,
+    keys: Arc<KeyCache>,
+    requests: Arc<metrics::RequestCounts>,
+    cosignatures: Arc<cosign::Cosignatures>,
+}
+
+impl AppState {
+    /// State over a ledger whose writer is `sequencer`.
+    pub fn new(ledger: Arc<RwLock<Ledger>>, sequencer: Sequencer) -> AppState {
+        let cosignatures = {
+            let guard = ledger.read().unwrap_or_else(|p| p.into_inner());
+            cosign::Cosignatures::load(&guard)
+        };
+        AppState {
+            cosignatures: Arc::new(cosignatures),
+            ledger,
+            sequencer,
+            keys: Arc::new(KeyCache::self_certifying()),
+            requests: Arc::new(metrics::RequestCounts::default()),
+        }
+    }
+
+    /// Runs `f` on the ledger under a read lock, on the blocking pool (reads `pread`).
+    ///
+    /// # Errors
+    /// What `f` returns; an internal fault if the task panicked.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Ledger) -> Result<T, ApiError> + Send + 'static,
+    {
+        let ledger = Arc::clone(&self.ledger);
+        tokio::task::spawn_blocking(move || {
+            // A poisoned lock means a reader panicked; readers change nothing.
+            let guard = ledger.read().unwrap_or_else(|p| p.into_inner());
+            f(&guard)
+        })
+        .await
+        .map_err(ApiError::internal)?
+    }
+
+    /// The checkpoint as served at `/checkpoint`.
+    ///
+    /// # Errors
+    /// Internal faults only.
+    pub async fn checkpoint_text(&self) -> Result<String, ApiError> {
+        let cosignatures = Arc::clone(&self.cosignatures);
+        self.read(move |ledger| Ok(cosignatures.served(ledger.log().checkpoint())))
+            .await
+    }
+}
+
+/// The router: every route, the body limit, timeouts and tracing.
+/// Every route: method, path (axum syntax) and handler. The router is built from this
+/// table, and the OpenAPI test checks each entry is documented.
+fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
+        ("POST", "/v1/entries", post(entries::post_entries)),
+        (
+            "GET",
+            "/v1/entries/by-id/{id}",
+            get(entries::get_entry_by_id),
+        ),
+        ("GET", "/v1/entries/{index}", get(entries::get_entry)),
+        ("GET", "/v1/proofs/inclusion", get(reads::get_inclusion)),
+        ("GET", "/v1/proofs/consistency", get(reads::get_consistency)),
+        ("GET", "/v1/log", get(reads::get_log)),
+        ("GET", "/checkpoint", get(reads::get_checkpoint)),
+        ("GET", "/healthz", get(reads::get_healthz)),
+        ("GET", "/v1/claims/{id}", get(balances::get_claim)),
+        ("GET", "/v1/pledges/{id}", get(balances::get_pledge)),
+        ("GET", "/v1/allocations/{id}", get(balances::get_allocation)),
+        ("GET", "/v1/students/{id}", get(balances::get_student)),
+        ("GET", "/v1/pool", get(balances::get_pool)),
+        (
+            "GET",
+            "/v1/institutions/{id}/report",
+            get(balances::get_institution_report),
+        ),
+        ("GET", "/metrics", get(metrics::get_metrics)),
+        ("GET", "/tile/{*path}", get(tiles::get_tile)),
+        ("POST", "/v1/cosign", post(cosign::post_cosign)),
+        ("GET", "/openapi.json", get(get_openapi)),
+    ]
+}
+
+/// Every route of [`app`], as (method, axum path).
+pub fn routes() -> Vec<(&'static str, &'static str)> {
+    route_table().into_iter().map(|(m, p, _)| (m, p)).collect()
+}
+
+/// The OpenAPI 3.1 document, `schemas/openapi.json`, compiled in.
+pub const OPENAPI_JSON: &str = include_str!("../../schemas/openapi.json");
+
+async fn get_openapi() -> Response {
+    let mut response = (StatusCode::OK, OPENAPI_JSON).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The router: every route, the body limit, timeouts and tracing.
+pub fn app(state: AppState, config: &ServerConfig) -> Router {
+    let mut router = Router::new();
+    for (_, path, handler) in route_table() {
+        router = router.route(path, handler);
+    }
+    router
+        .fallback(not_found)
+        // The cap is repeated: axum's extractor default (2 MiB) is replaced by ours,
+        // and tower-http refuses a larger declared or streamed body before any handler.
+        .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
+        .layer(RequestBodyLimitLayer::new(REQUEST_BODY_BYTES_MAX))
+        .layer(RequestBodyTimeoutLayer::new(config.body_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        // Outermost but for tracing: the limit and timeout layers answer in plain text.
+        .layer(axum::middleware::map_response(problems_for_bare_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_responses,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound {
+        what: "route",
+        id: uri.path().chars().take(256).collect(),
+    }
+}
+
+/// Turns the plain-text errors of axum and tower-http (405, 408, 413, body errors) into
+/// problem details, so every error a client sees has the same shape and a code.
+async fn problems_for_bare_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == error::PROBLEM_JSON.as_bytes());
+    // Our own 500s are plain on purpose (nothing leaked); leave them.
+    if is_problem || status == StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (code, detail) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "body_too_large",
+            format!("request body larger than {REQUEST_BODY_BYTES_MAX} bytes"),
+        ),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long".into()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not take that method".into(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "unsupported content type".into())
+        }
+        _ => ("bad_request", "the request could not be read".into()),
+    };
+    let mut out = error::problem(status, code, detail);
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
+}
+
+/// Why the server could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the server thread panicked")]
+    Panicked,
+}
+
+impl ServeError {
+    /// Stable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServeError::Ledger(e) => e.code(),
+            ServeError::Bind { .. } => "bind_failed",
+            ServeError::Io(_) => "io",
+            ServeError::Panicked => "server_panicked",
+        }
+    }
+}
+
+/// Serves `ledger` on `listener` until `shutdown` resolves; then stops accepting,
+/// finishes the requests in flight (their appends included), lets the writer drain its
+/// queue, and closes the ledger.
+///
+/// # Errors
+/// Accept-loop I/O; closing the ledger.
+pub async fn run(
+    ledger: Ledger,
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let ledger = Arc::new(RwLock::new(ledger));
+    let (sequencer, writer) = Sequencer::start(Arc::clone(&ledger));
+    let router = app(
+        AppState::new(Arc::clone(&ledger), sequencer.clone()),
+        &config,
+    );
+    tracing::info!(addr = ?listener.local_addr().ok(), "serving");
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    // Everything accepted before the signal has been answered; tell the writer to finish.
+    sequencer.stop().await;
+    let joined = tokio::task::spawn_blocking(move || writer.join()).await;
+    if !matches!(joined, Ok(Ok(()))) {
+        tracing::error!("the writer thread panicked");
+    }
+    served?;
+    match Arc::try_unwrap(ledger) {
+        Ok(lock) => {
+            let ledger = lock.into_inner().unwrap_or_else(|p| p.into_inner());
+            ledger.close()?;
+        }
+        // Someone still holds the ledger: everything acknowledged is synced in log.dat;
+        // derived files are rebuilt on the next open.
+        Err(_) => tracing::warn!("ledger still shared at shutdown; not closed cleanly"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A running server on its own thread and tokio runtime.
+pub struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServeError>>>,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks one) and starts serving `ledger`.
+    ///
+    /// # Errors
+    /// [`ServeError::Bind`]; runtime creation.
+    pub fn start(
+        ledger: Ledger,
+        addr: SocketAddr,
+        config: ServerConfig,
+    ) -> Result<Server, ServeError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("ledger-http")
+            .build()?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("ledger-http-main".into())
+            .spawn(move || {
+                runtime.block_on(run(ledger, listener, config, async move {
+                    // Either an explicit stop or the handle being dropped.
+                    let _ = stopped.await;
+                }))
+            })?;
+        Ok(Server {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL, `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops gracefully and waits until the ledger is closed.
+    ///
+    /// # Errors
+    /// What [`run`] returned.
+    pub fn shutdown(mut self) -> Result<(), ServeError> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| ServeError::Panicked)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop_and_join() {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+    }
+}
+
+/// `lesson-ledger serve`: opens the ledger in `dir` and serves it on `addr` until
+/// SIGTERM or Ctrl-C.
+///
+/// # Errors
+/// Opening the ledger; binding; what [`run`] returns.
+pub fn serve(dir: &Path, addr: SocketAddr) -> Result<(), ServeError> {
+    let (ledger, report) = Ledger::open(dir)?;
+    if let Some((bytes, why)) = &report.cut {
+        tracing::warn!(bytes, why = %why, "cut an unacknowledged torn tail on open");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        eprintln!("listening on http://{}", listener.local_addr()?);
+        run(ledger, listener, ServerConfig::default(), shutdown_signal()).await
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal: finishing in-flight requests");
+}
