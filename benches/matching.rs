@@ -23,24 +23,7 @@ use lesson_ledger::matching::{match_claims, ClaimInput, MatchParams, PledgeInput
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const DISTRICTS: [&str; 16] = [
-    "huangpu",
-    "xuhui",
-    "changning",
-    "jingan",
-    "putuo",
-    "hongkou",
-    "yangpu",
-    "minhang",
-    "baoshan",
-    "jiading",
-    "pudong",
-    "jinshan",
-    "songjiang",
-    "qingpu",
-    "fengxian",
-    "chongming",
-];
+use lesson_ledger::ledger::defaults::SHANGHAI_DISTRICTS as DISTRICTS;
 /// Subjects with weights (the core three are most of the market).
 const SUBJECTS: [(&str, u32); 10] = [
     ("math", 30),

@@ -40,6 +40,29 @@ pub const CHECKPOINT_BYTES_MAX: usize = 16 * 1024;
 /// Longest origin line of a checkpoint.
 pub const ORIGIN_BYTES_MAX: usize = 256;
 
+/// Most entries in one batched `POST /v1/entries`.
+pub const ENTRIES_PER_REQUEST_MAX: usize = 1024;
+
+/// Largest HTTP request body, in bytes: a full batch of small entries, not of maximal
+/// ones (1024 × 64 KiB would be 64 MiB per request). Larger entries go in smaller batches.
+pub const REQUEST_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Most entries waiting in the server's append queue (verified, not yet written). Two
+/// full group commits: the writer always has a full next batch ready while one is
+/// syncing, and the memory they hold is bounded by this times `ENVELOPE_BYTES_MAX`.
+pub const QUEUE_ENTRIES_MAX: usize = 2 * BATCH_ENTRIES_MAX;
+
+/// Largest `POST /v1/cosign` body: one signature line and a few fields.
+pub const COSIGN_BODY_BYTES_MAX: usize = 4 * 1024;
+
+const _: () = assert!(
+    ENTRIES_PER_REQUEST_MAX <= BATCH_ENTRIES_MAX,
+    "one request's entries must fit one group commit, so a request is never split"
+);
+const _: () = assert!(
+    ENVELOPE_BYTES_MAX <= REQUEST_BODY_BYTES_MAX,
+    "a single maximal envelope must be postable"
+);
 const _: () = assert!(
     LEAF_BYTES_MAX < ENVELOPE_BYTES_MAX,
     "a leaf must fit the tlog-tiles u16 length prefix, the envelope cap bounds it from above"

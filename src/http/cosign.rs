@@ -49,8 +49,7 @@ use crate::log::note::{verify_cosignature, CosignerKey, NoteVerifier, SignedChec
 /// Directory, inside the ledger directory, holding the cosigned checkpoints.
 pub const COSIGNATURES_DIR: &str = "cosignatures";
 
-/// Largest `POST /v1/cosign` body: one signature line and a few fields.
-pub const COSIGN_BODY_BYTES_MAX: usize = 4 * 1024;
+pub use crate::limits::COSIGN_BODY_BYTES_MAX;
 
 /// The request.
 #[derive(Debug, Serialize, Deserialize)]

@@ -38,25 +38,10 @@ use super::sequencer::{QueueError, RETRY_AFTER_SECS};
 use super::AppState;
 use crate::ledger::error::RuleError;
 use crate::ledger::writer::Ledger;
-use crate::limits::{BATCH_ENTRIES_MAX, ENVELOPE_BYTES_MAX};
 use crate::log::envelope::{verify_batch, EntryId, Envelope, EnvelopeError, VerifiedEnvelope};
 use crate::log::store::{LogError, Outcome, Receipt};
 
-/// Most entries in one batched `POST /v1/entries`.
-pub const ENTRIES_PER_REQUEST_MAX: usize = 1024;
-
-/// Largest request body, in bytes: a full batch of small entries, not of maximal ones
-/// (1024 × 64 KiB would be 64 MiB per request). Larger entries go in smaller batches.
-pub const REQUEST_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
-
-const _: () = assert!(
-    ENTRIES_PER_REQUEST_MAX <= BATCH_ENTRIES_MAX,
-    "one request's entries must fit one group commit, so a request is never split"
-);
-const _: () = assert!(
-    ENVELOPE_BYTES_MAX <= REQUEST_BODY_BYTES_MAX,
-    "a single maximal envelope must be postable"
-);
+pub use crate::limits::{ENTRIES_PER_REQUEST_MAX, REQUEST_BODY_BYTES_MAX};
 
 /// The result of one submitted entry.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

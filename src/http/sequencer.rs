@@ -38,10 +38,7 @@ use crate::limits::BATCH_ENTRIES_MAX;
 use crate::log::envelope::VerifiedEnvelope;
 use crate::log::store::Outcome;
 
-/// Most entries waiting in the append queue (verified, not yet written). Two full
-/// group commits: the writer always has a full next batch ready while one is syncing,
-/// and the memory they hold is bounded by this times `ENVELOPE_BYTES_MAX`.
-pub const QUEUE_ENTRIES_MAX: usize = 2 * BATCH_ENTRIES_MAX;
+pub use crate::limits::QUEUE_ENTRIES_MAX;
 
 /// Seconds a client is asked to wait (`Retry-After`) when the queue is full.
 pub const RETRY_AFTER_SECS: u64 = 1;
