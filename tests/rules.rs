@@ -1467,3 +1467,81 @@ fn every_schema_example_parses_and_validates() {
     }
     assert_eq!(seen, 20);
 }
+
+/// A genesis may declare a shorter day (publicly), so that a demonstration or test
+/// ledger sees windows and validities pass within a run; a real ledger keeps 24 hours.
+#[test]
+fn a_genesis_day_of_one_second_makes_the_confirmation_window_fifteen_seconds() {
+    let genesis = |w: &World, day: u64| {
+        json!({"kind": "genesis", "origin": "ledger.example/demo", "operator": "operator",
+            "operator_key": w.keys["op"].clone(), "confirmation_window_days": 15, "allocation_validity_days": 90,
+            "day_micros": day, "unit": "CNY-fen", "districts": ["xuhui"], "subjects": ["math"]})
+    };
+    let mut w = World::new();
+    for too_short in [0, 999_999] {
+        let g = genesis(&w, too_short);
+        assert_eq!(
+            w.submit(&["op"], g).unwrap_err().code(),
+            "value_out_of_range"
+        );
+    }
+    let g = genesis(&w, 86_400 * SEC + 1);
+    assert_eq!(
+        w.submit(&["op"], g).unwrap_err().code(),
+        "value_out_of_range"
+    );
+    let g = genesis(&w, SEC);
+    w.ok(&["op"], g);
+    register(&mut w, "inst1", "inst-0001", "institution");
+    register(&mut w, "inst7", "inst-0007", "institution");
+    register(&mut w, "stu", "stu-3f9a", "student");
+    w.ok(&["op"], json!({"kind": "institution_closed", "institution": "inst-0001", "reason": "closed abnormally"}));
+    w.ok(&["op"], json!({"kind": "institution_whitelisted", "institution": "inst-0007", "reason": "approved donor"}));
+    w.ok(
+        &["op", "stu"],
+        claim("c-0001", "stu-3f9a", 20, 15_000, true, &["xuhui"]),
+    );
+    w.ok(
+        &["inst7"],
+        pledge(
+            "p-0001",
+            "inst-0007",
+            "math",
+            (4, 6),
+            Some("xuhui"),
+            10,
+            30,
+            12_000,
+            T0,
+            T0 + 365 * DAY,
+        ),
+    );
+    w.ok(
+        &["op"],
+        json!({"kind": "pledge_approved", "pledge": "p-0001"}),
+    );
+    w.ok(&["op"], json!({"kind": "allocation_made", "allocation": "a-0001", "claim": "c-0001", "pledge": "p-0001", "lessons": 5}));
+    w.ok(
+        &["inst7"],
+        json!({"kind": "lesson_proposed", "lesson": "l-0001", "allocation": "a-0001"}),
+    );
+    let proposed_at = w.time - SEC;
+    let deem = json!({"kind": "lesson_deemed_confirmed", "lesson": "l-0001"});
+    w.time = proposed_at + 14 * SEC;
+    assert_eq!(
+        w.submit(&["op"], deem.clone()).unwrap_err().code(),
+        "window_not_elapsed"
+    );
+    w.time = proposed_at + 15 * SEC;
+    w.ok(&["op"], deem);
+    let a = queries::allocation_balance(&w.state, "a-0001")
+        .unwrap()
+        .unwrap();
+    assert_eq!((a.consumed, a.pending), (Lessons(1), Lessons(0)));
+    // The allocation expires after 90 such days.
+    w.time = proposed_at + 91 * SEC;
+    w.ok(
+        &["op"],
+        json!({"kind": "allocation_expired", "allocation": "a-0001"}),
+    );
+}

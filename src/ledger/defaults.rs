@@ -63,6 +63,7 @@ pub fn genesis(origin: &str, operator: &str, operator_key: &str) -> Genesis {
         operator_key: operator_key.to_string(),
         confirmation_window_days: CONFIRMATION_WINDOW_DAYS,
         allocation_validity_days: ALLOCATION_VALIDITY_DAYS,
+        day_micros: super::limits::DAY_MICROS,
         unit: "CNY-fen".to_string(),
         districts: SHANGHAI_DISTRICTS.iter().map(|d| d.to_string()).collect(),
         subjects: SUBJECTS.iter().map(|s| s.to_string()).collect(),

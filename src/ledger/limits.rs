@@ -67,6 +67,9 @@ pub const CONFIRMATION_WINDOW_DAYS_DEFAULT: u32 = 15;
 /// One day of ledger time, in microseconds.
 pub const DAY_MICROS: u64 = 86_400 * 1_000_000;
 
+/// The shortest day a genesis may declare (`day_micros`): one second.
+pub const DAY_MICROS_MIN: u64 = 1_000_000;
+
 const _: () = assert!(
     CLAIM_LESSONS_MAX
         .checked_mul(PRICE_PER_LESSON_FEN_MAX)

@@ -34,6 +34,8 @@ pub struct Config {
     /// time (the real platform counts working days; the ledger has no calendar).
     pub confirmation_window_days: u64,
     pub allocation_validity_days: u64,
+    /// The ledger's day, in µs of ledger time (see the genesis `day_micros`).
+    pub day_micros: u64,
     pub unit: String,
     pub districts: Vec<Id>,
     pub subjects: Vec<Id>,

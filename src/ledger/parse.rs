@@ -33,6 +33,7 @@ pub const KINDS: &[(&str, &[(&str, bool)])] = &[
             ("operator_key", true),
             ("confirmation_window_days", false),
             ("allocation_validity_days", true),
+            ("day_micros", false),
             ("unit", true),
             ("districts", true),
             ("subjects", true),

@@ -73,9 +73,18 @@ pub struct Genesis {
     #[serde(default = "default_window")]
     pub confirmation_window_days: u64,
     pub allocation_validity_days: u64,
+    /// Length of the ledger's "day" in µs of ledger time: 86,400,000,000 (the default)
+    /// for a real ledger; a test or demonstration ledger may declare shorter days, in the
+    /// open, so that windows and validities pass within a run.
+    #[serde(default = "default_day_micros")]
+    pub day_micros: u64,
     pub unit: String,
     pub districts: Vec<String>,
     pub subjects: Vec<String>,
+}
+
+fn default_day_micros() -> u64 {
+    super::limits::DAY_MICROS
 }
 
 fn default_window() -> u64 {

@@ -12,7 +12,7 @@
 
 use super::Cx;
 use crate::ledger::error::RuleError;
-use crate::ledger::limits::{CLAIM_LESSONS_MAX, DAY_MICROS};
+use crate::ledger::limits::CLAIM_LESSONS_MAX;
 use crate::ledger::objects::{Allocation, AllocationStatus, Claim, Party, Pledge};
 use crate::ledger::payload::{AllocationMade, AllocationRef, Role};
 use crate::ledger::state::StateView;
@@ -106,10 +106,13 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
             unreserved: claim.unreserved.0,
         });
     }
-    let days = cx.config()?.allocation_validity_days;
-    let validity = days.checked_mul(DAY_MICROS).ok_or(RuleError::Overflow {
-        what: "allocation validity",
-    })?;
+    let config = cx.config()?;
+    let validity = config
+        .allocation_validity_days
+        .checked_mul(config.day_micros)
+        .ok_or(RuleError::Overflow {
+            what: "allocation validity",
+        })?;
     let expires = t.checked_add(validity).ok_or(RuleError::Overflow {
         what: "allocation expiry",
     })?;

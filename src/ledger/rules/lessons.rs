@@ -10,7 +10,6 @@
 
 use super::Cx;
 use crate::ledger::error::RuleError;
-use crate::ledger::limits::DAY_MICROS;
 use crate::ledger::objects::{
     Allocation, AllocationStatus, Dispute, DisputeStatus, Lesson, LessonStatus,
 };
@@ -74,10 +73,13 @@ pub(super) fn lesson_delivered<V: StateView + ?Sized>(
         alloc.pending = alloc
             .pending
             .checked_add(Lessons(1), "allocation pending")?;
-        let days = cx.config()?.confirmation_window_days;
-        let window = days.checked_mul(DAY_MICROS).ok_or(RuleError::Overflow {
-            what: "confirmation window",
-        })?;
+        let config = cx.config()?;
+        let window = config
+            .confirmation_window_days
+            .checked_mul(config.day_micros)
+            .ok_or(RuleError::Overflow {
+                what: "confirmation window",
+            })?;
         (
             LessonStatus::Pending,
             Some(

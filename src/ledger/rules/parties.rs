@@ -51,6 +51,14 @@ pub(super) fn genesis<V: StateView + ?Sized>(
         1,
         u64::from(ALLOCATION_VALIDITY_DAYS_MAX),
     )?;
+    // A day shorter than a second would let a window pass between two entries of one
+    // batch; longer than 24 hours would stretch the national platform's rules.
+    let day_micros = in_range(
+        "day_micros",
+        p.day_micros,
+        crate::ledger::limits::DAY_MICROS_MIN,
+        crate::ledger::limits::DAY_MICROS,
+    )?;
     if p.unit != UNIT {
         return Err(RuleError::UnitUnsupported {
             unit: p.unit.chars().take(32).collect(),
@@ -68,6 +76,7 @@ pub(super) fn genesis<V: StateView + ?Sized>(
         operator: operator.clone(),
         confirmation_window_days: window,
         allocation_validity_days: validity,
+        day_micros,
         unit: UNIT.to_owned(),
         districts,
         subjects,
