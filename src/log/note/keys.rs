@@ -157,96 +157,54 @@ pub(super) fn write_vkey(
     format!("{name}+{key_id}+{}", STANDARD.encode(raw))
 }
 
-/// A trusted Ed25519 note key (signature type 0x01). Invariant: the key id is the hash
-/// of the name and key, and the key is not of small order.
+/// An Ed25519 note key of signature type `T`: 0x01 for signed notes ([`NoteVerifier`]),
+/// 0x04 for tlog cosignatures ([`CosignerKey`]: "Ed25519 public keys MAY be encoded as
+/// vkeys with signature type 0x04"). One type, so the two can never drift apart.
+/// Invariant: the key id is the hash of the name, the type and the key, and the key is
+/// not of small order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NoteVerifier {
+pub struct TypedKey<const T: u8> {
     pub(super) name: KeyName,
     pub(super) key_id: KeyId,
     pub(super) key: VerifyingKey,
 }
 
-impl NoteVerifier {
-    /// A verifier for `key` under `name`.
+/// A trusted Ed25519 note key (signature type 0x01).
+pub type NoteVerifier = TypedKey<SIG_TYPE_ED25519>;
+
+/// A witness's cosigning key (signature type 0x04, tlog-cosignature).
+pub type CosignerKey = TypedKey<SIG_TYPE_COSIGNATURE_V1>;
+
+impl<const T: u8> TypedKey<T> {
+    /// A key for `key` under `name`.
     ///
     /// # Errors
     /// [`NoteError::WeakKey`] for a small-order key.
-    pub fn new(name: KeyName, key: VerifyingKey) -> Result<NoteVerifier, NoteError> {
+    pub fn new(name: KeyName, key: VerifyingKey) -> Result<TypedKey<T>, NoteError> {
         if key.is_weak() {
             return Err(NoteError::WeakKey {
                 name: name.to_string(),
             });
         }
-        let key_id = KeyId::compute(&name, SIG_TYPE_ED25519, key.as_bytes());
-        Ok(NoteVerifier { name, key_id, key })
+        let key_id = KeyId::compute(&name, T, key.as_bytes());
+        Ok(TypedKey { name, key_id, key })
     }
 
-    /// Parses a verifier key `<name>+<key id>+base64(0x01 ‖ public key)`, strictly: the
+    /// Parses a verifier key `<name>+<key id>+base64(T ‖ public key)`, strictly: the
     /// key id in lowercase hex, standard padded base64, 32 bytes of key.
     ///
     /// # Errors
     /// [`NoteError::MalformedVkey`], [`NoteError::InvalidKeyName`],
-    /// [`NoteError::UnsupportedKeyType`] (not 0x01), [`NoteError::KeyIdMismatch`],
+    /// [`NoteError::UnsupportedKeyType`] (not `T`), [`NoteError::KeyIdMismatch`],
     /// [`NoteError::WeakKey`].
-    pub fn from_vkey(vkey: &str) -> Result<NoteVerifier, NoteError> {
-        let (name, key_id, key) = parse_vkey(vkey, SIG_TYPE_ED25519)?;
-        Ok(NoteVerifier { name, key_id, key })
+    pub fn from_vkey(vkey: &str) -> Result<TypedKey<T>, NoteError> {
+        let (name, key_id, key) = parse_vkey(vkey, T)?;
+        Ok(TypedKey { name, key_id, key })
     }
 
     /// The verifier key text; `from_vkey(v.to_vkey()) == v`.
     pub fn to_vkey(&self) -> String {
-        write_vkey(&self.name, self.key_id, SIG_TYPE_ED25519, &self.key)
-    }
-
-    pub fn name(&self) -> &KeyName {
-        &self.name
-    }
-
-    pub fn key_id(&self) -> KeyId {
-        self.key_id
-    }
-
-    pub fn verifying_key(&self) -> &VerifyingKey {
-        &self.key
-    }
-}
-
-/// A witness's cosigning key (signature type 0x04, tlog-cosignature): "Ed25519 public
-/// keys MAY be encoded as vkeys with signature type 0x04". Invariant as
-/// [`NoteVerifier`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CosignerKey {
-    pub(super) name: KeyName,
-    pub(super) key_id: KeyId,
-    pub(super) key: VerifyingKey,
-}
-
-impl CosignerKey {
-    /// A cosigner key for `key` under `name`.
-    ///
-    /// # Errors
-    /// [`NoteError::WeakKey`] for a small-order key.
-    pub fn new(name: KeyName, key: VerifyingKey) -> Result<CosignerKey, NoteError> {
-        if key.is_weak() {
-            return Err(NoteError::WeakKey {
-                name: name.to_string(),
-            });
-        }
-        let key_id = KeyId::compute(&name, SIG_TYPE_COSIGNATURE_V1, key.as_bytes());
-        Ok(CosignerKey { name, key_id, key })
-    }
-
-    /// Parses a verifier key `<name>+<key id>+base64(0x04 ‖ public key)`.
-    ///
-    /// # Errors
-    /// As [`NoteVerifier::from_vkey`], with type 0x04 expected.
-    pub fn from_vkey(vkey: &str) -> Result<CosignerKey, NoteError> {
-        let (name, key_id, key) = parse_vkey(vkey, SIG_TYPE_COSIGNATURE_V1)?;
-        Ok(CosignerKey { name, key_id, key })
-    }
-
-    pub fn to_vkey(&self) -> String {
-        write_vkey(&self.name, self.key_id, SIG_TYPE_COSIGNATURE_V1, &self.key)
+        write_vkey(&self.name, self.key_id, T, &self.key)
     }
 
     pub fn name(&self) -> &KeyName {
