@@ -22,7 +22,9 @@
 //! ```
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
+
+use super::offsets::open_fixed_width;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -88,19 +90,8 @@ impl IdIndex {
             path: path.clone(),
             source,
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
-        let bytes = file.metadata().map_err(io)?.len();
-        let cut_bytes = bytes % ID_BYTES;
-        if cut_bytes != 0 {
-            // A crash tore the last write: the whole ids before it are still valid.
-            file.set_len(bytes - cut_bytes).map_err(io)?;
-        }
+        let (mut file, ids, cut_bytes) = open_fixed_width(&path, ID_BYTES).map_err(io)?;
+        let bytes = ids * ID_BYTES;
         let mut index = IdIndex {
             path: path.clone(),
             file: file.try_clone().map_err(io)?,

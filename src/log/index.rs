@@ -106,6 +106,31 @@ impl IndexError {
     }
 }
 
+/// How long [`Index::open`] waits for sled's file lock. A database just dropped in this
+/// process keeps its lock until sled's background flusher has finished, which takes a
+/// moment under load; another process holding it keeps it for good.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn open_db(path: &Path) -> Result<sled::Db, sled::Error> {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+        {
+            // sled 0.34 reports a held lock as `Other` with this text (config.rs, try_lock).
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn sled_err(op: &'static str) -> impl FnOnce(sled::Error) -> IndexError {
     move |source| IndexError::Sled { op, source }
 }
@@ -164,11 +189,7 @@ impl Index {
     /// If sled cannot open the database (I/O, corruption, or another process holds it).
     pub fn open(path: impl AsRef<Path>) -> Result<Index, IndexError> {
         let path = path.as_ref().to_path_buf();
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(sled_err("open"))?;
+        let db = open_db(&path).map_err(sled_err("open"))?;
         let clients = db.open_tree("clients").map_err(sled_err("open_tree"))?;
         let meta = db.open_tree("meta").map_err(sled_err("open_tree"))?;
         Ok(Index {

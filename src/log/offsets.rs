@@ -110,20 +110,7 @@ impl Offsets {
             path: path.clone(),
             source,
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
-        let bytes = file.metadata().map_err(io)?.len();
-        let cut_bytes = bytes % ENTRY_BYTES;
-        if cut_bytes != 0 {
-            // A crash tore the last write: the whole entries before it are still valid.
-            file.set_len(bytes - cut_bytes).map_err(io)?;
-        }
-        let len = bytes / ENTRY_BYTES;
+        let (file, len, cut_bytes) = open_fixed_width(&path, ENTRY_BYTES).map_err(io)?;
         let shared = Arc::new(Shared {
             path,
             file,
@@ -276,6 +263,28 @@ impl OffsetsReader {
         }
         self.shared.read(index).map(Some)
     }
+}
+
+/// Opens (or creates) a derived file of fixed-width records — `offsets.dat`, `ids.dat` —
+/// and cuts a partial trailing record: a crash tore the last write, and the whole
+/// records before it are still valid. Returns the file, the records it holds and the
+/// bytes cut.
+///
+/// # Errors
+/// I/O opening, measuring or cutting the file.
+pub(crate) fn open_fixed_width(path: &Path, record_bytes: u64) -> io::Result<(File, u64, u64)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    let bytes = file.metadata()?.len();
+    let cut_bytes = bytes % record_bytes;
+    if cut_bytes != 0 {
+        file.set_len(bytes - cut_bytes)?;
+    }
+    Ok((file, bytes / record_bytes, cut_bytes))
 }
 
 #[cfg(test)]
