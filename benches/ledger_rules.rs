@@ -1,137 +1,181 @@
 //! Ledger-rules benchmark: what the lesson rules cost on top of the log core, measured
 //! on the same envelopes in the same run.
 //!
-//! Run: `cargo bench --bench ledger_rules` (`LEDGER_BENCH_SCALE=tiny|small|city`,
-//! default small). The workload is the demo's own log (parties, claims, pledges,
-//! allocations, lessons co-signed, proposed, confirmed, disputed...), read back and
-//! appended again into fresh stores:
+//! Run: `cargo bench --bench ledger_rules` (`LEDGER_BENCH_ENTRIES`, default 1,000,000).
+//! The workload (`benches/support/workload.rs`) is the common path of the mechanism:
+//! parties, closures, pledges, claims (double-signed), allocations, lessons co-signed or
+//! proposed and confirmed — every entry one the rules accept. It is appended into fresh
+//! stores, verifying signatures on the rayon pool while one writer thread appends (as
+//! the server does):
 //! - the log core alone (every signature verified, no rules), entries/s;
-//! - the ledger (the same, plus the rules, the state in sled and a state note per
+//! - the ledger (the same, plus the rules, the state and a signed state note per
 //!   batch), entries/s — target: the rules add at most 25%;
 //! - `verify` of the ledger's log alone vs with the replay of every entry under the
 //!   rules — target: the replay within 1.5x of the log core's verify time.
+//!
+//! Besides wall time it prints CPU time (process, and the writer thread alone): on a
+//! shared 2-core machine wall time follows the neighbours, CPU time follows the code.
 
-use std::path::Path;
-use std::time::Instant;
+#[path = "support/measure.rs"]
+mod measure;
+#[path = "support/workload.rs"]
+mod workload;
 
-use lesson_ledger::demo::{self, DemoConfig, Scale};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
 use lesson_ledger::ledger::replay::Replayer;
 use lesson_ledger::ledger::writer::Ledger;
 use lesson_ledger::log::audit::{audit, audit_with, AuditOptions};
 use lesson_ledger::log::envelope::{verify_batch, Envelope, KeyCache, VerifiedEnvelope};
+use lesson_ledger::log::note::{KeyName, NoteSigner};
 use lesson_ledger::log::store::{AdmitAll, EntryIdOnly, Log, Outcome};
+use measure::{peak_rss_kib, process_cpu, thread_cpu};
 
 const BATCH: usize = 2048;
+const ORIGIN: &str = "bench.example/ledger";
 
-fn main() {
-    let scale = match std::env::var("LEDGER_BENCH_SCALE").as_deref() {
-        Ok("tiny") => Scale::Tiny,
-        Ok("city") => Scale::City,
-        _ => Scale::Small,
-    };
-    let tmp = tempfile::TempDir::new().expect("temp dir");
-    let source = tmp.path().join("demo");
-    demo::run(&DemoConfig {
-        data: source.clone(),
-        scale,
-        seed: demo::SEED_DEFAULT,
-    })
-    .expect("the demo runs");
-    let envelopes = read_back(&source.join("ledger"));
-    let n = envelopes.len() as u64;
-    println!(
-        "\nledger_rules benchmark: {n} entries of the demo (scale {}), batches of {BATCH}",
-        scale.as_str()
-    );
-
-    let core_dir = tmp.path().join("core");
-    let t = Instant::now();
-    let mut log = Log::create(
-        &core_dir,
-        "bench.example/core",
-        "operator",
-        Box::new(EntryIdOnly),
-    )
-    .expect("create");
-    let core_refused = pipeline(envelopes.clone(), |batch| {
-        log.append(batch, &mut AdmitAll)
-            .expect("append")
-            .iter()
-            .filter(|o| !matches!(o, Outcome::Ok(_)))
-            .count()
-    });
-    let core_secs = t.elapsed().as_secs_f64();
-    drop(log);
-
-    let ledger_dir = tmp.path().join("ledger");
-    let t = Instant::now();
-    let mut ledger =
-        Ledger::create(&ledger_dir, "bench.example/ledger", "operator").expect("create");
-    let refused = pipeline(envelopes, |batch| {
-        ledger
-            .submit(batch)
-            .expect("submit")
-            .iter()
-            .filter(|o| !matches!(o, Outcome::Ok(_)))
-            .count()
-    });
-    let rules_secs = t.elapsed().as_secs_f64();
-    ledger.close().expect("close");
-    println!(
-        "{:<44} {:>10.0} entries/s ({core_refused} not appended)",
-        "append, log core (verify + group commit)",
-        n as f64 / core_secs
-    );
-    println!(
-        "{:<44} {:>10.0} entries/s ({refused} refused: time-driven entries replayed early) = +{:.0}% time (target <= +25%)",
-        "append, ledger (+ rules, state, state notes)",
-        n as f64 / rules_secs,
-        100.0 * (rules_secs / core_secs - 1.0)
-    );
-
-    let t = Instant::now();
-    let summary = audit(&ledger_dir, &AuditOptions::default(), &|_, _| {}).expect("log verifies");
-    let verify_secs = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let mut replayer = Replayer::new();
-    audit_with(
-        &ledger_dir,
-        &AuditOptions::default(),
-        &|_, _| {},
-        &mut replayer,
-    )
-    .expect("ledger verifies");
-    let replay_secs = t.elapsed().as_secs_f64();
-    println!(
-        "{:<44} {:>10.2} s for {} entries",
-        "verify, log core", verify_secs, summary.entries
-    );
-    println!(
-        "{:<44} {:>10.2} s = {:.2}x the log core's verify (target <= 1.5x)",
-        "verify + replay under the rules",
-        replay_secs,
-        replay_secs / verify_secs
-    );
+/// A phase's cost: wall time, process CPU time, the writer thread's CPU time.
+#[derive(Default, Clone, Copy)]
+struct Cost {
+    wall: Duration,
+    cpu: Duration,
+    writer_cpu: Duration,
 }
 
-/// Every envelope of a log, in order.
-fn read_back(dir: &Path) -> Vec<Envelope> {
-    let (log, _) = Log::open(dir, Box::new(EntryIdOnly)).expect("open the demo's log");
-    (0..log.size())
-        .map(|i| log.entry(i).expect("entry").envelope)
-        .collect()
+/// Runs `f`, measuring wall and process CPU time.
+fn measured<T>(f: impl FnOnce() -> T) -> (T, Cost) {
+    let (t, c) = (Instant::now(), process_cpu());
+    let out = f();
+    let cost = Cost {
+        wall: t.elapsed(),
+        cpu: process_cpu().saturating_sub(c),
+        writer_cpu: Duration::ZERO,
+    };
+    (out, cost)
+}
+
+fn main() {
+    let entries: u64 = std::env::var("LEDGER_BENCH_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let operator = NoteSigner::new(
+        KeyName::new("operator").expect("name"),
+        SigningKey::from_bytes(&[7; 32]),
+    );
+    let (envelopes, made) = measured(|| workload::workload(entries, ORIGIN, &operator));
+    let n = envelopes.len() as u64;
+    println!(
+        "\nledger_rules benchmark: {n} entries (generated and signed in {:.1} s), batches of {BATCH}",
+        made.wall.as_secs_f64()
+    );
+    let tmp = tempfile::TempDir::new().expect("temp dir");
+
+    let core_dir = tmp.path().join("core");
+    let mut log =
+        Log::create(&core_dir, ORIGIN, "operator", Box::new(EntryIdOnly)).expect("create");
+    let ((core_refused, core_writer), mut core) = measured(|| {
+        pipeline(envelopes.clone(), |batch| {
+            log.append(batch, &mut AdmitAll)
+                .expect("append")
+                .iter()
+                .filter(|o| !matches!(o, Outcome::Ok(_)))
+                .count()
+        })
+    });
+    core.writer_cpu = core_writer;
+    log.close().expect("close");
+
+    let ledger_dir = tmp.path().join("ledger");
+    let mut ledger = Ledger::create(&ledger_dir, ORIGIN, "operator").expect("create");
+    let ((refused, rules_writer), mut rules) = measured(|| {
+        pipeline(envelopes, |batch| {
+            ledger
+                .submit(batch)
+                .expect("submit")
+                .iter()
+                .filter(|o| !matches!(o, Outcome::Ok(_)))
+                .count()
+        })
+    });
+    rules.writer_cpu = rules_writer;
+    ledger.close().expect("close");
+    assert_eq!(
+        core_refused + refused,
+        0,
+        "the workload is accepted in full"
+    );
+
+    let per_entry = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+    let added = |a: Duration, b: Duration| 100.0 * (b.as_secs_f64() / a.as_secs_f64() - 1.0);
+    for (what, c) in [
+        ("append, log core (verify + group commit)", core),
+        ("append, ledger (+ rules, state, state notes)", rules),
+    ] {
+        println!(
+            "{what:<46} {:>9.0} entries/s; CPU {:>5.1} µs/entry, writer thread {:>5.1} µs/entry",
+            n as f64 / c.wall.as_secs_f64(),
+            per_entry(c.cpu),
+            per_entry(c.writer_cpu)
+        );
+    }
+    println!(
+        "{:<46} +{:.0}% wall time, +{:.0}% CPU time (target <= +25%)",
+        "rules added",
+        added(core.wall, rules.wall),
+        added(core.cpu, rules.cpu)
+    );
+
+    let (summary, verify) = measured(|| {
+        audit(&ledger_dir, &AuditOptions::default(), &|_, _| {}).expect("log verifies")
+    });
+    let (_, replay) = measured(|| {
+        let mut replayer = Replayer::new();
+        audit_with(
+            &ledger_dir,
+            &AuditOptions::default(),
+            &|_, _| {},
+            &mut replayer,
+        )
+        .expect("ledger verifies");
+    });
+    println!(
+        "{:<46} {:>9.2} s for {} entries (CPU {:.2} s)",
+        "verify, log core",
+        verify.wall.as_secs_f64(),
+        summary.entries,
+        verify.cpu.as_secs_f64()
+    );
+    println!(
+        "{:<46} {:>9.2} s = {:.2}x the log core's verify wall time, {:.2}x its CPU (target <= 1.5x)",
+        "verify + replay under the rules",
+        replay.wall.as_secs_f64(),
+        replay.wall.as_secs_f64() / verify.wall.as_secs_f64(),
+        replay.cpu.as_secs_f64() / verify.cpu.as_secs_f64()
+    );
+    println!(
+        "{:<46} {:>9.1} MiB",
+        "peak RSS",
+        peak_rss_kib() as f64 / 1024.0
+    );
 }
 
 /// Verifies batches on the rayon pool while a writer thread appends the previous one
-/// (as a server does); returns how many entries `append` did not take.
+/// (as a server does); returns how many entries `append` did not take, and the writer
+/// thread's CPU time.
 fn pipeline(
     envelopes: Vec<Envelope>,
     mut append: impl FnMut(Vec<VerifiedEnvelope>) -> usize + Send,
-) -> usize {
+) -> (usize, Duration) {
     let keys = KeyCache::self_certifying();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<VerifiedEnvelope>>(2);
     std::thread::scope(|scope| {
-        let writer = scope.spawn(move || rx.into_iter().map(&mut append).sum::<usize>());
+        let writer = scope.spawn(move || {
+            let start = thread_cpu();
+            let refused = rx.into_iter().map(&mut append).sum::<usize>();
+            (refused, thread_cpu().saturating_sub(start))
+        });
         for chunk in envelopes.chunks(BATCH) {
             let verified = verify_batch(chunk.to_vec(), &keys)
                 .into_iter()

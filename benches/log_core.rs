@@ -9,6 +9,9 @@
 //! reopen time of the large log; peak RSS while appending it (measured in a child
 //! process that does nothing else, so the figure is the writer's own).
 
+#[path = "support/measure.rs"]
+mod measure;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -262,12 +265,7 @@ fn child_append(spec: &str) {
         .map(|at| make_envelopes(&signers, at, (BATCH as u64).min(n - at)));
     pipeline(&mut log, batches);
     log.close().expect("close");
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let hwm = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .expect("VmHWM");
+    let hwm = measure::peak_rss_kib();
     println!("{hwm}");
 }
 

@@ -16,6 +16,9 @@
 //! what is owed (Shanghai: 1.4 billion yuan pledged against far more owed), so value and
 //! fairness both bind.
 
+#[path = "support/measure.rs"]
+mod measure;
+
 use std::time::Instant;
 
 use lesson_ledger::ledger::{Fen, Id, Lessons};
@@ -145,17 +148,6 @@ fn generate(
     (claims, pledges)
 }
 
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn yuan(f: Fen) -> String {
     format!("{:.0} yuan", f.0 as f64 / 100.0)
 }
@@ -202,7 +194,7 @@ fn main() {
         println!(
             "time {:.2?} (target <= 30 s); peak RSS {} MiB (VmHWM, process so far; target <= 2048)",
             took,
-            vm_hwm_kib() / 1024
+            measure::peak_rss_kib() / 1024
         );
         println!(
             "owed {}; classes {}; components {}; class-pledge edges {}",

@@ -5,6 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use lesson_ledger::ledger::replay::Replayer;
+use lesson_ledger::ledger::sled_state::STATE_TREE;
 use lesson_ledger::ledger::units::hex;
 use lesson_ledger::ledger::writer::{Ledger, LedgerError};
 use lesson_ledger::ledger::{defaults, PAYLOAD_TYPE};
@@ -113,6 +114,32 @@ fn the_state_is_rebuilt_from_the_log_when_lost() {
     let replayer = replay_audit(dir.path());
     drop(ledger);
     assert!(replayer.is_ok());
+}
+
+#[test]
+fn a_damaged_stored_state_is_rebuilt_from_the_log() {
+    let dir = TempDir::new().unwrap();
+    let ledger = ledger_with(dir.path(), 9);
+    let digest = ledger.state().digest();
+    ledger.close().unwrap();
+    {
+        let db = sled::open(dir.path().join(layout::INDEX)).unwrap();
+        let tree = db.open_tree(STATE_TREE).unwrap();
+        let records: Vec<_> = tree.iter().keys().map(Result::unwrap).collect();
+        let mut damaged = 0;
+        for key in records.into_iter().filter(|k| !k.starts_with(b"\0head")) {
+            tree.insert(key, b"not postcard".as_slice()).unwrap();
+            damaged += 1;
+        }
+        assert!(damaged > 0, "the state has records besides its head");
+        db.flush().unwrap();
+    }
+    let (ledger, _) = Ledger::open(dir.path()).unwrap();
+    assert_eq!(ledger.state().size(), 10);
+    assert_eq!(hex(&ledger.state().digest()), hex(&digest));
+    ledger.close().unwrap();
+    let replayer = replay_audit(dir.path()).unwrap();
+    assert_eq!(hex(&replayer.state().digest()), hex(&digest));
 }
 
 #[test]

@@ -77,6 +77,43 @@ impl LtHash16 {
         }
     }
 
+    /// Add another multiset hash lane by lane (the hash of the union of the multisets).
+    pub fn add_hash(&mut self, other: &LtHash16) {
+        for (l, x) in self.lanes.iter_mut().zip(other.lanes.iter()) {
+            *l = l.wrapping_add(*x);
+        }
+    }
+
+    /// The change to a multiset hash made by writing each key from its old value (if
+    /// any) to its new one: `Σ H(k, new) − Σ H(k, old)`. Lane sums commute, so the
+    /// element hashes are computed in parallel, in any order.
+    ///
+    /// They run on a pool of their own: the ledger's writer asks for this once per batch
+    /// and waits, and on the global rayon pool it would queue behind the signature
+    /// verification of the next batch.
+    pub fn of_writes(writes: Vec<(&Key, Option<&Value>, &Value)>) -> LtHash16 {
+        use rayon::prelude::*;
+        let fold = || {
+            writes
+                .into_par_iter()
+                .fold(LtHash16::default, |mut acc, (key, old, new)| {
+                    if let Some(old) = old {
+                        acc.remove(key, old);
+                    }
+                    acc.add(key, new);
+                    acc
+                })
+                .reduce(LtHash16::default, |mut a, b| {
+                    a.add_hash(&b);
+                    a
+                })
+        };
+        match digest_pool() {
+            Some(pool) => pool.install(fold),
+            None => fold(),
+        }
+    }
+
     /// BLAKE3 of the lanes as little-endian bytes.
     #[must_use]
     pub fn digest(&self) -> [u8; 32] {
@@ -115,6 +152,19 @@ impl LtHash16 {
         }
         h
     }
+}
+
+/// The digest's own thread pool, one thread per core; `None` if threads cannot be
+/// started (then the global pool is used).
+fn digest_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("state-digest-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
 }
 
 /// The element bytes of step 1.

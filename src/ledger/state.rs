@@ -225,7 +225,12 @@ pub fn get_object<T: Object, V: StateView + ?Sized>(
     view: &V,
     id: &str,
 ) -> Result<Option<T>, RuleError> {
-    match view.get(&Key::new(T::TABLE, id))? {
+    as_object(id, view.get(&Key::new(T::TABLE, id))?)
+}
+
+/// The typed object in a stored value, `state_corrupt` if it holds another type.
+fn as_object<T: Object>(id: &str, found: Option<Value>) -> Result<Option<T>, RuleError> {
+    match found {
         None => Ok(None),
         Some(v) => T::from_value(v)
             .map(Some)
@@ -280,14 +285,13 @@ impl MemoryState {
     #[must_use]
     pub fn digest(&self) -> [u8; 32] {
         let mut hash = self.hash.borrow_mut();
-        for (key, before) in self.dirty.borrow_mut().drain() {
-            if let Some(before) = before {
-                hash.remove(&key, &before);
-            }
-            if let Some(now) = self.objects.get(&key) {
-                hash.add(&key, now);
-            }
-        }
+        let dirty: Vec<(Key, Option<Value>)> = self.dirty.borrow_mut().drain().collect();
+        // Objects are never deleted, so every dirty key has a value now.
+        let writes = dirty
+            .iter()
+            .filter_map(|(key, before)| Some((key, before.as_ref(), self.objects.get(key)?)))
+            .collect();
+        hash.add_hash(&LtHash16::of_writes(writes));
         hash.digest()
     }
 
@@ -335,14 +339,12 @@ impl<'v, V: StateView + ?Sized> Overlay<'v, V> {
 
     /// A typed object, if present.
     pub(crate) fn find<T: Object>(&self, id: &str) -> Result<Option<T>, RuleError> {
-        match self.writes.get(&Key::new(T::TABLE, id)) {
-            Some(v) => T::from_value(v.clone())
-                .map(Some)
-                .ok_or_else(|| RuleError::StateCorrupt {
-                    detail: format!("{}/{id} holds another type", T::TABLE.name()),
-                }),
-            None => get_object::<T, V>(self.view, id),
-        }
+        let key = Key::new(T::TABLE, id);
+        let found = match self.writes.get(&key) {
+            Some(v) => Some(v.clone()),
+            None => self.view.get(&key)?,
+        };
+        as_object(id, found)
     }
 
     /// A typed object that must exist, else `missing()`.

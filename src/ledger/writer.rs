@@ -148,7 +148,15 @@ impl Ledger {
     /// [`LedgerError::Diverged`] if a logged entry is refused on replay; log and store faults.
     pub fn open(dir: &Path) -> Result<(Ledger, OpenReport), LedgerError> {
         let (log, report) = Log::open(dir, Box::new(EntryIdOnly))?;
-        let mut state = SledState::open(log.db())?;
+        let mut state = match SledState::open(log.db()) {
+            Ok(state) => state,
+            Err(damage @ StateStoreError::Corrupt { .. }) => {
+                // The state is derived from the log: rebuild it rather than refuse to open.
+                tracing::warn!(%damage, "the stored ledger state is damaged; rebuilding it from the log");
+                SledState::empty(log.db())?
+            }
+            Err(fault) => return Err(fault.into()),
+        };
         if state.size() > log.size() {
             return Err(LedgerError::StateAhead {
                 state: state.size(),
