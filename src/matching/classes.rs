@@ -1,0 +1,329 @@
+//! Step 1: the problem prepared — input validated, claims and pledges in canonical
+//! order, claims aggregated into classes of interchangeable claims, each class with its
+//! compatible pledges — and the working state a solution is built in.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use super::error::MatchError;
+use super::types::{
+    ClaimInput, Fairness, MatchParams, PledgeInput, MATCH_CLAIMS_MAX, MATCH_DISTRICTS_MAX,
+    MATCH_PLEDGES_MAX, PLEDGE_LESSONS_MAX, UNRESERVED_FEN_MAX,
+};
+use crate::ledger::limits::{
+    CLAIM_LESSONS_MAX, GRADE_MAX, GRADE_MIN, LESSONS_PER_SEAT_MAX, PRICE_PER_LESSON_FEN_MAX,
+};
+use crate::ledger::units::Id;
+
+/// Locality rank of a pledge for a class: own district, other accepted district, online.
+pub(super) const RANK_ONLINE: u8 = 2;
+
+/// A claim's compatibility key plus the derived data of its class.
+#[derive(Debug)]
+pub(super) struct Class {
+    pub(super) subject: u32,
+    pub(super) grade: u8,
+    pub(super) own: u8,
+    pub(super) mask: u64,
+    pub(super) online: bool,
+    /// Claim indices, in claim order.
+    pub(super) claims: Vec<u32>,
+    /// Compatible pledges `(pledge, rank)`, dearest first, then rank, then pledge order.
+    pub(super) pledges: Vec<(u32, u8)>,
+}
+
+/// Per-claim and per-pledge residual state of a solution being built.
+#[derive(Debug, Clone)]
+pub(super) struct State {
+    pub(super) unreserved: Vec<u64>,
+    pub(super) available: Vec<u64>,
+    /// Per claim: `(pledge, lessons)`.
+    pub(super) held: Vec<Vec<(u32, u32)>>,
+}
+
+/// The prepared problem: claims and pledges in their canonical orders.
+pub(super) struct Problem<'a> {
+    pub(super) claims: Vec<&'a ClaimInput>,
+    pub(super) pledges: Vec<&'a PledgeInput>,
+    /// Per claim: its class.
+    pub(super) class_of: Vec<u32>,
+    pub(super) classes: Vec<Class>,
+    /// Per pledge: value per lesson, seat (lessons) cap.
+    pub(super) value: Vec<u64>,
+    pub(super) seat: Vec<u64>,
+    pub(super) cap: Option<u64>,
+}
+
+/// Validate, filter, sort into canonical order, and group claims into classes.
+pub(super) fn prepare<'a>(
+    claims: &'a [ClaimInput],
+    pledges: &'a [PledgeInput],
+    params: &MatchParams,
+) -> Result<Problem<'a>, MatchError> {
+    if claims.len() > MATCH_CLAIMS_MAX {
+        return Err(MatchError::TooManyClaims {
+            count: claims.len(),
+            max: MATCH_CLAIMS_MAX,
+        });
+    }
+    if pledges.len() > MATCH_PLEDGES_MAX {
+        return Err(MatchError::TooManyPledges {
+            count: pledges.len(),
+            max: MATCH_PLEDGES_MAX,
+        });
+    }
+    let grades = u64::from(GRADE_MIN)..=u64::from(GRADE_MAX);
+    for c in claims {
+        if !grades.contains(&c.grade) {
+            return Err(MatchError::GradeOutOfRange {
+                what: "claim",
+                id: c.claim.to_string(),
+                grade: c.grade,
+            });
+        }
+        if c.unreserved_fen.0 > UNRESERVED_FEN_MAX {
+            return Err(MatchError::UnreservedOutOfRange {
+                claim: c.claim.to_string(),
+                value: c.unreserved_fen.0,
+                max: UNRESERVED_FEN_MAX,
+            });
+        }
+    }
+    for p in pledges {
+        for g in [p.grade_min, p.grade_max] {
+            if !grades.contains(&g) {
+                return Err(MatchError::GradeOutOfRange {
+                    what: "pledge",
+                    id: p.pledge.to_string(),
+                    grade: g,
+                });
+            }
+        }
+        if !(1..=PRICE_PER_LESSON_FEN_MAX).contains(&p.value_per_lesson_fen.0) {
+            return Err(MatchError::PledgeValueOutOfRange {
+                pledge: p.pledge.to_string(),
+                value: p.value_per_lesson_fen.0,
+                max: PRICE_PER_LESSON_FEN_MAX,
+            });
+        }
+        let lessons_bad = |field, value, min, max| MatchError::PledgeLessonsOutOfRange {
+            pledge: p.pledge.to_string(),
+            field,
+            value,
+            min,
+            max,
+        };
+        if !(1..=LESSONS_PER_SEAT_MAX).contains(&p.lessons_per_seat) {
+            return Err(lessons_bad(
+                "lessons_per_seat",
+                p.lessons_per_seat,
+                1,
+                LESSONS_PER_SEAT_MAX,
+            ));
+        }
+        if p.available_lessons.0 > PLEDGE_LESSONS_MAX {
+            return Err(lessons_bad(
+                "available_lessons",
+                p.available_lessons.0,
+                0,
+                PLEDGE_LESSONS_MAX,
+            ));
+        }
+    }
+
+    // Canonical orders: claims by (closure, id), pledges by id. Duplicates are errors,
+    // found next to each other once sorted.
+    let mut cl: Vec<&ClaimInput> = claims.iter().collect();
+    cl.par_sort_unstable_by(|a, b| (a.closed_at, &a.claim).cmp(&(b.closed_at, &b.claim)));
+    let mut by_id: Vec<&Id> = cl.iter().map(|c| &c.claim).collect();
+    by_id.par_sort_unstable();
+    if let Some(w) = by_id.windows(2).find(|w| w[0] == w[1]) {
+        return Err(MatchError::DuplicateClaim {
+            claim: w[0].to_string(),
+        });
+    }
+    drop(by_id);
+    let mut pl: Vec<&PledgeInput> = pledges.iter().collect();
+    pl.sort_unstable_by(|a, b| a.pledge.cmp(&b.pledge));
+    if let Some(w) = pl.windows(2).find(|w| w[0].pledge == w[1].pledge) {
+        return Err(MatchError::DuplicatePledge {
+            pledge: w[0].pledge.to_string(),
+        });
+    }
+
+    // Districts (claims' and pledges') as bits of a u64. Interned in canonical order so
+    // that the numbering, too, is independent of input order.
+    let mut districts: HashMap<&str, u8> = HashMap::new();
+    let mut intern = |d: &'a Id| -> Result<u8, MatchError> {
+        let n = districts.len();
+        match districts.get(d.as_str()) {
+            Some(&i) => Ok(i),
+            None if n < MATCH_DISTRICTS_MAX => {
+                let i = u8::try_from(n).map_err(|_| MatchError::Overflow { what: "district" })?;
+                districts.insert(d.as_str(), i);
+                Ok(i)
+            }
+            None => Err(MatchError::TooManyDistricts {
+                count: n + 1,
+                max: MATCH_DISTRICTS_MAX,
+            }),
+        }
+    };
+    let mut subjects: HashMap<&str, u32> = HashMap::new();
+
+    // "the pledge approved, valid on the match date, its institution not banned"
+    let t = params.at_micros;
+    pl.retain(|p| {
+        p.approved
+            && !p.banned
+            && (p.valid_from_micros..p.valid_until_micros).contains(&t)
+            && p.available_lessons.0 > 0
+    });
+    let mut pledge_district: Vec<Option<u8>> = Vec::with_capacity(pl.len());
+    let mut pledge_subject: Vec<u32> = Vec::with_capacity(pl.len());
+    for p in pl.iter().copied() {
+        pledge_district.push(match &p.district {
+            Some(d) => Some(intern(d)?),
+            None => None,
+        });
+        let n =
+            u32::try_from(subjects.len()).map_err(|_| MatchError::Overflow { what: "subjects" })?;
+        pledge_subject.push(*subjects.entry(p.subject.as_str()).or_insert(n));
+    }
+
+    cl.retain(|c| c.unreserved_fen.0 > 0);
+    let mut class_index: HashMap<(u32, u8, u8, u64, bool), u32> = HashMap::new();
+    let mut classes: Vec<Class> = Vec::new();
+    let mut class_of: Vec<u32> = Vec::with_capacity(cl.len());
+    for (i, c) in cl.iter().copied().enumerate() {
+        let own = intern(&c.district)?;
+        let mut mask = 1u64 << own;
+        for d in &c.accepted_districts {
+            mask |= 1u64 << intern(d)?;
+        }
+        // A subject no pledge offers still forms classes (they get nothing).
+        let n =
+            u32::try_from(subjects.len()).map_err(|_| MatchError::Overflow { what: "subjects" })?;
+        let subject = *subjects.entry(c.subject.as_str()).or_insert(n);
+        // Checked above: 1..=12.
+        let grade = u8::try_from(c.grade).map_err(|_| MatchError::Overflow { what: "grade" })?;
+        let key = (subject, grade, own, mask, c.accepts_online);
+        let next =
+            u32::try_from(classes.len()).map_err(|_| MatchError::Overflow { what: "classes" })?;
+        let k = *class_index.entry(key).or_insert(next);
+        if k == next {
+            classes.push(Class {
+                subject,
+                grade,
+                own,
+                mask,
+                online: c.accepts_online,
+                claims: Vec::new(),
+                pledges: Vec::new(),
+            });
+        }
+        let idx = u32::try_from(i).map_err(|_| MatchError::Overflow { what: "claims" })?;
+        classes[k as usize].claims.push(idx);
+        class_of.push(k);
+    }
+
+    // Pledges by (subject, grade), to find each class's compatible pledges.
+    let mut by_subject_grade: HashMap<(u32, u8), Vec<u32>> = HashMap::new();
+    for (j, p) in pl.iter().enumerate() {
+        for g in p.grade_min..=p.grade_max {
+            let g = u8::try_from(g).map_err(|_| MatchError::Overflow { what: "grade" })?;
+            let j = u32::try_from(j).map_err(|_| MatchError::Overflow { what: "pledges" })?;
+            by_subject_grade
+                .entry((pledge_subject[j as usize], g))
+                .or_default()
+                .push(j);
+        }
+    }
+    let value: Vec<u64> = pl.iter().map(|p| p.value_per_lesson_fen.0).collect();
+    let seat: Vec<u64> = pl
+        .iter()
+        .map(|p| p.lessons_per_seat.min(CLAIM_LESSONS_MAX))
+        .collect();
+    classes.par_iter_mut().for_each(|class| {
+        let max_u = class
+            .claims
+            .iter()
+            .map(|&i| cl[i as usize].unreserved_fen.0)
+            .max()
+            .unwrap_or(0);
+        let Some(cands) = by_subject_grade.get(&(class.subject, class.grade)) else {
+            return;
+        };
+        for &j in cands {
+            // "the pledge's district among the districts the student accepts, or the
+            // pledge is online and the student accepts online"
+            let rank = match pledge_district[j as usize] {
+                Some(d) if d == class.own => 0,
+                Some(d) if class.mask & (1u64 << d) != 0 => 1,
+                Some(_) => continue,
+                None if pl[j as usize].online && class.online => RANK_ONLINE,
+                None => continue,
+            };
+            // "the claim's unreserved value buys at least one lesson of the pledge"
+            if max_u >= value[j as usize] {
+                class.pledges.push((j, rank));
+            }
+        }
+        class.pledges.sort_unstable_by(|a, b| {
+            (value[b.0 as usize], a.1, a.0).cmp(&(value[a.0 as usize], b.1, b.0))
+        });
+    });
+    let cap = match params.fairness {
+        Fairness::None => None,
+        Fairness::CappedFirstPass { cap_fen } => Some(cap_fen.0),
+    };
+    Ok(Problem {
+        claims: cl,
+        pledges: pl,
+        class_of,
+        classes,
+        value,
+        seat,
+        cap,
+    })
+}
+
+/// Record `k` lessons of pledge `p` for claim `c` in `state`.
+pub(super) fn apply(
+    problem: &Problem<'_>,
+    state: &mut State,
+    c: u32,
+    p: u32,
+    k: u64,
+) -> Result<(), MatchError> {
+    let v = problem.value[p as usize]
+        .checked_mul(k)
+        .ok_or(MatchError::Overflow { what: "value" })?;
+    let u = &mut state.unreserved[c as usize];
+    *u = u.checked_sub(v).ok_or(MatchError::Overflow {
+        what: "claim unreserved",
+    })?;
+    let a = &mut state.available[p as usize];
+    *a = a.checked_sub(k).ok_or(MatchError::Overflow {
+        what: "pledge available",
+    })?;
+    let k32 = u32::try_from(k).map_err(|_| MatchError::Overflow { what: "lessons" })?;
+    let held = &mut state.held[c as usize];
+    match held.iter_mut().find(|x| x.0 == p) {
+        Some(e) => e.1 += k32,
+        None => held.push((p, k32)),
+    }
+    Ok(())
+}
+
+pub(super) fn value_of(problem: &Problem<'_>, state: &State) -> Result<u64, MatchError> {
+    let mut total: u64 = 0;
+    for (c, u) in state.unreserved.iter().enumerate() {
+        let spent = problem.claims[c].unreserved_fen.0 - u;
+        total = total
+            .checked_add(spent)
+            .ok_or(MatchError::Overflow { what: "matched" })?;
+    }
+    Ok(total)
+}
