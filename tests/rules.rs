@@ -11,8 +11,9 @@ use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 use lesson_ledger::ledger::digest::LtHash16;
 use lesson_ledger::ledger::invariants::check_invariants;
+use lesson_ledger::ledger::sled_state::SledState;
 use lesson_ledger::ledger::{
-    apply_entry, parse, queries, EntryContext, Fen, Lessons, MemoryState, RuleError,
+    apply_entry, parse, queries, EntryContext, Fen, Lessons, MemoryState, RuleError, StateView,
 };
 use serde_json::{json, Value};
 use sha2::Digest as _;
@@ -433,6 +434,24 @@ fn happy_path_through_every_kind() {
         lesson_ledger::ledger::payload::KINDS.len(),
         "{kinds:?}"
     );
+
+    // Every object the kinds make survives the stored form (postcard in sled) unchanged.
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let mut stored = SledState::open(&db).unwrap();
+    stored.stage(
+        w.state
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    );
+    stored.commit(1).unwrap();
+    drop(stored);
+    let reopened = SledState::open(&db).unwrap();
+    for (key, value) in w.state.iter() {
+        assert_eq!(reopened.get(key).unwrap().as_ref(), Some(value), "{key:?}");
+    }
+    assert_eq!(reopened.digest(), w.state.digest());
 
     let a = queries::allocation_balance(&w.state, "a-0001")
         .unwrap()

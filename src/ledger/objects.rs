@@ -159,9 +159,8 @@ pub struct Allocation {
     pub status: AllocationStatus,
     pub expires_at_micros: u64,
     pub entries: Vec<u64>,
-    /// The match run that made it, if any. Left out of the stored form when absent, so
-    /// that states written before runs were recorded keep their digest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The match run that made it, if any. Always serialized (as `null` when absent):
+    /// the stored state is postcard, which has no field names and cannot skip one.
     pub run: Option<Id>,
 }
 
