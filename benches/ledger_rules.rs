@@ -16,6 +16,10 @@
 //! Besides wall time it prints CPU time (process, and the writer thread alone): on a
 //! shared 2-core machine wall time follows the neighbours, CPU time follows the code.
 
+// The allocator of the `lesson-ledger` binary (src/main.rs), so figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "support/measure.rs"]
 mod measure;
 #[path = "support/workload.rs"]

@@ -9,6 +9,10 @@
 //! reopen time of the large log; peak RSS while appending it (measured in a child
 //! process that does nothing else, so the figure is the writer's own).
 
+// The allocator of the `lesson-ledger` binary (src/main.rs), so figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "support/measure.rs"]
 mod measure;
 

@@ -25,7 +25,7 @@
 //! the same batch read through; the digest is updated once per distinct object at
 //! commit (the pool totals change with every entry, but are hashed once per batch).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::digest::LtHash16;
 use super::error::RuleError;
@@ -137,9 +137,11 @@ fn corrupt(key: impl Into<String>, reason: impl std::fmt::Display) -> StateStore
     }
 }
 
-/// The objects, one ordered map per table (scans come out in id order).
+/// The objects, one hash map per table. Not ordered maps: ids share long prefixes and a
+/// million-object table costs ~20 string comparisons a lookup; scans (rare: the
+/// matcher's inputs, the auditor's comparison) sort instead.
 #[derive(Default)]
-struct Tables([BTreeMap<String, Value>; Table::ALL.len()]);
+struct Tables([HashMap<String, Value>; Table::ALL.len()]);
 
 impl Tables {
     fn get(&self, key: &Key) -> Option<&Value> {
@@ -168,7 +170,7 @@ impl Tables {
     }
 
     fn len(&self) -> usize {
-        self.0.iter().map(BTreeMap::len).sum()
+        self.0.iter().map(HashMap::len).sum()
     }
 }
 
@@ -425,17 +427,17 @@ impl SledState {
         &self,
         table: Table,
     ) -> impl Iterator<Item = Result<(Key, Value), StateStoreError>> + '_ {
-        self.tables.0[table as usize]
-            .iter()
-            .map(move |(id, value)| {
-                Ok((
-                    Key {
-                        table,
-                        id: id.clone(),
-                    },
-                    value.clone(),
-                ))
-            })
+        let mut objects: Vec<(&String, &Value)> = self.tables.0[table as usize].iter().collect();
+        objects.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        objects.into_iter().map(move |(id, value)| {
+            Ok((
+                Key {
+                    table,
+                    id: id.clone(),
+                },
+                value.clone(),
+            ))
+        })
     }
 }
 
