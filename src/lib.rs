@@ -6,6 +6,8 @@
 //! - [`log`]: the verifiable log (DSSE envelopes, RFC 6962 Merkle tree, C2SP checkpoints,
 //!   proofs, the file that holds it all). It knows nothing of lessons or HTTP.
 //! - [`limits`]: every size limit, in one place.
+//! - [`matching`]: the matcher, a pure function; [`runs`]: match runs recorded in the log
+//!   and re-run by the auditor.
 //! - [`demo`]: the mechanism end to end on synthetic data (`lesson-ledger demo`).
 //! - [`http`]: the HTTP service (axum) over the ledger; [`client`]: its client and remote audit.
 //!
@@ -19,3 +21,4 @@ pub mod ledger;
 pub mod limits;
 pub mod log;
 pub mod matching;
+pub mod runs;

@@ -380,9 +380,13 @@ fn match_dry_run_writes_nothing_and_match_records_allocations_the_rules_accept()
     assert_eq!(code(&out), 0, "{out:?}");
     assert_eq!(
         size(&data),
-        before + planned,
-        "one allocation_made per plan"
+        before + 1 + planned,
+        "one match_run, then one allocation_made per plan"
     );
     let out = run(&["verify", "--data", s(&data)]);
     assert_eq!(code(&out), 0, "{out:?}");
+    assert!(
+        stdout(&out).contains("match runs: 1 re-run, each equal to its record"),
+        "{out:?}"
+    );
 }

@@ -183,6 +183,12 @@ fn pledge(
     p
 }
 
+/// A `match_run` declaring `allocations`, dated at the start of the tests.
+fn match_run(run: &str, allocations: u64) -> Value {
+    json!({"kind": "match_run", "run": run, "allocations": allocations, "plans_digest": "ab".repeat(32),
+           "params": {"at_micros": T0, "fairness": {"capped_first_pass": {"cap_fen": 200_000}}}})
+}
+
 fn register(w: &mut World, actor: &str, party: &str, role: &str) {
     let key = w.keys[actor].clone();
     w.ok(
@@ -355,7 +361,11 @@ fn fixture() -> (World, Vec<u8>) {
         &["stu"],
         json!({"kind": "allocation_declined", "allocation": "a-0002"}),
     );
-    w.ok(&["op"], alloc("a-0003", 1));
+    // A recorded match run of one allocation (the rules count; `verify` re-runs it).
+    w.ok(&["op"], match_run("run-0001", 1));
+    let mut a3 = alloc("a-0003", 1);
+    a3["run"] = json!("run-0001");
+    w.ok(&["op"], a3);
     w.ok(
         &["stu", "inst7"],
         json!({"kind": "lesson_consumed", "lesson": "l-0031", "allocation": "a-0003"}),
@@ -961,6 +971,90 @@ fn catalogue_of_bad_entries_each_refused_with_its_code() {
             "lessons_out_of_range",
         ),
         bad(
+            "match run signed by an institution",
+            &["inst7"],
+            match_run("run-0100", 1),
+            "not_authorized",
+        ),
+        bad(
+            "match run id taken",
+            &["op"],
+            match_run("run-0001", 1),
+            "match_run_exists",
+        ),
+        bad(
+            "match run id with a capital",
+            &["op"],
+            match_run("Run-0100", 1),
+            "invalid_id",
+        ),
+        bad(
+            "match run declaring more allocations than the cap",
+            &["op"],
+            match_run("run-0100", 16_000_001),
+            "match_run_too_large",
+        ),
+        bad(
+            "match run with a digest that is not hex",
+            &["op"],
+            {
+                let mut r = match_run("run-0100", 1);
+                r["plans_digest"] = json!("XY".repeat(32));
+                r
+            },
+            "plans_digest_invalid",
+        ),
+        bad(
+            "match run with a first-pass cap of zero",
+            &["op"],
+            {
+                let mut r = match_run("run-0100", 1);
+                r["params"]["fairness"]["capped_first_pass"]["cap_fen"] = json!(0);
+                r
+            },
+            "match_params_invalid",
+        ),
+        bad(
+            "match run dated after its own entry",
+            &["op"],
+            {
+                let mut r = match_run("run-0100", 1);
+                r["params"]["at_micros"] = json!(T0 + 1_000 * DAY);
+                r
+            },
+            "match_run_in_future",
+        ),
+        bad(
+            "match run with an unknown parameter",
+            &["op"],
+            {
+                let mut r = match_run("run-0100", 1);
+                r["params"]["seed"] = json!(7);
+                r
+            },
+            "malformed_payload",
+        ),
+        bad(
+            "allocation naming an unrecorded run",
+            &["op"],
+            {
+                let mut a = alloc("a-0100", "c-0001", "p-0001", 1);
+                a["run"] = json!("run-9999");
+                a
+            },
+            "match_run_unknown",
+        ),
+        bad(
+            "allocation beyond its run's declared count",
+            &["op"],
+            {
+                let mut a = alloc("a-0100", "c-0001", "p-0001", 1);
+                a["run"] = json!("run-0001");
+                a
+            },
+            "match_run_full",
+        ),
+        bad(
             "allocation id taken",
             &["op"],
             alloc("a-0001", "c-0001", "p-0001", 1),
@@ -1465,7 +1559,7 @@ fn every_schema_example_parses_and_validates() {
         );
         seen += 1;
     }
-    assert_eq!(seen, 20);
+    assert_eq!(seen, 21);
 }
 
 /// A genesis may declare a shorter day (publicly), so that a demonstration or test

@@ -11,6 +11,7 @@ mod envelope;
 mod http;
 mod ledger;
 mod log_store;
+mod match_runs;
 mod matching;
 mod merkle;
 mod note;

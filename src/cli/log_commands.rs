@@ -43,7 +43,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Balance(args) => super::ledger_commands::balance(args),
         Command::Report(args) => super::ledger_commands::report(args),
         Command::Demo(args) => super::demo_command::demo(args),
-        Command::Match(args) => super::match_command::run_match(args),
+        Command::Match(args) => super::match_command::run_match_command(args),
         Command::Serve(args) => Ok(crate::http::serve(&args.data.data, args.addr)?),
         Command::Client(command) => super::client_commands::run(command),
     }
@@ -57,7 +57,8 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CliError + '_ {
 }
 
 /// Creates the ledger, writes `DIR/operator.pub` beside the operator key (so that
-/// `sign --signer DIR/operator` works), and appends the genesis signed by the operator.
+/// `sign --signer DIR/operator` works) and the operator's bearer token for the HTTP
+/// service (`DIR/operator.token`), and appends the genesis signed by the operator.
 fn init(args: InitArgs) -> Result<(), CliError> {
     let genesis = match &args.genesis {
         Some(path) => Some(
@@ -71,6 +72,7 @@ fn init(args: InitArgs) -> Result<(), CliError> {
     let vkey = ledger.log().config().operator_vkey.clone();
     let pub_path = dir.join("operator.pub");
     fs::write(&pub_path, format!("{vkey}\n")).map_err(io_err(&pub_path))?;
+    crate::http::operator::ensure_token(dir).map_err(|e| CliError::Key(e.to_string()))?;
     let mut genesis =
         genesis.unwrap_or_else(|| defaults::genesis(&args.origin, &args.key_name, &vkey));
     genesis.origin = args.origin.clone();
@@ -395,6 +397,14 @@ fn verify(args: VerifyArgs) -> Result<(), CliError> {
         summary.elapsed
     );
     println!("{state_line}");
+    let runs = replayer.runs();
+    match runs.open_run() {
+        None => println!("match runs: {} re-run, each equal to its record", runs.checked()),
+        Some((run, made, declared)) => println!(
+            "match runs: {} re-run, each equal to its record so far; run {run} has {made} of its {declared} allocations (still being written, or cut short)",
+            runs.checked()
+        ),
+    }
     Ok(())
 }
 

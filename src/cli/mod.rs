@@ -333,6 +333,9 @@ pub enum CliError {
     Usage(String),
     #[error("{refused} of {total} entries were refused")]
     Refused { refused: usize, total: usize },
+    /// An entry was refused, said in full (a match run's).
+    #[error("{0}")]
+    Rejected(String),
     #[error(transparent)]
     Log(#[from] LogError),
     #[error("{path}: {source}")]
@@ -370,7 +373,7 @@ impl CliError {
         match self {
             CliError::Verification(_) => 1,
             CliError::Usage(_) => 2,
-            CliError::Refused { .. } => 3,
+            CliError::Refused { .. } | CliError::Rejected(_) => 3,
             CliError::NotFound { .. } => 3,
             CliError::Log(_)
             | CliError::Io { .. }

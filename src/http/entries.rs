@@ -274,7 +274,7 @@ pub async fn post_entries(
 }
 
 /// Why the body could not be read: too large, too slow, or broken off.
-fn body_error(rejection: BytesRejection) -> ApiError {
+pub(super) fn body_error(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::TooLarge {
             max: REQUEST_BODY_BYTES_MAX,

@@ -36,6 +36,10 @@ pub enum ApiError {
     /// The lesson rules refused the entry.
     #[error("{detail}")]
     Refused { code: &'static str, detail: String },
+    /// No credentials, or not the right ones (the operator's bearer token): 401 with
+    /// `WWW-Authenticate: Bearer`.
+    #[error("{detail}")]
+    Unauthorized { detail: String },
     /// The requester may not do this (e.g. cosign without being an association).
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
@@ -79,6 +83,7 @@ impl ApiError {
                 "party" => "party_not_found",
                 _ => "not_found",
             },
+            ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::TooLarge { .. } => "body_too_large",
             ApiError::Timeout => "request_timeout",
             ApiError::QueueFull { .. } => "queue_full",
@@ -93,6 +98,7 @@ impl ApiError {
             ApiError::BadRequest { .. } | ApiError::Envelope { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -156,10 +162,19 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let mut response = problem(status, self.code(), self.to_string());
-        if let ApiError::QueueFull { retry_after_secs } = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        match self {
+            ApiError::QueueFull { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            // RFC 6750 §3: a 401 names the scheme the client should use.
+            ApiError::Unauthorized { .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
         }
         response
     }
@@ -194,6 +209,11 @@ mod tests {
                 "genesis_required",
             ),
             (ApiError::TooLarge { max: 1 }, 413, "body_too_large"),
+            (
+                ApiError::Unauthorized { detail: "x".into() },
+                401,
+                "unauthorized",
+            ),
             (ApiError::Timeout, 408, "request_timeout"),
             (
                 ApiError::QueueFull {

@@ -27,6 +27,7 @@
 //! | `GET /metrics` | Prometheus text ([`metrics`]) |
 //! | `GET /tile/<L>/<N>[.p/<W>]`, `/tile/entries/<N>[.p/<W>]` | C2SP tlog-tiles ([`tiles`]) |
 //! | `POST /v1/cosign` | an association's cosignature on the checkpoint ([`cosign`]) |
+//! | `POST /v1/match` | the operator runs the matcher and records the run ([`match_run`]) |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document, `schemas/openapi.json` |
 //!
 //! ```
@@ -47,7 +48,9 @@ pub mod balances;
 pub mod cosign;
 pub mod entries;
 pub mod error;
+pub mod match_run;
 pub mod metrics;
+pub mod operator;
 pub mod reads;
 pub mod sequencer;
 pub mod tiles;
@@ -101,16 +104,25 @@ pub struct AppState {
     keys: Arc<KeyCache>,
     requests: Arc<metrics::RequestCounts>,
     cosignatures: Arc<cosign::Cosignatures>,
+    /// The operator's token and key; `None` if they could not be loaded (then operator
+    /// requests are answered 503 and everything else is served).
+    operator: Option<Arc<operator::Operator>>,
 }
 
 impl AppState {
-    /// State over a ledger whose writer is `sequencer`.
+    /// State over a ledger whose writer is `sequencer`. Creates the operator's token
+    /// beside the log if there is none ([`operator::ensure_token`]).
     pub fn new(ledger: Arc<RwLock<Ledger>>, sequencer: Sequencer) -> AppState {
-        let cosignatures = {
+        let (cosignatures, operator) = {
             let guard = ledger.read().unwrap_or_else(|p| p.into_inner());
-            cosign::Cosignatures::load(&guard)
+            let log = guard.log();
+            let operator = operator::Operator::load(log.dir(), &log.config().operator_vkey)
+                .map_err(|e| tracing::error!(error = %e, "no operator credentials: POST /v1/match is unavailable"))
+                .ok();
+            (cosign::Cosignatures::load(&guard), operator)
         };
         AppState {
+            operator: operator.map(Arc::new),
             cosignatures: Arc::new(cosignatures),
             ledger,
             sequencer,
@@ -179,6 +191,7 @@ fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/metrics", get(metrics::get_metrics)),
         ("GET", "/tile/{*path}", get(tiles::get_tile)),
         ("POST", "/v1/cosign", post(cosign::post_cosign)),
+        ("POST", "/v1/match", post(match_run::post_match)),
         ("GET", "/openapi.json", get(get_openapi)),
     ]
 }
@@ -286,6 +299,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("the server thread panicked")]
     Panicked,
+    #[error(transparent)]
+    Credentials(#[from] operator::CredentialsError),
 }
 
 impl ServeError {
@@ -296,6 +311,7 @@ impl ServeError {
             ServeError::Bind { .. } => "bind_failed",
             ServeError::Io(_) => "io",
             ServeError::Panicked => "server_panicked",
+            ServeError::Credentials(_) => "operator_credentials_unusable",
         }
     }
 }
@@ -359,6 +375,8 @@ impl Server {
         addr: SocketAddr,
         config: ServerConfig,
     ) -> Result<Server, ServeError> {
+        // Before anything is served, so the operator can read the token once this returns.
+        operator::ensure_token(ledger.log().dir())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("ledger-http")
@@ -430,6 +448,8 @@ pub fn serve(dir: &Path, addr: SocketAddr) -> Result<(), ServeError> {
     if let Some((bytes, why)) = &report.cut {
         tracing::warn!(bytes, why = %why, "cut an unacknowledged torn tail on open");
     }
+    // A directory made before `init` wrote tokens gets one now.
+    operator::ensure_token(dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -14,6 +14,11 @@
 //! Readers share the ledger through an `RwLock`; the writer takes the write lock only
 //! around `submit`, so reads see either the state before a batch or after it.
 //!
+//! Work that must read the ledger and then write with nothing written in between (a
+//! match run: its entries must follow the state the matcher read) is queued as well,
+//! with [`Sequencer::exclusive`], and runs on the writer thread between two batches
+//! with a [`Writer`]: reads under the read lock, submits under the write lock.
+//!
 //! ```no_run
 //! # use lesson_ledger::http::sequencer::Sequencer;
 //! # use std::sync::{Arc, RwLock};
@@ -27,13 +32,13 @@
 //! ```
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::ledger::error::RuleError;
-use crate::ledger::writer::Ledger;
+use crate::ledger::writer::{Ledger, LedgerError};
 use crate::limits::BATCH_ENTRIES_MAX;
 use crate::log::envelope::VerifiedEnvelope;
 use crate::log::store::Outcome;
@@ -54,8 +59,66 @@ struct Job {
     _permits: OwnedSemaphorePermit,
 }
 
+/// Work run on the writer thread with the ledger to itself (see [`Sequencer::exclusive`]).
+struct Exclusive {
+    work: Box<dyn FnOnce(&mut Writer<'_>) + Send>,
+    /// Held until the work is done, like a job's.
+    _permits: OwnedSemaphorePermit,
+}
+
+/// The writer thread's hold on the ledger, lent to exclusive work: nothing else writes
+/// while the work has it.
+pub struct Writer<'a> {
+    ledger: &'a RwLock<Ledger>,
+    stats: &'a WriterStats,
+}
+
+impl Writer<'_> {
+    /// The ledger under the read lock (readers go on; no writer can come in between).
+    pub fn read(&self) -> RwLockReadGuard<'_, Ledger> {
+        // A poisoned lock means a reader panicked; readers change nothing.
+        self.ledger.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One group commit under the write lock, counted in the writer's stats.
+    ///
+    /// # Errors
+    /// As [`Ledger::submit`]; the writer then refuses further work.
+    pub fn submit(
+        &mut self,
+        batch: Vec<VerifiedEnvelope>,
+    ) -> Result<Vec<Outcome<RuleError>>, LedgerError> {
+        let result = {
+            // A poisoned lock means a reader panicked; the ledger itself guards its
+            // writes (a failed append leaves it refusing further ones), so carry on.
+            let mut guard = self.ledger.write().unwrap_or_else(|p| p.into_inner());
+            guard.submit(batch)
+        };
+        match &result {
+            Ok(outcomes) => {
+                let appended = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, Outcome::Ok(_)))
+                    .count();
+                self.stats
+                    .appended
+                    .fetch_add(appended as u64, Ordering::Relaxed);
+                if appended > 0 {
+                    self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, code = e.code(), "group commit failed; the writer stops accepting entries");
+                self.stats.failed.store(true, Ordering::Release);
+            }
+        }
+        result
+    }
+}
+
 enum Msg {
     Job(Job),
+    Exclusive(Exclusive),
     /// Sent after the server stopped accepting requests: everything queued before it is
     /// written first, then the writer exits.
     Stop,
@@ -184,6 +247,44 @@ impl Sequencer {
         answer.await.map_err(|_| QueueError::Stopped)
     }
 
+    /// Runs `work` on the writer thread, between two group commits, with the ledger to
+    /// itself, and answers what it returns. It waits its turn in the queue like a job of
+    /// one entry.
+    ///
+    /// # Errors
+    /// As [`Sequencer::submit`]: [`QueueError::Full`], [`QueueError::Stopped`],
+    /// [`QueueError::Failed`].
+    pub async fn exclusive<T, F>(&self, work: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Writer<'_>) -> T + Send + 'static,
+    {
+        if self.stats.failed.load(Ordering::Acquire) {
+            return Err(QueueError::Failed);
+        }
+        let permits = Arc::clone(&self.permits)
+            .try_acquire_owned()
+            .map_err(|e| match e {
+                tokio::sync::TryAcquireError::Closed => QueueError::Stopped,
+                tokio::sync::TryAcquireError::NoPermits => QueueError::Full,
+            })?;
+        let (reply, answer) = oneshot::channel();
+        let exclusive = Exclusive {
+            work: Box::new(move |writer: &mut Writer<'_>| {
+                // The requester may have gone (timeout); what the work wrote is durable.
+                let _ = reply.send(work(writer));
+            }),
+            _permits: permits,
+        };
+        self.tx
+            .try_send(Msg::Exclusive(exclusive))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => QueueError::Full,
+                mpsc::error::TrySendError::Closed(_) => QueueError::Stopped,
+            })?;
+        answer.await.map_err(|_| QueueError::Stopped)
+    }
+
     /// Tells the writer to finish what is queued and exit. New submissions are refused
     /// from now on.
     pub async fn stop(&self) {
@@ -194,72 +295,59 @@ impl Sequencer {
 }
 
 fn writer_loop(ledger: &RwLock<Ledger>, mut rx: mpsc::Receiver<Msg>, stats: &WriterStats) {
-    let mut carry: Option<Job> = None;
+    let mut writer = Writer { ledger, stats };
+    let mut carry: Option<Msg> = None;
     loop {
-        let first = match carry.take() {
-            Some(job) => job,
+        let msg = match carry.take() {
+            Some(msg) => msg,
             None => match rx.blocking_recv() {
-                Some(Msg::Job(job)) => job,
-                Some(Msg::Stop) | None => return,
+                Some(msg) => msg,
+                None => return,
             },
+        };
+        let first = match msg {
+            Msg::Job(job) => job,
+            Msg::Exclusive(exclusive) => {
+                (exclusive.work)(&mut writer);
+                continue;
+            }
+            Msg::Stop => return,
         };
         let mut total = first.entries.len();
         let mut jobs = vec![first];
-        let mut stop = false;
-        // Group commit: take whatever else is already waiting, up to one batch.
+        // Group commit: take whatever jobs are already waiting, up to one batch; anything
+        // else waits for the next turn, in order.
         while total < BATCH_ENTRIES_MAX {
             match rx.try_recv() {
-                Ok(Msg::Job(job)) => {
-                    if total + job.entries.len() > BATCH_ENTRIES_MAX {
-                        carry = Some(job);
-                        break;
-                    }
+                Ok(Msg::Job(job)) if total + job.entries.len() <= BATCH_ENTRIES_MAX => {
                     total += job.entries.len();
                     jobs.push(job);
                 }
-                Ok(Msg::Stop) => {
-                    stop = true;
+                Ok(other) => {
+                    carry = Some(other);
                     break;
                 }
                 Err(_) => break,
             }
         }
-        write_batch(ledger, jobs, total, stats);
-        if stop {
-            // Stop was queued after every job it follows; a carried job came before it.
-            if let Some(job) = carry.take() {
-                let n = job.entries.len();
-                write_batch(ledger, vec![job], n, stats);
-            }
-            return;
-        }
+        write_batch(&mut writer, jobs, total);
     }
 }
 
-fn write_batch(ledger: &RwLock<Ledger>, jobs: Vec<Job>, total: usize, stats: &WriterStats) {
+fn write_batch(writer: &mut Writer<'_>, jobs: Vec<Job>, total: usize) {
     let mut batch = Vec::with_capacity(total);
     let mut shapes = Vec::with_capacity(jobs.len());
     for job in jobs {
         shapes.push((job.entries.len(), job.reply, job._permits));
         batch.extend(job.entries);
     }
-    let result = {
-        // A poisoned lock means a reader panicked; the ledger itself guards its writes
-        // (a failed append leaves it refusing further ones), so carry on.
-        let mut guard = ledger.write().unwrap_or_else(|p| p.into_inner());
-        guard.submit(batch)
-    };
-    stats.queued.fetch_sub(total as u64, Ordering::Relaxed);
+    let result = writer.submit(batch);
+    writer
+        .stats
+        .queued
+        .fetch_sub(total as u64, Ordering::Relaxed);
     match result {
         Ok(outcomes) => {
-            let appended = outcomes
-                .iter()
-                .filter(|o| matches!(o, Outcome::Ok(_)))
-                .count();
-            stats.appended.fetch_add(appended as u64, Ordering::Relaxed);
-            if appended > 0 {
-                stats.batches.fetch_add(1, Ordering::Relaxed);
-            }
             // `submit` answers each entry in order: split the outcomes back per job.
             debug_assert_eq!(outcomes.len(), total);
             let mut outcomes = outcomes.into_iter();
@@ -272,8 +360,6 @@ fn write_batch(ledger: &RwLock<Ledger>, jobs: Vec<Job>, total: usize, stats: &Wr
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, code = e.code(), "group commit failed; the writer stops accepting entries");
-            stats.failed.store(true, Ordering::Release);
             for (_, reply, permits) in shapes {
                 drop(permits);
                 let _ = reply.send(Err(e.to_string()));

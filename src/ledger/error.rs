@@ -214,6 +214,22 @@ pub enum RuleError {
     #[error("allocation {allocation} has no lesson left to consume")]
     AllocationExhausted { allocation: String },
 
+    // --- match runs ---
+    #[error("match run {run} is already recorded")]
+    MatchRunExists { run: String },
+    #[error("match run {run} is not recorded")]
+    MatchRunUnknown { run: String },
+    #[error("match run {run} declared {allocations} allocations, all already recorded")]
+    MatchRunFull { run: String, allocations: u64 },
+    #[error("a match run of {allocations} allocations exceeds the cap of {max}")]
+    MatchRunTooLarge { allocations: u64, max: u64 },
+    #[error("match parameters invalid: {detail}")]
+    MatchParamsInvalid { detail: String },
+    #[error("plans digest must be 64 lowercase hex characters")]
+    PlansDigestInvalid,
+    #[error("match date {at} is after the entry's ledger time {time}")]
+    MatchRunInFuture { at: u64, time: u64 },
+
     // --- lessons and disputes ---
     #[error("lesson {lesson} already exists")]
     LessonExists { lesson: String },
@@ -323,6 +339,13 @@ impl RuleError {
             E::AllocationNotExpired { .. } => "allocation_not_expired",
             E::AllocationPastExpiry { .. } => "allocation_past_expiry",
             E::AllocationExhausted { .. } => "allocation_exhausted",
+            E::MatchRunExists { .. } => "match_run_exists",
+            E::MatchRunUnknown { .. } => "match_run_unknown",
+            E::MatchRunFull { .. } => "match_run_full",
+            E::MatchRunTooLarge { .. } => "match_run_too_large",
+            E::MatchParamsInvalid { .. } => "match_params_invalid",
+            E::PlansDigestInvalid => "plans_digest_invalid",
+            E::MatchRunInFuture { .. } => "match_run_in_future",
             E::LessonExists { .. } => "lesson_exists",
             E::LessonUnknown { .. } => "lesson_unknown",
             E::LessonNotPending { .. } => "lesson_not_pending",

@@ -50,6 +50,10 @@ pub const LESSONS_PER_SEAT_MAX: u64 = 1_000;
 /// student index object, rewritten on each new claim.
 pub const CLAIMS_PER_STUDENT_MAX: usize = 64;
 
+/// Most allocations one `match_run` may declare: four per claim at the matcher's cap of
+/// 4,000,000 claims a run (a claim gets one allocation per pledge, and few pledges each).
+pub const MATCH_RUN_ALLOCATIONS_MAX: u64 = 16_000_000;
+
 /// Lowest and highest school grade (primary 1 to senior high 12).
 pub const GRADE_MIN: u8 = 1;
 /// Highest school grade.

@@ -13,7 +13,7 @@
 //! `party_registered`, `key_rotated`, `key_revoked`, `institution_closed`,
 //! `institution_whitelisted`, `institution_blacklisted`, `claim_recorded`,
 //! `pledge_offered`, `pledge_approved`, `pledge_withdrawn`, `allocation_made`,
-//! `allocation_expired`, `allocation_declined`, `lesson_consumed`, `lesson_proposed`,
+//! `match_run`, `allocation_expired`, `allocation_declined`, `lesson_consumed`, `lesson_proposed`,
 //! `lesson_confirmed`, `lesson_disputed`, `lesson_deemed_confirmed`, `dispute_resolved`.
 //!
 //! Time: every time-driven transition (expiry, deemed confirmation) is an explicit entry
@@ -52,7 +52,9 @@ pub mod writer;
 
 pub use error::RuleError;
 pub use payload::{parse, Entry, Role};
-pub use state::{get_object, Changes, Key, MemoryState, Object, StateView, Table, Value};
+pub use state::{
+    get_object, Changes, Key, MemoryState, Object, StateView, Table, TableScan, Value,
+};
 pub use units::{Fen, Id, KeyRef, Lessons};
 
 use crate::limits::SIGNATURES_PER_ENVELOPE_MAX;

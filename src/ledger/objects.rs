@@ -159,6 +159,27 @@ pub struct Allocation {
     pub status: AllocationStatus,
     pub expires_at_micros: u64,
     pub entries: Vec<u64>,
+    /// The match run that made it, if any. Left out of the stored form when absent, so
+    /// that states written before runs were recorded keep their digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<Id>,
+}
+
+/// A recorded match run (`match_run`): what it declared and how many of its allocations
+/// have been recorded so far. Counters only: a run may make millions of allocations, and
+/// listing each here would rewrite a growing object with every one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct RunRecord {
+    pub run: Id,
+    /// Index of the `match_run` entry.
+    pub index: u64,
+    pub params: crate::matching::MatchParams,
+    /// Allocations declared by the run.
+    pub allocations: u64,
+    /// Allocations naming the run recorded so far (never more than declared).
+    pub made: u64,
+    pub plans_digest: String,
 }
 
 /// Where a lesson (消课) is in its life.

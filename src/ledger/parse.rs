@@ -121,6 +121,17 @@ pub const KINDS: &[(&str, &[(&str, bool)])] = &[
             ("claim", true),
             ("pledge", true),
             ("lessons", true),
+            ("run", false),
+        ],
+    ),
+    (
+        "match_run",
+        &[
+            ("id", true),
+            ("run", true),
+            ("params", true),
+            ("allocations", true),
+            ("plans_digest", true),
         ],
     ),
     ("allocation_expired", &[("id", true), ("allocation", true)]),
@@ -268,6 +279,7 @@ pub fn parse(payload: &[u8]) -> Result<Entry, RuleError> {
         "pledge_approved" => Entry::PledgeApproved(typed(v)?),
         "pledge_withdrawn" => Entry::PledgeWithdrawn(typed(v)?),
         "allocation_made" => Entry::AllocationMade(typed(v)?),
+        "match_run" => Entry::MatchRun(typed(v)?),
         "allocation_expired" => Entry::AllocationExpired(typed(v)?),
         "allocation_declined" => Entry::AllocationDeclined(typed(v)?),
         "lesson_consumed" => Entry::LessonConsumed(typed(v)?),
@@ -344,7 +356,7 @@ mod tests {
 
     #[test]
     fn kinds_table_matches_the_enum() {
-        assert_eq!(KINDS.len(), 20);
+        assert_eq!(KINDS.len(), 21);
         for (name, fields) in KINDS {
             assert!(fields.iter().any(|(f, r)| *f == "id" && *r), "{name}");
         }

@@ -204,6 +204,25 @@ pub struct AllocationMade {
     pub claim: String,
     pub pledge: String,
     pub lessons: u64,
+    /// The `match_run` this allocation belongs to; absent for one made by hand.
+    #[serde(default)]
+    pub run: Option<String>,
+}
+
+/// `match_run`: the operator's record of one run of the matcher, appended just before
+/// the run's allocations so that `verify` can re-run it on the state at this point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct MatchRun {
+    pub id: String,
+    pub run: String,
+    /// Every parameter the matcher's output depends on.
+    pub params: crate::matching::MatchParams,
+    /// How many `allocation_made` entries name this run.
+    pub allocations: u64,
+    /// BLAKE3 (hex) of the plans' canonical encoding ([`crate::runs::plans_digest`]).
+    pub plans_digest: String,
 }
 
 /// `allocation_expired`, `allocation_declined`.
@@ -272,6 +291,7 @@ pub enum Entry {
     PledgeApproved(PledgeRef),
     PledgeWithdrawn(PledgeWithdrawn),
     AllocationMade(AllocationMade),
+    MatchRun(MatchRun),
     AllocationExpired(AllocationRef),
     AllocationDeclined(AllocationRef),
     LessonConsumed(LessonOnAllocation),
@@ -299,6 +319,7 @@ impl Entry {
             Entry::PledgeApproved(_) => "pledge_approved",
             Entry::PledgeWithdrawn(_) => "pledge_withdrawn",
             Entry::AllocationMade(_) => "allocation_made",
+            Entry::MatchRun(_) => "match_run",
             Entry::AllocationExpired(_) => "allocation_expired",
             Entry::AllocationDeclined(_) => "allocation_declined",
             Entry::LessonConsumed(_) => "lesson_consumed",
@@ -326,6 +347,7 @@ impl Entry {
             Entry::PledgeApproved(p) => &p.id,
             Entry::PledgeWithdrawn(p) => &p.id,
             Entry::AllocationMade(p) => &p.id,
+            Entry::MatchRun(p) => &p.id,
             Entry::AllocationExpired(p) | Entry::AllocationDeclined(p) => &p.id,
             Entry::LessonConsumed(p) | Entry::LessonProposed(p) => &p.id,
             Entry::LessonConfirmed(p) | Entry::LessonDeemedConfirmed(p) => &p.id,

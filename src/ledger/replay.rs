@@ -1,14 +1,16 @@
 //! The auditor's replay: every logged entry, from genesis, through the same rules into a
 //! fresh in-memory state, independent of what the ledger stored; then the two compared
-//! object by object, and digest against digest.
+//! object by object, and digest against digest. Each recorded match run is re-run on the
+//! replayed state at its point in the log ([`RunAudit`]).
 
 use super::error::RuleError;
 use super::sled_state::SledState;
 use super::state::{MemoryState, StateView, Table};
-use super::{apply_entry, EntryContext, PAYLOAD_TYPE};
+use super::{decide, EntryContext, PAYLOAD_TYPE};
 use crate::log::audit::AuditVisitor;
 use crate::log::leaf::Leaf;
 use crate::log::state_note::StateNote;
+use crate::runs::RunAudit;
 
 /// Replays entries in log order.
 #[derive(Default)]
@@ -16,6 +18,7 @@ pub struct Replayer {
     state: MemoryState,
     entries: u64,
     notes: u64,
+    runs: RunAudit,
 }
 
 impl AuditVisitor for Replayer {
@@ -59,7 +62,9 @@ impl Replayer {
     ///
     /// # Errors
     /// A description of the rule the entry breaks: a ledger whose log holds an entry
-    /// its own rules refuse has been written around the rules.
+    /// its own rules refuse has been written around the rules. Or, for a match run's
+    /// entry, the stable code and place where the run and its re-run part
+    /// ([`crate::runs::RunDivergence`]).
     pub fn visit(&mut self, leaf: &Leaf) -> Result<(), String> {
         if leaf.envelope.payload_type() != PAYLOAD_TYPE {
             return Err(format!(
@@ -77,8 +82,13 @@ impl Replayer {
                 .map(|s| s.keyid().to_owned())
                 .collect(),
         };
-        apply_entry(&mut self.state, &ctx, leaf.envelope.payload())
+        let changes = decide(&self.state, &ctx, leaf.envelope.payload())
             .map_err(|e: RuleError| format!("the rules refuse this entry: {} ({e})", e.code()))?;
+        debug_assert_eq!(super::invariants::check_changes(&changes), Ok(()));
+        self.runs
+            .entry(&self.state, leaf.index, &changes)
+            .map_err(|d| d.to_string())?;
+        self.state.apply(changes);
         self.entries += 1;
         Ok(())
     }
@@ -86,6 +96,11 @@ impl Replayer {
     /// State notes checked against the replay.
     pub fn notes(&self) -> u64 {
         self.notes
+    }
+
+    /// The check of recorded match runs (how many were re-run, whether one is open).
+    pub fn runs(&self) -> &RunAudit {
+        &self.runs
     }
 
     /// Entries replayed.

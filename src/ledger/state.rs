@@ -22,7 +22,7 @@ use super::digest::LtHash16;
 use super::error::RuleError;
 use super::objects::{
     Allocation, Claim, Config, Dispute, EntryRecord, KeyRecord, Lesson, Liability, Party, Pledge,
-    Pool, StudentIndex,
+    Pool, RunRecord, StudentIndex,
 };
 
 /// A table of the state; one sled tree each.
@@ -41,11 +41,12 @@ pub enum Table {
     Dispute,
     Student,
     Liability,
+    Run,
 }
 
 impl Table {
     /// Every table, in order.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Meta,
         Table::Entry,
         Table::Party,
@@ -57,6 +58,7 @@ impl Table {
         Table::Dispute,
         Table::Student,
         Table::Liability,
+        Table::Run,
     ];
 
     /// The table's name: the sled tree name, and the table part of the digest element.
@@ -74,6 +76,7 @@ impl Table {
             Table::Dispute => "dispute",
             Table::Student => "student",
             Table::Liability => "liability",
+            Table::Run => "run",
         }
     }
 }
@@ -120,6 +123,7 @@ pub enum Value {
     Dispute(Dispute),
     Student(StudentIndex),
     Liability(Liability),
+    Run(RunRecord),
 }
 
 /// The writes one entry makes, in key order.
@@ -132,6 +136,33 @@ pub trait StateView {
     /// # Errors
     /// `state_unavailable` if the store cannot be read.
     fn get(&self, key: &Key) -> Result<Option<Value>, RuleError>;
+}
+
+/// Whole tables, for readers that need every object of a kind (the matcher's inputs).
+/// Implemented by the live state and the replay's, so that a match run and its re-run
+/// by `verify` read their inputs through the same code.
+pub trait TableScan {
+    /// Every object of `table`, in id order.
+    ///
+    /// # Errors
+    /// Each item: `state_unavailable` or `state_corrupt` from the store.
+    fn scan_table(&self, table: Table) -> Box<dyn Iterator<Item = Result<Value, RuleError>> + '_>;
+}
+
+impl TableScan for super::sled_state::SledState {
+    fn scan_table(&self, table: Table) -> Box<dyn Iterator<Item = Result<Value, RuleError>> + '_> {
+        use super::sled_state::StateStoreError;
+        Box::new(self.scan(table).map(|item| {
+            item.map(|(_, value)| value).map_err(|e| match e {
+                StateStoreError::Corrupt { .. } => RuleError::StateCorrupt {
+                    detail: e.to_string(),
+                },
+                StateStoreError::Sled(_) => RuleError::StateUnavailable {
+                    detail: e.to_string(),
+                },
+            })
+        }))
+    }
 }
 
 /// An object type: its key and its place in [`Value`].
@@ -216,6 +247,7 @@ object!(StudentIndex, Table::Student, Student, |s| s
 object!(Liability, Table::Liability, Liability, |s| s
     .institution
     .as_str());
+object!(RunRecord, Table::Run, Run, |s| s.run.as_str());
 
 /// Read a typed object from a view.
 ///
@@ -306,6 +338,17 @@ impl MemoryState {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
+    }
+}
+
+impl TableScan for MemoryState {
+    fn scan_table(&self, table: Table) -> Box<dyn Iterator<Item = Result<Value, RuleError>> + '_> {
+        Box::new(
+            self.objects
+                .range(Key::new(table, "")..)
+                .take_while(move |(key, _)| key.table == table)
+                .map(|(_, value)| Ok(value.clone())),
+        )
     }
 }
 

@@ -286,16 +286,21 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Whether `value` is a 32-byte digest in lowercase hex (64 characters).
+#[must_use]
+pub fn is_digest_hex(value: &str) -> bool {
+    value.len() == 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Validate a BLAKE3 evidence digest: exactly 64 lowercase hex characters.
 ///
 /// # Errors
 /// `evidence_digest_invalid`.
 pub fn evidence_digest(value: &str) -> Result<String, RuleError> {
-    if value.len() == 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if is_digest_hex(value) {
         Ok(value.to_owned())
     } else {
         Err(RuleError::EvidenceDigestInvalid)

@@ -25,6 +25,7 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
     let alloc_id = Id::new("allocation", &p.allocation)?;
     let claim_id = Id::new("claim", &p.claim)?;
     let pledge_id = Id::new("pledge", &p.pledge)?;
+    let run = p.run.as_deref().map(|r| Id::new("run", r)).transpose()?;
     if !(1..=CLAIM_LESSONS_MAX).contains(&p.lessons) {
         return Err(RuleError::LessonsOutOfRange {
             value: p.lessons,
@@ -37,6 +38,9 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
         return Err(RuleError::AllocationExists {
             allocation: alloc_id.to_string(),
         });
+    }
+    if let Some(run) = &run {
+        super::runs::count_allocation(cx, run)?;
     }
     let mut claim: Claim = cx.tx.need(claim_id.as_str(), || RuleError::ClaimUnknown {
         claim: claim_id.to_string(),
@@ -146,6 +150,7 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
         status: AllocationStatus::Active,
         expires_at_micros,
         entries: Vec::new(),
+        run,
     });
     cx.tx.put(claim);
     cx.tx.put(pledge);

@@ -8,6 +8,7 @@ mod claims;
 mod lessons;
 mod parties;
 mod pledges;
+mod runs;
 
 use super::auth::Signers;
 use super::error::RuleError;
@@ -48,6 +49,7 @@ pub(crate) fn dispatch<V: StateView + ?Sized>(
         Entry::PledgeApproved(p) => pledges::pledge_approved(cx, p),
         Entry::PledgeWithdrawn(p) => pledges::pledge_withdrawn(cx, p),
         Entry::AllocationMade(p) => allocations::allocation_made(cx, p),
+        Entry::MatchRun(p) => runs::match_run(cx, p),
         Entry::AllocationExpired(p) => allocations::allocation_ended(cx, p, false),
         Entry::AllocationDeclined(p) => allocations::allocation_ended(cx, p, true),
         Entry::LessonConsumed(p) => lessons::lesson_delivered(cx, p, true),
