@@ -35,6 +35,7 @@ fn main() {
         data: source.clone(),
         scale,
         seed: demo::SEED_DEFAULT,
+        keep_serving: false,
     })
     .expect("the demo runs");
     let envelopes = read_back(&source.join("ledger"));

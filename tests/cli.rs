@@ -357,6 +357,7 @@ fn match_dry_run_writes_nothing_and_match_records_allocations_the_rules_accept()
         data: tmp.path().join("demo"),
         scale: lesson_ledger::demo::Scale::Tiny,
         seed: 7,
+        keep_serving: false,
     };
     lesson_ledger::demo::run(&config).expect("the tiny demo runs");
     let data = tmp.path().join("demo/ledger");

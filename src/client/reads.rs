@@ -152,13 +152,16 @@ impl Client {
     }
 }
 
-/// The answer of `POST /v1/match`.
+/// The answer of `POST /v1/match` (the fields a client uses; see
+/// [`crate::http::match_run`] for all of them).
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct MatchAnswer {
-    /// The run's identity, as the server names it.
-    pub run: serde_json::Value,
-    /// Allocations recorded (or, in a dry run, planned).
+    /// The run id (`None` for a dry run).
+    pub run: Option<String>,
+    /// Allocations recorded (0 for a dry run).
     pub allocations: u64,
-    /// The matcher's report: value matched, the relaxation's bound, …
+    /// Index of the run's `match_run` entry, its allocations after it (`None` for a dry run).
+    pub first_index: Option<u64>,
+    /// The matcher's figures: `matched_fen`, `bound_fen`, `ratio_ppm`, …
     pub report: serde_json::Value,
 }
