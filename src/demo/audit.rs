@@ -20,7 +20,8 @@
 //! ```no_run
 //! # use lesson_ledger::demo::{audit, feed::Feed, story, world::World, HttpLedger, Scale};
 //! # let world = World::new(1, Scale::Tiny, 0);
-//! # let cast = story::Cast::new(&world, world.key("operator")?.as_ref().clone())?;
+//! # let created = lesson_ledger::demo::create::ledger(std::path::Path::new("/tmp/l"), &world)?;
+//! # let cast = story::Cast::new(&world, created.operator)?;
 //! # let mut feed = Feed::new(HttpLedger::new("http://127.0.0.1:8080", "operator+1+A")?, 1);
 //! let state = std::path::Path::new("/tmp/assoc-01.audit.json");
 //! audit::first_look(&feed, &cast, state)?;
