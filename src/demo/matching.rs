@@ -23,6 +23,7 @@ use super::story::yuan;
 use super::world::World;
 use super::{io_err, DemoError};
 use crate::http::operator::OPERATOR_TOKEN;
+use crate::log::leaf::Leaf;
 
 /// An allocation as the ledger recorded it, with the demo's numbering.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,24 @@ struct AllocationMade {
     lessons: u64,
 }
 
+/// Entries read per slice.
+const SLICE_ENTRIES: u64 = 16 * crate::http::tiles::TILE_WIDTH;
+
+/// The next entry of `[from, to)`, reading a slice when `leaves` is empty.
+fn next_leaf(
+    feed: &Feed,
+    leaves: &mut std::vec::IntoIter<Leaf>,
+    from: &mut u64,
+    to: u64,
+) -> Result<Option<Leaf>, DemoError> {
+    if leaves.as_slice().is_empty() && *from < to {
+        let end = (*from + SLICE_ENTRIES).min(to);
+        *leaves = feed.transport().entries(*from, end)?.into_iter();
+        *from = end;
+    }
+    Ok(leaves.next())
+}
+
 /// Step 4a: one match run; the allocations it recorded, in log order.
 ///
 /// # Errors
@@ -69,7 +88,11 @@ pub fn run(feed: &mut Feed, world: &World, ledger_dir: &Path) -> Result<Vec<Allo
         .map(|p| (p.pledge, usize::try_from(p.donor).unwrap_or(usize::MAX)))
         .collect();
     let mut allocs = Vec::new();
-    for leaf in feed.transport().entries(before, after)? {
+    // Read in slices, so that a city's half a million allocations are never all held
+    // as entries at once.
+    let mut leaves = Vec::new().into_iter();
+    let mut from = before;
+    while let Some(leaf) = next_leaf(feed, &mut leaves, &mut from, after)? {
         let made: AllocationMade = serde_json::from_slice(leaf.envelope.payload())
             .map_err(|e| DemoError::Setup(format!("entry {}: {e}", leaf.index)))?;
         if made.kind != "allocation_made" {

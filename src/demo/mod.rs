@@ -22,9 +22,10 @@
 //!    checkpoint and checks several students' balances with their proofs;
 //! 6. [`report::run`]: the summary table and the report directory.
 //!
-//! Time: the demo's genesis declares a short day (1 s at `tiny` and `small`, see
-//! [`world::Params`]), so the national 15-day window is 15 s of wall time and deemed
-//! confirmations and expiries genuinely happen past their windows in ledger time.
+//! Time: the demo's genesis declares a short day (1 s at `tiny` and `small`, 60 s at
+//! `city`, see [`world::Params`]), so the national 15-day window is 15 s of wall time
+//! and deemed confirmations and expiries genuinely happen past their windows in ledger
+//! time.
 //!
 //! Every random choice comes from a [`rand::rngs::StdRng`] seeded from `--seed`, so a
 //! run is replayable; keys are derived from the seed too (the operator's key is made

@@ -115,9 +115,9 @@ impl Params {
                 pledges: 2_000,
                 pool_target_fen: Some(POOL_TARGET_FEN),
                 lessons_per_allocation_max: Some(2),
-                // Millions of lessons take minutes: a 30 s day makes the month 15
-                // minutes and the window 7.5, spent delivering lessons.
-                day_micros: 30 * SECOND_MICROS,
+                // About a million lessons take ten minutes or more: a 60 s day makes
+                // the month 30 minutes and the window 15, spent delivering lessons.
+                day_micros: 60 * SECOND_MICROS,
                 allocation_validity_days: 30,
             },
         }
