@@ -78,7 +78,7 @@ pub enum Command {
 /// How big a city the demo plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScaleArg {
-    /// About 30 students: a few seconds.
+    /// About 30 students: under 20 s, most of it waiting out the 15 s window.
     Tiny,
     /// About 2,000 students and a pool over 1.4 billion yuan: about a minute.
     Small,

@@ -10,12 +10,19 @@
 //! depend on any entry drafted before it.
 //!
 //! ```no_run
-//! use lesson_ledger::demo::{feed::{Expect, Feed}, HttpLedger, world::World};
-//! let ledger = HttpLedger::new("http://127.0.0.1:8080", "operator+1a2b3c4d+A...")?;
+//! use std::sync::Arc;
+//! use lesson_ledger::demo::{create, feed::{Expect, Feed}, world::World, HttpLedger, Scale};
+//! let world = World::new(1, Scale::Tiny, 0);
+//! let created = create::ledger(std::path::Path::new("/tmp/l"), &world)?;
+//! // ... served at http://127.0.0.1:8080 (see `lesson_ledger::http::Server`) ...
+//! let ledger = HttpLedger::new("http://127.0.0.1:8080", &created.operator.vkey())?;
 //! let mut feed = Feed::new(ledger, 1);
-//! let key = World::new(1, lesson_ledger::demo::Scale::Tiny, 0).key("stu-000001")?;
-//! let approval = serde_json::json!({"kind": "pledge_approved", "id": "e-1", "pledge": "p-1"});
-//! feed.push(&approval, vec![key], Expect::Refused("signer_not_registered"))?;
+//! let key = world.key("assoc-01")?;
+//! let registration = serde_json::json!({"kind": "party_registered",
+//!     "id": "party_registered.assoc-01", "party": "assoc-01", "role": "association",
+//!     "key": key.vkey()});
+//! // "signed by an operator AND by the new key (proof of possession)"
+//! feed.push(&registration, vec![Arc::new(created.operator), key], Expect::Accepted)?;
 //! feed.flush()?;
 //! # Ok::<(), lesson_ledger::demo::DemoError>(())
 //! ```

@@ -79,7 +79,7 @@ pub const BATCH_ENTRIES: usize = crate::limits::ENTRIES_PER_REQUEST_MAX;
 /// How big a city the demo plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scale {
-    /// About 30 students: a few seconds in a debug build (the test suite).
+    /// About 30 students: under 20 s, most of it waiting out the 15 s window (the test suite).
     Tiny,
     /// About 2,000 students and a pool of over 1.4 billion yuan: about a minute.
     Small,
