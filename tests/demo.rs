@@ -1,12 +1,15 @@
-//! The demo at tiny scale, end to end: its audit passes, its report's totals are the
-//! ledger's own, every CSV adds up, the chart is an SVG document, and no entry names
+//! The demo at tiny scale, end to end over its HTTP API: its audit passes, its report's
+//! totals are the ledger's own (`GET /v1/pool` of a server on the same directory),
+//! every CSV adds up, the chart is an SVG document, every path of a lesson — deemed
+//! confirmation and expiry after their windows included — is taken, and no entry names
 //! anyone but a pseudonymous party.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use lesson_ledger::client::Client;
 use lesson_ledger::demo::{self, DemoConfig, Scale};
-use lesson_ledger::ledger::queries;
+use lesson_ledger::http::{Server, ServerConfig};
 use lesson_ledger::ledger::writer::Ledger;
 
 /// The pseudonymous refs the demo may use: `operator`, `stu-` + 6 digits, `inst-` + 4
@@ -63,17 +66,24 @@ fn tiny_demo_audits_and_reports_the_ledgers_own_totals() {
         data: dir.path().join("demo"),
         scale: Scale::Tiny,
         seed: 7,
+        keep_serving: false,
     };
     let outcome = demo::run(&config).expect("the tiny demo runs");
 
-    // The audit passed, over the whole log.
+    // The association's audit over HTTP passed, over the whole log, consistent with
+    // the checkpoint it remembered from its first look, and its replay agreed.
     assert!(outcome.audit.passed);
     assert_eq!(outcome.audit.entries, outcome.entries);
     assert!(outcome.audit.proofs_verified > 0);
     assert!(outcome
         .audit
+        .consistent_with
+        .is_some_and(|m| m < outcome.entries));
+    assert!(outcome
+        .audit
         .state_line
-        .contains("equal to the stored state"));
+        .contains("the pool served equals the replay's"));
+    assert!(outcome.audit.checkpoint.contains("— assoc-01 "));
 
     // The refusals the story expects, and the resubmission answered with its receipt.
     let codes: BTreeSet<&str> = outcome.refusals.iter().map(|r| r.0.as_str()).collect();
@@ -85,11 +95,30 @@ fn tiny_demo_audits_and_reports_the_ledgers_own_totals() {
         assert!(codes.contains(code), "{code} missing from {codes:?}");
     }
     assert_eq!(outcome.exists, 1);
+    // Every path of a lesson and an allocation, the time-driven ones included.
+    let l = &outcome.lessons;
+    for (what, n) in [
+        ("declined", l.declined),
+        ("expired", l.expired),
+        ("co-signed", l.consumed),
+        ("confirmed", l.confirmed),
+        ("deemed confirmed", l.deemed),
+        ("disputes upheld", l.upheld),
+        ("disputes rejected", l.rejected),
+    ] {
+        assert!(n > 0, "no allocation or lesson {what}");
+    }
 
-    // The report's totals equal the ledger's own.
+    // The report's totals equal the ledger's own, as its server serves them.
     let (ledger, _) = Ledger::open(&config.ledger_dir()).expect("ledger reopens");
-    let state = ledger.state();
-    let pool = queries::pool_totals(state).expect("pool");
+    let server = Server::start(
+        ledger,
+        "127.0.0.1:0".parse().expect("addr"),
+        ServerConfig::default(),
+    )
+    .expect("server");
+    let client = Client::new(&server.url()).expect("client");
+    let pool = client.pool().expect("GET /v1/pool");
     let t = &outcome.totals;
     assert_eq!(t.pledged_fen, pool.pledged.0);
     assert_eq!(t.reserved_fen, pool.reserved.0);
@@ -98,18 +127,22 @@ fn tiny_demo_audits_and_reports_the_ledgers_own_totals() {
     assert_eq!(t.claims_value_fen, pool.claims_value.0);
     assert_eq!(t.made_good_fen, pool.claims_consumed.0);
     assert_eq!(t.claims, pool.claims);
-    assert!(t.delivered_fen > 0 && t.reserved_fen > 0);
+    assert_eq!(t.pledges_approved, pool.pledges_approved);
+    assert!(t.delivered_fen > 0);
     assert!(t.students_served > 0);
-    assert_eq!(ledger.log().size(), outcome.entries);
+    assert_eq!(
+        client.log_info().expect("GET /v1/log").size,
+        outcome.entries
+    );
 
     // One CSV per closed institution; each row: outstanding = owed − made good; the
     // total row is the institution's report.
     let report = config.report_dir();
     assert_eq!(t.institutions.len(), 3);
     for row in &t.institutions {
-        let r = queries::institution_report(state, &row.institution)
-            .expect("report")
-            .expect("closed institution");
+        let r = client
+            .institution_report(&row.institution)
+            .expect("institution report");
         assert_eq!(
             (row.owed_fen, row.made_good_fen, row.outstanding_fen),
             (r.owed.0, r.made_good.0, r.outstanding.0)
@@ -140,19 +173,21 @@ fn tiny_demo_audits_and_reports_the_ledgers_own_totals() {
         .count();
     assert_eq!(csvs, 3);
 
-    // The chart is an SVG document with three lines; the Markdown names the verdict.
+    // The chart is an SVG document with three lines; the Markdown names the verdict
+    // and the day.
     let svg = std::fs::read_to_string(report.join("pool.svg")).expect("pool.svg");
     assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(40)]);
     assert!(svg.trim_end().ends_with("</svg>"));
     assert_eq!(svg.matches("<polyline").count(), 3);
     let md = std::fs::read_to_string(report.join("report.md")).expect("report.md");
     assert!(md.contains("Verdict: **PASS**"));
+    assert!(md.contains("The ledger's day is 1 s"));
 
     // No personal data: every party an entry names, and every signer, is pseudonymous;
-    // and the story used every kind it promised.
+    // and the story used every kind it promised (read back over HTTP).
     let mut kinds = BTreeSet::new();
-    for i in 0..ledger.log().size() {
-        let leaf = ledger.log().entry(i).expect("entry");
+    for leaf in client.entries(0, outcome.entries).expect("entries") {
+        let i = leaf.index;
         let p: serde_json::Value = serde_json::from_slice(leaf.envelope.payload()).expect("json");
         kinds.insert(p["kind"].as_str().expect("kind").to_string());
         for field in ["party", "student", "institution", "operator"] {
@@ -175,18 +210,20 @@ fn tiny_demo_audits_and_reports_the_ledgers_own_totals() {
         "claim_recorded",
         "pledge_offered",
         "pledge_approved",
+        "match_run",
         "allocation_made",
         "allocation_declined",
         "allocation_expired",
         "lesson_consumed",
         "lesson_proposed",
         "lesson_confirmed",
+        "lesson_deemed_confirmed",
         "lesson_disputed",
         "dispute_resolved",
     ] {
         assert!(kinds.contains(kind), "{kind} never appears");
     }
-    ledger.close().expect("close");
+    server.shutdown().expect("shutdown");
 
     // The demo never overwrites a ledger.
     let again = demo::run(&config).expect_err("a second run in the same directory");

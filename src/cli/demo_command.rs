@@ -35,6 +35,7 @@ pub fn demo(args: DemoArgs) -> Result<(), CliError> {
         data: args.data.unwrap_or_else(temp_data_dir),
         scale: args.scale.into(),
         seed: args.seed,
+        keep_serving: args.keep_serving,
     };
     demo::run(&config)?;
     Ok(())

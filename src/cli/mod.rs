@@ -78,7 +78,7 @@ pub enum Command {
 /// How big a city the demo plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScaleArg {
-    /// About 30 students: a few seconds.
+    /// About 30 students: under 20 s, most of it waiting out the 15 s window.
     Tiny,
     /// About 2,000 students and a pool over 1.4 billion yuan: about a minute.
     Small,
@@ -98,6 +98,9 @@ pub struct DemoArgs {
     /// The seed of every random choice and key (print it, replay it).
     #[arg(long, default_value_t = crate::demo::SEED_DEFAULT)]
     pub seed: u64,
+    /// Leave the server running at the end and print the URLs worth opening (until Ctrl-C).
+    #[arg(long)]
+    pub keep_serving: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -385,7 +388,7 @@ impl CliError {
             CliError::Client(_) => 4,
             CliError::Demo(e) => match e {
                 crate::demo::DemoError::AuditFailed(_)
-                | crate::demo::DemoError::Proof { .. }
+                | crate::demo::DemoError::Client(crate::client::ClientError::Verification(_))
                 | crate::demo::DemoError::Check { .. } => 1,
                 crate::demo::DemoError::Unexpected { .. } => 3,
                 _ => 4,

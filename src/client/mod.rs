@@ -24,10 +24,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod reads;
+pub use reads::{BundledLeaf, MatchAnswer};
+
 use crate::http::balances::ProvenBalance;
 use crate::http::entries::{BatchResults, EntryResult};
 use crate::http::reads::{ConsistencyProof, LogInfo};
-use crate::http::tiles::{TileKind, TilePath, TILE_WIDTH};
+use crate::http::tiles::TILE_WIDTH;
+use crate::log::audit::AuditVisitor;
 use crate::log::compact::Frontier;
 use crate::log::envelope::{verify_batch, Envelope, KeyCache};
 use crate::log::hash::{leaf_hash, Hash};
@@ -161,6 +165,26 @@ impl Client {
         let bytes = self.get_bytes(path)?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
             what: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// POSTs `body` as JSON (with `Authorization: Bearer <token>` if given) and decodes
+    /// the answer.
+    fn post_json<B: Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        bearer: Option<&str>,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.post(&url).json(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = self.send(request, &url)?;
+        response.json().map_err(|e| ClientError::Decode {
+            what: url,
             reason: e.to_string(),
         })
     }
@@ -382,6 +406,32 @@ pub fn audit(
     operator_vkey: Option<&str>,
     state_file: Option<&Path>,
 ) -> Result<AuditReport, ClientError> {
+    audit_visiting(client, operator_vkey, state_file, &mut LogOnly, &|_, _| {})
+}
+
+/// Audits the log alone.
+struct LogOnly;
+
+impl AuditVisitor for LogOnly {
+    fn leaf(&mut self, _: &Leaf) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// [`audit`], showing every verified leaf, in log order, to `visitor` (e.g. the
+/// ledger's [`Replayer`](crate::ledger::replay::Replayer), so that an association
+/// recomputes every balance from what it was served), and telling `progress` the
+/// entries read so far and the total.
+///
+/// # Errors
+/// As [`audit`]; a leaf the visitor refuses is a [`ClientError::Verification`].
+pub fn audit_visiting(
+    client: &Client,
+    operator_vkey: Option<&str>,
+    state_file: Option<&Path>,
+    visitor: &mut dyn AuditVisitor,
+    progress: &dyn Fn(u64, u64),
+) -> Result<AuditReport, ClientError> {
     let previous = match state_file {
         Some(path) => read_state(path)?,
         None => None,
@@ -412,55 +462,39 @@ pub fn audit(
     let keys = KeyCache::self_certifying();
     let mut signatures = 0u64;
     let mut next = 0u64;
-    let mut tile_index = 0u64;
     while next < size {
+        let tile = next / TILE_WIDTH;
         let width = (size - next).min(TILE_WIDTH);
-        let path = TilePath {
-            kind: TileKind::Entries,
-            index: tile_index,
-            width,
-        }
-        .to_path();
-        let bundle = client.get_bytes(&format!("/{path}"))?;
-        let mut rest = &bundle[..];
-        let mut envelopes = Vec::new();
-        while !rest.is_empty() {
-            if rest.len() < 2 {
-                return Err(failed(format!("{path}: truncated entry bundle")));
-            }
-            let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-            let bytes = rest
-                .get(2..2 + len)
-                .ok_or_else(|| failed(format!("{path}: truncated entry bundle")))?;
-            let leaf = Leaf::decode(bytes).map_err(|e| failed(format!("entry {next}: {e}")))?;
-            if leaf.index != next {
-                return Err(failed(format!(
-                    "entry {next} says it is entry {}",
-                    leaf.index
-                )));
-            }
+        let bundle = client.entry_bundle(tile, width)?;
+        let mut stamps = Vec::with_capacity(bundle.len());
+        let mut envelopes = Vec::with_capacity(bundle.len());
+        for entry in bundle {
             let mut completed = Vec::new();
             frontier
-                .push(leaf_hash(bytes), &mut completed)
+                .push(entry.hash, &mut completed)
                 .map_err(|e| failed(e.to_string()))?;
             next += 1;
             if Some(frontier.size()) == old_size {
                 prefix_roots.push(frontier.root());
             }
-            envelopes.push(leaf.envelope);
-            rest = &rest[2 + len..];
+            stamps.push((entry.leaf.index, entry.leaf.time_micros));
+            envelopes.push(entry.leaf.envelope);
         }
-        if envelopes.len() as u64 != width {
-            return Err(failed(format!(
-                "{path}: {} entries, not {width}",
-                envelopes.len()
-            )));
+        // Signatures in parallel; only a leaf whose signatures verify reaches the
+        // visitor, in log order, as in the audit of a log file.
+        for ((index, time_micros), r) in stamps.into_iter().zip(verify_batch(envelopes, &keys)) {
+            let verified = r.map_err(|e| failed(format!("entry {index}: {e}")))?;
+            signatures += verified.signatures().len() as u64;
+            let leaf = Leaf {
+                index,
+                time_micros,
+                envelope: verified.into_envelope(),
+            };
+            visitor
+                .leaf(&leaf)
+                .map_err(|e| failed(format!("entry {index}: {e}")))?;
         }
-        for (i, r) in verify_batch(envelopes, &keys).into_iter().enumerate() {
-            let v = r.map_err(|e| failed(format!("entry {}: {e}", next - width + i as u64)))?;
-            signatures += v.signatures().len() as u64;
-        }
-        tile_index += 1;
+        progress(next, size);
     }
     if frontier.root() != root {
         return Err(failed(format!(

@@ -1,41 +1,52 @@
-//! Step 5: a consumer association audits the ledger from outside the writer.
+//! Step 5: a consumer association audits the ledger from outside, over HTTP only —
+//! what `lesson-ledger verify --url` does, with its state file, plus a replay.
 //!
-//! 1. The whole log is re-read and every entry replayed under the rules
-//!    ([`Transport::audit`]: `audit_with` + `Replayer`), and the replay is compared with
-//!    the state the writer stored, object by object and digest by digest.
-//! 2. The association verifies the latest checkpoint with the operator's key, checks
-//!    that it is the tree the audit recomputed, and co-signs it (C2SP cosignature/v1).
-//! 3. For several students (seeded choice): the balance the ledger serves equals the
-//!    auditor's replay; every entry it derives from is proven included in the
-//!    co-signed checkpoint (RFC 9162 §2.1.3.2, over leaf bytes the auditor hashes
-//!    itself); and the claim's recorded value is `lessons × price` of its entry.
+//! 1. [`first_look`] (at the end of step 3): the association audits the log so far
+//!    ([`client::audit`]) and remembers the checkpoint in its state file.
+//! 2. [`run`]: the audit again ([`client::audit_visiting`]): the checkpoint under the
+//!    operator key it pinned, every entry from the tlog-tiles bundles with every
+//!    signature, the root recomputed, and a consistency proof from the checkpoint it
+//!    remembered — a ledger that rewrote its history since is caught. Every verified
+//!    entry is replayed under the rules into the association's own state (each match
+//!    run re-run at its place in the log, its allocations compared), and the pool the
+//!    server serves (`GET /v1/pool`) must equal the replay's.
+//! 3. It co-signs the checkpoint it verified (C2SP cosignature/v1) with
+//!    `POST /v1/cosign`, and checks that `GET /checkpoint` now carries its cosignature.
+//! 4. For several students (seeded choice): the balance served with its proofs
+//!    (`GET /v1/students/{ref}`, every inclusion proof checked by
+//!    [`client::verify_balance`]) equals the replay's, adds up (value = unreserved +
+//!    reserved + consumed), and the claim's value is `lessons × price` of its entry.
 //!
 //! ```no_run
-//! # use lesson_ledger::demo::{audit, feed::Feed, story, world::World, LocalLedger, Scale};
-//! # let world = World::new(1, Scale::Tiny, lesson_ledger::demo::world::now_micros());
-//! # let (ledger, operator) = LocalLedger::create(std::path::Path::new("/tmp/l"), world.origin())?;
-//! # let cast = story::Cast::new(&world, operator)?;
-//! # let mut feed = Feed::new(ledger);
-//! let report = audit::run(&mut feed, &world, &cast)?;
+//! # use lesson_ledger::demo::{audit, feed::Feed, story, world::World, HttpLedger, Scale};
+//! # let world = World::new(1, Scale::Tiny, 0);
+//! # let created = lesson_ledger::demo::create::ledger(std::path::Path::new("/tmp/l"), &world)?;
+//! # let cast = story::Cast::new(&world, created.operator)?;
+//! # let mut feed = Feed::new(HttpLedger::new("http://127.0.0.1:8080", "operator+1+A")?, 1);
+//! let state = std::path::Path::new("/tmp/assoc-01.audit.json");
+//! audit::first_look(&feed, &cast, state)?;
+//! let report = audit::run(&mut feed, &world, &cast, state)?;
 //! assert!(report.passed);
 //! # Ok::<(), lesson_ledger::demo::DemoError>(())
 //! ```
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 
 use super::feed::Feed;
 use super::story::Cast;
-use super::transport::Transport;
 use super::world::World;
 use super::DemoError;
-use crate::ledger::queries;
-use crate::log::hash::leaf_hash;
-use crate::log::leaf::Leaf;
-use crate::log::note::{cosign, verify_cosignature, NoteVerifier, SignedCheckpoint};
-use crate::log::proof::verify_inclusion;
+use crate::client::{self, BalanceKind};
+use crate::http::cosign::CosignRequest;
+use crate::ledger::queries::{self, StudentSummary};
+use crate::ledger::replay::Replayer;
+use crate::log::envelope::Envelope;
+use crate::log::note::{cosign, verify_cosignature, NoteSigner};
 
 /// Students whose balances are checked with proofs.
 pub const STUDENTS_CHECKED: usize = 5;
@@ -46,87 +57,168 @@ pub struct AuditReport {
     pub passed: bool,
     pub entries: u64,
     pub signatures: u64,
-    pub checkpoints: u64,
-    pub bytes: u64,
     pub root_base64: String,
+    /// The size of the checkpoint the association had remembered and found consistent.
+    pub consistent_with: Option<u64>,
     pub elapsed: Duration,
-    /// The replay compared with the stored state, in words.
+    /// The replay compared with what the server serves, in words.
     pub state_line: String,
     /// The association that co-signed the checkpoint.
     pub cosigned_by: String,
-    /// The co-signed checkpoint (note text with both signatures).
+    /// The checkpoint as served after the cosignature (note text, both signatures).
     pub checkpoint: String,
     pub students_checked: Vec<String>,
     pub proofs_verified: u64,
 }
 
+fn association(cast: &Cast) -> Result<&Arc<NoteSigner>, DemoError> {
+    cast.associations
+        .first()
+        .ok_or_else(|| DemoError::Setup("no consumer association".into()))
+}
+
+/// The association's first audit: the log so far, its checkpoint remembered in
+/// `state_file` (the operator key pinned from the demo's own genesis, not the server's
+/// word).
+///
+/// # Errors
+/// [`client::ClientError::Verification`] for anything that does not verify; faults.
+pub fn first_look(feed: &Feed, cast: &Cast, state_file: &Path) -> Result<(), DemoError> {
+    if let Some(dir) = state_file.parent() {
+        std::fs::create_dir_all(dir).map_err(super::io_err(dir))?;
+    }
+    let ledger = feed.transport();
+    let report = client::audit(
+        ledger.client(),
+        Some(&ledger.operator().to_vkey()),
+        Some(state_file),
+    )?;
+    println!(
+        "{} audited the ledger so far over HTTP: {} entries, {} signatures, root {}; checkpoint remembered in {}",
+        association(cast)?.name(),
+        report.size,
+        report.signatures,
+        report.root.to_base64(),
+        state_file.display()
+    );
+    Ok(())
+}
+
 /// Step 5.
 ///
 /// # Errors
-/// [`DemoError::AuditFailed`] with the first finding; a balance that differs from the
-/// replay or a proof that does not verify; faults.
-pub fn run<T: Transport>(
-    feed: &mut Feed<T>,
+/// [`DemoError::AuditFailed`] with the first thing that does not verify or differs
+/// from the replay; faults.
+pub fn run(
+    feed: &mut Feed,
     world: &World,
     cast: &Cast,
+    state_file: &Path,
 ) -> Result<AuditReport, DemoError> {
+    let started = Instant::now();
+    let ledger = feed.transport();
+    let association = association(cast)?;
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{msg:>24} {bar:40} {bytes}/{total_bytes} ({bytes_per_sec})")
+        ProgressStyle::with_template("{msg:>24} {bar:40} {pos}/{len} entries ({per_sec})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar.set_message("auditing");
-    let transport = feed.transport();
-    let audited = transport.audit(&|done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    });
-    bar.finish_and_clear();
-    let audited = audited?;
-    let s = &audited.summary;
-    println!(
-        "audit ok: {} entries, {} signatures, {} checkpoints verified; root {}; {} bytes in {:.2?}",
-        s.entries,
-        s.signatures,
-        s.checkpoints,
-        s.root.to_base64(),
-        s.bytes,
-        s.elapsed
+    bar.set_message("auditing over HTTP");
+    let mut replayer = Replayer::new();
+    let audited = client::audit_visiting(
+        ledger.client(),
+        Some(&ledger.operator().to_vkey()),
+        Some(state_file),
+        &mut replayer,
+        &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
     );
-    println!("{}", audited.state_line);
+    bar.finish_and_clear();
+    let audited = audited.map_err(|e| DemoError::AuditFailed(e.to_string()))?;
+    println!(
+        "{} audited {} entries over HTTP: {} signatures verified, root {} recomputed from the tiles{}",
+        association.name(),
+        audited.size,
+        audited.signatures,
+        audited.root.to_base64(),
+        audited.consistent_with.map_or_else(String::new, |m| format!(
+            ", consistent with the checkpoint of size {m} it remembered"
+        ))
+    );
 
-    // The association checks the checkpoint it is served against the operator key and
-    // the tree it recomputed, then co-signs it.
-    let operator = NoteVerifier::from_vkey(&transport.operator_vkey())?;
-    let mut checkpoint =
-        SignedCheckpoint::parse_and_verify(transport.checkpoint_text().as_bytes(), &operator)?;
-    let cp = checkpoint.checkpoint().clone();
-    if cp.size != s.entries || cp.root != s.root {
+    // The replay's pool is the served one.
+    let served_pool = ledger.pool()?;
+    let replayed_pool = queries::pool_totals(replayer.state())?;
+    if served_pool != replayed_pool {
         return Err(DemoError::AuditFailed(format!(
-            "the served checkpoint (size {}, root {}) is not the audited tree (size {}, root {})",
-            cp.size,
-            cp.root.to_base64(),
-            s.entries,
-            s.root.to_base64()
+            "GET /v1/pool serves {served_pool:?}, the replay gives {replayed_pool:?}"
         )));
     }
-    let association = cast
-        .associations
-        .first()
-        .ok_or_else(|| DemoError::Setup("no consumer association".into()))?;
+    let state_line = format!(
+        "replayed {} entries under the rules, re-running {} match run(s) to the same allocations: {} objects, digest {}; the pool served equals the replay's",
+        replayer.entries(),
+        replayer.runs().checked(),
+        replayer.state().len(),
+        crate::ledger::units::hex(&replayer.state().digest())
+    );
+    println!("{state_line}");
+
+    // Co-sign the checkpoint just verified, and see it served with the cosignature.
+    let cp = ledger.client().checkpoint(ledger.operator())?;
+    if cp.checkpoint().size != audited.size || cp.checkpoint().root != audited.root {
+        return Err(DemoError::AuditFailed(format!(
+            "the checkpoint (size {}) is not the tree audited (size {})",
+            cp.checkpoint().size,
+            audited.size
+        )));
+    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let line = cosign(&checkpoint, association, now)?;
-    checkpoint.add_signature_lines(&line)?;
-    verify_cosignature(&checkpoint, &association.cosigner_key())?;
+    ledger.client().cosign(&CosignRequest {
+        party: association.name().to_string(),
+        size: audited.size,
+        cosignature: cosign(&cp, association, now)?,
+    })?;
+    let served = ledger.client().checkpoint(ledger.operator())?;
+    verify_cosignature(&served, &association.cosigner_key())?;
     println!(
-        "{} co-signed the checkpoint of size {}",
+        "{} co-signed the checkpoint of size {} (POST /v1/cosign); GET /checkpoint carries it",
         association.name(),
-        cp.size
+        audited.size
     );
 
-    // Several students' balances, each entry proven against the co-signed checkpoint.
+    let (students_checked, proofs_verified) = check_students(feed, world, &replayer)?;
+    println!(
+        "verdict: PASS — {} inclusion proofs verified for {} students, each balance equal to the replay's",
+        proofs_verified,
+        students_checked.len()
+    );
+    Ok(AuditReport {
+        passed: true,
+        entries: audited.size,
+        signatures: audited.signatures,
+        root_base64: audited.root.to_base64(),
+        consistent_with: audited.consistent_with,
+        elapsed: started.elapsed(),
+        state_line,
+        cosigned_by: association.name().to_string(),
+        checkpoint: served.text(),
+        students_checked,
+        proofs_verified,
+    })
+}
+
+/// Several students' balances, fetched with their proofs (verified by the client),
+/// compared with the replay.
+fn check_students(
+    feed: &Feed,
+    world: &World,
+    replayer: &Replayer,
+) -> Result<(Vec<String>, u64), DemoError> {
+    let ledger = feed.transport();
     let mut students: Vec<u64> = (0..world.params().students).collect();
     students.shuffle(&mut world.rng("audited students"));
     students.truncate(STUDENTS_CHECKED);
@@ -135,23 +227,21 @@ pub fn run<T: Transport>(
     let mut checked = Vec::new();
     for n in students {
         let student = World::student(n);
-        let served = transport.student_summary(&student)?;
-        let replayed = queries::student_summary(audited.replayed.state(), &student)?;
-        if served != replayed {
+        // `balance` verifies the checkpoint and every inclusion proof before answering.
+        let proven = ledger
+            .client()
+            .balance(BalanceKind::Student, &student, ledger.operator())?;
+        let served: StudentSummary = serde_json::from_value(proven.balance)
+            .map_err(|e| DemoError::AuditFailed(format!("balance of {student}: {e}")))?;
+        let replayed = queries::student_summary(replayer.state(), &student)?;
+        if Some(&served) != replayed.as_ref() {
             return Err(DemoError::check(
-                format!("balance of {student}"),
+                format!("balance of {student} against the replay"),
                 format!("{replayed:?}"),
                 format!("{served:?}"),
             ));
         }
-        let Some(summary) = served else {
-            return Err(DemoError::check(
-                format!("claims of {student}"),
-                "one",
-                "none",
-            ));
-        };
-        for claim in &summary.claims {
+        for claim in &served.claims {
             // "Per claim: recorded value = unreserved + reserved + consumed."
             let parts = [claim.unreserved.0, claim.reserved.0, claim.consumed.0]
                 .iter()
@@ -166,27 +256,6 @@ pub fn run<T: Transport>(
                     format!("{parts:?}"),
                 ));
             }
-            for &index in &claim.entries {
-                let bytes = transport.leaf_bytes(index)?;
-                let proof = transport.inclusion_proof(index, cp.size)?;
-                verify_inclusion(&leaf_hash(&bytes), index, cp.size, &proof, &cp.root)
-                    .map_err(|source| DemoError::Proof { index, source })?;
-                proofs += 1;
-                let leaf = Leaf::decode(&bytes).map_err(crate::log::store::LogError::from)?;
-                let payload: serde_json::Value = serde_json::from_slice(leaf.envelope.payload())
-                    .map_err(|e| DemoError::AuditFailed(format!("entry {index}: {e}")))?;
-                if payload["kind"] == "claim_recorded" && payload["claim"] == claim.claim.as_str() {
-                    let lessons = payload["lessons"].as_u64().unwrap_or(0);
-                    let price = payload["price_per_lesson_fen"].as_u64().unwrap_or(0);
-                    if lessons.checked_mul(price) != Some(claim.value.0) {
-                        return Err(DemoError::check(
-                            format!("value of {}", claim.claim),
-                            claim.value.0,
-                            format!("{lessons} × {price}"),
-                        ));
-                    }
-                }
-            }
             println!(
                 "  {student} {}: value {} fen = unreserved {} + reserved {} + consumed {}; entries proven: {}",
                 claim.claim,
@@ -197,25 +266,29 @@ pub fn run<T: Transport>(
                 claim.entries.len()
             );
         }
+        for e in &proven.entries {
+            let envelope = Envelope::from_json(e.envelope.get().as_bytes())?;
+            let payload: serde_json::Value = serde_json::from_slice(envelope.payload())
+                .map_err(|err| DemoError::AuditFailed(format!("entry {}: {err}", e.index)))?;
+            if payload["kind"] != "claim_recorded" {
+                continue;
+            }
+            let lessons = payload["lessons"].as_u64().unwrap_or(0);
+            let price = payload["price_per_lesson_fen"].as_u64().unwrap_or(0);
+            let claim = served
+                .claims
+                .iter()
+                .find(|c| payload["claim"] == c.claim.as_str());
+            if let Some(c) = claim.filter(|c| lessons.checked_mul(price) != Some(c.value.0)) {
+                return Err(DemoError::check(
+                    format!("value of {}", c.claim),
+                    c.value.0,
+                    format!("{lessons} × {price}"),
+                ));
+            }
+        }
+        proofs += proven.entries.len() as u64;
         checked.push(student);
     }
-    println!(
-        "verdict: PASS — {} inclusion proofs verified for {} students",
-        proofs,
-        checked.len()
-    );
-    Ok(AuditReport {
-        passed: true,
-        entries: s.entries,
-        signatures: s.signatures,
-        checkpoints: s.checkpoints,
-        bytes: s.bytes,
-        root_base64: s.root.to_base64(),
-        elapsed: s.elapsed,
-        state_line: audited.state_line.clone(),
-        cosigned_by: association.name().to_string(),
-        checkpoint: checkpoint.text(),
-        students_checked: checked,
-        proofs_verified: proofs,
-    })
+    Ok((checked, proofs))
 }

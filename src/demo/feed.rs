@@ -2,14 +2,27 @@
 //! parallel and submitted in batches of [`BATCH_ENTRIES`](super::BATCH_ENTRIES); every
 //! answer is checked against what was expected. An unexpected refusal stops the demo
 //! with its code; expected refusals are counted by code. After each batch the pool's
-//! totals are sampled for the chart.
+//! totals are sampled (`GET /v1/pool`) for the chart.
+//!
+//! One batch is in flight at a time, and the next is signed meanwhile: signing is a
+//! quarter of a batch's time, the server's verification and group commit the rest.
+//! A batch is sent only once the one before it is answered (durable), so an entry may
+//! depend on any entry drafted before it.
 //!
 //! ```no_run
-//! use lesson_ledger::demo::{feed::{Expect, Feed}, LocalLedger};
-//! let (ledger, operator) = LocalLedger::create(std::path::Path::new("/tmp/l"), "demo.example/x")?;
-//! let mut feed = Feed::new(ledger);
-//! let genesis = serde_json::json!({"kind": "pledge_approved", "id": "e-1", "pledge": "p-1"});
-//! feed.push(&genesis, vec![std::sync::Arc::new(operator)], Expect::Refused("genesis_required"))?;
+//! use std::sync::Arc;
+//! use lesson_ledger::demo::{create, feed::{Expect, Feed}, world::World, HttpLedger, Scale};
+//! let world = World::new(1, Scale::Tiny, 0);
+//! let created = create::ledger(std::path::Path::new("/tmp/l"), &world)?;
+//! // ... served at http://127.0.0.1:8080 (see `lesson_ledger::http::Server`) ...
+//! let ledger = HttpLedger::new("http://127.0.0.1:8080", &created.operator.vkey())?;
+//! let mut feed = Feed::new(ledger, 1);
+//! let key = world.key("assoc-01")?;
+//! let registration = serde_json::json!({"kind": "party_registered",
+//!     "id": "party_registered.assoc-01", "party": "assoc-01", "role": "association",
+//!     "key": key.vkey()});
+//! // "signed by an operator AND by the new key (proof of possession)"
+//! feed.push(&registration, vec![Arc::new(created.operator), key], Expect::Accepted)?;
 //! feed.flush()?;
 //! # Ok::<(), lesson_ledger::demo::DemoError>(())
 //! ```
@@ -21,7 +34,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde_json::Value;
 
-use super::transport::{Submitted, Transport};
+use super::transport::{HttpLedger, Submitted};
 use super::{DemoError, BATCH_ENTRIES};
 use crate::ledger::PAYLOAD_TYPE;
 use crate::log::envelope::Envelope;
@@ -55,9 +68,20 @@ pub struct Sample {
     pub delivered_fen: u64,
 }
 
-/// Batches drafts into a [`Transport`] and checks each answer.
-pub struct Feed<T: Transport> {
-    transport: T,
+/// A batch sent and not yet answered.
+struct InFlight {
+    drafts: Vec<Draft>,
+    answers: std::thread::JoinHandle<Result<Vec<Submitted>, DemoError>>,
+}
+
+/// Batches drafts into the [`HttpLedger`] and checks each answer.
+pub struct Feed {
+    transport: Arc<HttpLedger>,
+    in_flight: Option<InFlight>,
+    /// The log's size as the last answers showed it.
+    size: u64,
+    /// The index of the last entry appended (where its ledger time can be read).
+    last_index: Option<u64>,
     drafts: Vec<Draft>,
     accepted: u64,
     exists: u64,
@@ -67,10 +91,14 @@ pub struct Feed<T: Transport> {
     bar: Option<ProgressBar>,
 }
 
-impl<T: Transport> Feed<T> {
-    pub fn new(transport: T) -> Feed<T> {
+impl Feed {
+    /// A feed into a ledger of `size` entries.
+    pub fn new(transport: HttpLedger, size: u64) -> Feed {
         Feed {
-            transport,
+            transport: Arc::new(transport),
+            in_flight: None,
+            size,
+            last_index: None,
             drafts: Vec::with_capacity(BATCH_ENTRIES),
             accepted: 0,
             exists: 0,
@@ -80,9 +108,22 @@ impl<T: Transport> Feed<T> {
         }
     }
 
-    /// The transport beneath (reads, audit).
-    pub fn transport(&mut self) -> &mut T {
-        &mut self.transport
+    /// The ledger beneath (reads, audit).
+    #[must_use]
+    pub fn transport(&self) -> &HttpLedger {
+        &self.transport
+    }
+
+    /// The log's size after the last batch.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The index of the last entry appended, if any.
+    #[must_use]
+    pub fn last_index(&self) -> Option<u64> {
+        self.last_index
     }
 
     /// Entries appended so far.
@@ -110,6 +151,31 @@ impl<T: Transport> Feed<T> {
     #[must_use]
     pub fn samples(&self) -> &[Sample] {
         &self.samples
+    }
+
+    /// Counts entries the server appended on the demo's request (a match run), up to
+    /// a log of `size` entries, and samples the pool after them.
+    ///
+    /// # Errors
+    /// Transport errors reading the pool.
+    pub fn note_appended(&mut self, size: u64) -> Result<(), DemoError> {
+        if size > self.size {
+            self.accepted += size - self.size;
+            self.size = size;
+            self.last_index = Some(size - 1);
+        }
+        self.sample()
+    }
+
+    fn sample(&mut self) -> Result<(), DemoError> {
+        let pool = self.transport.pool()?;
+        self.samples.push(Sample {
+            size: self.size,
+            pledged_fen: pool.pledged.0,
+            reserved_fen: pool.reserved.0,
+            delivered_fen: pool.delivered.0,
+        });
+        Ok(())
     }
 
     /// Shows a progress bar of `total` entries for a long step (hidden when stderr is
@@ -156,17 +222,23 @@ impl<T: Transport> Feed<T> {
             expect,
         });
         if self.drafts.len() >= BATCH_ENTRIES {
-            self.flush()?;
+            self.send()?;
         }
         Ok(())
     }
 
-    /// Signs and submits every draft, in order, and checks the answers.
+    /// Signs and submits every draft, in order, and checks every answer.
     ///
     /// # Errors
     /// [`DemoError::Unexpected`] for the first answer that is not the one expected (the
     /// batch's accepted entries are in the log by then); faults of the transport.
     pub fn flush(&mut self) -> Result<(), DemoError> {
+        self.send()?;
+        self.settle()
+    }
+
+    /// Signs the drafts, waits for the batch in flight, and sends these.
+    fn send(&mut self) -> Result<(), DemoError> {
         if self.drafts.is_empty() {
             return Ok(());
         }
@@ -178,7 +250,24 @@ impl<T: Transport> Feed<T> {
                 Envelope::sign(PAYLOAD_TYPE, &d.payload, &signers)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let answers = self.transport.submit(envelopes)?;
+        self.settle()?;
+        let transport = Arc::clone(&self.transport);
+        let answers = std::thread::Builder::new()
+            .name("demo-submit".into())
+            .spawn(move || transport.submit(&envelopes))
+            .map_err(|e| DemoError::Setup(format!("submit thread: {e}")))?;
+        self.in_flight = Some(InFlight { drafts, answers });
+        Ok(())
+    }
+
+    /// Waits for the batch in flight, if any, and checks its answers.
+    fn settle(&mut self) -> Result<(), DemoError> {
+        let Some(InFlight { drafts, answers }) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let answers = answers
+            .join()
+            .map_err(|_| DemoError::Setup("the submit thread panicked".into()))??;
         if answers.len() != drafts.len() {
             return Err(DemoError::check(
                 "answers to a batch",
@@ -192,14 +281,7 @@ impl<T: Transport> Feed<T> {
         if let Some(bar) = &self.bar {
             bar.inc(drafts.len() as u64);
         }
-        let pool = self.transport.pool_totals()?;
-        self.samples.push(Sample {
-            size: self.transport.size(),
-            pledged_fen: pool.pledged.0,
-            reserved_fen: pool.reserved.0,
-            delivered_fen: pool.delivered.0,
-        });
-        Ok(())
+        self.sample()
     }
 
     fn check(&mut self, draft: &Draft, answer: Submitted) -> Result<(), DemoError> {
@@ -214,7 +296,11 @@ impl<T: Transport> Feed<T> {
             message,
         };
         match (draft.expect, answer) {
-            (Expect::Accepted, Submitted::Accepted { .. }) => self.accepted += 1,
+            (Expect::Accepted, Submitted::Accepted { index }) => {
+                self.accepted += 1;
+                self.size = self.size.max(index + 1);
+                self.last_index = Some(index);
+            }
             (Expect::Exists, Submitted::Exists { .. }) => self.exists += 1,
             (Expect::Refused(want), Submitted::Refused { code, message }) if code == want => {
                 let e = self.refusals.entry(code).or_insert((0, message));

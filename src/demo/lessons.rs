@@ -1,62 +1,52 @@
-//! Step 4 of the story: matching, then the lessons (消课).
+//! Step 4b: the lessons (消课) on the allocations the match run recorded.
 //!
-//! - matching ([`matching::greedy`](super::matching::greedy)) issues `allocation_made`
-//!   (operator);
-//! - some allocations are declined by the student (`allocation_declined`) before any
-//!   lesson;
-//! - most lessons are `lesson_consumed`, co-signed by student and donor at once; some are
-//!   `lesson_proposed` by the donor and then `lesson_confirmed` by the student; some are
-//!   disputed (`lesson_disputed`, by the student or a consumer association) and
-//!   `dispute_resolved` by the operator, upheld and rejected in turn; a few stay
-//!   pending, and the operator's early `lesson_deemed_confirmed` is refused with
-//!   `window_not_elapsed` (the window is at least a day: see the module docs of
-//!   [`demo`](super));
-//! - one lesson is submitted twice and answered with its first receipt (`exists`);
-//! - expiry: short-lived pledges are offered for claims whose allocation was declined;
-//!   an allocation expires with its pledge's validity, so after a few seconds a late
-//!   lesson is refused (`allocation_past_expiry`) and `allocation_expired` releases
-//!   the rest back to the claim.
+//! The order is the ledger's clock at work: whatever must wait for a window starts
+//! first, so that the waiting overlaps the bulk of the work.
+//! 1. some students decline their match (`allocation_declined`, the student; the
+//!    first allocation always is) and the capacity returns to the pool;
+//! 2. the lessons that are not co-signed at once are `lesson_proposed` by the donor,
+//!    first of all, so that their confirmation window starts early;
+//! 3. they are settled at once: `lesson_confirmed` by the student, or
+//!    `lesson_disputed` (by the student or a consumer association) and
+//!    `dispute_resolved` by the operator, upheld and rejected in turn; a few are left
+//!    pending, and the operator's early `lesson_deemed_confirmed` is refused with
+//!    `window_not_elapsed`; one confirmation sent twice is answered `exists`;
+//! 4. the bulk: `lesson_consumed`, co-signed by student and donor.
+//!
+//! Step 4c ([`super::clock`]) then waits out the window and the allocations' validity.
 //!
 //! ```no_run
-//! # use lesson_ledger::demo::{feed::Feed, lessons, story, world::World, LocalLedger, Scale};
-//! # let world = World::new(1, Scale::Tiny, lesson_ledger::demo::world::now_micros());
-//! # let (ledger, operator) = LocalLedger::create(std::path::Path::new("/tmp/l"), world.origin())?;
-//! # let cast = story::Cast::new(&world, operator)?;
-//! # let mut feed = Feed::new(ledger);
-//! // after steps 1-3:
-//! lessons::run(&mut feed, &world, &cast)?;
+//! # use lesson_ledger::demo::{feed::Feed, lessons, matching, story, world::World, HttpLedger, Scale};
+//! # let world = World::new(1, Scale::Tiny, 0);
+//! # let created = lesson_ledger::demo::create::ledger(std::path::Path::new("/tmp/l"), &world)?;
+//! # let cast = story::Cast::new(&world, created.operator)?;
+//! # let mut feed = Feed::new(HttpLedger::new("http://127.0.0.1:8080", "operator+1+A")?, 1);
+//! let allocations = matching::run(&mut feed, &world, std::path::Path::new("/tmp/l"))?;
+//! let delivered = lessons::run(&mut feed, &world, &cast, &allocations)?;
+//! println!("{} lessons left pending", delivered.pending.len());
 //! # Ok::<(), lesson_ledger::demo::DemoError>(())
 //! ```
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rand::Rng;
 use serde_json::json;
 
 use super::feed::{Expect, Feed};
-use super::matching::{greedy, Need, OpenPledge};
-use super::story::Cast;
-use super::transport::Transport;
+use super::matching::Alloc;
+use super::story::{yuan, Cast};
 use super::world::{now_micros, World};
 use super::DemoError;
-use crate::ledger::defaults::SUBJECTS;
+use crate::ledger::defaults::CONFIRMATION_WINDOW_DAYS;
 use crate::log::note::NoteSigner;
 
-/// Most allocations one claim gets from the greedy matcher.
-const ALLOCATIONS_PER_CLAIM_MAX: usize = 3;
 /// Early deemed confirmations the operator tries (each refused).
 const DEEMED_ATTEMPTS_MAX: u64 = 3;
+/// How close to the allocations' expiry the bulk may run before the demo gives up
+/// (a lesson sent later would be refused `allocation_past_expiry`).
+const EXPIRY_MARGIN_MICROS: u64 = 1_000_000;
 
-/// An allocation the story made.
-struct Alloc {
-    id: String,
-    claim: u64,
-    donor: usize,
-    lessons: u64,
-}
-
-/// What happens to a proposed lesson.
+/// What happens to a lesson that is not co-signed at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Follow {
     Confirm,
@@ -64,8 +54,8 @@ enum Follow {
     Pending,
 }
 
-/// The first non-co-signed lessons cycle through every path, so that even the tiny
-/// scale shows each of them.
+/// The first proposed lessons cycle through every path, so that even the tiny scale
+/// shows each of them.
 const FORCED: [Follow; 5] = [
     Follow::Confirm,
     Follow::Dispute {
@@ -83,181 +73,214 @@ const FORCED: [Follow; 5] = [
     },
 ];
 
-/// What step 4 did, for the summary.
+/// What steps 4b and 4c did, for the summary.
 #[derive(Debug, Default, Clone)]
-struct Counts {
-    allocations: u64,
-    declined: u64,
-    consumed: u64,
-    confirmed: u64,
-    upheld: u64,
-    rejected: u64,
-    pending: u64,
-    expired: u64,
+pub struct Counts {
+    pub allocations: u64,
+    pub declined: u64,
+    pub consumed: u64,
+    pub confirmed: u64,
+    pub upheld: u64,
+    pub rejected: u64,
+    pub deemed: u64,
+    pub expired: u64,
 }
 
-/// Step 4: matching and lessons.
+/// A lesson proposed and left to its window.
+#[derive(Debug, Clone)]
+pub struct PendingLesson {
+    pub lesson: String,
+}
+
+/// What step 4b leaves for step 4c.
+#[derive(Debug)]
+pub struct Delivered {
+    pub counts: Counts,
+    /// Lessons proposed and neither confirmed nor disputed.
+    pub pending: Vec<PendingLesson>,
+    /// When the last of them may be deemed confirmed (ledger time, µs).
+    pub window_end_micros: u64,
+    /// Allocations still active with lessons left: `(index into the allocations, lessons left)`.
+    pub open: Vec<(usize, u64)>,
+    /// When the last allocation expires (ledger time, µs).
+    pub expires_at_micros: u64,
+}
+
+/// One planned lesson: its id and how it is taken.
+struct Planned {
+    alloc: usize,
+    lesson: String,
+    follow: Option<Follow>,
+}
+
+/// Step 4b.
 ///
 /// # Errors
-/// An unexpected answer; faults.
-pub fn run<T: Transport>(feed: &mut Feed<T>, world: &World, cast: &Cast) -> Result<(), DemoError> {
-    let mut counts = Counts::default();
-    let allocs = match_claims(feed, world, cast, &mut counts)?;
-    let declined = decline(feed, world, &allocs, &mut counts)?;
-    let follow = deliver(feed, world, cast, &allocs, &declined, &mut counts)?;
-    settle(feed, world, cast, &allocs, &follow, &mut counts)?;
-    expire(feed, world, cast, &allocs, &declined, &mut counts)?;
+/// An unexpected answer; the allocations about to expire with lessons still to send
+/// (a machine too slow for the demo's day); faults.
+pub fn run(
+    feed: &mut Feed,
+    world: &World,
+    cast: &Cast,
+    allocs: &[Alloc],
+) -> Result<Delivered, DemoError> {
+    let mut counts = Counts {
+        allocations: allocs.len() as u64,
+        ..Counts::default()
+    };
+    let (first_expiry, expires_at_micros) = expiries(feed, allocs)?;
+    let declined = decline(feed, world, allocs, &mut counts)?;
+    let plan = plan(world, allocs, &declined);
+    let mut left: Vec<u64> = allocs
+        .iter()
+        .zip(&declined)
+        .map(|(a, d)| if *d { 0 } else { a.lessons })
+        .collect();
+    for p in &plan {
+        left[p.alloc] -= 1;
+    }
+    // Proposals first: their window runs while the bulk is delivered.
+    for p in plan.iter().filter(|p| p.follow.is_some()) {
+        feed.push(
+            &json!({"kind": "lesson_proposed", "id": format!("lesson_proposed.{}", p.lesson),
+                    "lesson": p.lesson, "allocation": allocs[p.alloc].id}),
+            vec![donor_of(cast, &allocs[p.alloc])?],
+            Expect::Accepted,
+        )?;
+    }
+    feed.flush()?;
+    let window_end_micros = match feed.last_index() {
+        Some(index) => feed
+            .transport()
+            .time_of(index)?
+            .saturating_add(CONFIRMATION_WINDOW_DAYS * world.params().day_micros),
+        None => 0,
+    };
+    let pending = settle(feed, world, cast, allocs, &plan, &mut left, &mut counts)?;
+
+    let bulk: Vec<&Planned> = plan.iter().filter(|p| p.follow.is_none()).collect();
+    feed.progress("co-signed lessons", bulk.len() as u64);
+    for p in bulk {
+        if now_micros().saturating_add(EXPIRY_MARGIN_MICROS) >= first_expiry {
+            return Err(DemoError::Setup(format!(
+                "the allocations expire before every lesson is delivered: a day of {} s is \
+                 too short for this machine at this scale",
+                world.params().day_micros / 1_000_000
+            )));
+        }
+        let a = &allocs[p.alloc];
+        feed.push(
+            &json!({"kind": "lesson_consumed", "id": format!("lesson_consumed.{}", p.lesson),
+                    "lesson": p.lesson, "allocation": a.id}),
+            vec![world.key(&World::student(a.claim))?, donor_of(cast, a)?],
+            Expect::Accepted,
+        )?;
+        counts.consumed += 1;
+    }
+    feed.flush()?;
+    feed.finish_progress();
+    let open = left
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| (i, *n))
+        .collect();
     println!(
-        "{} allocations ({} declined, {} expired); lessons: {} co-signed, {} confirmed, \
-         {} disputed ({} upheld, {} rejected), {} still pending",
-        counts.allocations,
-        counts.declined,
-        counts.expired,
+        "lessons: {} co-signed, {} proposed and confirmed, {} disputed ({} upheld, {} rejected), {} left to their window",
         counts.consumed,
         counts.confirmed,
         counts.upheld + counts.rejected,
         counts.upheld,
         counts.rejected,
-        counts.pending
+        pending.len()
     );
-    Ok(())
+    Ok(Delivered {
+        counts,
+        pending,
+        window_end_micros,
+        open,
+        expires_at_micros,
+    })
 }
 
-fn operator(cast: &Cast) -> Vec<Arc<NoteSigner>> {
+pub(super) fn operator(cast: &Cast) -> Vec<Arc<NoteSigner>> {
     vec![cast.operator.clone()]
 }
 
-fn donor_of<'c>(cast: &'c Cast, a: &Alloc) -> Result<&'c Arc<NoteSigner>, DemoError> {
+pub(super) fn donor_of(cast: &Cast, a: &Alloc) -> Result<Arc<NoteSigner>, DemoError> {
     cast.donors
         .get(a.donor)
+        .cloned()
         .ok_or_else(|| DemoError::Setup(format!("no donor {}", a.donor)))
 }
 
-/// The greedy matcher over every claim, in claim order.
-fn match_claims<T: Transport>(
-    feed: &mut Feed<T>,
-    world: &World,
-    cast: &Cast,
-    counts: &mut Counts,
-) -> Result<Vec<Alloc>, DemoError> {
-    let specs = world.pledges();
-    let mut open: Vec<OpenPledge> = specs
-        .iter()
-        .map(|p| OpenPledge {
-            subject: p.subject.to_string(),
-            grade_min: p.grade_min,
-            grade_max: p.grade_max,
-            district: p.district.map(str::to_string),
-            lessons_per_seat: p.lessons_per_seat,
-            value_fen: p.value_fen,
-            available: p.seats * p.lessons_per_seat,
-        })
-        .collect();
-    let by_subject: Vec<Vec<usize>> = SUBJECTS
-        .iter()
-        .map(|s| (0..open.len()).filter(|&i| open[i].subject == *s).collect())
-        .collect();
-    let students = world.params().students;
-    feed.progress("matching", students);
-    let mut allocs = Vec::new();
-    for n in 0..students {
-        let claim = world.claim(n);
-        let Some(candidates) = SUBJECTS
-            .iter()
-            .position(|s| *s == claim.subject)
-            .and_then(|i| by_subject.get(i))
-        else {
-            continue;
-        };
-        let need = Need {
-            subject: claim.subject,
-            grade: claim.grade,
-            district: claim.district,
-            accepts_online: claim.accepts_online,
-            accepted_districts: &claim.accepted_districts,
-            unreserved_fen: claim.value_fen(),
-        };
-        for (i, k) in greedy(&need, &mut open, candidates, ALLOCATIONS_PER_CLAIM_MAX) {
-            let id = format!("a-{:07}", allocs.len() + 1);
-            feed.push(
-                &json!({"kind": "allocation_made", "id": format!("allocation_made.{id}"),
-                        "allocation": id, "claim": claim.claim,
-                        "pledge": specs[i].pledge, "lessons": k}),
-                operator(cast),
-                Expect::Accepted,
-            )?;
-            allocs.push(Alloc {
-                id,
-                claim: n,
-                donor: usize::try_from(specs[i].donor).unwrap_or(usize::MAX),
-                lessons: k,
-            });
-        }
+/// The earliest and the latest expiry of the allocations, as the server computed
+/// them (`GET /v1/allocations/{id}`; a run's allocations are recorded in log order).
+fn expiries(feed: &Feed, allocs: &[Alloc]) -> Result<(u64, u64), DemoError> {
+    let (Some(first), Some(last)) = (allocs.first(), allocs.last()) else {
+        return Ok((u64::MAX, 0));
+    };
+    let mut at = [0u64; 2];
+    for (slot, a) in at.iter_mut().zip([first, last]) {
+        *slot = feed
+            .transport()
+            .allocation(&a.id)?
+            .ok_or_else(|| DemoError::check(format!("allocation {}", a.id), "served", "404"))?
+            .expires_at_micros;
     }
-    feed.flush()?;
-    feed.finish_progress();
-    counts.allocations = allocs.len() as u64;
-    Ok(allocs)
+    Ok((at[0].min(at[1]), at[0].max(at[1])))
 }
 
-/// Some students decline their match ("allocation_declined: the student"); the first
-/// allocation always is, so every scale shows it.
-fn decline<T: Transport>(
-    feed: &mut Feed<T>,
+/// Some students decline their match ("allocation_declined: the student"); what was
+/// reserved returns to the pool.
+fn decline(
+    feed: &mut Feed,
     world: &World,
     allocs: &[Alloc],
     counts: &mut Counts,
 ) -> Result<Vec<bool>, DemoError> {
     let mut rng = world.rng("declines");
+    let before = feed.transport().pool()?;
     let mut declined = vec![false; allocs.len()];
     for (i, a) in allocs.iter().enumerate() {
         if i == 0 || rng.gen_bool(0.04) {
             declined[i] = true;
             counts.declined += 1;
-            let student = world.key(&World::student(a.claim))?;
             feed.push(
                 &json!({"kind": "allocation_declined", "id": format!("allocation_declined.{}", a.id),
                         "allocation": a.id}),
-                vec![student],
+                vec![world.key(&World::student(a.claim))?],
                 Expect::Accepted,
             )?;
         }
     }
     feed.flush()?;
+    let after = feed.transport().pool()?;
+    println!(
+        "{} allocations declined by their students: the pool's available value went from {} to {} yuan",
+        counts.declined,
+        yuan(before.available.0),
+        yuan(after.available.0)
+    );
     Ok(declined)
 }
 
-/// Lessons taught on every allocation not declined: most co-signed at once, the rest
-/// proposed by the donor (to be settled in [`settle`]).
-fn deliver<T: Transport>(
-    feed: &mut Feed<T>,
-    world: &World,
-    cast: &Cast,
-    allocs: &[Alloc],
-    declined: &[bool],
-    counts: &mut Counts,
-) -> Result<Vec<(usize, String, Follow)>, DemoError> {
+/// The lessons taught on every allocation not declined (seeded): between half and all
+/// of its lessons (capped per scale), 85% co-signed at once.
+fn plan(world: &World, allocs: &[Alloc], declined: &[bool]) -> Vec<Planned> {
     let mut rng = world.rng("lessons");
     let cap = world.params().lessons_per_allocation_max;
-    let total: u64 = allocs
-        .iter()
-        .map(|a| cap.map_or(a.lessons, |c| a.lessons.min(c)))
-        .sum();
-    feed.progress("lessons", total);
-    let mut follow = Vec::new();
     let mut forced = FORCED.iter();
+    let mut out = Vec::new();
     for (i, a) in allocs.iter().enumerate() {
-        if declined.get(i).copied().unwrap_or(true) {
+        if declined.get(i).copied().unwrap_or(true) || a.lessons == 0 {
             continue;
         }
-        let student = world.key(&World::student(a.claim))?;
-        let donor = donor_of(cast, a)?;
         let most = cap.map_or(a.lessons, |c| a.lessons.min(c));
         let n = rng.gen_range(most.div_ceil(2).max(1)..=most);
         for j in 0..n {
-            let lesson = format!("l-{}-{j:02}", &a.id[2..]);
             let r: f64 = rng.gen();
-            let mode = if r < 0.85 {
+            let follow = if r < 0.85 {
                 None
             } else if let Some(f) = forced.next() {
                 Some(*f)
@@ -271,49 +294,40 @@ fn deliver<T: Transport>(
             } else {
                 Some(Follow::Pending)
             };
-            let (kind, signers) = match mode {
-                None => ("lesson_consumed", vec![student.clone(), donor.clone()]),
-                Some(_) => ("lesson_proposed", vec![donor.clone()]),
-            };
-            feed.push(
-                &json!({"kind": kind, "id": format!("{kind}.{lesson}"),
-                        "lesson": lesson, "allocation": a.id}),
-                signers,
-                Expect::Accepted,
-            )?;
-            match mode {
-                None => counts.consumed += 1,
-                Some(f) => follow.push((i, lesson, f)),
-            }
+            out.push(Planned {
+                alloc: i,
+                lesson: format!("l-{i:07}-{j:02}"),
+                follow,
+            });
         }
     }
-    feed.flush()?;
-    feed.finish_progress();
-    Ok(follow)
+    out
 }
 
-/// The proposed lessons settled: confirmed, disputed then resolved, or left pending.
-fn settle<T: Transport>(
-    feed: &mut Feed<T>,
+/// The proposed lessons settled at once: confirmed, or disputed then resolved; the
+/// rest left to their window (the operator's early attempt to deem one is refused).
+fn settle(
+    feed: &mut Feed,
     world: &World,
     cast: &Cast,
     allocs: &[Alloc],
-    follow: &[(usize, String, Follow)],
+    plan: &[Planned],
+    left: &mut [u64],
     counts: &mut Counts,
-) -> Result<(), DemoError> {
-    let mut deemed_attempts = 0;
+) -> Result<Vec<PendingLesson>, DemoError> {
+    let mut pending = Vec::new();
     let mut disputes = Vec::new();
-    for (n, (i, lesson, f)) in follow.iter().enumerate() {
-        let a = allocs
-            .get(*i)
-            .ok_or_else(|| DemoError::Setup(format!("no allocation {i}")))?;
-        let student = || world.key(&World::student(a.claim));
-        match *f {
+    let mut first_confirmed = None;
+    for (n, p) in plan.iter().enumerate() {
+        let Some(follow) = p.follow else { continue };
+        let student = || world.key(&World::student(allocs[p.alloc].claim));
+        match follow {
             Follow::Confirm => {
                 counts.confirmed += 1;
+                first_confirmed.get_or_insert(p);
                 feed.push(
-                    &json!({"kind": "lesson_confirmed", "id": format!("lesson_confirmed.{lesson}"),
-                            "lesson": lesson}),
+                    &json!({"kind": "lesson_confirmed", "id": format!("lesson_confirmed.{}", p.lesson),
+                            "lesson": p.lesson}),
                     vec![student()?],
                     Expect::Accepted,
                 )?;
@@ -327,44 +341,44 @@ fn settle<T: Transport>(
                 } else {
                     student()?
                 };
-                let dispute = format!("d-{}", &lesson[2..]);
+                let dispute = format!("d-{}", &p.lesson[2..]);
                 feed.push(
                     &json!({"kind": "lesson_disputed", "id": format!("lesson_disputed.{dispute}"),
-                            "dispute": dispute, "lesson": lesson,
+                            "dispute": dispute, "lesson": p.lesson,
                             "reason": "no attendance record for this lesson"}),
                     vec![by],
                     Expect::Accepted,
                 )?;
-                disputes.push((dispute, upheld));
+                disputes.push((dispute, upheld, p.alloc));
             }
             Follow::Pending => {
-                counts.pending += 1;
-                if deemed_attempts < DEEMED_ATTEMPTS_MAX {
-                    deemed_attempts += 1;
+                if (pending.len() as u64) < DEEMED_ATTEMPTS_MAX {
                     feed.push(
                         &json!({"kind": "lesson_deemed_confirmed",
-                                "id": format!("lesson_deemed_confirmed.{lesson}"), "lesson": lesson}),
+                                "id": format!("lesson_deemed_confirmed.{}", p.lesson), "lesson": p.lesson}),
                         operator(cast),
                         Expect::Refused("window_not_elapsed"),
                     )?;
                 }
+                pending.push(PendingLesson {
+                    lesson: p.lesson.clone(),
+                });
             }
         }
     }
-    for (dispute, upheld) in disputes {
+    for (dispute, upheld, alloc) in disputes {
         let (outcome, reason) = if upheld {
+            // "upheld → the lesson is void and its value returns (to the allocation…)"
+            left[alloc] += 1;
+            counts.upheld += 1;
             ("upheld", "no attendance record: the lesson is void")
         } else {
+            counts.rejected += 1;
             (
                 "rejected",
                 "attendance record and co-signed timetable confirm the lesson",
             )
         };
-        if upheld {
-            counts.upheld += 1;
-        } else {
-            counts.rejected += 1;
-        }
         feed.push(
             &json!({"kind": "dispute_resolved", "id": format!("dispute_resolved.{dispute}"),
                     "dispute": dispute, "outcome": outcome, "reason": reason}),
@@ -373,115 +387,14 @@ fn settle<T: Transport>(
         )?;
     }
     // "Submitting the same entry twice is answered with the first result."
-    if let Some((i, lesson, Follow::Confirm)) = follow.iter().find(|f| f.2 == Follow::Confirm) {
-        let a = allocs
-            .get(*i)
-            .ok_or_else(|| DemoError::Setup(format!("no allocation {i}")))?;
+    if let Some(p) = first_confirmed {
         feed.push(
-            &json!({"kind": "lesson_confirmed", "id": format!("lesson_confirmed.{lesson}"),
-                    "lesson": lesson}),
-            vec![world.key(&World::student(a.claim))?],
+            &json!({"kind": "lesson_confirmed", "id": format!("lesson_confirmed.{}", p.lesson),
+                    "lesson": p.lesson}),
+            vec![world.key(&World::student(allocs[p.alloc].claim))?],
             Expect::Exists,
         )?;
     }
-    feed.flush()
-}
-
-/// Short-lived pledges for claims whose allocation was declined; their allocations
-/// expire with the pledge.
-fn expire<T: Transport>(
-    feed: &mut Feed<T>,
-    world: &World,
-    cast: &Cast,
-    allocs: &[Alloc],
-    declined: &[bool],
-    counts: &mut Counts,
-) -> Result<(), DemoError> {
-    let p = world.params();
-    let mut claims: Vec<u64> = allocs
-        .iter()
-        .zip(declined)
-        .filter(|(_, d)| **d)
-        .map(|(a, _)| a.claim)
-        .collect();
-    claims.dedup();
-    claims.truncate(usize::try_from(p.short_pledges).unwrap_or(usize::MAX));
-    let start = now_micros();
-    let until = start + p.short_validity_micros;
-    let mut made: Vec<(String, String, u64, Arc<NoteSigner>)> = Vec::new();
-    for (i, &n) in claims.iter().enumerate() {
-        let claim = world.claim(n);
-        let unreserved = feed
-            .transport()
-            .claim_balance(&claim.claim)?
-            .map_or(0, |b| b.unreserved.0);
-        let value_fen = claim.price_fen.min(unreserved);
-        if value_fen == 0 || cast.donors.is_empty() {
-            continue;
-        }
-        let donor = cast.donors[i % cast.donors.len()].clone();
-        let pledge = format!("p-short-{:02}", i + 1);
-        let lessons = (unreserved / value_fen).clamp(1, 8);
-        let offer = json!({"kind": "pledge_offered", "id": format!("pledge_offered.{pledge}"),
-            "pledge": pledge, "institution": donor.name().as_str(), "subject": claim.subject,
-            "grade_min": claim.grade, "grade_max": claim.grade, "district": claim.district,
-            "seats": 1, "lessons_per_seat": lessons, "value_per_lesson_fen": value_fen,
-            "valid_from_micros": start.saturating_sub(1_000_000), "valid_until_micros": until});
-        feed.push(&offer, vec![donor.clone()], Expect::Accepted)?;
-        feed.push(
-            &json!({"kind": "pledge_approved", "id": format!("pledge_approved.{pledge}"), "pledge": pledge}),
-            operator(cast),
-            Expect::Accepted,
-        )?;
-        let alloc = format!("a-short-{:02}", i + 1);
-        feed.push(
-            &json!({"kind": "allocation_made", "id": format!("allocation_made.{alloc}"),
-                    "allocation": alloc, "claim": claim.claim, "pledge": pledge, "lessons": lessons}),
-            operator(cast),
-            Expect::Accepted,
-        )?;
-        let student = world.key(&claim.student)?;
-        let lesson = format!("l-short-{:02}-00", i + 1);
-        feed.push(
-            &json!({"kind": "lesson_consumed", "id": format!("lesson_consumed.{lesson}"),
-                    "lesson": lesson, "allocation": alloc}),
-            vec![student, donor.clone()],
-            Expect::Accepted,
-        )?;
-        counts.consumed += 1;
-        made.push((alloc, format!("l-short-{:02}-01", i + 1), lessons, donor));
-    }
     feed.flush()?;
-    if made.is_empty() {
-        println!("no declined claim to offer a short course to: expiry not shown");
-        return Ok(());
-    }
-    // Ledger time is the wall clock: wait until the pledges' validity is over.
-    let now = now_micros();
-    if now <= until {
-        std::thread::sleep(Duration::from_micros(until - now + 1_000));
-    }
-    for (alloc, late_lesson, _, donor) in &made {
-        feed.push(
-            &json!({"kind": "lesson_proposed", "id": format!("lesson_proposed.{late_lesson}"),
-                    "lesson": late_lesson, "allocation": alloc}),
-            vec![donor.clone()],
-            Expect::Refused("allocation_past_expiry"),
-        )?;
-        feed.push(
-            &json!({"kind": "allocation_expired", "id": format!("allocation_expired.{alloc}"),
-                    "allocation": alloc}),
-            operator(cast),
-            Expect::Accepted,
-        )?;
-        counts.expired += 1;
-    }
-    counts.allocations += made.len() as u64;
-    feed.flush()?;
-    println!(
-        "short courses: {} (valid {:.1} s), expired with lessons left; a late lesson was refused (allocation_past_expiry)",
-        made.len(),
-        p.short_validity_micros as f64 / 1e6
-    );
-    Ok(())
+    Ok(pending)
 }

@@ -1,173 +1,145 @@
-//! A simple, deterministic greedy matcher — a stand-in for the real one (issue 5),
-//! kept in one small function so it can be replaced.
+//! Step 4a: the operator runs the matcher through `POST /v1/match` (bearer token from
+//! the ledger directory's `operator.token`); the server records the run (`match_run`)
+//! and its allocations. The demo reads them back from the entry bundles: which claim,
+//! which pledge, how many lessons. The story goes on from what the ledger recorded, not from what the
+//! demo would have chosen.
 //!
-//! For a claim, in pledge order, a pledge is taken when it is compatible — same subject,
-//! the claim's grade in its band, its district the claim's own or one it accepts, or
-//! online and the claim accepts online — and the claim's unreserved value buys at least
-//! one of its lessons. It then reserves `k = min(lessons per seat, capacity left,
-//! unreserved / value)` lessons: the ledger's own rule for `allocation_made`.
-//!
-//! ```
-//! use lesson_ledger::demo::matching::{greedy, Need, OpenPledge};
-//! let mut pool = vec![OpenPledge {
-//!     subject: "math".into(), grade_min: 1, grade_max: 6, district: None,
-//!     lessons_per_seat: 10, value_fen: 15_000, available: 25,
-//! }];
-//! let need = Need { subject: "math", grade: 5, district: "xuhui", accepts_online: true,
-//!                   accepted_districts: &[], unreserved_fen: 100_000 };
-//! // 100,000 fen buys 6 lessons at 15,000: what is left stays for a cheaper course.
-//! assert_eq!(greedy(&need, &mut pool, &[0], 3), vec![(0, 6)]);
-//! assert_eq!(pool[0].available, 19);
+//! ```no_run
+//! # use lesson_ledger::demo::{feed::Feed, matching, world::World, HttpLedger, Scale};
+//! # let world = World::new(1, Scale::Tiny, 0);
+//! # let mut feed = Feed::new(HttpLedger::new("http://127.0.0.1:8080", "operator+1+A")?, 1);
+//! let allocations = matching::run(&mut feed, &world, std::path::Path::new("/tmp/l"))?;
+//! println!("{} allocations", allocations.len());
+//! # Ok::<(), lesson_ledger::demo::DemoError>(())
 //! ```
 
-/// A pledge as the matcher tracks it.
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::feed::Feed;
+use super::story::yuan;
+use super::world::World;
+use super::{io_err, DemoError};
+use crate::http::operator::OPERATOR_TOKEN;
+use crate::log::leaf::Leaf;
+
+/// An allocation as the ledger recorded it, with the demo's numbering.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenPledge {
-    pub subject: String,
-    pub grade_min: u64,
-    pub grade_max: u64,
-    /// `None`: online.
-    pub district: Option<String>,
-    pub lessons_per_seat: u64,
-    pub value_fen: u64,
-    /// Lessons not yet reserved.
-    pub available: u64,
+pub struct Alloc {
+    /// The allocation's id, as the matcher named it.
+    pub id: String,
+    /// The student number of the claim (see [`World::claim`]).
+    pub claim: u64,
+    /// The donor number of the pledge (see [`World::donor`]).
+    pub donor: usize,
+    pub lessons: u64,
 }
 
-/// What a claim still needs.
-#[derive(Debug, Clone, Copy)]
-pub struct Need<'a> {
-    pub subject: &'a str,
-    pub grade: u64,
-    pub district: &'a str,
-    pub accepts_online: bool,
-    pub accepted_districts: &'a [&'a str],
-    pub unreserved_fen: u64,
+/// The fields of `allocation_made` the story needs.
+#[derive(Deserialize)]
+struct AllocationMade {
+    kind: String,
+    #[serde(default)]
+    allocation: String,
+    #[serde(default)]
+    claim: String,
+    #[serde(default)]
+    pledge: String,
+    #[serde(default)]
+    lessons: u64,
 }
 
-/// Whether `p` may serve the claim (the ledger checks the same on `allocation_made`).
-#[must_use]
-pub fn compatible(need: &Need<'_>, p: &OpenPledge) -> bool {
-    let location = match &p.district {
-        None => need.accepts_online,
-        Some(d) => d == need.district || need.accepted_districts.contains(&d.as_str()),
-    };
-    p.subject == need.subject && (p.grade_min..=p.grade_max).contains(&need.grade) && location
+/// Entries read per slice.
+const SLICE_ENTRIES: u64 = 16 * crate::http::tiles::TILE_WIDTH;
+
+/// The next entry of `[from, to)`, reading a slice when `leaves` is empty.
+fn next_leaf(
+    feed: &Feed,
+    leaves: &mut std::vec::IntoIter<Leaf>,
+    from: &mut u64,
+    to: u64,
+) -> Result<Option<Leaf>, DemoError> {
+    if leaves.as_slice().is_empty() && *from < to {
+        let end = (*from + SLICE_ENTRIES).min(to);
+        *leaves = feed.transport().entries(*from, end)?.into_iter();
+        *from = end;
+    }
+    Ok(leaves.next())
 }
 
-/// Allocations for one claim, at most `max_allocations`: `(pledge index, lessons)`.
-/// `candidates` are indexes into `pledges` (e.g. those of the claim's subject), tried
-/// in order; the pledges' `available` is reduced by what is taken.
-#[must_use]
-pub fn greedy(
-    need: &Need<'_>,
-    pledges: &mut [OpenPledge],
-    candidates: &[usize],
-    max_allocations: usize,
-) -> Vec<(usize, u64)> {
-    let mut unreserved = need.unreserved_fen;
-    let mut out = Vec::new();
-    for &i in candidates {
-        if out.len() >= max_allocations {
-            break;
-        }
-        let Some(p) = pledges.get_mut(i) else {
+/// Step 4a: one match run; the allocations it recorded, in log order.
+///
+/// # Errors
+/// No token; the endpoint's refusal; an allocation the world does not know (a claim
+/// or pledge the demo never made); a count that differs from the run's answer.
+pub fn run(feed: &mut Feed, world: &World, ledger_dir: &Path) -> Result<Vec<Alloc>, DemoError> {
+    feed.flush()?;
+    let path = ledger_dir.join(OPERATOR_TOKEN);
+    let token = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    let answer = feed.transport().run_match(&token)?;
+    let after = feed.transport().size()?;
+    // The run's entries: its `match_run`, then its allocations.
+    let before = answer.first_index.unwrap_or(after);
+    let donors: HashMap<String, usize> = world
+        .pledges()
+        .into_iter()
+        .map(|p| (p.pledge, usize::try_from(p.donor).unwrap_or(usize::MAX)))
+        .collect();
+    let mut allocs = Vec::new();
+    // Read in slices, so that a city's half a million allocations are never all held
+    // as entries at once.
+    let mut leaves = Vec::new().into_iter();
+    let mut from = before;
+    while let Some(leaf) = next_leaf(feed, &mut leaves, &mut from, after)? {
+        let made: AllocationMade = serde_json::from_slice(leaf.envelope.payload())
+            .map_err(|e| DemoError::Setup(format!("entry {}: {e}", leaf.index)))?;
+        if made.kind != "allocation_made" {
             continue;
+        }
+        let unknown = |what: &str| {
+            DemoError::check(
+                format!("allocation {} of the match run", made.allocation),
+                format!("a {what} of the demo"),
+                format!("{} / {}", made.claim, made.pledge),
+            )
         };
-        if p.available == 0 || p.value_fen == 0 || !compatible(need, p) {
-            continue;
-        }
-        let k = p
-            .lessons_per_seat
-            .min(p.available)
-            .min(unreserved / p.value_fen);
-        if k == 0 {
-            continue;
-        }
-        p.available -= k;
-        // k·v ≤ unreserved by the choice of k.
-        unreserved -= k * p.value_fen;
-        out.push((i, k));
+        let claim = made
+            .claim
+            .strip_prefix("c-")
+            .and_then(|n| n.parse::<u64>().ok())
+            .filter(|n| world.claim(*n).claim == made.claim)
+            .ok_or_else(|| unknown("claim"))?;
+        let donor = *donors.get(&made.pledge).ok_or_else(|| unknown("pledge"))?;
+        allocs.push(Alloc {
+            id: made.allocation,
+            claim,
+            donor,
+            lessons: made.lessons,
+        });
     }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pledge(subject: &str, district: Option<&str>, available: u64) -> OpenPledge {
-        OpenPledge {
-            subject: subject.into(),
-            grade_min: 4,
-            grade_max: 9,
-            district: district.map(Into::into),
-            lessons_per_seat: 20,
-            value_fen: 20_000,
-            available,
-        }
+    feed.note_appended(after)?;
+    if allocs.len() as u64 != answer.allocations {
+        return Err(DemoError::check(
+            "allocations read back from the match run",
+            answer.allocations,
+            allocs.len(),
+        ));
     }
-
-    fn need(unreserved_fen: u64) -> Need<'static> {
-        Need {
-            subject: "piano",
-            grade: 6,
-            district: "xuhui",
-            accepts_online: false,
-            accepted_districts: &["minhang"],
-            unreserved_fen,
-        }
-    }
-
-    #[test]
-    fn takes_only_compatible_pledges() {
-        let mut pool = vec![
-            pledge("math", Some("xuhui"), 50),   // wrong subject
-            pledge("piano", None, 50),           // online, not accepted
-            pledge("piano", Some("pudong"), 50), // district not accepted
-            pledge("piano", Some("minhang"), 50),
-        ];
-        let got = greedy(&need(1_000_000), &mut pool, &[0, 1, 2, 3], 3);
-        assert_eq!(
-            got,
-            vec![(3, 20)],
-            "one seat of the accepted district's pledge"
-        );
-    }
-
-    #[test]
-    fn grade_outside_band_is_incompatible() {
-        let mut n = need(1_000_000);
-        n.grade = 10;
-        let mut pool = vec![pledge("piano", Some("xuhui"), 50)];
-        assert!(greedy(&n, &mut pool, &[0], 3).is_empty());
-    }
-
-    #[test]
-    fn k_is_bounded_by_capacity_and_value() {
-        let mut pool = vec![
-            pledge("piano", Some("xuhui"), 3),
-            pledge("piano", Some("xuhui"), 50),
-        ];
-        // 3 left on the first; 5 more lessons' worth (100,000 fen) on the second.
-        let got = greedy(&need(160_000), &mut pool, &[0, 1], 3);
-        assert_eq!(got, vec![(0, 3), (1, 5)]);
-        assert_eq!((pool[0].available, pool[1].available), (0, 45));
-    }
-
-    #[test]
-    fn too_little_value_for_one_lesson_stays_unmatched() {
-        let mut pool = vec![pledge("piano", Some("xuhui"), 50)];
-        assert!(greedy(&need(19_999), &mut pool, &[0], 3).is_empty());
-        assert_eq!(pool[0].available, 50);
-    }
-
-    #[test]
-    fn respects_max_allocations() {
-        let mut pool = vec![pledge("piano", Some("xuhui"), 1); 5];
-        assert_eq!(
-            greedy(&need(1_000_000), &mut pool, &[0, 1, 2, 3, 4], 2).len(),
-            2
-        );
-    }
+    let figure = |k: &str| answer.report.get(k).and_then(serde_json::Value::as_u64);
+    println!(
+        "match run {}: {} allocations recorded, {} yuan matched of a bound of {} yuan ({}), {} students served",
+        answer.run.as_deref().unwrap_or("(dry run)"),
+        allocs.len(),
+        figure("matched_fen").map_or_else(|| "?".into(), yuan),
+        figure("bound_fen").map_or_else(|| "?".into(), yuan),
+        figure("ratio_ppm").map_or_else(|| "?".into(), |ppm| format!(
+            "{}.{:02}%",
+            ppm / 10_000,
+            ppm / 100 % 100
+        )),
+        figure("students_served").map_or_else(|| "?".into(), |v| v.to_string()),
+    );
+    Ok(allocs)
 }

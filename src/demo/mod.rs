@@ -1,30 +1,36 @@
 //! `lesson-ledger demo`: the whole mechanism end to end, on synthetic but plausible
 //! data, from the ledger's creation to an independent audit and a written report.
 //!
-//! The story is issue 6 of the project (see `MISSION.md` for the mechanism it plays):
-//! 1. [`story::setup`]: the operator creates the ledger; associations, donor
-//!    institutions, closed institutions and students register their keys;
+//! The story is issue 6 of the project (see `MISSION.md` for the mechanism it plays).
+//! The operator creates the ledger on a fresh embedded store ([`create`], as
+//! `lesson-ledger init` does) and the real server ([`crate::http::Server`]) serves it
+//! on a loopback port; from then on every party talks to it over HTTP only, through
+//! [`crate::client`] ([`HttpLedger`]): entries go in by `POST /v1/entries` batches,
+//! everything read comes from the GET endpoints.
+//! 1. [`story::setup`]: associations, donor institutions, closed institutions and
+//!    students register their keys;
 //! 2. [`story::closures_and_claims`]: institutions close and claims are recorded with
 //!    the double signature (operator and student);
 //! 3. [`story::pledges`]: donors are white-listed and pledge courses, the operator
 //!    approves them; one institution is black-listed and its later pledge is refused;
-//! 4. [`lessons::run`]: matching ([`matching::greedy`]) and the lessons consumed,
-//!    confirmed, disputed and resolved; allocations declined and expired;
-//! 5. [`audit::run`]: a consumer association audits the ledger, co-signs the
-//!    checkpoint and checks several students' balances with inclusion proofs;
+//!    a consumer association takes a first look ([`audit::first_look`]);
+//! 4. [`matching::run`]: the operator's `POST /v1/match`; [`lessons::run`]: declines,
+//!    lessons co-signed, proposed and confirmed, disputed and resolved;
+//!    [`clock::run`]: lessons deemed confirmed and allocations expired once the
+//!    ledger's clock has passed their windows;
+//! 5. [`audit::run`]: the association audits the ledger from outside, co-signs the
+//!    checkpoint and checks several students' balances with their proofs;
 //! 6. [`report::run`]: the summary table and the report directory.
 //!
-//! Every step talks to the ledger through a [`Transport`]: today the library
-//! ([`LocalLedger`]), later the HTTP API (issue 4) — only the transport changes. Every
-//! random choice comes from a [`rand::rngs::StdRng`] seeded from `--seed`, so a run is
-//! replayable; keys are derived from the seed too. There is no personal data: parties
-//! are pseudonymous refs (`stu-000123`, `inst-0042`, `assoc-01`).
+//! Time: the demo's genesis declares a short day (1 s at `tiny` and `small`, 60 s at
+//! `city`, see [`world::Params`]), so the national 15-day window is 15 s of wall time
+//! and deemed confirmations and expiries genuinely happen past their windows in ledger
+//! time.
 //!
-//! Time: ledger time is the wall clock, and the genesis windows are whole days (at least
-//! one), so a demo cannot wait out the 15-day confirmation window. Expiry is shown with a
-//! short-lived pledge (an allocation expires with its pledge's validity); deemed
-//! confirmation is shown only as the operator's early attempt being refused with
-//! `window_not_elapsed`.
+//! Every random choice comes from a [`rand::rngs::StdRng`] seeded from `--seed`, so a
+//! run is replayable; keys are derived from the seed too (the operator's key is made
+//! by the log). There is no personal data: parties are pseudonymous refs
+//! (`stu-000123`, `inst-0042`, `assoc-01`).
 //!
 //! ```no_run
 //! use lesson_ledger::demo::{run, DemoConfig, Scale};
@@ -32,48 +38,48 @@
 //!     data: std::path::PathBuf::from("/tmp/ledger-demo"),
 //!     scale: Scale::Tiny,
 //!     seed: 2021,
+//!     keep_serving: false,
 //! })?;
 //! assert!(outcome.audit.passed);
 //! # Ok::<(), lesson_ledger::demo::DemoError>(())
 //! ```
 
 pub mod audit;
+pub mod clock;
+pub mod create;
 pub mod feed;
 pub mod lessons;
 pub mod matching;
 pub mod report;
+mod serving;
 pub mod story;
 mod svg;
 pub mod transport;
 pub mod world;
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use transport::{LocalLedger, Submitted, Transport};
+pub use transport::{HttpLedger, Submitted};
 
+use crate::client::ClientError;
+use crate::http::{ServeError, Server, ServerConfig};
 use crate::ledger::error::RuleError;
 use crate::ledger::writer::LedgerError;
 use crate::log::envelope::EnvelopeError;
 use crate::log::note::NoteError;
-use crate::log::proof::VerifyError;
-use crate::log::store::LogError;
 
 /// The seed used when none is given (the year the mechanism started).
 pub const SEED_DEFAULT: u64 = 2021;
 
-/// Entries per `submit` call (one group commit each).
-pub const BATCH_ENTRIES: usize = 1024;
-
-const _: () = assert!(
-    BATCH_ENTRIES <= crate::limits::BATCH_ENTRIES_MAX,
-    "a demo batch must be one the log accepts"
-);
+/// Entries per `POST /v1/entries` (one group commit each, at most).
+pub const BATCH_ENTRIES: usize = crate::limits::ENTRIES_PER_REQUEST_MAX;
 
 /// How big a city the demo plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scale {
-    /// About 30 students: a few seconds in a debug build (the test suite).
+    /// About 30 students: under 20 s, most of it waiting out the 15 s window (the test suite).
     Tiny,
     /// About 2,000 students and a pool of over 1.4 billion yuan: about a minute.
     Small,
@@ -100,6 +106,8 @@ pub struct DemoConfig {
     pub data: PathBuf,
     pub scale: Scale,
     pub seed: u64,
+    /// Leave the server running at the end (until Ctrl-C) and print URLs to open.
+    pub keep_serving: bool,
 }
 
 impl DemoConfig {
@@ -114,6 +122,12 @@ impl DemoConfig {
     pub fn report_dir(&self) -> PathBuf {
         self.data.join("report")
     }
+
+    /// The consumer association's remote-audit state file (`verify --url --state`).
+    #[must_use]
+    pub fn audit_state(&self) -> PathBuf {
+        self.data.join("association").join("audit-state.json")
+    }
 }
 
 /// Why the demo stopped.
@@ -122,19 +136,15 @@ pub enum DemoError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
-    Log(#[from] LogError),
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
     #[error("the ledger's state could not be read: {0}")]
     State(#[from] RuleError),
     #[error("envelope: {0}")]
     Envelope(#[from] EnvelopeError),
     #[error("note: {0}")]
     Note(#[from] NoteError),
-    #[error("inclusion proof of entry {index}: {source}")]
-    Proof {
-        index: u64,
-        #[source]
-        source: VerifyError,
-    },
     #[error("entry {entry} was answered {found} ({message}), expected {expected}")]
     Unexpected {
         entry: String,
@@ -166,11 +176,11 @@ impl DemoError {
     pub fn code(&self) -> &'static str {
         match self {
             DemoError::Ledger(e) => e.code(),
-            DemoError::Log(e) => e.code(),
+            DemoError::Client(e) => e.code(),
+            DemoError::Serve(e) => e.code(),
             DemoError::State(e) => e.code(),
             DemoError::Envelope(e) => e.code(),
             DemoError::Note(e) => e.code(),
-            DemoError::Proof { source, .. } => source.code(),
             DemoError::Unexpected { .. } => "demo_unexpected_outcome",
             DemoError::AuditFailed(_) => "demo_audit_failed",
             DemoError::Check { .. } => "demo_check_failed",
@@ -230,6 +240,10 @@ pub struct DemoOutcome {
     pub timings: Vec<StepTiming>,
     pub audit: audit::AuditReport,
     pub totals: report::Totals,
+    pub lessons: lessons::Counts,
+    /// The ledger's day (genesis `day_micros`) and the allocations' validity in days.
+    pub day_micros: u64,
+    pub allocation_validity_days: u64,
     /// Expected refusals, by error code, with one example message each.
     pub refusals: Vec<(String, u64, String)>,
     /// Entries answered "exists" (a resubmission answered with its first receipt).
@@ -237,81 +251,122 @@ pub struct DemoOutcome {
     pub entries: u64,
 }
 
+/// Runs `f` as the step `name`: prints its title, flushes what it drafted, and records
+/// its wall time and the entries it appended.
+fn timed<T>(
+    timings: &mut Vec<StepTiming>,
+    name: &'static str,
+    feed: &mut feed::Feed,
+    f: impl FnOnce(&mut feed::Feed) -> Result<T, DemoError>,
+) -> Result<T, DemoError> {
+    println!("\n== {name}");
+    let t = Instant::now();
+    let before = feed.accepted();
+    let out = f(feed)?;
+    feed.flush()?;
+    feed.finish_progress();
+    timings.push(StepTiming {
+        step: name,
+        wall: t.elapsed(),
+        entries: feed.accepted() - before,
+    });
+    Ok(out)
+}
+
 /// Runs the whole demo in `config.data` (created if missing; must not hold a ledger).
 ///
 /// # Errors
 /// The first [`DemoError`]: an unexpected refusal (with its code), a failed audit or
-/// self-check, a store fault or I/O.
+/// self-check, a store, server or transport fault, or I/O.
 pub fn run(config: &DemoConfig) -> Result<DemoOutcome, DemoError> {
     let started = Instant::now();
     std::fs::create_dir_all(&config.data).map_err(io_err(&config.data))?;
     let world = world::World::new(config.seed, config.scale, world::now_micros());
+    let p = world.params();
     println!(
-        "lesson-ledger demo: scale {}, seed {} (rerun with --seed {} to replay), data {}",
+        "lesson-ledger demo: scale {}, seed {} (rerun with --seed {} to replay), data {}\n\
+         the ledger's day is {} s: the 15-day confirmation window is {} s, allocations are valid {} days",
         config.scale.as_str(),
         config.seed,
         config.seed,
-        config.data.display()
+        config.data.display(),
+        p.day_micros / 1_000_000,
+        crate::ledger::defaults::CONFIRMATION_WINDOW_DAYS * p.day_micros / 1_000_000,
+        p.allocation_validity_days,
     );
     let mut timings = Vec::new();
-    let (transport, operator) = LocalLedger::create(&config.ledger_dir(), world.origin())?;
-    let mut feed = feed::Feed::new(transport);
-    let mut step = |name: &'static str,
-                    feed: &mut feed::Feed<LocalLedger>,
-                    f: &mut dyn FnMut(&mut feed::Feed<LocalLedger>) -> Result<(), DemoError>|
-     -> Result<(), DemoError> {
-        let t = Instant::now();
-        let before = feed.accepted();
-        println!("\n== {name}");
-        f(feed)?;
-        feed.flush()?;
-        timings.push(StepTiming {
-            step: name,
-            wall: t.elapsed(),
-            entries: feed.accepted() - before,
-        });
-        Ok(())
-    };
-    let cast = story::Cast::new(&world, operator)?;
-    step("1. ledger and parties", &mut feed, &mut |f| {
+
+    // The one step on the library: the operator creates the ledger (as `init`).
+    println!("\n== 0. ledger created, server started");
+    let t = Instant::now();
+    let created = create::ledger(&config.ledger_dir(), &world)?;
+    let vkey = created.operator.vkey();
+    let server = Server::start(
+        created.ledger,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        ServerConfig::default(),
+    )?;
+    println!(
+        "operator key {vkey}\nserving the ledger at {}",
+        server.url()
+    );
+    let mut feed = feed::Feed::new(HttpLedger::new(&server.url(), &vkey)?, 1);
+    timings.push(StepTiming {
+        step: "0. ledger and server",
+        wall: t.elapsed(),
+        entries: 1,
+    });
+
+    let cast = story::Cast::new(&world, created.operator)?;
+    timed(&mut timings, "1. parties", &mut feed, |f| {
         story::setup(f, &world, &cast)
     })?;
-    step("2. closures and claims", &mut feed, &mut |f| {
+    timed(&mut timings, "2. closures and claims", &mut feed, |f| {
         story::closures_and_claims(f, &world, &cast)
     })?;
-    step("3. pledges", &mut feed, &mut |f| {
-        story::pledges(f, &world, &cast)
+    timed(&mut timings, "3. pledges", &mut feed, |f| {
+        story::pledges(f, &world, &cast)?;
+        f.flush()?;
+        audit::first_look(f, &cast, &config.audit_state())
     })?;
-    step("4. matching and lessons", &mut feed, &mut |f| {
-        lessons::run(f, &world, &cast)
+    let allocs = timed(
+        &mut timings,
+        "4a. matching (POST /v1/match)",
+        &mut feed,
+        |f| matching::run(f, &world, &config.ledger_dir()),
+    )?;
+    let delivered = timed(&mut timings, "4b. lessons", &mut feed, |f| {
+        lessons::run(f, &world, &cast, &allocs)
     })?;
-    let t = Instant::now();
-    println!("\n== 5. audit");
-    let audit = audit::run(&mut feed, &world, &cast)?;
-    timings.push(StepTiming {
-        step: "5. audit",
-        wall: t.elapsed(),
-        entries: 0,
-    });
-    let t = Instant::now();
-    println!("\n== 6. report");
-    let totals = report::run(&mut feed, &world, &audit, &config.report_dir())?;
-    timings.push(StepTiming {
-        step: "6. report",
-        wall: t.elapsed(),
-        entries: 0,
-    });
+    let counts = timed(&mut timings, "4c. windows pass (waits)", &mut feed, |f| {
+        clock::run(f, &world, &cast, &allocs, delivered)
+    })?;
+    let audit = timed(&mut timings, "5. audit over HTTP", &mut feed, |f| {
+        audit::run(f, &world, &cast, &config.audit_state())
+    })?;
+    let totals = timed(&mut timings, "6. report", &mut feed, |f| {
+        report::run(f, &world, &audit, &config.report_dir())
+    })?;
     let outcome = DemoOutcome {
         seed: config.seed,
         scale: config.scale,
         timings,
         audit,
         totals,
+        lessons: counts,
+        day_micros: p.day_micros,
+        allocation_validity_days: p.allocation_validity_days,
         refusals: feed.refusals(),
         exists: feed.exists(),
-        entries: feed.accepted(),
+        // The whole log: the genesis and the match run's entries included.
+        entries: feed.size(),
     };
     report::print_finish(&outcome, &config.report_dir(), started.elapsed());
     report::write_markdown(&outcome, &config.report_dir())?;
+    if config.keep_serving {
+        serving::print_urls(&server.url(), &world);
+        serving::wait_for_interrupt()?;
+    }
+    server.shutdown()?;
     Ok(outcome)
 }

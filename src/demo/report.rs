@@ -19,14 +19,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
+use rayon::prelude::*;
 
 use super::audit::AuditReport;
 use super::feed::Feed;
 use super::story::yuan;
-use super::transport::Transport;
 use super::world::World;
 use super::{io_err, svg, DemoError, DemoOutcome};
-use crate::ledger::defaults::SHANGHAI_DISTRICTS;
+use crate::ledger::defaults::{CONFIRMATION_WINDOW_DAYS, SHANGHAI_DISTRICTS};
+use crate::ledger::queries::StudentSummary;
 
 /// One district's coverage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,21 +80,28 @@ pub fn percent(part: u64, whole: u64) -> String {
     format!("{}.{}%", permille / 10, permille % 10)
 }
 
+/// Students whose balances are fetched at once (in parallel, on the client's side).
+const STUDENTS_PER_ROUND: u64 = 1024;
+
 /// Step 6: read the totals, cross-check them, print the table, write the CSVs and the
 /// chart (`report.md` is written by [`write_markdown`] once the timings are known).
 ///
+/// Every student's balance is fetched with its proofs (`GET /v1/students/{ref}`, each
+/// proof verified by the client), each closed institution's report from
+/// `GET /v1/institutions/{id}/report`, the totals from `GET /v1/pool`.
+///
 /// # Errors
-/// A total that does not add up; I/O; faults.
-pub fn run<T: Transport>(
-    feed: &mut Feed<T>,
+/// A total that does not add up; a proof that does not verify; I/O; faults.
+pub fn run(
+    feed: &mut Feed,
     world: &World,
     audit: &AuditReport,
     dir: &Path,
 ) -> Result<Totals, DemoError> {
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let samples = feed.samples().to_vec();
-    let transport = feed.transport();
-    let pool = transport.pool_totals()?;
+    let ledger = feed.transport();
+    let pool = ledger.pool()?;
     let p = world.params();
     let mut t = Totals {
         pledges_approved: pool.pledges_approved,
@@ -114,60 +122,35 @@ pub fn run<T: Transport>(
             .collect(),
         ..Totals::default()
     };
-    let bar = ProgressBar::new(2 * p.students);
-    for n in 0..p.students {
-        bar.inc(1);
-        let claim = world.claim(n);
-        let Some(s) = transport.student_summary(&claim.student)? else {
-            return Err(DemoError::check(
-                format!("claims of {}", claim.student),
-                1,
-                0,
-            ));
-        };
-        let served = s.consumed.0 > 0;
-        t.students_served += u64::from(served);
-        t.students_matched += u64::from(served || s.reserved.0 > 0);
-        if let Some(row) = t
-            .districts
-            .iter_mut()
-            .find(|r| r.district == claim.district)
-        {
-            row.claims += s.claims.len() as u64;
-            row.owed_fen += s.value.0;
-            row.made_good_fen += s.consumed.0;
-            row.students_served += u64::from(served);
+    let header = "claim,student,lessons,owed_fen,made_good_fen,outstanding_fen\n";
+    let closed: Vec<String> = (0..p.closed).map(|c| world.closed(c)).collect();
+    // Per closed institution: its CSV so far, and what its claims add up to.
+    let mut csvs: Vec<(String, u64, u64)> = vec![(header.to_string(), 0, 0); closed.len()];
+    let bar = ProgressBar::new(p.students);
+    let mut first = 0;
+    while first < p.students {
+        let last = (first + STUDENTS_PER_ROUND).min(p.students);
+        let summaries = (first..last)
+            .into_par_iter()
+            .map(|n| {
+                let claim = world.claim(n);
+                let summary = ledger.student(&claim.student)?.ok_or_else(|| {
+                    DemoError::check(format!("claims of {}", claim.student), 1, 0)
+                })?;
+                Ok((claim, summary))
+            })
+            .collect::<Result<Vec<_>, DemoError>>()?;
+        for (claim, s) in summaries {
+            add_student(&mut t, &closed, &mut csvs, claim.district, &s)?;
         }
+        bar.inc(last - first);
+        first = last;
     }
-    for c in 0..p.closed {
-        let inst = world.closed(c);
-        let Some(r) = transport.institution_report(&inst)? else {
+    bar.finish_and_clear();
+    for (inst, (mut csv, owed, made_good)) in closed.into_iter().zip(csvs) {
+        let Some(r) = ledger.institution_report(&inst)? else {
             return Err(DemoError::check(format!("report of {inst}"), "one", "none"));
         };
-        let mut csv =
-            String::from("claim,student,lessons,owed_fen,made_good_fen,outstanding_fen\n");
-        let (mut owed, mut made_good) = (0u64, 0u64);
-        for n in (c..p.students).step_by(usize::try_from(p.closed).unwrap_or(1).max(1)) {
-            bar.inc(1);
-            let claim = world.claim(n);
-            let Some(b) = transport.claim_balance(&claim.claim)? else {
-                return Err(DemoError::check(
-                    format!("claim {}", claim.claim),
-                    "one",
-                    "none",
-                ));
-            };
-            let outstanding = b.value.0.checked_sub(b.consumed.0).ok_or_else(|| {
-                DemoError::check(format!("outstanding of {}", b.claim), "≥ 0", "negative")
-            })?;
-            owed += b.value.0;
-            made_good += b.consumed.0;
-            let _ = writeln!(
-                csv,
-                "{},{},{},{},{},{outstanding}",
-                b.claim, b.student, b.lessons.0, b.value.0, b.consumed.0
-            );
-        }
         if (owed, made_good) != (r.owed.0, r.made_good.0) {
             return Err(DemoError::check(
                 format!("claims of {inst} against its report (owed, made good)"),
@@ -191,12 +174,52 @@ pub fn run<T: Transport>(
             outstanding_fen: r.outstanding.0,
         });
     }
-    bar.finish_and_clear();
     cross_check(&t)?;
     let path = dir.join("pool.svg");
     fs::write(&path, svg::pool_chart(&samples)).map_err(io_err(&path))?;
     print_summary(&t, audit);
     Ok(t)
+}
+
+/// One student's balance into the totals, their district's row and their claims'
+/// institutions' CSVs.
+fn add_student(
+    t: &mut Totals,
+    closed: &[String],
+    csvs: &mut [(String, u64, u64)],
+    district: &str,
+    s: &StudentSummary,
+) -> Result<(), DemoError> {
+    let served = s.consumed.0 > 0;
+    t.students_served += u64::from(served);
+    t.students_matched += u64::from(served || s.reserved.0 > 0);
+    if let Some(row) = t.districts.iter_mut().find(|r| r.district == district) {
+        row.claims += s.claims.len() as u64;
+        row.owed_fen += s.value.0;
+        row.made_good_fen += s.consumed.0;
+        row.students_served += u64::from(served);
+    }
+    for b in &s.claims {
+        let outstanding = b.value.0.checked_sub(b.consumed.0).ok_or_else(|| {
+            DemoError::check(format!("outstanding of {}", b.claim), "≥ 0", "negative")
+        })?;
+        let Some(i) = closed.iter().position(|c| *c == b.institution.as_str()) else {
+            return Err(DemoError::check(
+                format!("institution of {}", b.claim),
+                "a closed institution of the demo",
+                &b.institution,
+            ));
+        };
+        let (csv, owed, made_good) = &mut csvs[i];
+        *owed += b.value.0;
+        *made_good += b.consumed.0;
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{outstanding}",
+            b.claim, b.student, b.lessons.0, b.value.0, b.consumed.0
+        );
+    }
+    Ok(())
 }
 
 /// The institutions' reports and the districts must add up to the pool's totals.
@@ -288,7 +311,7 @@ pub fn print_finish(outcome: &DemoOutcome, dir: &Path, total: Duration) {
     );
     for s in &outcome.timings {
         println!(
-            "  {:<26} {:>10.2?} {:>9} entries {:>10.0} entries/s",
+            "  {:<32} {:>10.2?} {:>9} entries {:>10.0} entries/s",
             s.step,
             s.wall,
             s.entries,
@@ -297,7 +320,7 @@ pub fn print_finish(outcome: &DemoOutcome, dir: &Path, total: Duration) {
     }
     let secs = total.as_secs_f64().max(1e-9);
     println!(
-        "  {:<26} {:>10.2?} {:>9} entries {:>10.0} entries/s",
+        "  {:<32} {:>10.2?} {:>9} entries {:>10.0} entries/s",
         "total",
         total,
         outcome.entries,
@@ -379,12 +402,15 @@ pub fn write_markdown(outcome: &DemoOutcome, dir: &Path) -> Result<(), DemoError
     }
     let _ = writeln!(
         md,
-        "\n## Audit\n\nVerdict: **{}**. {} entries, {} signatures, {} checkpoints verified; root `{}`.\n{}.\nCo-signed by `{}`; {} inclusion proofs verified for {}.\n\n```text\n{}```",
+        "\n## Audit (over HTTP, by `{}`)\n\nVerdict: **{}**. {} entries and {} signatures verified from the tlog tiles; root `{}` recomputed{}.\n{}.\nCo-signed by `{}` (`POST /v1/cosign`); {} inclusion proofs verified for {}.\n\n```text\n{}```",
+        a.cosigned_by,
         if a.passed { "PASS" } else { "FAIL" },
         a.entries,
         a.signatures,
-        a.checkpoints,
         a.root_base64,
+        a.consistent_with.map_or_else(String::new, |m| format!(
+            "; consistent with the checkpoint of size {m} remembered from the first audit"
+        )),
         a.state_line,
         a.cosigned_by,
         a.proofs_verified,
@@ -398,10 +424,23 @@ pub fn write_markdown(outcome: &DemoOutcome, dir: &Path) -> Result<(), DemoError
     for (code, n, msg) in &outcome.refusals {
         let _ = writeln!(md, "| `{code}` | {n} | {msg} |");
     }
+    let l = &outcome.lessons;
     let _ = writeln!(
         md,
-        "\nResubmissions answered with their first receipt: {}.\n\nNot shown: `lesson_deemed_confirmed` after the window. Ledger time is the wall clock and the genesis window is whole days (≥ 1), so the demo cannot wait it out; the operator's early attempt is refused instead.",
-        outcome.exists
+        "\nResubmissions answered with their first receipt: {}.\n\n## Lessons and time\n\nThe ledger's day is {} s (genesis `day_micros`): the 15-day confirmation window is {} s and allocations are valid {} days ({} s) of ledger time, stamped by the server.\n\n| allocations | declined | expired | co-signed | confirmed | deemed confirmed | disputes upheld | disputes rejected |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} | {} | {} |",
+        outcome.exists,
+        outcome.day_micros / 1_000_000,
+        CONFIRMATION_WINDOW_DAYS * outcome.day_micros / 1_000_000,
+        outcome.allocation_validity_days,
+        outcome.allocation_validity_days * outcome.day_micros / 1_000_000,
+        l.allocations,
+        l.declined,
+        l.expired,
+        l.consumed,
+        l.confirmed,
+        l.deemed,
+        l.upheld,
+        l.rejected
     );
     let _ = writeln!(
         md,

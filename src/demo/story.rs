@@ -5,11 +5,13 @@
 //! signs what is the ledger's rule, quoted where it matters.
 //!
 //! ```no_run
-//! use lesson_ledger::demo::{feed::Feed, story, world::World, LocalLedger, Scale};
+//! use lesson_ledger::demo::{create, feed::Feed, story, world::World, HttpLedger, Scale};
 //! let world = World::new(1, Scale::Tiny, lesson_ledger::demo::world::now_micros());
-//! let (ledger, operator) = LocalLedger::create(std::path::Path::new("/tmp/l"), world.origin())?;
-//! let cast = story::Cast::new(&world, operator)?;
-//! let mut feed = Feed::new(ledger);
+//! let created = create::ledger(std::path::Path::new("/tmp/l"), &world)?;
+//! // ... served at http://127.0.0.1:8080 (see `lesson_ledger::http::Server`) ...
+//! let ledger = HttpLedger::new("http://127.0.0.1:8080", &created.operator.vkey())?;
+//! let cast = story::Cast::new(&world, created.operator)?;
+//! let mut feed = Feed::new(ledger, 1);
 //! story::setup(&mut feed, &world, &cast)?;
 //! # Ok::<(), lesson_ledger::demo::DemoError>(())
 //! ```
@@ -19,10 +21,8 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::feed::{Expect, Feed};
-use super::transport::{Transport, OPERATOR};
 use super::world::{World, POOL_FLOOR_FEN};
 use super::DemoError;
-use crate::ledger::defaults;
 use crate::log::note::NoteSigner;
 
 /// The parties whose keys the story keeps at hand (students' keys are derived when
@@ -59,8 +59,8 @@ impl Cast {
 }
 
 /// `party_registered`: "signed by an operator AND by the new key (proof of possession)".
-fn register<T: Transport>(
-    feed: &mut Feed<T>,
+fn register(
+    feed: &mut Feed,
     cast: &Cast,
     key: &Arc<NoteSigner>,
     role: &str,
@@ -74,23 +74,12 @@ fn register<T: Transport>(
     )
 }
 
-/// Step 1: the genesis (signed by the operator, as `init` does) and every party.
+/// Step 1 (after the genesis, which the operator wrote creating the ledger): every
+/// party registers its key.
 ///
 /// # Errors
 /// An unexpected answer; faults.
-pub fn setup<T: Transport>(
-    feed: &mut Feed<T>,
-    world: &World,
-    cast: &Cast,
-) -> Result<(), DemoError> {
-    // The default genesis: Shanghai's 16 districts, the usual subjects, the national
-    // platform's 15-day window, 90-day allocations (whole days: see the module docs).
-    let genesis = defaults::genesis(world.origin(), OPERATOR, &cast.operator.vkey());
-    let payload: serde_json::Value =
-        serde_json::from_slice(&defaults::genesis_payload(&genesis))
-            .map_err(|e| DemoError::Setup(format!("genesis payload: {e}")))?;
-    feed.push(&payload, vec![cast.operator.clone()], Expect::Accepted)?;
-    feed.flush()?;
+pub fn setup(feed: &mut Feed, world: &World, cast: &Cast) -> Result<(), DemoError> {
     let p = world.params();
     feed.progress(
         "registering",
@@ -124,11 +113,7 @@ pub fn setup<T: Transport>(
 ///
 /// # Errors
 /// An unexpected answer; faults.
-pub fn closures_and_claims<T: Transport>(
-    feed: &mut Feed<T>,
-    world: &World,
-    cast: &Cast,
-) -> Result<(), DemoError> {
+pub fn closures_and_claims(feed: &mut Feed, world: &World, cast: &Cast) -> Result<(), DemoError> {
     let p = world.params();
     for c in 0..p.closed {
         let inst = world.closed(c);
@@ -169,11 +154,7 @@ pub fn closures_and_claims<T: Transport>(
 ///
 /// # Errors
 /// An unexpected answer; a pool below 1.4 billion yuan at `small`/`city`; faults.
-pub fn pledges<T: Transport>(
-    feed: &mut Feed<T>,
-    world: &World,
-    cast: &Cast,
-) -> Result<(), DemoError> {
+pub fn pledges(feed: &mut Feed, world: &World, cast: &Cast) -> Result<(), DemoError> {
     let operator = || vec![cast.operator.clone()];
     for d in cast.donors.iter().chain(std::iter::once(&cast.banned)) {
         let inst = d.name().as_str();
@@ -221,7 +202,7 @@ pub fn pledges<T: Transport>(
         Expect::Refused("institution_banned"),
     )?;
     feed.flush()?;
-    let pool = feed.transport().pool_totals()?;
+    let pool = feed.transport().pool()?;
     println!(
         "{} pledges approved from {} donors, worth {} yuan; {banned} black-listed, its later pledge refused (institution_banned)",
         pool.pledges_approved,

@@ -1,38 +1,32 @@
-//! How the demo reaches the ledger: the [`Transport`] trait, and [`LocalLedger`], its
-//! implementation on the library (the writer in this process).
+//! How the demo reaches the ledger: [`HttpLedger`], the HTTP API of a running server
+//! through [`crate::client`] — the same requests any party would send.
 //!
-//! The trait is the seam for issue 4: an HTTP transport will send the same envelopes
-//! to `POST` endpoints and read the same balances and proofs from the read API; the
-//! story above it does not change. The server side verifies envelopes, so
-//! [`Transport::submit`] takes them signed but unverified; [`LocalLedger`] verifies them
-//! as `append` does (`verify_batch` with a [`KeyCache`]).
+//! Envelopes are signed in the demo and verified by the server; each submission is one
+//! `POST /v1/entries` batch (at most [`ENTRIES_PER_REQUEST_MAX`]) answered per entry.
+//! Balances come with their entries and inclusion proofs, which
+//! [`Client::balance`] checks against the operator-signed checkpoint before the demo
+//! sees a figure.
 //!
 //! ```no_run
-//! use lesson_ledger::demo::{LocalLedger, Transport};
-//! let (ledger, _operator) = LocalLedger::create(std::path::Path::new("/tmp/l"), "demo.example/sh")?;
-//! assert_eq!(ledger.size(), 0);
+//! use lesson_ledger::demo::HttpLedger;
+//! let ledger = HttpLedger::new("http://127.0.0.1:8080", "operator+1a2b3c4d+A...")?;
+//! println!("{} fen pledged", ledger.pool()?.pledged.0);
 //! # Ok::<(), lesson_ledger::demo::DemoError>(())
 //! ```
 
-use std::path::{Path, PathBuf};
+use serde::de::DeserializeOwned;
+
+use crate::client::{BalanceKind, Client, ClientError, MatchAnswer};
+use crate::http::entries::ENTRIES_PER_REQUEST_MAX;
+use crate::ledger::objects::{Allocation, Pool};
+use crate::ledger::queries::{InstitutionReport, StudentSummary};
+use crate::log::envelope::Envelope;
+use crate::log::leaf::Leaf;
+use crate::log::note::NoteVerifier;
 
 use super::DemoError;
-use crate::ledger::objects::Pool;
-use crate::ledger::queries::{self, ClaimBalance, InstitutionReport, StudentSummary};
-use crate::ledger::replay::Replayer;
-use crate::ledger::sled_state::SledState;
-use crate::ledger::writer::Ledger;
-use crate::log::audit::{audit_with, AuditError, AuditOptions, AuditSummary};
-use crate::log::envelope::{verify_batch, Envelope, KeyCache};
-use crate::log::hash::Hash;
-use crate::log::keyfile;
-use crate::log::note::{KeyName, NoteSigner};
-use crate::log::store::{layout, Outcome};
 
-/// The operator's key name and party ref.
-pub const OPERATOR: &str = "operator";
-
-/// What became of one submitted envelope, as any transport reports it.
+/// What became of one submitted envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Submitted {
     /// Appended at this index.
@@ -43,244 +37,162 @@ pub enum Submitted {
     Refused { code: String, message: String },
 }
 
-/// An independent audit of the whole ledger, as an auditor outside the writer does it.
-pub struct Audited {
-    pub summary: AuditSummary,
-    /// The auditor's own replay of every entry under the rules.
-    pub replayed: Replayer,
-    /// Whether the writer's stored state equals the replay, in words.
-    pub state_line: String,
+/// The ledger behind a server's HTTP API.
+pub struct HttpLedger {
+    url: String,
+    client: Client,
+    operator: NoteVerifier,
 }
 
-/// The ledger as the demo sees it: submit envelopes, read balances and proofs, audit.
-pub trait Transport {
-    /// Submits envelopes in one batch; one answer each, in order.
-    ///
-    /// # Errors
-    /// Faults of the ledger (never an entry's fault: those are [`Submitted::Refused`]).
-    fn submit(&mut self, batch: Vec<Envelope>) -> Result<Vec<Submitted>, DemoError>;
-    /// Entries in the log.
-    fn size(&self) -> u64;
-    /// The latest signed checkpoint (C2SP signed note).
-    fn checkpoint_text(&self) -> String;
-    /// The operator's verifier key.
-    fn operator_vkey(&self) -> String;
-    /// # Errors
-    /// Store faults.
-    fn pool_totals(&self) -> Result<Pool, DemoError>;
-    /// # Errors
-    /// Store faults.
-    fn claim_balance(&self, claim: &str) -> Result<Option<ClaimBalance>, DemoError>;
-    /// # Errors
-    /// Store faults.
-    fn student_summary(&self, student: &str) -> Result<Option<StudentSummary>, DemoError>;
-    /// # Errors
-    /// Store faults.
-    fn institution_report(&self, inst: &str) -> Result<Option<InstitutionReport>, DemoError>;
-    /// The canonical leaf bytes of entry `index` (hashed by the client itself).
-    ///
-    /// # Errors
-    /// Out of range; store faults.
-    fn leaf_bytes(&self, index: u64) -> Result<Vec<u8>, DemoError>;
-    /// # Errors
-    /// Out of range; store faults.
-    fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, DemoError>;
-    /// Audits the whole log from outside the writer and replays it under the rules.
-    ///
-    /// # Errors
-    /// [`DemoError::AuditFailed`] with the first finding; faults.
-    fn audit(&mut self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Audited, DemoError>;
+fn decode(what: &str, e: serde_json::Error) -> DemoError {
+    DemoError::Client(ClientError::Decode {
+        what: what.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
-/// The library transport: a [`Ledger`] writer in this process.
-pub struct LocalLedger {
-    dir: PathBuf,
-    /// `None` only while the audit has the directory to itself.
-    ledger: Option<Ledger>,
-    keys: KeyCache,
-}
-
-impl LocalLedger {
-    /// Creates a new ledger in `dir` (refusing to overwrite one) and returns it with the
-    /// operator's signer (its key made by the log, read back from `operator.key`).
-    ///
-    /// # Errors
-    /// [`crate::log::store::LogError::AlreadyExists`]; I/O; an unreadable key.
-    pub fn create(dir: &Path, origin: &str) -> Result<(LocalLedger, NoteSigner), DemoError> {
-        let ledger = Ledger::create(dir, origin, OPERATOR)?;
-        let key = keyfile::read_private_pem(&dir.join(layout::OPERATOR_KEY))
-            .map_err(|e| DemoError::Setup(format!("operator key: {e}")))?;
-        let operator = NoteSigner::new(KeyName::new(OPERATOR)?, key);
-        if operator.vkey() != ledger.log().config().operator_vkey {
-            return Err(DemoError::check(
-                "operator key",
-                &ledger.log().config().operator_vkey,
-                operator.vkey(),
-            ));
-        }
-        Ok((
-            LocalLedger {
-                dir: dir.to_path_buf(),
-                ledger: Some(ledger),
-                keys: KeyCache::self_certifying(),
-            },
-            operator,
-        ))
-    }
-
-    /// Closes the writer (flushing everything derived).
-    ///
-    /// # Errors
-    /// I/O.
-    pub fn close(mut self) -> Result<(), DemoError> {
-        if let Some(ledger) = self.ledger.take() {
-            ledger.close()?;
-        }
-        Ok(())
-    }
-
-    fn ledger(&self) -> Result<&Ledger, DemoError> {
-        self.ledger
-            .as_ref()
-            .ok_or_else(|| DemoError::Setup("the ledger is closed".into()))
-    }
-
-    /// Compares the replay with the state the writer stored (as `verify` does).
-    fn compare_stored_state(&self, replayer: &Replayer) -> Result<String, DemoError> {
-        let index = self.dir.join(layout::INDEX);
-        let db = sled::open(&index)
-            .map_err(|e| DemoError::Setup(format!("{}: {e}", index.display())))?;
-        let state = SledState::open(&db).map_err(|e| DemoError::Setup(e.to_string()))?;
-        if state.size() != replayer.entries() {
-            return Err(DemoError::AuditFailed(format!(
-                "the stored state reflects {} entries, the log holds {}",
-                state.size(),
-                replayer.entries()
-            )));
-        }
-        replayer.compare(&state).map_err(|d| {
-            DemoError::AuditFailed(format!("stored state differs from the replay: {d}"))
-        })?;
-        Ok(format!(
-            "state: replayed {} entries, {} objects, digest {}, equal to the stored state",
-            replayer.entries(),
-            replayer.state().len(),
-            crate::ledger::units::hex(&replayer.state().digest())
-        ))
+/// `None` for a 404, the value otherwise.
+fn found<T>(r: Result<T, ClientError>) -> Result<Option<T>, DemoError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(ClientError::Status { status: 404, .. }) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
-impl Transport for LocalLedger {
-    fn submit(&mut self, batch: Vec<Envelope>) -> Result<Vec<Submitted>, DemoError> {
-        let ledger = self
-            .ledger
-            .as_mut()
-            .ok_or_else(|| DemoError::Setup("the ledger is closed".into()))?;
-        // As `append`: verify every signature first (in parallel); only verified
-        // envelopes reach the writer, and the answers keep the submitted order.
-        let mut answers: Vec<Option<Submitted>> = vec![None; batch.len()];
-        let mut good = Vec::with_capacity(batch.len());
-        let mut good_at = Vec::with_capacity(batch.len());
-        for (i, v) in verify_batch(batch, &self.keys).into_iter().enumerate() {
-            match v {
-                Ok(env) => {
-                    good.push(env);
-                    good_at.push(i);
-                }
-                Err(e) => {
-                    answers[i] = Some(Submitted::Refused {
-                        code: e.code().to_string(),
-                        message: e.to_string(),
-                    })
-                }
+impl HttpLedger {
+    /// The server at `url`, whose checkpoints must be signed by `operator_vkey` (the
+    /// key the demo's ledger was created with, not one the server announces).
+    ///
+    /// # Errors
+    /// A malformed key; the HTTP client cannot be built.
+    pub fn new(url: &str, operator_vkey: &str) -> Result<HttpLedger, DemoError> {
+        Ok(HttpLedger {
+            url: url.to_owned(),
+            client: Client::new(url)?,
+            operator: NoteVerifier::from_vkey(operator_vkey)?,
+        })
+    }
+
+    /// The base URL.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The client beneath (audits, cosignatures).
+    #[must_use]
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The operator key checkpoints are verified under.
+    #[must_use]
+    pub fn operator(&self) -> &NoteVerifier {
+        &self.operator
+    }
+
+    /// Submits envelopes in `POST /v1/entries` batches; one answer each, in order.
+    ///
+    /// # Errors
+    /// Transport and status errors of a whole request (never an entry's own fault:
+    /// that is [`Submitted::Refused`]).
+    pub fn submit(&self, batch: &[Envelope]) -> Result<Vec<Submitted>, DemoError> {
+        let texts: Vec<String> = batch.iter().map(Envelope::to_json).collect();
+        let mut answers = Vec::with_capacity(batch.len());
+        for chunk in texts.chunks(ENTRIES_PER_REQUEST_MAX) {
+            for r in self.client.submit(chunk)? {
+                let index = r.receipt.as_ref().map(|r| r.index);
+                answers.push(match (r.status.as_str(), index) {
+                    ("ok", Some(index)) => Submitted::Accepted { index },
+                    ("exists", Some(index)) => Submitted::Exists { index },
+                    _ => Submitted::Refused {
+                        message: r.error.unwrap_or_default(),
+                        code: r.status,
+                    },
+                });
             }
         }
-        for (outcome, i) in ledger.submit(good)?.into_iter().zip(good_at) {
-            answers[i] = Some(match outcome {
-                Outcome::Ok(r) => Submitted::Accepted { index: r.index },
-                Outcome::Exists(r) => Submitted::Exists { index: r.index },
-                Outcome::ExistsWithDifferentPayload { existing, .. } => Submitted::Refused {
-                    code: "exists_with_different_payload".into(),
-                    message: format!("client id already used by entry {existing}"),
-                },
-                Outcome::Refused(e) => Submitted::Refused {
-                    code: e.code().to_string(),
-                    message: e.to_string(),
-                },
-            });
-        }
-        answers
-            .into_iter()
-            .map(|a| a.ok_or_else(|| DemoError::Setup("an envelope got no answer".into())))
-            .collect()
+        Ok(answers)
     }
 
-    fn size(&self) -> u64 {
-        self.ledger.as_ref().map_or(0, |l| l.log().size())
+    /// Entries in the log (`GET /v1/log`).
+    ///
+    /// # Errors
+    /// Transport, status and decoding errors.
+    pub fn size(&self) -> Result<u64, DemoError> {
+        Ok(self.client.log_info()?.size)
     }
 
-    fn checkpoint_text(&self) -> String {
-        self.ledger
-            .as_ref()
-            .map_or_else(String::new, |l| l.log().checkpoint().text())
+    /// `GET /v1/pool`.
+    ///
+    /// # Errors
+    /// Transport, status and decoding errors.
+    pub fn pool(&self) -> Result<Pool, DemoError> {
+        Ok(self.client.pool()?)
     }
 
-    fn operator_vkey(&self) -> String {
-        self.ledger
-            .as_ref()
-            .map_or_else(String::new, |l| l.log().config().operator_vkey.clone())
+    /// `GET /v1/students/{ref}`, every proof verified; `None` if the student holds no
+    /// claim.
+    ///
+    /// # Errors
+    /// [`ClientError::Verification`] if a proof fails; transport, status, decoding.
+    pub fn student(&self, student: &str) -> Result<Option<StudentSummary>, DemoError> {
+        self.proven(BalanceKind::Student, student)
     }
 
-    fn pool_totals(&self) -> Result<Pool, DemoError> {
-        Ok(queries::pool_totals(self.ledger()?.state())?)
+    /// `GET /v1/allocations/{id}`, every proof verified.
+    ///
+    /// # Errors
+    /// As [`HttpLedger::student`].
+    pub fn allocation(&self, allocation: &str) -> Result<Option<Allocation>, DemoError> {
+        self.proven(BalanceKind::Allocation, allocation)
     }
 
-    fn claim_balance(&self, claim: &str) -> Result<Option<ClaimBalance>, DemoError> {
-        Ok(queries::claim_balance(self.ledger()?.state(), claim)?)
-    }
-
-    fn student_summary(&self, student: &str) -> Result<Option<StudentSummary>, DemoError> {
-        Ok(queries::student_summary(self.ledger()?.state(), student)?)
-    }
-
-    fn institution_report(&self, inst: &str) -> Result<Option<InstitutionReport>, DemoError> {
-        Ok(queries::institution_report(self.ledger()?.state(), inst)?)
-    }
-
-    fn leaf_bytes(&self, index: u64) -> Result<Vec<u8>, DemoError> {
-        Ok(self.ledger()?.log().leaf_bytes(index)?)
-    }
-
-    fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, DemoError> {
-        Ok(self.ledger()?.log().inclusion_proof(index, size)?)
-    }
-
-    fn audit(&mut self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<Audited, DemoError> {
-        // The auditor reads the directory alone: close the writer (flushing what is
-        // derived), audit, compare, then open the ledger again for the report. The
-        // auditor brings the operator key it trusts (from the genesis it registered
-        // under), so the audit proves who signed, not only internal consistency.
-        let options = AuditOptions {
-            operator_vkey: Some(self.operator_vkey()),
-            known_checkpoint: Some(self.checkpoint_text()),
+    /// A balance whose proofs the client verified, as `T`; `None` for a 404.
+    fn proven<T: DeserializeOwned>(
+        &self,
+        kind: BalanceKind,
+        id: &str,
+    ) -> Result<Option<T>, DemoError> {
+        let Some(b) = found(self.client.balance(kind, id, &self.operator))? else {
+            return Ok(None);
         };
-        if let Some(ledger) = self.ledger.take() {
-            ledger.close()?;
-        }
-        let mut replayer = Replayer::new();
-        let result = audit_with(&self.dir, &options, progress, &mut replayer);
-        let summary = match result {
-            Ok(s) => s,
-            Err(AuditError::Finding(f)) => return Err(DemoError::AuditFailed(f.to_string())),
-            Err(AuditError::Log(e)) => return Err(e.into()),
-        };
-        let state_line = self.compare_stored_state(&replayer)?;
-        let (ledger, _) = Ledger::open(&self.dir)?;
-        self.ledger = Some(ledger);
-        Ok(Audited {
-            summary,
-            replayed: replayer,
-            state_line,
-        })
+        serde_json::from_value(b.balance)
+            .map(Some)
+            .map_err(|e| decode(id, e))
+    }
+
+    /// `GET /v1/institutions/{id}/report`; `None` if it never closed.
+    ///
+    /// # Errors
+    /// Transport, status and decoding errors.
+    pub fn institution_report(&self, inst: &str) -> Result<Option<InstitutionReport>, DemoError> {
+        found(self.client.institution_report(inst))
+    }
+
+    /// Leaves `[from, to)` from the entry bundles.
+    ///
+    /// # Errors
+    /// Transport, status and verification errors.
+    pub fn entries(&self, from: u64, to: u64) -> Result<Vec<Leaf>, DemoError> {
+        Ok(self.client.entries(from, to)?)
+    }
+
+    /// The ledger time the server stamped on entry `index`.
+    ///
+    /// # Errors
+    /// Transport, status and decoding errors.
+    pub fn time_of(&self, index: u64) -> Result<u64, DemoError> {
+        Ok(self.client.entry(index)?.time_micros)
+    }
+
+    /// `POST /v1/match` with the operator's bearer token: the matcher runs on the
+    /// server's state and its allocations are appended.
+    ///
+    /// # Errors
+    /// Transport, status (401 for a wrong token) and decoding errors.
+    pub fn run_match(&self, token: &str) -> Result<MatchAnswer, DemoError> {
+        Ok(self.client.run_match(token, false)?)
     }
 }

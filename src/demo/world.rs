@@ -41,8 +41,10 @@ pub const POOL_TARGET_FEN: u64 = 145_000_000_000;
 /// What the pool must exceed at `small` and `city` scale.
 pub const POOL_FLOOR_FEN: u64 = 140_000_000_000;
 
+/// Microseconds in a second.
+const SECOND_MICROS: u64 = 1_000_000;
 /// Microseconds in an hour.
-const HOUR_MICROS: u64 = 3_600 * 1_000_000;
+const HOUR_MICROS: u64 = 3_600 * SECOND_MICROS;
 /// Regular pledges are valid for a year from their offer.
 const PLEDGE_VALIDITY_MICROS: u64 = 365 * 24 * HOUR_MICROS;
 
@@ -67,10 +69,12 @@ pub struct Params {
     pub pool_target_fen: Option<u64>,
     /// Most lessons delivered per allocation (`None`: up to all of them).
     pub lessons_per_allocation_max: Option<u64>,
-    /// Short-lived pledges offered to show an allocation expiring.
-    pub short_pledges: u64,
-    /// Validity of a short-lived pledge, in µs.
-    pub short_validity_micros: u64,
+    /// The ledger's day (the genesis `day_micros`): short, so that the national
+    /// 15-day confirmation window and the allocations' validity pass in wall time.
+    pub day_micros: u64,
+    /// The genesis `allocation_validity_days`: long enough for every lesson of the
+    /// story to be delivered, short enough to watch allocations expire.
+    pub allocation_validity_days: u64,
 }
 
 impl Params {
@@ -86,8 +90,9 @@ impl Params {
                 pledges: 40,
                 pool_target_fen: None,
                 lessons_per_allocation_max: Some(12),
-                short_pledges: 1,
-                short_validity_micros: 1_500_000,
+                day_micros: SECOND_MICROS,
+                // Expiry just after the 15-day window: the test waits once.
+                allocation_validity_days: 16,
             },
             Scale::Small => Params {
                 students: 2_000,
@@ -97,8 +102,10 @@ impl Params {
                 pledges: 240,
                 pool_target_fen: Some(POOL_TARGET_FEN),
                 lessons_per_allocation_max: None,
-                short_pledges: 4,
-                short_validity_micros: 2_000_000,
+                day_micros: SECOND_MICROS,
+                // ~50,000 lessons go in well before 40 days are over (about 10 s on a
+                // quiet machine, 25 s on a busy one).
+                allocation_validity_days: 40,
             },
             Scale::City => Params {
                 students: 1_000_000,
@@ -108,8 +115,10 @@ impl Params {
                 pledges: 2_000,
                 pool_target_fen: Some(POOL_TARGET_FEN),
                 lessons_per_allocation_max: Some(2),
-                short_pledges: 16,
-                short_validity_micros: 3_000_000,
+                // About a million lessons take ten minutes or more: a 60 s day makes
+                // the month 30 minutes and the window 15, spent delivering lessons.
+                day_micros: 60 * SECOND_MICROS,
+                allocation_validity_days: 30,
             },
         }
     }

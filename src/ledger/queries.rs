@@ -10,7 +10,7 @@
 //! assert_eq!(queries::pool_totals(&s).unwrap().claims, 0);
 //! ```
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::RuleError;
 use super::objects::{Allocation, Claim, KeyRecord, Liability, Party, Pledge, Pool, StudentIndex};
@@ -19,7 +19,7 @@ use super::state::{get_object, StateView, POOL_ID};
 use super::units::{Fen, Id, KeyRef, Lessons};
 
 /// A claim's balance, in fen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct ClaimBalance {
     pub claim: Id,
@@ -85,7 +85,7 @@ pub fn allocation_balance<V: StateView + ?Sized>(
 }
 
 /// All claims of one student, with their totals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct StudentSummary {
     pub student: Id,
@@ -182,7 +182,7 @@ pub fn pool_totals<V: StateView + ?Sized>(view: &V) -> Result<Pool, RuleError> {
 }
 
 /// What a closed institution owes: the evidence for a collective claim.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct InstitutionReport {
     pub institution: Id,
