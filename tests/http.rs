@@ -892,6 +892,12 @@ fn metrics_count_entries_batches_and_responses() {
         1
     );
     assert!(text.contains("# TYPE lesson_ledger_http_requests_total counter"));
+    let busy: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("lesson_ledger_writer_busy_seconds_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("writer busy time missing in\n{text}"));
+    assert!(busy > 0.0, "three commits took some time");
 }
 
 /// The RFC 6962 root of leaves `[lo, hi)`, taking the hash of every complete, aligned
