@@ -414,11 +414,15 @@ pub fn parse_index(text: &str) -> Result<u64, ApiError> {
 pub async fn get_entry(
     State(app): State<AppState>,
     Path(index): Path<String>,
-) -> Result<Json<EntryView>, ApiError> {
+) -> Result<Response, ApiError> {
     let index = parse_index(&index)?;
-    app.read(move |ledger| entry_view(ledger, index))
-        .await
-        .map(Json)
+    let state = app.clone();
+    app.read(move |ledger| {
+        let view = state.entry_cache.get(ledger, index)?;
+        serde_json::to_vec(&*view).map_err(ApiError::internal)
+    })
+    .await
+    .map(super::json_body)
 }
 
 /// `GET /v1/entries/by-id/{id}`.
@@ -428,23 +432,25 @@ pub async fn get_entry(
 pub async fn get_entry_by_id(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<EntryView>, ApiError> {
+) -> Result<Response, ApiError> {
     let entry_id = EntryId::from_str(&id).map_err(|_| {
         ApiError::bad_request(
             "malformed_entry_id",
             "an entry id is 64 lowercase hex digits",
         )
     })?;
+    let state = app.clone();
     app.read(move |ledger| {
         let index = ledger
             .log()
             .index_of(&entry_id)
             .map_err(ApiError::internal)?
             .ok_or(ApiError::NotFound { what: "entry", id })?;
-        entry_view(ledger, index)
+        let view = state.entry_cache.get(ledger, index)?;
+        serde_json::to_vec(&*view).map_err(ApiError::internal)
     })
     .await
-    .map(Json)
+    .map(super::json_body)
 }
 
 #[cfg(test)]

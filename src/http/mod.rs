@@ -105,6 +105,7 @@ pub struct Shared {
     keys: Arc<KeyCache>,
     requests: metrics::RequestCounts,
     cosignatures: cosign::Cosignatures,
+    entry_cache: balances::EntryCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -127,6 +128,7 @@ impl AppState {
             sequencer,
             keys: Arc::new(KeyCache::self_certifying()),
             requests: metrics::RequestCounts::default(),
+            entry_cache: balances::EntryCache::default(),
         }))
     }
 
@@ -223,6 +225,17 @@ fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
 /// Every route of [`app`], as (method, axum path).
 pub fn routes() -> Vec<(&'static str, &'static str)> {
     route_table().into_iter().map(|(m, p, _)| (m, p)).collect()
+}
+
+/// A `200` with a JSON body already written (where it is built from borrowed parts,
+/// which `Json` cannot hold past the read lock).
+fn json_body(bytes: Vec<u8>) -> Response {
+    let mut response = (StatusCode::OK, bytes).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// The OpenAPI 3.1 document, `schemas/openapi.json`, compiled in.
