@@ -773,12 +773,14 @@ fn main() {
         let writer = writer_line(before, rt.block_on(writer_counters(addr)), phase.wall);
         println!(
             "{:<48} {:>8.0} entries/s = {:.0}% of library (target >= 80%); p99 {:.2?} a request; \
-         {}; {writer}",
+         cpu: client {:.0}%, server {:.0}% of a core, {:.1} µs server an entry; {writer}",
             "batched POSTs (256 a request), 8 connections",
             rate,
             100.0 * rate / library,
             percentile(&phase.latencies, 0.99),
-            phase.cpu_text()
+            100.0 * phase.used.client / phase.wall.as_secs_f64(),
+            100.0 * phase.used.server / phase.wall.as_secs_f64(),
+            1e6 * phase.used.server / n as f64
         );
     }
 

@@ -7,7 +7,8 @@
 //! and the benchmark use it); [`serve`] is the CLI's entry point.
 //!
 //! Writes go through one [`sequencer`] thread with group commit; reads take a read lock
-//! on the ledger, off the runtime. Errors are RFC 9457 problem details ([`ApiError`]).
+//! on the ledger, on the runtime when it is free and on the blocking pool while a group
+//! commit holds it ([`AppState::read`]). Errors are RFC 9457 problem details ([`ApiError`]).
 //! Requests are bounded by [`entries::REQUEST_BODY_BYTES_MAX`] (tower-http's body limit,
 //! answered `413`) and by timeouts ([`ServerConfig`], answered `408`).
 //!
