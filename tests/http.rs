@@ -892,6 +892,12 @@ fn metrics_count_entries_batches_and_responses() {
         1
     );
     assert!(text.contains("# TYPE lesson_ledger_http_requests_total counter"));
+    let busy: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("lesson_ledger_writer_busy_seconds_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("writer busy time missing in\n{text}"));
+    assert!(busy > 0.0, "three commits took some time");
 }
 
 /// The RFC 6962 root of leaves `[lo, hi)`, taking the hash of every complete, aligned
@@ -1406,4 +1412,66 @@ fn clients_that_retry_across_a_restart_lose_and_duplicate_nothing() {
             "entry {n} lost"
         );
     }
+}
+
+/// Where `instance` departs from the schema the OpenAPI document gives the `200` JSON
+/// response of `GET path_template` (its `$ref`s resolved in the document's components).
+fn openapi_errors(path_template: &str, instance: &Value) -> Vec<String> {
+    let doc: Value = serde_json::from_str(lesson_ledger::http::OPENAPI_JSON).unwrap();
+    let schema = &doc["paths"][path_template]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"];
+    assert!(schema.is_object(), "{path_template}: no JSON 200 schema");
+    let mut root = schema.clone();
+    root["components"] = doc["components"].clone();
+    let validator = jsonschema::validator_for(&root).unwrap();
+    let errors = validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    errors
+}
+
+fn assert_matches_openapi(path_template: &str, instance: &Value) {
+    let errors = openapi_errors(path_template, instance);
+    assert!(errors.is_empty(), "{path_template}: {errors:?}\n{instance}");
+}
+
+#[test]
+fn pool_and_report_responses_have_the_documented_shapes() {
+    let f = Fixture::new();
+    let empty: Value = f.get("/v1/pool").json().unwrap();
+    assert_matches_openapi("/v1/pool", &empty);
+    scenario(&f);
+    let pool: Value = f.get("/v1/pool").json().unwrap();
+    assert_matches_openapi("/v1/pool", &pool);
+    let report: Value = f.get("/v1/institutions/inst-0001/report").json().unwrap();
+    assert_matches_openapi("/v1/institutions/{id}/report", &report);
+    assert!(report["closed_at"].is_u64(), "{report}");
+    // The schemas are closed and complete: a member added to or dropped from the
+    // responses without the document following is caught here.
+    for (template, good) in [
+        ("/v1/pool", &pool),
+        ("/v1/institutions/{id}/report", &report),
+    ] {
+        let mut extra = good.clone();
+        extra["undocumented"] = json!(1);
+        let mut missing = good.clone();
+        let first = missing.as_object().unwrap().keys().next().unwrap().clone();
+        missing.as_object_mut().unwrap().remove(&first);
+        for bad in [extra, missing] {
+            assert!(
+                !openapi_errors(template, &bad).is_empty(),
+                "{template} accepted {bad}"
+            );
+        }
+    }
+    // The other typed reads, against real responses too.
+    let claim: Value = f.get("/v1/claims/c-0001").json().unwrap();
+    assert_matches_openapi("/v1/claims/{id}", &claim);
+    let student: Value = f.get("/v1/students/stu-3f9a").json().unwrap();
+    assert_matches_openapi("/v1/students/{id}", &student);
+    let entry: Value = f.get("/v1/entries/1").json().unwrap();
+    assert_matches_openapi("/v1/entries/{index}", &entry);
+    let proof: Value = f.get("/v1/proofs/inclusion?index=1").json().unwrap();
+    assert_matches_openapi("/v1/proofs/inclusion", &proof);
 }

@@ -17,13 +17,17 @@
 //! assert!(b.entries.is_empty());
 //! ```
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use axum::extract::{Path, State};
+use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::entries::entry_view;
+use super::entries::{entry_view, EntryView};
 use super::error::ApiError;
 use super::AppState;
 use crate::ledger::error::RuleError;
@@ -69,39 +73,109 @@ fn valid_id(field: &'static str, id: &str) -> Result<(), ApiError> {
         .map_err(|e| ApiError::bad_request("malformed_id", e.to_string()))
 }
 
-/// Proves `indexes` against the current checkpoint.
-fn prove(
+/// Most entries [`EntryCache`] holds (about a kilobyte each: the envelope's JSON and
+/// two hex/base64 strings), so at most some 16 MiB.
+pub const ENTRY_CACHE_ENTRIES_MAX: usize = 16_384;
+
+/// Served forms of entries, by index. An entry never changes once it is in the log, so
+/// an entry cached is never stale; a balance's entries are read again on every request
+/// for it, and reading one costs a record read, its checksum, decoding the leaf and the
+/// envelope, re-encoding the envelope and hashing it for its id.
+#[derive(Debug, Default)]
+pub struct EntryCache {
+    entries: Mutex<HashMap<u64, Arc<EntryView>>>,
+}
+
+impl EntryCache {
+    /// Entry `index` in its served form, from the cache or read and cached.
+    ///
+    /// # Errors
+    /// As [`entry_view`].
+    pub fn get(&self, ledger: &Ledger, index: u64) -> Result<Arc<EntryView>, ApiError> {
+        if let Some(view) = self.lock().get(&index) {
+            return Ok(Arc::clone(view));
+        }
+        // Read outside the mutex: two readers may both read it; either copy is right.
+        let view = Arc::new(entry_view(ledger, index)?);
+        let mut entries = self.lock();
+        if entries.len() >= ENTRY_CACHE_ENTRIES_MAX {
+            // Evict an arbitrary entry (the map's hashing is randomly seeded): cheap, and
+            // fair enough for balances that are read at random.
+            if let Some(&old) = entries.keys().next() {
+                entries.remove(&old);
+            }
+        }
+        entries.insert(index, Arc::clone(&view));
+        Ok(view)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<EntryView>>> {
+        // Nothing is left half-done under this lock: a panic elsewhere cannot poison it
+        // into a wrong state.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// [`ProvenEntry`] as it is written: borrowed from the cache, not copied into a new one.
+#[derive(Serialize)]
+struct ProvenEntryOut<'a> {
+    index: u64,
+    time_micros: u64,
+    entry_id: &'a str,
+    leaf_hash: &'a str,
+    envelope: &'a RawValue,
+    inclusion_proof: Vec<String>,
+}
+
+/// [`ProvenBalance`] as it is written: the balance serialized straight from the query's
+/// type rather than through a `serde_json::Value` tree.
+#[derive(Serialize)]
+struct ProvenBalanceOut<'a, B: Serialize> {
+    balance: &'a B,
+    checkpoint: String,
+    entries: Vec<ProvenEntryOut<'a>>,
+}
+
+/// Proves `indexes` against the current checkpoint and writes the [`ProvenBalance`]
+/// JSON, all under the read lock the caller holds (so the checkpoint and the proofs
+/// agree).
+fn prove<B: Serialize>(
+    app: &AppState,
     ledger: &Ledger,
-    balance: Value,
+    balance: &B,
     mut indexes: Vec<u64>,
-) -> Result<ProvenBalance, ApiError> {
+) -> Result<Vec<u8>, ApiError> {
     indexes.sort_unstable();
     indexes.dedup();
     let log = ledger.log();
     let size = log.size();
     let checkpoint = log.checkpoint().text();
-    let entries = indexes
-        .into_iter()
-        .map(|index| {
-            let view = entry_view(ledger, index)?;
+    let views = indexes
+        .iter()
+        .map(|&index| app.entry_cache.get(ledger, index))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let entries = views
+        .iter()
+        .map(|view| {
             let proof = log
-                .inclusion_proof(index, size)
+                .inclusion_proof(view.index, size)
                 .map_err(ApiError::internal)?;
-            Ok(ProvenEntry {
+            Ok(ProvenEntryOut {
                 index: view.index,
                 time_micros: view.time_micros,
-                entry_id: view.entry_id,
-                leaf_hash: view.leaf_hash,
-                envelope: view.envelope,
+                entry_id: &view.entry_id,
+                leaf_hash: &view.leaf_hash,
+                envelope: &view.envelope,
                 inclusion_proof: proof.iter().map(Hash::to_base64).collect(),
             })
         })
         .collect::<Result<_, ApiError>>()?;
-    Ok(ProvenBalance {
+    serde_json::to_vec(&ProvenBalanceOut {
         balance,
         checkpoint,
         entries,
     })
+    .map_err(ApiError::internal)
 }
 
 fn to_value(v: impl Serialize) -> Result<Value, ApiError> {
@@ -119,17 +193,17 @@ fn not_found(what: &'static str, id: String) -> ApiError {
 pub async fn get_claim(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<ProvenBalance>, ApiError> {
+) -> Result<Response, ApiError> {
     valid_id("claim", &id)?;
+    let state = app.clone();
     app.read(move |ledger| {
         let b = queries::claim_balance(ledger.state(), &id)
             .map_err(state_fault)?
             .ok_or_else(|| not_found("claim", id))?;
-        let indexes = b.entries.clone();
-        prove(ledger, to_value(b)?, indexes)
+        prove(&state, ledger, &b, b.entries.clone())
     })
     .await
-    .map(Json)
+    .map(super::json_body)
 }
 
 /// `GET /v1/pledges/{id}`.
@@ -139,17 +213,17 @@ pub async fn get_claim(
 pub async fn get_pledge(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<ProvenBalance>, ApiError> {
+) -> Result<Response, ApiError> {
     valid_id("pledge", &id)?;
+    let state = app.clone();
     app.read(move |ledger| {
         let b = queries::pledge_balance(ledger.state(), &id)
             .map_err(state_fault)?
             .ok_or_else(|| not_found("pledge", id))?;
-        let indexes = b.entries.clone();
-        prove(ledger, to_value(b)?, indexes)
+        prove(&state, ledger, &b, b.entries.clone())
     })
     .await
-    .map(Json)
+    .map(super::json_body)
 }
 
 /// `GET /v1/allocations/{id}`.
@@ -159,17 +233,17 @@ pub async fn get_pledge(
 pub async fn get_allocation(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<ProvenBalance>, ApiError> {
+) -> Result<Response, ApiError> {
     valid_id("allocation", &id)?;
+    let state = app.clone();
     app.read(move |ledger| {
         let b = queries::allocation_balance(ledger.state(), &id)
             .map_err(state_fault)?
             .ok_or_else(|| not_found("allocation", id))?;
-        let indexes = b.entries.clone();
-        prove(ledger, to_value(b)?, indexes)
+        prove(&state, ledger, &b, b.entries.clone())
     })
     .await
-    .map(Json)
+    .map(super::json_body)
 }
 
 /// `GET /v1/students/{ref}`: all of a student's claims, with every entry behind them.
@@ -179,17 +253,18 @@ pub async fn get_allocation(
 pub async fn get_student(
     State(app): State<AppState>,
     Path(student): Path<String>,
-) -> Result<Json<ProvenBalance>, ApiError> {
+) -> Result<Response, ApiError> {
     valid_id("student", &student)?;
+    let state = app.clone();
     app.read(move |ledger| {
         let s = queries::student_summary(ledger.state(), &student)
             .map_err(state_fault)?
             .ok_or_else(|| not_found("student", student))?;
         let indexes = s.claims.iter().flat_map(|c| c.entries.clone()).collect();
-        prove(ledger, to_value(s)?, indexes)
+        prove(&state, ledger, &s, indexes)
     })
     .await
-    .map(Json)
+    .map(super::json_body)
 }
 
 /// `GET /v1/pool`: the pool's totals.

@@ -145,8 +145,10 @@ pub async fn post_cosign(
     }
     let request: CosignRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("malformed_request", e.to_string()))?;
-    let cosignatures = std::sync::Arc::clone(&app.cosignatures);
-    app.read(move |ledger| {
+    let state = app.clone();
+    // Not `read`: storing a cosignature fsyncs, which must not run on the runtime.
+    app.read_blocking(move |ledger| {
+        let cosignatures = &state.cosignatures;
         let log = ledger.log();
         let current = log.checkpoint();
         if request.size != current.checkpoint().size {

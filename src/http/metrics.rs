@@ -121,6 +121,15 @@ pub async fn get_metrics(State(app): State<AppState>) -> Result<Response, ApiErr
         "Verified entries waiting for the writer.",
         stats.queued.load(Ordering::Relaxed),
     );
+    let busy = stats.busy_micros.load(Ordering::Relaxed);
+    let _ = write!(
+        out,
+        "# HELP lesson_ledger_writer_busy_seconds_total Time the writer spent in group commits.\n\
+         # TYPE lesson_ledger_writer_busy_seconds_total counter\n\
+         lesson_ledger_writer_busy_seconds_total {}.{:06}\n",
+        busy / 1_000_000,
+        busy % 1_000_000
+    );
     out.push_str("# HELP lesson_ledger_http_requests_total HTTP responses by status code.\n");
     out.push_str("# TYPE lesson_ledger_http_requests_total counter\n");
     for (status, count) in app.requests.nonzero() {

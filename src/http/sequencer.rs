@@ -92,7 +92,11 @@ impl Writer<'_> {
             // A poisoned lock means a reader panicked; the ledger itself guards its
             // writes (a failed append leaves it refusing further ones), so carry on.
             let mut guard = self.ledger.write().unwrap_or_else(|p| p.into_inner());
-            guard.submit(batch)
+            let started = std::time::Instant::now();
+            let result = guard.submit(batch);
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.stats.busy_micros.fetch_add(micros, Ordering::Relaxed);
+            result
         };
         match &result {
             Ok(outcomes) => {
@@ -133,6 +137,9 @@ pub struct WriterStats {
     pub batches: AtomicU64,
     /// Entries waiting in the queue.
     pub queued: AtomicU64,
+    /// Microseconds the writer spent in `submit` (write lock held): busy time near the
+    /// wall time means the ledger itself, not HTTP, limits the append rate.
+    pub busy_micros: AtomicU64,
     /// Set once a submit failed: the ledger handle refuses further writes.
     pub failed: AtomicBool,
 }
