@@ -23,6 +23,10 @@
 //! client on raw sockets — what `wrk` does — because reqwest cost the server a third of
 //! the machine on the GET phases.
 
+// The allocator of the `lesson-ledger` binary (src/main.rs), so figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -16,6 +16,10 @@
 //! what is owed (Shanghai: 1.4 billion yuan pledged against far more owed), so value and
 //! fairness both bind.
 
+// The allocator of the `lesson-ledger` binary (src/main.rs), so figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "support/measure.rs"]
 mod measure;
 
