@@ -707,30 +707,11 @@ fn input_the_ledger_cannot_hold_is_refused_with_its_code() {
 /// rules: every one is accepted and the balance invariants hold afterwards.
 mod through_the_rules {
     use super::*;
-    use base64::Engine as _;
-    use ed25519_dalek::SigningKey;
     use serde_json::{json, Value};
-    use sha2::Digest as _;
 
     const EVIDENCE: &str = "4f6c2b0d9e8a7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a291817161514131211100f";
 
-    fn vkey(name: &str, seed: u8) -> String {
-        let sk = SigningKey::from_bytes(&[seed; 32]);
-        let mut raw = vec![0x01u8];
-        raw.extend_from_slice(sk.verifying_key().as_bytes());
-        let mut h = sha2::Sha256::new();
-        h.update(name.as_bytes());
-        h.update([0x0A]);
-        h.update(&raw);
-        let kid: String = h.finalize()[..4]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!(
-            "{name}+{kid}+{}",
-            base64::engine::general_purpose::STANDARD.encode(&raw)
-        )
-    }
+    use crate::support::vkey;
 
     struct World {
         state: MemoryState,

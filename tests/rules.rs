@@ -7,8 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
-use ed25519_dalek::SigningKey;
 use lesson_ledger::ledger::digest::LtHash16;
 use lesson_ledger::ledger::invariants::check_invariants;
 use lesson_ledger::ledger::sled_state::SledState;
@@ -16,31 +14,13 @@ use lesson_ledger::ledger::{
     apply_entry, parse, queries, EntryContext, Fen, Lessons, MemoryState, RuleError, StateView,
 };
 use serde_json::{json, Value};
-use sha2::Digest as _;
+
+use crate::support::vkey;
 
 const T0: u64 = 1_700_000_000_000_000;
 const SEC: u64 = 1_000_000;
 const DAY: u64 = 86_400 * SEC;
 const EVIDENCE: &str = "4f6c2b0d9e8a7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a291817161514131211100f";
-
-/// A C2SP verifier key for `name` with a key derived from `seed`.
-fn vkey(name: &str, seed: u8) -> String {
-    let sk = SigningKey::from_bytes(&[seed; 32]);
-    let mut raw = vec![0x01u8];
-    raw.extend_from_slice(sk.verifying_key().as_bytes());
-    let mut h = sha2::Sha256::new();
-    h.update(name.as_bytes());
-    h.update([0x0A]);
-    h.update(&raw);
-    let id: String = h.finalize()[..4]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!(
-        "{name}+{id}+{}",
-        base64::engine::general_purpose::STANDARD.encode(&raw)
-    )
-}
 
 /// The actors of the tests, by short name.
 fn actors() -> BTreeMap<&'static str, String> {

@@ -81,3 +81,26 @@ pub fn register_institution(operator: &NoteSigner, n: u64) -> Envelope {
     });
     ledger_entry(&[operator, &key], &payload)
 }
+
+/// A C2SP verifier key for `name` with a key derived from `seed`, computed here from the
+/// spec (key id = first 4 bytes of SHA-256(name || 0x0A || 0x01 || key)), not by the
+/// library, so the rules tests do not take the library's encoding on trust.
+pub fn vkey(name: &str, seed: u8) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let sk = SigningKey::from_bytes(&[seed; 32]);
+    let mut raw = vec![0x01u8];
+    raw.extend_from_slice(sk.verifying_key().as_bytes());
+    let mut h = sha2::Sha256::new();
+    h.update(name.as_bytes());
+    h.update([0x0A]);
+    h.update(&raw);
+    let id: String = h.finalize()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "{name}+{id}+{}",
+        base64::engine::general_purpose::STANDARD.encode(&raw)
+    )
+}
