@@ -55,6 +55,11 @@ pub const QUEUE_ENTRIES_MAX: usize = 2 * BATCH_ENTRIES_MAX;
 /// Largest `POST /v1/cosign` body: one signature line and a few fields.
 pub const COSIGN_BODY_BYTES_MAX: usize = 4 * 1024;
 
+/// Longest an operator's match run may take over HTTP (`POST /v1/match`), server and
+/// client alike: at a million claims the matcher, and signing and appending its
+/// allocations, take minutes — far beyond an ordinary request's timeout.
+pub const MATCH_RUN_SECONDS_MAX: u64 = 30 * 60;
+
 const _: () = assert!(
     ENTRIES_PER_REQUEST_MAX <= BATCH_ENTRIES_MAX,
     "one request's entries must fit one group commit, so a request is never split"

@@ -596,6 +596,7 @@ fn a_slow_client_is_timed_out() {
     let f = Fixture::with_config(ServerConfig {
         request_timeout: Duration::from_secs(5),
         body_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
     });
     let answer = raw_exchange(
         &f,

@@ -2,6 +2,7 @@
 //! shared run function, and `verify` re-running every recorded run.
 
 use std::path::Path;
+use std::time::Duration;
 
 use lesson_ledger::http::operator::OPERATOR_TOKEN;
 use lesson_ledger::http::{Server, ServerConfig};
@@ -164,15 +165,14 @@ struct Served {
 
 impl Served {
     fn new() -> Served {
+        Served::with_config(ServerConfig::default())
+    }
+
+    fn with_config(config: ServerConfig) -> Served {
         let tmp = TempDir::new().unwrap();
         let dir = tmp.path().join("data");
         let (ledger, _) = populated(&dir);
-        let server = Server::start(
-            ledger,
-            "127.0.0.1:0".parse().unwrap(),
-            ServerConfig::default(),
-        )
-        .unwrap();
+        let server = Server::start(ledger, "127.0.0.1:0".parse().unwrap(), config).unwrap();
         // The server made the token on start: the directory predates it.
         let token = std::fs::read_to_string(dir.join(OPERATOR_TOKEN)).unwrap();
         Served {
@@ -475,4 +475,46 @@ fn bad_run_entries_are_refused_with_their_code_and_change_nothing() {
     }
     ledger.close().unwrap();
     assert_eq!(replay(&dir).unwrap().runs().checked(), 2);
+}
+
+/// POSTs `body` to `path` over a raw connection, pausing `pause` halfway through the
+/// body; the server's whole answer.
+fn trickled_post(served: &Served, path: &str, body: &str, pause: Duration) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(served.server.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        served.token,
+        body.len()
+    );
+    let (first, rest) = body.split_at(body.len() / 2);
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(first.as_bytes()).unwrap();
+    std::thread::sleep(pause);
+    let _ = stream.write_all(rest.as_bytes());
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn a_match_run_has_a_timeout_of_its_own_not_the_requests() {
+    // Requests must finish within 300 ms here; each of these takes longer than that,
+    // because its client pauses 900 ms in the middle of the body.
+    let served = Served::with_config(ServerConfig {
+        request_timeout: Duration::from_millis(300),
+        body_timeout: Duration::from_secs(10),
+        ..ServerConfig::default()
+    });
+    let body = json!({ "dry_run": true }).to_string();
+    let pause = Duration::from_millis(900);
+    let append = trickled_post(&served, "/v1/entries", &body, pause);
+    assert!(append.starts_with("HTTP/1.1 408"), "{append}");
+    let run = trickled_post(&served, "/v1/match", &body, pause);
+    assert!(run.starts_with("HTTP/1.1 200"), "{run}");
+    assert!(run.contains("\"report\""), "{run}");
 }

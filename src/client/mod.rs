@@ -176,11 +176,15 @@ impl Client {
         path: &str,
         body: &B,
         bearer: Option<&str>,
+        timeout: Option<Duration>,
     ) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.post(&url).json(body);
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
+        }
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
         }
         let response = self.send(request, &url)?;
         response.json().map_err(|e| ClientError::Decode {

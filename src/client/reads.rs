@@ -134,7 +134,7 @@ impl Client {
     /// # Errors
     /// Status errors (`checkpoint_superseded`, `bad_cosignature`, …); transport.
     pub fn cosign(&self, request: &CosignRequest) -> Result<CosignResponse, ClientError> {
-        self.post_json("/v1/cosign", request, None)
+        self.post_json("/v1/cosign", request, None, None)
     }
 
     /// `POST /v1/match` (`Authorization: Bearer <token>`, the contents of the ledger
@@ -148,6 +148,10 @@ impl Client {
             "/v1/match",
             &serde_json::json!({ "dry_run": dry_run }),
             Some(token.trim()),
+            // As long as the server lets a run take: minutes at city scale.
+            Some(std::time::Duration::from_secs(
+                crate::limits::MATCH_RUN_SECONDS_MAX,
+            )),
         )
     }
 }

@@ -86,6 +86,10 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Longest the client may take to send the body (a slow client holds a connection).
     pub body_timeout: Duration,
+    /// Longest an operator's match run may take (`POST /v1/match`, instead of
+    /// `request_timeout`): at city scale the matcher and the signing and appending of
+    /// its allocations take minutes, and a run answered `408` is still recorded.
+    pub match_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +97,7 @@ impl Default for ServerConfig {
         ServerConfig {
             request_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(10),
+            match_timeout: Duration::from_secs(crate::limits::MATCH_RUN_SECONDS_MAX),
         }
     }
 }
@@ -231,7 +236,7 @@ fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/metrics", get(metrics::get_metrics)),
         ("GET", "/tile/{*path}", get(tiles::get_tile)),
         ("POST", "/v1/cosign", post(cosign::post_cosign)),
-        ("POST", "/v1/match", post(match_run::post_match)),
+        ("POST", MATCH_PATH, post(match_run::post_match)),
         ("GET", "/openapi.json", get(get_openapi)),
     ]
 }
@@ -264,23 +269,29 @@ async fn get_openapi() -> Response {
     response
 }
 
+/// The operator's match-run route, which has a timeout of its own.
+const MATCH_PATH: &str = "/v1/match";
+
 /// The router: every route, the body limit, timeouts and tracing.
 pub fn app(state: AppState, config: &ServerConfig) -> Router {
-    let mut router = Router::new();
+    // Two groups, each under its own request timeout: operator match runs, and the rest.
+    let (mut runs, mut rest) = (Router::new(), Router::new());
     for (_, path, handler) in route_table() {
-        router = router.route(path, handler);
+        if path == MATCH_PATH {
+            runs = runs.route(path, handler);
+        } else {
+            rest = rest.route(path, handler);
+        }
     }
-    router
+    let timeout = |limit| TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limit);
+    rest.layer(timeout(config.request_timeout))
+        .merge(runs.layer(timeout(config.match_timeout)))
         .fallback(not_found)
         // The cap is repeated: axum's extractor default (2 MiB) is replaced by ours,
         // and tower-http refuses a larger declared or streamed body before any handler.
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
         .layer(RequestBodyLimitLayer::new(REQUEST_BODY_BYTES_MAX))
         .layer(RequestBodyTimeoutLayer::new(config.body_timeout))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            config.request_timeout,
-        ))
         // Outermost but for tracing: the limit and timeout layers answer in plain text.
         .layer(axum::middleware::map_response(problems_for_bare_errors))
         .layer(axum::middleware::from_fn_with_state(
