@@ -21,6 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::error::RuleError;
 use super::payload::{Outcome, Role};
 use super::units::{Fen, Id, KeyRef, Lessons};
 
@@ -40,6 +41,18 @@ pub struct Config {
     pub districts: Vec<Id>,
     pub subjects: Vec<Id>,
     pub genesis_time_micros: u64,
+}
+
+impl Config {
+    /// `days` of this ledger's time, in µs; `overflow` names the quantity if it does not
+    /// fit a u64.
+    ///
+    /// # Errors
+    /// `overflow`.
+    pub fn days_micros(&self, days: u64, what: &'static str) -> Result<u64, RuleError> {
+        days.checked_mul(self.day_micros)
+            .ok_or(RuleError::Overflow { what })
+    }
 }
 
 /// A registered party.

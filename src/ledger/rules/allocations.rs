@@ -111,12 +111,7 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
         });
     }
     let config = cx.config()?;
-    let validity = config
-        .allocation_validity_days
-        .checked_mul(config.day_micros)
-        .ok_or(RuleError::Overflow {
-            what: "allocation validity",
-        })?;
+    let validity = config.days_micros(config.allocation_validity_days, "allocation validity")?;
     let expires = t.checked_add(validity).ok_or(RuleError::Overflow {
         what: "allocation expiry",
     })?;

@@ -74,12 +74,7 @@ pub(super) fn lesson_delivered<V: StateView + ?Sized>(
             .pending
             .checked_add(Lessons(1), "allocation pending")?;
         let config = cx.config()?;
-        let window = config
-            .confirmation_window_days
-            .checked_mul(config.day_micros)
-            .ok_or(RuleError::Overflow {
-                what: "confirmation window",
-            })?;
+        let window = config.days_micros(config.confirmation_window_days, "confirmation window")?;
         (
             LessonStatus::Pending,
             Some(

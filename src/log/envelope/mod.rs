@@ -680,15 +680,7 @@ impl KeyLookup for KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::note::KeyName;
-    use ed25519_dalek::SigningKey;
-
-    fn signer(name: &str, seed: u8) -> NoteSigner {
-        NoteSigner::new(
-            KeyName::new(name).unwrap(),
-            SigningKey::from_bytes(&[seed; 32]),
-        )
-    }
+    use crate::log::note::test_signer as signer;
 
     #[test]
     fn pae_of_the_spec_example() {

@@ -166,16 +166,20 @@ pub use checkpoint::*;
 pub use keys::*;
 pub use signed::*;
 
+/// A deterministic signer for unit tests: the same seed gives the same key every run.
+#[cfg(test)]
+pub(crate) fn test_signer(name: &str, seed: u8) -> NoteSigner {
+    NoteSigner::new(
+        KeyName::new(name).expect("a valid test key name"),
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32]),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn signer(name: &str, seed: u8) -> NoteSigner {
-        NoteSigner::new(
-            KeyName::new(name).unwrap(),
-            SigningKey::from_bytes(&[seed; 32]),
-        )
-    }
+    use super::test_signer as signer;
 
     #[test]
     fn key_names_follow_the_spec() {
