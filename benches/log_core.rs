@@ -19,7 +19,7 @@ mod measure;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use lesson_ledger::log::audit::{audit, AuditOptions};
 use lesson_ledger::log::envelope::{verify_batch, Envelope, KeyCache, VerifiedEnvelope};
 use lesson_ledger::log::note::{KeyName, NoteSigner};
@@ -52,7 +52,7 @@ fn main() {
         println!("append: {e:.0} entries/s");
         return;
     }
-    let raw = median(3, raw_verify_rate);
+    let raw = median(3, measure::raw_verify_rate);
     println!(
         "{:<52} {:>12.0} sig/s   (the limit)",
         "raw verify_strict, all cores", raw
@@ -123,31 +123,6 @@ fn median_duration(n: usize, mut f: impl FnMut() -> Duration) -> Duration {
     let mut v: Vec<Duration> = (0..n).map(|_| f()).collect();
     v.sort();
     v[n / 2]
-}
-
-/// Strict verifications per second on all cores, of distinct messages and keys.
-fn raw_verify_rate() -> f64 {
-    let n = 40_000;
-    let keys: Vec<SigningKey> = (0..64u8)
-        .map(|i| SigningKey::from_bytes(&[i.wrapping_add(1); 32]))
-        .collect();
-    let items: Vec<_> = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            let key = &keys[i % keys.len()];
-            let msg = format!("message {i}").into_bytes();
-            let sig = key.sign(&msg);
-            (key.verifying_key(), msg, sig)
-        })
-        .collect();
-    let t = Instant::now();
-    let ok = items
-        .par_iter()
-        .filter(|(k, m, s)| k.verify_strict(m, s).is_ok())
-        .count();
-    let secs = t.elapsed().as_secs_f64();
-    assert_eq!(ok, n);
-    n as f64 / secs
 }
 
 fn signers() -> Vec<NoteSigner> {

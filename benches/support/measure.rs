@@ -1,8 +1,12 @@
 //! What the benchmarks measure about their own process, from `/proc` (Linux).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{Signer, SigningKey};
+use rayon::prelude::*;
 
 /// Peak resident set size of this process so far (VmHWM), in KiB; 0 if unreadable.
+#[allow(dead_code)]
 pub fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -42,4 +46,31 @@ pub fn thread_cpu() -> Duration {
         .and_then(|f| f.parse().ok())
         .unwrap_or(0);
     Duration::from_nanos(ns)
+}
+
+/// Strict verifications per second on all cores, of distinct messages and keys: the
+/// machine's own limit, which every signed-entry figure is printed next to.
+#[allow(dead_code)] // not every benchmark verifies signatures
+pub fn raw_verify_rate() -> f64 {
+    let n = 40_000;
+    let keys: Vec<SigningKey> = (0..64u8)
+        .map(|i| SigningKey::from_bytes(&[i.wrapping_add(1); 32]))
+        .collect();
+    let items: Vec<_> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let key = &keys[i % keys.len()];
+            let msg = format!("message {i}").into_bytes();
+            let sig = key.sign(&msg);
+            (key.verifying_key(), msg, sig)
+        })
+        .collect();
+    let t = Instant::now();
+    let ok = items
+        .par_iter()
+        .filter(|(k, m, s)| k.verify_strict(m, s).is_ok())
+        .count();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(ok, n);
+    n as f64 / secs
 }

@@ -154,7 +154,7 @@ fn prove<B: Serialize>(
         .iter()
         .map(|&index| app.entry_cache.get(ledger, index))
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let entries = views
+    let entries: Vec<ProvenEntryOut> = views
         .iter()
         .map(|view| {
             let proof = log
@@ -170,12 +170,22 @@ fn prove<B: Serialize>(
             })
         })
         .collect::<Result<_, ApiError>>()?;
-    serde_json::to_vec(&ProvenBalanceOut {
-        balance,
-        checkpoint,
-        entries,
-    })
-    .map_err(ApiError::internal)
+    // Sized up front: a balance of a few entries is some kilobytes, and growing the
+    // buffer by doubling copied it several times over.
+    let proofs: usize = entries.iter().map(|e| e.inclusion_proof.len()).sum();
+    let envelopes: usize = entries.iter().map(|e| e.envelope.get().len()).sum();
+    let mut body =
+        Vec::with_capacity(1024 + checkpoint.len() + envelopes + 48 * proofs + 256 * entries.len());
+    serde_json::to_writer(
+        &mut body,
+        &ProvenBalanceOut {
+            balance,
+            checkpoint,
+            entries,
+        },
+    )
+    .map_err(ApiError::internal)?;
+    Ok(body)
 }
 
 fn to_value(v: impl Serialize) -> Result<Value, ApiError> {

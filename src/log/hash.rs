@@ -130,6 +130,16 @@ pub trait NodeSource {
     /// # Errors
     /// When the node is not (yet) stored or cannot be read.
     fn node(&self, level: u8, index: u64) -> Result<Hash, NodeError>;
+
+    /// The hash of the tree of `size` leaves' right edge at `level`: the subtree over
+    /// leaves `[⌊(size − 1) / 2^level⌋ · 2^level, size)`, which holds the last leaf and
+    /// is incomplete unless `size` is a multiple of `2^level`, if the source keeps it.
+    /// `None` (the default) has the caller hash it from complete nodes; a source that
+    /// answers must give exactly that hash.
+    fn right_edge(&self, level: u8, size: u64) -> Option<Hash> {
+        let _ = (level, size);
+        None
+    }
 }
 
 /// A node the [`NodeSource`] could not give.

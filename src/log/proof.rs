@@ -302,8 +302,15 @@ fn push_path<S: NodeSource + ?Sized>(
         // At l = inner - 1, fn has a 0 and sn a 1 with the same bits above: the sibling
         // is the node sn >> l, which holds the last leaf and runs to the end of the tree.
         let l = inner - 1;
-        let begin = (sn >> l) << (level + l); // <= size - 1: no overflow.
-        out.push(subtree_root(src, begin, size)?);
+        // (level + l) < 64: the cast cannot truncate.
+        let sibling = match src.right_edge((level + l) as u8, size) {
+            Some(hash) => hash,
+            None => {
+                let begin = (sn >> l) << (level + l); // <= size - 1: no overflow.
+                subtree_root(src, begin, size)?
+            }
+        };
+        out.push(sibling);
     }
     for l in inner..(u64::BITS - level) {
         let here = fn_ >> l;

@@ -14,7 +14,10 @@
 //! consistent prefix after a crash.
 //!
 //! Readers `pread` levels below [`CACHED_LEVEL_MIN`] and keep the levels at and above it
-//! in memory: `N/8` bytes for `N` leaves (128 KiB for a million leaves).
+//! in memory: `16·N` bytes for `N` leaves (16 MiB a million leaves), so that an
+//! inclusion proof reads at most a handful of nodes from the files (the two lowest
+//! levels and the ragged edge) instead of one per level: a balance proves several
+//! entries, and the `pread`s were most of its cost.
 //!
 //! ```
 //! use lesson_ledger::log::hash::{leaf_hash, node_hash, NodeSource};
@@ -38,12 +41,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use super::hash::{Hash, NodeError, NodeSource, HASH_LEN};
+use super::hash::{node_hash, Hash, NodeError, NodeSource, HASH_LEN};
 
 /// Number of levels a tree of up to 2^63 leaves can have complete nodes at.
 pub const LEVELS: usize = 64;
 /// Levels at and above this one are also held in memory by readers.
-pub const CACHED_LEVEL_MIN: u8 = 8;
+pub const CACHED_LEVEL_MIN: u8 = 2;
 const NODE_BYTES: u64 = HASH_LEN as u64;
 
 /// An error of the tree files.
@@ -94,8 +97,8 @@ struct Level {
     file: OnceLock<File>,
     /// Nodes flushed and visible to readers.
     len: AtomicU64,
-    /// Levels ≥ [`CACHED_LEVEL_MIN`]: every node appended, flushed or not; readers
-    /// look only below `len`.
+    /// Levels ≥ [`CACHED_LEVEL_MIN`]: every node flushed (extended before `len` is
+    /// published; readers look only below `len`).
     memory: RwLock<Vec<Hash>>,
 }
 
@@ -103,6 +106,43 @@ struct Level {
 struct Shared {
     dir: PathBuf,
     levels: [Level; LEVELS],
+    /// The right edge of the tree of all flushed leaves, for [`NodeSource::right_edge`].
+    edge: RwLock<Arc<RightEdge>>,
+}
+
+/// The hashes of one tree size's right edge: `hashes[L]` covers leaves
+/// `[⌊(size − 1) / 2^L⌋ · 2^L, size)`. Every inclusion proof against that size needs
+/// one of them, which would otherwise be hashed from up to one node a level.
+#[derive(Debug, Default)]
+struct RightEdge {
+    size: u64,
+    hashes: Vec<Hash>,
+}
+
+impl RightEdge {
+    /// The edge of the tree of `size` leaves, from its complete nodes: level `L`'s range
+    /// either equals level `L − 1`'s (the last leaf is in the left half) or is the
+    /// complete left half followed by it.
+    fn of<S: NodeSource>(src: &S, size: u64) -> Result<RightEdge, NodeError> {
+        let Some(last) = size.checked_sub(1) else {
+            return Ok(RightEdge::default());
+        };
+        let mut hashes = vec![src.node(0, last)?];
+        for level in 1..LEVELS as u32 {
+            let below = hashes[hashes.len() - 1];
+            if last >> (level - 1) == 0 {
+                break; // the level below already covers the whole tree: its root
+            }
+            let begin = last >> level;
+            // `level` < 64: the casts cannot truncate.
+            hashes.push(if (last >> (level - 1)) & 1 == 0 {
+                below
+            } else {
+                node_hash(&src.node((level - 1) as u8, begin << 1)?, &below)
+            });
+        }
+        Ok(RightEdge { size, hashes })
+    }
 }
 
 impl Shared {
@@ -140,6 +180,7 @@ impl TreeFile {
         let shared = Arc::new(Shared {
             dir,
             levels: std::array::from_fn(|_| Level::default()),
+            edge: RwLock::default(),
         });
         for level in 0..LEVELS {
             let path = shared.level_path(level);
@@ -162,10 +203,25 @@ impl TreeFile {
             let _ = slot.file.set(file);
             slot.len.store(nodes, Ordering::Release);
         }
-        Ok(TreeFile {
+        let tree = TreeFile {
             shared,
             pending: std::array::from_fn(|_| Vec::new()),
-        })
+        };
+        tree.refresh_edge();
+        Ok(tree)
+    }
+
+    /// Recomputes the cached right edge for the flushed leaves. Best effort: when the
+    /// levels do not yet hold that tree (recovery in progress), there is no cached edge
+    /// and proofs hash it from the nodes.
+    fn refresh_edge(&self) {
+        let reader = self.reader();
+        let edge = RightEdge::of(&reader, reader.leaves()).unwrap_or_default();
+        *self
+            .shared
+            .edge
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(edge);
     }
 
     /// Nodes at `level`, flushed or not: the next index to append there.
@@ -204,9 +260,6 @@ impl TreeFile {
         if level > 0 && !matches!(children, Some(need) if self.level_len(level - 1) >= need) {
             return Err(TreeError::MissingChildren { level, index });
         }
-        if level >= CACHED_LEVEL_MIN {
-            write_lock(&self.shared.levels[usize::from(level)].memory).push(hash);
-        }
         self.pending[usize::from(level)].extend_from_slice(hash.as_bytes());
         Ok(())
     }
@@ -241,12 +294,19 @@ impl TreeFile {
             };
             let len = slot.len.load(Ordering::Acquire);
             file.write_all_at(pending, len * NODE_BYTES).map_err(io)?;
+            if level >= usize::from(CACHED_LEVEL_MIN) {
+                // One lock a level a flush, not one a node: readers share this lock.
+                let mut memory = write_lock(&slot.memory);
+                memory.truncate(len as usize);
+                memory.extend(pending.chunks_exact(HASH_LEN).filter_map(Hash::from_slice));
+            }
             // Publish only after the bytes are in the file, so a reader never sees a
             // length whose node it cannot read.
             slot.len
                 .store(len + pending.len() as u64 / NODE_BYTES, Ordering::Release);
             pending.clear();
         }
+        self.refresh_edge();
         Ok(())
     }
 
@@ -320,15 +380,14 @@ impl TreeFile {
             }
             write_lock(&slot.memory).truncate(need as usize);
         }
+        self.refresh_edge();
         Ok(())
     }
 
     /// Drops the appended, unflushed nodes.
     pub fn discard_pending(&mut self) {
-        for (pending, slot) in self.pending.iter_mut().zip(&self.shared.levels) {
+        for pending in &mut self.pending {
             pending.clear();
-            let flushed = slot.len.load(Ordering::Acquire);
-            write_lock(&slot.memory).truncate(flushed as usize);
         }
     }
 
@@ -373,6 +432,19 @@ impl NodeSource for TreeReader {
                 source,
             })?;
         Ok(Hash(bytes))
+    }
+
+    fn right_edge(&self, level: u8, size: u64) -> Option<Hash> {
+        let edge = Arc::clone(
+            &self
+                .shared
+                .edge
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        (edge.size == size)
+            .then(|| edge.hashes.get(usize::from(level)).copied())
+            .flatten()
     }
 }
 
@@ -450,5 +522,66 @@ mod tests {
             reopened.reader().node(9, 0).unwrap(),
             node_hash(&tree.reader().node(8, 0).unwrap(), &expected)
         );
+    }
+
+    /// The tree without its cached edge: proofs hash the edge from complete nodes.
+    struct NodesOnly<'a>(&'a TreeReader);
+
+    impl NodeSource for NodesOnly<'_> {
+        fn node(&self, level: u8, index: u64) -> Result<Hash, NodeError> {
+            self.0.node(level, index)
+        }
+    }
+
+    #[test]
+    fn the_cached_right_edge_gives_the_proofs_the_nodes_give() {
+        use crate::log::proof::{consistency_proof, inclusion_proof, subtree_root};
+        let dir = tempfile::tempdir().unwrap();
+        let mut tree = TreeFile::open(dir.path()).unwrap();
+        let reader = tree.reader();
+        for size in 1..=70u64 {
+            grow(&mut tree, size - 1, size);
+            for level in 0..8u8 {
+                let begin = ((size - 1) >> level) << level;
+                let edge = reader.right_edge(level, size);
+                if let Some(edge) = edge {
+                    assert_eq!(edge, subtree_root(&reader, begin, size).unwrap());
+                }
+                // Kept up to the root's level, the first whose range is the whole tree.
+                let below_root = level == 0 || (size - 1) >> (level - 1) != 0;
+                assert_eq!(edge.is_some(), below_root, "size {size}, level {level}");
+            }
+            for index in 0..size {
+                assert_eq!(
+                    inclusion_proof(&reader, index, size).unwrap(),
+                    inclusion_proof(&NodesOnly(&reader), index, size).unwrap(),
+                    "leaf {index} of {size}"
+                );
+            }
+            for old in 1..size {
+                assert_eq!(
+                    consistency_proof(&reader, old, size).unwrap(),
+                    consistency_proof(&NodesOnly(&reader), old, size).unwrap()
+                );
+            }
+            // The edge is that of the flushed size only; older sizes hash theirs.
+            assert_eq!(reader.right_edge(0, size + 1), None);
+            if size > 1 {
+                assert_eq!(reader.right_edge(0, size - 1), None);
+            }
+        }
+        // Reopened and truncated trees recompute it.
+        drop(tree);
+        let mut tree = TreeFile::open(dir.path()).unwrap();
+        assert_eq!(
+            tree.reader().right_edge(0, 70),
+            Some(tree.reader().node(0, 69).unwrap())
+        );
+        tree.truncate(33).unwrap();
+        assert_eq!(
+            tree.reader().right_edge(0, 33),
+            Some(tree.reader().node(0, 32).unwrap())
+        );
+        assert_eq!(tree.reader().right_edge(0, 70), None);
     }
 }
