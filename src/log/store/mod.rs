@@ -240,6 +240,7 @@ pub struct Log {
 }
 
 mod open;
+mod reads;
 
 pub use open::read_config;
 
@@ -468,143 +469,6 @@ impl Log {
         })
     }
 
-    /// The receipt of an entry already in the log, against the latest checkpoint.
-    ///
-    /// # Errors
-    /// [`LogError::OutOfRange`]; read faults.
-    pub fn receipt(&self, index: u64) -> Result<Receipt, LogError> {
-        let leaf = self.entry(index)?;
-        let hash = self.leaf_hash_at(index)?;
-        self.receipt_for(index, leaf.envelope.entry_id(), hash, self.size())
-    }
-
-    /// The leaf hash of entry `index`, from the tree.
-    ///
-    /// # Errors
-    /// [`LogError::OutOfRange`]; read faults.
-    pub fn leaf_hash_at(&self, index: u64) -> Result<Hash, LogError> {
-        self.check_index(index)?;
-        use crate::log::hash::NodeSource;
-        self.tree.reader().node(0, index).map_err(derived)
-    }
-
-    /// The raw leaf bytes of entry `index` (what is hashed into the tree).
-    ///
-    /// # Errors
-    /// [`LogError::OutOfRange`]; read faults; a record that fails its checksum.
-    pub fn leaf_bytes(&self, index: u64) -> Result<Vec<u8>, LogError> {
-        self.check_index(index)?;
-        let offset = leaf_offset(&self.offsets, index)?;
-        let record = self.records.read_at(offset)?;
-        if record.kind != RecordKind::Leaf {
-            return Err(LogError::Derived {
-                reason: format!("offset of entry {index} points at a non-leaf record"),
-            });
-        }
-        Ok(record.body)
-    }
-
-    /// The decoded entry at `index`.
-    ///
-    /// # Errors
-    /// As [`Log::leaf_bytes`], and a leaf that does not decode.
-    pub fn entry(&self, index: u64) -> Result<Leaf, LogError> {
-        let leaf = Leaf::decode(&self.leaf_bytes(index)?)?;
-        if leaf.index != index {
-            return Err(LogError::Damaged {
-                index,
-                what: format!("stored leaf says index {}", leaf.index),
-            });
-        }
-        Ok(leaf)
-    }
-
-    /// The index of the entry with this id, if present.
-    ///
-    /// # Errors
-    /// Index read faults.
-    pub fn index_of(&self, entry_id: &EntryId) -> Result<Option<u64>, LogError> {
-        self.ids.get(entry_id.as_bytes()).map_err(derived)
-    }
-
-    /// The hash of the complete subtree node `(level, index)`, numbered as
-    /// [`crate::log::hash::NodeSource`] does, if it lies within the current tree (the
-    /// tlog-tiles read API serves these).
-    ///
-    /// # Errors
-    /// [`LogError::OutOfRange`] unless the node's leaves `[index·2^level,
-    /// (index+1)·2^level)` are all in the log; read faults.
-    pub fn node(&self, level: u8, index: u64) -> Result<Hash, LogError> {
-        let end = index
-            .checked_add(1)
-            .and_then(|n| n.checked_mul(1u64.checked_shl(u32::from(level))?));
-        if !end.is_some_and(|end| end <= self.size()) {
-            return Err(LogError::OutOfRange {
-                index,
-                size: self.size(),
-            });
-        }
-        use crate::log::hash::NodeSource;
-        self.tree.reader().node(level, index).map_err(derived)
-    }
-
-    /// RFC 9162 inclusion proof of entry `index` in the tree of `size` entries.
-    ///
-    /// # Errors
-    /// [`LogError::OutOfRange`] unless `index < size <= self.size()`.
-    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
-        if size > self.size() || index >= size {
-            return Err(LogError::OutOfRange {
-                index,
-                size: size.min(self.size()),
-            });
-        }
-        Ok(proof::inclusion_proof(&self.tree.reader(), index, size)?)
-    }
-
-    /// RFC 9162 consistency proof from the tree of `size1` entries to that of `size2`.
-    ///
-    /// # Errors
-    /// [`LogError::OutOfRange`] unless `size1 <= size2 <= self.size()`.
-    pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash>, LogError> {
-        if size2 > self.size() || size1 > size2 {
-            return Err(LogError::OutOfRange {
-                index: size1,
-                size: size2,
-            });
-        }
-        Ok(proof::consistency_proof(&self.tree.reader(), size1, size2)?)
-    }
-
-    /// The root of the tree of the first `size` entries.
-    ///
-    /// # Errors
-    /// [`LogError::OutOfRange`] past the log's size.
-    pub fn root_at(&self, size: u64) -> Result<Hash, LogError> {
-        if size > self.size() {
-            return Err(LogError::OutOfRange {
-                index: size,
-                size: self.size(),
-            });
-        }
-        Ok(proof::root(&self.tree.reader(), size)?)
-    }
-
-    /// Every checkpoint the log has signed, oldest first, as committed in `log.dat`.
-    ///
-    /// # Errors
-    /// Read faults.
-    pub fn checkpoints(&self) -> Result<Vec<String>, LogError> {
-        let mut out = Vec::new();
-        for record in self.records.iter(records::HEADER_LEN, self.records.len())? {
-            let record = record?;
-            if record.kind == RecordKind::Checkpoint {
-                out.push(String::from_utf8_lossy(&record.body).into_owned());
-            }
-        }
-        Ok(out)
-    }
-
     /// Flushes derived stores to disk (the record file is always synced already).
     ///
     /// # Errors
@@ -614,16 +478,6 @@ impl Log {
         self.offsets.sync().map_err(derived)?;
         self.ids.sync().map_err(derived)?;
         self.index.flush().map_err(derived)?;
-        Ok(())
-    }
-
-    fn check_index(&self, index: u64) -> Result<(), LogError> {
-        if index >= self.size() {
-            return Err(LogError::OutOfRange {
-                index,
-                size: self.size(),
-            });
-        }
         Ok(())
     }
 }
