@@ -421,12 +421,9 @@ pub async fn get_entry(
 ) -> Result<Response, ApiError> {
     let index = parse_index(&index)?;
     let state = app.clone();
-    app.read(move |ledger| {
-        let view = state.entry_cache.get(ledger, index)?;
-        serde_json::to_vec(&*view).map_err(ApiError::internal)
-    })
-    .await
-    .map(super::json_body)
+    app.read(move |ledger| Ok(state.entry_cache.get(ledger, index)?.json.to_vec()))
+        .await
+        .map(super::json_body)
 }
 
 /// `GET /v1/entries/by-id/{id}`.
@@ -450,8 +447,7 @@ pub async fn get_entry_by_id(
             .index_of(&entry_id)
             .map_err(ApiError::internal)?
             .ok_or(ApiError::NotFound { what: "entry", id })?;
-        let view = state.entry_cache.get(ledger, index)?;
-        serde_json::to_vec(&*view).map_err(ApiError::internal)
+        Ok(state.entry_cache.get(ledger, index)?.json.to_vec())
     })
     .await
     .map(super::json_body)
