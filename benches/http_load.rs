@@ -13,7 +13,8 @@
 //! could verify doing nothing else. Phases: library append (verify + `Ledger::submit` in
 //! batches of 1024) and library reads (an inclusion proof; a claim's and a student's
 //! balance with the inclusion proof of every entry behind it), all cores; then over
-//! HTTP: single-entry POSTs over 64 keep-alive connections (entries/s, p50, p99);
+//! HTTP: single-entry POSTs over 64 keep-alive connections (entries/s, p50, p99), of
+//! registrations (two signatures) and of pledges (one, by a known key);
 //! batched POSTs (256 per request, 8 connections, judged against the mean of the
 //! library's rate before and after); GET inclusion proofs, claim and student balances,
 //! entries and the
@@ -143,6 +144,32 @@ fn registrations(operator: &NoteSigner, first: u64, n: u64) -> Vec<Envelope> {
                 &[operator, &key],
                 &json!({"kind": "party_registered", "id": format!("reg-{name}"),
                         "party": name, "role": "institution", "key": key.vkey()}),
+            )
+        })
+        .collect()
+}
+
+/// `n` pledges offered by the bench's donor (registered by [`add_balances`]): entries of
+/// one signature, by a key the server has already seen.
+fn pledges(n: u64) -> Vec<Envelope> {
+    use rayon::prelude::*;
+    let donor = key_for("inst-donor");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_micros() as u64;
+    let year = 365 * 86_400 * 1_000_000;
+    (0..n)
+        .into_par_iter()
+        .map(|i| {
+            sign(
+                &[&donor],
+                &json!({"kind": "pledge_offered", "id": format!("offer-{i:07}"),
+                        "pledge": format!("p-{i:07}"), "institution": "inst-donor",
+                        "subject": "art", "grade_min": 1, "grade_max": 12, "seats": 2,
+                        "lessons_per_seat": 10, "value_per_lesson_fen": 10_000,
+                        "valid_from_micros": now - year, "valid_until_micros": now + year,
+                        "online": true}),
             )
         })
         .collect()
@@ -751,6 +778,10 @@ fn main() {
         .iter()
         .map(|e| post_request(&e.to_json()))
         .collect();
+    let single_signed: Vec<Vec<u8>> = pledges(n)
+        .iter()
+        .map(|e| post_request(&e.to_json()))
+        .collect();
     let batched: Vec<Vec<u8>> = registrations(&operator, n + 1, n)
         .chunks(256)
         .map(|c| {
@@ -783,6 +814,24 @@ fn main() {
             phase.rate(),
             100.0 * phase.rate() / library,
             100.0 * phase.rate() / signature_ceiling,
+            phase.rate() / 20_000.0,
+            percentile(&phase.latencies, 0.5),
+            percentile(&phase.latencies, 0.99),
+            phase.cpu_text()
+        );
+    }
+
+    if wanted("single1") {
+        // Entries of one signature by a known key: half the verification of the above.
+        let before = rt.block_on(writer_counters(addr));
+        let phase = rt.block_on(post_all(addr, single_signed, CONNECTIONS));
+        let writer = writer_line(before, rt.block_on(writer_counters(addr)), phase.wall);
+        println!(
+            "{:<48} {:>8.0} entries/s = {:.0}% of the signature limit ({raw:.0}/s for one \
+         signature); {:.2}x target; p50 {:.2?}, p99 {:.2?}; {}; {writer}",
+            "single-entry POSTs, one signature (pledges)",
+            phase.rate(),
+            100.0 * phase.rate() / raw,
             phase.rate() / 20_000.0,
             percentile(&phase.latencies, 0.5),
             percentile(&phase.latencies, 0.99),
