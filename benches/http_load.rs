@@ -803,39 +803,46 @@ fn main() {
         .build()
         .expect("runtime");
 
-    if wanted("single") {
+    // Single-entry POSTs over 64 connections: `versus` says what the rate is set against.
+    let single_phase = |label: &str, requests: Vec<Vec<u8>>, versus: &dyn Fn(f64) -> String| {
         let before = rt.block_on(writer_counters(addr));
-        let phase = rt.block_on(post_all(addr, single, CONNECTIONS));
+        let phase = rt.block_on(post_all(addr, requests, CONNECTIONS));
         let writer = writer_line(before, rt.block_on(writer_counters(addr)), phase.wall);
         println!(
-            "{:<48} {:>8.0} entries/s = {:.0}% of library, {:.0}% of the signature limit; \
-         {:.2}x target; p50 {:.2?}, p99 {:.2?} (target >= 20000/s, p99 < 25 ms); {}; {writer}",
-            "single-entry POSTs, 64 keep-alive connections",
+            "{label:<48} {:>8.0} entries/s = {}; {:.2}x target; p50 {:.2?}, p99 {:.2?} \
+             (target >= 20000/s, p99 < 25 ms); {}; {writer}",
             phase.rate(),
-            100.0 * phase.rate() / library,
-            100.0 * phase.rate() / signature_ceiling,
+            versus(phase.rate()),
             phase.rate() / 20_000.0,
             percentile(&phase.latencies, 0.5),
             percentile(&phase.latencies, 0.99),
             phase.cpu_text()
         );
+    };
+    if wanted("single") {
+        single_phase(
+            "single-entry POSTs, 64 keep-alive connections",
+            single,
+            &|rate| {
+                format!(
+                    "{:.0}% of library, {:.0}% of the signature limit",
+                    100.0 * rate / library,
+                    100.0 * rate / signature_ceiling
+                )
+            },
+        );
     }
-
     if wanted("single1") {
         // Entries of one signature by a known key: half the verification of the above.
-        let before = rt.block_on(writer_counters(addr));
-        let phase = rt.block_on(post_all(addr, single_signed, CONNECTIONS));
-        let writer = writer_line(before, rt.block_on(writer_counters(addr)), phase.wall);
-        println!(
-            "{:<48} {:>8.0} entries/s = {:.0}% of the signature limit ({raw:.0}/s for one \
-         signature); {:.2}x target; p50 {:.2?}, p99 {:.2?}; {}; {writer}",
+        single_phase(
             "single-entry POSTs, one signature (pledges)",
-            phase.rate(),
-            100.0 * phase.rate() / raw,
-            phase.rate() / 20_000.0,
-            percentile(&phase.latencies, 0.5),
-            percentile(&phase.latencies, 0.99),
-            phase.cpu_text()
+            single_signed,
+            &|rate| {
+                format!(
+                    "{:.0}% of the signature limit ({raw:.0}/s for one signature)",
+                    100.0 * rate / raw
+                )
+            },
         );
     }
 
