@@ -23,7 +23,7 @@
 //! ```
 //! use lesson_ledger::ledger::digest::LtHash16;
 //! use lesson_ledger::ledger::{Key, Table, Value, objects::Pool};
-//! let (k, v) = (Key::new(Table::Meta, "pool"), Value::Pool(Pool::default()));
+//! let (k, v) = (Key::new(Table::Meta, "pool"), Value::Pool(Box::default()));
 //! let mut h = LtHash16::default();
 //! let empty = h.digest();
 //! h.add(&k, &v);
@@ -273,11 +273,11 @@ mod tests {
     use crate::ledger::units::Fen;
 
     fn pool(n: u64) -> Value {
-        Value::Pool(Pool {
+        Value::Pool(Box::new(Pool {
             claims: n,
             claims_value: Fen(n * 7),
             ..Pool::default()
-        })
+        }))
     }
 
     #[test]

@@ -133,7 +133,7 @@ pub fn check_invariants(state: &MemoryState) -> Result<(), String> {
             }
             Value::Allocation(a) => {
                 allocation_ok(a)?;
-                allocs.insert(a.allocation.to_string(), a.clone());
+                allocs.insert(a.allocation.to_string(), (**a).clone());
             }
             Value::Lesson(l) => {
                 let c = lesson_counts.entry(l.allocation.to_string()).or_default();
@@ -143,8 +143,8 @@ pub fn check_invariants(state: &MemoryState) -> Result<(), String> {
                     LessonStatus::Void => {}
                 }
             }
-            Value::Pool(p) => pool = Some(p.clone()),
-            Value::Liability(l) => liabilities.push(l.clone()),
+            Value::Pool(p) => pool = Some((**p).clone()),
+            Value::Liability(l) => liabilities.push((**l).clone()),
             _ => {}
         }
     }

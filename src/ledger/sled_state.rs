@@ -462,7 +462,7 @@ mod tests {
             claims_value: Fen(claims * 100),
             ..Pool::default()
         };
-        (Key::new(Table::Meta, "pool"), Value::Pool(pool))
+        (Key::new(Table::Meta, "pool"), Value::Pool(Box::new(pool)))
     }
 
     fn entry_marker(n: u64) -> (Key, Value) {

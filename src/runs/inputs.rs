@@ -24,7 +24,7 @@ pub fn inputs<S: TableScan + ?Sized>(
     let mut parties: HashMap<String, Party> = HashMap::new();
     for value in state.scan_table(Table::Party) {
         if let Value::Party(p) = value? {
-            parties.insert(p.party.to_string(), p);
+            parties.insert(p.party.to_string(), *p);
         }
     }
     let mut claims = Vec::new();
