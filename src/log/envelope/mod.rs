@@ -34,19 +34,23 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
-use std::str::FromStr;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ed25519_dalek::{Signature, VerifyingKey};
 use rayon::prelude::*;
 
+mod entry_id;
 mod json;
+mod keys;
 
-use super::hash::{hex_decode, hex_encode};
-use super::note::{NoteSigner, NoteVerifier};
+pub use entry_id::EntryId;
+pub use keys::{KeyCache, KeyLookup, KeySet, SelfCertifying};
+
+use super::hash::hex_encode;
+use super::note::NoteSigner;
 use crate::limits::{
     ENVELOPE_BYTES_MAX, KEYID_BYTES_MAX, PAYLOAD_TYPE_BYTES_MAX, SIGNATURES_PER_ENVELOPE_MAX,
 };
@@ -141,53 +145,6 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out.push(b' ');
     out.extend_from_slice(payload);
     out
-}
-
-/// The identity of a statement: BLAKE3 of `PAE(payloadType, payload)`. It ignores the
-/// signatures, so the same statement signed twice has one id (deduplication, receipts).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EntryId([u8; 32]);
-
-impl EntryId {
-    pub fn of(payload_type: &str, payload: &[u8]) -> EntryId {
-        EntryId(*blake3::hash(&pae(payload_type, payload)).as_bytes())
-    }
-
-    pub fn from_bytes(bytes: [u8; 32]) -> EntryId {
-        EntryId(bytes)
-    }
-
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl fmt::Display for EntryId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex_encode(&self.0))
-    }
-}
-
-impl fmt::Debug for EntryId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EntryId({self})")
-    }
-}
-
-impl FromStr for EntryId {
-    type Err = EnvelopeError;
-
-    /// Parses the 64 lowercase hex digits that `Display` writes, and nothing else.
-    fn from_str(text: &str) -> Result<EntryId, EnvelopeError> {
-        let lowercase_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
-        if text.len() != 64 || !text.bytes().all(lowercase_hex) {
-            return Err(EnvelopeError::MalformedEntryId);
-        }
-        let bytes = hex_decode(text).ok_or(EnvelopeError::MalformedEntryId)?;
-        <[u8; 32]>::try_from(bytes.as_slice())
-            .map(EntryId)
-            .map_err(|_| EnvelopeError::MalformedEntryId)
-    }
 }
 
 /// One signature of an envelope. Invariant: the keyid is well-formed (non-empty, at most
@@ -456,7 +413,7 @@ impl Envelope {
             signer_keys.push(key);
         }
         Ok(VerifiedEnvelope {
-            entry_id: EntryId(*blake3::hash(&message).as_bytes()),
+            entry_id: EntryId::from_bytes(*blake3::hash(&message).as_bytes()),
             envelope: self,
             signer_keys,
         })
@@ -573,107 +530,6 @@ impl VerifiedEnvelope {
 
     pub fn into_envelope(self) -> Envelope {
         self.envelope
-    }
-}
-
-/// Where the public key a keyid names comes from.
-pub trait KeyLookup {
-    /// The key that `keyid` names.
-    ///
-    /// # Errors
-    /// [`EnvelopeError::UnknownKey`] when the keyid names no key this lookup accepts.
-    fn lookup(&self, keyid: &str) -> Result<VerifyingKey, EnvelopeError>;
-}
-
-/// Takes a keyid for what it says: a C2SP verifier key with a matching key id, parsed
-/// strictly. It proves only that the holder of that key signed; the ledger decides
-/// whether the key is registered and has authority.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SelfCertifying;
-
-impl KeyLookup for SelfCertifying {
-    fn lookup(&self, keyid: &str) -> Result<VerifyingKey, EnvelopeError> {
-        NoteVerifier::from_vkey(keyid)
-            .map(|verifier| *verifier.verifying_key())
-            .map_err(|_| EnvelopeError::UnknownKey {
-                keyid: keyid.to_owned(),
-            })
-    }
-}
-
-/// A fixed set of trusted keys, looked up by their exact verifier key text.
-#[derive(Clone, Debug, Default)]
-pub struct KeySet {
-    keys: HashMap<String, VerifyingKey>,
-}
-
-impl KeySet {
-    pub fn new(verifiers: impl IntoIterator<Item = NoteVerifier>) -> KeySet {
-        KeySet {
-            keys: verifiers
-                .into_iter()
-                .map(|v| (v.to_vkey(), *v.verifying_key()))
-                .collect(),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-}
-
-impl KeyLookup for KeySet {
-    fn lookup(&self, keyid: &str) -> Result<VerifyingKey, EnvelopeError> {
-        self.keys
-            .get(keyid)
-            .copied()
-            .ok_or_else(|| EnvelopeError::UnknownKey {
-                keyid: keyid.to_owned(),
-            })
-    }
-}
-
-/// [`SelfCertifying`] with a memory: parsing a verifier key decompresses a curve point,
-/// which costs a fifth of a verification, and a ledger sees the same few keys again and
-/// again. Bounded: when full it starts over, so hostile input cannot grow it.
-#[derive(Debug, Default)]
-pub struct KeyCache {
-    keys: std::sync::RwLock<HashMap<String, VerifyingKey>>,
-}
-
-/// Most keys [`KeyCache`] remembers before it starts over.
-const KEY_CACHE_ENTRIES_MAX: usize = 65_536;
-
-impl KeyCache {
-    /// An empty cache in front of [`SelfCertifying`].
-    pub fn self_certifying() -> KeyCache {
-        KeyCache::default()
-    }
-}
-
-impl KeyLookup for KeyCache {
-    fn lookup(&self, keyid: &str) -> Result<VerifyingKey, EnvelopeError> {
-        // A poisoned lock only means another thread panicked mid-insert of a parsed
-        // key; the map is still a valid cache, so keep using it.
-        if let Some(key) = self
-            .keys
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(keyid)
-        {
-            return Ok(*key);
-        }
-        let key = SelfCertifying.lookup(keyid)?;
-        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
-        if keys.len() >= KEY_CACHE_ENTRIES_MAX {
-            keys.clear();
-        }
-        keys.insert(keyid.to_owned(), key);
-        Ok(key)
     }
 }
 
