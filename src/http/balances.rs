@@ -78,31 +78,37 @@ fn valid_id(field: &'static str, id: &str) -> Result<(), ApiError> {
 pub const ENTRY_CACHE_ENTRIES_MAX: usize = 16_384;
 
 /// An entry's served JSON ([`EntryView`]), made once: an entry never changes once it is
-/// in the log.
+/// in the log. Invariant (checked by [`ServedEntry::new`]): one JSON object, `{…}`.
 #[derive(Debug)]
 pub struct ServedEntry {
-    pub index: u64,
     /// `{"index":…,"time_micros":…,"entry_id":…,"leaf_hash":…,"envelope":{…}}`.
-    pub json: Box<[u8]>,
+    json: Box<[u8]>,
 }
 
 impl ServedEntry {
     fn new(view: &EntryView) -> Result<ServedEntry, ApiError> {
         let json = serde_json::to_vec(view).map_err(ApiError::internal)?;
-        // A struct serializes to one JSON object: `{…}`.
-        debug_assert_eq!(json.last(), Some(&b'}'));
+        // A struct serializes to one object; checked here so that `write_proven` can
+        // open it without a case for anything else.
+        if json.first() != Some(&b'{') || json.last() != Some(&b'}') {
+            return Err(ApiError::internal(
+                "an entry did not serialize to a JSON object",
+            ));
+        }
         Ok(ServedEntry {
-            index: view.index,
             json: json.into_boxed_slice(),
         })
     }
 
+    /// The entry's JSON, as `GET /v1/entries/{index}` serves it.
+    pub fn json(&self) -> &[u8] {
+        &self.json
+    }
+
     /// Writes this entry as a [`ProvenEntry`]: its object with `inclusion_proof` added.
     fn write_proven(&self, out: &mut Vec<u8>, proof: &[Hash]) {
-        let Some((_closing_brace, fields)) = self.json.split_last() else {
-            return; // unreachable: `new` made it from an object
-        };
-        out.extend_from_slice(fields);
+        // Everything but the closing brace (the invariant: the last byte is `}`).
+        out.extend_from_slice(&self.json[..self.json.len() - 1]);
         out.extend_from_slice(b",\"inclusion_proof\":[");
         for (i, hash) in proof.iter().enumerate() {
             if i > 0 {

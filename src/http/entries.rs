@@ -421,7 +421,7 @@ pub async fn get_entry(
 ) -> Result<Response, ApiError> {
     let index = parse_index(&index)?;
     let state = app.clone();
-    app.read(move |ledger| Ok(state.entry_cache.get(ledger, index)?.json.to_vec()))
+    app.read(move |ledger| Ok(state.entry_cache.get(ledger, index)?.json().to_vec()))
         .await
         .map(super::json_body)
 }
@@ -447,7 +447,7 @@ pub async fn get_entry_by_id(
             .index_of(&entry_id)
             .map_err(ApiError::internal)?
             .ok_or(ApiError::NotFound { what: "entry", id })?;
-        Ok(state.entry_cache.get(ledger, index)?.json.to_vec())
+        Ok(state.entry_cache.get(ledger, index)?.json().to_vec())
     })
     .await
     .map(super::json_body)
