@@ -46,7 +46,7 @@ fn finding(dir: &Path) -> Finding {
 
 /// The records of a log, as (offset, kind, body).
 pub fn records(dir: &Path) -> Vec<(u64, RecordKind, Vec<u8>)> {
-    let file = lesson_ledger::log::records::open_reader(dir.join(layout::RECORDS)).unwrap();
+    let (file, _) = lesson_ledger::log::records::open_reader(dir.join(layout::RECORDS)).unwrap();
     file.iter(lesson_ledger::log::records::HEADER_LEN, file.len())
         .unwrap()
         .map(|r| r.unwrap())

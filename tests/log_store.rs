@@ -430,3 +430,101 @@ fn a_damaged_sled_database_is_rebuilt_from_the_record_file() {
         assert_eq!(&log.receipt(r.index).unwrap(), r);
     }
 }
+
+/// A log of 355 entries, then one batch to 370 (acknowledged, its checkpoint signed),
+/// closed; returns the path of `log.dat` and its length after 355 entries.
+fn log_of_370_in_batches(dir: &std::path::Path) -> (std::path::PathBuf, u64) {
+    let mut log = new_log(dir);
+    for from in (0..355).step_by(71) {
+        append_n(&mut log, from, 71);
+    }
+    let path = dir.join(layout::RECORDS);
+    let at_355 = fs::metadata(&path).unwrap().len();
+    append_n(&mut log, 355, 15);
+    assert_eq!(log.checkpoint().checkpoint().size, 370);
+    log.close().unwrap();
+    (path, at_355)
+}
+
+fn open_error(dir: &std::path::Path) -> LogError {
+    match Log::open(dir, Box::new(lesson_ledger::log::store::EntryIdOnly)) {
+        Ok((log, report)) => panic!(
+            "opened at size {} (cut: {:?}) below the signed 370",
+            log.size(),
+            report.cut
+        ),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn a_damaged_last_checkpoint_never_cuts_an_acknowledged_signed_batch() {
+    let dir = TempDir::new().unwrap();
+    let (path, _) = log_of_370_in_batches(dir.path());
+    // The last record is the checkpoint of size 370: damage one byte of its note, and
+    // delete the index, which the docs say may be deleted.
+    let mut bytes = fs::read(&path).unwrap();
+    let at = bytes.len() - 20;
+    bytes[at] ^= 0x01;
+    fs::write(&path, &bytes).unwrap();
+    fs::remove_dir_all(dir.path().join(layout::INDEX)).unwrap();
+    let err = open_error(dir.path());
+    assert_eq!(err.code(), "records_below_seal", "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("seals 370 entries") && message.contains("only 355 entries"),
+        "the error names both sizes: {message}"
+    );
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        bytes,
+        "fail closed: nothing is cut"
+    );
+    // And it stays closed: no later open signs another checkpoint of size 370.
+    assert_eq!(open_error(dir.path()).code(), "records_below_seal");
+}
+
+#[test]
+fn a_cleanly_truncated_log_without_its_index_fails_closed_naming_the_sizes() {
+    let dir = TempDir::new().unwrap();
+    let (path, at_355) = log_of_370_in_batches(dir.path());
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(at_355)
+        .unwrap();
+    fs::remove_dir_all(dir.path().join(layout::INDEX)).unwrap();
+    let err = open_error(dir.path());
+    assert_eq!(err.code(), "records_below_seal", "{err}");
+    assert_eq!(fs::metadata(&path).unwrap().len(), at_355);
+    let audit = lesson_ledger::log::audit::audit(
+        dir.path(),
+        &lesson_ledger::log::audit::AuditOptions::default(),
+        &|_, _| {},
+    );
+    let finding = format!("{}", audit.err().expect("the auditor catches it too"));
+    assert!(finding.contains("370 entries"), "{finding}");
+}
+
+#[test]
+fn an_unacknowledged_tail_after_the_seal_is_still_cut() {
+    let dir = TempDir::new().unwrap();
+    let (path, _) = log_of_370_in_batches(dir.path());
+    let sealed = fs::metadata(&path).unwrap().len();
+    // A leaf record with no checkpoint after it: a batch that was never committed.
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    let body = b"not a leaf";
+    let mut record = vec![1u8];
+    record.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    record.extend_from_slice(body);
+    record.extend_from_slice(&crc32c::crc32c(&record).to_be_bytes());
+    file.write_all(&record).unwrap();
+    drop(file);
+    fs::remove_dir_all(dir.path().join(layout::INDEX)).unwrap();
+    let (log, report) =
+        Log::open(dir.path(), Box::new(lesson_ledger::log::store::EntryIdOnly)).unwrap();
+    assert!(report.cut.is_some());
+    assert_eq!(log.size(), 370);
+    assert_eq!(fs::metadata(&path).unwrap().len(), sealed);
+}

@@ -194,12 +194,14 @@ pub fn audit_with(
         ),
         None => None,
     };
-    let file = records::open_reader(dir.join(layout::RECORDS)).map_err(|e| match e {
-        records::RecordsError::BadHeader { .. } => finding(
+    let (file, seal) = records::open_reader(dir.join(layout::RECORDS)).map_err(|e| match e {
+        records::RecordsError::BadHeader { .. }
+        | records::RecordsError::OldFormat { .. }
+        | records::RecordsError::SealDamaged { .. } => finding(
             0,
             None,
             "log.dat header is damaged",
-            format!("{:?}", records::MAGIC),
+            format!("{:?} and a valid seal", records::MAGIC),
             e.to_string(),
         ),
         other => AuditError::Log(other.into()),
@@ -286,6 +288,16 @@ pub fn audit_with(
             "the log does not contain the checkpoint brought to the audit",
             k,
             format!("size {size}"),
+        ));
+    }
+    // The seal is written with each commit: the file must reach it, with its leaves.
+    if last_offset < seal.end || (last_offset == seal.end && size != seal.leaves) {
+        return Err(finding(
+            last_offset,
+            Some(size),
+            "log.dat holds fewer entries than its header seals as committed (truncated log)",
+            format!("{} entries ending at byte {}", seal.leaves, seal.end),
+            format!("{size} entries ending at byte {last_offset}"),
         ));
     }
     // The index is derived and written after each commit: it can lag, never lead.

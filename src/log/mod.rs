@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod compact;
+pub mod disk;
 pub mod envelope;
 pub mod hash;
 pub mod id_index;

@@ -7,51 +7,74 @@
 //!
 //! ```text
 //! file    = header record*
-//! header  = "LLEDGER1"                      8 bytes: magic, format version 1
+//! header  = "LLEDGER2" | slot | slot          8 + 64 bytes: magic (format version 2), seal
 //! record  = kind:u8 | len:u32 BE | body:len bytes | crc:u32 BE
 //! crc     = CRC-32C (Castagnoli) over kind ‖ len ‖ body
-//! kind    = 1 (leaf) | 2 (checkpoint);  len ≤ limits::RECORD_BODY_BYTES_MAX
+//! kind    = 1 (leaf) | 2 (checkpoint) | 3 (state note);  len ≤ limits::RECORD_BODY_BYTES_MAX
 //! ```
 //!
-//! A batch is written as its leaf records followed by ONE checkpoint record and a single
-//! `fdatasync`; only then is it acknowledged. The checkpoint record is therefore the
-//! commit marker: whatever follows the last checkpoint record was never acknowledged.
-//! [`RecordFile::recover`] applies that rule after a crash, and fails closed when the
-//! damage is not at the tail.
+//! A batch is written as its leaf records followed by ONE checkpoint record, then the
+//! header's [`Seal`] (leaf count and end of that checkpoint record) and a single
+//! `fdatasync`; only then is it acknowledged. The checkpoint record is the commit
+//! marker: whatever follows the last checkpoint record was never acknowledged, and
+//! [`RecordFile::recover`] cuts it after a crash. The seal says how far that may go: a
+//! cut below it would remove an acknowledged, signed batch, so recovery fails closed
+//! ([`RecordsError::BelowSeal`]), as it does when the damage is not at the tail.
 //!
 //! ```
-//! use lesson_ledger::log::records::{RecordFile, RecordKind};
+//! use lesson_ledger::log::records::{RecordFile, RecordKind, Seal};
 //! let dir = tempfile::tempdir().unwrap();
 //! let mut log = RecordFile::create(dir.path().join("log.dat")).unwrap();
 //! let leaf = log.append(RecordKind::Leaf, b"leaf bytes").unwrap();
 //! log.append(RecordKind::Checkpoint, b"checkpoint note").unwrap();
 //! log.commit().unwrap();
 //! assert_eq!(log.read_at(leaf).unwrap().body, b"leaf bytes");
-//! let recovery = log.recover(lesson_ledger::log::records::HEADER_LEN).unwrap();
+//! assert_eq!(log.seal(), Seal { leaves: 1, end: log.len() });
+//! let recovery = log.recover(Seal::START).unwrap();
 //! assert_eq!((recovery.end, recovery.cut), (log.len(), None));
 //! ```
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::limits::{RECORD_BODY_BYTES_MAX, RECORD_OVERHEAD_BYTES};
+use crate::log::disk::Disk;
 
 mod frame;
+mod read;
+mod recover;
+mod seal;
 
-use frame::{find_checkpoint, read_record, Fault, PositionedReader};
 pub use frame::{Damage, RecordKind};
+pub use read::{open_reader, RecordIter, RecordReader};
+pub use seal::Seal;
+use seal::{SLOTS, SLOT_BYTES};
 
 /// The first bytes of every record file: the magic and the format version.
-pub const MAGIC: &[u8; 8] = b"LLEDGER1";
-/// Length of the file header; the first record starts here.
-pub const HEADER_LEN: u64 = MAGIC.len() as u64;
+pub const MAGIC: &[u8; 8] = b"LLEDGER2";
+/// The magic of format version 1, which had no seal: refused with its own error.
+const MAGIC_V1: &[u8; 8] = b"LLEDGER1";
+/// Length of the file header (magic and the two seal slots); the first record starts here.
+pub const HEADER_LEN: u64 = MAGIC.len() as u64 + (SLOTS * SLOT_BYTES) as u64;
 /// Read-ahead of the sequential reader: large, since rebuilds read the whole file.
 const ITER_BUFFER_BYTES: usize = 1 << 20;
 
+const _: () = assert!(
+    seal::SLOTS_OFFSET == MAGIC.len() as u64,
+    "slots follow the magic"
+);
+
+impl Seal {
+    /// The position of an empty file: no leaves, the end of the header.
+    pub const START: Seal = Seal {
+        leaves: 0,
+        end: HEADER_LEN,
+    };
+}
 /// One record read back, with its framing and checksum verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -110,8 +133,26 @@ pub enum RecordsError {
         #[source]
         source: io::Error,
     },
-    #[error("{path}: file header is not the magic \"LLEDGER1\" ({len} bytes long)")]
+    #[error("{path}: file header is not the magic \"LLEDGER2\" and its seal ({len} bytes long)")]
     BadHeader { path: PathBuf, len: u64 },
+    #[error("{path}: record file format 1 (\"LLEDGER1\", no seal); this build reads format 2")]
+    OldFormat { path: PathBuf },
+    #[error("{path}: the header's seal is damaged (a slot fails its checksum); refusing to guess how far the file was committed")]
+    SealDamaged { path: PathBuf },
+    #[error("{path}: the header seals {} entries ending at byte {}, but only {} entries ending at byte {} are intact: an acknowledged, signed batch is damaged or missing; refusing to cut it (restore log.dat from a copy)", sealed.leaves, sealed.end, intact.leaves, intact.end)]
+    BelowSeal {
+        path: PathBuf,
+        sealed: Seal,
+        intact: Seal,
+        /// The damage found after the intact part, if the file did not just end there.
+        reason: Option<Damage>,
+    },
+    #[error("{path}: the header seals {} entries at byte {}, but {} leaf records end there", sealed.leaves, sealed.end, found)]
+    SealMismatch {
+        path: PathBuf,
+        sealed: Seal,
+        found: u64,
+    },
     #[error("record body of {len} bytes is over the maximum of {RECORD_BODY_BYTES_MAX}")]
     BodyTooLarge { len: usize },
     #[error("no committed record at offset {offset} (committed length {len})")]
@@ -133,7 +174,10 @@ impl RecordsError {
             RecordsError::Corrupt { offset, .. } | RecordsError::OutOfRange { offset, .. } => {
                 Some(*offset)
             }
-            RecordsError::BadHeader { .. } => Some(0),
+            RecordsError::BadHeader { .. }
+            | RecordsError::OldFormat { .. }
+            | RecordsError::SealDamaged { .. } => Some(0),
+            RecordsError::BelowSeal { intact, .. } => Some(intact.end),
             _ => None,
         }
     }
@@ -143,6 +187,10 @@ impl RecordsError {
         match self {
             RecordsError::Io { .. } => "records_io",
             RecordsError::BadHeader { .. } => "records_bad_header",
+            RecordsError::OldFormat { .. } => "records_old_format",
+            RecordsError::SealDamaged { .. } => "records_seal_damaged",
+            RecordsError::BelowSeal { .. } => "records_below_seal",
+            RecordsError::SealMismatch { .. } => "records_seal_mismatch",
             RecordsError::BodyTooLarge { .. } => "records_body_too_large",
             RecordsError::OutOfRange { .. } => "records_out_of_range",
             RecordsError::Corrupt { .. } => "records_corrupt",
@@ -158,9 +206,26 @@ impl RecordsError {
 pub struct RecordFile {
     path: PathBuf,
     file: Arc<File>,
+    disk: Disk,
     committed: Arc<AtomicU64>,
     buffer: Vec<u8>,
+    /// Leaf records in `buffer`.
+    pending_leaves: u64,
+    /// The position after the last checkpoint record in `buffer`: what a commit seals.
+    pending_seal: Option<Seal>,
+    header: Header,
     state: State,
+}
+
+/// The header as it is on disk: the current seal and which slot holds it.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    /// Committed length of the file when the header was read.
+    len: u64,
+    seal: Seal,
+    slot: usize,
+    /// The other slot, when its checksum fails (a torn slot write): recovery rewrites it.
+    damaged: Option<usize>,
 }
 
 /// Whether the writer may append.
@@ -173,12 +238,45 @@ enum State {
     Poisoned,
 }
 
-/// A read-only handle on the committed part of `log.dat`, for other threads.
-#[derive(Debug, Clone)]
-pub struct RecordReader {
-    path: Arc<Path>,
-    file: Arc<File>,
-    committed: Arc<AtomicU64>,
+/// Reads and checks the header of an open record file: the magic, then the seal.
+fn check_header(path: &Path, file: &File) -> Result<Header, RecordsError> {
+    let io = |source| RecordsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = file.metadata().map_err(io)?.len();
+    let mut magic = [0u8; MAGIC.len()];
+    if len >= MAGIC.len() as u64 {
+        file.read_exact_at(&mut magic, 0).map_err(io)?;
+    }
+    if &magic == MAGIC_V1 {
+        return Err(RecordsError::OldFormat {
+            path: path.to_path_buf(),
+        });
+    }
+    if len < HEADER_LEN || &magic != MAGIC {
+        return Err(RecordsError::BadHeader {
+            path: path.to_path_buf(),
+            len,
+        });
+    }
+    let mut slots = [None; SLOTS];
+    for (n, slot) in slots.iter_mut().enumerate() {
+        let mut bytes = [0u8; SLOT_BYTES];
+        file.read_exact_at(&mut bytes, seal::slot_offset(n))
+            .map_err(io)?;
+        *slot = seal::decode(&bytes);
+    }
+    let (seal, slot) = seal::current(&slots).ok_or_else(|| RecordsError::SealDamaged {
+        path: path.to_path_buf(),
+    })?;
+    let damaged = slots.iter().position(Option::is_none);
+    Ok(Header {
+        len,
+        seal,
+        slot,
+        damaged,
+    })
 }
 
 impl RecordFile {
@@ -187,6 +285,14 @@ impl RecordFile {
     /// # Errors
     /// If the file already exists or cannot be written.
     pub fn create(path: impl AsRef<Path>) -> Result<RecordFile, RecordsError> {
+        RecordFile::create_on(path, Disk::os())
+    }
+
+    /// [`RecordFile::create`], writing through `disk`.
+    ///
+    /// # Errors
+    /// As [`RecordFile::create`].
+    pub fn create_on(path: impl AsRef<Path>, disk: Disk) -> Result<RecordFile, RecordsError> {
         let path = path.as_ref().to_path_buf();
         let io = |source| RecordsError::Io {
             path: path.clone(),
@@ -198,53 +304,89 @@ impl RecordFile {
             .create_new(true)
             .open(&path)
             .map_err(io)?;
-        file.write_all_at(MAGIC, 0).map_err(io)?;
-        file.sync_data().map_err(io)?;
+        let slot = seal::encode(Seal::START);
+        let header = [&MAGIC[..], &slot, &slot].concat();
+        disk.write_all_at(&path, &file, &header, 0).map_err(io)?;
+        disk.sync_data(&path, &file).map_err(io)?;
         // The file's name must be durable too, or a crash could lose the whole file.
         let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
         File::open(parent.unwrap_or(Path::new(".")))
             .and_then(|dir| dir.sync_all())
             .map_err(io)?;
-        Ok(RecordFile::from_parts(path, file, HEADER_LEN, State::Ready))
+        let header = Header {
+            len: HEADER_LEN,
+            seal: Seal::START,
+            slot: 0,
+            damaged: None,
+        };
+        Ok(RecordFile::from_parts(
+            path,
+            file,
+            disk,
+            header,
+            State::Ready,
+        ))
     }
 
-    /// Opens an existing record file and checks its header. Until [`RecordFile::recover`]
-    /// has run, the committed length is the file's length (readers may use it as is) and
-    /// appends are refused, since a torn tail would sit before them.
+    /// Opens an existing record file and checks its header and seal. Until
+    /// [`RecordFile::recover`] has run, the committed length is the file's length
+    /// (readers may use it as is) and appends are refused, since a torn tail would sit
+    /// before them.
     ///
     /// # Errors
-    /// If the file cannot be opened, or its header is missing or not [`MAGIC`].
+    /// If the file cannot be opened, its header is missing or not [`MAGIC`]
+    /// (`OldFormat` for format 1), or neither seal slot is valid.
     pub fn open(path: impl AsRef<Path>) -> Result<RecordFile, RecordsError> {
+        RecordFile::open_on(path, Disk::os())
+    }
+
+    /// [`RecordFile::open`], writing through `disk`.
+    ///
+    /// # Errors
+    /// As [`RecordFile::open`].
+    pub fn open_on(path: impl AsRef<Path>, disk: Disk) -> Result<RecordFile, RecordsError> {
         let path = path.as_ref().to_path_buf();
-        let io = |source| RecordsError::Io {
-            path: path.clone(),
-            source,
-        };
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        let mut magic = [0u8; MAGIC.len()];
-        if len < HEADER_LEN {
-            return Err(RecordsError::BadHeader { path, len });
-        }
-        file.read_exact_at(&mut magic, 0).map_err(io)?;
-        if &magic != MAGIC {
-            return Err(RecordsError::BadHeader { path, len });
-        }
-        Ok(RecordFile::from_parts(path, file, len, State::Unrecovered))
+            .map_err(|source| RecordsError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let header = check_header(&path, &file)?;
+        Ok(RecordFile::from_parts(
+            path,
+            file,
+            disk,
+            header,
+            State::Unrecovered,
+        ))
     }
 
-    fn from_parts(path: PathBuf, file: File, committed: u64, state: State) -> RecordFile {
+    fn from_parts(
+        path: PathBuf,
+        file: File,
+        disk: Disk,
+        header: Header,
+        state: State,
+    ) -> RecordFile {
         RecordFile {
             path,
             file: Arc::new(file),
-            committed: Arc::new(AtomicU64::new(committed)),
+            disk,
+            committed: Arc::new(AtomicU64::new(header.len)),
             buffer: Vec::new(),
+            pending_leaves: 0,
+            pending_seal: None,
+            header,
             state,
         }
+    }
+
+    /// The committed position the header records: nothing before it may be cut.
+    pub fn seal(&self) -> Seal {
+        self.header.seal
     }
 
     /// Buffers one record and returns the offset it will have once committed.
@@ -263,6 +405,16 @@ impl RecordFile {
         }
         let offset = self.len() + self.buffer.len() as u64;
         frame::encode(&mut self.buffer, kind, body);
+        match kind {
+            RecordKind::Leaf => self.pending_leaves += 1,
+            RecordKind::Checkpoint => {
+                self.pending_seal = Some(Seal {
+                    leaves: self.header.seal.leaves + self.pending_leaves,
+                    end: self.len() + self.buffer.len() as u64,
+                });
+            }
+            RecordKind::StateNote => {}
+        }
         Ok(offset)
     }
 
@@ -274,14 +426,19 @@ impl RecordFile {
     /// Drops the appended, uncommitted records (a batch abandoned before its commit).
     pub fn discard_pending(&mut self) {
         self.buffer.clear();
+        self.pending_leaves = 0;
+        self.pending_seal = None;
     }
 
-    /// Writes the buffered records with one write and one `fdatasync`. When this returns
-    /// `Ok`, the records are durable and may be acknowledged.
+    /// Writes the buffered records, then the seal of their last checkpoint record into
+    /// the header slot not holding the current seal, with one `fdatasync`. When this
+    /// returns `Ok`, the records are durable and may be acknowledged.
     ///
     /// # Errors
     /// On any I/O failure. The file is then poisoned: after a failed `fdatasync` the
-    /// page cache cannot be trusted, so the caller must reopen and [`RecordFile::recover`].
+    /// page cache cannot be trusted, so nothing is retried; the batch's bytes and its
+    /// slot are put back as they were (best effort) and the caller must reopen and
+    /// [`RecordFile::recover`].
     pub fn commit(&mut self) -> Result<(), RecordsError> {
         if self.state == State::Poisoned {
             return Err(RecordsError::Poisoned);
@@ -290,23 +447,64 @@ impl RecordFile {
             return Ok(());
         }
         let start = self.len();
-        // pwrite at the committed end, not O_APPEND: the position is ours, not the kernel's.
+        let end = start + self.buffer.len() as u64;
+        let sealed = self
+            .pending_seal
+            .take()
+            .map(|seal| (seal, 1 - self.header.slot));
+        self.pending_leaves = 0;
+        // Records first, then the slot: a crash between the two leaves the old seal.
         let written = self
-            .file
-            .write_all_at(&self.buffer, start)
-            .and_then(|()| self.file.sync_data());
+            .disk
+            .write_all_at(&self.path, &self.file, &self.buffer, start)
+            .and_then(|()| match sealed {
+                Some((seal, slot)) => self.disk.write_all_at(
+                    &self.path,
+                    &self.file,
+                    &seal::encode(seal),
+                    seal::slot_offset(slot),
+                ),
+                None => Ok(()),
+            })
+            .and_then(|()| self.disk.sync_data(&self.path, &self.file));
+        self.buffer.clear();
         if let Err(source) = written {
             self.state = State::Poisoned;
-            self.buffer.clear();
+            self.roll_back(start, sealed.map(|(_, slot)| slot));
             return Err(RecordsError::Io {
                 path: self.path.clone(),
                 source,
             });
         }
-        let end = start + self.buffer.len() as u64;
-        self.buffer.clear();
+        if let Some((seal, slot)) = sealed {
+            self.header.seal = seal;
+            self.header.slot = slot;
+        }
         self.committed.store(end, Ordering::Release);
         Ok(())
+    }
+
+    /// After a failed commit: removes the batch's bytes and rewrites the slot it may
+    /// have changed with the current seal, so that this process (whose page cache may
+    /// hold them, marked clean) never reads an unsynced batch back as committed. Best
+    /// effort: a failure is logged, the file stays poisoned, and a reopen's recovery
+    /// decides from what is on disk.
+    fn roll_back(&mut self, start: u64, slot: Option<usize>) {
+        // The slot first: a seal beyond the file's end would make the reopen fail closed.
+        // The other slot holds the current seal; this one goes back to the same.
+        let undone = match slot {
+            Some(slot) => self.disk.write_all_at(
+                &self.path,
+                &self.file,
+                &seal::encode(self.header.seal),
+                seal::slot_offset(slot),
+            ),
+            None => Ok(()),
+        }
+        .and_then(|()| self.disk.set_len(&self.path, &self.file, start));
+        if let Err(error) = undone {
+            tracing::error!(path = %self.path.display(), %error, "could not undo a failed commit; reopen to recover");
+        }
     }
 
     /// Committed length of the file, in bytes (header included).
@@ -343,235 +541,6 @@ impl RecordFile {
     pub fn iter(&self, from: u64, to: u64) -> Result<RecordIter, RecordsError> {
         self.reader().iter(from, to)
     }
-
-    /// Scans from the record boundary `from` to the end of the file and cuts what was
-    /// never acknowledged. `from` must be [`HEADER_LEN`] or the end of a record the
-    /// caller knows is committed (the end of a checkpoint record).
-    ///
-    /// # Errors
-    /// [`RecordsError::Corrupt`] when a bad record is followed by a valid checkpoint
-    /// record: acknowledged data lies beyond the damage, so nothing is changed.
-    /// [`RecordsError::OutOfRange`] if `from` is outside the file, `Pending` or
-    /// `Poisoned` if the writer is mid-batch or failed, `Io` on I/O failure.
-    pub fn recover(&mut self, from: u64) -> Result<Recovery, RecordsError> {
-        if self.state == State::Poisoned {
-            return Err(RecordsError::Poisoned);
-        }
-        if !self.buffer.is_empty() {
-            return Err(RecordsError::Pending {
-                bytes: self.buffer.len(),
-            });
-        }
-        let io = |source| RecordsError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let file_len = self.file.metadata().map_err(io)?.len();
-        if from < HEADER_LEN || from > file_len {
-            return Err(RecordsError::OutOfRange {
-                offset: from,
-                len: file_len,
-            });
-        }
-        let mut reader = BufReader::with_capacity(
-            ITER_BUFFER_BYTES,
-            PositionedReader {
-                file: &*self.file,
-                pos: from,
-            },
-        );
-        let mut body = Vec::new();
-        let (mut offset, mut committed_end) = (from, from);
-        let (mut last_checkpoint, mut leaves, mut pending_leaves) = (None, 0u64, 0u64);
-        let damage = loop {
-            match read_record(&mut reader, offset, file_len, &mut body) {
-                Ok(None) => break None,
-                Ok(Some(RecordKind::Leaf)) => pending_leaves += 1,
-                // Part of the batch its checkpoint commits; nothing to count.
-                Ok(Some(RecordKind::StateNote)) => {}
-                Ok(Some(RecordKind::Checkpoint)) => {
-                    last_checkpoint = Some(offset);
-                    leaves += pending_leaves;
-                    pending_leaves = 0;
-                    committed_end = offset + (body.len() + RECORD_OVERHEAD_BYTES) as u64;
-                }
-                Err(Fault::Io(source)) => return Err(io(source)),
-                Err(Fault::Damage(damage)) => break Some(damage),
-            }
-            offset += (body.len() + RECORD_OVERHEAD_BYTES) as u64;
-        };
-        let reason = match damage {
-            // "If everything parses: committed end = end of the last checkpoint record;
-            // any leaf records after it are an unacknowledged partial batch — cut them."
-            None => CutReason::Uncommitted {
-                records: pending_leaves,
-            },
-            // "At the first bad record at offset o: search the bytes after o for any
-            // valid checkpoint record. If one exists, fail closed and change nothing."
-            Some(damage) => {
-                if find_checkpoint(&self.file, offset + 1, file_len)
-                    .map_err(io)?
-                    .is_some()
-                {
-                    return Err(RecordsError::Corrupt { offset, damage });
-                }
-                // "Otherwise it is a torn tail: truncate to the end of the last
-                // checkpoint record before o, sync, and report the cut."
-                CutReason::TornTail { at: offset, damage }
-            }
-        };
-        let cut = (committed_end < file_len).then_some(Cut {
-            offset: committed_end,
-            bytes: file_len - committed_end,
-            reason,
-        });
-        if cut.is_some() {
-            self.file.set_len(committed_end).map_err(io)?;
-            self.file.sync_all().map_err(io)?;
-        }
-        self.committed.store(committed_end, Ordering::Release);
-        self.state = State::Ready;
-        Ok(Recovery {
-            end: committed_end,
-            last_checkpoint,
-            leaves,
-            cut,
-        })
-    }
-}
-
-/// Opens `log.dat` for reading only, as an auditor does: checks the header and takes
-/// the whole file as committed (nothing is recovered or cut).
-///
-/// # Errors
-/// If the file cannot be opened, or its header is missing or not [`MAGIC`].
-pub fn open_reader(path: impl AsRef<Path>) -> Result<RecordReader, RecordsError> {
-    let path = path.as_ref().to_path_buf();
-    let io = |source| RecordsError::Io {
-        path: path.clone(),
-        source,
-    };
-    let file = File::open(&path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    let mut magic = [0u8; MAGIC.len()];
-    if len < HEADER_LEN {
-        return Err(RecordsError::BadHeader { path, len });
-    }
-    file.read_exact_at(&mut magic, 0).map_err(io)?;
-    if &magic != MAGIC {
-        return Err(RecordsError::BadHeader { path, len });
-    }
-    Ok(RecordReader {
-        path: Arc::from(path.as_path()),
-        file: Arc::new(file),
-        committed: Arc::new(AtomicU64::new(len)),
-    })
-}
-
-impl RecordReader {
-    /// Committed length of the file, in bytes (header included).
-    pub fn len(&self) -> u64 {
-        self.committed.load(Ordering::Acquire)
-    }
-
-    /// Whether no record is committed.
-    pub fn is_empty(&self) -> bool {
-        self.len() <= HEADER_LEN
-    }
-
-    /// Reads the committed record at `offset` with two `pread`s, verifying its framing
-    /// and checksum.
-    ///
-    /// # Errors
-    /// `OutOfRange` if no committed record can start at `offset`, `Corrupt` if the bytes
-    /// there are not a valid record, `Io` on I/O failure.
-    pub fn read_at(&self, offset: u64) -> Result<Record, RecordsError> {
-        let end = self.len();
-        if offset < HEADER_LEN || offset >= end {
-            return Err(RecordsError::OutOfRange { offset, len: end });
-        }
-        let mut body = Vec::new();
-        let mut reader = PositionedReader {
-            file: &*self.file,
-            pos: offset,
-        };
-        match read_record(&mut reader, offset, end, &mut body) {
-            Ok(Some(kind)) => Ok(Record { offset, kind, body }),
-            Ok(None) => Err(RecordsError::OutOfRange { offset, len: end }),
-            Err(Fault::Damage(damage)) => Err(RecordsError::Corrupt { offset, damage }),
-            Err(Fault::Io(source)) => Err(RecordsError::Io {
-                path: self.path.to_path_buf(),
-                source,
-            }),
-        }
-    }
-
-    /// A sequential reader over the committed records in `[from, to)`; `from` must be a
-    /// record boundary. Independent of other readers (it keeps its own position).
-    ///
-    /// # Errors
-    /// `OutOfRange` unless `HEADER_LEN ≤ from ≤ to ≤ len()`. The iterator yields
-    /// `Corrupt` (and then stops) if a record does not parse or crosses `to`.
-    pub fn iter(&self, from: u64, to: u64) -> Result<RecordIter, RecordsError> {
-        let end = self.len();
-        if from < HEADER_LEN || from > to || to > end {
-            return Err(RecordsError::OutOfRange {
-                offset: from.max(to),
-                len: end,
-            });
-        }
-        let reader = PositionedReader {
-            file: Arc::clone(&self.file),
-            pos: from,
-        };
-        Ok(RecordIter {
-            path: Arc::clone(&self.path),
-            reader: BufReader::with_capacity(ITER_BUFFER_BYTES, reader),
-            offset: from,
-            to,
-            failed: false,
-        })
-    }
-}
-
-/// Sequential reader of committed records; see [`RecordReader::iter`].
-#[derive(Debug)]
-pub struct RecordIter {
-    path: Arc<Path>,
-    reader: BufReader<PositionedReader<Arc<File>>>,
-    offset: u64,
-    to: u64,
-    failed: bool,
-}
-
-impl Iterator for RecordIter {
-    type Item = Result<Record, RecordsError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        let mut body = Vec::new();
-        let offset = self.offset;
-        match read_record(&mut self.reader, offset, self.to, &mut body) {
-            Ok(None) => None,
-            Ok(Some(kind)) => {
-                let record = Record { offset, kind, body };
-                self.offset = record.end();
-                Some(Ok(record))
-            }
-            Err(fault) => {
-                self.failed = true;
-                Some(Err(match fault {
-                    Fault::Damage(damage) => RecordsError::Corrupt { offset, damage },
-                    Fault::Io(source) => RecordsError::Io {
-                        path: self.path.to_path_buf(),
-                        source,
-                    },
-                }))
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -590,7 +559,11 @@ mod tests {
         );
         assert_eq!(log.len(), HEADER_LEN, "nothing is visible before commit");
         log.commit().unwrap();
-        let mut expected = b"LLEDGER1".to_vec();
+        let mut expected = b"LLEDGER2".to_vec();
+        // Slot 0 still holds the empty file's seal; the commit wrote slot 1.
+        expected.extend(seal::encode(Seal::START));
+        let end = HEADER_LEN + 12 + 9;
+        expected.extend(seal::encode(Seal { leaves: 1, end }));
         frame::encode(&mut expected, RecordKind::Leaf, b"abc");
         frame::encode(&mut expected, RecordKind::Checkpoint, b"");
         assert_eq!(std::fs::read(&path).unwrap(), expected);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use lesson_ledger::limits::RECORD_BODY_BYTES_MAX;
 use lesson_ledger::log::records::{
-    CutReason, Damage, RecordFile, RecordKind, RecordsError, Recovery, HEADER_LEN,
+    CutReason, Damage, RecordFile, RecordKind, RecordsError, Recovery, Seal, HEADER_LEN,
 };
 use rand::{Rng, SeedableRng};
 
@@ -66,7 +66,7 @@ fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
 }
 
 fn recover(path: &Path) -> Result<Recovery, RecordsError> {
-    RecordFile::open(path).unwrap().recover(HEADER_LEN)
+    RecordFile::open(path).unwrap().recover(Seal::START)
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn committed_records_read_back_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let (path, batches) = three_batches(dir.path());
     let mut log = RecordFile::open(&path).unwrap();
-    let recovery = log.recover(HEADER_LEN).unwrap();
+    let recovery = log.recover(Seal::START).unwrap();
     assert_eq!(recovery.end, batches[2].end);
     assert_eq!(recovery.leaves, 6);
     assert_eq!(recovery.last_checkpoint, Some(batches[2].checkpoint));
@@ -93,7 +93,12 @@ fn committed_records_read_back_after_reopen() {
     assert_eq!(kinds, [1, 1, 2, 1, 1, 1, 2, 1, 2]);
     assert_eq!(all[3].offset, batches[1].start);
     // Recovery may start at any committed boundary.
-    let later = log.recover(batches[1].end).unwrap();
+    let later = log
+        .recover(Seal {
+            leaves: 5,
+            end: batches[1].end,
+        })
+        .unwrap();
     assert_eq!(
         (later.end, later.leaves, later.cut),
         (batches[2].end, 1, None)
@@ -129,7 +134,7 @@ fn reads_outside_committed_records_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (path, batches) = three_batches(dir.path());
     let mut log = RecordFile::open(&path).unwrap();
-    log.recover(HEADER_LEN).unwrap();
+    log.recover(Seal::START).unwrap();
     for offset in [0, HEADER_LEN - 1, batches[2].end, u64::MAX] {
         assert!(
             matches!(log.read_at(offset), Err(RecordsError::OutOfRange { .. })),
@@ -243,11 +248,25 @@ fn torn_header_body_and_crc_are_cut_back_to_the_last_checkpoint() {
     }
 }
 
+/// Three batches whose last one reached the file but not its seal: the header is the
+/// one of two batches, as a crash between the records and the slot write leaves it.
+fn three_batches_last_unsealed(dir: &Path) -> (PathBuf, Vec<Batch>, Vec<u8>) {
+    let path = dir.join("log.dat");
+    let mut log = RecordFile::create(&path).unwrap();
+    let mut batches = write_batches(&mut log, &[&[b"leaf-0", b"leaf-1"], &[b"leaf-2"]]);
+    let header = fs::read(&path).unwrap()[..HEADER_LEN as usize].to_vec();
+    let last = write_batches(&mut log, &[&[b"leaf-3", b"leaf-4"]]);
+    batches.extend(last);
+    drop(log);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[..HEADER_LEN as usize].copy_from_slice(&header);
+    (path, batches, bytes)
+}
+
 #[test]
-fn every_truncation_of_the_last_batch_recovers_the_batch_before() {
+fn every_truncation_of_an_unsealed_last_batch_recovers_the_batch_before() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, batches) = three_batches(dir.path());
-    let full = fs::read(&path).unwrap();
+    let (path, batches, full) = three_batches_last_unsealed(dir.path());
     for len in batches[2].start..=batches[2].end {
         fs::write(&path, &full[..len as usize]).unwrap();
         let recovery = recover(&path).unwrap();
@@ -258,12 +277,79 @@ fn every_truncation_of_the_last_batch_recovers_the_batch_before() {
         };
         assert_eq!(recovery.end, expected, "file cut at {len}");
         assert_eq!(recovery.cut.is_some(), len != expected, "file cut at {len}");
+        let now = fs::read(&path).unwrap();
         assert_eq!(
-            fs::read(&path).unwrap(),
-            full[..expected as usize],
+            now[HEADER_LEN as usize..],
+            full[HEADER_LEN as usize..expected as usize]
+        );
+        // What the records prove is sealed again, so it can never be cut later.
+        let leaves = if len == batches[2].end { 5 } else { 3 };
+        assert_eq!(
+            RecordFile::open(&path).unwrap().seal(),
+            Seal {
+                leaves,
+                end: expected
+            },
             "file cut at {len}"
         );
     }
+}
+
+#[test]
+fn no_truncation_of_a_sealed_batch_is_recovered_by_cutting_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, batches) = three_batches(dir.path());
+    let full = fs::read(&path).unwrap();
+    for len in batches[2].start..batches[2].end {
+        fs::write(&path, &full[..len as usize]).unwrap();
+        match recover(&path) {
+            Err(RecordsError::BelowSeal { sealed, intact, .. }) => {
+                assert_eq!(
+                    (sealed.leaves, sealed.end, intact.leaves, intact.end),
+                    (6, batches[2].end, 5, batches[1].end),
+                    "file cut at {len}"
+                );
+            }
+            other => panic!("file cut at {len}: expected below_seal, got {other:?}"),
+        }
+        assert_eq!(fs::read(&path).unwrap(), full[..len as usize], "unchanged");
+    }
+}
+
+#[test]
+fn a_torn_seal_slot_leaves_the_previous_seal_and_recovery_rewrites_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, batches) = three_batches(dir.path());
+    let full = fs::read(&path).unwrap();
+    // Slots alternate: create wrote both, the three commits slots 1, 0, 1. The last
+    // commit's slot write was torn (a power loss after the records reached the disk).
+    let mut torn = full.clone();
+    torn[8 + 32 + 5] ^= 0x40;
+    fs::write(&path, &torn).unwrap();
+    let mut log = RecordFile::open(&path).unwrap();
+    assert_eq!(
+        log.seal(),
+        Seal {
+            leaves: 5,
+            end: batches[1].end
+        },
+        "the previous seal"
+    );
+    let recovery = log.recover(Seal::START).unwrap();
+    assert_eq!((recovery.end, recovery.cut), (batches[2].end, None));
+    let sealed = Seal {
+        leaves: 6,
+        end: batches[2].end,
+    };
+    assert_eq!(log.seal(), sealed);
+    assert_eq!(RecordFile::open(&path).unwrap().seal(), sealed);
+    // Both slots damaged: nothing says how far the file was committed. Fail closed.
+    let mut both = full;
+    both[8 + 5] ^= 0x40;
+    both[8 + 32 + 5] ^= 0x40;
+    fs::write(&path, &both).unwrap();
+    let err = RecordFile::open(&path).unwrap_err();
+    assert_eq!(err.code(), "records_seal_damaged");
 }
 
 #[test]
@@ -271,14 +357,14 @@ fn a_partial_batch_without_its_checkpoint_is_cut() {
     let dir = tempfile::tempdir().unwrap();
     let (path, batches) = three_batches(dir.path());
     let mut log = RecordFile::open(&path).unwrap();
-    log.recover(HEADER_LEN).unwrap();
+    log.recover(Seal::START).unwrap();
     log.append(RecordKind::Leaf, b"leaf-6").unwrap();
     log.append(RecordKind::Leaf, b"leaf-7").unwrap();
     // Written without the checkpoint: the crash came before the commit marker.
     log.commit().unwrap();
     drop(log);
     let mut log = RecordFile::open(&path).unwrap();
-    let recovery = log.recover(HEADER_LEN).unwrap();
+    let recovery = log.recover(Seal::START).unwrap();
     let cut = recovery.cut.unwrap();
     assert_eq!(cut.reason, CutReason::Uncommitted { records: 2 });
     assert_eq!(
@@ -374,19 +460,25 @@ fn recover_refuses_pending_appends_and_bad_starts() {
     let mut log = RecordFile::open(&path).unwrap();
     for from in [0, batches[2].end + 1] {
         assert!(
-            matches!(log.recover(from), Err(RecordsError::OutOfRange { .. })),
+            matches!(
+                log.recover(Seal {
+                    leaves: 0,
+                    end: from
+                }),
+                Err(RecordsError::OutOfRange { .. })
+            ),
             "{from}"
         );
     }
     // A file opened and not recovered may have a torn tail: appends wait for recovery.
     let err = log.append(RecordKind::Leaf, b"x").unwrap_err();
     assert_eq!(err.code(), "records_not_recovered");
-    log.recover(HEADER_LEN).unwrap();
+    log.recover(Seal::START).unwrap();
     log.append(RecordKind::Leaf, b"x").unwrap();
-    let err = log.recover(HEADER_LEN).unwrap_err();
+    let err = log.recover(Seal::START).unwrap_err();
     assert!(matches!(err, RecordsError::Pending { bytes: 10 }));
     log.discard_pending();
-    assert_eq!(log.recover(HEADER_LEN).unwrap().cut, None);
+    assert_eq!(log.recover(Seal::START).unwrap().cut, None);
 }
 
 #[test]
@@ -394,7 +486,7 @@ fn record_reader_works_from_another_thread() {
     let dir = tempfile::tempdir().unwrap();
     let (path, batches) = three_batches(dir.path());
     let mut log = RecordFile::open(&path).unwrap();
-    log.recover(HEADER_LEN).unwrap();
+    log.recover(Seal::START).unwrap();
     let reader = log.reader();
     let at = batches[0].leaves[1];
     let body = std::thread::spawn(move || reader.read_at(at).unwrap().body)

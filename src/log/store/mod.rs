@@ -33,7 +33,7 @@ use crate::log::leaf::{self, Leaf, LeafError};
 use crate::log::note::{Checkpoint, KeyName, NoteSigner, NoteVerifier, Origin, SignedCheckpoint};
 use crate::log::offsets::Offsets;
 use crate::log::proof::{self, ProofError};
-use crate::log::records::{RecordFile, RecordKind, RecordsError};
+use crate::log::records::{RecordFile, RecordKind, RecordsError, Seal};
 use crate::log::state_note::StateNote;
 use crate::log::tree_file::TreeFile;
 use crate::log::{keyfile, records};

@@ -104,7 +104,10 @@ impl Log {
                 });
             }
         }
-        let scan_from = head.as_ref().map_or(records::HEADER_LEN, |h| h.record_end);
+        let scan_from = head.as_ref().map_or(Seal::START, |h| Seal {
+            leaves: h.size,
+            end: h.record_end,
+        });
         let recovery = records.recover(scan_from)?;
         let mut report = OpenReport {
             index_moved_aside: moved_aside,
