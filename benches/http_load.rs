@@ -76,14 +76,29 @@ fn operator_of(dir: &Path) -> NoteSigner {
     NoteSigner::new(KeyName::new("operator").expect("name"), key)
 }
 
+/// Signs `payload` for the bench ledger: its `ledger` is added, and the bench association
+/// co-signs the kinds whose rules want a consumer association.
 fn sign(signers: &[&NoteSigner], payload: &serde_json::Value) -> Envelope {
+    let mut payload = payload.clone();
+    payload["ledger"] = ORIGIN.into();
+    let association = key_for(ASSOCIATION);
+    let mut all = signers.to_vec();
+    let kind = payload["kind"].as_str().unwrap_or("");
+    if matches!(kind, "party_registered" | "claim_recorded")
+        || (kind == "allocation_made" && payload.get("run").is_none())
+    {
+        all.push(&association);
+    }
     Envelope::sign(
         lesson_ledger::ledger::PAYLOAD_TYPE,
         payload.to_string().as_bytes(),
-        signers,
+        &all,
     )
     .expect("sign")
 }
+
+/// The consumer association the bench ledger's genesis declares.
+const ASSOCIATION: &str = "assoc-be";
 
 /// Verifies and appends `envelopes` in batches of 1024; every one must be accepted.
 fn append_all(ledger: &mut Ledger, envelopes: &[Envelope]) {
@@ -113,11 +128,16 @@ fn append_in(ledger: &mut Ledger, envelopes: &[Envelope], batch: usize) -> Durat
 fn new_ledger(dir: &Path) -> (Ledger, NoteSigner) {
     let mut ledger = Ledger::create(dir, ORIGIN, "operator").expect("create");
     let operator = operator_of(dir);
-    let genesis = defaults::genesis(ORIGIN, "operator", &operator.vkey());
+    let mut genesis = defaults::genesis(ORIGIN, "operator", &operator.vkey());
+    let association = key_for(ASSOCIATION);
+    genesis.associations = vec![lesson_ledger::ledger::payload::DeclaredAssociation {
+        party: ASSOCIATION.into(),
+        key: association.vkey(),
+    }];
     let envelope = Envelope::sign(
         lesson_ledger::ledger::PAYLOAD_TYPE,
         &defaults::genesis_payload(&genesis),
-        &[&operator],
+        &[&operator, &association],
     )
     .expect("sign");
     append_all(&mut ledger, &[envelope]);
@@ -153,7 +173,7 @@ fn registrations(operator: &NoteSigner, first: u64, n: u64) -> Vec<Envelope> {
 /// one signature, by a key the server has already seen.
 fn pledges(n: u64) -> Vec<Envelope> {
     use rayon::prelude::*;
-    let donor = key_for("inst-donor");
+    let donor = key_for("inst-d0a0");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -165,7 +185,7 @@ fn pledges(n: u64) -> Vec<Envelope> {
             sign(
                 &[&donor],
                 &json!({"kind": "pledge_offered", "id": format!("offer-{i:07}"),
-                        "pledge": format!("p-{i:07}"), "institution": "inst-donor",
+                        "pledge": format!("p-{i:07}"), "institution": "inst-d0a0",
                         "subject": "art", "grade_min": 1, "grade_max": 12, "seats": 2,
                         "lessons_per_seat": 10, "value_per_lesson_fen": 10_000,
                         "valid_from_micros": now - year, "valid_until_micros": now + year,
@@ -189,7 +209,7 @@ fn claim(i: u64) -> String {
 /// from four, as after a first round of matching.
 fn add_balances(ledger: &mut Ledger, operator: &NoteSigner, students: u64) {
     use rayon::prelude::*;
-    let (closed, donor) = (key_for("inst-closed"), key_for("inst-donor"));
+    let (closed, donor) = (key_for("inst-c105ed"), key_for("inst-d0a0"));
     let mut head = Vec::new();
     for (key, role) in [(&closed, "institution"), (&donor, "institution")] {
         let party = key.name().as_str().to_owned();
@@ -201,13 +221,13 @@ fn add_balances(ledger: &mut Ledger, operator: &NoteSigner, students: u64) {
     }
     head.push(sign(
         &[operator],
-        &json!({"kind": "institution_closed", "id": "close-bench", "institution": "inst-closed",
-                "reason": "closed abnormally"}),
+        &json!({"kind": "institution_closed", "id": "close-bench", "institution": "inst-c105ed",
+                "reason": "abnormal_closure"}),
     ));
     head.push(sign(
         &[operator],
-        &json!({"kind": "institution_whitelisted", "id": "wl-bench", "institution": "inst-donor",
-                "reason": "approved donor"}),
+        &json!({"kind": "institution_whitelisted", "id": "wl-bench", "institution": "inst-d0a0",
+                "reason": "approved_donor"}),
     ));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -217,7 +237,7 @@ fn add_balances(ledger: &mut Ledger, operator: &NoteSigner, students: u64) {
     head.push(sign(
         &[&donor],
         &json!({"kind": "pledge_offered", "id": "offer-bench", "pledge": "p-bench",
-                "institution": "inst-donor", "subject": "math", "grade_min": 1, "grade_max": 12,
+                "institution": "inst-d0a0", "subject": "math", "grade_min": 1, "grade_max": 12,
                 "seats": 10_000, "lessons_per_seat": 30, "value_per_lesson_fen": 12_000,
                 "valid_from_micros": now - year, "valid_until_micros": now + year, "online": true}),
     ));
@@ -240,7 +260,7 @@ fn add_balances(ledger: &mut Ledger, operator: &NoteSigner, students: u64) {
                 out.push(sign(
                     &[operator, &key],
                     &json!({"kind": "claim_recorded", "id": format!("rec-{}", claim(c)),
-                            "claim": claim(c), "student": name, "institution": "inst-closed",
+                            "claim": claim(c), "student": name, "institution": "inst-c105ed",
                             "lessons": 20, "price_per_lesson_fen": 15_000, "subject": "math",
                             "grade": 5, "district": "xuhui",
                             "evidence_digest": blake3::hash(claim(c).as_bytes()).to_hex().to_string(),

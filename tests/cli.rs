@@ -29,15 +29,19 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
 
-/// init (with the default genesis), keygen: a ledger and one signer prefix.
+/// init (with the default genesis, declaring the test association whose key is written
+/// to `tmp/assoc-01.{key,pub}`), keygen: a ledger and one signer prefix.
 fn setup(tmp: &TempDir) -> (String, String) {
     let data = tmp.path().join("data");
+    let association = crate::support::write_test_association(tmp.path());
     let out = run(&[
         "init",
         "--data",
         s(&data),
         "--origin",
         "lessons.example/cli",
+        "--association",
+        s(&association),
     ]);
     assert_eq!(code(&out), 0, "{out:?}");
     let vkey = stdout(&out).trim().to_string();
@@ -70,7 +74,9 @@ fn sign(tmp: &TempDir, signers: &[&str], name: &str, payload: &str) -> std::path
 /// The payload registering the key pair at `prefix` as institution `inst-0001`.
 fn registration(prefix: &str) -> String {
     let vkey = fs::read_to_string(format!("{prefix}.pub")).unwrap();
-    serde_json::json!({"kind": "party_registered", "id": "reg-1", "party": "inst-0001", "role": "institution", "key": vkey.trim()}).to_string()
+    serde_json::json!({"kind": "party_registered", "id": "reg-1", "ledger": "lessons.example/cli",
+        "party": "inst-0001", "role": "institution", "key": vkey.trim()})
+    .to_string()
 }
 
 #[test]
@@ -110,7 +116,9 @@ fn init_key_keygen_sign_append_checkpoint_proof_verify() {
             "--data",
             s(&data),
             "--origin",
-            "lessons.example/cli"
+            "lessons.example/cli",
+            "--association",
+            s(&tmp.path().join("assoc-01")),
         ])),
         4
     );
@@ -132,12 +140,18 @@ fn init_key_keygen_sign_append_checkpoint_proof_verify() {
         .starts_with("inst-0001+"));
 
     let operator = format!("{}/operator", data.display());
-    let e1 = sign(&tmp, &[&operator, &prefix], "e1", &registration(&prefix));
+    let association = format!("{}/assoc-01", tmp.path().display());
+    let e1 = sign(
+        &tmp,
+        &[&operator, &association, &prefix],
+        "e1",
+        &registration(&prefix),
+    );
     let e2 = sign(
         &tmp,
         &[&operator],
         "e2",
-        r#"{"kind":"institution_closed","id":"close-1","institution":"inst-0001","reason":"closed abnormally"}"#,
+        r#"{"kind":"institution_closed","id":"close-1","ledger":"lessons.example/cli","institution":"inst-0001","reason":"abnormal_closure"}"#,
     );
     let out = run(&["append", "--data", s(&data), s(&e1), s(&e2)]);
     assert_eq!(code(&out), 0, "{out:?}");
@@ -272,7 +286,13 @@ fn bad_envelopes_are_refused_with_their_code_and_exit_3() {
     let (_, prefix) = setup(&tmp);
     let data = tmp.path().join("data");
     let operator = format!("{}/operator", data.display());
-    let good = sign(&tmp, &[&operator, &prefix], "good", &registration(&prefix));
+    let association = format!("{}/assoc-01", tmp.path().display());
+    let good = sign(
+        &tmp,
+        &[&operator, &association, &prefix],
+        "good",
+        &registration(&prefix),
+    );
     let good_json: serde_json::Value = serde_json::from_slice(&fs::read(&good).unwrap()).unwrap();
     let mut cases: Vec<(&str, String)> = vec![
         ("malformed_json", "{not json".into()),
@@ -309,7 +329,7 @@ fn bad_envelopes_are_refused_with_their_code_and_exit_3() {
             v.to_string()
         }),
         // Well signed, but the rules refuse it: the institution is unknown.
-        ("institution_unknown", fs::read_to_string(sign(&tmp, &[&operator], "unknown", r#"{"kind":"institution_closed","id":"c-9","institution":"inst-9999","reason":"closed"}"#)).unwrap()),
+        ("institution_unknown", fs::read_to_string(sign(&tmp, &[&operator], "unknown", r#"{"kind":"institution_closed","id":"c-9","ledger":"lessons.example/cli","institution":"inst-9999","reason":"ceased_trading"}"#)).unwrap()),
         // Well signed, but not by the party the rules require.
         ("missing_signature", fs::read_to_string(sign(&tmp, &[&operator], "nopop", &registration(&prefix))).unwrap()),
     ];

@@ -32,12 +32,16 @@ fn acknowledged_entries_survive_repeated_sigkill() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let tmp = TempDir::new().unwrap();
     let data = tmp.path().join("data");
+    // The origin and association that `support::ledger_entry` payloads are made for.
+    let association = crate::support::write_test_association(tmp.path());
     assert!(run(&[
         "init",
         "--data",
         data.to_str().unwrap(),
         "--origin",
-        "lessons.example/crash"
+        crate::support::TEST_ORIGIN,
+        "--association",
+        association.to_str().unwrap(),
     ])
     .status
     .success());

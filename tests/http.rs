@@ -12,7 +12,6 @@ use lesson_ledger::http::entries::{BatchResults, EntryResult, REQUEST_BODY_BYTES
 use lesson_ledger::http::reads::{ConsistencyProof, InclusionProof, LogInfo};
 use lesson_ledger::http::sequencer::{QueueError, Sequencer};
 use lesson_ledger::http::{Server, ServerConfig};
-use lesson_ledger::ledger::defaults;
 use lesson_ledger::ledger::writer::Ledger;
 use lesson_ledger::log::envelope::{Envelope, KeyCache};
 use lesson_ledger::log::hash::Hash;
@@ -26,19 +25,14 @@ use tempfile::TempDir;
 
 use crate::support::{ledger_entry, operator_of, party_signer, register_institution};
 
-pub const ORIGIN: &str = "lessons.example/http";
+pub const ORIGIN: &str = crate::support::TEST_ORIGIN;
 
 /// A new ledger with its genesis (as `lesson-ledger init` makes it) and its operator.
 pub fn ledger_with_genesis(dir: &Path) -> (Ledger, NoteSigner) {
     let mut ledger = Ledger::create(dir, ORIGIN, "operator").expect("create ledger");
     let operator = operator_of(dir);
-    let genesis = defaults::genesis(ORIGIN, "operator", &operator.vkey());
-    let envelope = Envelope::sign(
-        lesson_ledger::ledger::PAYLOAD_TYPE,
-        &defaults::genesis_payload(&genesis),
-        &[&operator],
-    )
-    .expect("sign genesis");
+    // Origin `TEST_ORIGIN`, declaring the test association (see `support`).
+    let envelope = crate::support::test_genesis(&operator);
     let verified = envelope
         .verify(&KeyCache::self_certifying())
         .expect("verifies");
@@ -734,13 +728,13 @@ fn scenario(f: &Fixture) {
         f,
         &[op],
         json!({"kind": "institution_closed", "id": "close-1", "institution": "inst-0001",
-               "reason": "closed abnormally"}),
+               "reason": "abnormal_closure"}),
     );
     ok(
         f,
         &[op],
         json!({"kind": "institution_whitelisted", "id": "wl-1", "institution": "inst-0007",
-               "reason": "approved donor"}),
+               "reason": "approved_donor"}),
     );
     ok(
         f,
@@ -1025,12 +1019,10 @@ fn post_cosign(f: &Fixture, body: Value) -> Response {
 fn an_association_cosigns_the_checkpoint_and_it_is_served() {
     use lesson_ledger::log::note::{cosign, verify_cosignature, CosignerKey};
     let f = Fixture::new();
-    let assoc = party_signer("assoc-01", 41);
+    // The association is declared by the genesis (`support::test_genesis`).
+    let assoc = crate::support::test_association();
     let inst = party_signer("inst-0001", 1);
-    for (key, party, role) in [
-        (&assoc, "assoc-01", "association"),
-        (&inst, "inst-0001", "institution"),
-    ] {
+    for (key, party, role) in [(&inst, "inst-0001", "institution")] {
         ok(
             &f,
             &[&f.operator, key],
@@ -1202,7 +1194,9 @@ fn a_remote_audit_catches_a_rewritten_history() {
     let vkey = operator.vkey();
     let first = audit(&client, Some(&vkey), Some(&state)).unwrap();
     assert_eq!((first.size, first.consistent_with), (6, None));
-    assert_eq!(first.signatures, 1 + 5 * 2);
+    // The genesis (operator, association), five registrations (operator, association,
+    // new key).
+    assert_eq!(first.signatures, 2 + 5 * 3);
     post_all(&server.url(), &operator, 6..=6);
     // Through the command line: consistent with what was verified before.
     let out = cli(&["verify", "--url", &server.url(), "--state", state_s]);

@@ -21,7 +21,7 @@ use tempfile::TempDir;
 use crate::audit::{kinds_and_bodies, rewrite};
 use crate::support::{register_institution, verified};
 
-const ORIGIN: &str = "lessons.example/ledger";
+const ORIGIN: &str = crate::support::TEST_ORIGIN;
 
 fn operator(dir: &Path) -> NoteSigner {
     let key = keyfile::read_private_pem(&dir.join(layout::OPERATOR_KEY)).unwrap();
@@ -32,8 +32,7 @@ fn operator(dir: &Path) -> NoteSigner {
 fn ledger_with(dir: &Path, n: u64) -> Ledger {
     let mut ledger = Ledger::create(dir, ORIGIN, "operator").unwrap();
     let op = operator(dir);
-    let genesis = defaults::genesis(ORIGIN, "operator", &op.vkey());
-    let g = Envelope::sign(PAYLOAD_TYPE, &defaults::genesis_payload(&genesis), &[&op]).unwrap();
+    let g = crate::support::test_genesis(&op);
     assert!(matches!(
         ledger.submit(vec![verified(g)]).unwrap()[0],
         Outcome::Ok(_)

@@ -48,12 +48,12 @@ fn populated(dir: &Path) -> (Ledger, NoteSigner) {
     append(
         &mut ledger,
         &[&op],
-        json!({"kind": "institution_closed", "id": "close-1", "institution": "inst-0001", "reason": "closed abnormally"}),
+        json!({"kind": "institution_closed", "id": "close-1", "institution": "inst-0001", "reason": "abnormal_closure"}),
     );
     append(
         &mut ledger,
         &[&op],
-        json!({"kind": "institution_whitelisted", "id": "wl-7", "institution": "inst-0007", "reason": "approved donor"}),
+        json!({"kind": "institution_whitelisted", "id": "wl-7", "institution": "inst-0007", "reason": "approved_donor"}),
     );
     for n in 0..STUDENTS {
         let name = format!("stu-{n:04x}");

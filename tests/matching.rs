@@ -723,6 +723,7 @@ mod through_the_rules {
     impl World {
         fn ok(&mut self, signers: &[&str], mut payload: Value) {
             payload["id"] = json!(format!("e-{:05}", self.index));
+            payload["ledger"] = json!("ledger.example/sh-2021");
             let ctx = EntryContext {
                 index: self.index,
                 time_micros: self.time,
@@ -739,7 +740,7 @@ mod through_the_rules {
             self.keys.insert(name.to_owned(), vkey(name, seed));
             let key = self.keys[name].clone();
             self.ok(
-                &["operator", name],
+                &["operator", "assoc-01", name],
                 json!({"kind": "party_registered", "party": name, "role": role, "key": key}),
             );
         }
@@ -754,20 +755,23 @@ mod through_the_rules {
             keys: HashMap::new(),
         };
         w.keys.insert("operator".into(), vkey("operator", 1));
+        w.keys.insert("assoc-01".into(), vkey("assoc-01", 9));
         let op = w.keys["operator"].clone();
+        let assoc = w.keys["assoc-01"].clone();
         w.ok(
-            &["operator"],
+            &["operator", "assoc-01"],
             json!({"kind": "genesis", "origin": "ledger.example/sh-2021",
             "operator": "operator", "operator_key": op, "confirmation_window_days": 15,
             "allocation_validity_days": 90, "unit": "CNY-fen",
-            "districts": DISTRICTS, "subjects": SUBJECTS}),
+            "districts": DISTRICTS, "subjects": SUBJECTS,
+            "associations": [{"party": "assoc-01", "key": assoc}]}),
         );
         w.party("inst-0001", "institution", 2);
         w.party("inst-0007", "institution", 3);
         w.party("inst-0009", "institution", 4);
-        w.ok(&["operator"], json!({"kind": "institution_closed", "institution": "inst-0001", "reason": "closed abnormally"}));
+        w.ok(&["operator"], json!({"kind": "institution_closed", "institution": "inst-0001", "reason": "abnormal_closure"}));
         for i in ["inst-0007", "inst-0009"] {
-            w.ok(&["operator"], json!({"kind": "institution_whitelisted", "institution": i, "reason": "approved donor"}));
+            w.ok(&["operator"], json!({"kind": "institution_whitelisted", "institution": i, "reason": "approved_donor"}));
         }
         let mut rng = StdRng::seed_from_u64(5);
         let mut claims = Vec::new();
@@ -776,7 +780,7 @@ mod through_the_rules {
             w.party(&stu, "student", 10 + n);
             let d = usize::from(n % 3);
             let c = format!("c-{n:04}");
-            w.ok(&["operator", &stu], json!({"kind": "claim_recorded", "claim": c, "student": stu,
+            w.ok(&["operator", &stu, "assoc-01"], json!({"kind": "claim_recorded", "claim": c, "student": stu,
                 "institution": "inst-0001", "lessons": rng.gen_range(1..=30u64),
                 "price_per_lesson_fen": rng.gen_range(10..=60u64) * 1_000,
                 "subject": SUBJECTS[usize::from(n % 2)], "grade": rng.gen_range(4..=6u64),
@@ -829,8 +833,9 @@ mod through_the_rules {
             m.plans.len()
         );
         for (n, a) in m.plans.iter().enumerate() {
+            // Made by hand (no run): co-signed by an association.
             w.ok(
-                &["operator"],
+                &["operator", "assoc-01"],
                 json!({"kind": "allocation_made", "allocation": format!("a-{n:04}"),
                 "claim": a.claim, "pledge": a.pledge, "lessons": a.lessons}),
             );

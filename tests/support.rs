@@ -10,6 +10,66 @@ use lesson_ledger::log::store::{EntryIdOnly, Log};
 
 pub const PAYLOAD_TYPE: &str = "application/vnd.lesson-ledger.test+json";
 
+/// The origin of every test ledger that takes entries through [`ledger_entry`]: entries
+/// name their ledger (`ledger`), and the helpers fill in this one.
+pub const TEST_ORIGIN: &str = "lessons.example/test";
+
+/// The consumer association every test ledger's genesis declares ([`test_genesis`]).
+pub const TEST_ASSOCIATION: &str = "assoc-01";
+
+/// The test association's signer (seed 9, as `vkey("assoc-01", 9)` in the rules tests).
+pub fn test_association() -> NoteSigner {
+    signer(TEST_ASSOCIATION, 9)
+}
+
+/// The default genesis of a test ledger: origin [`TEST_ORIGIN`], operator `operator`
+/// with `operator`'s key, declaring [`TEST_ASSOCIATION`].
+pub fn test_genesis_payload(operator: &NoteSigner) -> lesson_ledger::ledger::payload::Genesis {
+    let mut genesis =
+        lesson_ledger::ledger::defaults::genesis(TEST_ORIGIN, "operator", &operator.vkey());
+    genesis.associations = vec![lesson_ledger::ledger::payload::DeclaredAssociation {
+        party: TEST_ASSOCIATION.into(),
+        key: test_association().vkey(),
+    }];
+    genesis
+}
+
+/// [`test_genesis_payload`] signed by the operator and the association, as the rules
+/// require.
+pub fn test_genesis(operator: &NoteSigner) -> Envelope {
+    Envelope::sign(
+        lesson_ledger::ledger::PAYLOAD_TYPE,
+        &lesson_ledger::ledger::defaults::genesis_payload(&test_genesis_payload(operator)),
+        &[operator, &test_association()],
+    )
+    .expect("signable")
+}
+
+/// Writes the test association's key as `keygen` would (`<dir>/assoc-01.key`, `.pub`)
+/// and returns the prefix, for `lesson-ledger init --association <prefix>`.
+pub fn write_test_association(dir: &Path) -> std::path::PathBuf {
+    let prefix = dir.join(TEST_ASSOCIATION);
+    let key = SigningKey::from_bytes(&[9; 32]);
+    lesson_ledger::log::keyfile::write_private_pem(&prefix.with_extension("key"), &key)
+        .expect("write the association key");
+    std::fs::write(
+        prefix.with_extension("pub"),
+        format!("{}\n", test_association().vkey()),
+    )
+    .expect("write the association verifier key");
+    prefix
+}
+
+/// The kinds whose rules want a consumer association's co-signature (an
+/// `allocation_made` only when made by hand, without `run`).
+fn needs_association(payload: &serde_json::Value) -> bool {
+    match payload.get("kind").and_then(serde_json::Value::as_str) {
+        Some("party_registered" | "claim_recorded") => true,
+        Some("allocation_made") => payload.get("run").is_none(),
+        _ => false,
+    }
+}
+
 /// A deterministic signer: the same seed gives the same key in every run.
 pub fn signer(name: &str, seed: u8) -> NoteSigner {
     NoteSigner::new(
@@ -45,12 +105,27 @@ pub fn reopen(dir: &Path) -> Log {
     Log::open(dir, Box::new(EntryIdOnly)).expect("reopen log").0
 }
 
-/// A ledger entry (payload type of the rules) signed by `signers`.
+/// A ledger entry (payload type of the rules) signed by `signers`, for a ledger of origin
+/// [`TEST_ORIGIN`] whose genesis is [`test_genesis`]. What every payload of format v2
+/// needs is added when the test left it out: `ledger` (= [`TEST_ORIGIN`]), and the test
+/// association's signature on the kinds that need one when no `assoc-` signer is given.
 pub fn ledger_entry(signers: &[&NoteSigner], payload: &serde_json::Value) -> Envelope {
+    let mut payload = payload.clone();
+    if let Some(map) = payload.as_object_mut() {
+        map.entry("ledger").or_insert_with(|| TEST_ORIGIN.into());
+    }
+    let association = test_association();
+    let mut all: Vec<&NoteSigner> = signers.to_vec();
+    let has_association = signers
+        .iter()
+        .any(|s| s.name().as_str().starts_with("assoc-"));
+    if needs_association(&payload) && !has_association {
+        all.push(&association);
+    }
     Envelope::sign(
         lesson_ledger::ledger::PAYLOAD_TYPE,
         payload.to_string().as_bytes(),
-        signers,
+        &all,
     )
     .expect("signable")
 }

@@ -11,10 +11,11 @@ use super::{
     AppendArgs, CheckpointArgs, Cli, CliError, Command, ConsistencyArgs, InclusionArgs, InitArgs,
     KeygenArgs, ProofCommand, SignArgs, VerifyArgs,
 };
+use crate::ledger::payload::{DeclaredAssociation, Genesis};
 use crate::ledger::replay::Replayer;
 use crate::ledger::sled_state::SledState;
 use crate::ledger::writer::Ledger;
-use crate::ledger::{defaults, payload::Genesis, PAYLOAD_TYPE};
+use crate::ledger::{defaults, PAYLOAD_TYPE};
 use crate::log::audit::{audit_with, AuditOptions};
 use crate::log::envelope::{verify_batch, EntryId, Envelope, KeyCache};
 use crate::log::hash::Hash;
@@ -67,6 +68,12 @@ fn init(args: InitArgs) -> Result<(), CliError> {
         ),
         None => None,
     };
+    // The associations' keys are read before anything is created.
+    let associations = args
+        .associations
+        .iter()
+        .map(|prefix| load_signer(prefix))
+        .collect::<Result<Vec<_>, _>>()?;
     let dir = &args.data.data;
     let mut ledger = Ledger::create(dir, &args.origin, &args.key_name)?;
     let vkey = ledger.log().config().operator_vkey.clone();
@@ -76,15 +83,21 @@ fn init(args: InitArgs) -> Result<(), CliError> {
     let mut genesis =
         genesis.unwrap_or_else(|| defaults::genesis(&args.origin, &args.key_name, &vkey));
     genesis.origin = args.origin.clone();
+    genesis.ledger = args.origin.clone();
     genesis.operator = args.key_name.clone();
     genesis.operator_key = vkey.clone();
+    genesis.associations = associations
+        .iter()
+        .map(|a| DeclaredAssociation {
+            party: a.name().as_str().to_owned(),
+            key: a.vkey(),
+        })
+        .collect();
     let operator = load_signer(&dir.join("operator"))?;
-    let envelope = Envelope::sign(
-        PAYLOAD_TYPE,
-        &defaults::genesis_payload(&genesis),
-        &[&operator],
-    )
-    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut signers = vec![&operator];
+    signers.extend(associations.iter());
+    let envelope = Envelope::sign(PAYLOAD_TYPE, &defaults::genesis_payload(&genesis), &signers)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     let verified = envelope
         .verify(&KeyCache::self_certifying())
         .map_err(|e| CliError::Key(e.to_string()))?;

@@ -208,6 +208,11 @@ pub struct InitArgs {
     /// filled in. Default: Shanghai's 16 districts, the usual subjects, a 15-day window.
     #[arg(long, value_name = "FILE")]
     pub genesis: Option<PathBuf>,
+    /// A consumer association the genesis declares (at least one, at most 7): the path
+    /// prefix of its key (`PREFIX.key`, `PREFIX.pub`, as `keygen` writes them), whose
+    /// name is the association's party id (`assoc-` + hex). Each co-signs the genesis.
+    #[arg(long = "association", value_name = "PREFIX", required = true)]
+    pub associations: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

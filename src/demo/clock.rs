@@ -15,7 +15,7 @@
 //! # let world = World::new(1, Scale::Tiny, 0);
 //! # let created = lesson_ledger::demo::create::ledger(std::path::Path::new("/tmp/l"), &world)?;
 //! # let cast = story::Cast::new(&world, created.operator)?;
-//! # let mut feed = Feed::new(HttpLedger::new("http://127.0.0.1:8080", "operator+1+A")?, 1);
+//! # let mut feed = Feed::new(HttpLedger::new("http://127.0.0.1:8080", "operator+1+A")?, "l.example/a", 1);
 //! # let allocations = vec![];
 //! let delivered = lessons::run(&mut feed, &world, &cast, &allocations)?;
 //! let counts = clock::run(&mut feed, &world, &cast, &allocations, delivered)?;

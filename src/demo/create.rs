@@ -22,7 +22,7 @@ use super::world::World;
 use super::{io_err, DemoError};
 use crate::http::operator::ensure_token;
 use crate::ledger::defaults;
-use crate::ledger::payload::Genesis;
+use crate::ledger::payload::{DeclaredAssociation, Genesis};
 use crate::ledger::writer::Ledger;
 use crate::ledger::PAYLOAD_TYPE;
 use crate::log::envelope::{Envelope, KeyCache};
@@ -64,11 +64,20 @@ pub fn ledger(dir: &Path, world: &World) -> Result<Created, DemoError> {
     let mut genesis = defaults::genesis(world.origin(), OPERATOR, &vkey);
     genesis.day_micros = p.day_micros;
     genesis.allocation_validity_days = p.allocation_validity_days;
-    let envelope = Envelope::sign(
-        PAYLOAD_TYPE,
-        &defaults::genesis_payload(&genesis),
-        &[&operator],
-    )?;
+    // The consumer associations are declared here, and each co-signs the genesis.
+    let associations = (0..p.associations)
+        .map(|a| world.key(&World::association(a)))
+        .collect::<Result<Vec<_>, _>>()?;
+    genesis.associations = associations
+        .iter()
+        .map(|a| DeclaredAssociation {
+            party: a.name().as_str().to_owned(),
+            key: a.vkey(),
+        })
+        .collect();
+    let mut signers: Vec<&NoteSigner> = vec![&operator];
+    signers.extend(associations.iter().map(|a| a.as_ref()));
+    let envelope = Envelope::sign(PAYLOAD_TYPE, &defaults::genesis_payload(&genesis), &signers)?;
     let verified = envelope.verify(&KeyCache::self_certifying())?;
     match ledger.submit(vec![verified])?.pop() {
         Some(Outcome::Ok(_)) => {}

@@ -16,7 +16,7 @@
 //! let created = create::ledger(std::path::Path::new("/tmp/l"), &world)?;
 //! // ... served at http://127.0.0.1:8080 (see `lesson_ledger::http::Server`) ...
 //! let ledger = HttpLedger::new("http://127.0.0.1:8080", &created.operator.vkey())?;
-//! let mut feed = Feed::new(ledger, 1);
+//! let mut feed = Feed::new(ledger, world.origin(), 1);
 //! let key = world.key("assoc-01")?;
 //! let registration = serde_json::json!({"kind": "party_registered",
 //!     "id": "party_registered.assoc-01", "party": "assoc-01", "role": "association",
@@ -77,6 +77,8 @@ struct InFlight {
 /// Batches drafts into the [`HttpLedger`] and checks each answer.
 pub struct Feed {
     transport: Arc<HttpLedger>,
+    /// The ledger's origin, which every payload names (`ledger`).
+    origin: String,
     in_flight: Option<InFlight>,
     /// The log's size as the last answers showed it.
     size: u64,
@@ -92,10 +94,11 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// A feed into a ledger of `size` entries.
-    pub fn new(transport: HttpLedger, size: u64) -> Feed {
+    /// A feed into the ledger `origin` of `size` entries.
+    pub fn new(transport: HttpLedger, origin: &str, size: u64) -> Feed {
         Feed {
             transport: Arc::new(transport),
+            origin: origin.to_owned(),
             in_flight: None,
             size,
             last_index: None,
@@ -215,6 +218,12 @@ impl Feed {
             .and_then(Value::as_str)
             .unwrap_or("?")
             .to_string();
+        // Every statement names the ledger it is made in; the drafts leave it to the feed.
+        let mut payload = payload.clone();
+        if let Some(map) = payload.as_object_mut() {
+            map.entry("ledger")
+                .or_insert_with(|| Value::String(self.origin.clone()));
+        }
         self.drafts.push(Draft {
             label,
             payload: payload.to_string().into_bytes(),

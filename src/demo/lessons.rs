@@ -20,7 +20,7 @@
 //! # let world = World::new(1, Scale::Tiny, 0);
 //! # let created = lesson_ledger::demo::create::ledger(std::path::Path::new("/tmp/l"), &world)?;
 //! # let cast = story::Cast::new(&world, created.operator)?;
-//! # let mut feed = Feed::new(HttpLedger::new("http://127.0.0.1:8080", "operator+1+A")?, 1);
+//! # let mut feed = Feed::new(HttpLedger::new("http://127.0.0.1:8080", "operator+1+A")?, "l.example/a", 1);
 //! let allocations = matching::run(&mut feed, &world, std::path::Path::new("/tmp/l"))?;
 //! let delivered = lessons::run(&mut feed, &world, &cast, &allocations)?;
 //! println!("{} lessons left pending", delivered.pending.len());
@@ -345,7 +345,7 @@ fn settle(
                 feed.push(
                     &json!({"kind": "lesson_disputed", "id": format!("lesson_disputed.{dispute}"),
                             "dispute": dispute, "lesson": p.lesson,
-                            "reason": "no attendance record for this lesson"}),
+                            "reason": "not_attended"}),
                     vec![by],
                     Expect::Accepted,
                 )?;
@@ -371,13 +371,10 @@ fn settle(
             // "upheld → the lesson is void and its value returns (to the allocation…)"
             left[alloc] += 1;
             counts.upheld += 1;
-            ("upheld", "no attendance record: the lesson is void")
+            ("upheld", "delivery_not_proven")
         } else {
             counts.rejected += 1;
-            (
-                "rejected",
-                "attendance record and co-signed timetable confirm the lesson",
-            )
+            ("rejected", "delivery_proven")
         };
         feed.push(
             &json!({"kind": "dispute_resolved", "id": format!("dispute_resolved.{dispute}"),

@@ -310,7 +310,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoOutcome, DemoError> {
         "operator key {vkey}\nserving the ledger at {}",
         server.url()
     );
-    let mut feed = feed::Feed::new(HttpLedger::new(&server.url(), &vkey)?, 1);
+    let mut feed = feed::Feed::new(HttpLedger::new(&server.url(), &vkey)?, world.origin(), 1);
     timings.push(StepTiming {
         step: "0. ledger and server",
         wall: t.elapsed(),

@@ -11,7 +11,7 @@
 //! // ... served at http://127.0.0.1:8080 (see `lesson_ledger::http::Server`) ...
 //! let ledger = HttpLedger::new("http://127.0.0.1:8080", &created.operator.vkey())?;
 //! let cast = story::Cast::new(&world, created.operator)?;
-//! let mut feed = Feed::new(ledger, 1);
+//! let mut feed = Feed::new(ledger, world.origin(), 1);
 //! story::setup(&mut feed, &world, &cast)?;
 //! # Ok::<(), lesson_ledger::demo::DemoError>(())
 //! ```
@@ -56,50 +56,58 @@ impl Cast {
             banned: world.key(&world.banned())?,
         })
     }
+
+    /// The association that co-signs entry number `n` (they take turns).
+    ///
+    /// # Errors
+    /// [`DemoError::Setup`] if the world has no association.
+    pub fn association(&self, n: u64) -> Result<Arc<NoteSigner>, DemoError> {
+        let count = self.associations.len() as u64;
+        if count == 0 {
+            return Err(DemoError::Setup("the world has no association".into()));
+        }
+        Ok(self.associations[(n % count) as usize].clone())
+    }
 }
 
-/// `party_registered`: "signed by an operator AND by the new key (proof of possession)".
+/// `party_registered`: "signed by an operator AND by the new key (proof of possession)",
+/// and by a consumer association the genesis declared (`n` picks which).
 fn register(
     feed: &mut Feed,
     cast: &Cast,
     key: &Arc<NoteSigner>,
     role: &str,
+    n: u64,
 ) -> Result<(), DemoError> {
     let party = key.name().as_str();
     feed.push(
         &json!({"kind": "party_registered", "id": format!("party_registered.{party}"),
                 "party": party, "role": role, "key": key.vkey()}),
-        vec![cast.operator.clone(), key.clone()],
+        vec![cast.operator.clone(), cast.association(n)?, key.clone()],
         Expect::Accepted,
     )
 }
 
-/// Step 1 (after the genesis, which the operator wrote creating the ledger): every
-/// party registers its key.
+/// Step 1 (after the genesis, which the operator and the associations signed creating
+/// the ledger): every other party registers its key.
 ///
 /// # Errors
 /// An unexpected answer; faults.
 pub fn setup(feed: &mut Feed, world: &World, cast: &Cast) -> Result<(), DemoError> {
     let p = world.params();
-    feed.progress(
-        "registering",
-        p.associations + p.donors + p.closed + 1 + p.students,
-    );
-    for a in &cast.associations {
-        register(feed, cast, a, "association")?;
+    feed.progress("registering", p.donors + p.closed + 1 + p.students);
+    for (n, d) in cast.donors.iter().chain(&cast.closed).enumerate() {
+        register(feed, cast, d, "institution", n as u64)?;
     }
-    for d in cast.donors.iter().chain(&cast.closed) {
-        register(feed, cast, d, "institution")?;
-    }
-    register(feed, cast, &cast.banned, "institution")?;
+    register(feed, cast, &cast.banned, "institution", 0)?;
     for n in 0..p.students {
         let key = world.key(&World::student(n))?;
-        register(feed, cast, &key, "student")?;
+        register(feed, cast, &key, "student", n)?;
     }
     feed.flush()?;
     feed.finish_progress();
     println!(
-        "registered {} associations, {} donor and {} closed institutions, {} students",
+        "{} associations declared in the genesis; registered {} donor and {} closed institutions, {} students",
         p.associations,
         p.donors + 1,
         p.closed,
@@ -109,7 +117,9 @@ pub fn setup(feed: &mut Feed, world: &World, cast: &Cast) -> Result<(), DemoErro
 }
 
 /// Step 2: the closures (operator) and the claims, recorded by the operator and
-/// co-signed by the student: "signed by an operator AND the student (double signature)".
+/// co-signed by the student and by a consumer association that checked the evidence:
+/// "signed by an operator AND the student (double signature)", and no single key creates
+/// value.
 ///
 /// # Errors
 /// An unexpected answer; faults.
@@ -120,7 +130,7 @@ pub fn closures_and_claims(feed: &mut Feed, world: &World, cast: &Cast) -> Resul
         feed.push(
             &json!({"kind": "institution_closed", "id": format!("institution_closed.{inst}"),
                     "institution": inst,
-                    "reason": "closed abnormally after the 2021 reform; prepaid lessons untaught"}),
+                    "reason": "abnormal_closure"}),
             vec![cast.operator.clone()],
             Expect::Accepted,
         )?;
@@ -133,7 +143,7 @@ pub fn closures_and_claims(feed: &mut Feed, world: &World, cast: &Cast) -> Resul
         let student = world.key(&claim.student)?;
         feed.push(
             &claim.payload(),
-            vec![cast.operator.clone(), student],
+            vec![cast.operator.clone(), student, cast.association(n)?],
             Expect::Accepted,
         )?;
     }
@@ -161,7 +171,7 @@ pub fn pledges(feed: &mut Feed, world: &World, cast: &Cast) -> Result<(), DemoEr
         feed.push(
             &json!({"kind": "institution_whitelisted",
                     "id": format!("institution_whitelisted.{inst}"), "institution": inst,
-                    "reason": "approved public-benefit donor"}),
+                    "reason": "approved_donor"}),
             operator(),
             Expect::Accepted,
         )?;
@@ -192,7 +202,7 @@ pub fn pledges(feed: &mut Feed, world: &World, cast: &Cast) -> Result<(), DemoEr
     feed.push(
         &json!({"kind": "institution_blacklisted", "id": format!("institution_blacklisted.{banned}"),
                 "institution": banned,
-                "reason": "abnormal fund outflow warned by the supervising bank"}),
+                "reason": "fund_outflow", "evidence_digest": blake3::hash(b"synthetic bank warning").to_hex().to_string()}),
         operator(),
         Expect::Accepted,
     )?;

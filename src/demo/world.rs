@@ -111,7 +111,8 @@ impl Params {
                 students: 1_000_000,
                 closed: 2_000,
                 donors: 43,
-                associations: 16,
+                // A genesis declares at most 7 associations (each co-signs it).
+                associations: 7,
                 pledges: 2_000,
                 pool_target_fen: Some(POOL_TARGET_FEN),
                 lessons_per_allocation_max: Some(2),

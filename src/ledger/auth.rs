@@ -133,6 +133,25 @@ impl Signers {
         }
     }
 
+    /// The entry's author: the party of the first registered signer, in envelope order.
+    /// Entry ids are scoped by it, so only a party's own signature can use an id in its
+    /// namespace.
+    ///
+    /// # Errors
+    /// `signer_not_registered` (or `missing_signature` with no signer at all) when no
+    /// signer is registered.
+    pub(crate) fn author(&self) -> Result<Id, RuleError> {
+        if let Some((party, _)) = self.list.iter().find_map(|s| s.party.as_ref()) {
+            return Ok(party.clone());
+        }
+        match self.list.first() {
+            Some(s) => Err(RuleError::SignerNotRegistered { key: s.key.clone() }),
+            None => Err(RuleError::MissingSignature {
+                role: "registered party".to_owned(),
+            }),
+        }
+    }
+
     /// Every signature must have been claimed by the rule.
     ///
     /// # Errors

@@ -54,10 +54,13 @@ pub const CONFIRMATION_WINDOW_DAYS: u64 = 15;
 /// How long an allocation stays valid before its remainder returns to the pool.
 pub const ALLOCATION_VALIDITY_DAYS: u64 = 90;
 
-/// The default genesis for a ledger with this origin and operator.
+/// The default genesis for a ledger with this origin and operator. It declares no
+/// association yet: the caller adds at least one (`Genesis::associations`), whose key
+/// must co-sign the genesis.
 pub fn genesis(origin: &str, operator: &str, operator_key: &str) -> Genesis {
     Genesis {
         id: "genesis".to_string(),
+        ledger: origin.to_string(),
         origin: origin.to_string(),
         operator: operator.to_string(),
         operator_key: operator_key.to_string(),
@@ -67,6 +70,7 @@ pub fn genesis(origin: &str, operator: &str, operator_key: &str) -> Genesis {
         unit: "CNY-fen".to_string(),
         districts: SHANGHAI_DISTRICTS.iter().map(|d| d.to_string()).collect(),
         subjects: SUBJECTS.iter().map(|s| s.to_string()).collect(),
+        associations: Vec::new(),
     }
 }
 

@@ -72,6 +72,24 @@ pub enum RuleError {
     #[error("evidence digest must be 64 lowercase hex characters")]
     EvidenceDigestInvalid,
 
+    #[error("entry names ledger {found:?}; this ledger is {expected:?}")]
+    WrongLedger { expected: String, found: String },
+    #[error("party id {party:?} is not an opaque {role} id ({pattern})")]
+    PartyIdInvalid {
+        role: &'static str,
+        party: String,
+        pattern: &'static str,
+    },
+    #[error(
+        "key named {name:?} may not be registered for party {party}: a key's name is its party id"
+    )]
+    KeyNameMismatch { name: String, party: String },
+    #[error("reason {reason} does not fit {kind}")]
+    ReasonNotAllowed {
+        reason: &'static str,
+        kind: &'static str,
+    },
+
     // --- genesis and idempotency ---
     #[error("the ledger has no genesis yet: entry {index} must be a genesis")]
     GenesisRequired { index: u64 },
@@ -113,6 +131,8 @@ pub enum RuleError {
     },
     #[error("key {key} is already registered")]
     KeyInUse { key: String },
+    #[error("a party of role {role} is declared by the genesis, not registered")]
+    RoleNotRegistrable { role: &'static str },
     #[error("key {key} does not belong to party {party}")]
     KeyNotOfParty { key: String, party: String },
 
@@ -290,6 +310,11 @@ impl RuleError {
             E::PriceOutOfRange { .. } => "price_out_of_range",
             E::GradeOutOfRange { .. } => "grade_out_of_range",
             E::EvidenceDigestInvalid => "evidence_digest_invalid",
+            E::WrongLedger { .. } => "wrong_ledger",
+            E::PartyIdInvalid { .. } => "party_id_invalid",
+            E::KeyNameMismatch { .. } => "key_name_mismatch",
+            E::ReasonNotAllowed { .. } => "reason_not_allowed",
+            E::RoleNotRegistrable { .. } => "role_not_registrable",
             E::GenesisRequired { .. } => "genesis_required",
             E::GenesisNotFirst { .. } => "genesis_not_first",
             E::GenesisRepeated => "genesis_repeated",

@@ -27,7 +27,7 @@
 //! let mut state = MemoryState::new();
 //! let ctx = EntryContext { index: 0, time_micros: 1, signers: vec![] };
 //! // Nothing may precede the genesis; a refusal leaves the state as it was.
-//! let err = apply_entry(&mut state, &ctx, br#"{"kind":"pledge_approved","id":"e-1","pledge":"p-1"}"#)
+//! let err = apply_entry(&mut state, &ctx, br#"{"kind":"pledge_approved","id":"e-1","ledger":"l.example/a","pledge":"p-1"}"#)
 //!     .unwrap_err();
 //! assert_eq!(err.code(), "genesis_required");
 //! assert!(state.is_empty());
@@ -62,7 +62,9 @@ use objects::{Config, EntryRecord};
 use state::{Overlay, CONFIG_ID};
 
 /// DSSE payload type of ledger entries.
-pub const PAYLOAD_TYPE: &str = "application/vnd.lesson-ledger.entry+json";
+/// Format v2: every payload names its ledger (`ledger`), reasons are codes, entry ids are
+/// scoped per author; v1 entries are refused (`payload_type_unsupported`).
+pub const PAYLOAD_TYPE: &str = "application/vnd.lesson-ledger.entry.v2+json";
 
 /// What the log layer knows of an entry besides its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,8 +80,10 @@ pub struct EntryContext {
 /// Decide an entry: the writes it makes to the state, or why it is refused.
 ///
 /// Steps: parse the payload; check the signer list; "genesis must be entry 0, exactly
-/// once"; refuse a reused entry `id` (the idempotency key); resolve the signers' keys
-/// (registered, not revoked); apply the kind's rule; every signer must have had a part.
+/// once"; the payload's `ledger` must be this ledger's origin (`wrong_ledger`); resolve
+/// the signers' keys (registered, not revoked); refuse an entry `id` its author (the
+/// party of the first registered signer) already used; apply the kind's rule; every
+/// signer must have had a part.
 ///
 /// # Errors
 /// A [`RuleError`] naming the rule broken; see [`RuleError::code`].
@@ -110,8 +114,25 @@ pub fn decide<V: StateView + ?Sized>(
         (Entry::Genesis(_), None) | (_, Some(_)) => {}
         (_, None) => return Err(RuleError::GenesisRequired { index: ctx.index }),
     }
+    if let (Some(config), false) = (&config, matches!(entry, Entry::Genesis(_))) {
+        // A statement signed for another ledger (another genesis origin) means nothing
+        // here: copied across, it would act in a ledger its signer never addressed.
+        if entry.ledger() != config.origin {
+            return Err(RuleError::WrongLedger {
+                expected: config.origin.clone(),
+                found: entry.ledger().chars().take(64).collect(),
+            });
+        }
+    }
+    let mut tx = Overlay::new(view, ctx.index);
+    let mut signers = auth::Signers::resolve(&tx, &ctx.signers, entry.kind())?;
+    let author = match &entry {
+        Entry::Genesis(g) => Id::new("operator", &g.operator)?,
+        _ => signers.author()?,
+    };
+    let record_key = format!("{author}/{entry_id}");
     let payload_digest = units::hex(blake3::hash(payload).as_bytes());
-    if let Some(first) = get_object::<EntryRecord, V>(view, entry_id.as_str())? {
+    if let Some(first) = get_object::<EntryRecord, V>(view, &record_key)? {
         return Err(if first.payload_digest == payload_digest {
             RuleError::DuplicateEntry {
                 id: entry_id.to_string(),
@@ -124,8 +145,6 @@ pub fn decide<V: StateView + ?Sized>(
             }
         });
     }
-    let mut tx = Overlay::new(view, ctx.index);
-    let mut signers = auth::Signers::resolve(&tx, &ctx.signers, entry.kind())?;
     let mut cx = rules::Cx {
         tx: &mut tx,
         ctx,
@@ -135,6 +154,8 @@ pub fn decide<V: StateView + ?Sized>(
     rules::dispatch(&mut cx, &entry)?;
     signers.finish()?;
     tx.put(EntryRecord {
+        key: record_key,
+        author,
         id: entry_id,
         index: ctx.index,
         kind: entry.kind().to_owned(),

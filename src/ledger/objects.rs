@@ -292,10 +292,15 @@ pub struct Pool {
     pub withdrawn: Fen,
 }
 
-/// The record of an entry id (idempotency key) already used.
+/// The record of an entry id (idempotency key) already used by its author. Entry ids are
+/// scoped per author (the party of the entry's first registered signer), so one party
+/// can never take an id another party will need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct EntryRecord {
+    /// The state key: `<author>/<id>` (`/` is in no id, so the pair is unambiguous).
+    pub key: String,
+    pub author: Id,
     pub id: Id,
     pub index: u64,
     pub kind: String,

@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use lesson_ledger::ledger::payload::{parse, Entry};
-//! let e = parse(br#"{"kind":"lesson_confirmed","id":"e-1","lesson":"l-1"}"#).unwrap();
+//! let e = parse(br#"{"kind":"lesson_confirmed","id":"e-1","ledger":"l.example/a","lesson":"l-1"}"#).unwrap();
 //! assert_eq!(e.kind(), "lesson_confirmed");
 //! ```
 
@@ -28,6 +28,7 @@ pub const KINDS: &[(&str, &[(&str, bool)])] = &[
         "genesis",
         &[
             ("id", true),
+            ("ledger", true),
             ("origin", true),
             ("operator", true),
             ("operator_key", true),
@@ -37,16 +38,24 @@ pub const KINDS: &[(&str, &[(&str, bool)])] = &[
             ("unit", true),
             ("districts", true),
             ("subjects", true),
+            ("associations", true),
         ],
     ),
     (
         "party_registered",
-        &[("id", true), ("party", true), ("role", true), ("key", true)],
+        &[
+            ("id", true),
+            ("ledger", true),
+            ("party", true),
+            ("role", true),
+            ("key", true),
+        ],
     ),
     (
         "key_rotated",
         &[
             ("id", true),
+            ("ledger", true),
             ("party", true),
             ("old_key", true),
             ("new_key", true),
@@ -56,27 +65,48 @@ pub const KINDS: &[(&str, &[(&str, bool)])] = &[
         "key_revoked",
         &[
             ("id", true),
+            ("ledger", true),
             ("party", true),
             ("key", true),
             ("reason", true),
+            ("evidence_digest", false),
         ],
     ),
     (
         "institution_closed",
-        &[("id", true), ("institution", true), ("reason", true)],
+        &[
+            ("id", true),
+            ("ledger", true),
+            ("institution", true),
+            ("reason", true),
+            ("evidence_digest", false),
+        ],
     ),
     (
         "institution_whitelisted",
-        &[("id", true), ("institution", true), ("reason", true)],
+        &[
+            ("id", true),
+            ("ledger", true),
+            ("institution", true),
+            ("reason", true),
+            ("evidence_digest", false),
+        ],
     ),
     (
         "institution_blacklisted",
-        &[("id", true), ("institution", true), ("reason", true)],
+        &[
+            ("id", true),
+            ("ledger", true),
+            ("institution", true),
+            ("reason", true),
+            ("evidence_digest", false),
+        ],
     ),
     (
         "claim_recorded",
         &[
             ("id", true),
+            ("ledger", true),
             ("claim", true),
             ("student", true),
             ("institution", true),
@@ -94,6 +124,7 @@ pub const KINDS: &[(&str, &[(&str, bool)])] = &[
         "pledge_offered",
         &[
             ("id", true),
+            ("ledger", true),
             ("pledge", true),
             ("institution", true),
             ("subject", true),
@@ -108,15 +139,24 @@ pub const KINDS: &[(&str, &[(&str, bool)])] = &[
             ("valid_until_micros", true),
         ],
     ),
-    ("pledge_approved", &[("id", true), ("pledge", true)]),
+    (
+        "pledge_approved",
+        &[("id", true), ("ledger", true), ("pledge", true)],
+    ),
     (
         "pledge_withdrawn",
-        &[("id", true), ("pledge", true), ("lessons", true)],
+        &[
+            ("id", true),
+            ("ledger", true),
+            ("pledge", true),
+            ("lessons", true),
+        ],
     ),
     (
         "allocation_made",
         &[
             ("id", true),
+            ("ledger", true),
             ("allocation", true),
             ("claim", true),
             ("pledge", true),
@@ -128,40 +168,67 @@ pub const KINDS: &[(&str, &[(&str, bool)])] = &[
         "match_run",
         &[
             ("id", true),
+            ("ledger", true),
             ("run", true),
             ("params", true),
             ("allocations", true),
             ("plans_digest", true),
         ],
     ),
-    ("allocation_expired", &[("id", true), ("allocation", true)]),
-    ("allocation_declined", &[("id", true), ("allocation", true)]),
+    (
+        "allocation_expired",
+        &[("id", true), ("ledger", true), ("allocation", true)],
+    ),
+    (
+        "allocation_declined",
+        &[("id", true), ("ledger", true), ("allocation", true)],
+    ),
     (
         "lesson_consumed",
-        &[("id", true), ("lesson", true), ("allocation", true)],
+        &[
+            ("id", true),
+            ("ledger", true),
+            ("lesson", true),
+            ("allocation", true),
+        ],
     ),
     (
         "lesson_proposed",
-        &[("id", true), ("lesson", true), ("allocation", true)],
+        &[
+            ("id", true),
+            ("ledger", true),
+            ("lesson", true),
+            ("allocation", true),
+        ],
     ),
-    ("lesson_confirmed", &[("id", true), ("lesson", true)]),
+    (
+        "lesson_confirmed",
+        &[("id", true), ("ledger", true), ("lesson", true)],
+    ),
     (
         "lesson_disputed",
         &[
             ("id", true),
+            ("ledger", true),
             ("dispute", true),
             ("lesson", true),
             ("reason", true),
+            ("evidence_digest", false),
         ],
     ),
-    ("lesson_deemed_confirmed", &[("id", true), ("lesson", true)]),
+    (
+        "lesson_deemed_confirmed",
+        &[("id", true), ("ledger", true), ("lesson", true)],
+    ),
     (
         "dispute_resolved",
         &[
             ("id", true),
+            ("ledger", true),
             ("dispute", true),
             ("outcome", true),
             ("reason", true),
+            ("evidence_digest", false),
         ],
     ),
 ];
@@ -320,11 +387,11 @@ mod tests {
     #[test]
     fn parser_names_each_shape_error() {
         assert_eq!(
-            code(r#"{"kind":"lesson_confirmed","id":"e","lesson":"l"}"#),
+            code(r#"{"kind":"lesson_confirmed","id":"e","ledger":"x","lesson":"l"}"#),
             "ok"
         );
         assert_eq!(
-            code(r#"{"kind":"lesson_confirmed","id":"e","lesson":"l","x":1}"#),
+            code(r#"{"kind":"lesson_confirmed","id":"e","ledger":"x","lesson":"l","x":1}"#),
             "unknown_field"
         );
         assert_eq!(
@@ -332,23 +399,23 @@ mod tests {
             "missing_field"
         );
         assert_eq!(
-            code(r#"{"kind":"lesson_confirmed","id":"e","lesson":"l","lesson":"m"}"#),
+            code(r#"{"kind":"lesson_confirmed","id":"e","ledger":"x","lesson":"l","lesson":"m"}"#),
             "duplicate_field"
         );
         assert_eq!(code(r#"{"kind":"lesson_eaten","id":"e"}"#), "unknown_kind");
         assert_eq!(code(r#"{"id":"e"}"#), "missing_field");
         assert_eq!(
-            code(r#"{"kind":"lesson_confirmed","id":"e","lesson":7}"#),
+            code(r#"{"kind":"lesson_confirmed","id":"e","ledger":"x","lesson":7}"#),
             "malformed_payload"
         );
         assert_eq!(
-            code(r#"{"kind":"lesson_confirmed","id":"e","lesson":"l"} x"#),
+            code(r#"{"kind":"lesson_confirmed","id":"e","ledger":"x","lesson":"l"} x"#),
             "malformed_payload"
         );
         assert_eq!(code(r#"["kind"]"#), "malformed_payload");
         assert_eq!(code(r#"{"kind":1}"#), "malformed_payload");
         let big = format!(
-            r#"{{"kind":"lesson_confirmed","id":"e","lesson":"{}"}}"#,
+            r#"{{"kind":"lesson_confirmed","id":"e","ledger":"x","lesson":"{}"}}"#,
             "a".repeat(20_000)
         );
         assert_eq!(code(&big), "payload_too_large");
@@ -365,7 +432,7 @@ mod tests {
     #[test]
     fn genesis_window_defaults_to_15_days() {
         let e = parse(
-            br#"{"kind":"genesis","id":"g","origin":"o","operator":"op","operator_key":"k",
+            br#"{"kind":"genesis","id":"g","ledger":"o","origin":"o","associations":[],"operator":"op","operator_key":"k",
                  "allocation_validity_days":90,"unit":"CNY-fen","districts":[],"subjects":[]}"#,
         )
         .unwrap();

@@ -1,5 +1,8 @@
-//! The entry payloads: one JSON object per entry, `kind` + `id` + kind-specific fields,
-//! and the parser that turns payload bytes into a typed [`Entry`].
+//! The entry payloads (format v2, payload type [`PAYLOAD_TYPE`](super::PAYLOAD_TYPE)): one
+//! JSON object per entry, `kind` + `id` + `ledger` + kind-specific fields, and the parser
+//! that turns payload bytes into a typed [`Entry`]. `ledger` names the ledger (its genesis
+//! `origin`) so that a statement signed for one ledger is refused in another; reasons are
+//! closed lists of codes, never free text.
 //!
 //! Spec: `schemas/entries/<kind>.schema.json` (JSON Schema draft 2020-12, one per kind,
 //! `additionalProperties: false`). The parser applies, in order:
@@ -14,9 +17,10 @@
 //!
 //! ```
 //! use lesson_ledger::ledger::payload::{parse, Entry};
-//! let e = parse(br#"{"kind":"pledge_approved","id":"e-1","pledge":"p-1"}"#).unwrap();
+//! let e = parse(br#"{"kind":"pledge_approved","id":"e-1","ledger":"l.example/a","pledge":"p-1"}"#).unwrap();
 //! assert!(matches!(e, Entry::PledgeApproved(_)));
-//! let err = parse(br#"{"kind":"pledge_approved","id":"e-1"}"#).unwrap_err();
+//! assert_eq!(e.ledger(), "l.example/a");
+//! let err = parse(br#"{"kind":"pledge_approved","id":"e-1","ledger":"l.example/a"}"#).unwrap_err();
 //! assert_eq!(err.code(), "missing_field");
 //! ```
 
@@ -61,12 +65,129 @@ pub enum Outcome {
     Rejected,
 }
 
+/// Why a key is revoked: a closed list, so that no free text reaches the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum RevocationReason {
+    Lost,
+    Compromised,
+    Retired,
+    PartyRequest,
+}
+
+/// Why an institution's status changes; which codes fit which kind: [`StatusReason::fits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum StatusReason {
+    // institution_closed
+    CeasedTrading,
+    AbnormalClosure,
+    LicenceRevoked,
+    Bankrupt,
+    // institution_whitelisted
+    ApprovedDonor,
+    // institution_blacklisted
+    FundOutflow,
+    FalsePledge,
+    FailedDelivery,
+    RegulatoryOrder,
+}
+
+impl StatusReason {
+    /// The reason's code.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusReason::CeasedTrading => "ceased_trading",
+            StatusReason::AbnormalClosure => "abnormal_closure",
+            StatusReason::LicenceRevoked => "licence_revoked",
+            StatusReason::Bankrupt => "bankrupt",
+            StatusReason::ApprovedDonor => "approved_donor",
+            StatusReason::FundOutflow => "fund_outflow",
+            StatusReason::FalsePledge => "false_pledge",
+            StatusReason::FailedDelivery => "failed_delivery",
+            StatusReason::RegulatoryOrder => "regulatory_order",
+        }
+    }
+
+    /// Whether this reason may be given for `kind` (`institution_closed`,
+    /// `institution_whitelisted`, `institution_blacklisted`).
+    #[must_use]
+    pub fn fits(self, kind: &str) -> bool {
+        use StatusReason as R;
+        match kind {
+            "institution_closed" => matches!(
+                self,
+                R::CeasedTrading | R::AbnormalClosure | R::LicenceRevoked | R::Bankrupt
+            ),
+            "institution_whitelisted" => self == R::ApprovedDonor,
+            "institution_blacklisted" => matches!(
+                self,
+                R::FundOutflow | R::FalsePledge | R::FailedDelivery | R::RegulatoryOrder
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Why a lesson is disputed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum DisputeReason {
+    NotTaught,
+    NotAttended,
+    WrongCourse,
+    Duplicate,
+    Quality,
+}
+
+impl DisputeReason {
+    /// The reason's code.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisputeReason::NotTaught => "not_taught",
+            DisputeReason::NotAttended => "not_attended",
+            DisputeReason::WrongCourse => "wrong_course",
+            DisputeReason::Duplicate => "duplicate",
+            DisputeReason::Quality => "quality",
+        }
+    }
+}
+
+/// Why the operator resolved a dispute as it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum ResolutionReason {
+    DeliveryNotProven,
+    DeliveryProven,
+    DisputeWithdrawn,
+}
+
+impl ResolutionReason {
+    /// The reason's code.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolutionReason::DeliveryNotProven => "delivery_not_proven",
+            ResolutionReason::DeliveryProven => "delivery_proven",
+            ResolutionReason::DisputeWithdrawn => "dispute_withdrawn",
+        }
+    }
+}
+
 /// `genesis`: entry 0, once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
 pub struct Genesis {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub origin: String,
     pub operator: String,
     pub operator_key: String,
@@ -81,6 +202,19 @@ pub struct Genesis {
     pub unit: String,
     pub districts: Vec<String>,
     pub subjects: Vec<String>,
+    /// The consumer associations whose co-signature registrations, claims and hand-made
+    /// allocations need; each co-signs the genesis with its key (proof of possession).
+    pub associations: Vec<DeclaredAssociation>,
+}
+
+/// A consumer association the genesis declares: its party id and its key, whose name is
+/// the party id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct DeclaredAssociation {
+    pub party: String,
+    pub key: String,
 }
 
 fn default_day_micros() -> u64 {
@@ -97,6 +231,8 @@ fn default_window() -> u64 {
 #[allow(missing_docs)]
 pub struct PartyRegistered {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub party: String,
     pub role: Role,
     pub key: String,
@@ -108,6 +244,8 @@ pub struct PartyRegistered {
 #[allow(missing_docs)]
 pub struct KeyRotated {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub party: String,
     pub old_key: String,
     pub new_key: String,
@@ -119,9 +257,14 @@ pub struct KeyRotated {
 #[allow(missing_docs)]
 pub struct KeyRevoked {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub party: String,
     pub key: String,
-    pub reason: String,
+    pub reason: RevocationReason,
+    /// BLAKE3 (hex) of evidence kept off the log.
+    #[serde(default)]
+    pub evidence_digest: Option<String>,
 }
 
 /// `institution_closed`, `institution_whitelisted`, `institution_blacklisted`.
@@ -130,8 +273,14 @@ pub struct KeyRevoked {
 #[allow(missing_docs)]
 pub struct InstitutionStatus {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub institution: String,
-    pub reason: String,
+    /// Checked against the kind: [`StatusReason::fits`].
+    pub reason: StatusReason,
+    /// BLAKE3 (hex) of evidence kept off the log (the decision, the bank's warning).
+    #[serde(default)]
+    pub evidence_digest: Option<String>,
 }
 
 /// `claim_recorded`.
@@ -140,6 +289,8 @@ pub struct InstitutionStatus {
 #[allow(missing_docs)]
 pub struct ClaimRecorded {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub claim: String,
     pub student: String,
     pub institution: String,
@@ -159,6 +310,8 @@ pub struct ClaimRecorded {
 #[allow(missing_docs)]
 pub struct PledgeOffered {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub pledge: String,
     pub institution: String,
     pub subject: String,
@@ -181,6 +334,8 @@ pub struct PledgeOffered {
 #[allow(missing_docs)]
 pub struct PledgeRef {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub pledge: String,
 }
 
@@ -190,6 +345,8 @@ pub struct PledgeRef {
 #[allow(missing_docs)]
 pub struct PledgeWithdrawn {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub pledge: String,
     pub lessons: u64,
 }
@@ -200,6 +357,8 @@ pub struct PledgeWithdrawn {
 #[allow(missing_docs)]
 pub struct AllocationMade {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub allocation: String,
     pub claim: String,
     pub pledge: String,
@@ -216,6 +375,8 @@ pub struct AllocationMade {
 #[allow(missing_docs)]
 pub struct MatchRun {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub run: String,
     /// Every parameter the matcher's output depends on.
     pub params: crate::matching::MatchParams,
@@ -231,6 +392,8 @@ pub struct MatchRun {
 #[allow(missing_docs)]
 pub struct AllocationRef {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub allocation: String,
 }
 
@@ -240,6 +403,8 @@ pub struct AllocationRef {
 #[allow(missing_docs)]
 pub struct LessonOnAllocation {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub lesson: String,
     pub allocation: String,
 }
@@ -250,6 +415,8 @@ pub struct LessonOnAllocation {
 #[allow(missing_docs)]
 pub struct LessonRef {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub lesson: String,
 }
 
@@ -259,9 +426,14 @@ pub struct LessonRef {
 #[allow(missing_docs)]
 pub struct LessonDisputed {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub dispute: String,
     pub lesson: String,
-    pub reason: String,
+    pub reason: DisputeReason,
+    /// BLAKE3 (hex) of evidence kept off the log.
+    #[serde(default)]
+    pub evidence_digest: Option<String>,
 }
 
 /// `dispute_resolved`.
@@ -270,9 +442,14 @@ pub struct LessonDisputed {
 #[allow(missing_docs)]
 pub struct DisputeResolved {
     pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
     pub dispute: String,
     pub outcome: Outcome,
-    pub reason: String,
+    pub reason: ResolutionReason,
+    /// BLAKE3 (hex) of evidence kept off the log.
+    #[serde(default)]
+    pub evidence_digest: Option<String>,
 }
 
 /// One parsed entry payload.
@@ -328,6 +505,31 @@ impl Entry {
             Entry::LessonDisputed(_) => "lesson_disputed",
             Entry::LessonDeemedConfirmed(_) => "lesson_deemed_confirmed",
             Entry::DisputeResolved(_) => "dispute_resolved",
+        }
+    }
+
+    /// The ledger the entry names (unvalidated).
+    #[must_use]
+    pub fn ledger(&self) -> &str {
+        match self {
+            Entry::Genesis(p) => &p.ledger,
+            Entry::PartyRegistered(p) => &p.ledger,
+            Entry::KeyRotated(p) => &p.ledger,
+            Entry::KeyRevoked(p) => &p.ledger,
+            Entry::InstitutionClosed(p)
+            | Entry::InstitutionWhitelisted(p)
+            | Entry::InstitutionBlacklisted(p) => &p.ledger,
+            Entry::ClaimRecorded(p) => &p.ledger,
+            Entry::PledgeOffered(p) => &p.ledger,
+            Entry::PledgeApproved(p) => &p.ledger,
+            Entry::PledgeWithdrawn(p) => &p.ledger,
+            Entry::AllocationMade(p) => &p.ledger,
+            Entry::MatchRun(p) => &p.ledger,
+            Entry::AllocationExpired(p) | Entry::AllocationDeclined(p) => &p.ledger,
+            Entry::LessonConsumed(p) | Entry::LessonProposed(p) => &p.ledger,
+            Entry::LessonConfirmed(p) | Entry::LessonDeemedConfirmed(p) => &p.ledger,
+            Entry::LessonDisputed(p) => &p.ledger,
+            Entry::DisputeResolved(p) => &p.ledger,
         }
     }
 

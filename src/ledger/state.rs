@@ -228,7 +228,7 @@ object!(Pool, Table::Meta, Pool, |s| {
     let _ = s;
     POOL_ID
 });
-object!(EntryRecord, Table::Entry, Entry, |s| s.id.as_str());
+object!(EntryRecord, Table::Entry, Entry, |s| s.key.as_str());
 object!(Party, Table::Party, Party, |s| s.party.as_str(), touch);
 object!(KeyRecord, Table::Key, Key, |s| s.key.as_str());
 object!(Claim, Table::Claim, Claim, |s| s.claim.as_str(), touch);

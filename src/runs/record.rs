@@ -149,6 +149,8 @@ struct Planned {
     params: MatchParams,
     matching: Matching,
     checkpoint: String,
+    /// The ledger's origin, which every entry names (`ledger`).
+    origin: String,
 }
 
 fn plan(ledger: &Ledger) -> Result<Planned, RunError> {
@@ -170,6 +172,7 @@ fn plan(ledger: &Ledger) -> Result<Planned, RunError> {
         params,
         matching: match_claims(&claims, &pledges, &params)?,
         checkpoint: log.checkpoint().text(),
+        origin: log.config().origin.clone(),
     })
 }
 
@@ -192,6 +195,7 @@ pub fn run_match<W: RunWriter>(
         params,
         matching,
         checkpoint,
+        origin,
     } = planned;
     if dry_run {
         return Ok(RunOutcome {
@@ -215,7 +219,7 @@ pub fn run_match<W: RunWriter>(
     }
     let run = format!("run-{size}");
     let header = json!({
-        "kind": "match_run", "id": format!("match-{size}"), "run": run, "params": params,
+        "kind": "match_run", "id": format!("match-{size}"), "ledger": origin, "run": run, "params": params,
         "allocations": planned_count, "plans_digest": super::digest_of(&matching.plans),
     });
     let payload = |position: usize| -> serde_json::Value {
@@ -225,7 +229,7 @@ pub fn run_match<W: RunWriter>(
         let n = position - 1;
         let plan = &matching.plans[n];
         json!({
-            "kind": "allocation_made", "id": format!("match-{size}-{n}"),
+            "kind": "allocation_made", "id": format!("match-{size}-{n}"), "ledger": origin,
             "allocation": format!("a-{size}-{n}"), "claim": plan.claim, "pledge": plan.pledge,
             "lessons": plan.lessons, "run": run,
         })

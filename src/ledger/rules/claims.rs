@@ -1,5 +1,6 @@
 //! Rule of `claim_recorded`: a student's unfinished prepaid lessons at a closed
-//! institution, recorded by the operator and co-signed by the student (双签字).
+//! institution, recorded by the operator, co-signed by the student (双签字) and by a
+//! consumer association that checked the evidence whose digest the claim carries.
 
 use super::Cx;
 use crate::ledger::error::RuleError;
@@ -58,8 +59,12 @@ pub(super) fn claim_recorded<V: StateView + ?Sized>(
     // "Value = lessons × price (checked)."
     let value = Fen(p.price_per_lesson_fen).checked_mul(p.lessons, "claim value")?;
 
-    // "signed by an operator AND the student (double signature)"
+    // "signed by an operator AND the student (double signature)", AND by a consumer
+    // association the genesis declared, which has seen the evidence (the contract and the
+    // payment record, off the log, bound here by `evidence_digest`): a claim creates a
+    // debt, and no single key may create value.
     cx.signers.require_role(Role::Operator)?;
+    cx.signers.require_role(Role::Association)?;
     cx.signers.require_party(&student, "student")?;
 
     if cx.tx.find::<Claim>(claim_id.as_str())?.is_some() {

@@ -17,7 +17,7 @@ use crate::ledger::payload::{
     DisputeResolved, LessonDisputed, LessonOnAllocation, LessonRef, Outcome, Role,
 };
 use crate::ledger::state::StateView;
-use crate::ledger::units::{reason, Id, Lessons};
+use crate::ledger::units::{Id, Lessons};
 
 /// `lesson_consumed` (`cosigned`) or `lesson_proposed`.
 pub(super) fn lesson_delivered<V: StateView + ?Sized>(
@@ -182,7 +182,8 @@ pub(super) fn lesson_disputed<V: StateView + ?Sized>(
 ) -> Result<(), RuleError> {
     let dispute_id = Id::new("dispute", &p.dispute)?;
     let lesson_id = Id::new("lesson", &p.lesson)?;
-    let text = reason("reason", &p.reason)?;
+    super::evidence(p.evidence_digest.as_deref())?;
+    let text = p.reason.as_str().to_owned();
     let (mut lesson, alloc) = lesson_and_allocation(cx, &lesson_id)?;
     // "by the student or a consumer association"
     let by = cx.signers.require_party_or_role(
@@ -224,7 +225,8 @@ pub(super) fn dispute_resolved<V: StateView + ?Sized>(
     p: &DisputeResolved,
 ) -> Result<(), RuleError> {
     let dispute_id = Id::new("dispute", &p.dispute)?;
-    let text = reason("reason", &p.reason)?;
+    super::evidence(p.evidence_digest.as_deref())?;
+    let text = p.reason.as_str().to_owned();
     cx.signers.require_role(Role::Operator)?;
     let mut dispute: Dispute = cx
         .tx

@@ -229,6 +229,14 @@ impl<V: StateView + ?Sized> Cx<'_, '_, V> {
     }
 }
 
+/// Check an optional off-log evidence digest (BLAKE3, 64 lowercase hex characters).
+fn evidence(digest: Option<&str>) -> Result<(), RuleError> {
+    match digest {
+        Some(d) => crate::ledger::units::evidence_digest(d).map(|_| ()),
+        None => Ok(()),
+    }
+}
+
 /// Check `value` in `1..=max`.
 fn in_range(field: &'static str, value: u64, min: u64, max: u64) -> Result<u64, RuleError> {
     if (min..=max).contains(&value) {

@@ -10,10 +10,54 @@ use crate::ledger::limits::{
 };
 use crate::ledger::objects::{Config, KeyRecord, Party, Pool};
 use crate::ledger::payload::{
-    Genesis, InstitutionStatus, KeyRevoked, KeyRotated, PartyRegistered, Role,
+    DeclaredAssociation, Genesis, InstitutionStatus, KeyRevoked, KeyRotated, PartyRegistered, Role,
 };
 use crate::ledger::state::StateView;
-use crate::ledger::units::{id_list, reason, Id, KeyRef};
+use crate::ledger::units::{id_list, Id, KeyRef};
+
+/// The most associations a genesis declares: each co-signs it, beside the operator, within
+/// the envelope's signature cap.
+pub(crate) const ASSOCIATIONS_MAX: usize = crate::limits::SIGNATURES_PER_ENVELOPE_MAX - 1;
+
+/// The opaque id pattern of each role's parties: a fixed prefix, then 4 to 32 lowercase
+/// hex characters (a random or hashed reference, never a name or a number that identifies
+/// a person). Operator ids are public bodies' names and keep the general id pattern.
+fn party_id(role: Role, value: &str) -> Result<Id, RuleError> {
+    let (prefix, min, pattern) = match role {
+        Role::Operator => return Id::new("party", value),
+        Role::Student => ("stu-", 4, "^stu-[0-9a-f]{4,32}$"),
+        Role::Institution => ("inst-", 4, "^inst-[0-9a-f]{4,32}$"),
+        Role::Association => ("assoc-", 2, "^assoc-[0-9a-f]{2,32}$"),
+    };
+    let invalid = || RuleError::PartyIdInvalid {
+        role: role.as_str(),
+        party: value.chars().take(64).collect(),
+        pattern,
+    };
+    let rest = value.strip_prefix(prefix).ok_or_else(invalid)?;
+    let hex = rest
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex || !(min..=32).contains(&rest.len()) {
+        return Err(invalid());
+    }
+    Id::new("party", value)
+}
+
+/// A key registered for `party` must be named by the party id: a key name is published
+/// in every signature line, so it may carry nothing else (no name, no address).
+fn key_named_for(key: &KeyRef, party: &Id) -> Result<(), RuleError> {
+    // A `KeyRef` always holds a '+' after its name.
+    let name = key.as_str().split_once('+').map_or("", |(n, _)| n);
+    if name == party.as_str() {
+        Ok(())
+    } else {
+        Err(RuleError::KeyNameMismatch {
+            name: name.chars().take(64).collect(),
+            party: party.to_string(),
+        })
+    }
+}
 
 /// The unit of account, fixed: integer fen of CNY.
 pub(crate) const UNIT: &str = "CNY-fen";
@@ -37,8 +81,17 @@ pub(super) fn genesis<V: StateView + ?Sized>(
     {
         return Err(RuleError::InvalidText { field: "origin" });
     }
+    // The genesis names the ledger it founds: its `ledger` is its own origin.
+    if p.ledger != p.origin {
+        return Err(RuleError::WrongLedger {
+            expected: p.origin.clone(),
+            found: p.ledger.chars().take(64).collect(),
+        });
+    }
     let operator = Id::new("operator", &p.operator)?;
     let key = KeyRef::new("operator_key", &p.operator_key)?;
+    key_named_for(&key, &operator)?;
+    let associations = declared_associations(&p.associations)?;
     let window = in_range(
         "confirmation_window_days",
         p.confirmation_window_days,
@@ -68,8 +121,13 @@ pub(super) fn genesis<V: StateView + ?Sized>(
     let subjects = id_list("subjects", &p.subjects, SUBJECTS_MAX)?;
     in_range("districts", districts.len() as u64, 1, DISTRICTS_MAX as u64)?;
     in_range("subjects", subjects.len() as u64, 1, SUBJECTS_MAX as u64)?;
-    // "signed by the operator key it names"
+    // "signed by the operator key it names", and by every association it declares: each
+    // shows it holds its key, so the operator cannot declare an association of its own.
     cx.signers.require_key(key.as_str(), "operator")?;
+    for (party, key) in &associations {
+        cx.signers
+            .require_key(key.as_str(), &format!("association {party}"))?;
+    }
     let index = cx.ctx.index;
     cx.tx.put(Config {
         origin: p.origin.clone(),
@@ -98,33 +156,44 @@ pub(super) fn genesis<V: StateView + ?Sized>(
         registered_at: index,
         revoked_at: None,
     });
+    for (party, key) in associations {
+        put_party(cx, party, Role::Association, key);
+    }
     cx.tx.put(Pool::default());
     Ok(())
 }
 
-pub(super) fn party_registered<V: StateView + ?Sized>(
-    cx: &mut Cx<'_, '_, V>,
-    p: &PartyRegistered,
-) -> Result<(), RuleError> {
-    let party = Id::new("party", &p.party)?;
-    let key = KeyRef::new("key", &p.key)?;
-    // "signed by an operator AND by the new key (proof of possession)"
-    cx.signers.require_role(Role::Operator)?;
-    cx.signers.require_key(key.as_str(), "new key")?;
-    if cx.tx.find::<Party>(party.as_str())?.is_some() {
-        return Err(RuleError::PartyExists {
-            party: party.to_string(),
-        });
+/// The genesis' associations: 1..=[`ASSOCIATIONS_MAX`], opaque ids, keys named by them,
+/// no party or key twice.
+fn declared_associations(list: &[DeclaredAssociation]) -> Result<Vec<(Id, KeyRef)>, RuleError> {
+    in_range(
+        "associations",
+        list.len() as u64,
+        1,
+        ASSOCIATIONS_MAX as u64,
+    )?;
+    let mut out: Vec<(Id, KeyRef)> = Vec::with_capacity(list.len());
+    for a in list {
+        let party = party_id(Role::Association, &a.party)?;
+        let key = KeyRef::new("associations.key", &a.key)?;
+        key_named_for(&key, &party)?;
+        if out.iter().any(|(p, _)| *p == party) {
+            return Err(RuleError::DuplicateItem {
+                field: "associations",
+                value: party.to_string(),
+            });
+        }
+        out.push((party, key));
     }
-    if cx.tx.find::<KeyRecord>(key.as_str())?.is_some() {
-        return Err(RuleError::KeyInUse {
-            key: key.to_string(),
-        });
-    }
+    Ok(out)
+}
+
+/// A new party with its first key.
+fn put_party<V: StateView + ?Sized>(cx: &mut Cx<'_, '_, V>, party: Id, role: Role, key: KeyRef) {
     let index = cx.ctx.index;
     cx.tx.put(Party {
         party: party.clone(),
-        role: p.role,
+        role,
         keys: vec![key.clone()],
         registered_at: index,
         closed_at: None,
@@ -138,6 +207,36 @@ pub(super) fn party_registered<V: StateView + ?Sized>(
         registered_at: index,
         revoked_at: None,
     });
+}
+
+pub(super) fn party_registered<V: StateView + ?Sized>(
+    cx: &mut Cx<'_, '_, V>,
+    p: &PartyRegistered,
+) -> Result<(), RuleError> {
+    if p.role == Role::Association {
+        return Err(RuleError::RoleNotRegistrable {
+            role: Role::Association.as_str(),
+        });
+    }
+    let party = party_id(p.role, &p.party)?;
+    let key = KeyRef::new("key", &p.key)?;
+    key_named_for(&key, &party)?;
+    // "signed by an operator AND by the new key (proof of possession)", AND by a consumer
+    // association the genesis declared: no single key may bring a party into the ledger.
+    cx.signers.require_role(Role::Operator)?;
+    cx.signers.require_role(Role::Association)?;
+    cx.signers.require_key(key.as_str(), "new key")?;
+    if cx.tx.find::<Party>(party.as_str())?.is_some() {
+        return Err(RuleError::PartyExists {
+            party: party.to_string(),
+        });
+    }
+    if cx.tx.find::<KeyRecord>(key.as_str())?.is_some() {
+        return Err(RuleError::KeyInUse {
+            key: key.to_string(),
+        });
+    }
+    put_party(cx, party, p.role, key);
     Ok(())
 }
 
@@ -171,6 +270,7 @@ pub(super) fn key_rotated<V: StateView + ?Sized>(
     let party_id = Id::new("party", &p.party)?;
     let old_key = KeyRef::new("old_key", &p.old_key)?;
     let new_key = KeyRef::new("new_key", &p.new_key)?;
+    key_named_for(&new_key, &party_id)?;
     // "signed by the old and the new key"
     cx.signers.require_key(old_key.as_str(), "old key")?;
     cx.signers.require_key(new_key.as_str(), "new key")?;
@@ -203,7 +303,7 @@ pub(super) fn key_revoked<V: StateView + ?Sized>(
 ) -> Result<(), RuleError> {
     let party_id = Id::new("party", &p.party)?;
     let key = KeyRef::new("key", &p.key)?;
-    reason("reason", &p.reason)?;
+    super::evidence(p.evidence_digest.as_deref())?;
     // "signed by an operator (or by the key's own party)"
     cx.signers
         .require_party_or_role(&party_id, Role::Operator, "operator or the key's party")?;
@@ -227,13 +327,31 @@ pub(super) enum Status {
     Banned,
 }
 
+impl Status {
+    /// The entry kind that records this status.
+    fn kind(self) -> &'static str {
+        match self {
+            Status::Closed => "institution_closed",
+            Status::Whitelisted => "institution_whitelisted",
+            Status::Banned => "institution_blacklisted",
+        }
+    }
+}
+
 pub(super) fn institution_status<V: StateView + ?Sized>(
     cx: &mut Cx<'_, '_, V>,
     p: &InstitutionStatus,
     status: Status,
 ) -> Result<(), RuleError> {
     let id = Id::new("institution", &p.institution)?;
-    reason("reason", &p.reason)?;
+    let kind = status.kind();
+    if !p.reason.fits(kind) {
+        return Err(RuleError::ReasonNotAllowed {
+            reason: p.reason.as_str(),
+            kind,
+        });
+    }
+    super::evidence(p.evidence_digest.as_deref())?;
     cx.signers.require_role(Role::Operator)?;
     let mut inst = cx.party_with_role(&id, Role::Institution)?;
     let index = cx.ctx.index;
