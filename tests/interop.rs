@@ -218,6 +218,14 @@ fn a_new_ledger_signs_its_checkpoints_under_a_key_named_after_its_origin() {
     assert_eq!(envelope.signatures()[0].keyid(), vkey.trim());
     let out = run(&["verify", "--data", s(&data), "--operator-key", vkey.trim()]);
     assert!(ok(&out).contains("1 entries"), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("log.json"));
+    // Without a key brought from outside, verify says where its trust anchor came from.
+    let out = run(&["verify", "--data", s(&data)]);
+    assert!(ok(&out).contains("1 entries"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("log.json, in the directory audited"),
+        "{out:?}"
+    );
 }
 
 #[test]

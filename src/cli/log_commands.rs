@@ -391,6 +391,15 @@ fn verify(args: VerifyArgs) -> Result<(), CliError> {
         Some(path) => Some(fs::read_to_string(path).map_err(io_err(path))?),
         None => None,
     };
+    if args.operator_key.is_none() {
+        // Said every time: a trust anchor read from the directory audited proves the log
+        // consistent under the key it names, not who signed it (schemas/README.md §7).
+        eprintln!(
+            "note: the operator key is taken from {}, in the directory audited; give \
+             --operator-key VKEY obtained elsewhere to check who signed",
+            data.join(layout::CONFIG).display()
+        );
+    }
     let options = AuditOptions {
         operator_vkey: args.operator_key,
         known_checkpoint,

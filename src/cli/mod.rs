@@ -53,7 +53,8 @@ pub enum Command {
     Append(AppendArgs),
     /// Print the latest signed checkpoint (or all of them).
     Checkpoint(CheckpointArgs),
-    /// Print inclusion or consistency proofs.
+    /// Print inclusion or consistency proofs, as the JSON of `GET /v1/proofs/...` (roots
+    /// come signed, from `checkpoint --all`).
     #[command(subcommand)]
     Proof(ProofCommand),
     /// Audit the whole ledger from disk: records, leaves, signatures, checkpoints, and a
