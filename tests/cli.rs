@@ -4,6 +4,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use lesson_ledger::http::reads::{ConsistencyProof, InclusionProof};
 use lesson_ledger::log::hash::Hash;
 use lesson_ledger::log::note::{NoteVerifier, SignedCheckpoint};
 use lesson_ledger::log::proof::{verify_consistency, verify_inclusion};
@@ -27,6 +28,13 @@ fn code(o: &Output) -> i32 {
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
+}
+
+fn decode(hashes: &[String]) -> Vec<Hash> {
+    hashes
+        .iter()
+        .map(|h| Hash::from_base64(h).expect("base64 hash"))
+        .collect()
 }
 
 /// init (with the default genesis, declaring the test association whose key is written
@@ -181,7 +189,7 @@ fn init_key_keygen_sign_append_checkpoint_proof_verify() {
     assert_eq!(cp.checkpoint().size, 3);
     let all = stdout(&run(&["checkpoint", "--data", s(&data), "--all"]));
     assert_eq!(
-        all.matches("lessons.example/cli").count(),
+        all.lines().filter(|l| *l == "lessons.example/cli").count(),
         3,
         "empty tree, genesis, one batch"
     );
@@ -191,17 +199,14 @@ fn init_key_keygen_sign_append_checkpoint_proof_verify() {
     for args in [vec!["--index", "2"], vec!["--entry-id", entry_id]] {
         let mut full = vec!["proof", "inclusion", "--data", s(&data)];
         full.extend(args);
-        let p: serde_json::Value = serde_json::from_str(&stdout(&run(&full))).unwrap();
-        let hashes: Vec<Hash> = p["inclusion_proof"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| Hash::from_base64(h.as_str().unwrap()).unwrap())
-            .collect();
-        let leaf = Hash::from_base64(p["leaf_hash"].as_str().unwrap()).unwrap();
-        verify_inclusion(&leaf, 2, 3, &hashes, &cp.checkpoint().root).unwrap();
+        // The JSON of `GET /v1/proofs/inclusion`, parsed by the server's own type (which
+        // refuses unknown fields): no unsigned root beside the signed checkpoint.
+        let p: InclusionProof = serde_json::from_str(&stdout(&run(&full))).unwrap();
+        assert_eq!((p.index, p.size), (2, 3));
+        let leaf = Hash::from_base64(&p.leaf_hash).unwrap();
+        verify_inclusion(&leaf, 2, 3, &decode(&p.proof), &cp.checkpoint().root).unwrap();
     }
-    let p: serde_json::Value = serde_json::from_str(&stdout(&run(&[
+    let p: ConsistencyProof = serde_json::from_str(&stdout(&run(&[
         "proof",
         "consistency",
         "--data",
@@ -210,14 +215,22 @@ fn init_key_keygen_sign_append_checkpoint_proof_verify() {
         "1",
     ])))
     .unwrap();
-    let hashes: Vec<Hash> = p["consistency_proof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| Hash::from_base64(h.as_str().unwrap()).unwrap())
-        .collect();
-    let root1 = Hash::from_base64(p["root1"].as_str().unwrap()).unwrap();
-    verify_consistency(1, 3, &root1, &cp.checkpoint().root, &hashes).unwrap();
+    assert_eq!((p.from, p.to), (1, 3));
+    // The older root comes signed, from the checkpoint of size 1 (the genesis batch).
+    let older = &all[all.find("lessons.example/cli\n1\n").unwrap()..];
+    let body_end = older.find("\n\n").unwrap() + 2;
+    let one_signature_line = body_end + older[body_end..].find('\n').unwrap() + 1;
+    let older =
+        SignedCheckpoint::parse_and_verify(older[..one_signature_line].as_bytes(), &verifier)
+            .unwrap();
+    verify_consistency(
+        1,
+        3,
+        &older.checkpoint().root,
+        &cp.checkpoint().root,
+        &decode(&p.proof),
+    )
+    .unwrap();
     let beyond = run(&["proof", "inclusion", "--data", s(&data), "--index", "3"]);
     assert_ne!(code(&beyond), 0);
 

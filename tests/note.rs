@@ -833,3 +833,50 @@ fn add_signature_lines_is_all_or_nothing() {
     );
     assert_eq!(signed, before);
 }
+
+#[test]
+fn when_two_lines_match_the_verifiers_key_both_must_verify() {
+    // A line of the key with a signature that fails, before or after a good one: the
+    // note is refused, not accepted on the strength of the good line.
+    let s = signer("ledger.example/log", 3);
+    let good = sign_note(GO_TEXT, &s).unwrap();
+    let good_line = good.lines().last().unwrap();
+    let (name, b64) = good_line.rsplit_once(' ').unwrap();
+    let mut raw = STANDARD.decode(b64).unwrap();
+    let last = raw.len() - 1;
+    raw[last] ^= 1;
+    let bad_line = format!("{name} {}", STANDARD.encode(&raw));
+    for lines in [
+        format!("{good_line}\n{bad_line}\n"),
+        format!("{bad_line}\n{good_line}\n"),
+    ] {
+        let note = Note::parse(format!("{GO_TEXT}\n{lines}").as_bytes()).unwrap();
+        assert_eq!(code(note.verify(&s.verifier())), "bad_signature", "{lines}");
+    }
+}
+
+/// `name+keyid+base64(0x01 || key)` computed from the spec, for any 32 key bytes.
+fn vkey_of_bytes(name: &str, key: &[u8; 32]) -> String {
+    let name = KeyName::new(name).unwrap();
+    let id = lesson_ledger::log::note::KeyId::compute(&name, 0x01, key);
+    let mut raw = vec![0x01];
+    raw.extend_from_slice(key);
+    format!("{name}+{id}+{}", STANDARD.encode(raw))
+}
+
+#[test]
+fn a_verifier_key_whose_point_is_not_canonically_encoded_is_refused() {
+    // y = p + 3, a y at or above p = 2^255 - 19: RFC 8032 §5.1.3 says decoding fails. The
+    // point (y = 3) is on the curve and not of small order, so only this rule refuses it.
+    let mut y = [0xffu8; 32];
+    y[31] = 0x7f;
+    y[0] = 0xed + 3;
+    let point = VerifyingKey::from_bytes(&y).expect("the lax decoder takes it");
+    assert!(!point.is_weak());
+    let vkey = vkey_of_bytes("ledger.example/log", &y);
+    assert_eq!(code(NoteVerifier::from_vkey(&vkey)), "malformed_vkey");
+    // The canonical encoding of the same point is a well-formed key.
+    let canonical = point.to_edwards().compress().to_bytes();
+    assert_ne!(canonical, y);
+    NoteVerifier::from_vkey(&vkey_of_bytes("ledger.example/log", &canonical)).unwrap();
+}

@@ -139,11 +139,22 @@ pub fn party_signer(name: &str, n: u64) -> NoteSigner {
     )
 }
 
-/// The operator of a ledger made by `lesson-ledger init` (its key is in the data dir).
+/// The operator of a ledger made by `lesson-ledger init` (its key is in the data dir),
+/// under the key name the ledger gave it (`log.json`): the origin for new ledgers,
+/// whatever the ledger was created with otherwise.
 pub fn operator_of(data: &Path) -> NoteSigner {
     let key = lesson_ledger::log::keyfile::read_private_pem(&data.join("operator.key"))
         .expect("operator key");
-    NoteSigner::new(KeyName::new("operator").expect("name"), key)
+    let config = lesson_ledger::log::store::read_config(data).expect("log.json");
+    let verifier = lesson_ledger::log::note::NoteVerifier::from_vkey(&config.operator_vkey)
+        .expect("the operator verifier key");
+    let signer = NoteSigner::new(verifier.name().clone(), key);
+    assert_eq!(
+        signer.vkey(),
+        config.operator_vkey,
+        "operator.key matches log.json"
+    );
+    signer
 }
 
 /// `party_registered` for institution `inst-<n>`, signed by the operator and the new key.

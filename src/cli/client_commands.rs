@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::log_commands::read_envelopes;
 use super::{CliError, ClientBalanceArgs, ClientCommand, ClientSubmitArgs};
-use crate::client::{audit, BalanceKind, Client};
+use crate::client::{audit, verify_receipt, BalanceKind, Client};
+use crate::log::envelope::Envelope;
 
 /// Runs a `client` subcommand.
 ///
@@ -30,9 +31,16 @@ fn submit(args: ClientSubmitArgs) -> Result<(), CliError> {
         texts.push(text.trim().to_owned());
     }
     let client = Client::new(&args.url)?;
+    let operator = client.operator(args.operator_key.as_deref())?;
     let results = client.submit(&texts)?;
     let mut refused = 0;
-    for (input, result) in inputs.iter().zip(&results) {
+    for ((input, text), result) in inputs.iter().zip(&texts).zip(&results) {
+        if let Some(receipt) = &result.receipt {
+            // The server accepted it, so it parses; a receipt for what was not sent fails.
+            let envelope = Envelope::from_json(text.as_bytes())
+                .map_err(|e| CliError::Usage(format!("{}: {e}", input.source)))?;
+            verify_receipt(receipt, &envelope, &operator)?;
+        }
         if result.status != "ok" && result.status != "exists" {
             refused += 1;
         }

@@ -11,6 +11,7 @@ use super::{
     AppendArgs, CheckpointArgs, Cli, CliError, Command, ConsistencyArgs, InclusionArgs, InitArgs,
     KeygenArgs, ProofCommand, SignArgs, VerifyArgs,
 };
+use crate::http::reads::{ConsistencyProof, InclusionProof};
 use crate::ledger::payload::{DeclaredAssociation, Genesis};
 use crate::ledger::replay::Replayer;
 use crate::ledger::sled_state::SledState;
@@ -75,16 +76,30 @@ fn init(args: InitArgs) -> Result<(), CliError> {
         .map(|prefix| load_signer(prefix))
         .collect::<Result<Vec<_>, _>>()?;
     let dir = &args.data.data;
-    let mut ledger = Ledger::create(dir, &args.origin, &args.key_name)?;
+    // C2SP tlog-checkpoint: "The log's key name in its signature line SHOULD match the
+    // origin line."
+    let key_name = match &args.key_name {
+        Some(name) => name.as_str(),
+        None => {
+            KeyName::new(args.origin.as_str()).map_err(|e| {
+                CliError::Usage(format!(
+                    "the origin {:?} cannot be the operator key's name ({e}); give --key-name",
+                    args.origin
+                ))
+            })?;
+            &args.origin
+        }
+    };
+    let mut ledger = Ledger::create(dir, &args.origin, key_name)?;
     let vkey = ledger.log().config().operator_vkey.clone();
     let pub_path = dir.join("operator.pub");
     fs::write(&pub_path, format!("{vkey}\n")).map_err(io_err(&pub_path))?;
     crate::http::operator::ensure_token(dir).map_err(|e| CliError::Key(e.to_string()))?;
     let mut genesis =
-        genesis.unwrap_or_else(|| defaults::genesis(&args.origin, &args.key_name, &vkey));
+        genesis.unwrap_or_else(|| defaults::genesis(&args.origin, &args.operator, &vkey));
     genesis.origin = args.origin.clone();
     genesis.ledger = args.origin.clone();
-    genesis.operator = args.key_name.clone();
+    genesis.operator = args.operator.clone();
     genesis.operator_key = vkey.clone();
     genesis.associations = associations
         .iter()
@@ -130,10 +145,22 @@ fn keygen(args: KeygenArgs) -> Result<(), CliError> {
             pub_path.display()
         )));
     }
-    let key = keyfile::generate();
     let name = KeyName::new(args.name.as_str()).map_err(|e| CliError::Usage(e.to_string()))?;
+    let key_err = |e: keyfile::KeyFileError| CliError::Key(e.to_string());
+    let (key, write_key) = match &args.from {
+        None => (keyfile::generate(), true),
+        Some(from) => {
+            let key = keyfile::read_private_pem(from).map_err(key_err)?;
+            // Naming a key in place (`--from P.key --out P`) writes only P.pub.
+            let same = fs::canonicalize(from).ok() == fs::canonicalize(&key_path).ok()
+                && key_path.exists();
+            (key, !same)
+        }
+    };
     let signer = NoteSigner::new(name, key.clone());
-    keyfile::write_private_pem(&key_path, &key).map_err(|e| CliError::Key(e.to_string()))?;
+    if write_key {
+        keyfile::write_private_pem(&key_path, &key).map_err(key_err)?;
+    }
     fs::write(&pub_path, format!("{}\n", signer.vkey())).map_err(io_err(&pub_path))?;
     println!("{}", signer.vkey());
     Ok(())
@@ -315,6 +342,16 @@ fn hashes(proof: &[Hash]) -> Vec<String> {
     proof.iter().map(Hash::to_base64).collect()
 }
 
+/// Prints `value` as the HTTP API answers it (`GET /v1/proofs/...`): the same JSON,
+/// fields and all, so one verifier reads both. No root is printed: a root is only
+/// worth what signs it, and the signed ones are in `checkpoint --all`.
+fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::Usage(format!("the proof cannot be shown as JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
 fn inclusion(args: InclusionArgs) -> Result<(), CliError> {
     let (ledger, _) = Ledger::open(&args.data.data)?;
     let log = ledger.log();
@@ -331,16 +368,12 @@ fn inclusion(args: InclusionArgs) -> Result<(), CliError> {
     };
     let size = args.size.unwrap_or(log.size());
     let proof = log.inclusion_proof(index, size)?;
-    let out = json!({
-        "index": index,
-        "tree_size": size,
-        "leaf_hash": log.leaf_hash_at(index)?.to_base64(),
-        "root": log.root_at(size)?.to_base64(),
-        "inclusion_proof": hashes(&proof),
-        "checkpoint": log.checkpoint().text(),
-    });
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-    Ok(())
+    print_json(&InclusionProof {
+        index,
+        size,
+        leaf_hash: log.leaf_hash_at(index)?.to_base64(),
+        proof: hashes(&proof),
+    })
 }
 
 fn consistency(args: ConsistencyArgs) -> Result<(), CliError> {
@@ -348,15 +381,11 @@ fn consistency(args: ConsistencyArgs) -> Result<(), CliError> {
     let log = ledger.log();
     let to = args.to.unwrap_or(log.size());
     let proof = log.consistency_proof(args.from, to)?;
-    let out = json!({
-        "size1": args.from,
-        "size2": to,
-        "root1": log.root_at(args.from)?.to_base64(),
-        "root2": log.root_at(to)?.to_base64(),
-        "consistency_proof": hashes(&proof),
-    });
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-    Ok(())
+    print_json(&ConsistencyProof {
+        from: args.from,
+        to,
+        proof: hashes(&proof),
+    })
 }
 
 fn verify(args: VerifyArgs) -> Result<(), CliError> {
@@ -375,6 +404,15 @@ fn verify(args: VerifyArgs) -> Result<(), CliError> {
         Some(path) => Some(fs::read_to_string(path).map_err(io_err(path))?),
         None => None,
     };
+    if args.operator_key.is_none() {
+        // Said every time: a trust anchor read from the directory audited proves the log
+        // consistent under the key it names, not who signed it (schemas/README.md §7).
+        eprintln!(
+            "note: the operator key is taken from {}, in the directory audited; give \
+             --operator-key VKEY obtained elsewhere to check who signed",
+            data.join(layout::CONFIG).display()
+        );
+    }
     let options = AuditOptions {
         operator_vkey: args.operator_key,
         known_checkpoint,

@@ -44,7 +44,8 @@ pub enum Command {
     Init(InitArgs),
     /// Print the operator's C2SP verifier key (the key that signs checkpoints).
     Key(DataArg),
-    /// Generate an Ed25519 key pair: PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub.
+    /// Generate an Ed25519 key pair: PREFIX.key (PKCS#8 v1 PEM as OpenSSL writes it,
+    /// mode 0600) and PREFIX.pub; or, with --from, name a key made elsewhere (OpenSSL).
     Keygen(KeygenArgs),
     /// Sign a payload into a DSSE envelope (printed as JSON).
     Sign(SignArgs),
@@ -52,7 +53,8 @@ pub enum Command {
     Append(AppendArgs),
     /// Print the latest signed checkpoint (or all of them).
     Checkpoint(CheckpointArgs),
-    /// Print inclusion or consistency proofs.
+    /// Print inclusion or consistency proofs, as the JSON of `GET /v1/proofs/...` (roots
+    /// come signed, from `checkpoint --all`).
     #[command(subcommand)]
     Proof(ProofCommand),
     /// Audit the whole ledger from disk: records, leaves, signatures, checkpoints, and a
@@ -105,7 +107,8 @@ pub struct DemoArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
-    /// Submit envelope files (JSON, or JSON Lines if `.jsonl`); print each result.
+    /// Submit envelope files (JSON, or JSON Lines if `.jsonl`); print each result, after
+    /// checking each receipt against the envelope submitted and the operator key.
     Submit(ClientSubmitArgs),
     /// Fetch a balance and verify every proof against the operator-signed checkpoint.
     Balance(ClientBalanceArgs),
@@ -119,6 +122,10 @@ pub struct ClientSubmitArgs {
     /// Envelope files: one JSON envelope each, or JSON Lines if the name ends in `.jsonl`.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
+    /// The operator verifier key receipts must be signed by (default: the one the
+    /// server announces).
+    #[arg(long, value_name = "VKEY")]
+    pub operator_key: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -201,9 +208,13 @@ pub struct InitArgs {
     /// The checkpoint origin, e.g. `lessons.example/shanghai` (C2SP tlog-checkpoint).
     #[arg(long)]
     pub origin: String,
-    /// The operator key's name in checkpoint signatures, and the operator's party ref.
+    /// The operator key's name in checkpoint signatures (default: the origin, as C2SP
+    /// tlog-checkpoint recommends: "the log's key name SHOULD match the origin line").
+    #[arg(long)]
+    pub key_name: Option<String>,
+    /// The operator's party ref in the genesis.
     #[arg(long, default_value = "operator")]
-    pub key_name: String,
+    pub operator: String,
     /// A genesis payload (JSON) to start the ledger with; `operator_key` and `origin` are
     /// filled in. Default: Shanghai's 16 districts, the usual subjects, a 15-day window.
     #[arg(long, value_name = "FILE")]
@@ -232,11 +243,17 @@ pub struct KeygenArgs {
     /// Output prefix: writes PREFIX.key and PREFIX.pub; refuses to overwrite.
     #[arg(long, value_name = "PREFIX")]
     pub out: PathBuf,
+    /// Take the private key from FILE (PKCS#8 PEM, v1 or v2, e.g. from `openssl genpkey
+    /// -algorithm ed25519`) instead of generating one. PREFIX.key is then a copy of it
+    /// in PKCS#8 v1, unless FILE is PREFIX.key itself (only PREFIX.pub is written).
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// A key pair prefix made by `keygen` (repeat for several signers).
+    /// A key pair prefix made by `keygen`: PREFIX.key (PKCS#8 PEM, ours or OpenSSL's)
+    /// and PREFIX.pub (its verifier key, which gives the name). Repeat for several signers.
     #[arg(long = "signer", value_name = "PREFIX", required = true)]
     pub signers: Vec<PathBuf>,
     /// The DSSE payloadType.

@@ -25,7 +25,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod reads;
+mod receipt;
 pub use reads::{BundledLeaf, MatchAnswer};
+pub use receipt::verify_receipt;
 
 use crate::http::balances::ProvenBalance;
 use crate::http::entries::{BatchResults, EntryResult};

@@ -30,7 +30,8 @@ use crate::log::keyfile;
 use crate::log::note::{KeyName, NoteSigner};
 use crate::log::store::{layout, Outcome};
 
-/// The operator's key name and party ref.
+/// The operator's party ref. (Its key is named after the origin, as C2SP
+/// tlog-checkpoint recommends, like every ledger `init` makes.)
 pub const OPERATOR: &str = "operator";
 
 /// A new ledger holding its genesis, not yet served.
@@ -46,10 +47,10 @@ pub struct Created {
 /// # Errors
 /// `log_exists` if `dir` holds a ledger; I/O; an unreadable key; a refused genesis.
 pub fn ledger(dir: &Path, world: &World) -> Result<Created, DemoError> {
-    let mut ledger = Ledger::create(dir, world.origin(), OPERATOR)?;
+    let mut ledger = Ledger::create(dir, world.origin(), world.origin())?;
     let key = keyfile::read_private_pem(&dir.join(layout::OPERATOR_KEY))
         .map_err(|e| DemoError::Setup(format!("operator key: {e}")))?;
-    let operator = NoteSigner::new(KeyName::new(OPERATOR)?, key);
+    let operator = NoteSigner::new(KeyName::new(world.origin())?, key);
     let vkey = ledger.log().config().operator_vkey.clone();
     if operator.vkey() != vkey {
         return Err(DemoError::check("operator key", &vkey, operator.vkey()));

@@ -141,10 +141,8 @@ fn b64(hashes: &[Hash]) -> Vec<String> {
 /// Store range errors are the client's (400 `out_of_range`); the rest are faults.
 fn range_or_fault(e: LogError) -> ApiError {
     match e {
-        LogError::OutOfRange { index, size } => ApiError::bad_request(
-            "out_of_range",
-            format!("{index} is out of range for tree size {size}"),
-        ),
+        // The store's message names the number that was wrong (index, size, or order).
+        LogError::OutOfRange { range } => ApiError::bad_request("out_of_range", range.to_string()),
         LogError::Proof(p) => ApiError::bad_request(p.code(), p.to_string()),
         other => ApiError::internal(other),
     }

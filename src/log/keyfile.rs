@@ -1,8 +1,14 @@
-//! Ed25519 private keys as PKCS#8 PEM files (RFC 8410 §7, RFC 5958, RFC 7468).
+//! Ed25519 private keys as PKCS#8 PEM files (RFC 8410 §7, RFC 5208, RFC 7468).
 //!
 //! This module owns the private key on disk and nothing else: generating a key,
 //! writing it once (mode 0600, never over an existing file), reading it back with an
 //! error that says what is wrong. Names and verifier keys live in [`super::note`].
+//!
+//! Keys are written as PKCS#8 **v1** (RFC 8410 §7: version 0, the seed, no public key),
+//! byte for byte what `openssl genpkey -algorithm ed25519` writes, because that is the
+//! form the ecosystem reads: OpenSSL 3.0 refuses the v2 form (RFC 5958 `OneAsymmetricKey`
+//! with the public key) as "unsupported" and Python's `cryptography` as "extra data".
+//! Both forms are read; a v2 file whose public key does not match its seed is refused.
 //!
 //! ```
 //! use lesson_ledger::log::keyfile::{generate, read_private_pem, write_private_pem};
@@ -22,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::spki::der::zeroize::Zeroizing;
-use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, KeypairBytes};
 use ed25519_dalek::SigningKey;
 
 /// Largest key file read. A PKCS#8 Ed25519 PEM is about 120 bytes; the margin allows
@@ -77,7 +83,24 @@ pub fn generate() -> SigningKey {
     SigningKey::generate(&mut rand::rngs::OsRng)
 }
 
-/// Writes `key` as a PKCS#8 PEM file, created new with mode 0600 (on unix), so that it
+/// The PKCS#8 v1 PEM text of `key` (RFC 8410 §7, without the optional public key), as
+/// OpenSSL writes it. The text is zeroed when dropped.
+///
+/// # Errors
+/// [`KeyFileError::Encode`] if the key cannot be encoded.
+pub fn private_pem_v1(key: &SigningKey) -> Result<Zeroizing<String>, KeyFileError> {
+    // `SigningKey::to_pkcs8_pem` writes v2 (it always adds the public key): build the
+    // v1 structure from the seed alone.
+    let seed = Zeroizing::new(key.to_bytes());
+    KeypairBytes {
+        secret_key: *seed,
+        public_key: None,
+    }
+    .to_pkcs8_pem(LineEnding::LF)
+    .map_err(|_| KeyFileError::Encode)
+}
+
+/// Writes `key` as a PKCS#8 v1 PEM file ([`private_pem_v1`]), created new with mode 0600 (on unix), so that it
 /// is never readable by others, not even for a moment, and never replaces a key.
 ///
 /// # Errors
@@ -85,9 +108,7 @@ pub fn generate() -> SigningKey {
 /// [`KeyFileError::WriteFailed`] for other I/O errors (a partial file is removed),
 /// [`KeyFileError::Encode`] if the key cannot be encoded.
 pub fn write_private_pem(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
-    let pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|_| KeyFileError::Encode)?;
+    let pem = private_pem_v1(key)?;
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -122,7 +143,9 @@ pub fn write_private_pem(path: &Path, key: &SigningKey) -> Result<(), KeyFileErr
     Ok(())
 }
 
-/// Reads a PKCS#8 PEM Ed25519 private key. The text read is zeroed when dropped.
+/// Reads a PKCS#8 PEM Ed25519 private key, v1 (as written here and by OpenSSL) or v2
+/// (with the public key, as earlier versions wrote; the public key must match the seed).
+/// The text read is zeroed when dropped.
 ///
 /// # Errors
 /// [`KeyFileError::Missing`], [`KeyFileError::Unreadable`], [`KeyFileError::TooLarge`],
@@ -196,6 +219,42 @@ mod tests {
         );
         // Two generated keys differ: the random source is used.
         assert_ne!(generate().to_bytes(), generated.to_bytes());
+    }
+
+    /// RFC 8410 §10.3's example private key: what OpenSSL writes for that seed.
+    const RFC8410_EXAMPLE: &str = "-----BEGIN PRIVATE KEY-----\n\
+        MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
+        -----END PRIVATE KEY-----\n";
+
+    #[test]
+    fn keys_are_written_as_pkcs8_v1_byte_for_byte_as_rfc_8410_and_openssl() {
+        let dir = tempfile::tempdir().unwrap();
+        let given = dir.path().join("rfc8410.pem");
+        std::fs::write(&given, RFC8410_EXAMPLE).unwrap();
+        let key = read_private_pem(&given).unwrap();
+        let written = dir.path().join("written.pem");
+        write_private_pem(&written, &key).unwrap();
+        assert_eq!(std::fs::read_to_string(&written).unwrap(), RFC8410_EXAMPLE);
+        // version 0, the Ed25519 OID, the seed as a nested OCTET STRING, nothing more.
+        let der = STANDARD
+            .decode(RFC8410_EXAMPLE.lines().nth(1).unwrap())
+            .unwrap();
+        assert_eq!(der.len(), 48);
+        assert_eq!(&der[..5], [0x30, 0x2e, 0x02, 0x01, 0x00]);
+        assert_eq!(&der[16..], key.to_bytes());
+    }
+
+    #[test]
+    fn a_v2_key_with_its_public_key_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.pem");
+        let v2 = key().to_pkcs8_pem(LineEnding::LF).unwrap();
+        assert!(v2.len() > RFC8410_EXAMPLE.len(), "the v2 form holds more");
+        std::fs::write(&path, v2.as_bytes()).unwrap();
+        assert_eq!(
+            read_private_pem(&path).unwrap().to_bytes(),
+            key().to_bytes()
+        );
     }
 
     #[test]

@@ -59,6 +59,16 @@ fn key_named_for(key: &KeyRef, party: &Id) -> Result<(), RuleError> {
     }
 }
 
+/// The operator's key is named by its party id or, as C2SP tlog-checkpoint recommends for
+/// the key that signs checkpoints, by the ledger's origin: neither names a person.
+fn operator_key_named(key: &KeyRef, operator: &Id, origin: &str) -> Result<(), RuleError> {
+    let name = key.as_str().split_once('+').map_or("", |(n, _)| n);
+    if name == origin {
+        return Ok(());
+    }
+    key_named_for(key, operator)
+}
+
 /// The unit of account, fixed: integer fen of CNY.
 pub(crate) const UNIT: &str = "CNY-fen";
 
@@ -90,7 +100,7 @@ pub(super) fn genesis<V: StateView + ?Sized>(
     }
     let operator = Id::new("operator", &p.operator)?;
     let key = KeyRef::new("operator_key", &p.operator_key)?;
-    key_named_for(&key, &operator)?;
+    operator_key_named(&key, &operator, &p.origin)?;
     let associations = declared_associations(&p.associations)?;
     let window = in_range(
         "confirmation_window_days",

@@ -129,6 +129,14 @@ pub(super) fn parse_vkey(
         .map_err(|_| malformed("Ed25519 public key is not 32 bytes"))?;
     let key = VerifyingKey::from_bytes(&key_bytes)
         .map_err(|_| malformed("Ed25519 public key is not a curve point"))?;
+    // RFC 8032 §5.1.3: decoding fails if y >= p. The decoder used reduces such a y, so
+    // without this one point would have two keys (and two key ids); nobody can sign
+    // under the non-canonical ones, but a verifier should not have to know that.
+    if key.to_edwards().compress().to_bytes() != key_bytes {
+        return Err(malformed(
+            "Ed25519 public key is not canonically encoded (y is not below p)",
+        ));
+    }
     let computed = KeyId::compute(&name, sig_type, &key_bytes);
     if computed != stated {
         return Err(NoteError::KeyIdMismatch {

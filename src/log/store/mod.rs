@@ -49,6 +49,25 @@ pub mod layout {
     pub const INDEX: &str = "index.sled";
 }
 
+/// What a read asked for past the log, said in the terms of the request, so that the
+/// message names the number that was wrong (a tree size too large is not reported as
+/// an index out of range).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Range {
+    /// An entry index at or past the tree size it is read in.
+    #[error("index {index} is out of range for tree size {size}")]
+    Index { index: u64, size: u64 },
+    /// A subtree node whose leaves are not all in the log.
+    #[error("node {index} at level {level} is not complete in a tree of size {size}")]
+    Node { level: u8, index: u64, size: u64 },
+    /// A tree size larger than the log.
+    #[error("tree size {size} is larger than the log ({log_size} entries)")]
+    TreeSize { size: u64, log_size: u64 },
+    /// A consistency proof asked from a larger tree to a smaller one.
+    #[error("from {from} is larger than to {to}")]
+    SizesReversed { from: u64, to: u64 },
+}
+
 /// The log's fixed identity, `log.json`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -118,6 +137,10 @@ impl Admission for AdmitAll {
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
     pub index: u64,
+    /// The entry's ledger time (µs since the epoch), as in its leaf: with the envelope
+    /// and `index` it rebuilds the leaf, so the receipt ties `entry_id` to `leaf_hash`
+    /// without fetching the entry.
+    pub time_micros: u64,
     /// BLAKE3 of the envelope's PAE, lowercase hex.
     pub entry_id: String,
     /// The Merkle leaf hash, standard base64.
@@ -172,8 +195,8 @@ pub enum LogError {
     Proof(#[from] ProofError),
     #[error(transparent)]
     Leaf(#[from] LeafError),
-    #[error("index {index} is beyond the log size {size}")]
-    OutOfRange { index: u64, size: u64 },
+    #[error("{range}")]
+    OutOfRange { range: Range },
     #[error("an earlier write failed; reopen the log to recover from log.dat")]
     Failed,
     #[error("batch of {len} entries exceeds the {max} allowed")]
@@ -310,6 +333,7 @@ impl Log {
         enum Pending<R> {
             New {
                 index: u64,
+                time_micros: u64,
                 entry_id: EntryId,
                 hash: Hash,
             },
@@ -378,6 +402,7 @@ impl Log {
             }
             pending.push(Pending::New {
                 index: next_index,
+                time_micros: time,
                 entry_id,
                 hash,
             });
@@ -439,12 +464,14 @@ impl Log {
             outcomes.push(match p {
                 Pending::New {
                     index,
+                    time_micros,
                     entry_id,
                     hash,
-                } => Outcome::Ok(self.receipt_for(index, entry_id, hash, size)?),
+                } => Outcome::Ok(self.receipt_for(index, time_micros, entry_id, hash, size)?),
                 Pending::Existing { index, entry_id } => {
+                    let time_micros = self.entry(index)?.time_micros;
                     let hash = self.leaf_hash_at(index)?;
-                    Outcome::Exists(self.receipt_for(index, entry_id, hash, size)?)
+                    Outcome::Exists(self.receipt_for(index, time_micros, entry_id, hash, size)?)
                 }
                 Pending::Done(outcome) => outcome,
             });
@@ -455,6 +482,7 @@ impl Log {
     fn receipt_for(
         &self,
         index: u64,
+        time_micros: u64,
         entry_id: EntryId,
         hash: Hash,
         size: u64,
@@ -462,6 +490,7 @@ impl Log {
         let proof = proof::inclusion_proof(&self.tree.reader(), index, size)?;
         Ok(Receipt {
             index,
+            time_micros,
             entry_id: entry_id.to_string(),
             leaf_hash: hash.to_base64(),
             checkpoint: self.checkpoint.text().to_string(),

@@ -2,7 +2,7 @@
 //! checkpoint, and the checkpoints the log has signed. None of them takes the writer's
 //! path; they read the record file and the derived stores the last commit flushed.
 
-use super::{derived, leaf_offset, Log, LogError, Receipt};
+use super::{derived, leaf_offset, Log, LogError, Range, Receipt};
 use crate::log::envelope::EntryId;
 use crate::log::hash::Hash;
 use crate::log::leaf::Leaf;
@@ -17,7 +17,13 @@ impl Log {
     pub fn receipt(&self, index: u64) -> Result<Receipt, LogError> {
         let leaf = self.entry(index)?;
         let hash = self.leaf_hash_at(index)?;
-        self.receipt_for(index, leaf.envelope.entry_id(), hash, self.size())
+        self.receipt_for(
+            index,
+            leaf.time_micros,
+            leaf.envelope.entry_id(),
+            hash,
+            self.size(),
+        )
     }
 
     /// The leaf hash of entry `index`, from the tree.
@@ -82,8 +88,11 @@ impl Log {
             .and_then(|n| n.checked_mul(1u64.checked_shl(u32::from(level))?));
         if !end.is_some_and(|end| end <= self.size()) {
             return Err(LogError::OutOfRange {
-                index,
-                size: self.size(),
+                range: Range::Node {
+                    level,
+                    index,
+                    size: self.size(),
+                },
             });
         }
         use crate::log::hash::NodeSource;
@@ -95,10 +104,10 @@ impl Log {
     /// # Errors
     /// [`LogError::OutOfRange`] unless `index < size <= self.size()`.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
-        if size > self.size() || index >= size {
+        self.check_size(size)?;
+        if index >= size {
             return Err(LogError::OutOfRange {
-                index,
-                size: size.min(self.size()),
+                range: Range::Index { index, size },
             });
         }
         Ok(proof::inclusion_proof(&self.tree.reader(), index, size)?)
@@ -109,10 +118,13 @@ impl Log {
     /// # Errors
     /// [`LogError::OutOfRange`] unless `size1 <= size2 <= self.size()`.
     pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash>, LogError> {
-        if size2 > self.size() || size1 > size2 {
+        self.check_size(size2)?;
+        if size1 > size2 {
             return Err(LogError::OutOfRange {
-                index: size1,
-                size: size2,
+                range: Range::SizesReversed {
+                    from: size1,
+                    to: size2,
+                },
             });
         }
         Ok(proof::consistency_proof(&self.tree.reader(), size1, size2)?)
@@ -123,12 +135,7 @@ impl Log {
     /// # Errors
     /// [`LogError::OutOfRange`] past the log's size.
     pub fn root_at(&self, size: u64) -> Result<Hash, LogError> {
-        if size > self.size() {
-            return Err(LogError::OutOfRange {
-                index: size,
-                size: self.size(),
-            });
-        }
+        self.check_size(size)?;
         Ok(proof::root(&self.tree.reader(), size)?)
     }
 
@@ -150,8 +157,22 @@ impl Log {
     fn check_index(&self, index: u64) -> Result<(), LogError> {
         if index >= self.size() {
             return Err(LogError::OutOfRange {
-                index,
-                size: self.size(),
+                range: Range::Index {
+                    index,
+                    size: self.size(),
+                },
+            });
+        }
+        Ok(())
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), LogError> {
+        if size > self.size() {
+            return Err(LogError::OutOfRange {
+                range: Range::TreeSize {
+                    size,
+                    log_size: self.size(),
+                },
             });
         }
         Ok(())
