@@ -224,7 +224,7 @@ pub(super) fn party_registered<V: StateView + ?Sized>(
     // "signed by an operator AND by the new key (proof of possession)", AND by a consumer
     // association the genesis declared: no single key may bring a party into the ledger.
     cx.signers.require_role(Role::Operator)?;
-    cx.signers.require_role(Role::Association)?;
+    cx.signers.require_cosigner(Role::Association)?;
     cx.signers.require_key(key.as_str(), "new key")?;
     if cx.tx.find::<Party>(party.as_str())?.is_some() {
         return Err(RuleError::PartyExists {
