@@ -212,3 +212,62 @@ fn refused_entries_change_neither_log_nor_state() {
         (size, digest, root)
     );
 }
+
+/// A ledger of origin `origin` with the test association declared, and the student
+/// `stu-3f9a` registered with `student`'s key.
+fn ledger_of(dir: &Path, origin: &str, student: &NoteSigner) -> (Ledger, NoteSigner) {
+    let mut ledger = Ledger::create(dir, origin, "operator").unwrap();
+    let op = operator(dir);
+    let association = crate::support::test_association();
+    let mut genesis = crate::support::test_genesis_payload(&op);
+    genesis.origin = origin.into();
+    genesis.ledger = origin.into();
+    let g = Envelope::sign(
+        PAYLOAD_TYPE,
+        &defaults::genesis_payload(&genesis),
+        &[&op, &association],
+    )
+    .unwrap();
+    let registration = serde_json::json!({"kind": "party_registered", "id": "reg-stu-3f9a",
+        "ledger": origin, "party": "stu-3f9a", "role": "student", "key": student.vkey()});
+    let r = crate::support::ledger_entry(&[&op, &association, student], &registration);
+    for e in [g, r] {
+        let out = ledger.submit(vec![verified(e)]).unwrap();
+        assert!(matches!(out[0], Outcome::Ok(_)), "{out:?}");
+    }
+    (ledger, op)
+}
+
+#[test]
+fn a_statement_signed_for_one_ledger_is_refused_by_another() {
+    let dir = TempDir::new().unwrap();
+    let student = crate::support::party_signer("stu-3f9a", 7);
+    let (mut a, _) = ledger_of(&dir.path().join("a"), "lessons.example/city-a", &student);
+    let (mut b, _) = ledger_of(&dir.path().join("b"), "lessons.example/city-b", &student);
+    // The student revokes their key in ledger A...
+    let revoke = serde_json::json!({"kind": "key_revoked", "id": "revoke-1",
+        "ledger": "lessons.example/city-a", "party": "stu-3f9a", "key": student.vkey(),
+        "reason": "retired"});
+    let envelope = crate::support::ledger_entry(&[&student], &revoke);
+    let out = a.submit(vec![verified(envelope.clone())]).unwrap();
+    assert!(matches!(out[0], Outcome::Ok(_)), "{out:?}");
+    // ...and the same signed statement, copied into ledger B, is refused there.
+    let before = (b.log().size(), b.state().digest());
+    let out = b.submit(vec![verified(envelope)]).unwrap();
+    assert!(
+        matches!(&out[0], Outcome::Refused(e) if e.code() == "wrong_ledger"),
+        "{out:?}"
+    );
+    assert_eq!((b.log().size(), b.state().digest()), before);
+    // The student still holds their key in B: a statement made for B is accepted.
+    let revoke_b = serde_json::json!({"kind": "key_revoked", "id": "revoke-1",
+        "ledger": "lessons.example/city-b", "party": "stu-3f9a", "key": student.vkey(),
+        "reason": "lost"});
+    let out = b
+        .submit(vec![verified(crate::support::ledger_entry(
+            &[&student],
+            &revoke_b,
+        ))])
+        .unwrap();
+    assert!(matches!(out[0], Outcome::Ok(_)), "{out:?}");
+}

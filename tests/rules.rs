@@ -1674,3 +1674,5 @@ fn a_genesis_day_of_one_second_makes_the_confirmation_window_fifteen_seconds() {
         json!({"kind": "allocation_expired", "allocation": "a-0001"}),
     );
 }
+
+mod hardening;

@@ -104,6 +104,18 @@ impl Signers {
         self.require(role.as_str(), |_, r| r == role)
     }
 
+    /// A co-signature by any party with role `role`, which the entry needs besides its
+    /// author's: its absence is `missing_signature`, whoever else signed.
+    pub(crate) fn require_cosigner(&mut self, role: Role) -> Result<Id, RuleError> {
+        self.require(role.as_str(), |_, r| r == role)
+            .map_err(|e| match e {
+                RuleError::NotAuthorized { .. } => RuleError::MissingSignature {
+                    role: role.as_str().to_owned(),
+                },
+                other => other,
+            })
+    }
+
     /// A signature by party `party` (as `role_name`, for the error).
     pub(crate) fn require_party(&mut self, party: &Id, role_name: &str) -> Result<(), RuleError> {
         self.require(&format!("{role_name} {party}"), |p, _| p == party)

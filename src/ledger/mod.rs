@@ -114,15 +114,8 @@ pub fn decide<V: StateView + ?Sized>(
         (Entry::Genesis(_), None) | (_, Some(_)) => {}
         (_, None) => return Err(RuleError::GenesisRequired { index: ctx.index }),
     }
-    if let (Some(config), false) = (&config, matches!(entry, Entry::Genesis(_))) {
-        // A statement signed for another ledger (another genesis origin) means nothing
-        // here: copied across, it would act in a ledger its signer never addressed.
-        if entry.ledger() != config.origin {
-            return Err(RuleError::WrongLedger {
-                expected: config.origin.clone(),
-                found: entry.ledger().chars().take(64).collect(),
-            });
-        }
+    if let Some(config) = &config {
+        same_ledger(&entry, config)?;
     }
     let mut tx = Overlay::new(view, ctx.index);
     let mut signers = auth::Signers::resolve(&tx, &ctx.signers, entry.kind())?;
@@ -132,19 +125,7 @@ pub fn decide<V: StateView + ?Sized>(
     };
     let record_key = format!("{author}/{entry_id}");
     let payload_digest = units::hex(blake3::hash(payload).as_bytes());
-    if let Some(first) = get_object::<EntryRecord, V>(view, &record_key)? {
-        return Err(if first.payload_digest == payload_digest {
-            RuleError::DuplicateEntry {
-                id: entry_id.to_string(),
-                first_index: first.index,
-            }
-        } else {
-            RuleError::IdReused {
-                id: entry_id.to_string(),
-                first_index: first.index,
-            }
-        });
-    }
+    new_id(view, &record_key, &entry_id, &payload_digest)?;
     let mut cx = rules::Cx {
         tx: &mut tx,
         ctx,
@@ -162,6 +143,42 @@ pub fn decide<V: StateView + ?Sized>(
         payload_digest,
     });
     Ok(tx.into_changes())
+}
+
+/// A statement signed for another ledger (another genesis origin) means nothing here:
+/// copied across, it would act in a ledger its signers never addressed. The genesis names
+/// its own origin (checked by its rule).
+fn same_ledger(entry: &Entry, config: &Config) -> Result<(), RuleError> {
+    if matches!(entry, Entry::Genesis(_)) || entry.ledger() == config.origin {
+        return Ok(());
+    }
+    Err(RuleError::WrongLedger {
+        expected: config.origin.clone(),
+        found: entry.ledger().chars().take(64).collect(),
+    })
+}
+
+/// The entry id must be new among its author's entries (`record_key` = `<author>/<id>`).
+fn new_id<V: StateView + ?Sized>(
+    view: &V,
+    record_key: &str,
+    entry_id: &Id,
+    payload_digest: &str,
+) -> Result<(), RuleError> {
+    let Some(first) = get_object::<EntryRecord, V>(view, record_key)? else {
+        return Ok(());
+    };
+    Err(if first.payload_digest == payload_digest {
+        RuleError::DuplicateEntry {
+            id: entry_id.to_string(),
+            first_index: first.index,
+        }
+    } else {
+        RuleError::IdReused {
+            id: entry_id.to_string(),
+            first_index: first.index,
+        }
+    })
 }
 
 /// Decide an entry and, if accepted, apply its changes to `state`.

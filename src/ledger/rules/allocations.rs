@@ -39,7 +39,7 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
     // hand has no such check, so a consumer association co-signs it: it vouches that
     // this exception to the matcher's order is fair to the families waiting.
     if run.is_none() {
-        cx.signers.require_role(Role::Association)?;
+        cx.signers.require_cosigner(Role::Association)?;
     }
     if cx.tx.find::<Allocation>(alloc_id.as_str())?.is_some() {
         return Err(RuleError::AllocationExists {

@@ -64,7 +64,7 @@ pub(super) fn claim_recorded<V: StateView + ?Sized>(
     // payment record, off the log, bound here by `evidence_digest`): a claim creates a
     // debt, and no single key may create value.
     cx.signers.require_role(Role::Operator)?;
-    cx.signers.require_role(Role::Association)?;
+    cx.signers.require_cosigner(Role::Association)?;
     cx.signers.require_party(&student, "student")?;
 
     if cx.tx.find::<Claim>(claim_id.as_str())?.is_some() {

@@ -76,28 +76,7 @@ pub(super) fn genesis<V: StateView + ?Sized>(
     cx: &mut Cx<'_, '_, V>,
     p: &Genesis,
 ) -> Result<(), RuleError> {
-    if p.origin.len() > ORIGIN_BYTES_MAX {
-        return Err(RuleError::FieldTooLong {
-            field: "origin",
-            bytes: p.origin.len(),
-            max: ORIGIN_BYTES_MAX,
-        });
-    }
-    // A checkpoint origin is one line of visible text.
-    if p.origin.is_empty()
-        || p.origin
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace())
-    {
-        return Err(RuleError::InvalidText { field: "origin" });
-    }
-    // The genesis names the ledger it founds: its `ledger` is its own origin.
-    if p.ledger != p.origin {
-        return Err(RuleError::WrongLedger {
-            expected: p.origin.clone(),
-            found: p.ledger.chars().take(64).collect(),
-        });
-    }
+    genesis_origin(p)?;
     let operator = Id::new("operator", &p.operator)?;
     let key = KeyRef::new("operator_key", &p.operator_key)?;
     operator_key_named(&key, &operator, &p.origin)?;
@@ -138,7 +117,6 @@ pub(super) fn genesis<V: StateView + ?Sized>(
         cx.signers
             .require_key(key.as_str(), &format!("association {party}"))?;
     }
-    let index = cx.ctx.index;
     cx.tx.put(Config {
         origin: p.origin.clone(),
         operator: operator.clone(),
@@ -150,26 +128,39 @@ pub(super) fn genesis<V: StateView + ?Sized>(
         subjects,
         genesis_time_micros: cx.ctx.time_micros,
     });
-    cx.tx.put(Party {
-        party: operator.clone(),
-        role: Role::Operator,
-        keys: vec![key.clone()],
-        registered_at: index,
-        closed_at: None,
-        whitelisted_at: None,
-        banned_at: None,
-        entries: Vec::new(),
-    });
-    cx.tx.put(KeyRecord {
-        key,
-        party: operator,
-        registered_at: index,
-        revoked_at: None,
-    });
+    put_party(cx, operator, Role::Operator, key);
     for (party, key) in associations {
         put_party(cx, party, Role::Association, key);
     }
     cx.tx.put(Pool::default());
+    Ok(())
+}
+
+/// The genesis' origin: one line of visible text within the cap, and the ledger the
+/// genesis names (`ledger`) is the one it founds.
+fn genesis_origin(p: &Genesis) -> Result<(), RuleError> {
+    if p.origin.len() > ORIGIN_BYTES_MAX {
+        return Err(RuleError::FieldTooLong {
+            field: "origin",
+            bytes: p.origin.len(),
+            max: ORIGIN_BYTES_MAX,
+        });
+    }
+    // A checkpoint origin is one line of visible text.
+    if p.origin.is_empty()
+        || p.origin
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(RuleError::InvalidText { field: "origin" });
+    }
+    // The genesis names the ledger it founds: its `ledger` is its own origin.
+    if p.ledger != p.origin {
+        return Err(RuleError::WrongLedger {
+            expected: p.origin.clone(),
+            found: p.ledger.chars().take(64).collect(),
+        });
+    }
     Ok(())
 }
 
@@ -234,7 +225,7 @@ pub(super) fn party_registered<V: StateView + ?Sized>(
     // "signed by an operator AND by the new key (proof of possession)", AND by a consumer
     // association the genesis declared: no single key may bring a party into the ledger.
     cx.signers.require_role(Role::Operator)?;
-    cx.signers.require_role(Role::Association)?;
+    cx.signers.require_cosigner(Role::Association)?;
     cx.signers.require_key(key.as_str(), "new key")?;
     if cx.tx.find::<Party>(party.as_str())?.is_some() {
         return Err(RuleError::PartyExists {
