@@ -57,12 +57,15 @@ curl -fsS "$URL/healthz" >/dev/null || {
 }
 
 mkdir -p "$REPORTS"
-st run "$URL/openapi.json" \
+# The operator's token, so that `POST /v1/match` is exercised, not only refused.
+TOKEN="$(cat "$WORK/demo/ledger/operator.token")"
+st --config-file scripts/schemathesis.toml run "$URL/openapi.json" \
     --checks all \
     --phases examples,coverage,fuzzing,stateful \
     --max-examples "$MAX_EXAMPLES" \
     --seed "$SEED" \
     --workers 1 \
     --request-timeout 30 \
+    --header "Authorization: Bearer $TOKEN" \
     --report junit,ndjson \
     --report-dir "$REPORTS"

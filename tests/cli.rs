@@ -221,7 +221,7 @@ fn init_key_keygen_sign_append_checkpoint_proof_verify() {
     let body_end = older.find("\n\n").unwrap() + 2;
     let one_signature_line = body_end + older[body_end..].find('\n').unwrap() + 1;
     let older =
-        SignedCheckpoint::parse_and_verify(older[..one_signature_line].as_bytes(), &verifier)
+        SignedCheckpoint::parse_and_verify(&older.as_bytes()[..one_signature_line], &verifier)
             .unwrap();
     verify_consistency(
         1,

@@ -437,3 +437,59 @@ fn regenerate_the_example_receipt() {
     let vkey = log.config().operator_vkey.clone();
     fs::write(examples().join("operator.vkey"), format!("{vkey}\n")).unwrap();
 }
+
+#[test]
+fn the_cli_names_the_wrong_number_of_a_proof_request_too() {
+    let tmp = TempDir::new().unwrap();
+    let data = tmp.path().join("data");
+    ok(&run(&[
+        "init",
+        "--data",
+        s(&data),
+        "--origin",
+        "lessons.example/p",
+    ]));
+    for (args, says) in [
+        (
+            vec!["inclusion", "--index", "0", "--size", "370"],
+            "tree size 370 is larger than the log (1 entries)",
+        ),
+        (
+            vec!["consistency", "--from", "1", "--to", "370"],
+            "tree size 370 is larger than the log (1 entries)",
+        ),
+        (
+            vec!["inclusion", "--index", "1"],
+            "index 1 is out of range for tree size 1",
+        ),
+    ] {
+        let mut full = vec!["proof"];
+        full.extend(&args);
+        full.extend(["--data", s(&data)]);
+        let out = run(&full);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn keygen_from_a_file_that_is_not_a_key_writes_nothing() {
+    let tmp = TempDir::new().unwrap();
+    let not_key = tmp.path().join("notes.txt");
+    fs::write(&not_key, "not a key\n").unwrap();
+    let prefix = tmp.path().join("k");
+    let out = run(&[
+        "keygen",
+        "--name",
+        "inst-0003",
+        "--from",
+        s(&not_key),
+        "--out",
+        s(&prefix),
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a PKCS#8 PEM Ed25519"));
+    assert!(!tmp.path().join("k.key").exists());
+    assert!(!tmp.path().join("k.pub").exists());
+}
