@@ -374,7 +374,12 @@ fn happy_path_through_every_kind() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (a.consumed, a.pending, a.remaining, a.released),
+        (
+            a.lessons.consumed(),
+            a.lessons.pending(),
+            a.lessons.remaining(),
+            a.lessons.released()
+        ),
         (Lessons(3), Lessons(0), Lessons(7), Lessons(0))
     );
     w.ok(
@@ -437,7 +442,12 @@ fn happy_path_through_every_kind() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (a.consumed, a.pending, a.remaining, a.released),
+        (
+            a.lessons.consumed(),
+            a.lessons.pending(),
+            a.lessons.remaining(),
+            a.lessons.released()
+        ),
         (Lessons(4), Lessons(0), Lessons(0), Lessons(6))
     );
     let c = queries::claim_balance(&w.state, "c-0001").unwrap().unwrap();
@@ -451,11 +461,11 @@ fn happy_path_through_every_kind() {
         .unwrap();
     assert_eq!(
         (
-            p.capacity,
-            p.available,
-            p.reserved,
-            p.delivered,
-            p.withdrawn
+            p.capacity.total(),
+            p.capacity.available(),
+            p.capacity.reserved(),
+            p.capacity.delivered(),
+            p.capacity.withdrawn()
         ),
         (
             Lessons(300),
@@ -1361,7 +1371,12 @@ fn a_banned_donor_delivers_nothing_and_its_allocations_end_at_once() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (a.consumed, a.pending, a.remaining, a.released),
+        (
+            a.lessons.consumed(),
+            a.lessons.pending(),
+            a.lessons.remaining(),
+            a.lessons.released()
+        ),
         (Lessons(3), Lessons(1), Lessons(0), Lessons(6))
     );
     // The disputed lesson, upheld after the allocation ended, returns to claim and pledge.
@@ -1369,7 +1384,10 @@ fn a_banned_donor_delivers_nothing_and_its_allocations_end_at_once() {
     let a = queries::allocation_balance(&w.state, "a-0001")
         .unwrap()
         .unwrap();
-    assert_eq!((a.pending, a.released), (Lessons(0), Lessons(7)));
+    assert_eq!(
+        (a.lessons.pending(), a.lessons.released()),
+        (Lessons(0), Lessons(7))
+    );
 }
 
 #[test]
@@ -1630,7 +1648,10 @@ fn a_genesis_day_of_one_second_makes_the_confirmation_window_fifteen_seconds() {
     let a = queries::allocation_balance(&w.state, "a-0001")
         .unwrap()
         .unwrap();
-    assert_eq!((a.consumed, a.pending), (Lessons(1), Lessons(0)));
+    assert_eq!(
+        (a.lessons.consumed(), a.lessons.pending()),
+        (Lessons(1), Lessons(0))
+    );
     // The allocation expires after 90 such days.
     w.time = proposed_at + 91 * SEC;
     w.ok(

@@ -263,6 +263,9 @@ pub enum RuleError {
     StateCorrupt { detail: String },
     #[error("state store unavailable: {detail}")]
     StateUnavailable { detail: String },
+    /// A balance identity would break: a bug of the rules, never the entry's fault.
+    #[error("internal error: a balance identity would break ({detail}); the entry is refused")]
+    InvariantViolated { detail: String },
 }
 
 impl RuleError {
@@ -358,6 +361,7 @@ impl RuleError {
             E::Underflow { .. } => "underflow",
             E::StateCorrupt { .. } => "state_corrupt",
             E::StateUnavailable { .. } => "state_unavailable",
+            E::InvariantViolated { .. } => "invariant_violated",
             E::PayloadTypeUnsupported { .. } => "payload_type_unsupported",
         }
     }

@@ -34,6 +34,7 @@
 //! ```
 
 mod auth;
+pub mod conservation;
 pub mod defaults;
 pub mod digest;
 pub mod error;
@@ -140,7 +141,14 @@ pub fn decide<V: StateView + ?Sized>(
         kind: entry.kind().to_owned(),
         payload_digest,
     });
-    Ok(tx.into_changes())
+    let changes = tx.into_changes();
+    // The identities the types cannot hold alone (value = lessons × price, an ended
+    // allocation keeps nothing), on every object this entry writes, in release builds
+    // and on every path (live writer, replay, tests): a broken one is a bug, and the
+    // entry is refused whole rather than written.
+    invariants::check_changes(&changes)
+        .map_err(|detail| RuleError::InvariantViolated { detail })?;
+    Ok(changes)
 }
 
 /// Decide an entry and, if accepted, apply its changes to `state`.
@@ -152,9 +160,8 @@ pub fn apply_entry(
     ctx: &EntryContext,
     payload: &[u8],
 ) -> Result<(), RuleError> {
+    // `decide` has checked the balance identities of the objects written.
     let changes = decide(state, ctx, payload)?;
-    // Cheap per-entry check of the balance identities of the objects written.
-    debug_assert_eq!(invariants::check_changes(&changes), Ok(()));
     state.apply(changes);
     Ok(())
 }

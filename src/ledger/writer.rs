@@ -105,6 +105,10 @@ impl Admission for Rules<'_> {
                 if is_store_fault(&e) {
                     self.fault = Some(e.clone());
                 }
+                if let RuleError::InvariantViolated { detail } = &e {
+                    // Nothing of the entry is staged or written; say so loudly.
+                    tracing::error!(index, %detail, "an entry would break a balance identity");
+                }
                 Err(e)
             }
         }
