@@ -48,7 +48,8 @@ impl Desk {
         match apply_entry(&mut self.state, &ctx, &bytes) {
             Ok(()) => {
                 self.index += 1;
-                self.time += SEC;
+                // A millisecond apart: a quota day holds far more than the quotas.
+                self.time += 1_000;
                 Ok(())
             }
             Err(e) => {
@@ -197,4 +198,209 @@ fn an_entry_that_would_break_a_balance_identity_is_refused_in_release_builds_and
             .unwrap()
             .is_none()
     );
+}
+
+/// The key of party `name`, number `n` (any number of distinct keys).
+fn key(name: &str, n: u64) -> String {
+    crate::support::party_signer(name, n).vkey()
+}
+
+/// A desk with an operator, an association and a student.
+fn keys_desk() -> (Desk, String, String, String) {
+    let (op, assoc, stu) = (key("operator", 1), key("assoc-01", 2), key("stu-0001", 3));
+    let mut d = Desk::new();
+    d.genesis(&op);
+    d.register(&op, "assoc-01", "association", &assoc);
+    d.register(&op, "stu-0001", "student", &stu);
+    (d, op, assoc, stu)
+}
+
+fn live_keys(d: &Desk, party: &str) -> Vec<String> {
+    let info = lesson_ledger::ledger::queries::party(&d.state, party)
+        .unwrap()
+        .unwrap();
+    info.keys
+        .into_iter()
+        .filter(|(_, revoked)| revoked.is_none())
+        .map(|(k, _)| k.to_string())
+        .collect()
+}
+
+#[test]
+fn a_key_a_thief_rotated_in_is_undone_by_the_operator_and_an_association_together() {
+    let (mut d, op, assoc, stu) = keys_desk();
+    let thief = key("stu-0001", 66);
+    d.ok(
+        &[&stu, &thief],
+        json!({"kind": "key_rotated", "party": "stu-0001", "old_key": stu, "new_key": thief}),
+    );
+    assert_eq!(live_keys(&d, "stu-0001"), vec![thief.clone()]);
+    let fresh = key("stu-0001", 4);
+    let recover = json!({"kind": "key_recovered", "party": "stu-0001", "new_key": fresh});
+    // Neither the operator nor the association alone, nor without the new key.
+    for (signers, code) in [
+        (vec![op.as_str(), fresh.as_str()], "missing_signature"),
+        (vec![assoc.as_str(), fresh.as_str()], "missing_signature"),
+        (vec![op.as_str(), assoc.as_str()], "missing_signature"),
+        (vec![thief.as_str(), fresh.as_str()], "missing_signature"),
+    ] {
+        let err = d.submit(&signers, recover.clone()).unwrap_err();
+        assert!(
+            [code, "not_authorized"].contains(&err.code()),
+            "{signers:?}: {err}"
+        );
+    }
+    d.ok(&[&op, &assoc, &fresh], recover);
+    assert_eq!(live_keys(&d, "stu-0001"), vec![fresh.clone()]);
+    // The thief's key signs nothing any more; the recovered key signs.
+    let err = d
+        .submit(
+            &[&thief],
+            json!({"kind": "key_revoked", "party": "stu-0001", "key": fresh, "reason": "x"}),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "key_revoked");
+    let newer = key("stu-0001", 5);
+    d.ok(
+        &[&fresh, &newer],
+        json!({"kind": "key_rotated", "party": "stu-0001", "old_key": fresh, "new_key": newer}),
+    );
+}
+
+#[test]
+fn key_recovery_is_refused_for_unknown_parties_the_operator_and_keys_in_use() {
+    let (mut d, op, assoc, stu) = keys_desk();
+    let fresh = key("nobody", 9);
+    let err = d
+        .submit(
+            &[&op, &assoc, &fresh],
+            json!({"kind": "key_recovered", "party": "nobody", "new_key": fresh}),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "party_unknown");
+    let op2 = key("operator", 10);
+    let err = d
+        .submit(
+            &[&op, &assoc, &op2],
+            json!({"kind": "key_recovered", "party": "operator", "new_key": op2}),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "operator_key_not_recoverable");
+    let err = d
+        .submit(
+            &[&op, &assoc],
+            json!({"kind": "key_recovered", "party": "stu-0001", "new_key": assoc}),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "key_in_use");
+    assert_eq!(live_keys(&d, "stu-0001"), vec![stu]);
+}
+
+/// Rotates `party`'s key `n` times, a quota day apart every few rotations.
+fn rotate_many(d: &mut Desk, party: &str, first: &str, n: u64) -> String {
+    let mut current = first.to_owned();
+    for i in 0..n {
+        if i % lesson_ledger::ledger::limits::KEY_CHANGES_PER_PARTY_PER_DAY_MAX == 0 {
+            d.time += lesson_ledger::ledger::limits::QUOTA_DAY_MICROS;
+        }
+        // Numbered by the entry's place in the log: never a key used before.
+        let next = key(party, 1_000_000 + d.index);
+        d.ok(
+            &[&current, &next],
+            json!({"kind": "key_rotated", "party": party, "old_key": current, "new_key": next}),
+        );
+        current = next;
+    }
+    current
+}
+
+#[test]
+fn thousands_of_self_rotations_leave_the_party_object_as_small_as_a_few() {
+    let (mut d, _, _, stu) = keys_desk();
+    let size = |d: &Desk| {
+        let p: lesson_ledger::ledger::objects::Party =
+            get_object(&d.state, "stu-0001").unwrap().unwrap();
+        (
+            postcard::to_allocvec(&p).unwrap().len(),
+            p.keys.len(),
+            p.entries.len(),
+        )
+    };
+    let current = rotate_many(&mut d, "stu-0001", &stu, 100);
+    let after_100 = size(&d);
+    let started = std::time::Instant::now();
+    let current = rotate_many(&mut d, "stu-0001", &current, 3_000);
+    let rotations = started.elapsed();
+    let after_3100 = size(&d);
+    // Before the bound the key list held every key ever used (3,101 of them) and the
+    // entries list every rotation, read and copied for every entry the party signed.
+    assert_eq!(after_100, after_3100, "the party object stops growing");
+    assert_eq!(
+        after_3100.1,
+        lesson_ledger::ledger::limits::PARTY_KEYS_KEPT_MAX
+    );
+    assert_eq!(
+        after_3100.2,
+        lesson_ledger::ledger::limits::PARTY_ENTRIES_KEPT_MAX
+    );
+    assert_eq!(live_keys(&d, "stu-0001"), vec![current]);
+    eprintln!(
+        "3,000 rotations in {rotations:?}; party object {} bytes",
+        after_3100.0
+    );
+}
+
+#[test]
+fn a_party_changes_its_key_a_bounded_number_of_times_a_day() {
+    let (mut d, op, assoc, stu) = keys_desk();
+    let max = lesson_ledger::ledger::limits::KEY_CHANGES_PER_PARTY_PER_DAY_MAX;
+    let current = rotate_many(&mut d, "stu-0001", &stu, max);
+    let next = key("stu-0001", 7);
+    let rotate =
+        json!({"kind": "key_rotated", "party": "stu-0001", "old_key": current, "new_key": next});
+    let err = d.submit(&[&current, &next], rotate.clone()).unwrap_err();
+    assert_eq!(err.code(), "key_changes_exceeded", "{err}");
+    // Recovery counts too: the quota is the party's, whoever signs.
+    let err = d
+        .submit(
+            &[&op, &assoc, &next],
+            json!({"kind": "key_recovered", "party": "stu-0001", "new_key": next}),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "key_changes_exceeded");
+    d.time += lesson_ledger::ledger::limits::QUOTA_DAY_MICROS;
+    d.ok(&[&current, &next], rotate);
+}
+
+#[test]
+fn one_institution_alone_cannot_sign_more_than_its_daily_quota() {
+    let (mut d, op, _, _) = keys_desk();
+    let inst = key("inst-0001", 20);
+    d.register(&op, "inst-0001", "institution", &inst);
+    d.ok(
+        &[&op],
+        json!({"kind": "institution_whitelisted", "institution": "inst-0001", "reason": "donor"}),
+    );
+    let max = lesson_ledger::ledger::limits::ENTRIES_PER_PARTY_PER_DAY_MAX;
+    let offer = |n: u64| {
+        json!({"kind": "pledge_offered", "id": format!("p-{n}"), "pledge": format!("p-{n}"),
+        "institution": "inst-0001", "subject": "math", "grade_min": 1, "grade_max": 6,
+        "online": true, "seats": 1, "lessons_per_seat": 1, "value_per_lesson_fen": 100,
+        "valid_from_micros": 0, "valid_until_micros": u64::MAX / 2})
+    };
+    // Each pledge approved at once, so that no bound on unapproved pledges is met first.
+    for n in 0..max {
+        if let Err(e) = d.submit(&[&inst], offer(n)) {
+            panic!("pledge {n} refused: {e}");
+        }
+        d.ok(
+            &[&op],
+            json!({"kind": "pledge_approved", "pledge": format!("p-{n}")}),
+        );
+    }
+    let err = d.submit(&[&inst], offer(max)).unwrap_err();
+    assert_eq!(err.code(), "party_quota_exceeded", "{err}");
+    // The next day the institution signs again.
+    d.time += lesson_ledger::ledger::limits::QUOTA_DAY_MICROS;
+    d.ok(&[&inst], offer(max));
 }

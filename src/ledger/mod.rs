@@ -10,7 +10,7 @@
 //! reach the same state and the same [state digest](digest).
 //!
 //! Entry kinds (schemas in `schemas/entries/<kind>.schema.json`): `genesis`,
-//! `party_registered`, `key_rotated`, `key_revoked`, `institution_closed`,
+//! `party_registered`, `key_rotated`, `key_revoked`, `key_recovered`, `institution_closed`,
 //! `institution_whitelisted`, `institution_blacklisted`, `claim_recorded`,
 //! `pledge_offered`, `pledge_approved`, `pledge_withdrawn`, `allocation_made`,
 //! `match_run`, `allocation_expired`, `allocation_declined`, `lesson_consumed`, `lesson_proposed`,
@@ -127,6 +127,9 @@ pub fn decide<V: StateView + ?Sized>(
     }
     let mut tx = Overlay::new(view, ctx.index);
     let mut signers = auth::Signers::resolve(&tx, &ctx.signers, entry.kind())?;
+    if let Some(config) = &config {
+        rules::charge_entry(&mut tx, config, ctx, &signers)?;
+    }
     let mut cx = rules::Cx {
         tx: &mut tx,
         ctx,

@@ -101,12 +101,17 @@ impl Config {
 }
 
 /// A registered party.
+///
+/// Bounded: it is read for every entry the party signs, so its lists keep only the
+/// recent past (`keys`: at most `PARTY_KEYS_KEPT_MAX`, `entries`: at most
+/// `PARTY_ENTRIES_KEPT_MAX`); the key table and the log keep the rest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct Party {
     pub party: Id,
     pub role: Role,
-    /// Every key ever registered for the party, in order (see the key table for status).
+    /// The party's most recent keys, oldest first, the current one last (see the key
+    /// table for status; every key ever registered has its record there).
     pub keys: Vec<KeyRef>,
     pub registered_at: u64,
     /// Institutions only: entry index of closure, white-listing, black-listing.
@@ -114,6 +119,33 @@ pub struct Party {
     pub whitelisted_at: Option<u64>,
     pub banned_at: Option<u64>,
     pub entries: Vec<u64>,
+}
+
+impl Party {
+    /// Adds `key` as the party's newest key, forgetting the oldest kept beyond
+    /// `PARTY_KEYS_KEPT_MAX` (its record stays in the key table).
+    pub fn push_key(&mut self, key: KeyRef) {
+        self.keys.push(key);
+        let over = self
+            .keys
+            .len()
+            .saturating_sub(super::limits::PARTY_KEYS_KEPT_MAX);
+        self.keys.drain(..over);
+    }
+}
+
+/// What one institution or student has signed in the current quota day (see
+/// `ENTRIES_PER_PARTY_PER_DAY_MAX`). Counters only, never listed entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct PartyQuota {
+    pub party: Id,
+    /// The quota day counted: ledger time since genesis / `QUOTA_DAY_MICROS`.
+    pub day: u64,
+    /// Entries signed by the party that day.
+    pub entries: u64,
+    /// Key changes of the party that day.
+    pub key_changes: u64,
 }
 
 /// A registered key.

@@ -5,10 +5,13 @@
 
 mod allocations;
 mod claims;
+mod keys;
 mod lessons;
 mod parties;
 mod pledges;
 mod runs;
+
+pub(crate) use keys::charge_entry;
 
 use super::auth::Signers;
 use super::error::RuleError;
@@ -37,6 +40,7 @@ pub(crate) fn dispatch<V: StateView + ?Sized>(
         Entry::PartyRegistered(p) => parties::party_registered(cx, p),
         Entry::KeyRotated(p) => parties::key_rotated(cx, p),
         Entry::KeyRevoked(p) => parties::key_revoked(cx, p),
+        Entry::KeyRecovered(p) => keys::key_recovered(cx, p),
         Entry::InstitutionClosed(p) => parties::institution_status(cx, p, parties::Status::Closed),
         Entry::InstitutionWhitelisted(p) => {
             parties::institution_status(cx, p, parties::Status::Whitelisted)
