@@ -334,7 +334,13 @@ fn thousands_of_self_rotations_leave_the_party_object_as_small_as_a_few() {
     let after_3100 = size(&d);
     // Before the bound the key list held every key ever used (3,101 of them) and the
     // entries list every rotation, read and copied for every entry the party signed.
-    assert_eq!(after_100, after_3100, "the party object stops growing");
+    assert_eq!(
+        (after_100.1, after_100.2),
+        (after_3100.1, after_3100.2),
+        "the party object stops growing"
+    );
+    // Only the entry indexes kept grow wider (varints), never longer.
+    assert!(after_3100.0 < 1024, "{} bytes", after_3100.0);
     assert_eq!(
         after_3100.1,
         lesson_ledger::ledger::limits::PARTY_KEYS_KEPT_MAX
@@ -403,4 +409,260 @@ fn one_institution_alone_cannot_sign_more_than_its_daily_quota() {
     // The next day the institution signs again.
     d.time += lesson_ledger::ledger::limits::QUOTA_DAY_MICROS;
     d.ok(&[&inst], offer(max));
+}
+
+mod operator_rotation {
+    use std::path::Path;
+
+    use lesson_ledger::ledger::replay::Replayer;
+    use lesson_ledger::ledger::writer::Ledger;
+    use lesson_ledger::log::audit::{audit, audit_with, AuditOptions};
+    use lesson_ledger::log::keyfile;
+    use lesson_ledger::log::note::{KeyName, NoteSigner};
+    use lesson_ledger::log::store::{layout, Outcome};
+    use serde_json::json;
+
+    use crate::support::{ledger_entry, operator_of, party_signer, verified};
+
+    fn signer_of(key: &ed25519_dalek::SigningKey) -> NoteSigner {
+        NoteSigner::new(KeyName::new("operator").unwrap(), key.clone())
+    }
+
+    /// A ledger with its genesis and one institution, by the operator key in `dir`.
+    fn ledger_in(dir: &Path) -> Ledger {
+        let mut ledger = Ledger::create(dir, "ledger.example/rotation", "operator").unwrap();
+        let op = operator_of(dir);
+        let genesis = lesson_ledger::ledger::defaults::genesis(
+            "ledger.example/rotation",
+            "operator",
+            &op.vkey(),
+        );
+        let genesis: serde_json::Value =
+            serde_json::from_slice(&lesson_ledger::ledger::defaults::genesis_payload(&genesis))
+                .unwrap();
+        submit_ok(&mut ledger, &[&op], &genesis);
+        let inst = party_signer("inst-0001", 1);
+        submit_ok(
+            &mut ledger,
+            &[&op, &inst],
+            &json!({"kind": "party_registered", "id": "reg-1", "party": "inst-0001",
+                "role": "institution", "key": inst.vkey()}),
+        );
+        ledger
+    }
+
+    fn submit(ledger: &mut Ledger, signers: &[&NoteSigner], payload: &serde_json::Value) -> String {
+        let envelope = verified(ledger_entry(signers, payload));
+        match ledger.submit(vec![envelope]).unwrap().pop().unwrap() {
+            Outcome::Ok(_) => "ok".into(),
+            Outcome::Refused(e) => e.code().into(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[track_caller]
+    fn submit_ok(ledger: &mut Ledger, signers: &[&NoteSigner], payload: &serde_json::Value) {
+        assert_eq!(submit(ledger, signers, payload), "ok", "{payload}");
+    }
+
+    fn whitelist(id: &str) -> serde_json::Value {
+        json!({"kind": "institution_whitelisted", "id": id, "institution": "inst-0001",
+            "reason": "approved donor"})
+    }
+
+    #[test]
+    fn the_operator_key_rotates_with_both_keys_signing_the_change_and_the_auditor_follows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = ledger_in(dir.path());
+        let old = operator_of(dir.path());
+        let first_vkey = old.vkey();
+        let next_key = keyfile::generate();
+        let next = signer_of(&next_key);
+        match ledger
+            .rotate_operator_key(next_key.clone(), "rotate-1")
+            .unwrap()
+        {
+            Outcome::Ok(receipt) => {
+                // The checkpoint committing the change carries both signatures.
+                assert_eq!(receipt.checkpoint.matches("\u{2014} operator ").count(), 2);
+            }
+            other => panic!("rotation refused: {other:?}"),
+        }
+        assert_eq!(ledger.log().verifier().to_vkey(), next.vkey());
+        // The old key signs nothing more; the new one signs for the operator.
+        assert_eq!(
+            submit(&mut ledger, &[&old], &whitelist("w-old")),
+            "key_revoked"
+        );
+        submit_ok(&mut ledger, &[&next], &whitelist("w-new"));
+        let later = ledger.log().checkpoint().text();
+        assert_eq!(later.matches("\u{2014} operator ").count(), 1);
+        ledger.close().unwrap();
+
+        // The data directory's key is the new one, durably; reopening signs with it.
+        assert!(!dir.path().join(layout::OPERATOR_KEY_NEXT).exists());
+        assert_eq!(
+            signer_of(&keyfile::read_private_pem(&dir.path().join(layout::OPERATOR_KEY)).unwrap())
+                .vkey(),
+            next.vkey()
+        );
+        let (mut ledger, _) = Ledger::open(dir.path()).unwrap();
+        assert_eq!(ledger.log().verifier().to_vkey(), next.vkey());
+        assert_eq!(
+            ledger.log().config().operator_vkey,
+            first_vkey,
+            "log.json keeps the first key"
+        );
+        let inst = party_signer("inst-0001", 1);
+        submit_ok(
+            &mut ledger,
+            &[&inst],
+            &json!({"kind": "pledge_offered", "id": "p-1", "pledge": "p-0001",
+                "institution": "inst-0001", "subject": "math", "grade_min": 1, "grade_max": 6,
+                "online": true, "seats": 1, "lessons_per_seat": 5, "value_per_lesson_fen": 100,
+                "valid_from_micros": 0, "valid_until_micros": 4_000_000_000_000_000u64}),
+        );
+        submit_ok(
+            &mut ledger,
+            &[&next],
+            &json!({"kind": "pledge_approved", "id": "a-1", "pledge": "p-0001"}),
+        );
+        ledger.close().unwrap();
+
+        // The auditor starts at the key it trusts and follows the change from the log.
+        let options = AuditOptions {
+            operator_vkey: Some(first_vkey),
+            known_checkpoint: None,
+        };
+        let summary = audit_with(dir.path(), &options, &|_, _| {}, &mut Replayer::new())
+            .unwrap_or_else(|e| panic!("the audit does not follow the rotation: {e}"));
+        assert_eq!(summary.entries, 6);
+        // The log alone states no key change: an audit of it cannot accept the new key.
+        let err = audit(dir.path(), &options, &|_, _| {}).unwrap_err();
+        assert!(
+            err.to_string().contains("not signed by the operator key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn after_the_operator_key_rotates_the_server_matches_and_a_remote_auditor_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = ledger_in(dir.path());
+        let first_vkey = ledger.log().verifier().to_vkey();
+        let next_key = keyfile::generate();
+        let next_vkey = signer_of(&next_key).vkey();
+        assert!(matches!(
+            ledger.rotate_operator_key(next_key, "rotate-1").unwrap(),
+            Outcome::Ok(_)
+        ));
+        ledger.close().unwrap();
+        let (ledger, _) = Ledger::open(dir.path()).unwrap();
+        let server = lesson_ledger::http::Server::start(
+            ledger,
+            "127.0.0.1:0".parse().unwrap(),
+            lesson_ledger::http::ServerConfig::default(),
+        )
+        .unwrap();
+        let token = std::fs::read_to_string(dir.path().join("operator.token")).unwrap();
+        // `POST /v1/match` signs the run's entry with the new key, which the rules accept.
+        let response = reqwest::blocking::Client::new()
+            .post(format!("{}/v1/match", server.url()))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", token.trim()))
+            .body(json!({"dry_run": false}).to_string())
+            .send()
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{:?}", response.text());
+        // An auditor that pinned the first key replays the log and follows the change.
+        let client = lesson_ledger::client::Client::new(&server.url()).unwrap();
+        let state = dir.path().join("audit-state.json");
+        let report = lesson_ledger::client::audit_visiting(
+            &client,
+            Some(&first_vkey),
+            Some(&state),
+            &mut Replayer::new(),
+            &|_, _| {},
+        )
+        .unwrap_or_else(|e| panic!("the remote audit does not follow the rotation: {e}"));
+        assert!(report.size >= 4);
+        // It remembers the key it now trusts; the log alone cannot show the change.
+        assert!(std::fs::read_to_string(&state)
+            .unwrap()
+            .contains(&next_vkey));
+        let err = lesson_ledger::client::audit(&client, Some(&first_vkey), None).unwrap_err();
+        assert!(err.to_string().contains("does not verify"), "{err}");
+        server.shutdown().unwrap();
+    }
+
+    #[test]
+    fn a_rotation_the_rules_refuse_changes_no_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = ledger_in(dir.path());
+        let max = lesson_ledger::ledger::limits::KEY_CHANGES_PER_PARTY_PER_DAY_MAX;
+        for i in 0..max {
+            let outcome = ledger
+                .rotate_operator_key(keyfile::generate(), &format!("rotate-{i}"))
+                .unwrap();
+            assert!(matches!(outcome, Outcome::Ok(_)), "{outcome:?}");
+        }
+        let current = operator_of(dir.path());
+        let (size, vkey) = (ledger.log().size(), ledger.log().verifier().to_vkey());
+        assert_eq!(current.vkey(), vkey);
+        match ledger
+            .rotate_operator_key(keyfile::generate(), "rotate-over")
+            .unwrap()
+        {
+            Outcome::Refused(e) => assert_eq!(e.code(), "key_changes_exceeded"),
+            other => panic!("a rotation over the quota accepted: {other:?}"),
+        }
+        assert_eq!(ledger.log().size(), size);
+        assert_eq!(ledger.log().verifier().to_vkey(), vkey);
+        assert!(!dir.path().join(layout::OPERATOR_KEY_NEXT).exists());
+        submit_ok(&mut ledger, &[&current], &whitelist("w-current"));
+    }
+
+    #[test]
+    fn a_handover_cut_short_is_settled_on_open_by_the_last_checkpoint() {
+        // Cut before its commit: the next key was stored, nothing appended.
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = ledger_in(dir.path());
+        let old_vkey = ledger.log().verifier().to_vkey();
+        ledger.close().unwrap();
+        keyfile::write_private_pem(
+            &dir.path().join(layout::OPERATOR_KEY_NEXT),
+            &keyfile::generate(),
+        )
+        .unwrap();
+        let (ledger, _) = Ledger::open(dir.path()).unwrap();
+        assert_eq!(ledger.log().verifier().to_vkey(), old_vkey);
+        assert!(!dir.path().join(layout::OPERATOR_KEY_NEXT).exists());
+
+        // Cut after its commit, before the rename: the next key takes over on open.
+        let mut ledger = ledger;
+        let key_path = dir.path().join(layout::OPERATOR_KEY);
+        let old_pem = std::fs::read(&key_path).unwrap();
+        let next_key = keyfile::generate();
+        let next_vkey = signer_of(&next_key).vkey();
+        assert!(matches!(
+            ledger.rotate_operator_key(next_key, "rotate-2").unwrap(),
+            Outcome::Ok(_)
+        ));
+        ledger.close().unwrap();
+        std::fs::rename(&key_path, dir.path().join(layout::OPERATOR_KEY_NEXT)).unwrap();
+        std::fs::write(&key_path, old_pem).unwrap();
+        let (ledger, _) = Ledger::open(dir.path()).unwrap();
+        assert_eq!(ledger.log().verifier().to_vkey(), next_vkey);
+        assert!(!dir.path().join(layout::OPERATOR_KEY_NEXT).exists());
+        ledger.close().unwrap();
+
+        // A key the log never handed over to is refused.
+        std::fs::remove_file(&key_path).unwrap();
+        keyfile::write_private_pem(&key_path, &keyfile::generate()).unwrap();
+        let err = Ledger::open(dir.path()).err().expect("refused");
+        assert!(
+            ["operator_key_invalid", "log_damaged"].contains(&err.code()),
+            "{err}"
+        );
+    }
 }
