@@ -10,6 +10,7 @@ mod demo;
 mod envelope;
 mod http;
 mod interop;
+mod keys;
 mod ledger;
 mod log_store;
 mod match_runs;

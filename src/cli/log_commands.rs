@@ -32,9 +32,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Init(args) => init(args),
         Command::Key(args) => {
-            println!("{}", read_config(&args.data)?.operator_vkey);
+            println!("{}", current_operator_vkey(&args.data)?);
             Ok(())
         }
+        Command::RotateOperatorKey(args) => rotate_operator_key(&args.data),
         Command::Keygen(args) => keygen(args),
         Command::Sign(args) => sign(args),
         Command::Append(args) => append(args),
@@ -59,6 +60,39 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CliError + '_ {
 }
 
 /// Creates the ledger, writes `DIR/operator.pub` beside the operator key (so that
+/// The operator's current verifier key: `log.json`'s name, `operator.key`'s key (the
+/// first key, or the last one the log was handed over to).
+fn current_operator_vkey(dir: &Path) -> Result<String, CliError> {
+    let first = NoteVerifier::from_vkey(&read_config(dir)?.operator_vkey)
+        .map_err(|e| CliError::Key(e.to_string()))?;
+    let key = keyfile::read_private_pem(&dir.join(layout::OPERATOR_KEY))
+        .map_err(|e| CliError::Key(e.to_string()))?;
+    Ok(NoteSigner::new(first.name().clone(), key).vkey())
+}
+
+/// Hands the ledger over to a new operator key (see `Ledger::rotate_operator_key`) and
+/// rewrites `DIR/operator.pub` to match `DIR/operator.key`.
+fn rotate_operator_key(dir: &Path) -> Result<(), CliError> {
+    let (mut ledger, _) = Ledger::open(dir)?;
+    let id = format!("operator-key-{}", ledger.log().size());
+    match ledger.rotate_operator_key(keyfile::generate(), &id)? {
+        Outcome::Ok(_) => {}
+        other => {
+            return Err(CliError::Rejected(format!(
+                "the key change was not accepted: {other:?}"
+            )))
+        }
+    }
+    let vkey = ledger.log().verifier().to_vkey();
+    ledger.close()?;
+    let tmp = dir.join("operator.pub.tmp");
+    fs::write(&tmp, format!("{vkey}\n")).map_err(io_err(&tmp))?;
+    let pub_path = dir.join("operator.pub");
+    fs::rename(&tmp, &pub_path).map_err(io_err(&pub_path))?;
+    println!("{vkey}");
+    Ok(())
+}
+
 /// `sign --signer DIR/operator` works) and the operator's bearer token for the HTTP
 /// service (`DIR/operator.token`), and appends the genesis signed by the operator.
 fn init(args: InitArgs) -> Result<(), CliError> {

@@ -30,7 +30,7 @@ pub fn run_match_command(args: MatchArgs) -> Result<(), CliError> {
     let operator = if args.dry_run {
         None
     } else {
-        Some(operator_signer(dir, &ledger.log().config().operator_vkey)?)
+        Some(operator_signer(dir, &ledger.log().verifier().to_vkey())?)
     };
     let outcome = run_match(&mut ledger, operator.as_ref(), args.dry_run);
     ledger.close()?;

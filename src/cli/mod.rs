@@ -44,6 +44,10 @@ pub enum Command {
     Init(InitArgs),
     /// Print the operator's C2SP verifier key (the key that signs checkpoints).
     Key(DataArg),
+    /// Change the operator's key (server stopped): a new key signs from now on; the
+    /// change is a `key_rotated` entry that old and new key sign, in a batch whose
+    /// checkpoint both keys sign. Prints the new verifier key.
+    RotateOperatorKey(DataArg),
     /// Generate an Ed25519 key pair: PREFIX.key (PKCS#8 v1 PEM as OpenSSL writes it,
     /// mode 0600) and PREFIX.pub; or, with --from, name a key made elsewhere (OpenSSL).
     Keygen(KeygenArgs),

@@ -444,8 +444,16 @@ pub fn audit_visiting(
     };
     let pinned = operator_vkey.or(previous.as_ref().map(|s| s.operator_vkey.as_str()));
     let operator = client.operator(pinned)?;
-    let cp = client.checkpoint(&operator)?;
-    let (size, root) = (cp.checkpoint().size, cp.checkpoint().root);
+    // Verified once the entries are replayed: the operator's key may have changed since
+    // the pinned one, which the entries show (schemas/README.md §10).
+    let cp_bytes = client.get_bytes("/checkpoint")?;
+    let served = crate::log::note::Note::parse(&cp_bytes)
+        .and_then(|note| crate::log::note::Checkpoint::from_body(note.text()))
+        .map_err(|e| failed(format!("the checkpoint does not parse: {e}")))?;
+    let (size, root) = (served.size, served.root);
+    // Whether the pinned key has been the operator's at some point of the log: from
+    // there on, each key change is signed by the key before (the rules see to it).
+    let mut pinned_reached = false;
 
     // Every entry, from the entry bundles; leaves decoded and signatures verified.
     let mut frontier = Frontier::new();
@@ -499,9 +507,28 @@ pub fn audit_visiting(
             visitor
                 .leaf(&leaf)
                 .map_err(|e| failed(format!("entry {index}: {e}")))?;
+            if !pinned_reached {
+                let named = visitor.operator_vkey().map_err(failed)?;
+                pinned_reached = named.map_or(true, |k| k == operator.to_vkey());
+            }
         }
         progress(next, size);
     }
+    let operator_now = match visitor.operator_vkey().map_err(failed)? {
+        Some(vkey) if vkey != operator.to_vkey() => {
+            if !pinned_reached {
+                return Err(failed(format!(
+                    "the ledger's operator key {vkey} is not reached from the pinned key {}",
+                    operator.to_vkey()
+                )));
+            }
+            NoteVerifier::from_vkey(&vkey)
+                .map_err(|e| failed(format!("the ledger's operator key: {e}")))?
+        }
+        _ => operator.clone(),
+    };
+    let cp = SignedCheckpoint::parse_and_verify(&cp_bytes, &operator_now)
+        .map_err(|e| failed(format!("the checkpoint does not verify: {e}")))?;
     if frontier.root() != root {
         return Err(failed(format!(
             "the entries served give root {}, the checkpoint of size {size} says {}",
@@ -548,7 +575,7 @@ pub fn audit_visiting(
         write_state(
             path,
             &AuditState {
-                operator_vkey: operator.to_vkey(),
+                operator_vkey: operator_now.to_vkey(),
                 checkpoint: cp.text(),
             },
         )?;

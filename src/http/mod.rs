@@ -134,7 +134,7 @@ impl AppState {
         let (cosignatures, operator) = {
             let guard = ledger.read().unwrap_or_else(|p| p.into_inner());
             let log = guard.log();
-            let operator = operator::Operator::load(log.dir(), &log.config().operator_vkey)
+            let operator = operator::Operator::load(log.dir(), &log.verifier().to_vkey())
                 .map_err(|e| tracing::error!(error = %e, "no operator credentials: POST /v1/match is unavailable"))
                 .ok();
             (cosign::Cosignatures::load(&guard), operator)

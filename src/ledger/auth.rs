@@ -164,6 +164,18 @@ impl Signers {
         }
     }
 
+    /// The registered parties that signed, each once, in envelope order.
+    pub(crate) fn parties(&self) -> impl Iterator<Item = (&Id, Role)> + '_ {
+        self.list.iter().enumerate().filter_map(|(i, s)| {
+            let (p, r) = s.party.as_ref()?;
+            // Two keys of one party (a rotation) are one signer for quotas.
+            let seen = self.list[..i]
+                .iter()
+                .any(|e| e.party.as_ref().map(|(q, _)| q) == Some(p));
+            (!seen).then_some((p, *r))
+        })
+    }
+
     /// Every signature must have been claimed by the rule.
     ///
     /// # Errors

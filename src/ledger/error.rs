@@ -283,6 +283,17 @@ pub enum RuleError {
     StateCorrupt { detail: String },
     #[error("state store unavailable: {detail}")]
     StateUnavailable { detail: String },
+    #[error("party {party} has signed its {max} entries of quota day {day}")]
+    PartyQuotaExceeded { party: String, day: u64, max: u64 },
+    #[error("party {party} has made its {max} key changes of quota day {day}")]
+    KeyChangesExceeded { party: String, day: u64, max: u64 },
+    #[error(
+        "the operator's key is not recovered this way: it rotates (signed by old and new key)"
+    )]
+    OperatorKeyNotRecoverable,
+    /// A balance identity would break: a bug of the rules, never the entry's fault.
+    #[error("internal error: a balance identity would break ({detail}); the entry is refused")]
+    InvariantViolated { detail: String },
 }
 
 impl RuleError {
@@ -383,6 +394,10 @@ impl RuleError {
             E::Underflow { .. } => "underflow",
             E::StateCorrupt { .. } => "state_corrupt",
             E::StateUnavailable { .. } => "state_unavailable",
+            E::InvariantViolated { .. } => "invariant_violated",
+            E::PartyQuotaExceeded { .. } => "party_quota_exceeded",
+            E::KeyChangesExceeded { .. } => "key_changes_exceeded",
+            E::OperatorKeyNotRecoverable => "operator_key_not_recoverable",
             E::PayloadTypeUnsupported { .. } => "payload_type_unsupported",
         }
     }

@@ -1,10 +1,14 @@
 //! The balance identities of the MISSION, checkable on the objects one entry wrote
-//! ([`check_changes`], cheap, run in debug builds after every entry) or on a whole state
+//! ([`check_changes`], cheap, run by [`decide`](super::decide) on every entry in release
+//! builds: a violation refuses the entry as `invariant_violated`) or on a whole state
 //! ([`check_invariants`], for tests and audits):
-//! - per claim: `value = unreserved + reserved + consumed` and `value = lessons × price`;
-//! - per pledge: `capacity = available + reserved + delivered + withdrawn` and
+//! - per claim: `value = unreserved + reserved + consumed` (held by the type
+//!   [`ClaimValue`](super::conservation::ClaimValue)) and `value = lessons × price`;
+//! - per pledge: `capacity = available + reserved + delivered + withdrawn` (held by
+//!   [`PledgeCapacity`](super::conservation::PledgeCapacity)) and
 //!   `capacity = seats × lessons_per_seat`;
-//! - per allocation: `lessons = consumed + pending + remaining + released`, and
+//! - per allocation: `lessons = consumed + pending + remaining + released` (held by
+//!   [`AllocationLessons`](super::conservation::AllocationLessons)), and
 //!   `remaining = 0` once it has ended;
 //! - across objects: the pool totals equal the sums over claims and approved pledges, each
 //!   institution's liability equals the sums over its claims, and each allocation's
@@ -23,31 +27,17 @@ use super::objects::{Allocation, AllocationStatus, Claim, LessonStatus, Liabilit
 use super::state::{Changes, MemoryState, Value};
 use super::units::{Fen, Lessons};
 
-fn sum(parts: &[u64]) -> Option<u64> {
-    parts.iter().try_fold(0u64, |a, b| a.checked_add(*b))
-}
-
 fn claim_ok(c: &Claim) -> Result<(), String> {
-    if sum(&[c.unreserved.0, c.reserved.0, c.consumed.0]) != Some(c.value.0) {
-        return Err(format!(
-            "claim {}: value != unreserved + reserved + consumed",
-            c.claim
-        ));
-    }
-    if c.price_per_lesson.0.checked_mul(c.lessons.0) != Some(c.value.0) {
+    // `value = unreserved + reserved + consumed` is held by `ClaimValue` itself.
+    if c.price_per_lesson.0.checked_mul(c.lessons.0) != Some(c.value.total().0) {
         return Err(format!("claim {}: value != lessons × price", c.claim));
     }
     Ok(())
 }
 
 fn pledge_ok(p: &Pledge) -> Result<(), String> {
-    if sum(&[p.available.0, p.reserved.0, p.delivered.0, p.withdrawn.0]) != Some(p.capacity.0) {
-        return Err(format!(
-            "pledge {}: capacity != available + reserved + delivered + withdrawn",
-            p.pledge
-        ));
-    }
-    if p.seats.checked_mul(p.lessons_per_seat) != Some(p.capacity.0) {
+    // `capacity = available + reserved + delivered + withdrawn` is held by `PledgeCapacity`.
+    if p.seats.checked_mul(p.lessons_per_seat) != Some(p.capacity.total().0) {
         return Err(format!(
             "pledge {}: capacity != seats × lessons_per_seat",
             p.pledge
@@ -57,13 +47,8 @@ fn pledge_ok(p: &Pledge) -> Result<(), String> {
 }
 
 fn allocation_ok(a: &Allocation) -> Result<(), String> {
-    if sum(&[a.consumed.0, a.pending.0, a.remaining.0, a.released.0]) != Some(a.lessons.0) {
-        return Err(format!(
-            "allocation {}: lessons != consumed + pending + remaining + released",
-            a.allocation
-        ));
-    }
-    if a.status != AllocationStatus::Active && a.remaining.0 != 0 {
+    // `lessons = consumed + pending + remaining + released` is held by `AllocationLessons`.
+    if a.status != AllocationStatus::Active && a.lessons.remaining().0 != 0 {
         return Err(format!(
             "allocation {}: ended with lessons remaining",
             a.allocation
@@ -109,26 +94,27 @@ pub fn check_invariants(state: &MemoryState) -> Result<(), String> {
             Value::Claim(c) => {
                 claim_ok(c)?;
                 expect.claims += 1;
-                add(&mut expect.claims_value, c.value)?;
-                add(&mut expect.claims_unreserved, c.unreserved)?;
-                add(&mut expect.claims_reserved, c.reserved)?;
-                add(&mut expect.claims_consumed, c.consumed)?;
+                add(&mut expect.claims_value, c.value.total())?;
+                add(&mut expect.claims_unreserved, c.value.unreserved())?;
+                add(&mut expect.claims_reserved, c.value.reserved())?;
+                add(&mut expect.claims_consumed, c.value.consumed())?;
                 let b = books.entry(c.institution.to_string()).or_default();
                 b.0 += 1;
                 b.1 += c.lessons.0;
-                b.2 += c.value.0;
-                *made_good.entry(c.institution.to_string()).or_default() += c.consumed.0;
+                b.2 += c.value.total().0;
+                *made_good.entry(c.institution.to_string()).or_default() += c.value.consumed().0;
             }
             Value::Pledge(p) => {
                 pledge_ok(p)?;
                 if p.approved_at.is_some() {
                     let v = p.value_per_lesson.0;
                     expect.pledges_approved += 1;
-                    add(&mut expect.pledged, Fen(p.capacity.0 * v))?;
-                    add(&mut expect.available, Fen(p.available.0 * v))?;
-                    add(&mut expect.reserved, Fen(p.reserved.0 * v))?;
-                    add(&mut expect.delivered, Fen(p.delivered.0 * v))?;
-                    add(&mut expect.withdrawn, Fen(p.withdrawn.0 * v))?;
+                    let c = &p.capacity;
+                    add(&mut expect.pledged, Fen(c.total().0 * v))?;
+                    add(&mut expect.available, Fen(c.available().0 * v))?;
+                    add(&mut expect.reserved, Fen(c.reserved().0 * v))?;
+                    add(&mut expect.delivered, Fen(c.delivered().0 * v))?;
+                    add(&mut expect.withdrawn, Fen(c.withdrawn().0 * v))?;
                 }
             }
             Value::Allocation(a) => {
@@ -177,7 +163,7 @@ pub fn check_invariants(state: &MemoryState) -> Result<(), String> {
     }
     for (id, a) in allocs {
         let (fin, pend) = lesson_counts.get(&id).copied().unwrap_or_default();
-        if (a.consumed.0, a.pending.0) != (fin, pend) {
+        if (a.lessons.consumed().0, a.lessons.pending().0) != (fin, pend) {
             return Err(format!("allocation {id}: consumed/pending != its lessons"));
         }
     }

@@ -54,6 +54,32 @@ pub const CLAIMS_PER_STUDENT_MAX: usize = 64;
 /// 4,000,000 claims a run (a claim gets one allocation per pledge, and few pledges each).
 pub const MATCH_RUN_ALLOCATIONS_MAX: u64 = 16_000_000;
 
+/// Keys a party object keeps: the current one and the few before it (the key table keeps
+/// every key's record). A party's object is read for every entry it signs; before this
+/// bound, 30,000 self-rotations made each of its entries copy a 30,000-key list.
+pub const PARTY_KEYS_KEPT_MAX: usize = 8;
+
+/// Entry indexes a party object keeps: its most recent entries (registration, key
+/// changes, status changes). Older ones stay in the log.
+pub const PARTY_ENTRIES_KEPT_MAX: usize = 64;
+
+/// Key changes (`key_rotated`, `key_revoked`, `key_recovered`) per party per quota day:
+/// enough to rotate, lose and recover a key in one day, too few to grow anything.
+pub const KEY_CHANGES_PER_PARTY_PER_DAY_MAX: u64 = 4;
+
+/// Entries one institution or student may sign per quota day. Generous for honest use
+/// (a donor with 10,000 seats teaching each once a day signs 10,000; the city-scale demo's
+/// busiest donor about a tenth of this limit in its whole run), it bounds what one party
+/// alone can add to the log: at most this × `PAYLOAD_BYTES_MAX` a day. The operator and
+/// the associations are not counted: their entries are the ledger's own business, each
+/// one accountable to the public.
+pub const ENTRIES_PER_PARTY_PER_DAY_MAX: u64 = 200_000;
+
+/// The quota day, in µs of ledger time: 24 hours, whatever `day_micros` the genesis
+/// declares (a quota bounds disk, which fills in real time; a demonstration ledger's
+/// short day must not shrink it).
+pub const QUOTA_DAY_MICROS: u64 = DAY_MICROS;
+
 /// Lowest and highest school grade (primary 1 to senior high 12).
 pub const GRADE_MIN: u8 = 1;
 /// Highest school grade.
@@ -93,3 +119,11 @@ const _: () = assert!(
     "a payload the rules accept must fit a leaf"
 );
 const _: () = assert!(GRADE_MIN <= GRADE_MAX, "the grade range must not be empty");
+const _: () = assert!(
+    PARTY_KEYS_KEPT_MAX >= 2,
+    "a party object must show at least its current key and the one it replaced"
+);
+const _: () = assert!(
+    KEY_CHANGES_PER_PARTY_PER_DAY_MAX < ENTRIES_PER_PARTY_PER_DAY_MAX,
+    "key changes are entries too: their own quota is the tighter one"
+);

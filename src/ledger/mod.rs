@@ -10,7 +10,7 @@
 //! reach the same state and the same [state digest](digest).
 //!
 //! Entry kinds (schemas in `schemas/entries/<kind>.schema.json`): `genesis`,
-//! `party_registered`, `key_rotated`, `key_revoked`, `institution_closed`,
+//! `party_registered`, `key_rotated`, `key_revoked`, `key_recovered`, `institution_closed`,
 //! `institution_whitelisted`, `institution_blacklisted`, `claim_recorded`,
 //! `pledge_offered`, `pledge_approved`, `pledge_withdrawn`, `allocation_made`,
 //! `match_run`, `allocation_expired`, `allocation_declined`, `lesson_consumed`, `lesson_proposed`,
@@ -34,6 +34,7 @@
 //! ```
 
 mod auth;
+pub mod conservation;
 pub mod defaults;
 pub mod digest;
 pub mod error;
@@ -126,6 +127,9 @@ pub fn decide<V: StateView + ?Sized>(
     let record_key = format!("{author}/{entry_id}");
     let payload_digest = units::hex(blake3::hash(payload).as_bytes());
     new_id(view, &record_key, &entry_id, &payload_digest)?;
+    if let Some(config) = &config {
+        rules::charge_entry(&mut tx, config, ctx, &signers)?;
+    }
     let mut cx = rules::Cx {
         tx: &mut tx,
         ctx,
@@ -142,7 +146,14 @@ pub fn decide<V: StateView + ?Sized>(
         kind: entry.kind().to_owned(),
         payload_digest,
     });
-    Ok(tx.into_changes())
+    let changes = tx.into_changes();
+    // The identities the types cannot hold alone (value = lessons × price, an ended
+    // allocation keeps nothing), on every object this entry writes, in release builds
+    // and on every path (live writer, replay, tests): a broken one is a bug, and the
+    // entry is refused whole rather than written.
+    invariants::check_changes(&changes)
+        .map_err(|detail| RuleError::InvariantViolated { detail })?;
+    Ok(changes)
 }
 
 /// A statement signed for another ledger (another genesis origin) means nothing here:
@@ -190,9 +201,8 @@ pub fn apply_entry(
     ctx: &EntryContext,
     payload: &[u8],
 ) -> Result<(), RuleError> {
+    // `decide` has checked the balance identities of the objects written.
     let changes = decide(state, ctx, payload)?;
-    // Cheap per-entry check of the balance identities of the objects written.
-    debug_assert_eq!(invariants::check_changes(&changes), Ok(()));
     state.apply(changes);
     Ok(())
 }

@@ -7,8 +7,9 @@
 //! touched by many entries and keep counters only; their derivation is the objects they
 //! sum (pledges and claims), each with its own `entries`.
 //!
-//! Balances hold these identities after every entry (checked by
-//! [`check_invariants`](super::invariants::check_invariants)):
+//! Balances hold these identities after every entry: the sums by their types
+//! ([`super::conservation`]: private parts, changed only by transfers), the rest checked
+//! on every entry by [`decide`](super::decide) ([`super::invariants`]):
 //! - claim: `value = unreserved + reserved + consumed`, `value = lessons × price`;
 //! - pledge: `capacity = available + reserved + delivered + withdrawn`, where `withdrawn`
 //!   is kept as its own bucket;
@@ -21,9 +22,53 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::conservation::{AllocationLessons, ClaimValue, PledgeCapacity, Unbalanced};
 use super::error::RuleError;
 use super::payload::{Outcome, Role};
 use super::units::{Fen, Id, KeyRef, Lessons};
+
+/// Serde for an object holding a conserved balance (`$bal`, whose total is stored under
+/// the same name): the stored and served form is flat, as it was before the balance had
+/// a type, so neither the state digest nor any JSON changes; decoding checks the parts
+/// (`from_parts`), so an unbalanced stored object is refused, never loaded.
+macro_rules! flat_serde {
+    ($t:ident, $repr:ident, $borrowed:ident, $bal:ident: $balty:ident, $unit:ty,
+     { $($b:ident: $bt:ty),* $(,)? },
+     { $($m:ident: $mt:ty),* $(,)? },
+     [ $($p:ident),* ],
+     { $($a:ident: $at:ty),* $(,)? }) => {
+        #[derive(Deserialize)]
+        struct $repr { $($b: $bt,)* $bal: $unit, $($m: $mt,)* $($p: $unit,)* $($a: $at,)* }
+
+        impl TryFrom<$repr> for $t {
+            type Error = Unbalanced;
+            fn try_from(r: $repr) -> Result<Self, Unbalanced> {
+                Ok($t {
+                    $bal: $balty::from_parts(r.$bal, $(r.$p),*)?,
+                    $($b: r.$b,)* $($m: r.$m,)* $($a: r.$a,)*
+                })
+            }
+        }
+
+        #[derive(Serialize)]
+        struct $borrowed<'a> {
+            $($b: &'a $bt,)* $bal: $unit, $($m: &'a $mt,)* $($p: $unit,)* $($a: &'a $at,)*
+        }
+
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                $borrowed {
+                    $($b: &self.$b,)*
+                    $bal: self.$bal.total(),
+                    $($m: &self.$m,)*
+                    $($p: self.$bal.$p(),)*
+                    $($a: &self.$a,)*
+                }
+                .serialize(s)
+            }
+        }
+    };
+}
 
 /// Parameters fixed at genesis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,12 +101,17 @@ impl Config {
 }
 
 /// A registered party.
+///
+/// Bounded: it is read for every entry the party signs, so its lists keep only the
+/// recent past (`keys`: at most `PARTY_KEYS_KEPT_MAX`, `entries`: at most
+/// `PARTY_ENTRIES_KEPT_MAX`); the key table and the log keep the rest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct Party {
     pub party: Id,
     pub role: Role,
-    /// Every key ever registered for the party, in order (see the key table for status).
+    /// The party's most recent keys, oldest first, the current one last (see the key
+    /// table for status; every key ever registered has its record there).
     pub keys: Vec<KeyRef>,
     pub registered_at: u64,
     /// Institutions only: entry index of closure, white-listing, black-listing.
@@ -69,6 +119,33 @@ pub struct Party {
     pub whitelisted_at: Option<u64>,
     pub banned_at: Option<u64>,
     pub entries: Vec<u64>,
+}
+
+impl Party {
+    /// Adds `key` as the party's newest key, forgetting the oldest kept beyond
+    /// `PARTY_KEYS_KEPT_MAX` (its record stays in the key table).
+    pub fn push_key(&mut self, key: KeyRef) {
+        self.keys.push(key);
+        let over = self
+            .keys
+            .len()
+            .saturating_sub(super::limits::PARTY_KEYS_KEPT_MAX);
+        self.keys.drain(..over);
+    }
+}
+
+/// What one institution or student has signed in the current quota day (see
+/// `ENTRIES_PER_PARTY_PER_DAY_MAX`). Counters only, never listed entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct PartyQuota {
+    pub party: Id,
+    /// The quota day counted: ledger time since genesis / `QUOTA_DAY_MICROS`.
+    pub day: u64,
+    /// Entries signed by the party that day.
+    pub entries: u64,
+    /// Key changes of the party that day.
+    pub key_changes: u64,
 }
 
 /// A registered key.
@@ -83,7 +160,12 @@ pub struct KeyRecord {
 }
 
 /// A student's unfinished prepaid lessons at a closed institution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Stored and served flat (`value`, `unreserved`, `reserved`, `consumed` beside the other
+/// fields); [`ClaimValue`] keeps the parts summing to the value, and a stored claim whose
+/// parts do not is refused when decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "ClaimRepr")]
 #[allow(missing_docs)]
 pub struct Claim {
     pub claim: Id,
@@ -97,15 +179,27 @@ pub struct Claim {
     pub evidence_digest: String,
     pub lessons: Lessons,
     pub price_per_lesson: Fen,
-    pub value: Fen,
-    pub unreserved: Fen,
-    pub reserved: Fen,
-    pub consumed: Fen,
+    /// The value and its parts.
+    pub value: ClaimValue,
     pub entries: Vec<u64>,
 }
 
+flat_serde! {
+    Claim, ClaimRepr, ClaimRef, value: ClaimValue, Fen,
+    { claim: Id, student: Id, institution: Id, subject: Id, grade: u64, district: Id,
+      accepts_online: bool, accepted_districts: Vec<Id>, evidence_digest: String,
+      lessons: Lessons, price_per_lesson: Fen },
+    {},
+    [unreserved, reserved, consumed],
+    { entries: Vec<u64> }
+}
+
 /// A course a donor institution puts into the pool.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Stored and served flat; [`PledgeCapacity`] keeps `capacity = available + reserved +
+/// delivered + withdrawn`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "PledgeRepr")]
 #[allow(missing_docs)]
 pub struct Pledge {
     pub pledge: Id,
@@ -120,16 +214,23 @@ pub struct Pledge {
     pub value_per_lesson: Fen,
     pub valid_from_micros: u64,
     pub valid_until_micros: u64,
-    pub capacity: Lessons,
-    pub available: Lessons,
-    pub reserved: Lessons,
-    pub delivered: Lessons,
-    pub withdrawn: Lessons,
+    /// The capacity and its parts.
+    pub capacity: PledgeCapacity,
     pub approved_at: Option<u64>,
     /// Entries that changed the pledge's definition or reservations. Lessons delivered
     /// are listed on the allocations (a pledge may deliver 10^5 lessons; listing each here
     /// would make every delivery rewrite a large object).
     pub entries: Vec<u64>,
+}
+
+flat_serde! {
+    Pledge, PledgeRepr, PledgeRef, capacity: PledgeCapacity, Lessons,
+    { pledge: Id, institution: Id, subject: Id, grade_min: u64, grade_max: u64,
+      district: Option<Id>, online: bool, seats: u64, lessons_per_seat: u64,
+      value_per_lesson: Fen, valid_from_micros: u64, valid_until_micros: u64 },
+    {},
+    [available, reserved, delivered, withdrawn],
+    { approved_at: Option<u64>, entries: Vec<u64> }
 }
 
 /// Where an allocation is in its life.
@@ -155,7 +256,11 @@ impl AllocationStatus {
 }
 
 /// k lessons of a pledge reserved for a claim.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Stored and served flat; [`AllocationLessons`] keeps `lessons = consumed + pending +
+/// remaining + released`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "AllocationRepr")]
 #[allow(missing_docs)]
 pub struct Allocation {
     pub allocation: Id,
@@ -163,18 +268,23 @@ pub struct Allocation {
     pub pledge: Id,
     pub student: Id,
     pub institution: Id,
-    pub lessons: Lessons,
+    /// The lessons allocated (k) and their parts.
+    pub lessons: AllocationLessons,
     pub value_per_lesson: Fen,
-    pub consumed: Lessons,
-    pub pending: Lessons,
-    pub remaining: Lessons,
-    pub released: Lessons,
     pub status: AllocationStatus,
     pub expires_at_micros: u64,
     pub entries: Vec<u64>,
     /// The match run that made it, if any. Always serialized (as `null` when absent):
     /// the stored state is postcard, which has no field names and cannot skip one.
     pub run: Option<Id>,
+}
+
+flat_serde! {
+    Allocation, AllocationRepr, AllocationRef, lessons: AllocationLessons, Lessons,
+    { allocation: Id, claim: Id, pledge: Id, student: Id, institution: Id },
+    { value_per_lesson: Fen },
+    [consumed, pending, remaining, released],
+    { status: AllocationStatus, expires_at_micros: u64, entries: Vec<u64>, run: Option<Id> }
 }
 
 /// A recorded match run (`match_run`): what it declared and how many of its allocations

@@ -73,6 +73,15 @@ pub const KINDS: &[(&str, &[(&str, bool)])] = &[
         ],
     ),
     (
+        "key_recovered",
+        &[
+            ("id", true),
+            ("ledger", true),
+            ("party", true),
+            ("new_key", true),
+        ],
+    ),
+    (
         "institution_closed",
         &[
             ("id", true),
@@ -338,6 +347,7 @@ pub fn parse(payload: &[u8]) -> Result<Entry, RuleError> {
         "party_registered" => Entry::PartyRegistered(typed(v)?),
         "key_rotated" => Entry::KeyRotated(typed(v)?),
         "key_revoked" => Entry::KeyRevoked(typed(v)?),
+        "key_recovered" => Entry::KeyRecovered(typed(v)?),
         "institution_closed" => Entry::InstitutionClosed(typed(v)?),
         "institution_whitelisted" => Entry::InstitutionWhitelisted(typed(v)?),
         "institution_blacklisted" => Entry::InstitutionBlacklisted(typed(v)?),
@@ -423,7 +433,7 @@ mod tests {
 
     #[test]
     fn kinds_table_matches_the_enum() {
-        assert_eq!(KINDS.len(), 21);
+        assert_eq!(KINDS.len(), 22);
         for (name, fields) in KINDS {
             assert!(fields.iter().any(|(f, r)| *f == "id" && *r), "{name}");
         }

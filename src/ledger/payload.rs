@@ -267,6 +267,20 @@ pub struct KeyRevoked {
     pub evidence_digest: Option<String>,
 }
 
+/// `key_recovered`: a party's key replaced under two-party control (the operator and a
+/// consumer association), the new key proving possession; every live key of the party
+/// is revoked by it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct KeyRecovered {
+    pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
+    pub party: String,
+    pub new_key: String,
+}
+
 /// `institution_closed`, `institution_whitelisted`, `institution_blacklisted`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -460,6 +474,7 @@ pub enum Entry {
     PartyRegistered(PartyRegistered),
     KeyRotated(KeyRotated),
     KeyRevoked(KeyRevoked),
+    KeyRecovered(KeyRecovered),
     InstitutionClosed(InstitutionStatus),
     InstitutionWhitelisted(InstitutionStatus),
     InstitutionBlacklisted(InstitutionStatus),
@@ -488,6 +503,7 @@ impl Entry {
             Entry::PartyRegistered(_) => "party_registered",
             Entry::KeyRotated(_) => "key_rotated",
             Entry::KeyRevoked(_) => "key_revoked",
+            Entry::KeyRecovered(_) => "key_recovered",
             Entry::InstitutionClosed(_) => "institution_closed",
             Entry::InstitutionWhitelisted(_) => "institution_whitelisted",
             Entry::InstitutionBlacklisted(_) => "institution_blacklisted",
@@ -516,6 +532,7 @@ impl Entry {
             Entry::PartyRegistered(p) => &p.ledger,
             Entry::KeyRotated(p) => &p.ledger,
             Entry::KeyRevoked(p) => &p.ledger,
+            Entry::KeyRecovered(p) => &p.ledger,
             Entry::InstitutionClosed(p)
             | Entry::InstitutionWhitelisted(p)
             | Entry::InstitutionBlacklisted(p) => &p.ledger,
@@ -541,6 +558,7 @@ impl Entry {
             Entry::PartyRegistered(p) => &p.id,
             Entry::KeyRotated(p) => &p.id,
             Entry::KeyRevoked(p) => &p.id,
+            Entry::KeyRecovered(p) => &p.id,
             Entry::InstitutionClosed(p)
             | Entry::InstitutionWhitelisted(p)
             | Entry::InstitutionBlacklisted(p) => &p.id,

@@ -42,10 +42,10 @@ impl From<Claim> for ClaimBalance {
             institution: c.institution,
             lessons: c.lessons,
             price_per_lesson: c.price_per_lesson,
-            value: c.value,
-            unreserved: c.unreserved,
-            reserved: c.reserved,
-            consumed: c.consumed,
+            value: c.value.total(),
+            unreserved: c.value.unreserved(),
+            reserved: c.value.reserved(),
+            consumed: c.value.consumed(),
             entries: c.entries,
         }
     }
@@ -120,12 +120,16 @@ pub fn student_summary<V: StateView + ?Sized>(
             get_object::<Claim, V>(view, id.as_str())?.ok_or_else(|| RuleError::StateCorrupt {
                 detail: format!("student index names unknown claim {id}"),
             })?;
-        s.value = s.value.checked_add(c.value, "student value")?;
+        s.value = s.value.checked_add(c.value.total(), "student value")?;
         s.unreserved = s
             .unreserved
-            .checked_add(c.unreserved, "student unreserved")?;
-        s.reserved = s.reserved.checked_add(c.reserved, "student reserved")?;
-        s.consumed = s.consumed.checked_add(c.consumed, "student consumed")?;
+            .checked_add(c.value.unreserved(), "student unreserved")?;
+        s.reserved = s
+            .reserved
+            .checked_add(c.value.reserved(), "student reserved")?;
+        s.consumed = s
+            .consumed
+            .checked_add(c.value.consumed(), "student consumed")?;
         s.claims.push(c.into());
     }
     Ok(Some(s))

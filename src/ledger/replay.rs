@@ -42,6 +42,25 @@ impl AuditVisitor for Replayer {
         self.notes += 1;
         Ok(())
     }
+
+    /// The operator party's current key in the replayed state: its newest key, which
+    /// only a `key_rotated` signed by the key before it can change.
+    fn operator_vkey(&mut self) -> Result<Option<String>, String> {
+        use super::objects::{Config, Party};
+        let Some(config) = super::get_object::<Config, _>(&self.state, super::state::CONFIG_ID)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let party: Party = super::get_object(&self.state, config.operator.as_str())
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("the operator {} is not a party", config.operator))?;
+        let key = party
+            .keys
+            .last()
+            .ok_or_else(|| format!("the operator {} has no key", config.operator))?;
+        Ok(Some(key.to_string()))
+    }
 }
 
 /// Where the stored state and the replayed one part.

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use super::digest::LtHash16;
 use super::error::RuleError;
 use super::objects::{
-    Allocation, Claim, Config, Dispute, EntryRecord, KeyRecord, Lesson, Liability, Party, Pledge,
-    Pool, RunRecord, StudentIndex,
+    Allocation, Claim, Config, Dispute, EntryRecord, KeyRecord, Lesson, Liability, Party,
+    PartyQuota, Pledge, Pool, RunRecord, StudentIndex,
 };
 
 /// A table of the state; one sled tree each.
@@ -42,11 +42,13 @@ pub enum Table {
     Student,
     Liability,
     Run,
+    /// Per-party quota counters (last: a table's number is its place in stored keys).
+    Quota,
 }
 
 impl Table {
     /// Every table, in order.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::Meta,
         Table::Entry,
         Table::Party,
@@ -59,6 +61,7 @@ impl Table {
         Table::Student,
         Table::Liability,
         Table::Run,
+        Table::Quota,
     ];
 
     /// The table's name: the sled tree name, and the table part of the digest element.
@@ -77,6 +80,7 @@ impl Table {
             Table::Student => "student",
             Table::Liability => "liability",
             Table::Run => "run",
+            Table::Quota => "quota",
         }
     }
 }
@@ -124,6 +128,7 @@ pub enum Value {
     Student(Box<StudentIndex>),
     Liability(Box<Liability>),
     Run(Box<RunRecord>),
+    Quota(Box<PartyQuota>),
 }
 
 // Every variant boxed: a map of values then holds 16 bytes a value plus the object
@@ -192,7 +197,17 @@ fn push_entry(entries: &mut Vec<u64>, index: u64) {
     }
 }
 
+/// As [`push_entry`], keeping only the last `max` (for objects read on every entry).
+fn push_entry_bounded(entries: &mut Vec<u64>, index: u64, max: usize) {
+    push_entry(entries, index);
+    let over = entries.len().saturating_sub(max);
+    entries.drain(..over);
+}
+
 macro_rules! object {
+    ($t:ty, $table:expr, $variant:ident, |$s:ident| $id:expr, touch_bounded($max:expr)) => {
+        object!(@impl $t, $table, $variant, |$s| $id, fn touch(&mut self, index: u64) { push_entry_bounded(&mut self.entries, index, $max) });
+    };
     ($t:ty, $table:expr, $variant:ident, |$s:ident| $id:expr, touch) => {
         object!(@impl $t, $table, $variant, |$s| $id, fn touch(&mut self, index: u64) { push_entry(&mut self.entries, index) });
     };
@@ -229,7 +244,14 @@ object!(Pool, Table::Meta, Pool, |s| {
     POOL_ID
 });
 object!(EntryRecord, Table::Entry, Entry, |s| s.key.as_str());
-object!(Party, Table::Party, Party, |s| s.party.as_str(), touch);
+object!(
+    Party,
+    Table::Party,
+    Party,
+    |s| s.party.as_str(),
+    touch_bounded(super::limits::PARTY_ENTRIES_KEPT_MAX)
+);
+object!(PartyQuota, Table::Quota, Quota, |s| s.party.as_str());
 object!(KeyRecord, Table::Key, Key, |s| s.key.as_str());
 object!(Claim, Table::Claim, Claim, |s| s.claim.as_str(), touch);
 object!(Pledge, Table::Pledge, Pledge, |s| s.pledge.as_str(), touch);

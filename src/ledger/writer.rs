@@ -14,8 +14,9 @@ use std::path::Path;
 use super::error::RuleError;
 use super::sled_state::{SledState, StateStoreError};
 use super::{decide, EntryContext, PAYLOAD_TYPE};
-use crate::log::envelope::VerifiedEnvelope;
+use crate::log::envelope::{Envelope, KeyCache, VerifiedEnvelope};
 use crate::log::leaf::Leaf;
+use crate::log::note::NoteSigner;
 use crate::log::store::{Admission, EntryIdOnly, Log, LogError, OpenReport, Outcome};
 
 /// Entries replayed into the state per sled commit when catching up.
@@ -38,6 +39,10 @@ pub enum LedgerError {
     StateAhead { state: u64, log: u64 },
     #[error("the state could not be read: {0}")]
     StateFault(RuleError),
+    #[error("the operator's key change could not be signed")]
+    HandoverEnvelope(#[source] crate::log::envelope::EnvelopeError),
+    #[error("the ledger has no genesis: there is no operator key to change")]
+    NoGenesis,
 }
 
 impl LedgerError {
@@ -49,6 +54,8 @@ impl LedgerError {
             LedgerError::Diverged { .. } => "state_diverged",
             LedgerError::StateAhead { .. } => "state_ahead_of_log",
             LedgerError::StateFault(e) => e.code(),
+            LedgerError::HandoverEnvelope(e) => e.code(),
+            LedgerError::NoGenesis => "genesis_required",
         }
     }
 }
@@ -104,6 +111,10 @@ impl Admission for Rules<'_> {
             Err(e) => {
                 if is_store_fault(&e) {
                     self.fault = Some(e.clone());
+                }
+                if let RuleError::InvariantViolated { detail } = &e {
+                    // Nothing of the entry is staged or written; say so loudly.
+                    tracing::error!(index, %detail, "an entry would break a balance identity");
                 }
                 Err(e)
             }
@@ -190,6 +201,63 @@ impl Ledger {
         };
         let result = self.log.append(batch, &mut rules);
         let fault = rules.fault.take();
+        self.settle(result, fault)
+    }
+
+    /// Changes the operator's key to `next_key`, both keys signing during the change:
+    /// appends the operator's `key_rotated` (signed by the current and the next key) in a
+    /// batch of its own whose state note and checkpoint both keys sign
+    /// ([`Log::append_handover`]); from then on the log, and every operator entry, is
+    /// signed by the next key, which is the data directory's `operator.key`.
+    ///
+    /// # Errors
+    /// As [`Ledger::submit`]; the rules' refusal comes back as the outcome (and nothing
+    /// changes).
+    pub fn rotate_operator_key(
+        &mut self,
+        next_key: ed25519_dalek::SigningKey,
+        entry_id: &str,
+    ) -> Result<Outcome<RuleError>, LedgerError> {
+        let config: super::objects::Config =
+            super::get_object(&self.state, super::state::CONFIG_ID)
+                .map_err(LedgerError::StateFault)?
+                .ok_or(LedgerError::NoGenesis)?;
+        let current = self.log.signer();
+        let next = NoteSigner::new(current.name().clone(), next_key.clone());
+        let payload = serde_json::json!({
+            "kind": "key_rotated", "id": entry_id, "party": config.operator.as_str(),
+            "old_key": current.vkey(), "new_key": next.vkey(),
+        });
+        let envelope = Envelope::sign(
+            PAYLOAD_TYPE,
+            payload.to_string().as_bytes(),
+            &[current, &next],
+        )
+        .and_then(|e| e.verify(&KeyCache::self_certifying()))
+        .map_err(LedgerError::HandoverEnvelope)?;
+        let mut rules = Rules {
+            state: &mut self.state,
+            fault: None,
+        };
+        let result = self
+            .log
+            .append_handover(vec![envelope], &mut rules, next_key);
+        let fault = rules.fault.take();
+        let mut outcomes = self.settle(result, fault)?;
+        outcomes.pop().ok_or_else(|| {
+            LedgerError::Log(LogError::Derived {
+                reason: "an append of one entry gave no outcome".into(),
+            })
+        })
+    }
+
+    /// Commits the state of an append (or drops it if the append failed) and maps the
+    /// outcomes.
+    fn settle(
+        &mut self,
+        result: Result<Vec<Outcome<RuleError>>, LogError>,
+        fault: Option<RuleError>,
+    ) -> Result<Vec<Outcome<RuleError>>, LedgerError> {
         let outcomes = match result {
             Ok(outcomes) => outcomes,
             Err(e) => {

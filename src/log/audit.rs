@@ -108,6 +108,17 @@ pub trait AuditVisitor {
         let _ = note;
         Ok(())
     }
+
+    /// The operator key (C2SP verifier key) the layer above's statements name after the
+    /// leaves seen so far; `None` when it names none (the log alone). When it differs
+    /// from the key the audit trusts, the next state note and checkpoint must be signed
+    /// by both (the handover), and the audit trusts the new key from that checkpoint on.
+    ///
+    /// # Errors
+    /// When the layer above cannot tell (its state is inconsistent).
+    fn operator_vkey(&mut self) -> Result<Option<String>, String> {
+        Ok(None)
+    }
 }
 
 /// Audits the log alone.
@@ -345,6 +356,33 @@ struct CheckedLeaf {
 }
 
 impl Run {
+    /// The operator key the layer above names now, if it is not the key trusted so far:
+    /// the note at hand is then the handover's and must carry both signatures.
+    fn handover(
+        &self,
+        visitor: &mut dyn AuditVisitor,
+    ) -> Result<Option<NoteVerifier>, (String, String, String)> {
+        let named = visitor.operator_vkey().map_err(|e| {
+            (
+                "the ledger's operator key cannot be read".to_string(),
+                String::new(),
+                e,
+            )
+        })?;
+        match named {
+            Some(vkey) if vkey != self.verifier.to_vkey() => {
+                NoteVerifier::from_vkey(&vkey).map(Some).map_err(|e| {
+                    (
+                        "the ledger names an operator key that is not a verifier key".to_string(),
+                        String::new(),
+                        e.to_string(),
+                    )
+                })
+            }
+            _ => Ok(None),
+        }
+    }
+
     fn process_chunk(
         &mut self,
         chunk: &[Record],
@@ -422,6 +460,7 @@ impl Run {
                     }
                 }
                 (RecordKind::Checkpoint, _) => {
+                    let next = self.handover(visitor).map_err(|e| fail(&e.0, e.1, e.2))?;
                     let signed = SignedCheckpoint::parse_and_verify(&record.body, &self.verifier)
                         .map_err(|e| {
                         fail(
@@ -430,6 +469,17 @@ impl Run {
                             e.to_string(),
                         )
                     })?;
+                    if let Some(next) = next {
+                        signed.note().verify(&next).map_err(|e| {
+                            fail(
+                                "the operator's key changed but the checkpoint is not signed by the new key too",
+                                next.to_vkey(),
+                                e.to_string(),
+                            )
+                        })?;
+                        // From this checkpoint on, the new key alone signs.
+                        self.verifier = next;
+                    }
                     let cp = signed.checkpoint();
                     if cp.origin.as_str() != self.origin {
                         return Err(fail(
@@ -456,6 +506,7 @@ impl Run {
                     self.summary.checkpoints += 1;
                 }
                 (RecordKind::StateNote, _) => {
+                    let next = self.handover(visitor).map_err(|e| fail(&e.0, e.1, e.2))?;
                     let note =
                         StateNote::parse_and_verify(&record.body, &self.verifier).map_err(|e| {
                             fail(
@@ -464,6 +515,15 @@ impl Run {
                                 e.to_string(),
                             )
                         })?;
+                    if let Some(next) = &next {
+                        StateNote::parse_and_verify(&record.body, next).map_err(|e| {
+                            fail(
+                                "the operator's key changed but the state note is not signed by the new key too",
+                                next.to_vkey(),
+                                e.to_string(),
+                            )
+                        })?;
+                    }
                     if note.origin != self.origin || note.size != index {
                         return Err(fail(
                             "state note is for another log or size",

@@ -77,7 +77,7 @@ impl ClaimInput {
             district: c.district.clone(),
             accepts_online: c.accepts_online,
             accepted_districts: c.accepted_districts.clone(),
-            unreserved_fen: c.unreserved,
+            unreserved_fen: c.value.unreserved(),
         }
     }
 }
@@ -116,7 +116,7 @@ impl PledgeInput {
             grade_max: p.grade_max,
             district: p.district.clone(),
             online: p.online,
-            available_lessons: p.available,
+            available_lessons: p.capacity.available(),
             lessons_per_seat: p.lessons_per_seat,
             value_per_lesson_fen: p.value_per_lesson,
             valid_from_micros: p.valid_from_micros,

@@ -160,7 +160,7 @@ impl RunAudit {
     }
 
     fn allocation(&mut self, record: &RunRecord, alloc: &Allocation) -> Result<(), RunDivergence> {
-        let found = (&alloc.claim, &alloc.pledge, alloc.lessons.0);
+        let found = (&alloc.claim, &alloc.pledge, alloc.lessons.total().0);
         let Some(open) = self.open.as_mut().filter(|o| o.run == record.run) else {
             // The rules let an allocation name only a run with room left, and a run is
             // open here until that room is used up; so this is a run reported above.

@@ -30,7 +30,7 @@ pub fn inputs<S: TableScan + ?Sized>(
     let mut claims = Vec::new();
     for value in state.scan_table(Table::Claim) {
         if let Value::Claim(c) = value? {
-            if c.unreserved.0 > 0 {
+            if c.value.unreserved().0 > 0 {
                 let closed_at = parties
                     .get(c.institution.as_str())
                     .and_then(|p| p.closed_at)

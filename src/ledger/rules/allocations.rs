@@ -12,6 +12,7 @@
 //! confirmed, disputed or deemed confirmed, since they were taught before it.
 
 use super::Cx;
+use crate::ledger::conservation::AllocationLessons;
 use crate::ledger::error::RuleError;
 use crate::ledger::limits::CLAIM_LESSONS_MAX;
 use crate::ledger::objects::{Allocation, AllocationStatus, Claim, Party, Pledge};
@@ -102,19 +103,19 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
             per_seat: pledge.lessons_per_seat,
         });
     }
-    if k > pledge.available {
+    if k > pledge.capacity.available() {
         return Err(RuleError::InsufficientCapacity {
             requested: k.0,
-            available: pledge.available.0,
+            available: pledge.capacity.available().0,
         });
     }
     let need = pledge
         .value_per_lesson
         .checked_mul(k.0, "allocation value")?;
-    if need > claim.unreserved {
+    if need > claim.value.unreserved() {
         return Err(RuleError::InsufficientClaimValue {
             needed: need.0,
-            unreserved: claim.unreserved.0,
+            unreserved: claim.value.unreserved().0,
         });
     }
     let config = cx.config()?;
@@ -124,10 +125,8 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
     })?;
     let expires_at_micros = expires.min(pledge.valid_until_micros);
 
-    claim.unreserved = claim.unreserved.checked_sub(need, "claim unreserved")?;
-    claim.reserved = claim.reserved.checked_add(need, "claim reserved")?;
-    pledge.available = pledge.available.checked_sub(k, "pledge available")?;
-    pledge.reserved = pledge.reserved.checked_add(k, "pledge reserved")?;
+    claim.value.reserve(need)?;
+    pledge.capacity.reserve(k)?;
     let mut pool = cx.pool()?;
     pool.claims_unreserved = pool
         .claims_unreserved
@@ -143,12 +142,8 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
         pledge: pledge_id,
         student: claim.student.clone(),
         institution: pledge.institution.clone(),
-        lessons: k,
+        lessons: AllocationLessons::new(k),
         value_per_lesson: pledge.value_per_lesson,
-        consumed: Lessons(0),
-        pending: Lessons(0),
-        remaining: k,
-        released: Lessons(0),
         status: AllocationStatus::Active,
         expires_at_micros,
         entries: Vec::new(),
@@ -203,9 +198,8 @@ pub(super) fn allocation_ended<V: StateView + ?Sized>(
         }
     }
     // "Both release what is not consumed (and not pending)"
-    let rest = alloc.remaining;
-    alloc.remaining = Lessons(0);
-    cx.release(&mut alloc, rest)?;
+    let rest = alloc.lessons.release_remaining()?;
+    cx.release(&alloc, rest)?;
     alloc.status = if declined {
         AllocationStatus::Declined
     } else {

@@ -3,6 +3,7 @@
 //! consumer association that checked the evidence whose digest the claim carries.
 
 use super::Cx;
+use crate::ledger::conservation::ClaimValue;
 use crate::ledger::error::RuleError;
 use crate::ledger::limits::{
     ACCEPTED_DISTRICTS_MAX, CLAIMS_PER_STUDENT_MAX, CLAIM_LESSONS_MAX, GRADE_MAX, GRADE_MIN,
@@ -143,10 +144,7 @@ pub(super) fn claim_recorded<V: StateView + ?Sized>(
         evidence_digest: digest,
         lessons: Lessons(p.lessons),
         price_per_lesson: Fen(p.price_per_lesson_fen),
-        value,
-        unreserved: value,
-        reserved: Fen(0),
-        consumed: Fen(0),
+        value: ClaimValue::new(value),
         entries: Vec::new(),
     });
     cx.tx.put(index);

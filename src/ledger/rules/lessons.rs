@@ -58,21 +58,17 @@ pub(super) fn lesson_delivered<V: StateView + ?Sized>(
     }
     // "A banned institution ... delivers nothing after its ban"
     cx.active_institution(&alloc.institution)?;
-    if alloc.remaining.0 == 0 {
+    if alloc.lessons.remaining().0 == 0 {
         return Err(RuleError::AllocationExhausted {
             allocation: alloc_id.to_string(),
         });
     }
-    alloc.remaining = alloc
-        .remaining
-        .checked_sub(Lessons(1), "allocation remaining")?;
     let (status, window_end) = if cosigned {
-        cx.finalize_lesson(&mut alloc)?;
+        alloc.lessons.consume_remaining()?;
+        cx.finalize_lesson(&alloc)?;
         (LessonStatus::Final, None)
     } else {
-        alloc.pending = alloc
-            .pending
-            .checked_add(Lessons(1), "allocation pending")?;
+        alloc.lessons.propose()?;
         let config = cx.config()?;
         let window = config.days_micros(config.confirmation_window_days, "confirmation window")?;
         (
@@ -128,10 +124,8 @@ fn finalize_pending<V: StateView + ?Sized>(
     mut lesson: Lesson,
     mut alloc: Allocation,
 ) -> Result<(), RuleError> {
-    alloc.pending = alloc
-        .pending
-        .checked_sub(Lessons(1), "allocation pending")?;
-    cx.finalize_lesson(&mut alloc)?;
+    alloc.lessons.confirm_pending()?;
+    cx.finalize_lesson(&alloc)?;
     lesson.status = LessonStatus::Final;
     cx.tx.put(alloc);
     cx.tx.put(lesson);
@@ -253,15 +247,11 @@ pub(super) fn dispute_resolved<V: StateView + ?Sized>(
         // "upheld → the lesson is void and its value returns (to the allocation, or to
         // claim/pledge if the allocation has ended)"
         Outcome::Upheld => {
-            alloc.pending = alloc
-                .pending
-                .checked_sub(Lessons(1), "allocation pending")?;
             if alloc.status == AllocationStatus::Active {
-                alloc.remaining = alloc
-                    .remaining
-                    .checked_add(Lessons(1), "allocation remaining")?;
+                alloc.lessons.void_pending()?;
             } else {
-                cx.release(&mut alloc, Lessons(1))?;
+                alloc.lessons.release_pending()?;
+                cx.release(&alloc, Lessons(1))?;
             }
             lesson.status = LessonStatus::Void;
             cx.tx.put(alloc);

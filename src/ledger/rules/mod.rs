@@ -5,10 +5,13 @@
 
 mod allocations;
 mod claims;
+mod keys;
 mod lessons;
 mod parties;
 mod pledges;
 mod runs;
+
+pub(crate) use keys::charge_entry;
 
 use super::auth::Signers;
 use super::error::RuleError;
@@ -37,6 +40,7 @@ pub(crate) fn dispatch<V: StateView + ?Sized>(
         Entry::PartyRegistered(p) => parties::party_registered(cx, p),
         Entry::KeyRotated(p) => parties::key_rotated(cx, p),
         Entry::KeyRevoked(p) => parties::key_revoked(cx, p),
+        Entry::KeyRecovered(p) => keys::key_recovered(cx, p),
         Entry::InstitutionClosed(p) => parties::institution_status(cx, p, parties::Status::Closed),
         Entry::InstitutionWhitelisted(p) => {
             parties::institution_status(cx, p, parties::Status::Whitelisted)
@@ -131,13 +135,12 @@ impl<V: StateView + ?Sized> Cx<'_, '_, V> {
         Ok(p)
     }
 
-    /// Release what an allocation still holds unconsumed (and not pending) back to the
-    /// pledge's available lessons and the claim's unreserved value.
-    fn release(&mut self, alloc: &mut Allocation, lessons: Lessons) -> Result<(), RuleError> {
+    /// Give `lessons` an allocation has just released back to the pledge's available
+    /// lessons and the claim's unreserved value.
+    fn release(&mut self, alloc: &Allocation, lessons: Lessons) -> Result<(), RuleError> {
         let value = alloc
             .value_per_lesson
             .checked_mul(lessons.0, "released value")?;
-        alloc.released = alloc.released.checked_add(lessons, "allocation released")?;
         self.return_value(alloc, lessons, value)
     }
 
@@ -150,11 +153,9 @@ impl<V: StateView + ?Sized> Cx<'_, '_, V> {
         value: Fen,
     ) -> Result<(), RuleError> {
         let mut claim = self.claim_of(alloc)?;
-        claim.reserved = claim.reserved.checked_sub(value, "claim reserved")?;
-        claim.unreserved = claim.unreserved.checked_add(value, "claim unreserved")?;
+        claim.value.unreserve(value)?;
         let mut pledge = self.pledge_of(alloc)?;
-        pledge.reserved = pledge.reserved.checked_sub(lessons, "pledge reserved")?;
-        pledge.available = pledge.available.checked_add(lessons, "pledge available")?;
+        pledge.capacity.unreserve(lessons)?;
         let mut pool = self.pool()?;
         pool.claims_reserved = pool
             .claims_reserved
@@ -171,21 +172,14 @@ impl<V: StateView + ?Sized> Cx<'_, '_, V> {
     }
 
     /// One lesson of an allocation becomes final: "allocation consumed +1; claim reserved
-    /// −v, consumed +v; pledge reserved −1, delivered +1". The caller has already taken
-    /// the lesson out of `remaining` or `pending`.
-    fn finalize_lesson(&mut self, alloc: &mut Allocation) -> Result<(), RuleError> {
+    /// −v, consumed +v; pledge reserved −1, delivered +1". The caller has already moved
+    /// the lesson to the allocation's `consumed` (from `remaining` or `pending`).
+    fn finalize_lesson(&mut self, alloc: &Allocation) -> Result<(), RuleError> {
         let v = alloc.value_per_lesson;
-        alloc.consumed = alloc
-            .consumed
-            .checked_add(Lessons(1), "allocation consumed")?;
         let mut claim = self.claim_of(alloc)?;
-        claim.reserved = claim.reserved.checked_sub(v, "claim reserved")?;
-        claim.consumed = claim.consumed.checked_add(v, "claim consumed")?;
+        claim.value.consume(v)?;
         let mut pledge = self.pledge_of(alloc)?;
-        pledge.reserved = pledge.reserved.checked_sub(Lessons(1), "pledge reserved")?;
-        pledge.delivered = pledge
-            .delivered
-            .checked_add(Lessons(1), "pledge delivered")?;
+        pledge.capacity.deliver(Lessons(1))?;
         let mut liability: Liability =
             self.tx
                 .need(claim.institution.as_str(), || RuleError::StateCorrupt {

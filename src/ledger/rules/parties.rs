@@ -271,7 +271,12 @@ pub(super) fn key_rotated<V: StateView + ?Sized>(
     let party_id = Id::new("party", &p.party)?;
     let old_key = KeyRef::new("old_key", &p.old_key)?;
     let new_key = KeyRef::new("new_key", &p.new_key)?;
-    key_named_for(&new_key, &party_id)?;
+    let config = cx.config()?;
+    if party_id == config.operator {
+        operator_key_named(&new_key, &party_id, &config.origin)?;
+    } else {
+        key_named_for(&new_key, &party_id)?;
+    }
     // "signed by the old and the new key"
     cx.signers.require_key(old_key.as_str(), "old key")?;
     cx.signers.require_key(new_key.as_str(), "new key")?;
@@ -284,9 +289,10 @@ pub(super) fn key_rotated<V: StateView + ?Sized>(
             key: new_key.to_string(),
         });
     }
+    super::keys::count_key_change(cx, &party_id)?;
     let index = cx.ctx.index;
     old.revoked_at = Some(index);
-    party.keys.push(new_key.clone());
+    party.push_key(new_key.clone());
     cx.tx.put(old);
     cx.tx.put(party);
     cx.tx.put(KeyRecord {
@@ -312,10 +318,11 @@ pub(super) fn key_revoked<V: StateView + ?Sized>(
         party: party_id.to_string(),
     })?;
     let mut rec = live_key_of(cx, &party_id, &key)?;
+    super::keys::count_key_change(cx, &party_id)?;
     rec.revoked_at = Some(cx.ctx.index);
     cx.tx.put(rec);
-    // Touching the party lists the revocation in its entries; its key list keeps every
-    // key ever held (the key table says which are revoked).
+    // Touching the party lists the revocation in its entries; its key list keeps its
+    // recent keys (the key table says which are revoked).
     cx.tx.put(party);
     Ok(())
 }

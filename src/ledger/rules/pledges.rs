@@ -6,6 +6,7 @@
 //! lessons are kept as their own bucket so capacity never changes after the offer.
 
 use super::{in_range, Cx};
+use crate::ledger::conservation::PledgeCapacity;
 use crate::ledger::error::RuleError;
 use crate::ledger::limits::{
     GRADE_MAX, GRADE_MIN, LESSONS_PER_SEAT_MAX, PLEDGE_SEATS_MAX, PRICE_PER_LESSON_FEN_MAX,
@@ -83,11 +84,7 @@ pub(super) fn pledge_offered<V: StateView + ?Sized>(
         value_per_lesson: Fen(p.value_per_lesson_fen),
         valid_from_micros: p.valid_from_micros,
         valid_until_micros: p.valid_until_micros,
-        capacity,
-        available: capacity,
-        reserved: Lessons(0),
-        delivered: Lessons(0),
-        withdrawn: Lessons(0),
+        capacity: PledgeCapacity::new(capacity),
         approved_at: None,
         entries: Vec::new(),
     });
@@ -124,15 +121,16 @@ pub(super) fn pledge_approved<V: StateView + ?Sized>(
         .pledges_approved
         .checked_add(1)
         .ok_or(RuleError::Overflow { what: "pledges" })?;
-    pool.pledged = pool
-        .pledged
-        .checked_add(v.checked_mul(pledge.capacity.0, "pledged")?, "pool pledged")?;
+    pool.pledged = pool.pledged.checked_add(
+        v.checked_mul(pledge.capacity.total().0, "pledged")?,
+        "pool pledged",
+    )?;
     pool.available = pool.available.checked_add(
-        v.checked_mul(pledge.available.0, "available")?,
+        v.checked_mul(pledge.capacity.available().0, "available")?,
         "pool available",
     )?;
     pool.withdrawn = pool.withdrawn.checked_add(
-        v.checked_mul(pledge.withdrawn.0, "withdrawn")?,
+        v.checked_mul(pledge.capacity.withdrawn().0, "withdrawn")?,
         "pool withdrawn",
     )?;
     cx.tx.put(pledge);
@@ -154,22 +152,21 @@ pub(super) fn pledge_withdrawn<V: StateView + ?Sized>(
     // what the pool may count on.
     cx.signers
         .require_party(&pledge.institution, "institution")?;
-    if !(1..=pledge.capacity.0).contains(&p.lessons) {
+    if !(1..=pledge.capacity.total().0).contains(&p.lessons) {
         return Err(RuleError::LessonsOutOfRange {
             value: p.lessons,
-            max: pledge.capacity.0,
+            max: pledge.capacity.total().0,
         });
     }
     // "only capacity not yet reserved"
-    if p.lessons > pledge.available.0 {
+    if p.lessons > pledge.capacity.available().0 {
         return Err(RuleError::WithdrawExceedsAvailable {
             requested: p.lessons,
-            available: pledge.available.0,
+            available: pledge.capacity.available().0,
         });
     }
     let l = Lessons(p.lessons);
-    pledge.available = pledge.available.checked_sub(l, "pledge available")?;
-    pledge.withdrawn = pledge.withdrawn.checked_add(l, "pledge withdrawn")?;
+    pledge.capacity.withdraw(l)?;
     if pledge.approved_at.is_some() {
         let value = pledge
             .value_per_lesson

@@ -317,6 +317,13 @@ pub fn sign_note(text: &str, signer: &NoteSigner) -> Result<String, NoteError> {
     Ok(out)
 }
 
+/// One signature line (with its newline) by `signer` over `text`: the second line of a
+/// note signed by two keys (the operator's old and new key during a key handover).
+#[must_use]
+pub fn signature_line(text: &str, signer: &NoteSigner) -> String {
+    sign_text(text, signer).to_line()
+}
+
 pub(super) fn sign_text(text: &str, signer: &NoteSigner) -> NoteSignature {
     // "Ed25519 signatures are generated according to RFC 8032 over the note text."
     let signature = signer.key.sign(text.as_bytes());

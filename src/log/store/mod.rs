@@ -3,7 +3,9 @@
 //!
 //! A log directory holds:
 //! - `log.json`: the origin and the operator's verifier key, written once by [`Log::create`];
-//! - `operator.key`: the operator's Ed25519 key, PKCS#8 PEM, mode 0600;
+//! - `operator.key`: the operator's current Ed25519 key, PKCS#8 PEM, mode 0600 (the key
+//!   `log.json` names until the first handover, [`Log::append_handover`]);
+//! - `operator.key.next`: only during a handover, the next key (see there);
 //! - `log.dat`: the append-only record file, **the source of truth** ([`super::records`]);
 //! - `tree/`, `offsets.dat`, `index.sled/`: derived from `log.dat`, rebuilt when behind.
 //!
@@ -42,6 +44,7 @@ use crate::log::{keyfile, records};
 pub mod layout {
     pub const CONFIG: &str = "log.json";
     pub const OPERATOR_KEY: &str = "operator.key";
+    pub const OPERATOR_KEY_NEXT: &str = "operator.key.next";
     pub const RECORDS: &str = "log.dat";
     pub const TREE: &str = "tree";
     pub const OFFSETS: &str = "offsets.dat";
@@ -74,7 +77,8 @@ pub enum Range {
 pub struct LogConfig {
     /// The checkpoint origin line (C2SP tlog-checkpoint), e.g. `lessons.example/shanghai`.
     pub origin: String,
-    /// The operator's C2SP signed-note verifier key; checkpoints are signed by it.
+    /// The operator's first C2SP signed-note verifier key: checkpoints are signed by it
+    /// until the first key handover, and verifiers follow the handovers from it.
     pub operator_vkey: String,
     /// The leaf format version, [`leaf::LEAF_VERSION`].
     pub leaf_version: u8,
@@ -260,8 +264,12 @@ pub struct Log {
     checkpoint: SignedCheckpoint,
     /// Set while a write is in progress and left set if it fails.
     failed: bool,
+    /// During [`Log::append_handover`] only: the next key, which signs the batch's notes
+    /// beside the current one.
+    handover: Option<NoteSigner>,
 }
 
+mod handover;
 mod open;
 mod reads;
 
@@ -278,9 +286,15 @@ impl Log {
         &self.dir
     }
 
-    /// The operator's checkpoint verifier.
+    /// The operator's current checkpoint verifier (the key of `log.json`, or the last
+    /// one handed over to).
     pub fn verifier(&self) -> &NoteVerifier {
         &self.verifier
+    }
+
+    /// The operator's current signing key.
+    pub fn signer(&self) -> &NoteSigner {
+        &self.signer
     }
 
     /// Number of entries.
@@ -426,14 +440,24 @@ impl Log {
                     size: self.frontier.size(),
                     digest,
                 };
-                let text = note.sign(&self.signer).map_err(|e| LogError::Key {
+                let mut text = note.sign(&self.signer).map_err(|e| LogError::Key {
                     reason: e.to_string(),
                 })?;
+                if let Some(line) = self.handover_line(&note.body()) {
+                    text.push_str(&line);
+                }
                 self.records
                     .append(RecordKind::StateNote, text.as_bytes())?;
             }
-            let checkpoint =
+            let mut checkpoint =
                 sign_checkpoint(&self.origin, self.frontier.size(), root, &self.signer);
+            if let Some(line) = self.handover_line(&checkpoint.checkpoint().to_body()) {
+                checkpoint
+                    .add_signature_lines(&line)
+                    .map_err(|e| LogError::Key {
+                        reason: e.to_string(),
+                    })?;
+            }
             self.records
                 .append(RecordKind::Checkpoint, checkpoint.text().as_bytes())?;
             // The commit point: after this fdatasync the batch is acknowledged.

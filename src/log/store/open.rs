@@ -77,12 +77,18 @@ impl Log {
             NoteVerifier::from_vkey(&config.operator_vkey).map_err(|e| LogError::Config {
                 reason: e.to_string(),
             })?;
+        // The current key: log.json's, or one the log was handed over to (checked below,
+        // against the last checkpoint); perhaps a next one, from a handover cut short.
         let signer = NoteSigner::new(verifier.name().clone(), signing_key);
-        if signer.vkey() != config.operator_vkey {
-            return Err(LogError::Key {
-                reason: "operator.key does not match the verifier key in log.json".into(),
-            });
-        }
+        let next_path = dir.join(layout::OPERATOR_KEY_NEXT);
+        let next = if next_path.exists() {
+            let key = keyfile::read_private_pem(&next_path).map_err(|e| LogError::Key {
+                reason: e.to_string(),
+            })?;
+            Some(NoteSigner::new(verifier.name().clone(), key))
+        } else {
+            None
+        };
         let mut records = RecordFile::open(dir.join(layout::RECORDS))?;
         let (index, moved_aside) = open_index(dir)?;
         let mut tree = TreeFile::open(dir.join(layout::TREE)).map_err(derived)?;
@@ -217,16 +223,17 @@ impl Log {
 
         // The checkpoint is a deterministic function of (origin, size, root, key):
         // re-signing gives the exact text that was committed.
-        let checkpoint = sign_checkpoint(&origin, log_state.size, root, &signer);
-        if let Some(text) = &log_state.last_checkpoint {
-            if text.as_slice() != checkpoint.text().as_bytes() {
-                return Err(LogError::Damaged {
-                    index: log_state.size,
-                    what: "the last checkpoint in log.dat is not the signed root of the tree"
-                        .into(),
-                });
-            }
-        }
+        let (signer, checkpoint) = handover::settle_operator_key(
+            dir,
+            &config.operator_vkey,
+            signer,
+            next,
+            &origin,
+            log_state.size,
+            root,
+            log_state.last_checkpoint.as_deref(),
+        )?;
+        let verifier = signer.verifier();
         Ok((
             Log {
                 dir: dir.to_path_buf(),
@@ -244,6 +251,7 @@ impl Log {
                 last_time_micros: log_state.last_time_micros,
                 checkpoint,
                 failed: false,
+                handover: None,
             },
             report,
         ))
