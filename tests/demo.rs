@@ -91,6 +91,8 @@ fn tiny_demo_audits_and_reports_the_ledgers_own_totals() {
         "institution_banned",
         "window_not_elapsed",
         "allocation_past_expiry",
+        "missing_signature",
+        "wrong_ledger",
     ] {
         assert!(codes.contains(code), "{code} missing from {codes:?}");
     }

@@ -106,6 +106,7 @@ pub fn setup(feed: &mut Feed, world: &World, cast: &Cast) -> Result<(), DemoErro
     }
     feed.flush()?;
     feed.finish_progress();
+    refused_registrations(feed, world, cast)?;
     println!(
         "{} associations declared in the genesis; registered {} donor and {} closed institutions, {} students",
         p.associations,
@@ -114,6 +115,29 @@ pub fn setup(feed: &mut Feed, world: &World, cast: &Cast) -> Result<(), DemoErro
         p.students
     );
     Ok(())
+}
+
+/// The rules at work on parties: the operator alone cannot bring a party in (no
+/// association co-signs), and a student's statement made for another ledger means
+/// nothing here.
+fn refused_registrations(feed: &mut Feed, world: &World, cast: &Cast) -> Result<(), DemoError> {
+    let own = world.key("stu-0e0e0e")?;
+    feed.push(
+        &json!({"kind": "party_registered", "id": "party_registered.stu-0e0e0e",
+                "party": "stu-0e0e0e", "role": "student", "key": own.vkey()}),
+        vec![cast.operator.clone(), own],
+        Expect::Refused("missing_signature"),
+    )?;
+    let student = World::student(0);
+    let key = world.key(&student)?;
+    feed.push(
+        &json!({"kind": "key_revoked", "id": "key_revoked.copied",
+                "ledger": "demo.lesson-ledger.example/another-city", "party": student,
+                "key": key.vkey(), "reason": "lost"}),
+        vec![key],
+        Expect::Refused("wrong_ledger"),
+    )?;
+    feed.flush()
 }
 
 /// Step 2: the closures (operator) and the claims, recorded by the operator and
