@@ -107,6 +107,17 @@ impl World {
         self.submit_bytes(signers, bytes, 0)
     }
 
+    /// The association attests the current time (windows and validities end only on
+    /// attested time).
+    #[track_caller]
+    fn attest(&mut self) {
+        let at = self.time;
+        self.ok(
+            &["assoc"],
+            json!({"kind": "time_attested", "at_micros": at}),
+        );
+    }
+
     #[track_caller]
     fn ok(&mut self, signers: &[&str], payload: Value) -> Vec<u8> {
         let bytes = self.bytes(payload);
@@ -344,12 +355,12 @@ fn fixture() -> (World, Vec<u8>) {
     );
     // A recorded match run of one allocation (the rules count; `verify` re-runs it).
     w.ok(&["op"], match_run("run-0001", 1));
-    let mut a3 = alloc("a-0003", 1);
+    let mut a3 = alloc("run-0001.0", 1);
     a3["run"] = json!("run-0001");
     w.ok(&["op"], a3);
     w.ok(
         &["stu", "inst7"],
-        json!({"kind": "lesson_consumed", "lesson": "l-0031", "allocation": "a-0003"}),
+        json!({"kind": "lesson_consumed", "lesson": "l-0031", "allocation": "run-0001.0"}),
     );
     (w, approve_p1)
 }
@@ -382,11 +393,13 @@ fn happy_path_through_every_kind() {
         json!({"kind": "lesson_proposed", "lesson": "l-0005", "allocation": "a-0001"}),
     );
     w.time += 15 * DAY;
+    w.attest();
     w.ok(
         &["op"],
         json!({"kind": "lesson_deemed_confirmed", "lesson": "l-0005"}),
     );
     w.time += 90 * DAY;
+    w.attest();
     w.ok(
         &["op"],
         json!({"kind": "allocation_expired", "allocation": "a-0001"}),
@@ -394,6 +407,12 @@ fn happy_path_through_every_kind() {
     w.ok(
         &["inst7"],
         json!({"kind": "pledge_withdrawn", "pledge": "p-0001", "lessons": 5}),
+    );
+    // A run cut short and closed.
+    w.ok(&["op"], match_run("run-0002", 2));
+    w.ok(
+        &["op"],
+        json!({"kind": "match_run_closed", "run": "run-0002"}),
     );
     let assoc_key = w.keys["assoc"].clone();
     w.ok(&["op"], json!({"kind": "key_revoked", "party": "assoc-01", "key": assoc_key, "reason": "device lost"}));
@@ -1152,7 +1171,7 @@ fn catalogue_of_bad_entries_each_refused_with_its_code() {
         bad(
             "consume beyond k",
             &["stu", "inst7"],
-            json!({"kind": "lesson_consumed", "lesson": "l-0100", "allocation": "a-0003"}),
+            json!({"kind": "lesson_consumed", "lesson": "l-0100", "allocation": "run-0001.0"}),
             "allocation_exhausted",
         ),
         bad(
@@ -1234,10 +1253,14 @@ fn catalogue_of_bad_entries_each_refused_with_its_code() {
         assert_eq!(w.state.digest(), before, "{}", row.what);
         codes.insert(row.code);
     }
-    // Refusals that need another time or another ledger.
+    // Refusals that need another time or another ledger. The window is over once the
+    // association has attested a time past it.
+    let at = w.time + 16 * DAY;
+    let attest = w.bytes(json!({"kind": "time_attested", "at_micros": at}));
+    w.submit_bytes(&["assoc"], attest, 16 * DAY).unwrap();
     let timed = [
         (
-            16 * DAY,
+            0,
             &["stu"][..],
             json!({"kind": "lesson_disputed", "dispute": "d-0100", "lesson": "l-0002", "reason": "late"}),
             "window_elapsed",
@@ -1488,6 +1511,12 @@ mod properties {
             ),
             _ => {
                 w.time += u64::from(a % 40) * DAY / 2;
+                // The association attests the new time (refused once its key is gone).
+                let at = w.time;
+                let _ = w.submit(
+                    &["assoc"],
+                    json!({"kind": "time_attested", "at_micros": at}),
+                );
                 return;
             }
         };
@@ -1558,7 +1587,7 @@ fn every_schema_example_parses_and_validates() {
         );
         seen += 1;
     }
-    assert_eq!(seen, 21);
+    assert_eq!(seen, 23);
 }
 
 /// A genesis may declare a shorter day (publicly), so that a demonstration or test
@@ -1588,6 +1617,7 @@ fn a_genesis_day_of_one_second_makes_the_confirmation_window_fifteen_seconds() {
     register(&mut w, "inst1", "inst-0001", "institution");
     register(&mut w, "inst7", "inst-0007", "institution");
     register(&mut w, "stu", "stu-3f9a", "student");
+    register(&mut w, "assoc", "assoc-01", "association");
     w.ok(&["op"], json!({"kind": "institution_closed", "institution": "inst-0001", "reason": "closed abnormally"}));
     w.ok(&["op"], json!({"kind": "institution_whitelisted", "institution": "inst-0007", "reason": "approved donor"}));
     w.ok(
@@ -1626,6 +1656,7 @@ fn a_genesis_day_of_one_second_makes_the_confirmation_window_fifteen_seconds() {
         "window_not_elapsed"
     );
     w.time = proposed_at + 15 * SEC;
+    w.attest();
     w.ok(&["op"], deem);
     let a = queries::allocation_balance(&w.state, "a-0001")
         .unwrap()
@@ -1633,6 +1664,7 @@ fn a_genesis_day_of_one_second_makes_the_confirmation_window_fifteen_seconds() {
     assert_eq!((a.consumed, a.pending), (Lessons(1), Lessons(0)));
     // The allocation expires after 90 such days.
     w.time = proposed_at + 91 * SEC;
+    w.attest();
     w.ok(
         &["op"],
         json!({"kind": "allocation_expired", "allocation": "a-0001"}),

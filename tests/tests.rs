@@ -16,5 +16,6 @@ mod matching;
 mod merkle;
 mod note;
 mod rules;
+mod run_hardening;
 mod schemas;
 mod storage;

@@ -54,6 +54,11 @@ pub const CLAIMS_PER_STUDENT_MAX: usize = 64;
 /// 4,000,000 claims a run (a claim gets one allocation per pledge, and few pledges each).
 pub const MATCH_RUN_ALLOCATIONS_MAX: u64 = 16_000_000;
 
+/// Most pledges one institution may have offered and not yet had approved. A pledge
+/// costs its institution one signature; without a bound, one institution could fill the
+/// state (and every match run's scan) with pledges the operator never approves.
+pub const PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX: u64 = 1_000;
+
 /// Lowest and highest school grade (primary 1 to senior high 12).
 pub const GRADE_MIN: u8 = 1;
 /// Highest school grade.
@@ -91,5 +96,9 @@ const _: () = assert!(
 const _: () = assert!(
     PAYLOAD_BYTES_MAX < crate::limits::LEAF_BYTES_MAX,
     "a payload the rules accept must fit a leaf"
+);
+const _: () = assert!(
+    PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX < crate::matching::MATCH_PLEDGES_MAX as u64,
+    "one institution's unapproved pledges alone must stay far below a run's pledge cap"
 );
 const _: () = assert!(GRADE_MIN <= GRADE_MAX, "the grade range must not be empty");

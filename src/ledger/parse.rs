@@ -134,6 +134,8 @@ pub const KINDS: &[(&str, &[(&str, bool)])] = &[
             ("plans_digest", true),
         ],
     ),
+    ("match_run_closed", &[("id", true), ("run", true)]),
+    ("time_attested", &[("id", true), ("at_micros", true)]),
     ("allocation_expired", &[("id", true), ("allocation", true)]),
     ("allocation_declined", &[("id", true), ("allocation", true)]),
     (
@@ -280,6 +282,8 @@ pub fn parse(payload: &[u8]) -> Result<Entry, RuleError> {
         "pledge_withdrawn" => Entry::PledgeWithdrawn(typed(v)?),
         "allocation_made" => Entry::AllocationMade(typed(v)?),
         "match_run" => Entry::MatchRun(typed(v)?),
+        "match_run_closed" => Entry::MatchRunClosed(typed(v)?),
+        "time_attested" => Entry::TimeAttested(typed(v)?),
         "allocation_expired" => Entry::AllocationExpired(typed(v)?),
         "allocation_declined" => Entry::AllocationDeclined(typed(v)?),
         "lesson_consumed" => Entry::LessonConsumed(typed(v)?),

@@ -90,6 +90,7 @@ pub(super) fn genesis<V: StateView + ?Sized>(
         closed_at: None,
         whitelisted_at: None,
         banned_at: None,
+        pledges_unapproved: 0,
         entries: Vec::new(),
     });
     cx.tx.put(KeyRecord {
@@ -130,6 +131,7 @@ pub(super) fn party_registered<V: StateView + ?Sized>(
         closed_at: None,
         whitelisted_at: None,
         banned_at: None,
+        pledges_unapproved: 0,
         entries: Vec::new(),
     });
     cx.tx.put(KeyRecord {
