@@ -10,6 +10,7 @@ mod demo;
 mod envelope;
 mod http;
 mod ledger;
+mod ledger_time;
 mod log_store;
 mod match_runs;
 mod matching;
