@@ -307,8 +307,8 @@ fn a_dry_run_writes_nothing_and_a_real_run_records_what_verify_re_runs() {
     let run_id = real["run"].as_str().unwrap();
     let token = run_id.strip_prefix("run-").unwrap();
     assert!(
-        token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()),
-        "a run id is 128 random bits: {real}"
+        token.len() == 32 && token.bytes().all(|b| (b'a'..=b'p').contains(&b)),
+        "a run id is 128 random bits, a letter per 4: {real}"
     );
     assert_eq!(real["first_index"], size_before);
     assert_eq!(real["allocations"], plans.len() as u64);
