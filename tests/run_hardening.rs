@@ -15,8 +15,11 @@ use lesson_ledger::runs::{inputs, open_runs, run_match, RunWriter};
 use serde_json::json;
 use tempfile::TempDir;
 
-use crate::match_runs::{append, honest_plans, populated, replay};
+use crate::match_runs::{
+    append, finding, honest_plans, populated, record_allocation, record_run, replay,
+};
 use crate::support::{ledger_entry, party_signer, verified};
+use lesson_ledger::runs::digest_of;
 
 /// The pledges of `populated` are valid from a year ago to a year ahead.
 fn now_micros() -> u64 {
@@ -248,4 +251,65 @@ fn the_next_run_closes_a_run_killed_between_batches() {
         (replayer.runs().checked(), replayer.runs().closed()),
         (2, 1)
     );
+}
+
+/// The same run cut short, then the next run through the one run function: it closes
+/// the open run first, and `verify` passes, checking what the cut run recorded as the
+/// first plans of its re-run.
+#[test]
+fn the_next_run_closes_a_run_cut_short_and_verify_passes() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("data");
+    let (mut ledger, op) = populated(&dir);
+    let (params, plans) = honest_plans(&mut ledger);
+    record_run(
+        &mut ledger,
+        &op,
+        "run-z",
+        params,
+        plans.len(),
+        digest_of(&plans),
+    );
+    record_allocation(&mut ledger, &op, "run-z", 0, &plans[0], plans[0].lessons.0);
+    record_allocation(&mut ledger, &op, "run-z", 1, &plans[1], plans[1].lessons.0);
+    let outcome = run_match(&mut ledger, Some(&op), false).unwrap();
+    assert!(outcome.allocations > 0, "what run-z left is matched again");
+    ledger.close().unwrap();
+    let replayer = replay(&dir).unwrap();
+    assert_eq!(replayer.runs().checked(), 2);
+    assert_eq!(replayer.runs().closed(), 1);
+    assert_eq!(replayer.runs().open_run(), None);
+}
+
+/// A closed run whose recorded allocations are not the first plans is still a
+/// mismatch: closing a run excuses what is missing, never what is wrong.
+#[test]
+fn a_closed_run_is_still_checked_plan_by_plan() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("data");
+    let (mut ledger, op) = populated(&dir);
+    let (params, plans) = honest_plans(&mut ledger);
+    let k = plans.iter().position(|p| p.lessons.0 >= 2).unwrap();
+    let first = ledger.log().size();
+    record_run(
+        &mut ledger,
+        &op,
+        "run-w",
+        params,
+        plans.len(),
+        digest_of(&plans),
+    );
+    for (n, plan) in plans.iter().enumerate().take(k + 1) {
+        let lessons = plan.lessons.0 - u64::from(n == k);
+        record_allocation(&mut ledger, &op, "run-w", n, plan, lessons);
+    }
+    append(
+        &mut ledger,
+        &[&op],
+        json!({"kind": "match_run_closed", "id": "close-run-w", "run": "run-w"}),
+    );
+    ledger.close().unwrap();
+    let f = finding(&dir);
+    assert_eq!(f.index, Some(first + 1 + k as u64), "{f}");
+    assert!(f.found.starts_with("match_run_mismatch"), "{f}");
 }
