@@ -23,7 +23,7 @@ use crate::support::{ledger_entry, party_signer, verified};
 const EVIDENCE: &str = "4f6c2b0d9e8a7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a291817161514131211100f";
 const STUDENTS: u64 = 12;
 
-fn append(ledger: &mut Ledger, signers: &[&NoteSigner], payload: Value) {
+pub(crate) fn append(ledger: &mut Ledger, signers: &[&NoteSigner], payload: Value) {
     let out = ledger
         .submit(vec![verified(ledger_entry(signers, &payload))])
         .unwrap();
@@ -33,7 +33,7 @@ fn append(ledger: &mut Ledger, signers: &[&NoteSigner], payload: Value) {
 /// A ledger with a closed institution, `STUDENTS` claims against it, and two approved
 /// pledges worth less than what is owed: a match has choices to make and leaves value
 /// unmatched.
-fn populated(dir: &Path) -> (Ledger, NoteSigner) {
+pub(crate) fn populated(dir: &Path) -> (Ledger, NoteSigner) {
     let (mut ledger, op) = ledger_with_genesis(dir);
     let closed = party_signer("inst-0001", 1);
     let donor = party_signer("inst-0007", 7);
@@ -101,13 +101,13 @@ fn populated(dir: &Path) -> (Ledger, NoteSigner) {
 }
 
 /// What the matcher would allocate on `ledger` now: its parameters and plans.
-fn honest_plans(ledger: &mut Ledger) -> (MatchParams, Vec<AllocationPlan>) {
+pub(crate) fn honest_plans(ledger: &mut Ledger) -> (MatchParams, Vec<AllocationPlan>) {
     let dry = run_match(ledger, None, true).unwrap();
     (dry.params, dry.plans.unwrap())
 }
 
 /// Records, by hand, a `match_run` `run` declaring `count` plans of digest `digest`.
-fn record_run(
+pub(crate) fn record_run(
     ledger: &mut Ledger,
     op: &NoteSigner,
     run: &str,
@@ -124,7 +124,7 @@ fn record_run(
 }
 
 /// Records, by hand, allocation `n` of `run`: `plan` with `lessons`.
-fn record_allocation(
+pub(crate) fn record_allocation(
     ledger: &mut Ledger,
     op: &NoteSigner,
     run: &str,
@@ -135,19 +135,19 @@ fn record_allocation(
     append(
         ledger,
         &[op],
-        json!({"kind": "allocation_made", "id": format!("alloc-{run}-{n}"), "allocation": format!("a-{run}-{n}"),
+        json!({"kind": "allocation_made", "id": format!("alloc-{run}-{n}"), "allocation": format!("{run}.{n}"),
                "claim": plan.claim, "pledge": plan.pledge, "lessons": lessons, "run": run}),
     );
 }
 
 /// The audit `verify` runs: every record, signature and checkpoint, and the replay.
-fn replay(dir: &Path) -> Result<Replayer, AuditError> {
+pub(crate) fn replay(dir: &Path) -> Result<Replayer, AuditError> {
     let mut replayer = Replayer::new();
     audit_with(dir, &AuditOptions::default(), &|_, _| {}, &mut replayer)?;
     Ok(replayer)
 }
 
-fn finding(dir: &Path) -> Finding {
+pub(crate) fn finding(dir: &Path) -> Finding {
     match replay(dir) {
         Err(AuditError::Finding(f)) => f,
         Err(e) => panic!("expected a finding, got {e}"),
@@ -304,7 +304,12 @@ fn a_dry_run_writes_nothing_and_a_real_run_records_what_verify_re_runs() {
 
     let size_before: u64 = before.lines().nth(1).unwrap().parse().unwrap();
     let real = s.run(false);
-    assert_eq!(real["run"], format!("run-{size_before}"), "{real}");
+    let run_id = real["run"].as_str().unwrap();
+    let token = run_id.strip_prefix("run-").unwrap();
+    assert!(
+        token.len() == 32 && token.bytes().all(|b| (b'a'..=b'p').contains(&b)),
+        "a run id is 128 random bits, a letter per 4: {real}"
+    );
     assert_eq!(real["first_index"], size_before);
     assert_eq!(real["allocations"], plans.len() as u64);
     assert!(real.get("plans").is_none(), "{real}");
@@ -407,14 +412,15 @@ fn verify_catches_a_run_cut_short_by_the_next_run() {
     ledger.close().unwrap();
     let open = replay(&dir).unwrap().runs().open_run();
     assert_eq!(open, Some(("run-z".to_owned(), 1, plans.len() as u64)));
-    // The next run starts before this one is complete.
+    // An operator starts the next run by hand, leaving this one open and unclosed.
     let (mut ledger, _) = Ledger::open(&dir).unwrap();
     let next = ledger.log().size();
-    run_match(&mut ledger, Some(&op), false).unwrap();
+    record_run(&mut ledger, &op, "run-z2", params, 0, digest_of(&[]));
     ledger.close().unwrap();
     let f = finding(&dir);
     assert_eq!(f.index, Some(next), "{f}");
     assert!(f.found.starts_with("match_run_incomplete"), "{f}");
+    assert!(!f.found.contains("match_run_mismatch"), "{f}");
 }
 
 /// Each refusal of a run's entries, on a real ledger: its code, and neither the log (size,
@@ -443,7 +449,44 @@ fn bad_run_entries_are_refused_with_their_code_and_change_nothing() {
         json!({"kind": "allocation_made", "id": format!("bad-a-{run}"), "allocation": "a-bad",
                "claim": "c-0001", "pledge": "p-0001", "lessons": 1, "run": run})
     };
+    // An open run of two allocations (none recorded), and one closed. Neither is the
+    // matcher's (nothing is left to match), which `verify` reports below.
+    let dishonest = ledger.log().size();
+    for (id, count) in [("run-o", 2), ("run-c", 2)] {
+        append(
+            &mut ledger,
+            &[&op],
+            json!({"kind": "match_run", "id": format!("m-{id}"), "run": id, "allocations": count,
+                   "plans_digest": "0".repeat(64), "params": {"at_micros": 1, "fairness": "none"}}),
+        );
+    }
+    append(
+        &mut ledger,
+        &[&op],
+        json!({"kind": "match_run_closed", "id": "close-run-c", "run": "run-c"}),
+    );
+    let named = |run: &str, allocation: &str| {
+        json!({"kind": "allocation_made", "id": format!("bad-{allocation}"), "allocation": allocation,
+               "claim": "c-0001", "pledge": "p-0001", "lessons": 1, "run": run})
+    };
+    let close = |run: &str| json!({"kind": "match_run_closed", "id": format!("bad-close-{run}"), "run": run});
     let cases: Vec<(&str, Vec<&NoteSigner>, Value)> = vec![
+        // A run's allocations come in plan order, each named by its position.
+        (
+            "match_run_out_of_order",
+            vec![&op],
+            named("run-o", "run-o.1"),
+        ),
+        (
+            "match_run_out_of_order",
+            vec![&op],
+            named("run-o", "a-squatted"),
+        ),
+        ("match_run_closed", vec![&op], named("run-c", "run-c.0")),
+        ("match_run_closed", vec![&op], close("run-c")),
+        ("match_run_complete", vec![&op], close(&empty_run)),
+        ("match_run_unknown", vec![&op], close("run-none")),
+        ("not_authorized", vec![&donor], close("run-o")),
         ("not_authorized", vec![&donor], run("run-b1", now, &digest)),
         ("match_run_exists", vec![&op], run(&empty_run, now, &digest)),
         ("plans_digest_invalid", vec![&op], run("run-b2", now, "abc")),
@@ -474,7 +517,11 @@ fn bad_run_entries_are_refused_with_their_code_and_change_nothing() {
         assert_eq!(still(&ledger), before, "{code}");
     }
     ledger.close().unwrap();
-    assert_eq!(replay(&dir).unwrap().runs().checked(), 2);
+    // The two recorded runs re-run; the refused entries left no trace before the first
+    // hand-made run.
+    let f = finding(&dir);
+    assert_eq!(f.index, Some(dishonest), "{f}");
+    assert!(f.found.starts_with("match_run_mismatch"), "{f}");
 }
 
 /// POSTs `body` to `path` over a raw connection, pausing `pause` halfway through the

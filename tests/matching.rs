@@ -696,7 +696,24 @@ fn input_the_ledger_cannot_hold_is_refused_with_its_code() {
         .collect();
     assert_eq!(code(many, vec![p.clone()]), "too_many_districts");
     let pledges: Vec<PledgeInput> = (0..100_001).map(|n| pledge(n, 10_000, 1, 1)).collect();
-    assert_eq!(code(vec![c], pledges), "too_many_pledges");
+    assert_eq!(code(vec![c.clone()], pledges), "too_many_pledges");
+    // The cap counts eligible pledges only (issue 11, item 2): 100,001 pledges nobody
+    // approved, or of a banned donor, beside one eligible pledge, stop nothing.
+    let mut flood: Vec<PledgeInput> = (1..=100_001)
+        .map(|n| {
+            let mut x = pledge(n, 10_000, 1, 1);
+            if n % 2 == 0 {
+                x.approved = false;
+            } else {
+                x.banned = true;
+            }
+            x
+        })
+        .collect();
+    flood.push(pledge(0, 10_000, 1, 1));
+    let m = match_claims(&[c], &flood, &plain(T)).unwrap();
+    assert_eq!(m.report.pledges_eligible, 1);
+    assert_eq!(m.plans.len(), 1);
     // too_many_claims (4,000,001 claims, about 1 GiB of input) is not built here; its
     // check is the same one-line comparison as too_many_pledges.
     let e = MatchError::TooManyClaims { count: 1, max: 0 };

@@ -138,6 +138,17 @@ impl World {
         self.submit_bytes(signers, bytes, 0)
     }
 
+    /// The association attests the current time (windows and validities end only on
+    /// attested time).
+    #[track_caller]
+    fn attest(&mut self) {
+        let at = self.time;
+        self.ok(
+            &["assoc"],
+            json!({"kind": "time_attested", "at_micros": at}),
+        );
+    }
+
     #[track_caller]
     fn ok(&mut self, signers: &[&str], payload: Value) -> Vec<u8> {
         let bytes = self.bytes(payload);
@@ -381,12 +392,12 @@ fn fixture() -> (World, Vec<u8>) {
     );
     // A recorded match run of one allocation (the rules count; `verify` re-runs it).
     w.ok(&["op"], match_run("run-0001", 1));
-    let mut a3 = alloc("a-0003", 1);
+    let mut a3 = alloc("run-0001.0", 1);
     a3["run"] = json!("run-0001");
     w.ok(&["op"], a3);
     w.ok(
         &["stu", "inst7"],
-        json!({"kind": "lesson_consumed", "lesson": "l-0031", "allocation": "a-0003"}),
+        json!({"kind": "lesson_consumed", "lesson": "l-0031", "allocation": "run-0001.0"}),
     );
     (w, approve_p1)
 }
@@ -424,11 +435,13 @@ fn happy_path_through_every_kind() {
         json!({"kind": "lesson_proposed", "lesson": "l-0005", "allocation": "a-0001"}),
     );
     w.time += 15 * DAY;
+    w.attest();
     w.ok(
         &["op"],
         json!({"kind": "lesson_deemed_confirmed", "lesson": "l-0005"}),
     );
     w.time += 90 * DAY;
+    w.attest();
     w.ok(
         &["op"],
         json!({"kind": "allocation_expired", "allocation": "a-0001"}),
@@ -443,6 +456,12 @@ fn happy_path_through_every_kind() {
     w.ok(
         &["op", "assoc", "stu_recovered"],
         json!({"kind": "key_recovered", "party": "stu-3f9a", "new_key": recovered}),
+    );
+    // A run cut short and closed.
+    w.ok(&["op"], match_run("run-0002", 2));
+    w.ok(
+        &["op"],
+        json!({"kind": "match_run_closed", "run": "run-0002"}),
     );
     let assoc_key = w.keys["assoc"].clone();
     w.ok(
@@ -1203,7 +1222,7 @@ fn catalogue_of_bad_entries_each_refused_with_its_code() {
         bad(
             "consume beyond k",
             &["stu", "inst7"],
-            json!({"kind": "lesson_consumed", "lesson": "l-0100", "allocation": "a-0003"}),
+            json!({"kind": "lesson_consumed", "lesson": "l-0100", "allocation": "run-0001.0"}),
             "allocation_exhausted",
         ),
         bad(
@@ -1285,10 +1304,14 @@ fn catalogue_of_bad_entries_each_refused_with_its_code() {
         assert_eq!(w.state.digest(), before, "{}", row.what);
         codes.insert(row.code);
     }
-    // Refusals that need another time or another ledger.
+    // Refusals that need another time or another ledger. The window is over once the
+    // association has attested a time past it.
+    let at = w.time + 16 * DAY;
+    let attest = w.bytes(json!({"kind": "time_attested", "at_micros": at}));
+    w.submit_bytes(&["assoc"], attest, 16 * DAY).unwrap();
     let timed = [
         (
-            16 * DAY,
+            0,
             &["stu"][..],
             json!({"kind": "lesson_disputed", "dispute": "d-0100", "lesson": "l-0002", "reason": "not_taught"}),
             "window_elapsed",
@@ -1548,6 +1571,12 @@ mod properties {
             ),
             _ => {
                 w.time += u64::from(a % 40) * DAY / 2;
+                // The association attests the new time (refused once its key is gone).
+                let at = w.time;
+                let _ = w.submit(
+                    &["assoc"],
+                    json!({"kind": "time_attested", "at_micros": at}),
+                );
                 return;
             }
         };
@@ -1687,6 +1716,7 @@ fn a_genesis_day_of_one_second_makes_the_confirmation_window_fifteen_seconds() {
         "window_not_elapsed"
     );
     w.time = proposed_at + 15 * SEC;
+    w.attest();
     w.ok(&["op"], deem);
     let a = queries::allocation_balance(&w.state, "a-0001")
         .unwrap()
@@ -1697,6 +1727,7 @@ fn a_genesis_day_of_one_second_makes_the_confirmation_window_fifteen_seconds() {
     );
     // The allocation expires after 90 such days.
     w.time = proposed_at + 91 * SEC;
+    w.attest();
     w.ok(
         &["op"],
         json!({"kind": "allocation_expired", "allocation": "a-0001"}),

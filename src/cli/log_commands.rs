@@ -484,10 +484,15 @@ fn verify(args: VerifyArgs) -> Result<(), CliError> {
     println!("{state_line}");
     let runs = replayer.runs();
     match runs.open_run() {
-        None => println!("match runs: {} re-run, each equal to its record", runs.checked()),
+        None => println!(
+            "match runs: {} re-run, each equal to its record ({} cut short and closed)",
+            runs.checked(),
+            runs.closed()
+        ),
         Some((run, made, declared)) => println!(
-            "match runs: {} re-run, each equal to its record so far; run {run} has {made} of its {declared} allocations (still being written, or cut short)",
-            runs.checked()
+            "match runs: {} re-run, each equal to its record so far ({} cut short and closed); run {run} has {made} of its {declared} allocations (still being written, or cut short: the next run or server start closes it)",
+            runs.checked(),
+            runs.closed()
         ),
     }
     Ok(())

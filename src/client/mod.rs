@@ -445,7 +445,7 @@ pub fn audit_visiting(
     let pinned = operator_vkey.or(previous.as_ref().map(|s| s.operator_vkey.as_str()));
     let operator = client.operator(pinned)?;
     // Verified once the entries are replayed: the operator's key may have changed since
-    // the pinned one, which the entries show (schemas/README.md §10).
+    // the pinned one, which the entries show (schemas/README.md §11).
     let cp_bytes = client.get_bytes("/checkpoint")?;
     let served = crate::log::note::Note::parse(&cp_bytes)
         .and_then(|note| crate::log::note::Checkpoint::from_body(note.text()))

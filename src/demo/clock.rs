@@ -8,7 +8,10 @@
 //!   (`allocation_past_expiry`) and the operator records `allocation_expired` for each
 //!   allocation with lessons left, which go back to the pool.
 //!
-//! The two deadlines are taken in the order they fall.
+//! The two deadlines are taken in the order they fall. Each is over only once a consumer
+//! association has attested a time past it (`time_attested`, `schemas/README.md` §12):
+//! after each wait, the demo's association attests the time on its own clock, and only
+//! then does the operator act.
 //!
 //! ```no_run
 //! # use lesson_ledger::demo::{clock, feed::Feed, lessons, story, world::World, HttpLedger, Scale};
@@ -66,6 +69,7 @@ pub fn run(
             return Ok(());
         }
         wait_until(window_end_micros, "confirmation window");
+        attest(feed, cast, "window")?;
         for p in &pending {
             feed.push(
                 &json!({"kind": "lesson_deemed_confirmed",
@@ -89,6 +93,7 @@ pub fn run(
             return Ok(());
         }
         wait_until(expires_at_micros, "allocations' validity");
+        attest(feed, cast, "validity")?;
         let before = feed.transport().pool()?;
         // A donor teaching after the allocation's end is refused.
         if let Some((i, _)) = open.first() {
@@ -135,6 +140,27 @@ pub fn run(
         deem(feed, &mut counts)?;
     }
     Ok(counts)
+}
+
+/// The first association attests the time on its clock (the demo's wall clock, which
+/// the server's ledger time is read after, so the attestation is never ahead of it),
+/// and the entry is committed before anything that depends on it.
+///
+/// # Errors
+/// No association; the attestation refused; faults.
+fn attest(feed: &mut Feed, cast: &Cast, deadline: &str) -> Result<(), DemoError> {
+    let association = cast
+        .associations
+        .first()
+        .ok_or_else(|| DemoError::Setup("no consumer association to attest time".into()))?;
+    let at = now_micros();
+    feed.push(
+        &json!({"kind": "time_attested", "id": format!("time_attested.{}.{deadline}", association.name()),
+                "at_micros": at}),
+        vec![association.clone()],
+        Expect::Accepted,
+    )?;
+    feed.flush()
 }
 
 /// Sleeps until the wall clock passes `deadline` (µs), with a bar of the seconds left.

@@ -439,6 +439,8 @@ impl Server {
     ) -> Result<Server, ServeError> {
         // Before anything is served, so the operator can read the token once this returns.
         operator::ensure_token(ledger.log().dir())?;
+        let mut ledger = ledger;
+        close_runs_left_open(&mut ledger);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("ledger-http")
@@ -506,7 +508,8 @@ impl Drop for Server {
 /// # Errors
 /// Opening the ledger; binding; what [`run`] returns.
 pub fn serve(dir: &Path, addr: SocketAddr) -> Result<(), ServeError> {
-    let (ledger, report) = Ledger::open(dir)?;
+    let (mut ledger, report) = Ledger::open(dir)?;
+    close_runs_left_open(&mut ledger);
     if let Some((bytes, why)) = &report.cut {
         tracing::warn!(bytes, why = %why, "cut an unacknowledged torn tail on open");
     }
@@ -522,6 +525,19 @@ pub fn serve(dir: &Path, addr: SocketAddr) -> Result<(), ServeError> {
         eprintln!("listening on http://{}", listener.local_addr()?);
         run(ledger, listener, ServerConfig::default(), shutdown_signal()).await
     })
+}
+
+/// Before serving: a match run a crash cut short is closed, so that the log never reads
+/// as a run still being written (`crate::runs::close_runs_left_open`). If it cannot be
+/// closed now (no operator key), the next match run closes it first.
+fn close_runs_left_open(ledger: &mut Ledger) {
+    match crate::runs::close_runs_left_open(ledger) {
+        Ok(runs) if runs.is_empty() => {}
+        Ok(runs) => tracing::warn!(?runs, "closed match runs a crash cut short"),
+        Err(e) => {
+            tracing::error!(error = %e, code = e.code(), "a match run cut short is still open")
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -168,6 +168,8 @@ pub enum RuleError {
     // --- pledges ---
     #[error("pledge {pledge} already exists")]
     PledgeExists { pledge: String },
+    #[error("institution {institution} has {max} pledges awaiting approval already")]
+    TooManyUnapprovedPledges { institution: String, max: u64 },
     #[error("pledge {pledge} is unknown")]
     PledgeUnknown { pledge: String },
     #[error("pledge {pledge} is not approved")]
@@ -249,6 +251,28 @@ pub enum RuleError {
     PlansDigestInvalid,
     #[error("match date {at} is after the entry's ledger time {time}")]
     MatchRunInFuture { at: u64, time: u64 },
+    #[error("match run {run} was closed before all its allocations were recorded")]
+    MatchRunClosed { run: String },
+    #[error("match run {run} has all its allocations; there is nothing to close")]
+    MatchRunComplete { run: String },
+    #[error("match run {run}: the next allocation must be {expected}, not {found}")]
+    MatchRunOutOfOrder {
+        run: String,
+        expected: String,
+        found: String,
+    },
+
+    // --- ledger time attested by the associations ---
+    #[error("attested time {at} is after the entry's ledger time {time}")]
+    TimeAttestedInFuture { at: u64, time: u64 },
+    #[error("attested time {at} is not after the latest attested time {latest}")]
+    TimeAttestedBackwards { at: u64, latest: u64 },
+    #[error("{what} ends at {deadline}; the associations have attested only {attested}")]
+    DeadlineNotAttested {
+        what: &'static str,
+        deadline: u64,
+        attested: u64,
+    },
 
     // --- lessons and disputes ---
     #[error("lesson {lesson} already exists")]
@@ -355,6 +379,7 @@ impl RuleError {
             E::UnknownSubject { .. } => "unknown_subject",
             E::UnknownDistrict { .. } => "unknown_district",
             E::PledgeExists { .. } => "pledge_exists",
+            E::TooManyUnapprovedPledges { .. } => "too_many_unapproved_pledges",
             E::PledgeUnknown { .. } => "pledge_unknown",
             E::PledgeNotApproved { .. } => "pledge_not_approved",
             E::PledgeAlreadyApproved { .. } => "pledge_already_approved",
@@ -382,6 +407,12 @@ impl RuleError {
             E::MatchParamsInvalid { .. } => "match_params_invalid",
             E::PlansDigestInvalid => "plans_digest_invalid",
             E::MatchRunInFuture { .. } => "match_run_in_future",
+            E::MatchRunClosed { .. } => "match_run_closed",
+            E::MatchRunComplete { .. } => "match_run_complete",
+            E::MatchRunOutOfOrder { .. } => "match_run_out_of_order",
+            E::TimeAttestedInFuture { .. } => "time_attested_in_future",
+            E::TimeAttestedBackwards { .. } => "time_attested_backwards",
+            E::DeadlineNotAttested { .. } => "deadline_not_attested",
             E::LessonExists { .. } => "lesson_exists",
             E::LessonUnknown { .. } => "lesson_unknown",
             E::LessonNotPending { .. } => "lesson_not_pending",

@@ -80,6 +80,11 @@ pub const ENTRIES_PER_PARTY_PER_DAY_MAX: u64 = 200_000;
 /// short day must not shrink it).
 pub const QUOTA_DAY_MICROS: u64 = DAY_MICROS;
 
+/// Most pledges one institution may have offered and not yet had approved. A pledge
+/// costs its institution one signature; without a bound, one institution could fill the
+/// state (and every match run's scan) with pledges the operator never approves.
+pub const PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX: u64 = 1_000;
+
 /// Lowest and highest school grade (primary 1 to senior high 12).
 pub const GRADE_MIN: u8 = 1;
 /// Highest school grade.
@@ -117,6 +122,10 @@ const _: () = assert!(
 const _: () = assert!(
     PAYLOAD_BYTES_MAX < crate::limits::LEAF_BYTES_MAX,
     "a payload the rules accept must fit a leaf"
+);
+const _: () = assert!(
+    PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX < crate::matching::MATCH_PLEDGES_MAX as u64,
+    "one institution's unapproved pledges alone must stay far below a run's pledge cap"
 );
 const _: () = assert!(GRADE_MIN <= GRADE_MAX, "the grade range must not be empty");
 const _: () = assert!(

@@ -118,6 +118,9 @@ pub struct Party {
     pub closed_at: Option<u64>,
     pub whitelisted_at: Option<u64>,
     pub banned_at: Option<u64>,
+    /// Institutions only: pledges offered and not yet approved (bounded by
+    /// `PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX`).
+    pub pledges_unapproved: u64,
     pub entries: Vec<u64>,
 }
 
@@ -302,6 +305,40 @@ pub struct RunRecord {
     /// Allocations naming the run recorded so far (never more than declared).
     pub made: u64,
     pub plans_digest: String,
+    /// Index of the `match_run_closed` entry that ended the run before all its
+    /// allocations were recorded; `None` while open or once complete.
+    pub closed_at: Option<u64>,
+}
+
+impl RunRecord {
+    /// The id the run's allocation at `position` must have: the run's allocations are
+    /// recorded in plan order, each named by its position, so that a run can never have
+    /// a hole (an allocation refused while the next one is recorded).
+    #[must_use]
+    pub fn allocation_id(run: &str, position: u64) -> String {
+        format!("{run}.{position}")
+    }
+
+    /// Whether allocations may still be recorded for the run.
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.made < self.allocations && self.closed_at.is_none()
+    }
+}
+
+/// The latest time a consumer association has attested (`time_attested`): the clock
+/// the confirmation windows and allocation validities are measured against, so that the
+/// operator's clock alone ends none of them. Never goes backwards, and never ahead of
+/// the ledger time of the entry that attests it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct AttestedClock {
+    /// The attested time, µs since the epoch.
+    pub at_micros: u64,
+    /// The association that attested it.
+    pub by: Id,
+    /// Index of the `time_attested` entry.
+    pub index: u64,
 }
 
 /// Where a lesson (消课) is in its life.

@@ -185,6 +185,14 @@ pub const KINDS: &[(&str, &[(&str, bool)])] = &[
         ],
     ),
     (
+        "match_run_closed",
+        &[("id", true), ("ledger", true), ("run", true)],
+    ),
+    (
+        "time_attested",
+        &[("id", true), ("ledger", true), ("at_micros", true)],
+    ),
+    (
         "allocation_expired",
         &[("id", true), ("ledger", true), ("allocation", true)],
     ),
@@ -357,6 +365,8 @@ pub fn parse(payload: &[u8]) -> Result<Entry, RuleError> {
         "pledge_withdrawn" => Entry::PledgeWithdrawn(typed(v)?),
         "allocation_made" => Entry::AllocationMade(typed(v)?),
         "match_run" => Entry::MatchRun(typed(v)?),
+        "match_run_closed" => Entry::MatchRunClosed(typed(v)?),
+        "time_attested" => Entry::TimeAttested(typed(v)?),
         "allocation_expired" => Entry::AllocationExpired(typed(v)?),
         "allocation_declined" => Entry::AllocationDeclined(typed(v)?),
         "lesson_consumed" => Entry::LessonConsumed(typed(v)?),
@@ -433,7 +443,7 @@ mod tests {
 
     #[test]
     fn kinds_table_matches_the_enum() {
-        assert_eq!(KINDS.len(), 22);
+        assert_eq!(KINDS.len(), 24);
         for (name, fields) in KINDS {
             assert!(fields.iter().any(|(f, r)| *f == "id" && *r), "{name}");
         }

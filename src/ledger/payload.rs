@@ -400,6 +400,31 @@ pub struct MatchRun {
     pub plans_digest: String,
 }
 
+/// `match_run_closed`: the operator ends a run before all its declared allocations are
+/// recorded (a run cut short by a crash); `verify` then checks the allocations recorded
+/// as the first plans of the re-run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct MatchRunClosed {
+    pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
+    pub run: String,
+}
+
+/// `time_attested`: a consumer association states the time on its own clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct TimeAttested {
+    pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
+    /// µs since 1970-01-01T00:00:00Z on the association's clock.
+    pub at_micros: u64,
+}
+
 /// `allocation_expired`, `allocation_declined`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -484,6 +509,8 @@ pub enum Entry {
     PledgeWithdrawn(PledgeWithdrawn),
     AllocationMade(AllocationMade),
     MatchRun(MatchRun),
+    MatchRunClosed(MatchRunClosed),
+    TimeAttested(TimeAttested),
     AllocationExpired(AllocationRef),
     AllocationDeclined(AllocationRef),
     LessonConsumed(LessonOnAllocation),
@@ -513,6 +540,8 @@ impl Entry {
             Entry::PledgeWithdrawn(_) => "pledge_withdrawn",
             Entry::AllocationMade(_) => "allocation_made",
             Entry::MatchRun(_) => "match_run",
+            Entry::MatchRunClosed(_) => "match_run_closed",
+            Entry::TimeAttested(_) => "time_attested",
             Entry::AllocationExpired(_) => "allocation_expired",
             Entry::AllocationDeclined(_) => "allocation_declined",
             Entry::LessonConsumed(_) => "lesson_consumed",
@@ -533,6 +562,8 @@ impl Entry {
             Entry::KeyRotated(p) => &p.ledger,
             Entry::KeyRevoked(p) => &p.ledger,
             Entry::KeyRecovered(p) => &p.ledger,
+            Entry::MatchRunClosed(p) => &p.ledger,
+            Entry::TimeAttested(p) => &p.ledger,
             Entry::InstitutionClosed(p)
             | Entry::InstitutionWhitelisted(p)
             | Entry::InstitutionBlacklisted(p) => &p.ledger,
@@ -568,6 +599,8 @@ impl Entry {
             Entry::PledgeWithdrawn(p) => &p.id,
             Entry::AllocationMade(p) => &p.id,
             Entry::MatchRun(p) => &p.id,
+            Entry::MatchRunClosed(p) => &p.id,
+            Entry::TimeAttested(p) => &p.id,
             Entry::AllocationExpired(p) | Entry::AllocationDeclined(p) => &p.id,
             Entry::LessonConsumed(p) | Entry::LessonProposed(p) => &p.id,
             Entry::LessonConfirmed(p) | Entry::LessonDeemedConfirmed(p) => &p.id,

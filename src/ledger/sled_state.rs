@@ -34,8 +34,10 @@ use super::state::{Changes, Key, StateView, Table, Value};
 /// The sled tree holding the state.
 pub const STATE_TREE: &str = "state";
 const HEAD_KEY: &[u8] = b"\0head";
-/// First bytes of a head in this layout (an older layout's head is not read).
-pub const HEAD_MAGIC: &[u8; 8] = b"LLSTATE2";
+/// First bytes of a head in this layout (an older layout's head is not read). Version 3:
+/// `Party.pledges_unapproved`, `RunRecord.closed_at` and the `meta/clock` object; postcard
+/// has no field names, so a state of version 2 is rebuilt from the log, never misread.
+pub const HEAD_MAGIC: &[u8; 8] = b"LLSTATE3";
 const HEAD_BYTES: usize = 8 + 8 + LANES_BYTES + 8 + 8 + 4;
 const LANES_BYTES: usize = super::digest::LANES * 2;
 const CHUNK_TAG: u8 = 1;

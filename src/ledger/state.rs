@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::digest::LtHash16;
 use super::error::RuleError;
+use super::objects::AttestedClock;
 use super::objects::{
     Allocation, Claim, Config, Dispute, EntryRecord, KeyRecord, Lesson, Liability, Party,
     PartyQuota, Pledge, Pool, RunRecord, StudentIndex,
@@ -109,6 +110,8 @@ impl Key {
 pub const CONFIG_ID: &str = "config";
 /// Id of the pool totals in [`Table::Meta`].
 pub const POOL_ID: &str = "pool";
+/// Id of the associations' attested clock in [`Table::Meta`].
+pub const CLOCK_ID: &str = "clock";
 
 /// A stored object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +132,7 @@ pub enum Value {
     Liability(Box<Liability>),
     Run(Box<RunRecord>),
     Quota(Box<PartyQuota>),
+    Clock(Box<AttestedClock>),
 }
 
 // Every variant boxed: a map of values then holds 16 bytes a value plus the object
@@ -277,6 +281,10 @@ object!(Liability, Table::Liability, Liability, |s| s
     .institution
     .as_str());
 object!(RunRecord, Table::Run, Run, |s| s.run.as_str());
+object!(AttestedClock, Table::Meta, Clock, |s| {
+    let _ = s;
+    CLOCK_ID
+});
 
 /// Read a typed object from a view.
 ///

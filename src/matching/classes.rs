@@ -67,12 +67,6 @@ pub(super) fn prepare<'a>(
             max: MATCH_CLAIMS_MAX,
         });
     }
-    if pledges.len() > MATCH_PLEDGES_MAX {
-        return Err(MatchError::TooManyPledges {
-            count: pledges.len(),
-            max: MATCH_PLEDGES_MAX,
-        });
-    }
     let grades = u64::from(GRADE_MIN)..=u64::from(GRADE_MAX);
     for c in claims {
         if !grades.contains(&c.grade) {
@@ -180,6 +174,14 @@ pub(super) fn prepare<'a>(
             && (p.valid_from_micros..p.valid_until_micros).contains(&t)
             && p.available_lessons.0 > 0
     });
+    // The cap counts eligible pledges only: pledges nobody approved (or banned, expired,
+    // used up) cost a signature each to make, and must not stop a run.
+    if pl.len() > MATCH_PLEDGES_MAX {
+        return Err(MatchError::TooManyPledges {
+            count: pl.len(),
+            max: MATCH_PLEDGES_MAX,
+        });
+    }
     let mut pledge_district: Vec<Option<u8>> = Vec::with_capacity(pl.len());
     let mut pledge_subject: Vec<u32> = Vec::with_capacity(pl.len());
     for p in pl.iter().copied() {

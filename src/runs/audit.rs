@@ -6,10 +6,18 @@
 //! The rules accept each allocation on its own; only this re-run tells an allocation the
 //! matcher made from one the operator chose (a different student, pledge or count).
 //!
-//! A run whose allocations are not all recorded when the next run starts is reported
-//! (`match_run_incomplete`): a run cut short would have served only the first claims in
-//! order. One still open at the end of the log is not an error (a server may be
-//! writing it while the copy was taken); [`RunAudit::open_run`] tells about it.
+//! Three findings, told apart, each with its stable code:
+//! - `match_run_mismatch`: the run is not the matcher's (count, digest, or an allocation
+//!   that is not the plan at its position) — the operator chose something else;
+//! - `match_run_incomplete`: a new run starts while the last one still expects
+//!   allocations and was never closed — an operator's run cut short and left open;
+//! - `match_run_unreplayable`: the replayed state or the matcher refuses the inputs.
+//!
+//! A run cut short and then closed (`match_run_closed`) is not a finding: its recorded
+//! allocations were checked, one by one, as the re-run's first plans (the rules take a
+//! run's allocations only in plan order), and [`RunAudit::closed`] counts it. A run
+//! still open at the end of the log is not an error either (a server may be writing it,
+//! or will close it when it restarts); [`RunAudit::open_run`] tells about it.
 
 use crate::ledger::objects::{Allocation, RunRecord};
 use crate::ledger::{Changes, Id, MemoryState, Table, Value};
@@ -44,6 +52,7 @@ struct OpenRun {
 pub struct RunAudit {
     open: Option<OpenRun>,
     checked: u64,
+    closed: u64,
 }
 
 fn mismatch(what: String, expected: String, found: String) -> RunDivergence {
@@ -82,6 +91,9 @@ impl RunAudit {
         if record.index == index {
             return self.begin(state, record);
         }
+        if record.closed_at == Some(index) {
+            return self.close(record);
+        }
         let Some(alloc) = changes.iter().find_map(|(_, value)| match value {
             Value::Allocation(a) => Some(a),
             _ => None,
@@ -110,12 +122,13 @@ impl RunAudit {
                 found: open.seen.to_string(),
             });
         }
-        let (claims, pledges) = super::inputs(state).map_err(|e| RunDivergence {
-            code: "match_run_unreplayable",
-            what: format!("run {}: the replayed state cannot be read", record.run),
-            expected: "readable".into(),
-            found: e.to_string(),
-        })?;
+        let (claims, pledges) =
+            super::inputs(state, record.params.at_micros).map_err(|e| RunDivergence {
+                code: "match_run_unreplayable",
+                what: format!("run {}: the replayed state cannot be read", record.run),
+                expected: "readable".into(),
+                found: e.to_string(),
+            })?;
         let matching =
             match_claims(&claims, &pledges, &record.params).map_err(|e| RunDivergence {
                 code: "match_run_unreplayable",
@@ -199,6 +212,33 @@ impl RunAudit {
             self.open = None;
         }
         Ok(())
+    }
+
+    /// `match_run_closed`: the open run ends with what it recorded (each allocation
+    /// already checked against its plan).
+    fn close(&mut self, record: &RunRecord) -> Result<(), RunDivergence> {
+        match self.open.take() {
+            Some(open) if open.run == record.run => {
+                self.closed += 1;
+                Ok(())
+            }
+            other => {
+                let found = other
+                    .as_ref()
+                    .map_or("no open run".into(), |o| o.run.to_string());
+                self.open = other;
+                Err(mismatch(
+                    format!("run {} is closed but is not the open run", record.run),
+                    record.run.to_string(),
+                    found,
+                ))
+            }
+        }
+    }
+
+    /// Runs closed before all their allocations were recorded.
+    pub fn closed(&self) -> u64 {
+        self.closed
     }
 
     /// Runs re-run and found equal to their record so far.

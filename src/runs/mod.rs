@@ -36,7 +36,10 @@ pub mod record;
 
 pub use audit::{RunAudit, RunDivergence};
 pub use inputs::inputs;
-pub use record::{operator_signer, run_match, RunError, RunOutcome, RunWriter};
+pub use record::{
+    close_open_runs, close_runs_left_open, open_runs, operator_signer, run_match, RunError,
+    RunOutcome, RunWriter,
+};
 
 /// First line of the plans' canonical encoding: names the format and its version.
 pub const PLANS_DIGEST_CONTEXT: &[u8] = b"lesson-ledger/match-plans/v1\n";

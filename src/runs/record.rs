@@ -8,9 +8,23 @@
 //! [`RunWriter`], that nothing else is written between the read and the last batch: the
 //! CLI holds the ledger alone; the HTTP service runs this on its one writer thread.
 //!
-//! Ids: the run is `run-<n>`, its entry `match-<n>`, plan `i`'s entry `match-<n>-<i>` and
-//! allocation `a-<n>-<i>`, where `<n>` is the log size when the run read the state (one
-//! run per size: every recorded run grows the log).
+//! Ids: the run is `run-<r>`, its entry `match-<r>`, plan `i`'s entry `match-<r>-<i>` and
+//! allocation `run-<r>.<i>` ([`RunRecord::allocation_id`]), where `<r>` is 128 random
+//! bits, drawn when the run starts, one letter `a`..=`p` per 4 bits: nobody can take a
+//! run's ids before it writes them (predictable ids let any party block every run by
+//! using them first). Letters, not hex digits, because a run of 11 digits in an id is
+//! refused as a suspected phone number (`personal_data_suspected`), which 32 random
+//! hex digits would hold about one time in eight.
+//!
+//! All or nothing, in effect: the rules take a run's allocations only in plan order, so
+//! a run in the log is always a run's first plans without a hole. A run that stops
+//! before its last entry (a refused entry, a crash between two batches) is closed with a
+//! `match_run_closed` entry — at once when the run sees the refusal, and otherwise by
+//! [`close_open_runs`] before the next run (and when the server starts) — after which
+//! `verify` checks the allocations recorded as the first plans of the re-run and the
+//! next run matches what is left.
+//!
+//! [`RunRecord::allocation_id`]: crate::ledger::objects::RunRecord::allocation_id
 
 use std::path::Path;
 
@@ -18,8 +32,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::ledger::objects::RunRecord;
 use crate::ledger::writer::{Ledger, LedgerError};
-use crate::ledger::{RuleError, PAYLOAD_TYPE};
+use crate::ledger::{RuleError, Table, TableScan, Value, PAYLOAD_TYPE};
 use crate::limits::BATCH_ENTRIES_MAX;
 use crate::log::envelope::{verify_batch, Envelope, EnvelopeError, KeyCache, VerifiedEnvelope};
 use crate::log::keyfile;
@@ -43,6 +58,13 @@ pub trait RunWriter {
         &mut self,
         batch: Vec<VerifiedEnvelope>,
     ) -> Result<Vec<Outcome<RuleError>>, LedgerError>;
+
+    /// Most entries of a run per batch (one group commit each): [`BATCH_ENTRIES_MAX`].
+    /// A test writer may lower it, to cut a small run at each of several batch
+    /// boundaries; it is used within `1..=BATCH_ENTRIES_MAX`.
+    fn batch_entries_max(&self) -> usize {
+        BATCH_ENTRIES_MAX
+    }
 }
 
 /// A ledger held alone (the CLI).
@@ -145,7 +167,6 @@ pub fn operator_signer(dir: &Path, operator_vkey: &str) -> Result<NoteSigner, Ru
 
 /// The state read and the plans made, before anything is written.
 struct Planned {
-    size: u64,
     params: MatchParams,
     matching: Matching,
     checkpoint: String,
@@ -166,9 +187,9 @@ fn plan(ledger: &Ledger) -> Result<Planned, RunError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     let params = MatchParams::at(now.max(last));
-    let (claims, pledges) = super::inputs(ledger.state()).map_err(RunError::State)?;
+    let (claims, pledges) =
+        super::inputs(ledger.state(), params.at_micros).map_err(RunError::State)?;
     Ok(Planned {
-        size,
         params,
         matching: match_claims(&claims, &pledges, &params)?,
         checkpoint: log.checkpoint().text(),
@@ -176,22 +197,126 @@ fn plan(ledger: &Ledger) -> Result<Planned, RunError> {
     })
 }
 
+/// A fresh run id: `run-` and 128 random bits, a letter `a`..=`p` per 4 bits (see the
+/// module docs).
+fn new_run_id() -> String {
+    use rand::RngCore;
+    let mut bits = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bits);
+    let letter = |nibble: u8| char::from(b'a' + nibble);
+    let token: String = bits
+        .iter()
+        .flat_map(|b| [letter(b >> 4), letter(b & 0x0f)])
+        .collect();
+    format!("run-{token}")
+}
+
+/// Signs `payloads` with the operator key, verifies them and appends them as one batch.
+fn append_signed<W: RunWriter>(
+    writer: &mut W,
+    operator: &NoteSigner,
+    payloads: Vec<serde_json::Value>,
+) -> Result<Vec<Outcome<RuleError>>, RunError> {
+    let envelopes: Vec<Envelope> = payloads
+        .into_par_iter()
+        .map(|payload| Envelope::sign(PAYLOAD_TYPE, payload.to_string().as_bytes(), &[operator]))
+        .collect::<Result<_, _>>()?;
+    let verified = verify_batch(envelopes, &KeyCache::self_certifying())
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(writer.submit(verified)?)
+}
+
+/// Runs recorded and still open (declared allocations missing, not closed), read from
+/// the ledger's state.
+///
+/// # Errors
+/// [`RunError::State`].
+pub fn open_runs(ledger: &Ledger) -> Result<Vec<RunRecord>, RunError> {
+    let mut open = Vec::new();
+    for value in ledger.state().scan_table(Table::Run) {
+        if let Value::Run(record) = value.map_err(RunError::State)? {
+            if record.is_open() {
+                open.push(*record);
+            }
+        }
+    }
+    Ok(open)
+}
+
+/// Closes every open run with a `match_run_closed` entry signed by `operator`; returns
+/// the runs closed. Idempotent: a closing entry already in the log answers `exists`.
+///
+/// # Errors
+/// [`RunError::Refused`] if a closing entry is refused; the state and store faults.
+pub fn close_open_runs<W: RunWriter>(
+    writer: &mut W,
+    operator: &NoteSigner,
+) -> Result<Vec<String>, RunError> {
+    let open = writer.read(open_runs)?;
+    if open.is_empty() {
+        return Ok(Vec::new());
+    }
+    let runs: Vec<String> = open.iter().map(|r| r.run.to_string()).collect();
+    let origin = writer.read(|ledger| ledger.log().config().origin.clone());
+    let payloads = runs
+        .iter()
+        .map(|run| {
+            json!({"kind": "match_run_closed", "id": format!("close-{run}"), "ledger": origin,
+                "run": run})
+        })
+        .collect();
+    for (position, outcome) in append_signed(writer, operator, payloads)?
+        .into_iter()
+        .enumerate()
+    {
+        if let Outcome::Refused(e) = outcome {
+            return Err(RunError::Refused {
+                run: runs[position].clone(),
+                position,
+                code: e.code(),
+                detail: e.to_string(),
+                recorded: 0,
+            });
+        }
+    }
+    tracing::warn!(?runs, "match runs cut short were closed");
+    Ok(runs)
+}
+
+/// On opening a ledger to serve it: closes the runs a crash left open, signed with the
+/// operator key beside the log (nothing to do, and no key needed, when none is open).
+///
+/// # Errors
+/// [`RunError::Key`] when a run is open and the key is unusable; as [`close_open_runs`].
+pub fn close_runs_left_open(ledger: &mut Ledger) -> Result<Vec<String>, RunError> {
+    if open_runs(ledger)?.is_empty() {
+        return Ok(Vec::new());
+    }
+    let operator = operator_signer(ledger.log().dir(), &ledger.log().config().operator_vkey)?;
+    close_open_runs(ledger, &operator)
+}
+
 /// Runs the matcher on the ledger behind `writer` and, unless `dry_run`, records the run
 /// signed by `operator` (see the module docs). A run with no plan is recorded too: the
-/// log then says that matching was run and found nothing to allocate.
+/// log then says that matching was run and found nothing to allocate. Any run left open
+/// by an earlier one that stopped short is closed first.
 ///
 /// # Errors
 /// [`RunError`]: the state unreadable, the matcher's input refused, a refused entry
-/// (what came before it is recorded, and `verify` will report the run as incomplete),
-/// store faults.
+/// (what came before it is recorded, and the run is closed), store faults.
 pub fn run_match<W: RunWriter>(
     writer: &mut W,
     operator: Option<&NoteSigner>,
     dry_run: bool,
 ) -> Result<RunOutcome, RunError> {
+    if !dry_run {
+        let operator =
+            operator.ok_or_else(|| RunError::Key("no operator key to sign the run".into()))?;
+        close_open_runs(writer, operator)?;
+    }
     let planned = writer.read(plan)?;
     let Planned {
-        size,
         params,
         matching,
         checkpoint,
@@ -217,72 +342,8 @@ pub fn run_match<W: RunWriter>(
             max: crate::ledger::limits::MATCH_RUN_ALLOCATIONS_MAX,
         });
     }
-    let run = format!("run-{size}");
-    let header = json!({
-        "kind": "match_run", "id": format!("match-{size}"), "ledger": origin, "run": run, "params": params,
-        "allocations": planned_count, "plans_digest": super::digest_of(&matching.plans),
-    });
-    let payload = |position: usize| -> serde_json::Value {
-        if position == 0 {
-            return header.clone();
-        }
-        let n = position - 1;
-        let plan = &matching.plans[n];
-        json!({
-            "kind": "allocation_made", "id": format!("match-{size}-{n}"), "ledger": origin,
-            "allocation": format!("a-{size}-{n}"), "claim": plan.claim, "pledge": plan.pledge,
-            "lessons": plan.lessons, "run": run,
-        })
-    };
-    let keys = KeyCache::self_certifying();
-    let total = matching.plans.len() + 1;
-    let (mut recorded, mut first_index) = (0u64, None);
-    // Signed batch by batch, so that a run of a million plans never holds a million
-    // envelopes at once.
-    for start in (0..total).step_by(BATCH_ENTRIES_MAX) {
-        let end = (start + BATCH_ENTRIES_MAX).min(total);
-        let envelopes: Vec<Envelope> = (start..end)
-            .into_par_iter()
-            .map(|position| {
-                Envelope::sign(
-                    PAYLOAD_TYPE,
-                    payload(position).to_string().as_bytes(),
-                    &[operator],
-                )
-            })
-            .collect::<Result<_, _>>()?;
-        let verified = verify_batch(envelopes, &keys)
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut refused = None;
-        for (offset, outcome) in writer.submit(verified)?.into_iter().enumerate() {
-            let (code, detail) = match outcome {
-                Outcome::Ok(receipt) => {
-                    first_index.get_or_insert(receipt.index);
-                    recorded += 1;
-                    continue;
-                }
-                Outcome::Refused(e) => (e.code(), e.to_string()),
-                // The ids are new for each log size: an entry already there means the
-                // log moved under the run, which its writer promised could not happen.
-                Outcome::Exists(_) => ("exists", "the entry is already in the log".into()),
-                Outcome::ExistsWithDifferentPayload { .. } => (
-                    "exists_with_different_payload",
-                    "another entry holds this id".into(),
-                ),
-            };
-            refused.get_or_insert((start + offset, code, detail));
-        }
-        if let Some((position, code, detail)) = refused {
-            return Err(RunError::Refused {
-                run,
-                position,
-                code,
-                detail,
-                recorded,
-            });
-        }
-    }
+    let run = new_run_id();
+    let (recorded, first_index) = record(writer, operator, &run, &origin, &params, &matching)?;
     let checkpoint = writer.read(|ledger| ledger.log().checkpoint().text());
     Ok(RunOutcome {
         run: Some(run),
@@ -294,4 +355,76 @@ pub fn run_match<W: RunWriter>(
         first_index,
         checkpoint,
     })
+}
+
+/// Appends run `run`: its `match_run` entry, then one `allocation_made` per plan, in
+/// batches. Returns the entries recorded and the index of the first.
+fn record<W: RunWriter>(
+    writer: &mut W,
+    operator: &NoteSigner,
+    run: &str,
+    origin: &str,
+    params: &MatchParams,
+    matching: &Matching,
+) -> Result<(u64, Option<u64>), RunError> {
+    let token = run.trim_start_matches("run-");
+    let payload = |position: usize| -> serde_json::Value {
+        let Some(n) = position.checked_sub(1) else {
+            return json!({
+                "kind": "match_run", "id": format!("match-{token}"), "ledger": origin, "run": run,
+                "params": params, "allocations": matching.plans.len() as u64,
+                "plans_digest": super::digest_of(&matching.plans),
+            });
+        };
+        let plan = &matching.plans[n];
+        json!({
+            "kind": "allocation_made", "id": format!("match-{token}-{n}"), "ledger": origin,
+            "allocation": RunRecord::allocation_id(run, n as u64), "claim": plan.claim,
+            "pledge": plan.pledge, "lessons": plan.lessons, "run": run,
+        })
+    };
+    let total = matching.plans.len() + 1;
+    let batch = writer.batch_entries_max().clamp(1, BATCH_ENTRIES_MAX);
+    let (mut recorded, mut first_index) = (0u64, None);
+    // Signed batch by batch, so that a run of a million plans never holds a million
+    // envelopes at once.
+    for start in (0..total).step_by(batch) {
+        let end = (start + batch).min(total);
+        let outcomes = append_signed(writer, operator, (start..end).map(payload).collect())?;
+        let mut refused = None;
+        for (offset, outcome) in outcomes.into_iter().enumerate() {
+            let (code, detail) = match outcome {
+                Outcome::Ok(receipt) => {
+                    first_index.get_or_insert(receipt.index);
+                    recorded += 1;
+                    continue;
+                }
+                Outcome::Refused(e) => (e.code(), e.to_string()),
+                // The ids are drawn at random for each run: an entry already there
+                // means the log moved under the run, which its writer promised could
+                // not happen.
+                Outcome::Exists(_) => ("exists", "the entry is already in the log".into()),
+                Outcome::ExistsWithDifferentPayload { .. } => (
+                    "exists_with_different_payload",
+                    "another entry holds this id".into(),
+                ),
+            };
+            refused.get_or_insert((start + offset, code, detail));
+        }
+        if let Some((position, code, detail)) = refused {
+            // The rules took nothing of the run after the refused entry (plan order):
+            // close it now so that it reads as a run cut short, not a run still open.
+            if recorded > 0 {
+                close_open_runs(writer, operator)?;
+            }
+            return Err(RunError::Refused {
+                run: run.to_owned(),
+                position,
+                code,
+                detail,
+                recorded,
+            });
+        }
+    }
+    Ok((recorded, first_index))
 }

@@ -48,7 +48,7 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
         });
     }
     if let Some(run) = &run {
-        super::runs::count_allocation(cx, run)?;
+        super::runs::count_allocation(cx, run, &alloc_id)?;
     }
     let mut claim: Claim = cx.tx.need(claim_id.as_str(), || RuleError::ClaimUnknown {
         claim: claim_id.to_string(),
@@ -189,12 +189,16 @@ pub(super) fn allocation_ended<V: StateView + ?Sized>(
             })?;
         let donor_gone = inst.banned_at.is_some() || inst.closed_at.is_some();
         let t = cx.ctx.time_micros;
-        if t < alloc.expires_at_micros && !donor_gone {
-            return Err(RuleError::AllocationNotExpired {
-                allocation: alloc_id.to_string(),
-                time: t,
-                expires_at: alloc.expires_at_micros,
-            });
+        if !donor_gone {
+            if t < alloc.expires_at_micros {
+                return Err(RuleError::AllocationNotExpired {
+                    allocation: alloc_id.to_string(),
+                    time: t,
+                    expires_at: alloc.expires_at_micros,
+                });
+            }
+            // Past expiry on the associations' clock too (`rules/time.rs`).
+            super::time::require_attested(cx, "the allocation", alloc.expires_at_micros)?;
         }
     }
     // "Both release what is not consumed (and not pending)"

@@ -151,7 +151,9 @@ pub(super) fn lesson_deemed_confirmed<V: StateView + ?Sized>(
     cx.signers.require_role(Role::Operator)?;
     let (lesson, alloc) = lesson_and_allocation(cx, &lesson_id)?;
     require_pending(&lesson)?;
-    // "once the entry's ledger time ≥ proposal time + window and it was not disputed"
+    // "once the entry's ledger time ≥ proposal time + window and it was not disputed",
+    // and an association has attested a time past the window's end: the operator's
+    // clock alone never deems a lesson confirmed (`rules/time.rs`).
     let window_end = window_end(&lesson)?;
     if cx.ctx.time_micros < window_end {
         return Err(RuleError::WindowNotElapsed {
@@ -159,6 +161,7 @@ pub(super) fn lesson_deemed_confirmed<V: StateView + ?Sized>(
             window_end,
         });
     }
+    super::time::require_attested(cx, "the confirmation window", window_end)?;
     finalize_pending(cx, lesson, alloc)
 }
 
@@ -192,8 +195,9 @@ pub(super) fn lesson_disputed<V: StateView + ?Sized>(
     }
     require_pending(&lesson)?;
     // A dispute must come within the window; after it, the proposal counts as confirmed.
+    // The window is over only on both clocks, the ledger's and the associations'.
     let window_end = window_end(&lesson)?;
-    if cx.ctx.time_micros >= window_end {
+    if super::time::passed(cx, window_end)? {
         return Err(RuleError::WindowElapsed {
             time: cx.ctx.time_micros,
             window_end,

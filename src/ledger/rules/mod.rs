@@ -10,6 +10,7 @@ mod lessons;
 mod parties;
 mod pledges;
 mod runs;
+mod time;
 
 pub(crate) use keys::charge_entry;
 
@@ -54,6 +55,8 @@ pub(crate) fn dispatch<V: StateView + ?Sized>(
         Entry::PledgeWithdrawn(p) => pledges::pledge_withdrawn(cx, p),
         Entry::AllocationMade(p) => allocations::allocation_made(cx, p),
         Entry::MatchRun(p) => runs::match_run(cx, p),
+        Entry::MatchRunClosed(p) => runs::match_run_closed(cx, p),
+        Entry::TimeAttested(p) => time::time_attested(cx, p),
         Entry::AllocationExpired(p) => allocations::allocation_ended(cx, p, false),
         Entry::AllocationDeclined(p) => allocations::allocation_ended(cx, p, true),
         Entry::LessonConsumed(p) => lessons::lesson_delivered(cx, p, true),

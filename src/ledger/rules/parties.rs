@@ -200,6 +200,7 @@ fn put_party<V: StateView + ?Sized>(cx: &mut Cx<'_, '_, V>, party: Id, role: Rol
         closed_at: None,
         whitelisted_at: None,
         banned_at: None,
+        pledges_unapproved: 0,
         entries: Vec::new(),
     });
     cx.tx.put(KeyRecord {

@@ -9,7 +9,8 @@ use super::{in_range, Cx};
 use crate::ledger::conservation::PledgeCapacity;
 use crate::ledger::error::RuleError;
 use crate::ledger::limits::{
-    GRADE_MAX, GRADE_MIN, LESSONS_PER_SEAT_MAX, PLEDGE_SEATS_MAX, PRICE_PER_LESSON_FEN_MAX,
+    GRADE_MAX, GRADE_MIN, LESSONS_PER_SEAT_MAX, PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX,
+    PLEDGE_SEATS_MAX, PRICE_PER_LESSON_FEN_MAX,
 };
 use crate::ledger::objects::Pledge;
 use crate::ledger::payload::{PledgeOffered, PledgeRef, PledgeWithdrawn, Role};
@@ -70,7 +71,15 @@ pub(super) fn pledge_offered<V: StateView + ?Sized>(
     }
     // "A banned institution pledges ... nothing after its ban"; a closed one has nothing
     // left to teach with.
-    cx.active_institution(&institution)?;
+    let mut inst = cx.active_institution(&institution)?;
+    if inst.pledges_unapproved >= PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX {
+        return Err(RuleError::TooManyUnapprovedPledges {
+            institution: institution.to_string(),
+            max: PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX,
+        });
+    }
+    inst.pledges_unapproved += 1;
+    cx.tx.put(inst);
     cx.tx.put(Pledge {
         pledge: pledge_id,
         institution,
@@ -108,12 +117,19 @@ pub(super) fn pledge_approved<V: StateView + ?Sized>(
         });
     }
     // "only for a white-listed, not banned institution"
-    let inst = cx.active_institution(&pledge.institution)?;
+    let mut inst = cx.active_institution(&pledge.institution)?;
     if inst.whitelisted_at.is_none() {
         return Err(RuleError::InstitutionNotWhitelisted {
             institution: inst.party.to_string(),
         });
     }
+    inst.pledges_unapproved =
+        inst.pledges_unapproved
+            .checked_sub(1)
+            .ok_or_else(|| RuleError::StateCorrupt {
+                detail: format!("institution {} counts no unapproved pledge", inst.party),
+            })?;
+    cx.tx.put(inst);
     pledge.approved_at = Some(cx.ctx.index);
     let v = pledge.value_per_lesson;
     let mut pool = cx.pool()?;

@@ -14,7 +14,7 @@ use crate::ledger::limits::{
     CLAIM_LESSONS_MAX, MATCH_RUN_ALLOCATIONS_MAX, PRICE_PER_LESSON_FEN_MAX,
 };
 use crate::ledger::objects::RunRecord;
-use crate::ledger::payload::{MatchRun, Role};
+use crate::ledger::payload::{MatchRun, MatchRunClosed, Role};
 use crate::ledger::state::StateView;
 use crate::ledger::units::{is_digest_hex, Id};
 use crate::matching::Fairness;
@@ -64,23 +64,67 @@ pub(super) fn match_run<V: StateView + ?Sized>(
         allocations: p.allocations,
         made: 0,
         plans_digest: p.plans_digest.clone(),
+        closed_at: None,
     });
     Ok(())
 }
 
-/// Counts one allocation against the run it names: the run must be recorded and must
-/// not have all its declared allocations already.
+/// `match_run_closed`: the operator ends a run that still expects allocations. What was
+/// recorded stays (each allocation is valid on its own, and `verify` checks them as the
+/// first plans of the re-run); nothing more may name the run.
+pub(super) fn match_run_closed<V: StateView + ?Sized>(
+    cx: &mut Cx<'_, '_, V>,
+    p: &MatchRunClosed,
+) -> Result<(), RuleError> {
+    let run = Id::new("run", &p.run)?;
+    cx.signers.require_role(Role::Operator)?;
+    let mut record: RunRecord = cx.tx.need(run.as_str(), || RuleError::MatchRunUnknown {
+        run: run.to_string(),
+    })?;
+    if record.closed_at.is_some() {
+        return Err(RuleError::MatchRunClosed {
+            run: run.to_string(),
+        });
+    }
+    if record.made >= record.allocations {
+        return Err(RuleError::MatchRunComplete {
+            run: run.to_string(),
+        });
+    }
+    record.closed_at = Some(cx.ctx.index);
+    cx.tx.put(record);
+    Ok(())
+}
+
+/// Counts one allocation against the run it names: the run must be recorded, not
+/// closed, must not have all its declared allocations already, and the allocation must
+/// be the next one ([`RunRecord::allocation_id`]): a run's allocations are recorded in
+/// plan order without a hole, so a refused one stops every later one of its batch.
 pub(super) fn count_allocation<V: StateView + ?Sized>(
     cx: &mut Cx<'_, '_, V>,
     run: &Id,
+    allocation: &Id,
 ) -> Result<(), RuleError> {
     let mut record: RunRecord = cx.tx.need(run.as_str(), || RuleError::MatchRunUnknown {
         run: run.to_string(),
     })?;
+    if record.closed_at.is_some() {
+        return Err(RuleError::MatchRunClosed {
+            run: run.to_string(),
+        });
+    }
     if record.made >= record.allocations {
         return Err(RuleError::MatchRunFull {
             run: run.to_string(),
             allocations: record.allocations,
+        });
+    }
+    let expected = RunRecord::allocation_id(run.as_str(), record.made);
+    if allocation.as_str() != expected {
+        return Err(RuleError::MatchRunOutOfOrder {
+            run: run.to_string(),
+            expected,
+            found: allocation.to_string(),
         });
     }
     record.made += 1;
