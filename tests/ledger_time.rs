@@ -15,6 +15,7 @@ use crate::support::vkey;
 
 const T0: u64 = 1_700_000_000_000_000;
 const DAY: u64 = 86_400 * 1_000_000;
+const ORIGIN: &str = "ledger.example/time";
 const EVIDENCE: &str = "4f6c2b0d9e8a7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a291817161514131211100f";
 
 /// A ledger whose operator sets `time` as it likes.
@@ -46,6 +47,7 @@ impl Ledger {
         );
         self.next += 1;
         payload["id"] = json!(format!("e-{:04}", self.next));
+        payload["ledger"] = json!(ORIGIN);
         let ctx = EntryContext {
             index: self.index,
             time_micros: time,
@@ -88,26 +90,26 @@ fn proposed() -> (Ledger, u64) {
     };
     l.at(
         T0 - DAY,
-        &["op"],
-        json!({"kind": "genesis", "origin": "ledger.example/time", "operator": "operator",
+        &["op", "assoc"],
+        json!({"kind": "genesis", "origin": ORIGIN, "operator": "operator",
         "operator_key": key("op"), "confirmation_window_days": 15, "allocation_validity_days": 90,
-        "unit": "CNY-fen", "districts": ["xuhui"], "subjects": ["math"]}),
+        "unit": "CNY-fen", "districts": ["xuhui"], "subjects": ["math"],
+        "associations": [{"party": "assoc-01", "key": key("assoc")}]}),
     )
     .unwrap();
     for (actor, party, role) in [
         ("inst1", "inst-0001", "institution"),
         ("inst7", "inst-0007", "institution"),
         ("stu", "stu-3f9a", "student"),
-        ("assoc", "assoc-01", "association"),
     ] {
         l.ok(
-            &["op", actor],
+            &["op", "assoc", actor],
             json!({"kind": "party_registered", "party": party, "role": role, "key": key(actor)}),
         );
     }
-    l.ok(&["op"], json!({"kind": "institution_closed", "institution": "inst-0001", "reason": "closed abnormally"}));
-    l.ok(&["op"], json!({"kind": "institution_whitelisted", "institution": "inst-0007", "reason": "approved donor"}));
-    l.ok(&["op", "stu"], json!({"kind": "claim_recorded", "claim": "c-0001", "student": "stu-3f9a",
+    l.ok(&["op"], json!({"kind": "institution_closed", "institution": "inst-0001", "reason": "abnormal_closure"}));
+    l.ok(&["op"], json!({"kind": "institution_whitelisted", "institution": "inst-0007", "reason": "approved_donor"}));
+    l.ok(&["op", "assoc", "stu"], json!({"kind": "claim_recorded", "claim": "c-0001", "student": "stu-3f9a",
         "institution": "inst-0001", "lessons": 20, "price_per_lesson_fen": 15_000, "subject": "math",
         "grade": 5, "district": "xuhui", "evidence_digest": EVIDENCE, "accepts_online": false,
         "accepted_districts": []}));
@@ -124,7 +126,7 @@ fn proposed() -> (Ledger, u64) {
     );
     l.at(
         T0,
-        &["op"],
+        &["op", "assoc"],
         json!({"kind": "allocation_made", "allocation": "a-0001", "claim": "c-0001",
         "pledge": "p-0001", "lessons": 5}),
     )
@@ -172,7 +174,7 @@ fn a_dispute_is_late_only_once_an_association_attests_the_window_over() {
     let (mut l, window_end) = proposed();
     let dispute = |n: u64| {
         json!({"kind": "lesson_disputed", "dispute": format!("d-{n:04}"), "lesson": "l-0001",
-               "reason": "lesson not held"})
+               "reason": "not_taught"})
     };
     // The operator dated the dispute a day after the window on its own clock: it used to
     // be refused as late (`window_elapsed`); the family's window is not over on the

@@ -107,7 +107,7 @@ fn a_hand_made_allocation_needs_an_association_and_a_run_allocation_is_checked_b
     w.ok(&["op"], super::match_run("run-0900", 1));
     w.ok(
         &["op"],
-        json!({"kind": "allocation_made", "allocation": "a-0901", "claim": "c-0001",
+        json!({"kind": "allocation_made", "allocation": "run-0900.0", "claim": "c-0001",
                "pledge": "p-0001", "lessons": 1, "run": "run-0900"}),
     );
 }
