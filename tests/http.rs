@@ -164,7 +164,7 @@ pub fn check_receipt(result: &EntryResult, verifier: &NoteVerifier) -> u64 {
     receipt.index
 }
 
-fn current_checkpoint(f: &Fixture) -> SignedCheckpoint {
+pub fn current_checkpoint(f: &Fixture) -> SignedCheckpoint {
     let response = f.get("/checkpoint");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
@@ -386,7 +386,7 @@ fn refused_submissions_are_problems_with_their_code() {
 
 /// Sends `head` and then `body` chunks on a raw connection (ignoring a server that
 /// stops reading), and returns what the server answered.
-fn raw_exchange(f: &Fixture, head: &str, body: &[&[u8]]) -> String {
+pub fn raw_exchange(f: &Fixture, head: &str, body: &[&[u8]]) -> String {
     let mut stream = TcpStream::connect(f.server.addr()).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -652,12 +652,12 @@ fn a_full_queue_is_refused_at_once() {
     );
 }
 
-fn base64_decode(s: &str) -> Vec<u8> {
+pub fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
 
-fn base64_encode(b: &[u8]) -> String {
+pub fn base64_encode(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
@@ -704,7 +704,7 @@ fn the_serve_command_stops_cleanly_on_sigterm() {
 const EVIDENCE: &str = "4f6c2b0d9e8a7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a291817161514131211100f";
 
 /// Posts `payload` signed by `signers`; asserts it was appended.
-fn ok(f: &Fixture, signers: &[&NoteSigner], payload: Value) {
+pub fn ok(f: &Fixture, signers: &[&NoteSigner], payload: Value) {
     let response = f.post(ledger_entry(signers, &payload).to_json());
     let status = response.status();
     let body = response.text().unwrap();
@@ -713,7 +713,7 @@ fn ok(f: &Fixture, signers: &[&NoteSigner], payload: Value) {
 
 /// A closed institution with a student's claim, a donor's approved pledge and an
 /// allocation between the two: every balance endpoint has something to show.
-fn scenario(f: &Fixture) {
+pub fn scenario(f: &Fixture) {
     let op = &f.operator;
     let inst = party_signer("inst-0001", 1);
     let donor = party_signer("inst-0007", 7);
@@ -778,7 +778,7 @@ fn scenario(f: &Fixture) {
 
 /// Checks a proven balance as a client would: the checkpoint under the operator key,
 /// each leaf rebuilt from the envelope and proven included.
-fn check_proven(f: &Fixture, path: &str) -> lesson_ledger::http::balances::ProvenBalance {
+pub fn check_proven(f: &Fixture, path: &str) -> lesson_ledger::http::balances::ProvenBalance {
     use lesson_ledger::http::balances::ProvenBalance;
     let response = f.get(path);
     assert_eq!(response.status(), StatusCode::OK, "{path}");
@@ -1013,7 +1013,7 @@ fn tiles_rebuild_the_checkpoint_root() {
     }
 }
 
-fn post_cosign(f: &Fixture, body: Value) -> Response {
+pub fn post_cosign(f: &Fixture, body: Value) -> Response {
     f.client
         .post(f.url("/v1/cosign"))
         .body(body.to_string())

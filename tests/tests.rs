@@ -9,6 +9,7 @@ mod crash;
 mod demo;
 mod envelope;
 mod http;
+mod http_cosign;
 mod ledger;
 mod log_store;
 mod match_runs;
