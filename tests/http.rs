@@ -1145,7 +1145,7 @@ fn an_association_cosigns_the_checkpoint_and_it_is_served() {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -1165,7 +1165,7 @@ fn cli(args: &[&str]) -> std::process::Output {
         .expect("run lesson-ledger")
 }
 
-fn post_all(url: &str, operator: &NoteSigner, range: std::ops::RangeInclusive<u64>) {
+pub fn post_all(url: &str, operator: &NoteSigner, range: std::ops::RangeInclusive<u64>) {
     let client = Client::new();
     for n in range {
         let response = client
@@ -1245,11 +1245,25 @@ fn client_commands_submit_and_check_balances() {
         "c-0001",
         "--operator-key",
         &vkey,
+        "--witnesses",
+        "0",
     ]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["balance"]["claim"], "c-0001");
-    let out = cli(&["client", "balance", "--url", &url, "--claim", "c-9999"]);
+    // By default a cosignature is required, so an association key must be given.
+    let out = cli(&["client", "balance", "--url", &url, "--claim", "c-0001"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = cli(&[
+        "client",
+        "balance",
+        "--url",
+        &url,
+        "--claim",
+        "c-9999",
+        "--witnesses",
+        "0",
+    ]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     // A different operator key: the checkpoint does not verify.
     let other = party_signer("operator", 77).vkey();
@@ -1262,6 +1276,8 @@ fn client_commands_submit_and_check_balances() {
         "stu-3f9a",
         "--operator-key",
         &other,
+        "--witnesses",
+        "0",
     ]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 

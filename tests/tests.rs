@@ -10,6 +10,8 @@ mod demo;
 mod envelope;
 mod http;
 mod http_cosign;
+mod http_limits;
+mod http_witnesses;
 mod ledger;
 mod log_store;
 mod match_runs;

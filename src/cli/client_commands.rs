@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::log_commands::read_envelopes;
 use super::{CliError, ClientBalanceArgs, ClientCommand, ClientSubmitArgs};
-use crate::client::{audit, BalanceKind, Client};
+use crate::client::{audit, BalanceKind, Client, Trust};
+use crate::log::note::NoteVerifier;
 
 /// Runs a `client` subcommand.
 ///
@@ -62,7 +63,19 @@ fn balance(args: ClientBalanceArgs) -> Result<(), CliError> {
     };
     let client = Client::new(&args.url)?;
     let operator = client.operator(args.operator_key.as_deref())?;
-    let b = client.balance(kind, id, &operator)?;
+    let mut associations = Vec::with_capacity(args.association_keys.len());
+    for vkey in &args.association_keys {
+        associations.push(
+            NoteVerifier::from_vkey(vkey)
+                .map_err(|e| CliError::Usage(format!("--association-key {vkey}: {e}")))?,
+        );
+    }
+    if args.witnesses == 0 {
+        eprintln!("warning: --witnesses 0 trusts the operator's signature alone");
+    }
+    let trust = Trust::witnessed(operator.clone(), associations, args.witnesses, args.state)
+        .map_err(|e| CliError::Usage(format!("{e} (give --association-key, or --witnesses 0)")))?;
+    let b = client.balance_with(kind, id, &trust)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&json!({
@@ -73,9 +86,10 @@ fn balance(args: ClientBalanceArgs) -> Result<(), CliError> {
         .unwrap_or_default()
     );
     eprintln!(
-        "verified: {} entries included in the checkpoint signed by {}",
+        "verified: {} entries included in checkpoints signed by {} and cosigned by at least {} association(s)",
         b.entries.len(),
-        operator.name()
+        operator.name(),
+        args.witnesses
     );
     Ok(())
 }

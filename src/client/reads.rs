@@ -46,7 +46,7 @@ impl Client {
             width,
         }
         .to_path();
-        let bundle = self.get_bytes(&format!("/{path}"))?;
+        let bundle = self.get_bytes(&format!("/{path}"), crate::limits::CLIENT_TILE_BYTES_MAX)?;
         let mut rest = &bundle[..];
         let mut out = Vec::with_capacity(usize::try_from(width).unwrap_or(0));
         let mut index = tile * TILE_WIDTH;
