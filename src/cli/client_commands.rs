@@ -76,15 +76,14 @@ fn balance(args: ClientBalanceArgs) -> Result<(), CliError> {
     let trust = Trust::witnessed(operator.clone(), associations, args.witnesses, args.state)
         .map_err(|e| CliError::Usage(format!("{e} (give --association-key, or --witnesses 0)")))?;
     let b = client.balance_with(kind, id, &trust)?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&json!({
-            "balance": b.balance,
-            "entries": b.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
-            "verified_against": b.checkpoint,
-        }))
-        .unwrap_or_default()
-    );
+    // A `Value` always serializes; printing nothing instead would look like an answer.
+    let printed = serde_json::to_string_pretty(&json!({
+        "balance": b.balance,
+        "entries": b.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+        "verified_against": b.checkpoint,
+    }))
+    .map_err(|e| CliError::Usage(format!("cannot print the balance: {e}")))?;
+    println!("{printed}");
     eprintln!(
         "verified: {} entries included in checkpoints signed by {} and cosigned by at least {} association(s)",
         b.entries.len(),

@@ -131,6 +131,9 @@ impl Client {
     pub fn new(url: &str) -> Result<Client, ClientError> {
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
+            // The server closes a connection idle for its header timeout; reusing one
+            // it is closing at that moment would fail a request that was never sent.
+            .pool_idle_timeout(Duration::from_secs(crate::limits::HEADER_SECONDS_MAX / 2))
             .build()
             .map_err(|e| ClientError::Transport {
                 url: url.to_owned(),

@@ -5,8 +5,9 @@
 //! In order, each costing a hash or a lookup, never an Ed25519 verification:
 //! - the request carries at most [`SIGNATURES_PER_REQUEST_MAX`] signatures in all, or
 //!   it is refused whole (`too_many_signatures_in_request`, 400);
-//! - an envelope that repeats an earlier one of the same request is answered
-//!   `duplicate_in_request` without being verified again;
+//! - an envelope that repeats an earlier one of the same request is not verified
+//!   again: it shares the earlier one's verdict (and, appended, answers `exists`, as
+//!   a client retrying within one batch expects);
 //! - every signing key must be registered in the ledger (revoked or not: the rules
 //!   decide that), or be named by the payload of this or an earlier envelope of the
 //!   request — a self-registration's or a rotation's new key, possibly used again
@@ -35,15 +36,26 @@ pub struct Refusal {
     pub detail: String,
 }
 
-/// Checks the envelopes of one request, in order. Returns, for each, `None` to verify
-/// it or why it is refused; envelopes that did not parse are left to their own error.
+/// What to do with one envelope of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Verify its signatures (also said of envelopes that did not parse, which keep
+    /// their own error).
+    Verify,
+    /// Refused without verifying.
+    Refuse(Refusal),
+    /// The same envelope as the one at this earlier position: share its verdict.
+    Repeat { of: usize },
+}
+
+/// Checks the envelopes of one request, in order: a [`Verdict`] for each.
 ///
 /// # Errors
 /// `too_many_signatures_in_request` (400) for the request as a whole; store faults.
 pub fn admit(
     ledger: &Ledger,
     envelopes: &[Result<Envelope, EnvelopeError>],
-) -> Result<Vec<Option<Refusal>>, ApiError> {
+) -> Result<Vec<Verdict>, ApiError> {
     let signatures: usize = envelopes
         .iter()
         .flatten()
@@ -57,27 +69,30 @@ pub fn admit(
             ),
         ));
     }
-    let mut seen = HashSet::new();
+    let mut seen = HashMap::new();
     let mut named: HashSet<String> = HashSet::new();
     let mut registered: HashMap<String, bool> = HashMap::new();
     let mut out = Vec::with_capacity(envelopes.len());
-    for envelope in envelopes {
+    for (position, envelope) in envelopes.iter().enumerate() {
         let Ok(envelope) = envelope else {
-            out.push(None);
+            out.push(Verdict::Verify);
             continue;
         };
-        if !seen.insert(envelope.entry_id()) {
-            out.push(Some(Refusal {
-                code: "duplicate_in_request",
-                detail: format!(
-                    "entry {} appears earlier in this request",
-                    envelope.entry_id()
-                ),
-            }));
+        // The whole envelope, not only its entry id: the same statement with other
+        // signatures is another envelope, to be verified on its own.
+        let text = envelope.to_json();
+        if let Some(&of) = seen.get(&text) {
+            out.push(Verdict::Repeat { of });
             continue;
         }
+        seen.insert(text, position);
         named_strings(envelope.payload(), &mut named);
-        out.push(unknown_signer(ledger, envelope, &named, &mut registered)?);
+        out.push(
+            match unknown_signer(ledger, envelope, &named, &mut registered)? {
+                Some(refusal) => Verdict::Refuse(refusal),
+                None => Verdict::Verify,
+            },
+        );
     }
     Ok(out)
 }

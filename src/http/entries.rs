@@ -33,6 +33,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::admission::Verdict;
 use super::error::ApiError;
 use super::sequencer::{QueueError, RETRY_AFTER_SECS};
 use super::AppState;
@@ -73,6 +74,7 @@ enum Family {
 }
 
 /// A result with its stable code and family, before it is serialized.
+#[derive(Clone)]
 struct Answer {
     code: &'static str,
     family: Family,
@@ -162,6 +164,13 @@ struct BatchBody<'a> {
 pub struct BatchResults {
     /// One per submitted entry, in order.
     pub results: Vec<EntryResult>,
+}
+
+/// One envelope before verification: answered, to verify, or a repeat of an earlier one.
+enum Pending {
+    Done(Answer),
+    Verify,
+    Repeat(usize),
 }
 
 /// One slot of a submission: already answered (refused before the log), or to append.
@@ -257,22 +266,21 @@ fn screen_and_verify(
         let guard = ledger.read().unwrap_or_else(|p| p.into_inner());
         super::admission::admit(&guard, &envelopes)?
     };
-    // Verified in parallel (rayon); shape errors already have their result.
+    // Verified in parallel (rayon); shape errors and refusals already have their result.
     let mut to_verify = Vec::new();
-    let mut slots: Vec<Option<Slot>> = Vec::with_capacity(envelopes.len());
-    for (e, refusal) in envelopes.into_iter().zip(admitted) {
-        match (e, refusal) {
-            (Err(err), _) => slots.push(Some(Slot::Done(Answer::envelope(&err)))),
-            (Ok(_), Some(r)) => slots.push(Some(Slot::Done(Answer::refused(
-                Family::Envelope,
-                r.code,
-                r.detail,
-            )))),
-            (Ok(env), None) => {
-                to_verify.push(env);
-                slots.push(None);
+    let mut pending: Vec<Pending> = Vec::with_capacity(envelopes.len());
+    for (e, verdict) in envelopes.into_iter().zip(admitted) {
+        pending.push(match (e, verdict) {
+            (Err(err), _) => Pending::Done(Answer::envelope(&err)),
+            (Ok(_), Verdict::Refuse(r)) => {
+                Pending::Done(Answer::refused(Family::Envelope, r.code, r.detail))
             }
-        }
+            (Ok(_), Verdict::Repeat { of }) => Pending::Repeat(of),
+            (Ok(env), Verdict::Verify) => {
+                to_verify.push(env);
+                Pending::Verify
+            }
+        });
     }
     let verified = if to_verify.len() == 1 {
         to_verify.into_iter().map(|e| e.verify(keys)).collect()
@@ -280,22 +288,25 @@ fn screen_and_verify(
         verify_batch(to_verify, keys)
     };
     let mut verified = verified.into_iter();
-    let slots: Vec<Slot> = slots
-        .into_iter()
-        .map(|s| match s {
-            Some(done) => done,
-            None => match verified.next() {
+    let mut slots: Vec<Slot> = Vec::with_capacity(pending.len());
+    for p in pending {
+        let slot = match p {
+            Pending::Done(answer) => Slot::Done(answer),
+            Pending::Verify => match verified.next() {
                 Some(Ok(v)) => Slot::Append(v),
                 Some(Err(err)) => Slot::Done(Answer::envelope(&err)),
                 // One verification result per envelope sent: cannot run short.
-                None => Slot::Done(Answer::refused(
-                    Family::Envelope,
-                    "internal",
-                    "verification result missing".into(),
-                )),
+                None => return Err(ApiError::internal("verification result missing")),
             },
-        })
-        .collect();
+            // An earlier position, so already decided: the same verdict, unverified.
+            Pending::Repeat(of) => match slots.get(of) {
+                Some(Slot::Append(v)) => Slot::Append(v.clone()),
+                Some(Slot::Done(answer)) => Slot::Done(answer.clone()),
+                None => return Err(ApiError::internal("a repeat of a later envelope")),
+            },
+        };
+        slots.push(slot);
+    }
     Ok((batch, slots))
 }
 
