@@ -80,3 +80,59 @@ const _: () = assert!(
     KEYID_BYTES_MAX * SIGNATURES_PER_ENVELOPE_MAX < LEAF_BYTES_MAX,
     "signature metadata alone must never fill a leaf"
 );
+
+// --- HTTP service and client (issue 11: bounded responses, slow clients, amplification) ---
+
+/// Most signatures in one `POST /v1/entries`, over all its envelopes: each costs an
+/// Ed25519 verification before the rules run, so this bounds the CPU one request can
+/// take (two a full batch's entry, on average; the client splits larger ones).
+pub const SIGNATURES_PER_REQUEST_MAX: usize = 2 * ENTRIES_PER_REQUEST_MAX;
+
+/// Most proven entries in one page of a balance (`GET /v1/claims/{id}` and the like):
+/// a page is built in memory under the ledger's read lock, so this bounds both.
+pub const BALANCE_PAGE_ENTRIES_MAX: usize = 64;
+
+/// Most connections the server holds open; more wait in the kernel's backlog. Below
+/// the usual file-descriptor limit (1024), so `accept` never fails for want of one.
+pub const CONNECTIONS_MAX: usize = 512;
+
+/// Most requests the server works on at once; more are answered `503` at once.
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 256;
+
+/// Longest a client may take to send a request's headers, and to start its next
+/// request on a kept-alive connection, in seconds.
+pub const HEADER_SECONDS_MAX: u64 = 10;
+
+/// Longest one write of a response may wait for a client that does not read, in seconds.
+pub const WRITE_SECONDS_MAX: u64 = 30;
+
+/// Longest a graceful shutdown waits for open connections before closing them, in
+/// seconds.
+pub const SHUTDOWN_SECONDS_MAX: u64 = 10;
+
+/// Largest JSON body the client reads (a balance page, an entry, a proof, a report).
+pub const CLIENT_JSON_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Largest tile body the client reads: a full entry bundle of maximal leaves, each
+/// with its 2-byte length.
+pub const CLIENT_TILE_BYTES_MAX: usize = 256 * (2 + LEAF_BYTES_MAX);
+
+/// Largest checkpoint the client reads (the note with every cosignature).
+pub const CLIENT_CHECKPOINT_BYTES_MAX: usize = CHECKPOINT_BYTES_MAX;
+
+const _: () = assert!(
+    SIGNATURES_PER_REQUEST_MAX >= ENTRIES_PER_REQUEST_MAX * 2,
+    "a full batch of entries with two signatures each (party and operator) must be postable"
+);
+const _: () = assert!(
+    SIGNATURES_PER_REQUEST_MAX >= SIGNATURES_PER_ENVELOPE_MAX,
+    "a single envelope with its most signatures must be postable"
+);
+const _: () = assert!(
+    REQUESTS_IN_FLIGHT_MAX <= CONNECTIONS_MAX,
+    "with HTTP/1.1 a connection carries one request at a time"
+);
+const _: () = assert!(
+    BALANCE_PAGE_ENTRIES_MAX * 2 * ENVELOPE_BYTES_MAX < CLIENT_JSON_BYTES_MAX,
+    "a page of maximal entries (each served with its proof in under twice its envelope) must fit what the client reads, with room for the balance"
+);

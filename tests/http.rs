@@ -158,7 +158,7 @@ pub fn check_receipt(result: &EntryResult, verifier: &NoteVerifier) -> u64 {
     receipt.index
 }
 
-fn current_checkpoint(f: &Fixture) -> SignedCheckpoint {
+pub fn current_checkpoint(f: &Fixture) -> SignedCheckpoint {
     let response = f.get("/checkpoint");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
@@ -380,7 +380,7 @@ fn refused_submissions_are_problems_with_their_code() {
 
 /// Sends `head` and then `body` chunks on a raw connection (ignoring a server that
 /// stops reading), and returns what the server answered.
-fn raw_exchange(f: &Fixture, head: &str, body: &[&[u8]]) -> String {
+pub fn raw_exchange(f: &Fixture, head: &str, body: &[&[u8]]) -> String {
     let mut stream = TcpStream::connect(f.server.addr()).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -646,12 +646,12 @@ fn a_full_queue_is_refused_at_once() {
     );
 }
 
-fn base64_decode(s: &str) -> Vec<u8> {
+pub fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
 
-fn base64_encode(b: &[u8]) -> String {
+pub fn base64_encode(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
@@ -698,7 +698,7 @@ fn the_serve_command_stops_cleanly_on_sigterm() {
 const EVIDENCE: &str = "4f6c2b0d9e8a7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a291817161514131211100f";
 
 /// Posts `payload` signed by `signers`; asserts it was appended.
-fn ok(f: &Fixture, signers: &[&NoteSigner], payload: Value) {
+pub fn ok(f: &Fixture, signers: &[&NoteSigner], payload: Value) {
     let response = f.post(ledger_entry(signers, &payload).to_json());
     let status = response.status();
     let body = response.text().unwrap();
@@ -707,7 +707,7 @@ fn ok(f: &Fixture, signers: &[&NoteSigner], payload: Value) {
 
 /// A closed institution with a student's claim, a donor's approved pledge and an
 /// allocation between the two: every balance endpoint has something to show.
-fn scenario(f: &Fixture) {
+pub fn scenario(f: &Fixture) {
     let op = &f.operator;
     let inst = party_signer("inst-0001", 1);
     let donor = party_signer("inst-0007", 7);
@@ -772,7 +772,7 @@ fn scenario(f: &Fixture) {
 
 /// Checks a proven balance as a client would: the checkpoint under the operator key,
 /// each leaf rebuilt from the envelope and proven included.
-fn check_proven(f: &Fixture, path: &str) -> lesson_ledger::http::balances::ProvenBalance {
+pub fn check_proven(f: &Fixture, path: &str) -> lesson_ledger::http::balances::ProvenBalance {
     use lesson_ledger::http::balances::ProvenBalance;
     let response = f.get(path);
     assert_eq!(response.status(), StatusCode::OK, "{path}");
@@ -1007,7 +1007,7 @@ fn tiles_rebuild_the_checkpoint_root() {
     }
 }
 
-fn post_cosign(f: &Fixture, body: Value) -> Response {
+pub fn post_cosign(f: &Fixture, body: Value) -> Response {
     f.client
         .post(f.url("/v1/cosign"))
         .body(body.to_string())
@@ -1135,7 +1135,7 @@ fn an_association_cosigns_the_checkpoint_and_it_is_served() {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -1155,7 +1155,7 @@ fn cli(args: &[&str]) -> std::process::Output {
         .expect("run lesson-ledger")
 }
 
-fn post_all(url: &str, operator: &NoteSigner, range: std::ops::RangeInclusive<u64>) {
+pub fn post_all(url: &str, operator: &NoteSigner, range: std::ops::RangeInclusive<u64>) {
     let client = Client::new();
     for n in range {
         let response = client
@@ -1237,11 +1237,25 @@ fn client_commands_submit_and_check_balances() {
         "c-0001",
         "--operator-key",
         &vkey,
+        "--witnesses",
+        "0",
     ]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["balance"]["claim"], "c-0001");
-    let out = cli(&["client", "balance", "--url", &url, "--claim", "c-9999"]);
+    // By default a cosignature is required, so an association key must be given.
+    let out = cli(&["client", "balance", "--url", &url, "--claim", "c-0001"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = cli(&[
+        "client",
+        "balance",
+        "--url",
+        &url,
+        "--claim",
+        "c-9999",
+        "--witnesses",
+        "0",
+    ]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     // A different operator key: the checkpoint does not verify.
     let other = party_signer("operator", 77).vkey();
@@ -1254,6 +1268,8 @@ fn client_commands_submit_and_check_balances() {
         "stu-3f9a",
         "--operator-key",
         &other,
+        "--witnesses",
+        "0",
     ]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 

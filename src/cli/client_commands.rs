@@ -7,8 +7,9 @@ use serde_json::json;
 
 use super::log_commands::read_envelopes;
 use super::{CliError, ClientBalanceArgs, ClientCommand, ClientSubmitArgs};
-use crate::client::{audit, verify_receipt, BalanceKind, Client};
+use crate::client::{audit, verify_receipt, BalanceKind, Client, Trust};
 use crate::log::envelope::Envelope;
+use crate::log::note::NoteVerifier;
 
 /// Runs a `client` subcommand.
 ///
@@ -70,20 +71,32 @@ fn balance(args: ClientBalanceArgs) -> Result<(), CliError> {
     };
     let client = Client::new(&args.url)?;
     let operator = client.operator(args.operator_key.as_deref())?;
-    let b = client.balance(kind, id, &operator)?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&json!({
-            "balance": b.balance,
-            "entries": b.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
-            "verified_against": b.checkpoint,
-        }))
-        .unwrap_or_default()
-    );
+    let mut associations = Vec::with_capacity(args.association_keys.len());
+    for vkey in &args.association_keys {
+        associations.push(
+            NoteVerifier::from_vkey(vkey)
+                .map_err(|e| CliError::Usage(format!("--association-key {vkey}: {e}")))?,
+        );
+    }
+    if args.witnesses == 0 {
+        eprintln!("warning: --witnesses 0 trusts the operator's signature alone");
+    }
+    let trust = Trust::witnessed(operator.clone(), associations, args.witnesses, args.state)
+        .map_err(|e| CliError::Usage(format!("{e} (give --association-key, or --witnesses 0)")))?;
+    let b = client.balance_with(kind, id, &trust)?;
+    // A `Value` always serializes; printing nothing instead would look like an answer.
+    let printed = serde_json::to_string_pretty(&json!({
+        "balance": b.balance,
+        "entries": b.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+        "verified_against": b.checkpoint,
+    }))
+    .map_err(|e| CliError::Usage(format!("cannot print the balance: {e}")))?;
+    println!("{printed}");
     eprintln!(
-        "verified: {} entries included in the checkpoint signed by {}",
+        "verified: {} entries included in checkpoints signed by {} and cosigned by at least {} association(s)",
         b.entries.len(),
-        operator.name()
+        operator.name(),
+        args.witnesses
     );
     Ok(())
 }

@@ -142,6 +142,18 @@ pub struct ClientBalanceArgs {
     /// The operator verifier key you trust (default: the one the server announces).
     #[arg(long, value_name = "VKEY")]
     pub operator_key: Option<String>,
+    /// How many of the associations' cosignatures the checkpoint must carry (0 trusts
+    /// the operator's signature alone: a split view would go unseen).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub witnesses: usize,
+    /// A consumer association's registered verifier key whose cosignature counts
+    /// (repeat for several).
+    #[arg(long = "association-key", value_name = "VKEY")]
+    pub association_keys: Vec<String>,
+    /// Remembers the last checkpoint accepted and demands consistency with it (the
+    /// format `verify --url --state` keeps).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -2,9 +2,13 @@
 //! balances and check their proofs, and audit a remote ledger.
 //!
 //! Nothing the server says is taken on trust where it can be checked:
-//! - [`Client::balance`] checks the checkpoint's signature under the operator's key,
+//! - [`Client::balance`] follows a balance's pages and, on each, checks the checkpoint
+//!   against a [`Trust`] (the operator's signature; for a student's client also the
+//!   cosignatures of associations and consistency with the last checkpoint it saw),
 //!   rebuilds every leaf from the served envelope, index and time, and verifies its
-//!   RFC 9162 inclusion proof against that checkpoint;
+//!   RFC 9162 inclusion proof against that checkpoint ([`balance`]);
+//! - every body read is capped before it is read ([`crate::limits::CLIENT_JSON_BYTES_MAX`]
+//!   and the others), so a hostile server cannot exhaust the client's memory;
 //! - [`audit`] fetches the signed checkpoint and every entry bundle (C2SP tlog-tiles),
 //!   verifies each envelope's signatures, recomputes the root and compares it with the
 //!   checkpoint; with a state file it remembers the last checkpoint it verified and
@@ -24,22 +28,26 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod balance;
 mod reads;
 mod receipt;
+mod trust;
+pub use balance::{listed_entries, verify_balance, verify_page};
 pub use reads::{BundledLeaf, MatchAnswer};
 pub use receipt::verify_receipt;
+pub use trust::Trust;
 
-use crate::http::balances::ProvenBalance;
 use crate::http::entries::{BatchResults, EntryResult};
 use crate::http::reads::{ConsistencyProof, LogInfo};
 use crate::http::tiles::TILE_WIDTH;
+use crate::limits::{CLIENT_CHECKPOINT_BYTES_MAX, CLIENT_JSON_BYTES_MAX};
 use crate::log::audit::AuditVisitor;
 use crate::log::compact::Frontier;
 use crate::log::envelope::{verify_batch, Envelope, KeyCache};
-use crate::log::hash::{leaf_hash, Hash};
-use crate::log::leaf::{self, Leaf};
+use crate::log::hash::Hash;
+use crate::log::leaf::Leaf;
 use crate::log::note::{NoteVerifier, SignedCheckpoint};
-use crate::log::proof::{verify_consistency, verify_inclusion};
+use crate::log::proof::verify_consistency;
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +63,12 @@ pub enum ClientError {
     },
     #[error("{what}: {reason}")]
     Decode { what: String, reason: String },
+    /// The client was asked for something it cannot do (e.g. more witnesses than keys).
+    #[error("{0}")]
+    Usage(String),
+    /// The server sent more than the client reads for this kind of answer.
+    #[error("{url}: the answer is larger than {max} bytes")]
+    TooLarge { url: String, max: usize },
     /// The server's answer does not verify: the thing this client exists to catch.
     #[error("verification failed: {0}")]
     Verification(String),
@@ -73,6 +87,8 @@ impl ClientError {
             ClientError::Transport { .. } => "transport",
             ClientError::Status { .. } => "http_status",
             ClientError::Decode { .. } => "decode",
+            ClientError::TooLarge { .. } => "body_too_large",
+            ClientError::Usage(_) => "usage",
             ClientError::Verification(_) => "verification_failed",
             ClientError::Io { .. } => "io",
         }
@@ -117,6 +133,9 @@ impl Client {
     pub fn new(url: &str) -> Result<Client, ClientError> {
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
+            // The server closes a connection idle for its header timeout; reusing one
+            // it is closing at that moment would fail a request that was never sent.
+            .pool_idle_timeout(Duration::from_secs(crate::limits::HEADER_SECONDS_MAX / 2))
             .build()
             .map_err(|e| ClientError::Transport {
                 url: url.to_owned(),
@@ -142,29 +161,32 @@ impl Client {
             return Ok(response);
         }
         // A problem document names its code; anything else is reported by status.
-        let body: serde_json::Value = response.json().unwrap_or_default();
+        let problem = read_capped(response, url, PROBLEM_BYTES_MAX)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+        let field = |name: &str| {
+            problem
+                .as_ref()
+                .and_then(|p| p[name].as_str())
+                .map_or_else(|| "(no problem document)".to_owned(), str::to_owned)
+        };
         Err(ClientError::Status {
             url: url.to_owned(),
             status: status.as_u16(),
-            code: body["code"].as_str().unwrap_or("").to_owned(),
-            detail: body["detail"].as_str().unwrap_or("").to_owned(),
+            code: field("code"),
+            detail: field("detail"),
         })
     }
 
-    fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+    /// `GET path`, reading at most `max` bytes of the answer.
+    fn get_bytes(&self, path: &str, max: usize) -> Result<Vec<u8>, ClientError> {
         let url = format!("{}{path}", self.base);
         let response = self.send(self.http.get(&url), &url)?;
-        response
-            .bytes()
-            .map(|b| b.to_vec())
-            .map_err(|e| ClientError::Transport {
-                url,
-                reason: e.to_string(),
-            })
+        read_capped(response, &url, max)
     }
 
     fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let bytes = self.get_bytes(path)?;
+        let bytes = self.get_bytes(path, CLIENT_JSON_BYTES_MAX)?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
             what: path.to_owned(),
             reason: e.to_string(),
@@ -189,7 +211,8 @@ impl Client {
             request = request.timeout(timeout);
         }
         let response = self.send(request, &url)?;
-        response.json().map_err(|e| ClientError::Decode {
+        let bytes = read_capped(response, &url, CLIENT_JSON_BYTES_MAX)?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
             what: url,
             reason: e.to_string(),
         })
@@ -208,61 +231,53 @@ impl Client {
     /// # Errors
     /// [`ClientError::Verification`] if it is not signed by `operator`.
     pub fn checkpoint(&self, operator: &NoteVerifier) -> Result<SignedCheckpoint, ClientError> {
-        let bytes = self.get_bytes("/checkpoint")?;
+        let bytes = self.get_bytes("/checkpoint", CLIENT_CHECKPOINT_BYTES_MAX)?;
         SignedCheckpoint::parse_and_verify(&bytes, operator)
             .map_err(|e| failed(format!("the checkpoint does not verify: {e}")))
     }
 
-    /// Submits envelopes (JSON texts), in batches; one result per envelope, in order.
+    /// Submits envelopes (JSON texts), in batches of at most
+    /// [`ENTRIES_PER_REQUEST_MAX`](crate::limits::ENTRIES_PER_REQUEST_MAX) entries and
+    /// [`SIGNATURES_PER_REQUEST_MAX`](crate::limits::SIGNATURES_PER_REQUEST_MAX)
+    /// signatures; one result per envelope, in order.
     ///
     /// # Errors
     /// Transport, status and decoding errors for a whole batch.
     pub fn submit(&self, envelopes: &[String]) -> Result<Vec<EntryResult>, ClientError> {
-        let url = format!("{}/v1/entries", self.base);
         let mut results = Vec::with_capacity(envelopes.len());
-        for chunk in envelopes.chunks(crate::http::entries::ENTRIES_PER_REQUEST_MAX) {
-            let body = format!("{{\"entries\":[{}]}}", chunk.join(","));
-            let response = self.send(
-                self.http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body),
-                &url,
-            )?;
-            let batch: BatchResults = response.json().map_err(|e| ClientError::Decode {
-                what: url.clone(),
-                reason: e.to_string(),
-            })?;
-            if batch.results.len() != chunk.len() {
-                return Err(ClientError::Decode {
-                    what: url,
-                    reason: format!(
-                        "{} results for {} entries",
-                        batch.results.len(),
-                        chunk.len()
-                    ),
-                });
-            }
-            results.extend(batch.results);
+        for chunk in batches(envelopes) {
+            results.extend(self.submit_batch(chunk)?);
         }
         Ok(results)
     }
 
-    /// A balance with its entries, every proof checked against a checkpoint signed by
-    /// `operator`.
-    ///
-    /// # Errors
-    /// [`ClientError::Verification`] if anything does not verify; transport, status.
-    pub fn balance(
-        &self,
-        kind: BalanceKind,
-        id: &str,
-        operator: &NoteVerifier,
-    ) -> Result<ProvenBalance, ClientError> {
-        let path = format!("/v1/{}/{id}", kind.path());
-        let balance: ProvenBalance = self.get_json(&path)?;
-        verify_balance(&balance, operator)?;
-        Ok(balance)
+    fn submit_batch(&self, chunk: &[String]) -> Result<Vec<EntryResult>, ClientError> {
+        let url = format!("{}/v1/entries", self.base);
+        let body = format!("{{\"entries\":[{}]}}", chunk.join(","));
+        let response = self.send(
+            self.http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body),
+            &url,
+        )?;
+        let bytes = read_capped(response, &url, CLIENT_JSON_BYTES_MAX)?;
+        let batch: BatchResults =
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+                what: url.clone(),
+                reason: e.to_string(),
+            })?;
+        if batch.results.len() != chunk.len() {
+            return Err(ClientError::Decode {
+                what: url,
+                reason: format!(
+                    "{} results for {} entries",
+                    batch.results.len(),
+                    chunk.len()
+                ),
+            });
+        }
+        Ok(batch.results)
     }
 
     /// The operator key: `given`, or the one the server announces (trust on first use).
@@ -285,64 +300,67 @@ fn b64(what: &str, text: &str) -> Result<Hash, ClientError> {
     Hash::from_base64(text).ok_or_else(|| failed(format!("{what} is not a base64 hash")))
 }
 
-/// Checks a proven balance: the checkpoint's signature, and each entry's leaf rebuilt
-/// from what was served and proven included in that checkpoint.
-///
-/// # Errors
-/// [`ClientError::Verification`] naming the first thing that does not verify.
-pub fn verify_balance(b: &ProvenBalance, operator: &NoteVerifier) -> Result<(), ClientError> {
-    let cp = SignedCheckpoint::parse_and_verify(b.checkpoint.as_bytes(), operator)
-        .map_err(|e| failed(format!("balance checkpoint: {e}")))?;
-    let (size, root) = (cp.checkpoint().size, cp.checkpoint().root);
-    let listed: Vec<u64> = match b.balance.get("entries") {
-        Some(v) => serde_json::from_value(v.clone()).unwrap_or_default(),
-        None => b
-            .balance
-            .get("claims")
-            .and_then(|c| c.as_array())
-            .map(|claims| {
-                claims
-                    .iter()
-                    .filter_map(|c| serde_json::from_value::<Vec<u64>>(c["entries"].clone()).ok())
-                    .flatten()
-                    .collect()
-            })
-            .unwrap_or_default(),
+/// Largest problem document the client reads from an error answer.
+const PROBLEM_BYTES_MAX: usize = 64 * 1024;
+
+/// Reads `response`'s body, refusing one larger than `max` before reading past it.
+fn read_capped(
+    response: reqwest::blocking::Response,
+    url: &str,
+    max: usize,
+) -> Result<Vec<u8>, ClientError> {
+    use std::io::Read;
+    let too_large = || ClientError::TooLarge {
+        url: url.to_owned(),
+        max,
     };
-    for index in &listed {
-        if !b.entries.iter().any(|e| e.index == *index) {
-            return Err(failed(format!(
-                "entry {index} of the balance was not served"
-            )));
-        }
+    if response
+        .content_length()
+        .is_some_and(|len| len > max as u64)
+    {
+        return Err(too_large());
     }
-    for e in &b.entries {
-        let envelope = Envelope::from_json(e.envelope.get().as_bytes())
-            .map_err(|err| failed(format!("entry {}: {err}", e.index)))?;
-        let bytes = leaf::encode_parts(
-            e.index,
-            e.time_micros,
-            envelope.payload_type(),
-            envelope.payload(),
-            envelope.signatures(),
-        )
-        .map_err(|err| failed(format!("entry {}: {err}", e.index)))?;
-        let hash = leaf_hash(&bytes);
-        if hash != b64("leaf hash", &e.leaf_hash)? {
-            return Err(failed(format!(
-                "entry {}: leaf hash does not match its content",
-                e.index
-            )));
-        }
-        let proof = e
-            .inclusion_proof
-            .iter()
-            .map(|h| b64("proof node", h))
-            .collect::<Result<Vec<_>, _>>()?;
-        verify_inclusion(&hash, e.index, size, &proof, &root)
-            .map_err(|err| failed(format!("entry {}: {err}", e.index)))?;
+    let mut body = Vec::new();
+    response
+        .take(max as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| ClientError::Transport {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if body.len() > max {
+        return Err(too_large());
     }
-    Ok(())
+    Ok(body)
+}
+
+/// Splits envelopes into batches the server takes: at most
+/// [`ENTRIES_PER_REQUEST_MAX`](crate::limits::ENTRIES_PER_REQUEST_MAX) entries and
+/// [`SIGNATURES_PER_REQUEST_MAX`](crate::limits::SIGNATURES_PER_REQUEST_MAX) signatures.
+fn batches(envelopes: &[String]) -> Vec<&[String]> {
+    use crate::limits::{ENTRIES_PER_REQUEST_MAX, SIGNATURES_PER_REQUEST_MAX};
+    let mut out = Vec::new();
+    let (mut start, mut signatures) = (0, 0);
+    for (i, text) in envelopes.iter().enumerate() {
+        // An envelope that does not parse is sent anyway, for the server to refuse with
+        // its code; it is counted as the most signatures one may carry.
+        let count = match Envelope::from_json(text.as_bytes()) {
+            Ok(envelope) => envelope.signatures().len(),
+            Err(_) => crate::limits::SIGNATURES_PER_ENVELOPE_MAX,
+        };
+        if i > start
+            && (i - start == ENTRIES_PER_REQUEST_MAX
+                || signatures + count > SIGNATURES_PER_REQUEST_MAX)
+        {
+            out.push(&envelopes[start..i]);
+            (start, signatures) = (i, 0);
+        }
+        signatures += count;
+    }
+    if start < envelopes.len() {
+        out.push(&envelopes[start..]);
+    }
+    out
 }
 
 /// What the auditor remembers between runs.
@@ -367,7 +385,7 @@ pub struct AuditReport {
     pub consistent_with: Option<u64>,
 }
 
-fn read_state(path: &Path) -> Result<Option<AuditState>, ClientError> {
+pub(crate) fn read_state(path: &Path) -> Result<Option<AuditState>, ClientError> {
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
@@ -383,7 +401,7 @@ fn read_state(path: &Path) -> Result<Option<AuditState>, ClientError> {
     }
 }
 
-fn write_state(path: &Path, state: &AuditState) -> Result<(), ClientError> {
+pub(crate) fn write_state(path: &Path, state: &AuditState) -> Result<(), ClientError> {
     let io = |source| ClientError::Io {
         path: path.to_path_buf(),
         source,
@@ -446,7 +464,7 @@ pub fn audit_visiting(
     let operator = client.operator(pinned)?;
     // Verified once the entries are replayed: the operator's key may have changed since
     // the pinned one, which the entries show (schemas/README.md §11).
-    let cp_bytes = client.get_bytes("/checkpoint")?;
+    let cp_bytes = client.get_bytes("/checkpoint", CLIENT_CHECKPOINT_BYTES_MAX)?;
     let served = crate::log::note::Note::parse(&cp_bytes)
         .and_then(|note| crate::log::note::Checkpoint::from_body(note.text()))
         .map_err(|e| failed(format!("the checkpoint does not parse: {e}")))?;

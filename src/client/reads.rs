@@ -25,6 +25,9 @@ use crate::ledger::queries::InstitutionReport;
 use crate::log::hash::{leaf_hash, Hash};
 use crate::log::leaf::Leaf;
 
+/// Most entries [`Client::entries`] reserves room for before reading any.
+const ENTRIES_HINT_MAX: u64 = 64 * 1024;
+
 /// A leaf as an entry bundle serves it, with the RFC 6962 hash of its bytes.
 #[derive(Debug, Clone)]
 pub struct BundledLeaf {
@@ -46,7 +49,7 @@ impl Client {
             width,
         }
         .to_path();
-        let bundle = self.get_bytes(&format!("/{path}"))?;
+        let bundle = self.get_bytes(&format!("/{path}"), crate::limits::CLIENT_TILE_BYTES_MAX)?;
         let mut rest = &bundle[..];
         let mut out = Vec::with_capacity(usize::try_from(width).unwrap_or(0));
         let mut index = tile * TILE_WIDTH;
@@ -88,7 +91,10 @@ impl Client {
     /// # Errors
     /// As [`Client::entry_bundle`].
     pub fn entries(&self, from: u64, to: u64) -> Result<Vec<Leaf>, ClientError> {
-        let mut out = Vec::with_capacity(usize::try_from(to.saturating_sub(from)).unwrap_or(0));
+        // A hint only, bounded: `to` is the caller's, and a huge one must not reserve
+        // memory before the server has sent anything.
+        let hint = to.saturating_sub(from).min(ENTRIES_HINT_MAX);
+        let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
         let mut tile = from / TILE_WIDTH;
         while tile * TILE_WIDTH < to {
             let width = (to - tile * TILE_WIDTH).min(TILE_WIDTH);

@@ -4,7 +4,13 @@
 //!
 //! A balance is answered with the entries it derives from, each with its RFC 9162
 //! inclusion proof against the checkpoint served alongside (all read under one lock, so
-//! they agree). A client holding the operator's key checks the checkpoint's signature,
+//! they agree), a page at a time: at most [`crate::limits::BALANCE_PAGE_ENTRIES_MAX`]
+//! proven entries, from position `?from=` (default 0) of the balance's entries in log
+//! order, and `next`, the position of the next page, or `null` on the last one. A page
+//! is built under the read lock, bounded, and the lock is released before it is
+//! written to the socket. Positions are stable: an object's entries only grow at the
+//! end, so a client following `next` sees each entry once even while the log grows
+//! (each page is proven against the checkpoint it is served with). A client holding the operator's key checks the checkpoint's signature,
 //! rebuilds each leaf from `index`, `time_micros` and the envelope
 //! ([`crate::log::leaf::encode_parts`]), and verifies its inclusion: it then knows these
 //! entries are in the log the operator signed, without trusting the server, and can
@@ -13,14 +19,14 @@
 //! ```
 //! use lesson_ledger::http::balances::ProvenBalance;
 //! let b: ProvenBalance = serde_json::from_str(
-//!     r#"{"balance":{},"checkpoint":"x","entries":[]}"#).unwrap();
-//! assert!(b.entries.is_empty());
+//!     r#"{"balance":{},"checkpoint":"x","entries":[],"next":null}"#).unwrap();
+//! assert!(b.entries.is_empty() && b.next.is_none());
 //! ```
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -59,8 +65,18 @@ pub struct ProvenBalance {
     pub balance: Value,
     /// The signed checkpoint (C2SP signed note) every proof is against.
     pub checkpoint: String,
-    /// The entries, in log order.
+    /// This page's entries, in log order.
     pub entries: Vec<ProvenEntry>,
+    /// Where the next page starts (`?from=`), or `None` on the last page.
+    pub next: Option<u64>,
+}
+
+/// The page asked for: `?from=` (a position in the balance's entries, default 0).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    #[serde(default)]
+    pub from: u64,
 }
 
 fn state_fault(e: RuleError) -> ApiError {
@@ -178,6 +194,7 @@ fn write_proven_balance<B: Serialize>(
     balance: &B,
     checkpoint: &str,
     entries: &[(Arc<ServedEntry>, Vec<Hash>)],
+    next: Option<u64>,
 ) -> Result<Vec<u8>, ApiError> {
     // Sized up front: a balance of a few entries is some kilobytes, and growing the
     // buffer by doubling copied it several times over.
@@ -199,24 +216,44 @@ fn write_proven_balance<B: Serialize>(
         }
         entry.write_proven(&mut out, proof);
     }
-    out.extend_from_slice(b"]}");
+    out.extend_from_slice(b"],\"next\":");
+    serde_json::to_writer(&mut out, &next).map_err(ApiError::internal)?;
+    out.push(b'}');
     Ok(out)
 }
 
-/// Proves `indexes` against the current checkpoint and writes the [`ProvenBalance`]
-/// JSON, all under the read lock the caller holds (so the checkpoint and the proofs
-/// agree).
+/// Proves one page of `indexes` — at most the server's page size, from position
+/// `from` of them in log order — against the current checkpoint and writes the
+/// [`ProvenBalance`] JSON, all under the read lock the caller holds (so the checkpoint
+/// and the proofs agree).
+///
+/// # Errors
+/// `page_out_of_range` (400) for a position past the end; internal faults.
 fn prove<B: Serialize>(
     app: &AppState,
     ledger: &Ledger,
     balance: &B,
     mut indexes: Vec<u64>,
+    from: u64,
 ) -> Result<Vec<u8>, ApiError> {
     indexes.sort_unstable();
     indexes.dedup();
+    let total = indexes.len() as u64;
+    if from > total {
+        return Err(ApiError::bad_request(
+            "page_out_of_range",
+            format!("this balance has {total} entries; a page cannot start at {from}"),
+        ));
+    }
+    // `from <= total`, and `total` came from a length.
+    let start = usize::try_from(from).map_err(ApiError::internal)?;
+    let end = start
+        .saturating_add(app.balance_page_entries)
+        .min(indexes.len());
+    let next = (end < indexes.len()).then_some(end as u64);
     let log = ledger.log();
     let size = log.size();
-    let entries = indexes
+    let entries = indexes[start..end]
         .iter()
         .map(|&index| {
             let entry = app.entry_cache.get(ledger, index)?;
@@ -226,7 +263,9 @@ fn prove<B: Serialize>(
             Ok((entry, proof))
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    write_proven_balance(balance, &log.checkpoint().text(), &entries)
+    // With the associations' verified cosignatures: a student's client requires them.
+    let checkpoint = app.cosignatures.served(log.checkpoint());
+    write_proven_balance(balance, &checkpoint, &entries, next)
 }
 
 fn to_value(v: impl Serialize) -> Result<Value, ApiError> {
@@ -244,6 +283,7 @@ fn not_found(what: &'static str, id: String) -> ApiError {
 pub async fn get_claim(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    Query(page): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     valid_id("claim", &id)?;
     let state = app.clone();
@@ -251,7 +291,7 @@ pub async fn get_claim(
         let b = queries::claim_balance(ledger.state(), &id)
             .map_err(state_fault)?
             .ok_or_else(|| not_found("claim", id))?;
-        prove(&state, ledger, &b, b.entries.clone())
+        prove(&state, ledger, &b, b.entries.clone(), page.from)
     })
     .await
     .map(super::json_body)
@@ -264,6 +304,7 @@ pub async fn get_claim(
 pub async fn get_pledge(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    Query(page): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     valid_id("pledge", &id)?;
     let state = app.clone();
@@ -271,7 +312,7 @@ pub async fn get_pledge(
         let b = queries::pledge_balance(ledger.state(), &id)
             .map_err(state_fault)?
             .ok_or_else(|| not_found("pledge", id))?;
-        prove(&state, ledger, &b, b.entries.clone())
+        prove(&state, ledger, &b, b.entries.clone(), page.from)
     })
     .await
     .map(super::json_body)
@@ -284,6 +325,7 @@ pub async fn get_pledge(
 pub async fn get_allocation(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    Query(page): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     valid_id("allocation", &id)?;
     let state = app.clone();
@@ -291,7 +333,7 @@ pub async fn get_allocation(
         let b = queries::allocation_balance(ledger.state(), &id)
             .map_err(state_fault)?
             .ok_or_else(|| not_found("allocation", id))?;
-        prove(&state, ledger, &b, b.entries.clone())
+        prove(&state, ledger, &b, b.entries.clone(), page.from)
     })
     .await
     .map(super::json_body)
@@ -304,6 +346,7 @@ pub async fn get_allocation(
 pub async fn get_student(
     State(app): State<AppState>,
     Path(student): Path<String>,
+    Query(page): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     valid_id("student", &student)?;
     let state = app.clone();
@@ -312,7 +355,7 @@ pub async fn get_student(
             .map_err(state_fault)?
             .ok_or_else(|| not_found("student", student))?;
         let indexes = s.claims.iter().flat_map(|c| c.entries.clone()).collect();
-        prove(&state, ledger, &s, indexes)
+        prove(&state, ledger, &s, indexes, page.from)
     })
     .await
     .map(super::json_body)
@@ -373,6 +416,7 @@ mod tests {
             &balance,
             checkpoint,
             &[(Arc::clone(&served), proof.clone()), (served, vec![])],
+            Some(2),
         )
         .unwrap();
 
@@ -399,5 +443,6 @@ mod tests {
         let expected: Vec<String> = proof.iter().map(Hash::to_base64).collect();
         assert_eq!(entry.inclusion_proof, expected);
         assert!(parsed.entries[1].inclusion_proof.is_empty());
+        assert_eq!(parsed.next, Some(2));
     }
 }

@@ -11,16 +11,27 @@
 //! ```
 //!
 //! It is accepted only if the party is registered in the ledger with role
-//! `association`, and the line verifies, as a cosignature/v1 (key type 0x04) over the
-//! current checkpoint, under one of the party's registered, unrevoked Ed25519 keys.
-//! The association's registered key is a signed-note vkey (type 0x01); its cosigner
-//! identity is the same name and public key with type 0x04, as tlog-cosignature says
-//! "Ed25519 public keys MAY be encoded as vkeys with signature type 0x04".
+//! `association`, the request carries exactly one signature line, that line names one
+//! of the party's registered, unrevoked keys as a cosigner (same name, key id of type
+//! 0x04), and it verifies, in this request, as a cosignature/v1 over the current
+//! checkpoint. The association's registered key is a signed-note vkey (type 0x01); its
+//! cosigner identity is the same name and public key with type 0x04, as
+//! tlog-cosignature says "Ed25519 public keys MAY be encoded as vkeys with signature
+//! type 0x04".
 //!
-//! Storage: the cosigned note of each tree size is written (fsync, then rename) to
-//! `DIR/cosignatures/<size>` — not in sled, whose contents are derived from `log.dat`
-//! and may be deleted; cosignatures are not derivable. On start the current size's file
-//! is loaded again, and verified again.
+//! Architecture invariant: a line is served only if it was verified against the
+//! association's registered key — in the request that brought it, or again when the
+//! server starts. Lines are kept per association (a new one replaces the old), never
+//! merged into a note from what a client sent, so an anonymous request cannot add a
+//! line next to one already collected.
+//!
+//! Storage: each association's line on a tree size is written (fsync, then rename) to
+//! `DIR/cosignatures/<size>/<party>` — not in sled, whose contents are derived from
+//! `log.dat` and may be deleted; cosignatures are not derivable. On start the current
+//! size's lines are read again and each is verified again against the ledger's keys;
+//! a line that does not verify is logged and not served. (A single file
+//! `cosignatures/<size>`, the format before lines were kept per association, is not
+//! read: its lines were never verified one by one.)
 //!
 //! ```
 //! use lesson_ledger::http::cosign::CosignRequest;
@@ -29,6 +40,7 @@
 //! assert_eq!(r.size, 1);
 //! ```
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -43,10 +55,11 @@ use super::error::ApiError;
 use super::AppState;
 use crate::ledger::payload::Role;
 use crate::ledger::queries;
+use crate::ledger::units::Id;
 use crate::ledger::writer::Ledger;
 use crate::log::note::{verify_cosignature, CosignerKey, NoteVerifier, SignedCheckpoint};
 
-/// Directory, inside the ledger directory, holding the cosigned checkpoints.
+/// Directory, inside the ledger directory, holding the cosignature lines.
 pub const COSIGNATURES_DIR: &str = "cosignatures";
 
 pub use crate::limits::COSIGN_BODY_BYTES_MAX;
@@ -59,7 +72,7 @@ pub struct CosignRequest {
     pub party: String,
     /// The tree size of the checkpoint cosigned (must be the current one).
     pub size: u64,
-    /// The signature line(s).
+    /// Exactly one signature line, ending in a newline.
     pub cosignature: String,
 }
 
@@ -70,29 +83,69 @@ pub struct CosignResponse {
     pub checkpoint: String,
 }
 
-/// The cosignatures collected on the latest cosigned checkpoint.
+/// Verified lines on one checkpoint. Invariant: every line in `lines` verified, as a
+/// cosignature on `checkpoint`, under a registered key of the association it is filed
+/// under; `text` is `checkpoint` with exactly those lines.
+#[derive(Debug)]
+struct Collected {
+    checkpoint: SignedCheckpoint,
+    lines: BTreeMap<String, String>,
+    text: String,
+}
+
+impl Collected {
+    fn empty(checkpoint: &SignedCheckpoint) -> Collected {
+        Collected {
+            checkpoint: checkpoint.clone(),
+            lines: BTreeMap::new(),
+            text: checkpoint.text(),
+        }
+    }
+
+    /// Files `line` (verified by the caller) under `party` and rebuilds the served text.
+    fn insert(&mut self, party: &str, line: String) -> Result<(), ApiError> {
+        let mut lines = self.lines.clone();
+        lines.insert(party.to_owned(), line);
+        let mut note = self.checkpoint.clone();
+        for line in lines.values() {
+            note.add_signature_lines(line)
+                .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+        }
+        self.text = note.text();
+        self.lines = lines;
+        Ok(())
+    }
+}
+
+/// The cosignatures collected on the latest checkpoint.
 #[derive(Debug, Default)]
 pub struct Cosignatures {
-    latest: Mutex<Option<SignedCheckpoint>>,
+    latest: Mutex<Option<Collected>>,
 }
 
 impl Cosignatures {
-    /// Loads the cosigned note of the ledger's current checkpoint, if one was stored
-    /// and still verifies under the operator's key.
+    /// Loads the lines stored on the ledger's current checkpoint, keeping only those
+    /// that verify again under the registered key of the association they are filed
+    /// under.
     pub fn load(ledger: &Ledger) -> Cosignatures {
         let log = ledger.log();
-        let path = file_for(log.dir(), log.size());
-        let latest = fs::read(&path).ok().and_then(|bytes| {
-            match SignedCheckpoint::parse_and_verify(&bytes, log.verifier()) {
-                Ok(cp) if cp.checkpoint() == log.checkpoint().checkpoint() => Some(cp),
-                Ok(_) | Err(_) => {
-                    tracing::warn!(path = %path.display(), "stored cosignatures do not match the checkpoint; ignored");
-                    None
+        let current = log.checkpoint();
+        let dir = dir_for(log.dir(), log.size());
+        let mut collected = Collected::empty(current);
+        for (party, line) in stored_lines(&dir) {
+            match verified_line(ledger, current, &party, &line) {
+                Ok(line) => {
+                    if let Err(e) = collected.insert(&party, line) {
+                        tracing::warn!(party, error = %e, "stored cosignature not served");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(party, code = e.code(), error = %e, "stored cosignature does not verify; not served");
                 }
             }
-        });
+        }
         Cosignatures {
-            latest: Mutex::new(latest),
+            latest: Mutex::new(Some(collected)),
         }
     }
 
@@ -100,19 +153,46 @@ impl Cosignatures {
     pub fn served(&self, current: &SignedCheckpoint) -> String {
         let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
         match &*latest {
-            Some(cp) if cp.checkpoint() == current.checkpoint() => cp.text(),
+            Some(c) if c.checkpoint.checkpoint() == current.checkpoint() => c.text.clone(),
             _ => current.text(),
         }
     }
 }
 
-fn file_for(dir: &Path, size: u64) -> PathBuf {
+/// The `(party, line)` files of a size's directory; unreadable ones are logged and
+/// skipped (they are verified before use anyway).
+fn stored_lines(dir: &Path) -> Vec<(String, String)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tmp") {
+            continue;
+        }
+        match fs::read_to_string(entry.path()) {
+            Ok(line) => out.push((name, line)),
+            Err(e) => {
+                tracing::warn!(path = %entry.path().display(), error = %e, "unreadable cosignature")
+            }
+        }
+    }
+    out
+}
+
+fn dir_for(dir: &Path, size: u64) -> PathBuf {
     dir.join(COSIGNATURES_DIR).join(format!("{size:020}"))
 }
 
 /// Writes `text` to `path` durably: a temporary file, fsync, rename, fsync of the dir.
 fn write_durably(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    // The format before lines were kept per association was one file where this
+    // directory goes: set it aside, unread (its lines were never verified one by one).
+    if dir.is_file() {
+        fs::rename(dir, dir.with_extension("unverified"))?;
+    }
     fs::create_dir_all(dir)?;
     let tmp = path.with_extension("tmp");
     let mut file = fs::File::create(&tmp)?;
@@ -129,11 +209,75 @@ fn forbidden(code: &'static str, detail: impl Into<String>) -> ApiError {
     }
 }
 
+/// Checks that `line` is exactly one signature line, by a registered, unrevoked key of
+/// the association `party`, that verifies on `current`; returns it as it will be served.
+///
+/// # Errors
+/// `malformed_id` (400), `party_not_found` (404), `not_an_association` (403),
+/// `too_many_cosignatures` / `malformed_signature_line` (400), `bad_cosignature` (403).
+fn verified_line(
+    ledger: &Ledger,
+    current: &SignedCheckpoint,
+    party: &str,
+    line: &str,
+) -> Result<String, ApiError> {
+    Id::new("party", party).map_err(|e| ApiError::bad_request("malformed_id", e.to_string()))?;
+    let info = queries::party(ledger.state(), party)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::NotFound {
+            what: "party",
+            id: party.to_owned(),
+        })?;
+    if info.role != Role::Association {
+        return Err(forbidden(
+            "not_an_association",
+            format!("{party} is not a consumer association"),
+        ));
+    }
+    // The operator's checkpoint and this one line, nothing else: what verifies below is
+    // exactly what will be served.
+    let mut alone = current.clone();
+    let before = alone.note().signatures().len();
+    let added = alone
+        .add_signature_lines(line)
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    if line.matches('\n').count() != 1 || added != 1 {
+        return Err(ApiError::bad_request(
+            "too_many_cosignatures",
+            "post exactly one new cosignature line",
+        ));
+    }
+    let signature = alone.note().signatures()[before].clone();
+    // "Ed25519 public keys MAY be encoded as vkeys with signature type 0x04": the
+    // registered key, under its name, as a cosigner; the line must name it exactly.
+    let cosigner = info
+        .keys
+        .iter()
+        .filter(|(_, revoked)| revoked.is_none())
+        .filter_map(|(key, _)| NoteVerifier::from_vkey(key.as_str()).ok())
+        .filter_map(|v| CosignerKey::new(v.name().clone(), *v.verifying_key()).ok())
+        .find(|c| c.name() == signature.name() && c.key_id() == signature.key_id())
+        .ok_or_else(|| {
+            forbidden(
+                "bad_cosignature",
+                format!("the line is not signed by a registered cosigner key of {party}"),
+            )
+        })?;
+    verify_cosignature(&alone, &cosigner).map_err(|e| {
+        forbidden(
+            "bad_cosignature",
+            format!("the cosignature of {party} does not verify on the current checkpoint: {e}"),
+        )
+    })?;
+    Ok(signature.to_line())
+}
+
 /// `POST /v1/cosign`.
 ///
 /// # Errors
 /// `malformed_request` (400), `checkpoint_superseded` (409) when the checkpoint moved
-/// on, `party_not_found` (404), `not_an_association` (403), `bad_cosignature` (403).
+/// on, `party_not_found` (404), `not_an_association` (403), `too_many_cosignatures`
+/// (400), `bad_cosignature` (403).
 pub async fn post_cosign(
     State(app): State<AppState>,
     body: Bytes,
@@ -148,71 +292,37 @@ pub async fn post_cosign(
     let state = app.clone();
     // Not `read`: storing a cosignature fsyncs, which must not run on the runtime.
     app.read_blocking(move |ledger| {
-        let cosignatures = &state.cosignatures;
         let log = ledger.log();
         let current = log.checkpoint();
-        if request.size != current.checkpoint().size {
+        let size = current.checkpoint().size;
+        if request.size != size {
             return Err(ApiError::Conflict {
                 code: "checkpoint_superseded",
                 detail: format!(
-                    "the current checkpoint has size {}, not {}",
-                    current.checkpoint().size,
+                    "the current checkpoint has size {size}, not {}",
                     request.size
                 ),
             });
         }
-        let party = queries::party(ledger.state(), &request.party)
-            .map_err(ApiError::internal)?
-            .ok_or_else(|| ApiError::NotFound {
-                what: "party",
-                id: request.party.clone(),
-            })?;
-        if party.role != Role::Association {
-            return Err(forbidden(
-                "not_an_association",
-                format!("{} is not a consumer association", request.party),
-            ));
-        }
-        let mut latest = cosignatures.latest.lock().unwrap_or_else(|p| p.into_inner());
-        let mut cosigned = match &*latest {
-            Some(cp) if cp.checkpoint() == current.checkpoint() => cp.clone(),
-            _ => current.clone(),
+        let line = verified_line(ledger, current, &request.party, &request.cosignature)?;
+        let mut latest = state
+            .cosignatures
+            .latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut collected = match latest.take() {
+            Some(c) if c.checkpoint.checkpoint() == current.checkpoint() => c,
+            _ => Collected::empty(current),
         };
-        cosigned
-            .add_signature_lines(&request.cosignature)
-            .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
-        // "Ed25519 public keys MAY be encoded as vkeys with signature type 0x04": the
-        // registered key, under its name, as a cosigner.
-        let verified = party
-            .keys
-            .iter()
-            .filter(|(_, revoked)| revoked.is_none())
-            .filter_map(|(key, _)| NoteVerifier::from_vkey(key.as_str()).ok())
-            .filter_map(|v| CosignerKey::new(v.name().clone(), *v.verifying_key()).ok())
-            .any(|cosigner| verify_cosignature(&cosigned, &cosigner).is_ok());
-        if !verified {
-            return Err(forbidden(
-                "bad_cosignature",
-                "no cosignature on the current checkpoint verifies under a registered key of this association",
-            ));
-        }
-        // Every line merged must be one we can vouch for: the association's own
-        // (verified above) or those already collected. A second, unverified line
-        // smuggled into the same request is refused.
-        let before = latest
-            .as_ref()
-            .filter(|cp| cp.checkpoint() == current.checkpoint())
-            .map_or(1, |cp| cp.note().signatures().len());
-        if cosigned.note().signatures().len() > before + 1 {
-            return Err(ApiError::bad_request(
-                "too_many_cosignatures",
-                "post one cosignature line at a time",
-            ));
-        }
-        let text = cosigned.text();
-        write_durably(&file_for(log.dir(), current.checkpoint().size), &text)
-            .map_err(ApiError::internal)?;
-        *latest = Some(cosigned);
+        let stored = collected
+            .insert(&request.party, line.clone())
+            .and_then(|()| {
+                write_durably(&dir_for(log.dir(), size).join(&request.party), &line)
+                    .map_err(ApiError::internal)
+            });
+        let text = collected.text.clone();
+        *latest = Some(collected);
+        stored?;
         Ok(CosignResponse { checkpoint: text })
     })
     .await

@@ -55,6 +55,9 @@ pub enum ApiError {
     /// The append queue is full: retry after `retry_after_secs`.
     #[error("the append queue is full; retry after {retry_after_secs} s")]
     QueueFull { retry_after_secs: u64 },
+    /// The server is at its cap of requests in progress: retry after `retry_after_secs`.
+    #[error("the server is busy; retry after {retry_after_secs} s")]
+    Overloaded { retry_after_secs: u64 },
     /// The server is shutting down or its writer has stopped.
     #[error("the service is unavailable: {reason}")]
     Unavailable { reason: &'static str },
@@ -87,6 +90,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => "body_too_large",
             ApiError::Timeout => "request_timeout",
             ApiError::QueueFull { .. } => "queue_full",
+            ApiError::Overloaded { .. } => "overloaded",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal { .. } => "internal",
         }
@@ -104,7 +108,9 @@ impl ApiError {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -163,7 +169,8 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let mut response = problem(status, self.code(), self.to_string());
         match self {
-            ApiError::QueueFull { retry_after_secs } => {
+            ApiError::QueueFull { retry_after_secs }
+            | ApiError::Overloaded { retry_after_secs } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));

@@ -45,6 +45,7 @@
 //! server.shutdown().unwrap();
 //! ```
 
+pub mod admission;
 pub mod balances;
 pub mod cosign;
 pub mod entries;
@@ -54,6 +55,7 @@ pub mod metrics;
 pub mod operator;
 pub mod reads;
 pub mod sequencer;
+pub mod serve;
 pub mod tiles;
 
 use std::future::Future;
@@ -78,7 +80,7 @@ use crate::log::envelope::KeyCache;
 use entries::REQUEST_BODY_BYTES_MAX;
 use sequencer::Sequencer;
 
-/// Timeouts of the service.
+/// Timeouts and caps of the service (defaults from [`crate::limits`]).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Longest a request may take, body included (answered `408`). An append that
@@ -90,14 +92,34 @@ pub struct ServerConfig {
     /// `request_timeout`): at city scale the matcher and the signing and appending of
     /// its allocations take minutes, and a run answered `408` is still recorded.
     pub match_timeout: Duration,
+    /// Longest the client may take to send a request's headers, or to start its next
+    /// request on an idle kept-alive connection; then the connection is closed.
+    pub header_timeout: Duration,
+    /// Longest one write of a response may wait for a client that does not read.
+    pub write_timeout: Duration,
+    /// Longest a shutdown waits for open connections before closing them.
+    pub shutdown_timeout: Duration,
+    /// Most connections open at once; more wait in the kernel's backlog.
+    pub connections_max: usize,
+    /// Most requests in progress at once (`/healthz` aside); more are answered `503`.
+    pub requests_in_flight_max: usize,
+    /// Most proven entries in one page of a balance.
+    pub balance_page_entries: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        use crate::limits as l;
         ServerConfig {
             request_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(10),
-            match_timeout: Duration::from_secs(crate::limits::MATCH_RUN_SECONDS_MAX),
+            match_timeout: Duration::from_secs(l::MATCH_RUN_SECONDS_MAX),
+            header_timeout: Duration::from_secs(l::HEADER_SECONDS_MAX),
+            write_timeout: Duration::from_secs(l::WRITE_SECONDS_MAX),
+            shutdown_timeout: Duration::from_secs(l::SHUTDOWN_SECONDS_MAX),
+            connections_max: l::CONNECTIONS_MAX,
+            requests_in_flight_max: l::REQUESTS_IN_FLIGHT_MAX,
+            balance_page_entries: l::BALANCE_PAGE_ENTRIES_MAX,
         }
     }
 }
@@ -118,6 +140,10 @@ pub struct Shared {
     /// The operator's token and key; `None` if they could not be loaded (then operator
     /// requests are answered 503 and everything else is served).
     operator: Option<Arc<operator::Operator>>,
+    /// Most proven entries in one page of a balance.
+    balance_page_entries: usize,
+    /// Requests in progress ([`ServerConfig::requests_in_flight_max`]).
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::ops::Deref for AppState {
@@ -130,7 +156,11 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// State over a ledger whose writer is `sequencer`. Creates the operator's token
     /// beside the log if there is none ([`operator::ensure_token`]).
-    pub fn new(ledger: Arc<RwLock<Ledger>>, sequencer: Sequencer) -> AppState {
+    pub fn new(
+        ledger: Arc<RwLock<Ledger>>,
+        sequencer: Sequencer,
+        config: &ServerConfig,
+    ) -> AppState {
         let (cosignatures, operator) = {
             let guard = ledger.read().unwrap_or_else(|p| p.into_inner());
             let log = guard.log();
@@ -147,6 +177,8 @@ impl AppState {
             keys: Arc::new(KeyCache::self_certifying()),
             requests: metrics::RequestCounts::default(),
             entry_cache: balances::EntryCache::default(),
+            balance_page_entries: config.balance_page_entries.max(1),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.requests_in_flight_max)),
         }))
     }
 
@@ -292,6 +324,10 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
         .layer(RequestBodyLimitLayer::new(REQUEST_BODY_BYTES_MAX))
         .layer(RequestBodyTimeoutLayer::new(config.body_timeout))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit_in_flight,
+        ))
         // Outermost but for tracing: the limit and timeout layers answer in plain text.
         .layer(axum::middleware::map_response(problems_for_bare_errors))
         .layer(axum::middleware::from_fn_with_state(
@@ -300,6 +336,29 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Seconds a client is told to wait when the server is at its in-flight cap.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+/// Answers `503 overloaded` at once when [`ServerConfig::requests_in_flight_max`]
+/// requests are in progress, rather than queueing without bound; `/healthz` is always
+/// answered, so a load balancer can tell busy from dead.
+async fn limit_in_flight(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.uri().path() == "/healthz" {
+        return next.run(request).await;
+    }
+    match Arc::clone(&app.in_flight).try_acquire_owned() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => ApiError::Overloaded {
+            retry_after_secs: BUSY_RETRY_AFTER_SECS,
+        }
+        .into_response(),
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -393,20 +452,17 @@ pub async fn run(
     let ledger = Arc::new(RwLock::new(ledger));
     let (sequencer, writer) = Sequencer::start(Arc::clone(&ledger));
     let router = app(
-        AppState::new(Arc::clone(&ledger), sequencer.clone()),
+        AppState::new(Arc::clone(&ledger), sequencer.clone(), &config),
         &config,
     );
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    serve::serve(listener, router, &config, shutdown).await;
     // Everything accepted before the signal has been answered; tell the writer to finish.
     sequencer.stop().await;
     let joined = tokio::task::spawn_blocking(move || writer.join()).await;
     if !matches!(joined, Ok(Ok(()))) {
         tracing::error!("the writer thread panicked");
     }
-    served?;
     match Arc::try_unwrap(ledger) {
         Ok(lock) => {
             let ledger = lock.into_inner().unwrap_or_else(|p| p.into_inner());

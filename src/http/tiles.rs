@@ -166,6 +166,23 @@ impl TilePath {
         path
     }
 
+    /// The positions `[first, end)` the tile holds at its level, `N·256` to `N·256 + W`.
+    ///
+    /// # Errors
+    /// `tile_out_of_range` (400) when they pass 2^64: no tree holds such a tile (the
+    /// sum used to wrap, and a tile past the end was served empty and `immutable`).
+    pub fn span(&self, path: &str) -> Result<(u64, u64), ApiError> {
+        self.index
+            .checked_mul(TILE_WIDTH)
+            .and_then(|first| Some((first, first.checked_add(self.width)?)))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "tile_out_of_range",
+                    format!("tile {path} would hold positions past 2^64; no tree has them"),
+                )
+            })
+    }
+
     /// Whether this is a full tile.
     pub fn is_full(&self) -> bool {
         self.width == TILE_WIDTH
@@ -188,13 +205,10 @@ pub async fn get_tile(
     Path(rest): Path<String>,
 ) -> Result<Response, ApiError> {
     let tile = TilePath::parse(&rest)?;
+    let (first, end) = tile.span(&rest)?;
     let body = app
         .read(move |ledger| {
             let log = ledger.log();
-            let first = tile
-                .index
-                .checked_mul(TILE_WIDTH)
-                .ok_or_else(|| not_in_tree(&rest))?;
             let fault = |e: LogError| match e {
                 LogError::OutOfRange { .. } => not_in_tree(&rest),
                 other => ApiError::internal(other),
@@ -204,13 +218,17 @@ pub async fn get_tile(
                 TileKind::Hashes { level } => {
                     let tree_level = u8::try_from(u32::from(level) * TILE_HEIGHT)
                         .map_err(|_| not_in_tree(&rest))?;
-                    body.reserve(32 * tile.width as usize);
-                    for i in first..first + tile.width {
+                    // Nodes of level 8L that are complete in the current tree.
+                    let nodes = log.size() >> (u32::from(level) * TILE_HEIGHT);
+                    if end > nodes {
+                        return Err(not_in_tree(&rest));
+                    }
+                    body.reserve(32 * (end - first) as usize);
+                    for i in first..end {
                         body.extend_from_slice(log.node(tree_level, i).map_err(fault)?.as_bytes());
                     }
                 }
                 TileKind::Entries => {
-                    let end = first + tile.width;
                     if end > log.size() {
                         return Err(not_in_tree(&rest));
                     }
