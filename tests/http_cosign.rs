@@ -9,20 +9,12 @@ use lesson_ledger::log::note::{cosign, verify_cosignature, CosignerKey, NoteSign
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::http::{assert_problem, base64_encode, current_checkpoint, ok, post_cosign, Fixture};
-use crate::support::party_signer;
+use crate::http::{assert_problem, base64_encode, current_checkpoint, post_cosign, Fixture};
+use crate::support::{party_signer, test_association};
 
-/// A ledger with association `assoc-01` registered; returns it and its signer.
+/// A ledger whose genesis declares association `assoc-01`; returns it and its signer.
 fn with_association() -> (Fixture, NoteSigner) {
-    let f = Fixture::new();
-    let assoc = party_signer("assoc-01", 41);
-    ok(
-        &f,
-        &[&f.operator, &assoc],
-        json!({"kind": "party_registered", "id": "reg-assoc-01", "party": "assoc-01",
-               "role": "association", "key": assoc.vkey()}),
-    );
-    (f, assoc)
+    (Fixture::new(), test_association())
 }
 
 /// `— operator base64(operator key id ‖ 64 random bytes)`: looks like the operator's.

@@ -9,7 +9,7 @@ use lesson_ledger::log::note::cosign;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::http::{copy_dir, current_checkpoint, ok, post_cosign, scenario, Fixture};
+use crate::http::{copy_dir, current_checkpoint, post_cosign, scenario, Fixture};
 use crate::support::{operator_of, party_signer, register_institution};
 
 fn is_verification(err: &ClientError) -> bool {
@@ -19,13 +19,8 @@ fn is_verification(err: &ClientError) -> bool {
 #[test]
 fn a_students_client_requires_an_association_cosignature_on_the_checkpoint() {
     let f = Fixture::new();
-    let assoc = party_signer("assoc-01", 41);
-    ok(
-        &f,
-        &[&f.operator, &assoc],
-        json!({"kind": "party_registered", "id": "reg-assoc-01", "party": "assoc-01",
-               "role": "association", "key": assoc.vkey()}),
-    );
+    // The association the genesis declares.
+    let assoc = crate::support::test_association();
     scenario(&f);
     let client = LedgerClient::new(&f.server.url()).unwrap();
     let trust = Trust::witnessed(f.verifier(), vec![assoc.verifier()], 1, None).unwrap();
