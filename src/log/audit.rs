@@ -275,17 +275,12 @@ pub fn audit_with(
             "end of file".into(),
         ));
     }
-    if run.known_matched == Some(false) {
-        let k = run
-            .known
-            .as_ref()
-            .map(|k| format!("size {} root {}", k.size, k.root.to_base64()))
-            .unwrap_or_default();
+    if let (Some(false), Some(k)) = (run.known_matched, &run.known) {
         return Err(finding(
             last_offset,
             None,
             "the log does not contain the checkpoint brought to the audit",
-            k,
+            format!("size {} root {}", k.size, k.root.to_base64()),
             format!("size {size}"),
         ));
     }
