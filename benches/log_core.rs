@@ -7,7 +7,9 @@
 //! Figures: raw verify_strict rate; append throughput with group commit (entries/s and
 //! signatures/s); inclusion proofs/s from the large log; `verify` over the large log;
 //! reopen time of the large log; peak RSS while appending it (measured in a child
-//! process that does nothing else, so the figure is the writer's own).
+//! process that does nothing else, so the figure is the writer's own); disk: the derived
+//! stores over `log.dat`, after the build and after 200 restarts without a clean close
+//! (`LEDGER_BENCH_ONLY=disk` runs only that, on a 50,000-entry log).
 
 // The allocator of the `lesson-ledger` binary (src/main.rs), so figures are the server's.
 #[global_allocator]
@@ -44,6 +46,13 @@ fn main() {
 
     if std::env::var("LEDGER_BENCH_ONLY").as_deref() == Ok("writer") {
         writer_only(200_000);
+        return;
+    }
+    if std::env::var("LEDGER_BENCH_ONLY").as_deref() == Ok("disk") {
+        let tmp = tempfile::TempDir::new().expect("temp dir");
+        let dir = tmp.path().join("disk");
+        build_big_log_in_child(&dir, 50_000);
+        disk_after_restarts(&dir, 200);
         return;
     }
     if std::env::var("LEDGER_BENCH_ONLY").as_deref() == Ok("append") {
@@ -90,6 +99,8 @@ fn main() {
         reopen.as_secs_f64()
     );
 
+    disk_after_restarts(&dir, 200);
+
     let (log, _) = Log::open(&dir, Box::new(EntryIdOnly)).expect("open");
     let proofs = median(3, || proof_rate(&log, 200_000));
     println!(
@@ -111,6 +122,49 @@ fn main() {
         verify_sigs,
         100.0 * verify_sigs / raw
     );
+}
+
+/// Bytes of `log.dat` and of everything derived beside it (tree, offsets, ids, sled).
+fn disk_bytes(dir: &Path) -> (u64, u64) {
+    fn du(path: &Path) -> u64 {
+        match std::fs::read_dir(path) {
+            Ok(entries) => entries.map(|e| du(&e.expect("dir entry").path())).sum(),
+            Err(_) => std::fs::metadata(path).map_or(0, |m| m.len()),
+        }
+    }
+    let log = du(&dir.join("log.dat"));
+    let derived = ["tree", "offsets.dat", "ids.dat", "index.sled"]
+        .iter()
+        .map(|name| du(&dir.join(name)))
+        .sum();
+    (log, derived)
+}
+
+/// Prints derived/log.dat, then reopens the log `restarts` times, appending a small
+/// batch and dropping the handle without a clean close each time (as a kill would),
+/// and prints the ratio again: the derived stores must not grow with restarts.
+fn disk_after_restarts(dir: &Path, restarts: u64) {
+    let report = |when: &str| {
+        let (log, derived) = disk_bytes(dir);
+        println!(
+            "{:<52} {:>12.3}         ({derived} / {log} bytes)",
+            format!("disk: derived / log.dat, {when}"),
+            derived as f64 / log as f64
+        );
+    };
+    report("after the build");
+    let signers = signers();
+    for restart in 0..restarts {
+        let (mut log, _) = Log::open(dir, Box::new(EntryIdOnly)).expect("reopen");
+        let from = 1_000_000_000 + restart * 10;
+        let batch = make_envelopes(&signers, from, 10)
+            .into_iter()
+            .map(|e| e.verify(&KeyCache::self_certifying()).expect("verifies"))
+            .collect();
+        log.append(batch, &mut AdmitAll).expect("append");
+        drop(log);
+    }
+    report(&format!("after {restarts} restarts"));
 }
 
 fn median(n: usize, mut f: impl FnMut() -> f64) -> f64 {

@@ -302,3 +302,161 @@ fn an_unknown_directory_is_an_error_not_a_finding() {
     assert!(matches!(run_audit(dir.path()), Err(AuditError::Log(_))));
     let _ = Log::open;
 }
+
+/// Leaf bytes of entry `index` at `time`, signed by a party.
+fn leaf_bytes(index: u64, time: u64) -> Vec<u8> {
+    let party = signer("inst-0001", 1);
+    let e = envelope(&[&party], &format!("e-{index}"), index);
+    lesson_ledger::log::leaf::encode_parts(
+        index,
+        time,
+        e.payload_type(),
+        e.payload(),
+        e.signatures(),
+    )
+    .unwrap()
+}
+
+/// Three good leaves, then the case's change to them; each case is one bad leaf.
+fn bad_leaf_cases() -> Vec<(&'static str, Vec<Vec<u8>>)> {
+    let good = || {
+        vec![
+            leaf_bytes(0, 1_000),
+            leaf_bytes(1, 2_000),
+            leaf_bytes(2, 3_000),
+        ]
+    };
+    let mut time_not_increasing = good();
+    time_not_increasing[2] = leaf_bytes(2, 2_000);
+    let mut wrong_index = good();
+    wrong_index[2] = leaf_bytes(3, 3_000);
+    let mut bad_signature = good();
+    let last = bad_signature[2].len() - 1;
+    bad_signature[2][last] ^= 0x01;
+    let mut trailing_bytes = good();
+    trailing_bytes[2].push(0);
+    let mut wrong_version = good();
+    wrong_version[2][0] = 2;
+    vec![
+        ("time not increasing", time_not_increasing),
+        ("wrong index", wrong_index),
+        ("bad signature", bad_signature),
+        ("trailing bytes", trailing_bytes),
+        ("wrong version", wrong_version),
+    ]
+}
+
+/// The checkpoint a lying operator signs over exactly these leaves.
+fn checkpoint_over(leaves: &[Vec<u8>], operator: &NoteSigner) -> String {
+    let mut frontier = lesson_ledger::log::compact::Frontier::new();
+    for leaf in leaves {
+        let hash = lesson_ledger::log::hash::leaf_hash(leaf);
+        frontier.push(hash, &mut Vec::new()).unwrap();
+    }
+    let checkpoint = Checkpoint {
+        origin: origin(),
+        size: leaves.len() as u64,
+        root: frontier.root(),
+    };
+    SignedCheckpoint::sign(checkpoint, operator)
+        .text()
+        .to_string()
+}
+
+/// A lying operator's server on a loopback port: it serves `checkpoint` and one entry
+/// bundle of `leaves` over real HTTP/1.1, until `stop` is set.
+fn lying_server(
+    checkpoint: String,
+    leaves: &[Vec<u8>],
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut bundle = Vec::new();
+    for leaf in leaves {
+        bundle.extend_from_slice(&(leaf.len() as u16).to_be_bytes());
+        bundle.extend_from_slice(leaf);
+    }
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    std::thread::spawn(move || {
+        // Bounded: a few requests an audit, and a stop.
+        for stream in listener.incoming().take(64) {
+            if stopped.load(Ordering::Acquire) {
+                break;
+            }
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&request);
+            let path = line.split(' ').nth(1).unwrap_or("");
+            let (status, body) = if path == "/checkpoint" {
+                ("200 OK", checkpoint.as_bytes().to_vec())
+            } else if path.starts_with("/tile/entries/") {
+                ("200 OK", bundle.clone())
+            } else {
+                ("404 Not Found", Vec::new())
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    (format!("http://{addr}"), stop)
+}
+
+#[test]
+fn the_file_audit_and_the_remote_audit_refuse_the_same_bad_leaves() {
+    use lesson_ledger::client::{audit as remote_audit, Client, ClientError};
+    for (case, leaves) in bad_leaf_cases() {
+        // The file audit: a log.dat of these leaves, its checkpoints signed by the
+        // log's own operator key, so that only the leaf is wrong.
+        let dir = TempDir::new().unwrap();
+        new_log(dir.path()).close().unwrap();
+        let key = keyfile::read_private_pem(&dir.path().join(layout::OPERATOR_KEY)).unwrap();
+        let operator = NoteSigner::new(KeyName::new("operator").unwrap(), key);
+        let checkpoint = checkpoint_over(&leaves, &operator);
+        let mut recs = vec![(
+            RecordKind::Checkpoint,
+            checkpoint_over(&[], &operator).into_bytes(),
+        )];
+        recs.extend(leaves.iter().map(|l| (RecordKind::Leaf, l.clone())));
+        recs.push((RecordKind::Checkpoint, checkpoint.clone().into_bytes()));
+        rewrite(dir.path(), &recs);
+        let f = finding(dir.path());
+        assert_eq!(f.index, Some(2), "{case}: {f}");
+
+        // The remote audit, of the same leaves served by the same operator.
+        let (url, stop) = lying_server(checkpoint, &leaves);
+        let client = Client::new(&url).unwrap();
+        let err = remote_audit(&client, Some(&operator.vkey()), None)
+            .err()
+            .unwrap_or_else(|| panic!("{case}: the remote audit passed"));
+        assert!(matches!(err, ClientError::Verification(_)), "{case}: {err}");
+        assert!(err.to_string().contains("entry 2"), "{case}: {err}");
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        let _ = std::net::TcpStream::connect(url.trim_start_matches("http://"));
+    }
+    // And the good leaves pass both.
+    let good = vec![
+        leaf_bytes(0, 1_000),
+        leaf_bytes(1, 2_000),
+        leaf_bytes(2, 3_000),
+    ];
+    let operator = signer("operator", 7);
+    let (url, stop) = lying_server(checkpoint_over(&good, &operator), &good);
+    let report = remote_audit(&Client::new(&url).unwrap(), Some(&operator.vkey()), None).unwrap();
+    assert_eq!(report.size, 3);
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let _ = std::net::TcpStream::connect(url.trim_start_matches("http://"));
+}

@@ -9,6 +9,8 @@ use lesson_ledger::log::hash::{leaf_hash, Hash};
 
 // `#[path]` so that this file works both as a module of `tests/tests.rs` and as a test
 // crate root of its own (cargo also builds every `tests/*.rs` as a binary).
+#[path = "storage/faults.rs"]
+mod faults;
 #[path = "storage/index.rs"]
 mod index;
 #[path = "storage/offsets.rs"]

@@ -43,9 +43,10 @@ use crate::http::tiles::TILE_WIDTH;
 use crate::limits::{CLIENT_CHECKPOINT_BYTES_MAX, CLIENT_JSON_BYTES_MAX};
 use crate::log::audit::AuditVisitor;
 use crate::log::compact::Frontier;
-use crate::log::envelope::{verify_batch, Envelope, KeyCache};
+use crate::log::envelope::{Envelope, KeyCache};
 use crate::log::hash::Hash;
 use crate::log::leaf::Leaf;
+use crate::log::leaf_check::{check_leaves, LeafOrder};
 use crate::log::note::{NoteVerifier, SignedCheckpoint};
 use crate::log::proof::verify_consistency;
 
@@ -493,44 +494,45 @@ pub fn audit_visiting(
     }
     let keys = KeyCache::self_certifying();
     let mut signatures = 0u64;
-    let mut next = 0u64;
-    while next < size {
+    let mut order = LeafOrder::default();
+    while order.next_index() < size {
+        let next = order.next_index();
         let tile = next / TILE_WIDTH;
         let width = (size - next).min(TILE_WIDTH);
         let bundle = client.entry_bundle(tile, width)?;
-        let mut stamps = Vec::with_capacity(bundle.len());
-        let mut envelopes = Vec::with_capacity(bundle.len());
-        for entry in bundle {
+        // The leaf checker of the file audit (`log::leaf_check`), on the leaf bytes:
+        // canonical, signed, in place, in time. Leaves decode canonically, so encoding
+        // a served leaf gives back the bytes served (the hash comparison proves it).
+        let bytes = bundle
+            .iter()
+            .map(|entry| entry.leaf.encode())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| failed(format!("entry bundle {tile}: {e}")))?;
+        for (entry, checked) in bundle.iter().zip(check_leaves(&bytes, &keys)) {
+            let index = order.next_index();
+            let checked = checked
+                .and_then(|c| order.accept(&c.leaf).map(|()| c))
+                .map_err(|e| failed(format!("entry {index}: {e}")))?;
+            if checked.hash != entry.hash {
+                return Err(failed(format!("entry {index}: not canonically encoded")));
+            }
             let mut completed = Vec::new();
             frontier
-                .push(entry.hash, &mut completed)
+                .push(checked.hash, &mut completed)
                 .map_err(|e| failed(e.to_string()))?;
-            next += 1;
             if Some(frontier.size()) == old_size {
                 prefix_roots.push(frontier.root());
             }
-            stamps.push((entry.leaf.index, entry.leaf.time_micros));
-            envelopes.push(entry.leaf.envelope);
-        }
-        // Signatures in parallel; only a leaf whose signatures verify reaches the
-        // visitor, in log order, as in the audit of a log file.
-        for ((index, time_micros), r) in stamps.into_iter().zip(verify_batch(envelopes, &keys)) {
-            let verified = r.map_err(|e| failed(format!("entry {index}: {e}")))?;
-            signatures += verified.signatures().len() as u64;
-            let leaf = Leaf {
-                index,
-                time_micros,
-                envelope: verified.into_envelope(),
-            };
+            signatures += checked.signatures() as u64;
             visitor
-                .leaf(&leaf)
+                .leaf(&checked.leaf)
                 .map_err(|e| failed(format!("entry {index}: {e}")))?;
             if !pinned_reached {
                 let named = visitor.operator_vkey().map_err(failed)?;
                 pinned_reached = named.map_or(true, |k| k == operator.to_vkey());
             }
         }
-        progress(next, size);
+        progress(order.next_index(), size);
     }
     let operator_now = match visitor.operator_vkey().map_err(failed)? {
         Some(vkey) if vkey != operator.to_vkey() => {

@@ -10,8 +10,15 @@
 //!   LtHash16 lanes ([`super::digest`], 2048 bytes), and the snapshot it starts from:
 //!   generation (u64 BE), the log size it reflects (u64 BE), its chunk count (u32 BE);
 //! - `\x01` gen (u64 BE) chunk (u32 BE): a snapshot chunk, postcard of `Vec<(Key, Value)>`;
-//! - `\x02` size (u64 BE): the delta of the batch that brought the state to `size`
-//!   entries, postcard of `Vec<(Key, Value)>` (each object as the batch left it).
+//! - `\x02` size (u64 BE) part (u32 BE): part of the delta of the batch that brought the
+//!   state to `size` entries, postcard of `Vec<(Key, Value)>` (each object as the batch
+//!   left it).
+//!
+//! Every value is kept under [`VALUE_BYTES_MAX`] (chunks and delta parts are cut by
+//! size, not by count): sled 0.34 stores a tree node over ~128 KiB in a file of its own
+//! under `blobs/` and removes a replaced one only when its log segment is retired, a
+//! removal that a kill loses — the old snapshots and deltas of every killed run then
+//! stayed on disk (2.2 GB beside a 360 MB `log.dat` after 200 restarts).
 //!
 //! A batch's delta and the new head are one atomic `apply_batch`: the head never claims
 //! more than the deltas hold. The log file is written first; if the process dies before
@@ -31,19 +38,24 @@ use super::digest::LtHash16;
 use super::error::RuleError;
 use super::state::{Changes, Key, StateView, Table, Value};
 
+mod layout;
+
+pub use layout::VALUE_BYTES_MAX;
+use layout::{chunk_key, delta_key, encode_parts};
+#[cfg(test)]
+use layout::{CHUNK_TAG, DELTA_TAG};
+
 /// The sled tree holding the state.
 pub const STATE_TREE: &str = "state";
 const HEAD_KEY: &[u8] = b"\0head";
-/// First bytes of a head in this layout (an older layout's head is not read). Version 3:
-/// `Party.pledges_unapproved`, `RunRecord.closed_at` and the `meta/clock` object; postcard
-/// has no field names, so a state of version 2 is rebuilt from the log, never misread.
-pub const HEAD_MAGIC: &[u8; 8] = b"LLSTATE3";
+/// First bytes of a head in this layout (an older layout's head is not read). Version 4:
+/// `Party.pledges_unapproved`, `RunRecord.closed_at`, the `meta/clock` object, the
+/// entry-format-v2 objects (author-scoped entry records, quotas, bounded parties) and
+/// snapshot chunks and deltas cut into values of at most 4 KiB; postcard has no field
+/// names, so a state of an older version is rebuilt from the log, never misread.
+pub const HEAD_MAGIC: &[u8; 8] = b"LLSTATE4";
 const HEAD_BYTES: usize = 8 + 8 + LANES_BYTES + 8 + 8 + 4;
 const LANES_BYTES: usize = super::digest::LANES * 2;
-const CHUNK_TAG: u8 = 1;
-const DELTA_TAG: u8 = 2;
-/// Objects per snapshot chunk: a few MiB a value.
-const CHUNK_OBJECTS: usize = 16_384;
 /// No snapshot is written before the deltas reach this size (bytes).
 const SNAPSHOT_DELTAS_BYTES_MIN: u64 = 64 << 20;
 
@@ -117,21 +129,6 @@ impl Head {
     }
 }
 
-fn chunk_key(generation: u64, chunk: u32) -> [u8; 13] {
-    let mut k = [0u8; 13];
-    k[0] = CHUNK_TAG;
-    k[1..9].copy_from_slice(&generation.to_be_bytes());
-    k[9..].copy_from_slice(&chunk.to_be_bytes());
-    k
-}
-
-fn delta_key(size: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = DELTA_TAG;
-    k[1..].copy_from_slice(&size.to_be_bytes());
-    k
-}
-
 fn corrupt(key: impl Into<String>, reason: impl std::fmt::Display) -> StateStoreError {
     StateStoreError::Corrupt {
         key: key.into(),
@@ -193,7 +190,7 @@ pub struct SledState {
     overlay: BTreeMap<Key, Value>,
     /// The overlay's effect, worked out ahead of the commit: the new running hash and
     /// the encoded delta.
-    prepared: Option<(LtHash16, Vec<u8>)>,
+    prepared: Option<(LtHash16, Vec<Vec<u8>>)>,
 }
 
 impl SledState {
@@ -220,8 +217,8 @@ impl SledState {
             state.snapshot_bytes += bytes.len() as u64;
             state.tables.load(&bytes, "snapshot chunk")?;
         }
-        let from = delta_key(head.snapshot.size.saturating_add(1));
-        let to = delta_key(head.size);
+        let from = delta_key(head.snapshot.size.saturating_add(1), 0);
+        let to = delta_key(head.size, u32::MAX);
         for item in state.tree.range(from..=to) {
             let (key, bytes) = item?;
             state.deltas_bytes += bytes.len() as u64;
@@ -308,8 +305,7 @@ impl SledState {
         );
         let mut hash = self.hash.clone();
         hash.add_hash(&change);
-        let delta: Vec<(&Key, &Value)> = self.overlay.iter().collect();
-        let bytes = postcard::to_allocvec(&delta).map_err(|e| corrupt("delta", e))?;
+        let bytes = encode_parts(self.overlay.iter(), "delta")?;
         let digest = hash.digest();
         self.prepared = Some((hash, bytes));
         Ok(digest)
@@ -344,8 +340,11 @@ impl SledState {
             self.stale_records = false;
         }
         let mut batch = sled::Batch::default();
-        let delta_bytes = delta.len() as u64;
-        batch.insert(&delta_key(size)[..], delta);
+        let mut delta_bytes = 0u64;
+        for (part, bytes) in (0u32..).zip(delta) {
+            delta_bytes += bytes.len() as u64;
+            batch.insert(&delta_key(size, part)[..], bytes);
+        }
         let head = Head {
             size,
             hash,
@@ -389,8 +388,7 @@ impl SledState {
                 )
             })
             .collect();
-        for chunk in objects.chunks(CHUNK_OBJECTS) {
-            let bytes = postcard::to_allocvec(chunk).map_err(|e| corrupt("snapshot", e))?;
+        for bytes in encode_parts(objects.iter().map(|(k, v)| (k, *v)), "snapshot")? {
             bytes_total += bytes.len() as u64;
             batch.insert(&chunk_key(generation, chunks)[..], bytes);
             chunks = chunks
@@ -400,7 +398,10 @@ impl SledState {
         for chunk in 0..self.snapshot.chunks {
             batch.remove(&chunk_key(self.snapshot.generation, chunk)[..]);
         }
-        for item in self.tree.range(delta_key(0)..=delta_key(self.size)) {
+        for item in self
+            .tree
+            .range(delta_key(0, 0)..=delta_key(self.size, u32::MAX))
+        {
             batch.remove(item?.0);
         }
         let snapshot = Snapshot {

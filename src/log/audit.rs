@@ -15,13 +15,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
-
 use crate::log::compact::Frontier;
 use crate::log::envelope::KeyCache;
-use crate::log::hash::{leaf_hash, Hash};
+use crate::log::hash::Hash;
 use crate::log::index::Index;
 use crate::log::leaf::Leaf;
+use crate::log::leaf_check::{check_leaves, CheckedLeaf, LeafOrder, LeafProblem};
 use crate::log::note::{Checkpoint, NoteVerifier, SignedCheckpoint};
 use crate::log::records::{self, Record, RecordKind};
 use crate::log::state_note::StateNote;
@@ -224,7 +223,7 @@ pub fn audit_with(
         origin: config.origin.clone(),
         frontier: Frontier::new(),
         completed: Vec::new(),
-        last_time: None,
+        order: LeafOrder::default(),
         known_matched: known
             .as_ref()
             .map(|k| k.size == 0 && k.root == Hash::empty_root()),
@@ -287,17 +286,12 @@ pub fn audit_with(
             "end of file".into(),
         ));
     }
-    if run.known_matched == Some(false) {
-        let k = run
-            .known
-            .as_ref()
-            .map(|k| format!("size {} root {}", k.size, k.root.to_base64()))
-            .unwrap_or_default();
+    if let (Some(false), Some(k)) = (run.known_matched, &run.known) {
         return Err(finding(
             last_offset,
             None,
             "the log does not contain the checkpoint brought to the audit",
-            k,
+            format!("size {} root {}", k.size, k.root.to_base64()),
             format!("size {size}"),
         ));
     }
@@ -335,6 +329,28 @@ pub fn audit_with(
     Ok(run.summary)
 }
 
+/// A finding for a leaf the shared checker refused, worded as the audit reports it.
+fn leaf_finding(at: u64, index: u64, problem: &LeafProblem) -> AuditError {
+    let (what, expected, found) = match problem {
+        LeafProblem::OutOfPlace { expected, found } => (
+            "entry out of place (removed, duplicated or reordered record)",
+            format!("index {expected}"),
+            format!("index {found}"),
+        ),
+        LeafProblem::TimeNotIncreasing { previous, found } => (
+            "ledger time does not increase",
+            format!("after {previous}"),
+            found.to_string(),
+        ),
+        LeafProblem::Undecodable(_) | LeafProblem::Signature(_) => (
+            "leaf is invalid",
+            "a canonical, correctly signed leaf".to_string(),
+            problem.to_string(),
+        ),
+    };
+    finding(at, Some(index), what, expected, found)
+}
+
 /// The state of one audit as it reads the file.
 struct Run {
     keys: KeyCache,
@@ -342,17 +358,11 @@ struct Run {
     origin: String,
     frontier: Frontier,
     completed: Vec<(u8, u64, Hash)>,
-    last_time: Option<u64>,
+    order: LeafOrder,
     known: Option<Checkpoint>,
     /// Whether the tree at the known checkpoint's size had its root (None: no such checkpoint).
     known_matched: Option<bool>,
     summary: AuditSummary,
-}
-
-/// A leaf checked on the parallel path: decoded, signatures verified, hashed.
-struct CheckedLeaf {
-    leaf: Leaf,
-    hash: Hash,
 }
 
 impl Run {
@@ -389,57 +399,33 @@ impl Run {
         visitor: &mut dyn AuditVisitor,
     ) -> Result<(), AuditError> {
         // The expensive part — decoding, signature checks, leaf hashes — runs on all
-        // cores; only the tree update is sequential.
-        let keys = &self.keys;
-        let checked: Vec<Option<Result<CheckedLeaf, String>>> = chunk
-            .par_iter()
-            .map(|record| {
-                (record.kind == RecordKind::Leaf).then(|| {
-                    let leaf = Leaf::decode(&record.body)
-                        .map_err(|e| format!("leaf does not decode: {e}"))?;
-                    leaf.envelope
-                        .clone()
-                        .verify(keys)
-                        .map_err(|e| format!("signature check failed: {e}"))?;
-                    Ok(CheckedLeaf {
-                        hash: leaf_hash(&record.body),
-                        leaf,
-                    })
-                })
-            })
+        // cores, through the checker the remote audit uses too; only the order and the
+        // tree update are sequential.
+        let leaves: Vec<&[u8]> = chunk
+            .iter()
+            .filter(|r| r.kind == RecordKind::Leaf)
+            .map(|r| r.body.as_slice())
             .collect();
-        for (record, checked) in chunk.iter().zip(checked) {
+        let mut checked = check_leaves(&leaves, &self.keys).into_iter();
+        for record in chunk {
             let at = record.offset;
             let index = self.frontier.size();
             let fail = |what: &str, expected: String, found: String| {
                 finding(at, Some(index), what, expected, found)
             };
-            match (record.kind, checked) {
-                (RecordKind::Leaf, Some(checked)) => {
-                    let CheckedLeaf { leaf, hash } = checked.map_err(|problem| {
-                        fail(
-                            "leaf is invalid",
-                            "a canonical, correctly signed leaf".into(),
-                            problem,
-                        )
-                    })?;
-                    if leaf.index != index {
+            match record.kind {
+                RecordKind::Leaf => {
+                    let Some(checked) = checked.next() else {
+                        // check_leaves yields one result per leaf record given.
                         return Err(fail(
-                            "entry out of place (removed, duplicated or reordered record)",
-                            format!("index {index}"),
-                            format!("index {}", leaf.index),
+                            "internal: leaf not checked",
+                            String::new(),
+                            String::new(),
                         ));
-                    }
-                    if let Some(previous) = self.last_time {
-                        if leaf.time_micros <= previous {
-                            return Err(fail(
-                                "ledger time does not increase",
-                                format!("after {previous}"),
-                                leaf.time_micros.to_string(),
-                            ));
-                        }
-                    }
-                    self.last_time = Some(leaf.time_micros);
+                    };
+                    let CheckedLeaf { leaf, hash } = checked
+                        .and_then(|c| self.order.accept(&c.leaf).map(|()| c))
+                        .map_err(|problem| leaf_finding(at, index, &problem))?;
                     visitor.leaf(&leaf).map_err(|problem| {
                         fail(
                             "entry breaks the ledger's rules",
@@ -459,7 +445,7 @@ impl Run {
                         }
                     }
                 }
-                (RecordKind::Checkpoint, _) => {
+                RecordKind::Checkpoint => {
                     let next = self.handover(visitor).map_err(|e| fail(&e.0, e.1, e.2))?;
                     let signed = SignedCheckpoint::parse_and_verify(&record.body, &self.verifier)
                         .map_err(|e| {
@@ -505,7 +491,7 @@ impl Run {
                     }
                     self.summary.checkpoints += 1;
                 }
-                (RecordKind::StateNote, _) => {
+                RecordKind::StateNote => {
                     let next = self.handover(visitor).map_err(|e| fail(&e.0, e.1, e.2))?;
                     let note =
                         StateNote::parse_and_verify(&record.body, &self.verifier).map_err(|e| {
@@ -538,14 +524,6 @@ impl Run {
                             problem,
                         )
                     })?;
-                }
-                (RecordKind::Leaf, None) => {
-                    // The parallel map yields a result for every leaf record.
-                    return Err(fail(
-                        "internal: leaf not checked",
-                        String::new(),
-                        String::new(),
-                    ));
                 }
             }
         }

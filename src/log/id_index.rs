@@ -24,6 +24,8 @@
 use std::collections::HashMap;
 use std::fs::File;
 
+use crate::log::disk::Disk;
+
 use super::offsets::open_fixed_width;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
@@ -61,6 +63,7 @@ impl IdIndexError {
 pub struct IdIndex {
     path: PathBuf,
     file: File,
+    disk: Disk,
     /// First 8 bytes of an id → the index of the first entry with that prefix.
     by_prefix: HashMap<u64, u64>,
     /// Full ids whose prefix was already taken by another id.
@@ -85,6 +88,14 @@ impl IdIndex {
     /// # Errors
     /// I/O.
     pub fn open(path: impl AsRef<Path>) -> Result<IdIndex, IdIndexError> {
+        IdIndex::open_on(path, Disk::os())
+    }
+
+    /// [`IdIndex::open`], writing through `disk`.
+    ///
+    /// # Errors
+    /// As [`IdIndex::open`].
+    pub fn open_on(path: impl AsRef<Path>, disk: Disk) -> Result<IdIndex, IdIndexError> {
         let path = path.as_ref().to_path_buf();
         let io = |source| IdIndexError::Io {
             path: path.clone(),
@@ -95,6 +106,7 @@ impl IdIndex {
         let mut index = IdIndex {
             path: path.clone(),
             file: file.try_clone().map_err(io)?,
+            disk,
             by_prefix: HashMap::with_capacity((bytes / ID_BYTES) as usize),
             overflow: HashMap::new(),
             written: 0,
@@ -187,8 +199,8 @@ impl IdIndex {
             return Ok(());
         }
         let bytes: Vec<u8> = self.pending.iter().flatten().copied().collect();
-        self.file
-            .write_all_at(&bytes, self.written * ID_BYTES)
+        self.disk
+            .write_all_at(&self.path, &self.file, &bytes, self.written * ID_BYTES)
             .map_err(|source| IdIndexError::Io {
                 path: self.path.clone(),
                 source,
@@ -204,10 +216,12 @@ impl IdIndex {
     /// I/O.
     pub fn sync(&mut self) -> Result<(), IdIndexError> {
         self.flush()?;
-        self.file.sync_data().map_err(|source| IdIndexError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        self.disk
+            .sync_data(&self.path, &self.file)
+            .map_err(|source| IdIndexError::Io {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     /// Keeps only the first `n` ids (pending ones are dropped first).
@@ -225,8 +239,8 @@ impl IdIndex {
             return Ok(());
         }
         self.flush()?;
-        self.file
-            .set_len(n * ID_BYTES)
+        self.disk
+            .set_len(&self.path, &self.file, n * ID_BYTES)
             .map_err(|source| IdIndexError::Io {
                 path: self.path.clone(),
                 source,

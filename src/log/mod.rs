@@ -20,6 +20,7 @@ pub mod id_index;
 pub mod index;
 pub mod keyfile;
 pub mod leaf;
+pub mod leaf_check;
 pub mod note;
 pub mod offsets;
 pub mod proof;

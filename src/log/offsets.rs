@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::log::disk::Disk;
+
 const ENTRY_BYTES: u64 = 8;
 
 /// An error of the offsets file.
@@ -87,6 +89,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct Offsets {
     shared: Arc<Shared>,
+    disk: Disk,
     pending: Vec<u64>,
     /// The last offset appended (flushed or not), to check that offsets increase.
     last: Option<u64>,
@@ -105,6 +108,14 @@ impl Offsets {
     /// # Errors
     /// If the file cannot be opened, read or cut.
     pub fn open(path: impl AsRef<Path>) -> Result<Offsets, OffsetsError> {
+        Offsets::open_on(path, Disk::os())
+    }
+
+    /// [`Offsets::open`], writing through `disk`.
+    ///
+    /// # Errors
+    /// As [`Offsets::open`].
+    pub fn open_on(path: impl AsRef<Path>, disk: Disk) -> Result<Offsets, OffsetsError> {
         let path = path.as_ref().to_path_buf();
         let io = |source| OffsetsError::Io {
             path: path.clone(),
@@ -123,6 +134,7 @@ impl Offsets {
         };
         Ok(Offsets {
             shared,
+            disk,
             pending: Vec::new(),
             last,
             cut_bytes,
@@ -183,10 +195,10 @@ impl Offsets {
         }
         let bytes: Vec<u8> = self.pending.iter().flat_map(|o| o.to_be_bytes()).collect();
         let len = self.shared.len.load(Ordering::Acquire);
-        self.shared
-            .file
-            .write_all_at(&bytes, len * ENTRY_BYTES)
-            .map_err(|e| self.shared.io(e))?;
+        let shared = &self.shared;
+        self.disk
+            .write_all_at(&shared.path, &shared.file, &bytes, len * ENTRY_BYTES)
+            .map_err(|e| shared.io(e))?;
         // Publish after the write, so a reader never sees an entry it cannot read.
         self.shared
             .len
@@ -201,7 +213,10 @@ impl Offsets {
     /// On I/O failure.
     pub fn sync(&mut self) -> Result<(), OffsetsError> {
         self.flush()?;
-        self.shared.file.sync_data().map_err(|e| self.shared.io(e))
+        let shared = &self.shared;
+        self.disk
+            .sync_data(&shared.path, &shared.file)
+            .map_err(|e| shared.io(e))
     }
 
     /// Keeps the first `n` entries. Unflushed appends are discarded first.
@@ -222,10 +237,10 @@ impl Offsets {
         }
         // Lower the published length before cutting, so readers never read past the end.
         self.shared.len.store(n, Ordering::Release);
-        self.shared
-            .file
-            .set_len(n * ENTRY_BYTES)
-            .map_err(|e| self.shared.io(e))?;
+        let shared = &self.shared;
+        self.disk
+            .set_len(&shared.path, &shared.file, n * ENTRY_BYTES)
+            .map_err(|e| shared.io(e))?;
         self.last = if n == 0 {
             None
         } else {

@@ -41,6 +41,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
+use crate::log::disk::Disk;
+
 use super::hash::{node_hash, Hash, NodeError, NodeSource, HASH_LEN};
 
 /// Number of levels a tree of up to 2^63 leaves can have complete nodes at.
@@ -155,6 +157,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct TreeFile {
     shared: Arc<Shared>,
+    disk: Disk,
     /// Appended, not yet flushed node bytes of each level.
     pending: [Vec<u8>; LEVELS],
 }
@@ -172,6 +175,14 @@ impl TreeFile {
     /// # Errors
     /// If the directory or a level file cannot be created or read.
     pub fn open(dir: impl AsRef<Path>) -> Result<TreeFile, TreeError> {
+        TreeFile::open_on(dir, Disk::os())
+    }
+
+    /// [`TreeFile::open`], writing through `disk`.
+    ///
+    /// # Errors
+    /// As [`TreeFile::open`].
+    pub fn open_on(dir: impl AsRef<Path>, disk: Disk) -> Result<TreeFile, TreeError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|source| TreeError::Io {
             path: dir.clone(),
@@ -205,6 +216,7 @@ impl TreeFile {
         }
         let tree = TreeFile {
             shared,
+            disk,
             pending: std::array::from_fn(|_| Vec::new()),
         };
         tree.refresh_edge();
@@ -293,7 +305,9 @@ impl TreeFile {
                 }
             };
             let len = slot.len.load(Ordering::Acquire);
-            file.write_all_at(pending, len * NODE_BYTES).map_err(io)?;
+            self.disk
+                .write_all_at(&path, file, pending, len * NODE_BYTES)
+                .map_err(io)?;
             if level >= usize::from(CACHED_LEVEL_MIN) {
                 // One lock a level a flush, not one a node: readers share this lock.
                 let mut memory = write_lock(&slot.memory);
@@ -318,10 +332,10 @@ impl TreeFile {
         self.flush()?;
         for (level, slot) in self.shared.levels.iter().enumerate() {
             if let Some(file) = slot.file.get() {
-                file.sync_data().map_err(|source| TreeError::Io {
-                    path: self.shared.level_path(level),
-                    source,
-                })?;
+                let path = self.shared.level_path(level);
+                self.disk
+                    .sync_data(&path, file)
+                    .map_err(|source| TreeError::Io { path, source })?;
             }
         }
         Ok(())
@@ -372,11 +386,10 @@ impl TreeFile {
                 // Lower the published length before cutting, so readers never pread
                 // past the end.
                 slot.len.store(need, Ordering::Release);
-                file.set_len(need * NODE_BYTES)
-                    .map_err(|source| TreeError::Io {
-                        path: self.shared.level_path(level),
-                        source,
-                    })?;
+                let path = self.shared.level_path(level);
+                self.disk
+                    .set_len(&path, file, need * NODE_BYTES)
+                    .map_err(|source| TreeError::Io { path, source })?;
             }
             write_lock(&slot.memory).truncate(need as usize);
         }

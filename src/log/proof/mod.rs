@@ -140,10 +140,8 @@ pub fn subtree_root<S: NodeSource + ?Sized>(
             continue;
         }
         // The chunk for bit `level` starts after the chunks for the higher bits.
-        let before = count
-            .checked_shr(level + 1)
-            .and_then(|high| high.checked_shl(level + 1))
-            .unwrap_or(0);
+        // `count` with bits 0..=level cleared (`level` < 64, so the shift is in range).
+        let before = count & !(u64::MAX >> (u64::BITS - 1 - level));
         let start = begin + before; // <= end: no overflow.
                                     // `level` < 64: the cast cannot truncate.
         let chunk = src.node(level as u8, start >> level)?;
@@ -152,8 +150,9 @@ pub fn subtree_root<S: NodeSource + ?Sized>(
             Some(right) => node_hash(&chunk, &right),
         });
     }
-    // count > 0 has a set bit, so the loop set `right`.
-    Ok(right.unwrap_or_else(Hash::empty_root))
+    // count > 0 has a set bit, so the loop set `right`; were it not so, the range is
+    // not a subtree this function can hash, and no hash is made up for it.
+    right.ok_or(ProofError::NotASubtree { begin, end })
 }
 
 /// The Merkle Tree Hash of the first `size` leaves: the root of the tree of that size.
@@ -283,7 +282,12 @@ fn push_path<S: NodeSource + ?Sized>(
 /// at the same level: the inner part plus one per set bit of the border part.
 pub(super) fn path_len(fn_: u64, sn: u64) -> usize {
     let inner = u64::BITS - (fn_ ^ sn).leading_zeros();
-    let border = fn_.checked_shr(inner).unwrap_or(0).count_ones();
+    // Shifting out all 64 bits leaves no border.
+    let border = if inner >= u64::BITS {
+        0
+    } else {
+        (fn_ >> inner).count_ones()
+    };
     // Both are at most 64.
     (inner + border) as usize
 }

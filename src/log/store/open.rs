@@ -2,6 +2,7 @@
 //! stores up with it.
 
 use super::*;
+use crate::log::disk::Disk;
 
 impl Log {
     /// Creates a new, empty log in `dir` with a fresh operator key named `key_name`,
@@ -14,6 +15,21 @@ impl Log {
         origin: &str,
         key_name: &str,
         idempotency: Box<dyn Idempotency>,
+    ) -> Result<Log, LogError> {
+        Log::create_on(dir, origin, key_name, idempotency, Disk::os())
+    }
+
+    /// [`Log::create`], every file written through `disk` (a fault-injecting layer in
+    /// tests; sled, which holds only derived data, writes on its own).
+    ///
+    /// # Errors
+    /// As [`Log::create`].
+    pub fn create_on(
+        dir: &Path,
+        origin: &str,
+        key_name: &str,
+        idempotency: Box<dyn Idempotency>,
+        disk: Disk,
     ) -> Result<Log, LogError> {
         let config_path = dir.join(layout::CONFIG);
         if config_path.exists() || dir.join(layout::RECORDS).exists() {
@@ -44,12 +60,12 @@ impl Log {
             reason: e.to_string(),
         })?;
         write_synced(&config_path, &json)?;
-        let mut records = RecordFile::create(dir.join(layout::RECORDS))?;
+        let mut records = RecordFile::create_on(dir.join(layout::RECORDS), disk.clone())?;
         let checkpoint = sign_checkpoint(&origin, 0, Hash::empty_root(), &signer);
         records.append(RecordKind::Checkpoint, checkpoint.text().as_bytes())?;
         records.commit()?;
         drop(records);
-        Log::open(dir, idempotency).map(|(log, _)| log)
+        Log::open_on(dir, idempotency, disk).map(|(log, _)| log)
     }
 
     /// Opens an existing log: cuts an unacknowledged torn tail, brings the derived
@@ -62,6 +78,18 @@ impl Log {
     pub fn open(
         dir: &Path,
         idempotency: Box<dyn Idempotency>,
+    ) -> Result<(Log, OpenReport), LogError> {
+        Log::open_on(dir, idempotency, Disk::os())
+    }
+
+    /// [`Log::open`], every file written through `disk`.
+    ///
+    /// # Errors
+    /// As [`Log::open`].
+    pub fn open_on(
+        dir: &Path,
+        idempotency: Box<dyn Idempotency>,
+        disk: Disk,
     ) -> Result<(Log, OpenReport), LogError> {
         let config = read_config(dir)?;
         let signing_key =
@@ -89,11 +117,12 @@ impl Log {
         } else {
             None
         };
-        let mut records = RecordFile::open(dir.join(layout::RECORDS))?;
+        let mut records = RecordFile::open_on(dir.join(layout::RECORDS), disk.clone())?;
         let (index, moved_aside) = open_index(dir)?;
-        let mut tree = TreeFile::open(dir.join(layout::TREE)).map_err(derived)?;
-        let mut offsets = Offsets::open(dir.join(layout::OFFSETS)).map_err(derived)?;
-        let mut ids = IdIndex::open(dir.join(layout::IDS)).map_err(derived)?;
+        let mut tree = TreeFile::open_on(dir.join(layout::TREE), disk.clone()).map_err(derived)?;
+        let mut offsets =
+            Offsets::open_on(dir.join(layout::OFFSETS), disk.clone()).map_err(derived)?;
+        let mut ids = IdIndex::open_on(dir.join(layout::IDS), disk).map_err(derived)?;
 
         let head = index.head().map_err(derived)?;
         let file_len = records.len();

@@ -1,0 +1,94 @@
+//! The sled keys of the state and the encoding of its values, cut by size
+//! (see [`super`] for the layout and why values stay under [`VALUE_BYTES_MAX`]).
+
+use super::{corrupt, Key, StateStoreError, Value};
+
+pub(super) const CHUNK_TAG: u8 = 1;
+pub(super) const DELTA_TAG: u8 = 2;
+
+/// Largest value written to sled (a chunk, a delta part), unless one object alone is
+/// larger. sled 0.34 writes a tree leaf node whole — up to 17 values, since it splits a
+/// leaf of more than 16 — and stores a node over its blob threshold (segment size
+/// 512 KiB / 4 items, less the segment header) in a file of its own: a full leaf of
+/// these values stays under it, so every value lives in sled's log, whose space sled
+/// reclaims. (Measured: 64 KiB values still made blob files.)
+pub const VALUE_BYTES_MAX: usize = 4 << 10;
+/// sled 0.34's blob threshold, as computed from its default configuration.
+const SLED_BLOB_THRESHOLD_BYTES: usize = (512 << 10) / 4 - 20;
+const _: () = assert!(
+    17 * (VALUE_BYTES_MAX + 64) < SLED_BLOB_THRESHOLD_BYTES,
+    "a full sled leaf of state values (with their keys) must stay below the blob threshold"
+);
+
+pub(super) fn chunk_key(generation: u64, chunk: u32) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[0] = CHUNK_TAG;
+    k[1..9].copy_from_slice(&generation.to_be_bytes());
+    k[9..].copy_from_slice(&chunk.to_be_bytes());
+    k
+}
+
+pub(super) fn delta_key(size: u64, part: u32) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[0] = DELTA_TAG;
+    k[1..9].copy_from_slice(&size.to_be_bytes());
+    k[9..].copy_from_slice(&part.to_be_bytes());
+    k
+}
+
+/// Encodes `objects` as postcard `Vec<(Key, Value)>`s of at most [`VALUE_BYTES_MAX`]
+/// bytes each (an object larger than that alone is a value of its own), in order.
+pub(super) fn encode_parts<'a>(
+    objects: impl Iterator<Item = (&'a Key, &'a Value)>,
+    what: &str,
+) -> Result<Vec<Vec<u8>>, StateStoreError> {
+    // The vector's length prefix is a varint of at most 10 bytes.
+    const BUDGET: usize = VALUE_BYTES_MAX - 10;
+    let mut parts = Vec::new();
+    let (mut group, mut group_bytes): (Vec<(&Key, &Value)>, usize) = (Vec::new(), 0);
+    for object in objects {
+        let bytes =
+            postcard::experimental::serialized_size(&object).map_err(|e| corrupt(what, e))?;
+        if !group.is_empty() && group_bytes + bytes > BUDGET {
+            parts.push(postcard::to_allocvec(&group).map_err(|e| corrupt(what, e))?);
+            group.clear();
+            group_bytes = 0;
+        }
+        group.push(object);
+        group_bytes += bytes;
+    }
+    if !group.is_empty() {
+        parts.push(postcard::to_allocvec(&group).map_err(|e| corrupt(what, e))?);
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::objects::Pool;
+    use crate::ledger::state::Table;
+
+    #[test]
+    fn parts_stay_under_the_maximum_and_decode_to_every_object_in_order() {
+        let objects: Vec<(Key, Value)> = (0..2_000u64)
+            .map(|n| {
+                let pool = Pool {
+                    claims: n,
+                    ..Pool::default()
+                };
+                let key = Key::new(Table::Liability, &format!("inst-{n:05}"));
+                (key, Value::Pool(Box::new(pool)))
+            })
+            .collect();
+        let parts = encode_parts(objects.iter().map(|(k, v)| (k, v)), "test").unwrap();
+        assert!(parts.len() > 1, "{} parts", parts.len());
+        let mut decoded = Vec::new();
+        for part in &parts {
+            assert!(part.len() <= VALUE_BYTES_MAX, "{} bytes", part.len());
+            let objects: Vec<(Key, Value)> = postcard::from_bytes(part).unwrap();
+            decoded.extend(objects);
+        }
+        assert_eq!(decoded, objects);
+    }
+}
