@@ -700,3 +700,28 @@ fn an_institution_that_rotated_thousands_of_times_signs_as_fast_as_a_fresh_one()
         busy_took.as_secs_f64() / fresh_took.as_secs_f64()
     );
 }
+
+#[test]
+fn the_cli_rotates_the_operator_key_and_verify_follows_it_from_the_first_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let data = data.to_str().unwrap();
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let out = crate::cli::run(&["init", "--data", data, "--origin", "lessons.example/rot"]);
+    assert!(out.status.success(), "{out:?}");
+    let first = text(&out);
+    let out = crate::cli::run(&["rotate-operator-key", "--data", data]);
+    assert!(out.status.success(), "{out:?}");
+    let next = text(&out);
+    assert_ne!(next, first);
+    let out = crate::cli::run(&["key", "--data", data]);
+    assert_eq!(text(&out), next, "`key` prints the key that signs now");
+    let public = std::fs::read_to_string(std::path::Path::new(data).join("operator.pub")).unwrap();
+    assert_eq!(public.trim(), next, "operator.pub follows operator.key");
+    let out = crate::cli::run(&["verify", "--data", data, "--operator-key", &first]);
+    assert!(
+        out.status.success(),
+        "verify does not follow the rotation: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
