@@ -68,11 +68,11 @@ pub const PARTY_ENTRIES_KEPT_MAX: usize = 64;
 pub const KEY_CHANGES_PER_PARTY_PER_DAY_MAX: u64 = 4;
 
 /// Entries one institution or student may sign per quota day. Generous for honest use
-/// (a donor with 10,000 seats teaching each once a day signs 10,000; the city-scale demo's
-/// busiest donor about a tenth of this limit in its whole run), it bounds what one party
-/// alone can add to the log: at most this × `PAYLOAD_BYTES_MAX` a day. The operator and
-/// the associations are not counted: their entries are the ledger's own business, each
-/// one accountable to the public.
+/// (a donor with 10,000 seats teaching each once a day signs 10,000; the city-scale
+/// demo's 43 donors deliver about a million lessons in all, in one quota day), it bounds
+/// what one party alone can add to the log: at most this × `PAYLOAD_BYTES_MAX` a day.
+/// The operator and the associations are not counted: their entries are the ledger's
+/// own business, each one accountable to the public.
 pub const ENTRIES_PER_PARTY_PER_DAY_MAX: u64 = 200_000;
 
 /// The quota day, in µs of ledger time: 24 hours, whatever `day_micros` the genesis
