@@ -9,6 +9,7 @@ mod crash;
 mod demo;
 mod envelope;
 mod http;
+mod kill_campaign;
 mod ledger;
 mod log_store;
 mod match_runs;
