@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod demo;
 mod envelope;
+mod fuzz_regressions;
 mod http;
 mod kill_campaign;
 mod ledger;
