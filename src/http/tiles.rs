@@ -106,7 +106,10 @@ impl TilePath {
                 _ => return Err(bad("a partial width is 1..255")),
             };
             let last = parts.len() - 1;
-            parts[last] = parts[last].trim_end_matches(".p");
+            // Exactly one ".p": `001.p.p/1` is not canonical (found by fuzzing).
+            if let Some(index) = parts[last].strip_suffix(".p") {
+                parts[last] = index;
+            }
         }
         let elements = &parts[1..];
         let mut index: u64 = 0;

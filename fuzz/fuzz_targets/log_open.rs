@@ -1,0 +1,34 @@
+//! Opening a log directory whose `log.dat` is fuzzed bytes (`Log::open`, which recovers
+//! the record file and rebuilds every derived store), and the auditor's read of the
+//! same bytes (`audit`). The directory holds the fixture ledger's real `log.json` and
+//! operator key, so the seeds (the fixture's own `log.dat`) open.
+//!
+//! Must recover or fail closed, never panic. A log that opens must pass the audit: open
+//! may only cut an unacknowledged tail, never accept bytes the auditor refuses.
+#![no_main]
+
+use lesson_ledger::log::audit::{audit, AuditOptions};
+use lesson_ledger::log::store::{EntryIdOnly, Log};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let bytes = lesson_ledger_fuzz::record_file_bytes(data);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    lesson_ledger_fuzz::write_fixture_config(dir.path());
+    std::fs::write(dir.path().join("log.dat"), &bytes).expect("write log.dat");
+
+    // The auditor reads the bytes as they are: any answer but a panic.
+    let _ = audit(dir.path(), &AuditOptions::default(), &|_, _| {});
+
+    let Ok((log, _report)) = Log::open(dir.path(), Box::new(EntryIdOnly)) else {
+        return;
+    };
+    let size = log.size();
+    drop(log);
+    let summary = audit(dir.path(), &AuditOptions::default(), &|_, _| {})
+        .unwrap_or_else(|e| panic!("a log that opened (size {size}) fails the audit: {e}"));
+    assert_eq!(
+        summary.entries, size,
+        "the audit counts the entries the log holds"
+    );
+});
