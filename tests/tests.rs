@@ -18,3 +18,4 @@ mod note;
 mod rules;
 mod schemas;
 mod storage;
+mod web;

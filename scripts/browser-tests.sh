@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# End-to-end tests of the web app in a real browser: Debian's headless chromium driven
+# by playwright-core (scripts/browser/, Node 20), against real servers on loopback:
+# the tiny demo's ledger (--keep-serving) and the fixture's (scripts/browser/fixture.sh).
+# Installs chromium (apt) and playwright-core (npm, pinned by package-lock.json; it
+# downloads no browser) when missing. Prints each test and the issue's targets.
+#
+# Usage: scripts/browser-tests.sh        (LL_BIN=path to use a built lesson-ledger)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+if ! command -v chromium >/dev/null; then
+  apt-get update && apt-get install -y chromium
+fi
+if [ ! -d scripts/browser/node_modules/playwright-core ]; then
+  (cd scripts/browser && npm ci --no-audit --no-fund)
+fi
+if [ -z "${LL_BIN:-}" ]; then
+  cargo build --quiet
+  LL_BIN=$ROOT/target/debug/lesson-ledger
+fi
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# wait_for FILE PATTERN: waits (at most 120 s) until FILE has a line matching PATTERN.
+wait_for() {
+  for _ in $(seq 1 240); do
+    if grep -q "$2" "$1" 2>/dev/null; then return 0; fi
+    sleep 0.5
+  done
+  echo "timed out waiting for '$2' in $1:" >&2
+  cat "$1" >&2
+  return 1
+}
+
+"$LL_BIN" demo --scale tiny --data "$TMP/demo" --keep-serving > "$TMP/demo.log" 2>&1 &
+PIDS+=($!)
+
+bash scripts/browser/fixture.sh "$LL_BIN" "$TMP/fixture"
+serve() {
+  "$LL_BIN" serve --data "$1" --addr 127.0.0.1:0 2> "$2" &
+  PIDS+=($!)
+  wait_for "$2" "listening on"
+}
+serve "$TMP/fixture/ledger" "$TMP/fixture.log"
+serve "$TMP/fixture/fork-a" "$TMP/fork-a.log"
+serve "$TMP/fixture/fork-b" "$TMP/fork-b.log"
+url_of() { grep -o 'http://127\.0\.0\.1:[0-9]*' "$1" | head -1; }
+
+wait_for "$TMP/demo.log" "the server keeps serving"
+DEMO_URL=$(grep 'signed checkpoint' "$TMP/demo.log" | grep -o 'http://127\.0\.0\.1:[0-9]*')
+
+DEMO_URL=$DEMO_URL FIXTURE_URL=$(url_of "$TMP/fixture.log") \
+  FORK_A_URL=$(url_of "$TMP/fork-a.log") FORK_B_URL=$(url_of "$TMP/fork-b.log") \
+  FAMILY_KEY_FILE=$TMP/fixture/keys/stu-web-01.key REPO_ROOT=$ROOT \
+  node scripts/browser/tests.mjs

@@ -1,0 +1,77 @@
+// The family's key on this device and the actions it signs: create or import a key,
+// show its verifier key for registration, and confirm or dispute a lesson or decline an
+// allocation (sign.js builds, signs, posts and checks the receipt).
+
+import { t } from "./i18n.js";
+import { createKey, entryPayload, importKey, listKeys, signEnvelope, submit } from "./sign.js";
+import { alarm, h } from "./ui.js";
+
+function download(name, text) {
+  const a = h("a", { href: URL.createObjectURL(new Blob([text], { type: "application/x-pem-file" })), download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+/** The key panel: the key named `ref` on this device, or how to get one. */
+export function keyPanel(ref, trust) {
+  const box = h("section", { class: "keys", "aria-labelledby": "keys-h" }, h("h2", { id: "keys-h" }, t("keyTitle")));
+  const body = h("div", {});
+  box.append(body);
+  const show = async () => {
+    const key = (await listKeys()).find((k) => k.name === ref);
+    if (key) {
+      body.replaceChildren(h("p", {}, t("vkeyHint")), h("code", { class: "vkey", "data-vkey": key.vkey }, key.vkey));
+      return;
+    }
+    const file = h("input", { type: "file", accept: ".key,.pem", "aria-label": t("importKey"), "data-import-key": "" });
+    file.addEventListener("change", async () => {
+      try {
+        await importKey(ref, await file.files[0].text());
+        await show();
+      } catch (e) {
+        body.append(alarm(e.code || "import_failed", e.message));
+      }
+    });
+    body.replaceChildren(
+      h("p", {}, t("noKey")),
+      h("button", {
+        type: "button", "data-create-key": "",
+        onclick: async () => {
+          try {
+            const { backup } = await createKey(ref);
+            download(`${ref}.key`, backup);
+            await show();
+          } catch (e) {
+            body.append(alarm(e.code || "key_creation_failed", e.message));
+          }
+        },
+      }, t("createKey")),
+      h("label", { class: "import" }, t("importKey"), " ", file),
+    );
+  };
+  show().catch((e) => body.append(alarm(e.code || "keys_unavailable", e.message)));
+  return box;
+}
+
+/** Buttons that sign and submit entries: `actions` are [kind, subject, label]. */
+export function actionButtons(trust, ref, actions) {
+  const status = h("div", { class: "status", role: "status" });
+  const buttons = actions.map(([kind, subject, label]) => h("button", {
+    type: "button", "data-action": kind, "data-subject": subject, disabled: !trust.ok,
+    onclick: async (ev) => {
+      ev.target.disabled = true;
+      status.replaceChildren(t("sending"));
+      try {
+        const extra = kind === "lesson_disputed" ? { dispute: `d-${subject}`, reason: "lesson was not held" } : {};
+        const envelope = await signEnvelope(ref, entryPayload(trust.info, kind, subject, extra));
+        const receipt = await submit(trust, envelope);
+        status.replaceChildren(h("span", { "data-receipt": receipt.index }, t("sent", { i: receipt.index })));
+      } catch (e) {
+        status.replaceChildren(alarm(e.code || "submit_failed", e.message));
+        ev.target.disabled = false;
+      }
+    },
+  }, label));
+  return h("div", { class: "actions" }, ...buttons, status);
+}
