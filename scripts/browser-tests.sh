@@ -13,6 +13,10 @@ cd "$ROOT"
 if ! command -v chromium >/dev/null; then
   apt-get update && apt-get install -y chromium
 fi
+# A Chinese font, so that the screenshot of the zh-CN page is legible.
+if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+  apt-get install -y fonts-wqy-microhei || echo "no Chinese font: the screenshot will show boxes" >&2
+fi
 if [ ! -d scripts/browser/node_modules/playwright-core ]; then
   (cd scripts/browser && npm ci --no-audit --no-fund)
 fi

@@ -1,7 +1,8 @@
 //! The web app (issue 13): static pages and ES modules compiled into the binary
 //! (`src/web/`), served at `/` and the page routes `/students/{ref}`,
 //! `/institutions/{id}`, `/pool`, `/audit` (one HTML shell; the app reads the path), and
-//! the assets at `/web/{file}`.
+//! the assets at `/web/{file}` (vendored libraries under `/web/vendor/`, with their
+//! version and licence beside them in `src/web/vendor/`).
 //!
 //! Every response carries a strict Content-Security-Policy: scripts, styles, workers
 //! and requests from this origin only (no CDN, no inline script, no external request),
@@ -118,6 +119,16 @@ pub const ASSETS: &[Asset] = &[
         body: include_bytes!("../web/audit-worker.js"),
     },
     Asset {
+        name: "vendor/lean-qr/index.mjs",
+        content_type: JS,
+        body: include_bytes!("../web/vendor/lean-qr/index.mjs"),
+    },
+    Asset {
+        name: "vendor/lean-qr/svg.mjs",
+        content_type: JS,
+        body: include_bytes!("../web/vendor/lean-qr/svg.mjs"),
+    },
+    Asset {
         name: "style.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../web/style.css"),
@@ -132,7 +143,8 @@ pub const ASSETS: &[Asset] = &[
 /// The HTML shell of every page.
 pub const INDEX_HTML: &[u8] = include_bytes!("../web/index.html");
 
-/// The asset named `name`, if there is one (names are matched exactly: no paths).
+/// The asset named `name`, if there is one. Names are matched exactly against the
+/// list, so no request path reaches the file system.
 pub fn asset(name: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.name == name)
 }
@@ -144,7 +156,7 @@ pub fn router() -> Router<AppState> {
     for path in PAGE_ROUTES {
         router = router.route(path, get(get_page));
     }
-    router.route("/web/{name}", get(get_asset))
+    router.route("/web/{*name}", get(get_asset))
 }
 
 /// A strong ETag of `body`: BLAKE3, so it changes whenever a byte does.

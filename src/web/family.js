@@ -6,7 +6,7 @@
 import { establishTrust, getJSON, getProven, verifyProven } from "./api.js";
 import { t, when, yuan } from "./i18n.js";
 import { keyPanel, actionButtons } from "./keys.js";
-import { alarm, figure, h, trustBanner } from "./ui.js";
+import { alarm, figure, h, table, trustBanner } from "./ui.js";
 import { verifyProvenEntry } from "./verify.js";
 
 /** The genesis's window parameters, from entry 0 verified with its inclusion proof. */
@@ -143,36 +143,38 @@ function waitingSection(m, ok, trust, ref) {
 
 function claimsSection(m, served, ok) {
   const servedClaims = new Map((served.claims || []).map((c) => [c.claim, c]));
-  return h("section", {}, h("h2", {}, t("claims")), h("table", {},
-    h("thead", {}, h("tr", {}, [t("claim"), t("institutionCol"), t("lessons"), t("value"), t("madeGood"), t("outstanding")].map((x) => h("th", {}, x)))),
-    h("tbody", {}, m.claims.map((c) => {
+  return h("section", {}, h("h2", {}, t("claims")), table(
+    [t("claim"), t("institutionCol"), t("lessons"), t("value"), t("madeGood"), t("outstanding")],
+    m.claims.map((c) => {
       const s = servedClaims.get(c.claim) || {};
       const agrees = (mine, theirs) => ok && c.verified && theirs !== undefined && BigInt(theirs) === mine;
-      return h("tr", { "data-claim": c.claim },
-        h("td", {}, h("code", {}, c.claim)), h("td", {}, c.institution),
-        h("td", {}, figure(String(c.lessons), agrees(BigInt(c.lessons), s.lessons), "lessons")),
-        h("td", {}, figure(yuan(c.value), agrees(c.value, s.value), "value")),
-        h("td", {}, figure(yuan(c.madeGood), agrees(c.madeGood, s.consumed) && c.allocations.every((a) => a.verified), "made-good")),
-        h("td", {}, figure(yuan(c.value - c.madeGood), agrees(c.madeGood, s.consumed) && c.allocations.every((a) => a.verified), "outstanding")));
-    }))));
+      const madeGoodOk = agrees(c.madeGood, s.consumed) && c.allocations.every((a) => a.verified);
+      return [{ "data-claim": c.claim }, [
+        h("code", {}, c.claim), c.institution,
+        figure(String(c.lessons), agrees(BigInt(c.lessons), s.lessons), "lessons"),
+        figure(yuan(c.value), agrees(c.value, s.value), "value"),
+        figure(yuan(c.madeGood), madeGoodOk, "made-good"),
+        figure(yuan(c.value - c.madeGood), madeGoodOk, "outstanding"),
+      ]];
+    })));
 }
 
 function allocationsSection(m, trust, ref) {
   const rows = m.claims.flatMap((c) => c.allocations);
-  return h("section", {}, h("h2", {}, t("allocations")), h("table", {},
-    h("thead", {}, h("tr", {}, [t("course"), t("institutionCol"), t("district"), t("lessonsLeft"), t("expires"), t("status")].map((x) => h("th", {}, x)))),
-    h("tbody", {}, rows.map((a) => h("tr", { "data-allocation": a.id },
-      h("td", {}, a.pledge.subject), h("td", {}, a.pledge.institution), h("td", {}, a.pledge.district),
-      h("td", {}, figure(String(a.left), a.verified && a.served && a.served.remaining === a.left, "lessons-left")),
-      h("td", {}, when(a.expires)), h("td", {}, t(a.status),
-        a.status === "active" ? actionButtons(trust, ref, [["allocation_declined", a.id, t("decline")]]) : null))))));
+  return h("section", {}, h("h2", {}, t("allocations")), table(
+    [t("course"), t("institutionCol"), t("district"), t("lessonsLeft"), t("expires"), t("status")],
+    rows.map((a) => [{ "data-allocation": a.id }, [
+      a.pledge.subject, a.pledge.institution, a.pledge.district || "online",
+      figure(String(a.left), a.verified && a.served && a.served.remaining === a.left, "lessons-left"),
+      when(a.expires),
+      h("span", {}, t(a.status), a.status === "active" ? actionButtons(trust, ref, [["allocation_declined", a.id, t("decline")]]) : null),
+    ]])));
 }
 
+/** The lesson history, newest first, folded: the lessons waiting come first. */
 function historySection(m) {
   const rows = m.claims.flatMap((c) => c.allocations.flatMap((a) => a.history.map((l) => ({ ...l, course: a.pledge.subject }))))
     .sort((x, y) => y.time - x.time);
-  return h("section", {}, h("h2", {}, t("history")), h("table", {},
-    h("thead", {}, h("tr", {}, [t("when"), t("course"), t("status")].map((x) => h("th", {}, x)))),
-    h("tbody", {}, rows.map((l) => h("tr", {}, h("td", {}, when(l.time)), h("td", {}, l.course), h("td", {}, t(l.state)))))));
+  return h("section", {}, h("details", {}, h("summary", {}, h("h2", {}, `${t("history")} (${rows.length})`)),
+    table([t("when"), t("course"), t("status")], rows.map((l) => [{ "data-history": l.id }, [when(l.time), l.course, t(l.state)]]))));
 }
-

@@ -5,6 +5,17 @@
 import { t } from "./i18n.js";
 import { createKey, entryPayload, importKey, listKeys, signEnvelope, submit } from "./sign.js";
 import { alarm, h } from "./ui.js";
+import { generate } from "./vendor/lean-qr/index.mjs";
+import { toSvg } from "./vendor/lean-qr/svg.mjs";
+
+/** The verifier key as a QR code (an inline SVG element), for the registration desk. */
+function qr(text) {
+  const svg = toSvg(generate(text), document, { on: "black", off: "white", pad: 4, width: 220, height: 220 });
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", text);
+  svg.classList.add("qr");
+  return svg;
+}
 
 function download(name, text) {
   const a = h("a", { href: URL.createObjectURL(new Blob([text], { type: "application/x-pem-file" })), download: name });
@@ -21,7 +32,7 @@ export function keyPanel(ref, trust) {
   const show = async () => {
     const key = (await listKeys()).find((k) => k.name === ref);
     if (key) {
-      body.replaceChildren(h("p", {}, t("vkeyHint")), h("code", { class: "vkey", "data-vkey": key.vkey }, key.vkey));
+      body.replaceChildren(h("p", {}, t("vkeyHint")), h("code", { class: "vkey", "data-vkey": key.vkey }, key.vkey), qr(key.vkey));
       return;
     }
     const file = h("input", { type: "file", accept: ".key,.pem", "aria-label": t("importKey"), "data-import-key": "" });

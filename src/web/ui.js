@@ -37,6 +37,16 @@ export function figure(text, verified, name, why) {
   );
 }
 
+/**
+ * A table whose cells carry their column's name (`data-label`), shown before each
+ * value when a phone stacks the rows as cards. `rows` are [attrs, [cell, …]].
+ */
+export function table(headers, rows) {
+  return h("table", {},
+    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
+    h("tbody", {}, rows.map(([attrs, cells]) => h("tr", attrs, cells.map((c, i) => h("td", { "data-label": headers[i] }, c))))));
+}
+
 /** A visible alarm (role="alert") for a failed check. */
 export function alarm(code, detail) {
   const key = `alarm_${code}`;
