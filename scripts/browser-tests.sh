@@ -5,7 +5,9 @@
 # Installs chromium (apt) and playwright-core (npm, pinned by package-lock.json; it
 # downloads no browser) when missing. Prints each test and the issue's targets.
 #
-# Usage: scripts/browser-tests.sh        (LL_BIN=path to use a built lesson-ledger)
+# Usage: scripts/browser-tests.sh                 (LL_BIN=path to use a built lesson-ledger)
+#        scripts/browser-tests.sh --audit-small   the in-browser audit of the small demo
+#        (51,337 entries) next to the native `verify --url` on the same server (release build)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -44,6 +46,21 @@ wait_for() {
   cat "$1" >&2
   return 1
 }
+
+if [ "${1:-}" = --audit-small ]; then
+  "$LL_BIN" demo --scale small --data "$TMP/demo" --keep-serving > "$TMP/demo.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 60); do grep -q "the server keeps serving" "$TMP/demo.log" && break; sleep 10; done
+  DEMO_URL=$(grep 'signed checkpoint' "$TMP/demo.log" | grep -o 'http://127\.0\.0\.1:[0-9]*')
+  KEY=$(curl -s "$DEMO_URL/v1/log" | sed 's/.*"operator_vkey":"\([^"]*\)".*/\1/')
+  start=$(date +%s.%N)
+  "$LL_BIN" verify --url "$DEMO_URL" --operator-key "$KEY" > "$TMP/verify.log" 2>&1
+  end=$(date +%s.%N)
+  echo "native verify --url: $(tail -1 "$TMP/verify.log")"
+  echo "native verify --url wall time: $(echo "$end - $start" | bc) s"
+  DEMO_URL=$DEMO_URL REPO_ROOT=$ROOT ONLY=audits_the_whole_log node scripts/browser/tests.mjs
+  exit
+fi
 
 "$LL_BIN" demo --scale tiny --data "$TMP/demo" --keep-serving > "$TMP/demo.log" 2>&1 &
 PIDS+=($!)

@@ -59,6 +59,8 @@ function auditControls(trust, summarize, onDone) {
         const r = await runAudit(trust, summarize, (done, size) => { bar.max = size; bar.value = done; });
         out.dataset.audit = "pass";
         out.dataset.sigsPerSec = r.sigsPerSec;
+        out.dataset.signatures = r.signatures;
+        out.dataset.seconds = r.seconds.toFixed(1);
         out.replaceChildren(figure(t("auditDone", { n: r.size, s: r.sigsPerSec }), true, "audit"));
         onDone(r);
       } catch (e) {
@@ -70,28 +72,30 @@ function auditControls(trust, summarize, onDone) {
   return h("div", {}, button, bar, out);
 }
 
+/** Draws the verified summary's charts into `charts`; marks the served totals it confirms. */
+function drawSummary(root, charts, pool, sum) {
+  const districts = Object.entries(sum.byDistrict).map(([label, v]) => ({ label, whole: v.owed, part: v.madeGood })).sort((a, b) => b.whole - a.whole);
+  const subjects = Object.entries(sum.bySubject).map(([label, v]) => ({ label, whole: v.pledged, part: v.delivered })).sort((a, b) => b.whole - a.whole);
+  charts.replaceChildren(
+    h("h2", {}, t("byDistrict")),
+    shareBars(districts, { title: t("byDistrict"), wholeClass: "bar-owed", partClass: "bar-good", wholeLabel: t("owed"), partLabel: t("madeGood") }),
+    h("h2", {}, t("bySubject")),
+    shareBars(subjects, { title: t("bySubject"), wholeClass: "bar-pledged", partClass: "bar-delivered", wholeLabel: t("pledged"), partLabel: t("delivered") }),
+    h("h2", {}, t("pool")),
+    panel(sum.timeline.map(([i, p]) => [i, p]), { title: t("pledged"), cls: "bar-pledged", xLabel: t("entries") }),
+    panel(sum.timeline.map(([i, , d]) => [i, d]), { title: t("delivered"), cls: "bar-delivered", xLabel: t("entries") }),
+  );
+  for (const [name, value] of [["pledged", sum.pledged], ["delivered", sum.delivered]]) {
+    const el = root.querySelector(`[data-figure="${name}"]`);
+    if (el && pool) el.replaceWith(figure(yuan(value), value === pool[name], name));
+  }
+}
+
 export async function poolPage(root) {
   const trust = await establishTrust();
   const pool = await getJSON("/v1/pool");
   const charts = h("div", {});
-  const draw = (r) => {
-    const sum = r.summary;
-    const districts = Object.entries(sum.byDistrict).map(([label, v]) => ({ label, whole: v.owed, part: v.madeGood })).sort((a, b) => b.whole - a.whole);
-    const subjects = Object.entries(sum.bySubject).map(([label, v]) => ({ label, whole: v.pledged, part: v.delivered })).sort((a, b) => b.whole - a.whole);
-    charts.replaceChildren(
-      h("h2", {}, t("byDistrict")),
-      shareBars(districts, { title: t("byDistrict"), wholeClass: "bar-owed", partClass: "bar-good", wholeLabel: t("owed"), partLabel: t("madeGood") }),
-      h("h2", {}, t("bySubject")),
-      shareBars(subjects, { title: t("bySubject"), wholeClass: "bar-pledged", partClass: "bar-delivered", wholeLabel: t("pledged"), partLabel: t("delivered") }),
-      h("h2", {}, t("pool")),
-      panel(sum.timeline.map(([i, p]) => [i, p]), { title: t("pledged"), cls: "bar-pledged", xLabel: t("entries") }),
-      panel(sum.timeline.map(([i, , d]) => [i, d]), { title: t("delivered"), cls: "bar-delivered", xLabel: t("entries") }),
-    );
-    for (const [name, value] of [["pledged", sum.pledged], ["delivered", sum.delivered]]) {
-      const el = root.querySelector(`[data-figure="${name}"]`);
-      if (el) el.replaceWith(figure(yuan(value), value === pool[name], name));
-    }
-  };
+  const draw = (r) => drawSummary(root, charts, pool, r.summary);
   root.replaceChildren(
     trustBanner(trust),
     h("h1", {}, t("pool")),
@@ -121,6 +125,7 @@ export async function auditPage(root) {
   const trust = await establishTrust();
   const pool = await getJSON("/v1/pool").catch(() => null);
   const known = knownAssociations();
+  const charts = h("div", {});
   root.replaceChildren(
     trustBanner(trust),
     h("h1", {}, t("audit")),
@@ -128,6 +133,7 @@ export async function auditPage(root) {
     h("h2", {}, t("checkpoints")),
     h("pre", { class: "checkpoint" }, trust.note ? trust.note.body : ""),
     h("p", {}, Object.keys(known).length ? Object.keys(known).join(", ") : ""),
-    auditControls(trust, true, () => {}),
+    auditControls(trust, true, (r) => drawSummary(root, charts, pool, r.summary)),
+    charts,
   );
 }
