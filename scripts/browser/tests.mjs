@@ -261,6 +261,23 @@ await test("a_family_confirms_a_proposed_lesson_from_the_browser_and_the_ledger_
   await context.close();
 });
 
+await test("an_institution_imports_its_key_file_and_proposes_a_lesson_the_ledger_records", async () => {
+  state.backend = FIXTURE;
+  state.alter = null;
+  const { context, p } = await page();
+  await visit(p, `${PROXY}/institutions/inst-web-donor`);
+  await p.setInputFiles("[data-import-key]", KEY_FILE.replace("stu-web-01", "inst-web-donor"));
+  await p.waitForSelector("[data-vkey]");
+  await p.fill("[data-propose-allocation]", "a-web-01");
+  await p.fill("[data-propose-lesson]", "l-web-04");
+  await p.click("button[data-action=lesson_proposed]");
+  await p.waitForSelector("[data-receipt]", { timeout: 15000 });
+  const entry = await getJSON(`${FIXTURE}/v1/entries/${await p.$eval("[data-receipt]", (e) => e.dataset.receipt)}`);
+  const payload = JSON.parse(Buffer.from(entry.envelope.payload, "base64"));
+  assert(payload.kind === "lesson_proposed" && payload.lesson === "l-web-04" && payload.allocation === "a-web-01", "the ledger holds the proposal");
+  await context.close();
+});
+
 await test("a_family_creates_its_key_in_the_browser_and_keeps_it", async () => {
   state.backend = FIXTURE;
   const { context, p } = await page({ acceptDownloads: true });

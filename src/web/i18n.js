@@ -24,6 +24,7 @@ const zh = {
   bySubject: "按科目", owed: "欠课", coverage: "覆盖率", students: "学生",
   auditRun: "在浏览器中审计整个账本", auditDone: "审计通过：{n} 条记录，{s} 签名/秒", auditFail: "审计失败：{e}",
   checkpoints: "检查点与联署", liability: "负债报告", downloadCsv: "下载 CSV",
+  allocationId: "分配编号", lessonId: "课时编号", propose: "提交已上课时（待家庭确认）", proposeTitle: "提交已上的课",
 };
 
 const en = {
@@ -49,6 +50,7 @@ const en = {
   bySubject: "By subject", owed: "owed", coverage: "coverage", students: "students",
   auditRun: "Audit the whole ledger in this browser", auditDone: "Audit passed: {n} entries, {s} signatures/s", auditFail: "Audit failed: {e}",
   checkpoints: "Checkpoints and cosignatures", liability: "Liability report", downloadCsv: "Download CSV",
+  allocationId: "Allocation", lessonId: "Lesson", propose: "Propose a delivered lesson (the family confirms)", proposeTitle: "Propose a delivered lesson",
 };
 
 const tables = { zh, en };

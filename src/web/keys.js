@@ -65,24 +65,46 @@ export function keyPanel(ref, trust) {
   return box;
 }
 
-/** Buttons that sign and submit entries: `actions` are [kind, subject, label]. */
+/** The fields an entry of `kind` needs beyond its subject (sign.js entryPayload). */
+function extraFields(kind, subject, more) {
+  if (kind === "lesson_disputed") return { dispute: `d-${subject}`, reason: "lesson was not held" };
+  return more ? more() : {};
+}
+
+/**
+ * Buttons that sign and submit entries: `actions` are [kind, subject, label, more],
+ * where `subject` is an id or a function that reads it when pressed, and `more` an
+ * optional function giving the kind's other fields.
+ */
 export function actionButtons(trust, ref, actions) {
   const status = h("div", { class: "status", role: "status" });
-  const buttons = actions.map(([kind, subject, label]) => h("button", {
-    type: "button", "data-action": kind, "data-subject": subject, disabled: !trust.ok,
+  const buttons = actions.map(([kind, subjectOf, label, more]) => h("button", {
+    type: "button", "data-action": kind, "data-subject": typeof subjectOf === "string" ? subjectOf : null, disabled: !trust.ok,
     onclick: async (ev) => {
       ev.target.disabled = true;
       status.replaceChildren(t("sending"));
       try {
-        const extra = kind === "lesson_disputed" ? { dispute: `d-${subject}`, reason: "lesson was not held" } : {};
-        const envelope = await signEnvelope(ref, entryPayload(trust.info, kind, subject, extra));
-        const receipt = await submit(trust, envelope);
+        const subject = typeof subjectOf === "string" ? subjectOf : subjectOf();
+        const payload = entryPayload(trust.info, kind, subject, extraFields(kind, subject, more));
+        const receipt = await submit(trust, await signEnvelope(ref, payload));
         status.replaceChildren(h("span", { "data-receipt": receipt.index }, t("sent", { i: receipt.index })));
       } catch (e) {
         status.replaceChildren(alarm(e.code || "submit_failed", e.message));
-        ev.target.disabled = false;
       }
+      ev.target.disabled = false;
     },
   }, label));
   return h("div", { class: "actions" }, ...buttons, status);
+}
+
+/**
+ * An institution's form to propose a delivered lesson on an allocation it holds: the
+ * family then has the window to confirm or dispute it.
+ */
+export function proposeForm(trust, ref) {
+  const allocation = h("input", { type: "text", name: "allocation", placeholder: "a-…", "data-propose-allocation": "" });
+  const lesson = h("input", { type: "text", name: "lesson", placeholder: "l-…", "data-propose-lesson": "" });
+  return h("div", { class: "propose" },
+    h("label", {}, `${t("allocationId")} `, allocation), " ", h("label", {}, `${t("lessonId")} `, lesson),
+    actionButtons(trust, ref, [["lesson_proposed", () => lesson.value.trim(), t("propose"), () => ({ allocation: allocation.value.trim() })]]));
 }

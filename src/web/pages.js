@@ -6,6 +6,7 @@
 import { establishTrust, getJSON, knownAssociations, rememberAssociation } from "./api.js";
 import { panel, shareBars } from "./charts.js";
 import { t, yuan } from "./i18n.js";
+import { keyPanel, proposeForm } from "./keys.js";
 import { alarm, figure, h, trustBanner } from "./ui.js";
 
 export function homePage(root) {
@@ -117,8 +118,10 @@ export async function institutionPage(root, id) {
       h("a", { href: URL.createObjectURL(new Blob([csv], { type: "text/csv" })), download: `${id}-liability.csv` }, t("downloadCsv")),
     );
   } catch (e) {
-    root.append(alarm(e.code || "error", e.message));
+    // A donor that never closed has no liability report; its key and actions still work.
+    if (e.code !== "institution_not_found") root.append(alarm(e.code || "error", e.message));
   }
+  root.append(h("h2", {}, t("proposeTitle")), proposeForm(trust, id), keyPanel(id, trust));
 }
 
 export async function auditPage(root) {

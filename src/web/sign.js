@@ -19,6 +19,8 @@ export const PAYLOAD_TYPE = "application/vnd.lesson-ledger.entry+json";
  * here, from `info` (GET /v1/log), and nowhere else.
  */
 export function entryPayload(info, kind, subject, extra = {}) {
+  // The object the entry is about: an allocation (declined) or a lesson (the rest);
+  // `extra` holds the kind's other fields (a proposal's allocation, a dispute's id).
   const target = kind === "allocation_declined" ? { allocation: subject } : { lesson: subject };
   const payload = { kind, id: `${kind}.${subject}`, ...target, ...extra };
   return { payloadType: PAYLOAD_TYPE, bytes: utf8(JSON.stringify(payload)) };
