@@ -348,8 +348,10 @@ await test("the_association_audits_the_whole_log_in_a_worker", async () => {
   await p.click("[data-run-audit]");
   await p.waitForSelector("[data-audit=pass]", { timeout: 600000 });
   assert((await p.$$("svg.chart")).length >= 3, "charts drawn");
-  const pledged = await p.$eval("[data-figure=pledged]", (e) => e.dataset.verified);
-  assert(pledged === "true", "the pool's pledged total agrees with the verified entries");
+  for (const name of ["pledged", "delivered", "owed"]) {
+    const verified = await p.$eval(`[data-figure=${name}]`, (e) => e.dataset.verified);
+    assert(verified === "true", `the pool's ${name} total agrees with the verified entries`);
+  }
   // The audit learned the associations' keys from verified registrations: the family
   // page now checks their cosignatures.
   await visit(p, `${PROXY}/students/${FAMILY}`);

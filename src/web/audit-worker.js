@@ -86,17 +86,26 @@ function aggregator() {
   };
   agg.pledged = 0;
   agg.delivered = 0;
+  agg.owed = 0;
   const lessons = new Map();
+  const disputes = new Map();
   agg.visit = (p, index) => {
     switch (p.kind) {
       case "party_registered": if (p.role === "association") agg.associations[p.party] = p.key; break;
-      case "claim_recorded": claims.set(p.claim, { district: p.district }); add(agg.byDistrict, p.district, "owed", p.lessons * p.price_per_lesson_fen); break;
+      case "claim_recorded":
+        claims.set(p.claim, { district: p.district });
+        add(agg.byDistrict, p.district, "owed", p.lessons * p.price_per_lesson_fen);
+        agg.owed += p.lessons * p.price_per_lesson_fen;
+        break;
       case "pledge_offered": pledges.set(p.pledge, { subject: p.subject, district: p.district || "online", vpl: p.value_per_lesson_fen, value: p.seats * p.lessons_per_seat * p.value_per_lesson_fen }); break;
       case "pledge_approved": { const q = pledges.get(p.pledge); if (q) { add(agg.bySubject, q.subject, "pledged", q.value); agg.pledged += q.value; } break; }
       case "allocation_made": allocs.set(p.allocation, { pledge: p.pledge, claim: p.claim }); break;
       case "lesson_proposed": lessons.set(p.lesson, p.allocation); break;
       case "lesson_consumed": deliver(p.allocation); break;
       case "lesson_confirmed": case "lesson_deemed_confirmed": deliver(lessons.get(p.lesson)); break;
+      case "lesson_disputed": disputes.set(p.dispute, p.lesson); break;
+      // A rejected dispute lets the lesson stand; an upheld one voids it.
+      case "dispute_resolved": if (p.outcome === "rejected") deliver(lessons.get(disputes.get(p.dispute))); break;
       default: break;
     }
     if (index % 64 === 0) agg.timeline.push([index, agg.pledged, agg.delivered]);

@@ -86,9 +86,9 @@ function drawSummary(root, charts, pool, sum) {
     panel(sum.timeline.map(([i, p]) => [i, p]), { title: t("pledged"), cls: "bar-pledged", xLabel: t("entries") }),
     panel(sum.timeline.map(([i, , d]) => [i, d]), { title: t("delivered"), cls: "bar-delivered", xLabel: t("entries") }),
   );
-  for (const [name, value] of [["pledged", sum.pledged], ["delivered", sum.delivered]]) {
+  for (const [name, value, served] of [["pledged", sum.pledged, "pledged"], ["delivered", sum.delivered, "delivered"], ["owed", sum.owed, "claims_value"]]) {
     const el = root.querySelector(`[data-figure="${name}"]`);
-    if (el && pool) el.replaceWith(figure(yuan(value), value === pool[name], name));
+    if (el && pool) el.replaceWith(figure(yuan(value), value === pool[served], name));
   }
 }
 
