@@ -47,17 +47,28 @@ wait_for() {
   return 1
 }
 
+# native_verify URL: the native remote audit (`verify --url`) of the server, timed, to
+# print next to the in-browser audit of the same log.
+native_verify() {
+  local key start end
+  key=$(curl -s "$1/v1/log" | sed 's/.*"operator_vkey":"\([^"]*\)".*/\1/')
+  start=$(date +%s.%N)
+  "$LL_BIN" verify --url "$1" --operator-key "$key" > "$TMP/verify.log" 2>&1
+  end=$(date +%s.%N)
+  echo "  TARGET native verify --url of the same log: $(printf "%.2f" "$(echo "$end - $start" | bc)") s in all ($(tail -1 "$TMP/verify.log"))"
+}
+
 if [ "${1:-}" = --audit-small ]; then
   "$LL_BIN" demo --scale small --data "$TMP/demo" --keep-serving > "$TMP/demo.log" 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 1 60); do grep -q "the server keeps serving" "$TMP/demo.log" && break; sleep 10; done
+  DEMO_PID=$!
+  for _ in $(seq 1 90); do
+    grep -q "the server keeps serving" "$TMP/demo.log" && break
+    kill -0 "$DEMO_PID" 2>/dev/null || { tail -3 "$TMP/demo.log" >&2; exit 1; }
+    sleep 10
+  done
   DEMO_URL=$(grep 'signed checkpoint' "$TMP/demo.log" | grep -o 'http://127\.0\.0\.1:[0-9]*')
-  KEY=$(curl -s "$DEMO_URL/v1/log" | sed 's/.*"operator_vkey":"\([^"]*\)".*/\1/')
-  start=$(date +%s.%N)
-  "$LL_BIN" verify --url "$DEMO_URL" --operator-key "$KEY" > "$TMP/verify.log" 2>&1
-  end=$(date +%s.%N)
-  echo "native verify --url: $(tail -1 "$TMP/verify.log")"
-  echo "native verify --url wall time: $(echo "$end - $start" | bc) s"
+  native_verify "$DEMO_URL"
   DEMO_URL=$DEMO_URL REPO_ROOT=$ROOT ONLY=audits_the_whole_log node scripts/browser/tests.mjs
   exit
 fi
@@ -78,6 +89,7 @@ url_of() { grep -o 'http://127\.0\.0\.1:[0-9]*' "$1" | head -1; }
 
 wait_for "$TMP/demo.log" "the server keeps serving"
 DEMO_URL=$(grep 'signed checkpoint' "$TMP/demo.log" | grep -o 'http://127\.0\.0\.1:[0-9]*')
+native_verify "$DEMO_URL"
 
 DEMO_URL=$DEMO_URL FIXTURE_URL=$(url_of "$TMP/fixture.log") \
   FORK_A_URL=$(url_of "$TMP/fork-a.log") FORK_B_URL=$(url_of "$TMP/fork-b.log") \
