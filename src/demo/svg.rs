@@ -110,7 +110,8 @@ fn panel(
     let plot_top = top + 24;
     let floor = plot_top + PLOT;
     let y = |v: u64| floor - scale(v, y_max, PLOT);
-    let share = if pledged == 0 {
+    // The other lines as a share of pledged (the pledged line itself needs none).
+    let share = if pledged == 0 || name == "pledged" {
         String::new()
     } else {
         let per_mille = u128::from(last) * 1000 / u128::from(pledged);
