@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the browser tests' own ledger with the real CLI (init, keygen, sign, append):
-# a closed institution, a donor, one student (stu-web-01) with a claim, an approved
+# an association, a closed institution, a donor, one student (stu-web-01) with a claim, an approved
 # pledge, an allocation, one lesson held and three lessons proposed and waiting on the
 # family within the national 15-day window. Then forks it: DIR/fork-a and DIR/fork-b
 # are the same history plus one different entry each, signed by the same operator key
@@ -16,7 +16,7 @@ K=$DIR/keys
 PT=application/vnd.lesson-ledger.entry+json
 mkdir -p "$K" "$DIR/entries"
 "$BIN" init --data "$L" --origin lessons.example/browser-tests >/dev/null
-for name in inst-web-closed inst-web-donor stu-web-01 stu-web-08 stu-web-09; do
+for name in assoc-web inst-web-closed inst-web-donor stu-web-01 stu-web-08 stu-web-09; do
   "$BIN" keygen --name "$name" --out "$K/$name" >/dev/null
 done
 n=0
@@ -36,6 +36,7 @@ register() {
   entry "{\"kind\":\"party_registered\",\"id\":\"party_registered.$1\",\"party\":\"$1\",\"role\":\"$2\",\"key\":\"$(cat "$K/$1.pub")\"}" operator "$1"
 }
 now=$(date +%s)
+register assoc-web association
 register inst-web-closed institution
 register inst-web-donor institution
 register stu-web-01 student

@@ -278,6 +278,22 @@ await test("an_institution_imports_its_key_file_and_proposes_a_lesson_the_ledger
   await context.close();
 });
 
+await test("an_association_cosigns_the_verified_checkpoint_from_the_browser", async () => {
+  state.backend = FIXTURE;
+  state.alter = null;
+  const { context, p } = await page();
+  await visit(p, `${PROXY}/audit`);
+  await p.fill("[data-cosign-name]", "assoc-web");
+  await p.setInputFiles("[data-cosign-key]", KEY_FILE.replace("stu-web-01", "assoc-web"));
+  await p.waitForSelector("[data-key-imported]");
+  await p.click("[data-cosign]");
+  await p.waitForSelector("[data-cosigned], [role=alert]", { timeout: 15000 });
+  assert(await p.$("[data-cosigned]"), `cosigned: ${await p.textContent("main")}`);
+  const checkpoint = await (await fetch(`${FIXTURE}/checkpoint`)).text();
+  assert(checkpoint.includes("\u2014 assoc-web "), "the server serves the association's cosignature");
+  await context.close();
+});
+
 await test("a_family_creates_its_key_in_the_browser_and_keeps_it", async () => {
   state.backend = FIXTURE;
   const { context, p } = await page({ acceptDownloads: true });

@@ -25,6 +25,7 @@ const zh = {
   auditRun: "在浏览器中审计整个账本", auditDone: "审计通过：{n} 条记录，{s} 签名/秒", auditFail: "审计失败：{e}",
   checkpoints: "检查点与联署", liability: "负债报告", downloadCsv: "下载 CSV",
   allocationId: "分配编号", lessonId: "课时编号", propose: "提交已上课时（待家庭确认）", proposeTitle: "提交已上的课",
+  cosign: "以协会密钥联署此检查点", cosigned: "已联署检查点（{n} 条记录），服务器返回的检查点已验证", association: "协会编号",
 };
 
 const en = {
@@ -51,6 +52,7 @@ const en = {
   auditRun: "Audit the whole ledger in this browser", auditDone: "Audit passed: {n} entries, {s} signatures/s", auditFail: "Audit failed: {e}",
   checkpoints: "Checkpoints and cosignatures", liability: "Liability report", downloadCsv: "Download CSV",
   allocationId: "Allocation", lessonId: "Lesson", propose: "Propose a delivered lesson (the family confirms)", proposeTitle: "Propose a delivered lesson",
+  cosign: "Cosign this checkpoint with the association's key", cosigned: "Checkpoint of {n} entries cosigned; the checkpoint served back verifies", association: "Association",
 };
 
 const tables = { zh, en };

@@ -3,7 +3,7 @@
 // allocation (sign.js builds, signs, posts and checks the receipt).
 
 import { t } from "./i18n.js";
-import { createKey, entryPayload, importKey, listKeys, signEnvelope, submit } from "./sign.js";
+import { cosign, createKey, entryPayload, importKey, listKeys, signEnvelope, submit } from "./sign.js";
 import { alarm, h } from "./ui.js";
 import { generate } from "./vendor/lean-qr/index.mjs";
 import { toSvg } from "./vendor/lean-qr/svg.mjs";
@@ -107,4 +107,32 @@ export function proposeForm(trust, ref) {
   return h("div", { class: "propose" },
     h("label", {}, `${t("allocationId")} `, allocation), " ", h("label", {}, `${t("lessonId")} `, lesson),
     actionButtons(trust, ref, [["lesson_proposed", () => lesson.value.trim(), t("propose"), () => ({ allocation: allocation.value.trim() })]]));
+}
+
+/** An association's form: import its key file, then cosign the verified checkpoint. */
+export function cosignForm(trust) {
+  const name = h("input", { type: "text", name: "association", placeholder: "assoc-…", "data-cosign-name": "" });
+  const file = h("input", { type: "file", accept: ".key,.pem", "aria-label": t("importKey"), "data-cosign-key": "" });
+  const status = h("div", { role: "status" });
+  file.addEventListener("change", async () => {
+    try {
+      await importKey(name.value.trim(), await file.files[0].text());
+      status.replaceChildren(h("span", { "data-key-imported": "" }, "✓"));
+    } catch (e) {
+      status.replaceChildren(alarm(e.code || "import_failed", e.message));
+    }
+  });
+  const button = h("button", {
+    type: "button", "data-cosign": "", disabled: !trust.ok,
+    onclick: async () => {
+      try {
+        const note = await cosign(trust, name.value.trim());
+        status.replaceChildren(h("span", { "data-cosigned": note.size }, t("cosigned", { n: note.size })));
+      } catch (e) {
+        status.replaceChildren(alarm(e.code || "cosign_failed", e.message));
+      }
+    },
+  }, t("cosign"));
+  return h("section", {}, h("h2", {}, t("cosign")), h("label", {}, `${t("association")} `, name), " ",
+    h("label", {}, t("importKey"), " ", file), button, status);
 }

@@ -6,7 +6,7 @@
 import { establishTrust, getJSON, knownAssociations, rememberAssociation } from "./api.js";
 import { panel, shareBars } from "./charts.js";
 import { t, yuan } from "./i18n.js";
-import { keyPanel, proposeForm } from "./keys.js";
+import { cosignForm, keyPanel, proposeForm } from "./keys.js";
 import { alarm, figure, h, trustBanner } from "./ui.js";
 
 export function homePage(root) {
@@ -138,5 +138,6 @@ export async function auditPage(root) {
     h("p", {}, Object.keys(known).length ? Object.keys(known).join(", ") : ""),
     auditControls(trust, true, (r) => drawSummary(root, charts, pool, r.summary)),
     charts,
+    cosignForm(trust),
   );
 }

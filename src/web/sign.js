@@ -5,8 +5,8 @@
 
 import { getJSON, postJSON } from "./api.js";
 import {
-  VerifyError, b64decode, b64encode, concat, encodeLeaf, equalBytes, hex, keyId, leafHash, pae, utf8,
-  verifyCheckpoint, verifyInclusion,
+  VerifyError, b64decode, b64encode, concat, encodeLeaf, equalBytes, hex, keyId, leafHash, pae, parseVkey, utf8,
+  verifyCheckpoint, verifyCosignatures, verifyInclusion,
 } from "./verify.js";
 
 /** The payload type of ledger entries (schemas/README.md §1). */
@@ -169,4 +169,26 @@ export async function submit(trust, envelope) {
   await verifyInclusion(r.index, note.size, hash, r.inclusion_proof.map(b64decode), note.root);
   await tx("receipts", "readwrite", (s) => s.put({ ...r, status: result.status, kept_at: Date.now() }));
   return r;
+}
+
+/**
+ * An association cosigns the checkpoint this browser verified (C2SP tlog-cosignature,
+ * schemas/README.md §4.4) with its stored key `name`, posts it (POST /v1/cosign), and
+ * checks that the checkpoint served back carries the cosignature and verifies.
+ */
+export async function cosign(trust, name) {
+  const stored = await tx("keys", "readonly", (s) => s.get(name));
+  if (!stored) throw new VerifyError("no_key", `no key ${name} on this device`);
+  const key = await parseVkey(stored.vkey, 0x04);
+  const time = BigInt(Math.floor(Date.now() / 1000));
+  const message = utf8(`cosignature/v1\ntime ${time}\n${trust.note.body}`);
+  const sig = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, stored.privateKey, message));
+  const stamp = new Uint8Array(8);
+  new DataView(stamp.buffer).setBigUint64(0, time);
+  const line = `\u2014 ${name} ${b64encode(concat(key.id, stamp, sig))}\n`;
+  const answer = await postJSON("/v1/cosign", { party: name, size: trust.note.size, cosignature: line });
+  const note = await verifyCheckpoint(answer.checkpoint, trust.vkey, trust.info.origin);
+  const mine = (await verifyCosignatures(note, trust.operatorName, { [name]: stored.vkey })).find((c) => c.name === name);
+  if (!mine || mine.state !== "verified") throw new VerifyError("cosignature_not_served", "the checkpoint served back lacks our cosignature");
+  return note;
 }
