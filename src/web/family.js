@@ -166,15 +166,15 @@ function allocationsSection(m, trust, ref) {
     rows.map((a) => [{ "data-allocation": a.id }, [
       a.pledge.subject, a.pledge.institution, a.pledge.district || "online",
       figure(String(a.left), a.verified && a.served && a.served.remaining === a.left, "lessons-left"),
-      when(a.expires),
+      figure(when(a.expires), a.verified, "expires"),
       h("span", {}, t(a.status), a.status === "active" ? actionButtons(trust, ref, [["allocation_declined", a.id, t("decline")]]) : null),
     ]])));
 }
 
 /** The lesson history, newest first, folded: the lessons waiting come first. */
 function historySection(m) {
-  const rows = m.claims.flatMap((c) => c.allocations.flatMap((a) => a.history.map((l) => ({ ...l, course: a.pledge.subject }))))
+  const rows = m.claims.flatMap((c) => c.allocations.flatMap((a) => a.history.map((l) => ({ ...l, course: a.pledge.subject, verified: a.verified }))))
     .sort((x, y) => y.time - x.time);
   return h("section", {}, h("details", {}, h("summary", {}, h("h2", {}, `${t("history")} (${rows.length})`)),
-    table([t("when"), t("course"), t("status")], rows.map((l) => [{ "data-history": l.id }, [when(l.time), l.course, t(l.state)]]))));
+    table([t("when"), t("course"), t("status")], rows.map((l) => [{ "data-history": l.id }, [when(l.time), l.course, figure(t(l.state), l.verified, "lesson-state")]]))));
 }
