@@ -214,9 +214,9 @@ fn strict_cases() -> Vec<Value> {
     let mut s_plus_ell = [0u8; 32];
     let (s, l) = (&good[32..], ell.as_bytes());
     let mut carry = 1u16; // + 1 makes ℓ - 1 into ℓ
-    for i in 0..32 {
-        let sum = u16::from(s[i]) + u16::from(l[i]) + carry;
-        s_plus_ell[i] = sum as u8;
+    for ((out, a), b) in s_plus_ell.iter_mut().zip(s).zip(l) {
+        let sum = u16::from(*a) + u16::from(*b) + carry;
+        *out = sum as u8;
         carry = sum >> 8;
     }
     let mut malleated = good;
