@@ -27,3 +27,4 @@ mod rules;
 mod run_hardening;
 mod schemas;
 mod storage;
+mod web;

@@ -9,6 +9,23 @@ use crate::http::tiles::TILE_WIDTH;
 pub(super) fn print_urls(url: &str, world: &World) {
     let claim = world.claim(0);
     println!("\nthe server keeps serving the ledger (Ctrl-C to stop):");
+    println!("  the web app (it verifies every proof in your browser):");
+    for (what, path) in [
+        ("home", "/".to_string()),
+        (
+            "a family's page (zh / en)",
+            format!("/students/{}", claim.student),
+        ),
+        (
+            "a closed institution's page",
+            format!("/institutions/{}", world.closed(0)),
+        ),
+        ("the pool, with charts", "/pool".to_string()),
+        ("the association's audit", "/audit".to_string()),
+    ] {
+        println!("  {what:<32} {url}{path}");
+    }
+    println!("  the JSON API:");
     for (what, path) in [
         ("signed checkpoint, co-signed", "/checkpoint".to_string()),
         ("pool totals", "/v1/pool".to_string()),

@@ -1,6 +1,12 @@
-//! A hand-written SVG line chart of the pool's use as the log grew: pledged, reserved
-//! and delivered (yuan) against the log size, one point per batch (thinned to at most
+//! A hand-written SVG chart of the pool's use as the log grew: pledged, reserved and
+//! delivered (yuan) against the log size, one point per batch (thinned to at most
 //! [`POINTS_MAX`] per line). Integer arithmetic on the values; coordinates are pixels.
+//!
+//! Small multiples, one panel per line, each on its own scale: on one shared axis a
+//! 1.45-billion-yuan pledged line leaves the reserved and delivered lines (a few
+//! percent of it) flat on the floor, too small to see. Each panel is labelled with its
+//! own maximum and its last value, and with that value as a share of pledged, so the
+//! proportion is still read, not lost.
 
 use std::fmt::Write as _;
 
@@ -13,14 +19,20 @@ type Line = (&'static str, &'static str, fn(&Sample) -> u64);
 /// Most points drawn per line.
 const POINTS_MAX: usize = 400;
 const WIDTH: u64 = 760;
-const HEIGHT: u64 = 360;
-const LEFT: u64 = 90;
+const LEFT: u64 = 110;
 const RIGHT: u64 = 20;
-const TOP: u64 = 40;
-const BOTTOM: u64 = 50;
+const TITLE: u64 = 40;
+/// Height of one panel, and the plot inside it.
+const PANEL: u64 = 130;
+const PLOT: u64 = 90;
+const BOTTOM: u64 = 30;
+const LINES: [Line; 3] = [
+    ("pledged", "#1f77b4", |s| s.pledged_fen),
+    ("reserved", "#ff7f0e", |s| s.reserved_fen),
+    ("delivered", "#2ca02c", |s| s.delivered_fen),
+];
 
-/// The chart as SVG text (`<svg …>…</svg>`).
-pub(crate) fn pool_chart(samples: &[Sample]) -> String {
+fn thin(samples: &[Sample]) -> Vec<Sample> {
     let step = samples.len().div_ceil(POINTS_MAX).max(1);
     let mut points: Vec<Sample> = samples.iter().step_by(step).copied().collect();
     if let (Some(last), Some(kept)) = (samples.last(), points.last()) {
@@ -28,87 +40,113 @@ pub(crate) fn pool_chart(samples: &[Sample]) -> String {
             points.push(*last);
         }
     }
+    points
+}
+
+/// Scales `v` of `max` to `span` pixels.
+fn scale(v: u64, max: u64, span: u64) -> u64 {
+    (u128::from(v) * u128::from(span) / u128::from(max.max(1))) as u64
+}
+
+/// The chart as SVG text (`<svg …>…</svg>`).
+pub(crate) fn pool_chart(samples: &[Sample]) -> String {
+    let points = thin(samples);
     let x_max = points.iter().map(|s| s.size).max().unwrap_or(0).max(1);
-    let y_max = points
-        .iter()
-        .map(|s| s.pledged_fen)
-        .max()
-        .unwrap_or(0)
-        .max(1);
     let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
-    let x = |v: u64| LEFT + (u128::from(v) * u128::from(plot_w) / u128::from(x_max)) as u64;
-    let y = |v: u64| TOP + plot_h - (u128::from(v) * u128::from(plot_h) / u128::from(y_max)) as u64;
+    let height = TITLE + PANEL * LINES.len() as u64 + BOTTOM;
+    let x = |v: u64| LEFT + scale(v, x_max, plot_w);
+    let pledged = points.last().map_or(0, |s| s.pledged_fen);
 
     let mut out = String::new();
     let _ = writeln!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(
         out,
-        r#"<title>Pool use over time: pledged, reserved and delivered (yuan) by log size</title>"#
+        r#"<title>Pool use over time: pledged, reserved and delivered (yuan) by log size, each on its own scale</title>"#
     );
     let _ = writeln!(
         out,
-        r#"<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
+        r#"<rect width="{WIDTH}" height="{height}" fill="white"/>"#
     );
     let _ = writeln!(
         out,
-        r#"<text x="{LEFT}" y="24" font-size="15">Pool use over time (yuan)</text>"#
+        r#"<text x="{LEFT}" y="24" font-size="15">Pool use over time (yuan) — each panel on its own scale</text>"#
     );
-    // Axes and gridlines at quarters.
-    for q in 0..=4u64 {
-        let v = y_max / 4 * q;
-        let yy = y(v);
-        let _ = writeln!(
-            out,
-            r##"<line x1="{LEFT}" y1="{yy}" x2="{}" y2="{yy}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
-            WIDTH - RIGHT,
-            LEFT - 6,
-            yy + 4,
-            yuan(v - v % 100)
+    for (i, line) in LINES.iter().enumerate() {
+        panel(
+            &mut out,
+            &points,
+            line,
+            TITLE + PANEL * i as u64,
+            pledged,
+            &x,
         );
     }
-    let _ = writeln!(
-        out,
-        r##"<line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="#333"/>"##,
-        TOP + plot_h,
-        WIDTH - RIGHT,
-        TOP + plot_h
-    );
     let _ = writeln!(
         out,
         r#"<text x="{}" y="{}" text-anchor="middle">log size (entries), 0 to {x_max}</text>"#,
         LEFT + plot_w / 2,
-        HEIGHT - 14
+        height - 10
     );
-    let lines: [Line; 3] = [
-        ("pledged", "#1f77b4", |s| s.pledged_fen),
-        ("reserved", "#ff7f0e", |s| s.reserved_fen),
-        ("delivered", "#2ca02c", |s| s.delivered_fen),
-    ];
-    for (i, (name, colour, value)) in lines.iter().enumerate() {
-        let mut path = String::new();
-        for s in &points {
-            let _ = write!(path, "{},{} ", x(s.size), y(value(s)));
-        }
-        let _ = writeln!(
-            out,
-            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
-            path.trim_end()
-        );
-        let lx = LEFT + 10 + 110 * i as u64;
-        let _ = writeln!(
-            out,
-            r#"<rect x="{lx}" y="{}" width="12" height="12" fill="{colour}"/><text x="{}" y="{}">{name}</text>"#,
-            TOP + 4,
-            lx + 16,
-            TOP + 14
-        );
-    }
     out.push_str("</svg>\n");
     out
+}
+
+/// One panel: the line's own maximum as its top, its name, last value and share of
+/// pledged, a baseline and the line.
+fn panel(
+    out: &mut String,
+    points: &[Sample],
+    line: &Line,
+    top: u64,
+    pledged: u64,
+    x: &dyn Fn(u64) -> u64,
+) {
+    let (name, colour, value) = *line;
+    let y_max = points.iter().map(value).max().unwrap_or(0).max(1);
+    let last = points.last().map_or(0, value);
+    let plot_top = top + 24;
+    let floor = plot_top + PLOT;
+    let y = |v: u64| floor - scale(v, y_max, PLOT);
+    // The other lines as a share of pledged (the pledged line itself needs none).
+    let share = if pledged == 0 || name == "pledged" {
+        String::new()
+    } else {
+        let per_mille = u128::from(last) * 1000 / u128::from(pledged);
+        format!(", {}.{}% of pledged", per_mille / 10, per_mille % 10)
+    };
+    let _ = writeln!(
+        out,
+        r#"<text x="{LEFT}" y="{}" font-weight="bold" fill="{colour}">{name}: {} yuan{share}</text>"#,
+        top + 16,
+        yuan(last - last % 100)
+    );
+    let _ = writeln!(
+        out,
+        r##"<line x1="{LEFT}" y1="{plot_top}" x2="{}" y2="{plot_top}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
+        WIDTH - RIGHT,
+        LEFT - 6,
+        plot_top + 4,
+        yuan(y_max - y_max % 100)
+    );
+    let _ = writeln!(
+        out,
+        r##"<line x1="{LEFT}" y1="{floor}" x2="{}" y2="{floor}" stroke="#333"/><text x="{}" y="{}" text-anchor="end">0</text>"##,
+        WIDTH - RIGHT,
+        LEFT - 6,
+        floor + 4
+    );
+    let mut path = String::new();
+    for s in points {
+        let _ = write!(path, "{},{} ", x(s.size), y(value(s)));
+    }
+    let _ = writeln!(
+        out,
+        r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+        path.trim_end()
+    );
 }
 
 #[cfg(test)]
@@ -145,6 +183,41 @@ mod tests {
             .count();
         assert!(points <= POINTS_MAX + 1, "{points} points");
         assert!(first.starts_with(&format!("{},", LEFT)));
+    }
+
+    /// The y coordinates of the `n`th polyline.
+    fn ys(svg: &str, n: usize) -> Vec<u64> {
+        let points = svg.split("points=\"").nth(n + 1).unwrap_or_default();
+        points
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .split(' ')
+            .filter_map(|p| p.split(',').nth(1)?.parse().ok())
+            .collect()
+    }
+
+    #[test]
+    fn a_small_delivered_line_under_a_huge_pledged_one_is_drawn_on_its_own_scale() {
+        // 1.45 billion yuan pledged; 2 million reserved and delivered, 0.14% of it.
+        let samples: Vec<Sample> = (0..=10u64)
+            .map(|i| Sample {
+                size: i * 100,
+                pledged_fen: 145_000_000_000,
+                reserved_fen: i * 20_000_000,
+                delivered_fen: i * 20_000_000,
+            })
+            .collect();
+        let svg = pool_chart(&samples);
+        for line in [1, 2] {
+            let ys = ys(&svg, line);
+            let rise = ys.iter().max().unwrap() - ys.iter().min().unwrap();
+            assert_eq!(rise, PLOT, "line {line} spans its whole panel: {ys:?}");
+        }
+        assert!(
+            svg.contains("delivered: 2,000,000 yuan, 0.1% of pledged"),
+            "{svg}"
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@
 //! | `POST /v1/cosign` | an association's cosignature on the checkpoint ([`cosign`]) |
 //! | `POST /v1/match` | the operator runs the matcher and records the run ([`match_run`]) |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document, `schemas/openapi.json` |
+//! | `GET /`, `/students/{ref}`, `/institutions/{id}`, `/pool`, `/audit`, `/web/{file}` | the web app ([`web`]) |
 //!
 //! ```
 //! use lesson_ledger::http::{Server, ServerConfig};
@@ -57,6 +58,7 @@ pub mod reads;
 pub mod sequencer;
 pub mod serve;
 pub mod tiles;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -316,7 +318,8 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         }
     }
     let timeout = |limit| TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limit);
-    rest.layer(timeout(config.request_timeout))
+    rest.merge(web::router())
+        .layer(timeout(config.request_timeout))
         .merge(runs.layer(timeout(config.match_timeout)))
         .fallback(not_found)
         // The cap is repeated: axum's extractor default (2 MiB) is replaced by ours,

@@ -1,0 +1,383 @@
+// End-to-end tests of the web app in Debian's headless Chromium (playwright-core, no
+// browser download), against real servers: the demo's ledger (DEMO_URL) and the
+// fixture's (FIXTURE_URL, FORK_A_URL, FORK_B_URL; scripts/browser/fixture.sh), each
+// reached through a test-only proxy that can alter responses in flight or switch the
+// backend (a rewritten history) while the page's origin stays the same.
+//
+// Run by scripts/browser-tests.sh; prints each test and the targets measured.
+
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const env = (k) => {
+  if (!process.env[k]) throw new Error(`${k} is not set`);
+  return process.env[k];
+};
+// ONLY (a regular expression) runs the tests whose names match: the script's
+// --audit-small mode runs only the audit, against the small demo.
+const ONLY = new RegExp(process.env.ONLY || ".");
+const DEMO = env("DEMO_URL");
+const ROOT = env("REPO_ROOT");
+const full = !process.env.ONLY;
+const FIXTURE = full ? env("FIXTURE_URL") : process.env.FIXTURE_URL;
+const FORK_A = full ? env("FORK_A_URL") : process.env.FORK_A_URL;
+const FORK_B = full ? env("FORK_B_URL") : process.env.FORK_B_URL;
+const KEY_FILE = full ? env("FAMILY_KEY_FILE") : process.env.FAMILY_KEY_FILE;
+
+/** A proxy on a loopback port: forwards to `state.backend`, through `state.alter`. */
+function proxy(state) {
+  const server = http.createServer((req, res) => {
+    const target = new URL(req.url, state.backend);
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const headers = { ...req.headers, host: target.host };
+      delete headers["accept-encoding"];
+      const up = http.request(target, { method: req.method, headers }, (upRes) => {
+        const body = [];
+        upRes.on("data", (c) => body.push(c));
+        upRes.on("end", () => {
+          let data = Buffer.concat(body);
+          if (state.alter) data = state.alter(req.url, data) ?? data;
+          const out = { ...upRes.headers, "content-length": data.length };
+          res.writeHead(upRes.statusCode, out);
+          res.end(data);
+        });
+      });
+      up.on("error", (e) => { res.writeHead(502); res.end(String(e)); });
+      up.end(Buffer.concat(chunks));
+    });
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${server.address().port}` })));
+}
+
+const results = [];
+async function test(name, f) {
+  if (!ONLY.test(name)) return;
+  const started = Date.now();
+  try {
+    await f();
+    results.push([name, "ok"]);
+    console.log(`test ${name} ... ok (${Date.now() - started} ms)`);
+  } catch (e) {
+    results.push([name, "FAILED"]);
+    console.log(`test ${name} ... FAILED\n  ${e.stack || e}`);
+  }
+}
+function assert(cond, what) {
+  if (!cond) throw new Error(`assertion failed: ${what}`);
+}
+const getJSON = async (url) => (await fetch(url)).json();
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const state = { backend: DEMO, alter: null };
+const { server, url: PROXY } = await proxy(state);
+
+async function page(options = {}) {
+  const context = await browser.newContext({ viewport: { width: 360, height: 780 }, ...options });
+  const p = await context.newPage();
+  p.on("pageerror", (e) => console.log(`  page error: ${e.message}`));
+  p.on("console", (m) => m.type() === "error" && console.log(`  console: ${m.text()}`));
+  return { context, p };
+}
+async function visit(p, url) {
+  await p.goto(url);
+  await p.waitForSelector("body[data-ready=true]", { timeout: 30000 });
+}
+const yuan = (fen) => `¥${Math.floor(fen / 100).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",")}.${String(fen % 100).padStart(2, "0")}`;
+const figureText = (p, sel) => p.$eval(sel, (el) => el.firstChild.textContent);
+
+await test("the_browser_verifier_answers_the_strict_vectors_as_verify_strict_does", async () => {
+  const vectors = JSON.parse(fs.readFileSync(path.join(ROOT, "tests/data/ed25519/strict.json"), "utf8")).vectors;
+  assert(vectors.length >= 20, "vectors present");
+  const { context, p } = await page();
+  state.backend = DEMO;
+  await visit(p, `${PROXY}/`);
+  const got = await p.evaluate(async (vs) => {
+    const { verifyStrict } = await import("/web/ed25519.js");
+    const bytes = (h) => new Uint8Array(h.match(/../g)?.map((x) => parseInt(x, 16)) ?? []);
+    const out = [];
+    for (const v of vs) out.push((await verifyStrict(bytes(v.public), bytes(v.message), bytes(v.signature))) ? "accept" : "reject");
+    return out;
+  }, vectors);
+  vectors.forEach((v, i) => assert(got[i] === v.expect, `${v.description}: ${got[i]}`));
+  // Plain WebCrypto accepts what strict refuses (the reason for the added checks).
+  const lax = await p.evaluate(async (v) => {
+    const bytes = (h) => new Uint8Array(h.match(/../g)?.map((x) => parseInt(x, 16)) ?? []);
+    const key = await crypto.subtle.importKey("raw", bytes(v.public), { name: "Ed25519" }, false, ["verify"]);
+    return crypto.subtle.verify({ name: "Ed25519" }, key, bytes(v.signature), bytes(v.message));
+  }, vectors.find((v) => v.description.startsWith("small-order public key 0")));
+  console.log(`  WebCrypto alone on the identity key with R = identity, S = 0: ${lax ? "accepts" : "refuses"}`);
+  await context.close();
+});
+
+await test("the_browser_merkle_verifiers_accept_exactly_the_rfc6962_happy_paths", async () => {
+  const base = path.join(ROOT, "tests/data/rfc6962");
+  const load = (kind) => fs.readdirSync(path.join(base, kind), { recursive: true }).filter((f) => f.endsWith(".json"))
+    .map((f) => ({ name: `${kind}/${f}`, ...JSON.parse(fs.readFileSync(path.join(base, kind, f), "utf8")) }));
+  const cases = [...load("inclusion"), ...load("consistency")];
+  const { context, p } = await page();
+  state.backend = DEMO;
+  await visit(p, `${PROXY}/`);
+  const wrong = await p.evaluate(async (cs) => {
+    const v = await import("/web/verify.js");
+    const d = (x) => (x ? v.b64decode(x) : new Uint8Array(0));
+    const out = [];
+    for (const c of cs) {
+      let err = false;
+      try {
+        if ("leafIdx" in c) await v.verifyInclusion(c.leafIdx, c.treeSize, d(c.leafHash), (c.proof || []).map(d), d(c.root));
+        else await v.verifyConsistency(c.size1, c.size2, (c.proof || []).map(d), d(c.root1), d(c.root2));
+      } catch {
+        err = true;
+      }
+      if (err !== c.wantErr) out.push(`${c.name}: ${err ? "refused" : "accepted"}`);
+    }
+    return out;
+  }, cases);
+  console.log(`  ${cases.length} RFC 6962 proof cases`);
+  assert(wrong.length === 0, wrong.join("; "));
+  await context.close();
+});
+
+const FAMILY = "stu-000005";
+await test("the_family_page_shows_the_right_figures_each_verified", async () => {
+  state.backend = DEMO;
+  state.alter = null;
+  const { context, p } = await page();
+  let bytes = 0;
+  p.on("requestfinished", async (req) => {
+    const s = await req.sizes().catch(() => null);
+    if (s) bytes += s.responseBodySize + s.responseHeadersSize;
+  });
+  await visit(p, `${PROXY}/students/${FAMILY}`);
+  const served = (await getJSON(`${DEMO}/v1/students/${FAMILY}`)).balance;
+  for (const c of served.claims) {
+    const row = `tr[data-claim="${c.claim}"]`;
+    assert((await figureText(p, `${row} [data-figure=value]`)) === yuan(c.value), `value of ${c.claim}`);
+    assert((await figureText(p, `${row} [data-figure=made-good]`)) === yuan(c.consumed), `made good of ${c.claim}`);
+    assert((await figureText(p, `${row} [data-figure=outstanding]`)) === yuan(c.value - c.consumed), `outstanding of ${c.claim}`);
+  }
+  const states = await p.$$eval("[data-verified]", (els) => els.map((e) => e.dataset.verified));
+  assert(states.length >= 4 && states.every((s) => s === "true"), `all verified: ${states}`);
+  assert((await p.$$("[role=alert]")).length === 0, "no alarm");
+  const ms = await p.$eval("body", (b) => Number(b.dataset.verifyMs));
+  const n = await p.$eval("body", (b) => Number(b.dataset.verifiedEntries));
+  console.log(`  TARGET first view of a family page: ${(bytes / 1024).toFixed(1)} KB transferred (<= 300 KB)`);
+  console.log(`  TARGET verification of ${n} proven entries: ${ms} ms after the data arrived (<= 300 ms)`);
+  assert(bytes <= 300 * 1024, "first view <= 300 KB");
+  await context.close();
+});
+
+await test("a_response_altered_in_flight_turns_the_affected_figures_false_with_an_alarm", async () => {
+  state.backend = DEMO;
+  // The claim's lessons are raised by one in the entry's payload and in the balance,
+  // so the figures agree with each other but not with the signed, logged entry.
+  state.alter = (url, data) => {
+    if (!url.startsWith(`/v1/students/${FAMILY}`)) return null;
+    const body = JSON.parse(data);
+    const e = body.entries.find((x) => JSON.parse(Buffer.from(x.envelope.payload, "base64")).kind === "claim_recorded");
+    const p = JSON.parse(Buffer.from(e.envelope.payload, "base64"));
+    p.lessons += 1;
+    e.envelope.payload = Buffer.from(JSON.stringify(p)).toString("base64");
+    body.balance.claims[0].lessons += 1;
+    return Buffer.from(JSON.stringify(body));
+  };
+  const { context, p } = await page();
+  await visit(p, `${PROXY}/students/${FAMILY}`);
+  state.alter = null;
+  const alarms = await p.$$eval("[role=alert]", (els) => els.map((e) => e.dataset.alarm));
+  assert(alarms.includes("leaf_hash_mismatch"), `alarm shown: ${alarms}`);
+  assert(await p.isVisible("[role=alert]"), "the alarm is visible");
+  const states = await p.$$eval("tr[data-claim] [data-verified]", (els) => els.map((e) => e.dataset.verified));
+  assert(states.length > 0 && states.every((s) => s === "false"), `claim figures false: ${states}`);
+  await context.close();
+});
+
+await test("a_history_rewritten_between_two_visits_is_caught", async () => {
+  state.alter = null;
+  const { context, p } = await page();
+  state.backend = FORK_A;
+  await visit(p, `${PROXY}/students/stu-web-01`);
+  assert((await p.$$("[role=alert]")).length === 0, "first visit is clean");
+  state.backend = FORK_B; // same operator key, same size, another history
+  await visit(p, `${PROXY}/students/stu-web-01`);
+  const alarms = await p.$$eval("[role=alert]", (els) => els.map((e) => e.dataset.alarm));
+  assert(alarms.includes("history_rewritten"), `rewrite caught: ${alarms}`);
+  const states = await p.$$eval("[data-verified]", (els) => els.map((e) => e.dataset.verified));
+  assert(states.every((s) => s === "false"), "nothing verified after a rewrite");
+  await context.close();
+});
+
+await test("a_different_operator_key_on_a_later_visit_is_an_alarm", async () => {
+  const { context, p } = await page();
+  state.backend = DEMO;
+  await visit(p, `${PROXY}/students/${FAMILY}`);
+  await p.evaluate(() => {
+    for (const k of Object.keys(localStorage)) if (k.startsWith("ll.pin.")) localStorage.setItem(k, JSON.stringify("operator+00000000+AQ" + "A".repeat(42) + "="));
+  });
+  await visit(p, `${PROXY}/students/${FAMILY}`);
+  const alarms = await p.$$eval("[role=alert]", (els) => els.map((e) => e.dataset.alarm));
+  assert(alarms.includes("operator_key_changed"), `alarm: ${alarms}`);
+  await context.close();
+});
+
+await test("a_family_confirms_a_proposed_lesson_from_the_browser_and_the_ledger_records_it", async () => {
+  state.backend = FIXTURE;
+  state.alter = null;
+  const { context, p } = await page();
+  await visit(p, `${PROXY}/students/stu-web-01`);
+  const waiting = await p.$$eval(".waiting li[data-lesson]", (els) => els.map((e) => e.dataset.lesson));
+  assert(waiting.join() === "l-web-01,l-web-02,l-web-03", `waiting: ${waiting}`);
+  const days = await figureText(p, ".waiting li [data-figure=days-left]");
+  assert(/15/.test(days), `days left: ${days}`);
+  // The README's picture: a family with lessons waiting, on a 360 px phone.
+  await p.screenshot({ path: path.join(ROOT, "src/web/screenshot-family.png"), fullPage: true });
+  await p.setInputFiles("[data-import-key]", KEY_FILE);
+  await p.waitForSelector("[data-vkey]");
+  await p.click('button[data-action=lesson_confirmed][data-subject="l-web-01"]');
+  await p.waitForSelector("[data-receipt]", { timeout: 15000 });
+  const index = Number(await p.$eval("[data-receipt]", (e) => e.dataset.receipt));
+  const entry = await getJSON(`${FIXTURE}/v1/entries/${index}`);
+  const payload = JSON.parse(Buffer.from(entry.envelope.payload, "base64"));
+  assert(payload.kind === "lesson_confirmed" && payload.lesson === "l-web-01", "the ledger holds the confirmation");
+  assert(entry.envelope.signatures[0].keyid.startsWith("stu-web-01+"), "signed by the family");
+  const receipts = await p.evaluate(async () => (await import("/web/sign.js")).listReceipts());
+  assert(receipts.some((r) => r.index === index), "the receipt is kept");
+  await visit(p, `${PROXY}/students/stu-web-01`);
+  const after = await p.$$eval(".waiting li[data-lesson]", (els) => els.map((e) => e.dataset.lesson));
+  assert(after.join() === "l-web-02,l-web-03", `waiting after: ${after}`);
+  // And a dispute, signed the same way.
+  await p.click('button[data-action=lesson_disputed][data-subject="l-web-02"]');
+  await p.waitForSelector("[data-receipt]", { timeout: 15000 });
+  const disputed = await getJSON(`${FIXTURE}/v1/entries/${await p.$eval("[data-receipt]", (e) => e.dataset.receipt)}`);
+  assert(JSON.parse(Buffer.from(disputed.envelope.payload, "base64")).kind === "lesson_disputed", "the ledger holds the dispute");
+  await context.close();
+});
+
+await test("an_institution_imports_its_key_file_and_proposes_a_lesson_the_ledger_records", async () => {
+  state.backend = FIXTURE;
+  state.alter = null;
+  const { context, p } = await page();
+  await visit(p, `${PROXY}/institutions/inst-web-donor`);
+  await p.setInputFiles("[data-import-key]", KEY_FILE.replace("stu-web-01", "inst-web-donor"));
+  await p.waitForSelector("[data-vkey]");
+  await p.fill("[data-propose-allocation]", "a-web-01");
+  await p.fill("[data-propose-lesson]", "l-web-04");
+  await p.click("button[data-action=lesson_proposed]");
+  await p.waitForSelector("[data-receipt]", { timeout: 15000 });
+  const entry = await getJSON(`${FIXTURE}/v1/entries/${await p.$eval("[data-receipt]", (e) => e.dataset.receipt)}`);
+  const payload = JSON.parse(Buffer.from(entry.envelope.payload, "base64"));
+  assert(payload.kind === "lesson_proposed" && payload.lesson === "l-web-04" && payload.allocation === "a-web-01", "the ledger holds the proposal");
+  await context.close();
+});
+
+await test("an_association_cosigns_the_verified_checkpoint_from_the_browser", async () => {
+  state.backend = FIXTURE;
+  state.alter = null;
+  const { context, p } = await page();
+  await visit(p, `${PROXY}/audit`);
+  await p.fill("[data-cosign-name]", "assoc-web");
+  await p.setInputFiles("[data-cosign-key]", KEY_FILE.replace("stu-web-01", "assoc-web"));
+  await p.waitForSelector("[data-key-imported]");
+  await p.click("[data-cosign]");
+  await p.waitForSelector("[data-cosigned], [role=alert]", { timeout: 15000 });
+  assert(await p.$("[data-cosigned]"), `cosigned: ${await p.textContent("main")}`);
+  const checkpoint = await (await fetch(`${FIXTURE}/checkpoint`)).text();
+  assert(checkpoint.includes("\u2014 assoc-web "), "the server serves the association's cosignature");
+  await context.close();
+});
+
+await test("a_family_creates_its_key_in_the_browser_and_keeps_it", async () => {
+  state.backend = FIXTURE;
+  const { context, p } = await page({ acceptDownloads: true });
+  await visit(p, `${PROXY}/students/stu-web-01`);
+  const download = p.waitForEvent("download");
+  await p.click("[data-create-key]");
+  const backup = await download;
+  assert(backup.suggestedFilename() === "stu-web-01.key", "a backup is offered");
+  await p.waitForSelector("[data-vkey]");
+  assert(await p.isVisible("svg.qr"), "the verifier key is shown as a QR code");
+  const vkey = await p.$eval("[data-vkey]", (e) => e.dataset.vkey);
+  assert(/^stu-web-01\+[0-9a-f]{8}\+A[Q-f][A-Za-z0-9+/]{42}$/.test(vkey), `vkey: ${vkey}`);
+  const extractable = await p.evaluate(async () => {
+    const keys = await (await import("/web/sign.js")).listKeys();
+    return keys[0].privateKey.extractable;
+  });
+  assert(extractable === false, "the stored key is not extractable");
+  await visit(p, `${PROXY}/students/stu-web-01`);
+  assert((await p.$eval("[data-vkey]", (e) => e.dataset.vkey)) === vkey, "kept across visits");
+  await context.close();
+});
+
+await test("the_chinese_and_english_pages_both_render", async () => {
+  state.backend = DEMO;
+  const { context, p } = await page();
+  await visit(p, `${PROXY}/students/${FAMILY}`);
+  assert((await p.getAttribute("html", "lang")) === "zh-CN", "Chinese first");
+  assert((await p.textContent("#waiting-h")).includes("等待您确认"), "zh heading");
+  await p.click("[data-lang-toggle]");
+  await p.waitForSelector("body[data-ready=true]");
+  assert((await p.getAttribute("html", "lang")) === "en", "English");
+  assert((await p.textContent("#waiting-h")).includes("Lessons waiting"), "en heading");
+  await context.close();
+});
+
+await test("an_entry_altered_in_a_tile_fails_the_in_browser_audit", async () => {
+  state.backend = DEMO;
+  // One byte of the first entry bundle's first signature flipped in flight.
+  state.alter = (url, data) => {
+    if (url !== "/tile/entries/000") return null;
+    const out = Buffer.from(data);
+    const len = out.readUInt16BE(0);
+    out[2 + len - 1] ^= 1;
+    return out;
+  };
+  const { context, p } = await page();
+  await visit(p, `${PROXY}/audit`);
+  await p.click("[data-run-audit]");
+  await p.waitForSelector("[data-audit=pass], [data-audit=fail]", { timeout: 60000 });
+  state.alter = null;
+  const verdict = await p.$eval("[role=status][data-audit]", (e) => e.dataset.audit);
+  assert(verdict === "fail", `audit verdict: ${verdict}`);
+  const alarms = await p.$$eval("[role=alert]", (els) => els.map((e) => e.dataset.alarm));
+  assert(alarms.includes("bad_signature"), `alarm: ${alarms}`);
+  await context.close();
+});
+
+await test("the_association_audits_the_whole_log_in_a_worker", async () => {
+  state.backend = DEMO;
+  const { context, p } = await page({ viewport: { width: 1000, height: 800 } });
+  await visit(p, `${PROXY}/audit`);
+  await p.click("[data-run-audit]");
+  await p.waitForSelector("[data-audit=pass], [data-audit=fail]", { timeout: 600000 });
+  const verdict = await p.$eval("[role=status][data-audit]", (e) => [e.dataset.audit, e.dataset.sigsPerSec, e.textContent, e.dataset.signatures, e.dataset.seconds]);
+  assert(verdict[0] === "pass", `audit: ${verdict[2]}`);
+  console.log(`  TARGET in-browser audit: ${verdict[2]}; ${verdict[3]} signatures, ${verdict[4]} s in all, ${verdict[1]} signatures/s while checking them`);
+  await visit(p, `${PROXY}/pool`);
+  await p.click("[data-run-audit]");
+  await p.waitForSelector("[data-audit=pass]", { timeout: 600000 });
+  assert((await p.$$("svg.chart")).length >= 3, "charts drawn");
+  for (const name of ["pledged", "delivered", "owed"]) {
+    const verified = await p.$eval(`[data-figure=${name}]`, (e) => e.dataset.verified);
+    assert(verified === "true", `the pool's ${name} total agrees with the verified entries`);
+  }
+  // The audit learned the associations' keys from verified registrations: the family
+  // page now checks their cosignatures.
+  await visit(p, `${PROXY}/students/${FAMILY}`);
+  const cosigs = await p.$$eval("[data-cosig]", (els) => els.map((e) => e.dataset.cosig));
+  assert(cosigs.length > 0 && cosigs.every((c) => c === "verified"), `cosignatures: ${cosigs}`);
+  await context.close();
+});
+
+await browser.close();
+server.close();
+const failed = results.filter(([, r]) => r !== "ok");
+console.log(`\nbrowser tests: ${results.length - failed.length} passed, ${failed.length} failed`);
+process.exit(failed.length ? 1 : 0);

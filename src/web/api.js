@@ -1,0 +1,202 @@
+// Reading the ledger's JSON API, and the trust the page keeps between visits: the
+// operator key pinned on first use, the last verified checkpoint remembered, and a
+// consistency proof demanded from it on every later visit (schemas/README.md §5).
+
+import {
+  VerifyError, b64decode, fingerprint, parseVkey, verifyCheckpoint, verifyConsistency,
+  verifyCosignatures, verifyProvenEntry,
+} from "./verify.js";
+
+/** A request that failed (network, HTTP status or a problem document). */
+export class FetchError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+async function request(url, init) {
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch (e) {
+    throw new FetchError("network", String(e));
+  }
+  const type = response.headers.get("content-type") || "";
+  const body = type.includes("json") ? await response.json() : await response.text();
+  if (!response.ok) {
+    throw new FetchError(body && body.code ? body.code : `http_${response.status}`, body && body.detail ? body.detail : String(response.status));
+  }
+  return body;
+}
+
+export const getJSON = (url) => request(url, { headers: { accept: "application/json" } });
+export const getText = (url) => request(url);
+export const postJSON = (url, value) =>
+  request(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(value) });
+
+/**
+ * A proven balance with every page of its entries. The one place that follows a
+ * continuation: a response with `next` (a URL of this server) names the rest of its
+ * `entries`, each page proven against its own checkpoint; pages are kept apart so that
+ * each is verified against the checkpoint it came with.
+ */
+export async function getProven(url) {
+  const first = await getJSON(url);
+  const pages = [first];
+  for (let page = first, n = 0; page.next && n < 1000; n++) {
+    const next = new URL(page.next, location.origin);
+    if (next.origin !== location.origin) throw new FetchError("foreign_continuation", "a continuation to another server");
+    page = await getJSON(next.href);
+    pages.push(page);
+  }
+  return { balance: first.balance, pages };
+}
+
+const store = {
+  get(key) {
+    try {
+      return JSON.parse(localStorage.getItem(key));
+    } catch {
+      return null;
+    }
+  },
+  set(key, value) {
+    localStorage.setItem(key, JSON.stringify(value));
+  },
+};
+
+/** Association verifier keys learned from entries the page verified (the audit). */
+export const knownAssociations = () => store.get("ll.associations") || {};
+export function rememberAssociation(name, vkey) {
+  const known = knownAssociations();
+  known[name] = vkey;
+  store.set("ll.associations", known);
+}
+
+/**
+ * Establishes what this visit may trust: the pinned operator key (trust on first use;
+ * a different key later is an alarm), the checkpoint verified under it, its
+ * cosignatures, and the consistency of this checkpoint with the one remembered from the
+ * last visit (a rewritten history is an alarm). Never throws: failures are returned as
+ * alarms and `ok: false`.
+ */
+export async function establishTrust() {
+  const trust = { ok: false, alarms: [], firstUse: false, cosigs: [] };
+  try {
+    const info = await getJSON("/v1/log");
+    trust.info = info;
+    const pinKey = `ll.pin.${info.origin}`;
+    const pinned = store.get(pinKey);
+    if (!pinned) {
+      await parseVkey(info.operator_vkey);
+      store.set(pinKey, info.operator_vkey);
+      trust.firstUse = true;
+    } else if (pinned !== info.operator_vkey) {
+      trust.vkey = pinned;
+      trust.fingerprint = await fingerprint(pinned);
+      trust.alarms.push({ code: "operator_key_changed", detail: info.operator_vkey });
+      return trust;
+    }
+    trust.vkey = store.get(pinKey);
+    trust.fingerprint = await fingerprint(trust.vkey);
+    trust.operatorName = trust.vkey.split("+")[0];
+    trust.note = await verifyCheckpoint(await getText("/checkpoint"), trust.vkey, info.origin);
+    trust.cosigs = await verifyCosignatures(trust.note, trust.operatorName, knownAssociations());
+    await advance(trust, trust.note);
+    trust.ok = true;
+  } catch (e) {
+    trust.alarms.push({ code: e.code || "error", detail: e.message });
+  }
+  return trust;
+}
+
+/**
+ * Demands a consistency proof from the remembered checkpoint to `note` (a verified
+ * checkpoint of this log) and remembers `note` if it is newer. A smaller tree than
+ * the one remembered, or a proof that fails, means the history was rewritten.
+ */
+export async function advance(trust, note) {
+  const key = `ll.checkpoint.${trust.info.origin}`;
+  const last = store.get(key);
+  if (last && last.size > 0) {
+    const lastRoot = b64decode(last.root);
+    if (note.size < last.size) {
+      await proveConsistent(note.size, note.root, last.size, lastRoot);
+    } else {
+      await proveConsistent(last.size, lastRoot, note.size, note.root);
+    }
+  }
+  if (!last || note.size > last.size) store.set(key, { size: note.size, root: note.rootB64 });
+}
+
+async function proveConsistent(size1, root1, size2, root2) {
+  if (size1 === 0) return;
+  let proof = [];
+  if (size1 !== size2) {
+    const p = await getJSON(`/v1/proofs/consistency?from=${size1}&to=${size2}`);
+    if (p.from !== size1 || p.to !== size2) throw new VerifyError("bad_consistency_proof", "a proof of other sizes");
+    proof = p.proof.map(b64decode);
+  }
+  try {
+    await verifyConsistency(size1, size2, proof, root1, root2);
+  } catch (e) {
+    throw new VerifyError("history_rewritten", e.message);
+  }
+}
+
+/** An entry's payload read without any check, to show what the server claims. */
+function unverifiedPayload(entry) {
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(b64decode(entry.envelope.payload)));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Verifies every page of a proven balance: each page's checkpoint under the pinned key
+ * and consistent with what this visit trusts, then each entry's leaf hash, inclusion
+ * proof and signatures. Returns {ok, entries: [{index, time, payload, signers,
+ * verified}], failures}. An entry that fails is kept with `verified: false` (its
+ * figures are shown as the server claims them, marked unverified) and reported; `ok`
+ * is then false.
+ */
+export async function verifyProven(trust, proven) {
+  const started = performance.now();
+  const out = { ok: trust.ok, entries: [], failures: [], ms: 0 };
+  if (!trust.ok) out.failures.push({ code: "untrusted", detail: "the checkpoint could not be trusted" });
+  for (const page of proven.pages) {
+    let note = null;
+    if (trust.ok) {
+      try {
+        note = await verifyCheckpoint(page.checkpoint, trust.vkey, trust.info.origin);
+        await advance(trust, note);
+      } catch (e) {
+        out.ok = false;
+        note = null;
+        out.failures.push({ code: e.code || "error", detail: e.message });
+      }
+    }
+    for (const entry of page.entries) {
+      let payload = null;
+      if (note) {
+        try {
+          payload = await verifyProvenEntry(entry, note);
+        } catch (e) {
+          out.ok = false;
+          out.failures.push({ code: e.code || "error", detail: e.message, index: entry.index });
+        }
+      }
+      const verified = payload !== null;
+      payload = payload || unverifiedPayload(entry);
+      if (!payload) continue;
+      out.entries.push({
+        index: entry.index, time: entry.time_micros, payload, verified,
+        signers: entry.envelope.signatures.map((s) => s.keyid.split("+")[0]),
+      });
+    }
+  }
+  out.ms = performance.now() - started;
+  return out;
+}

@@ -1,0 +1,180 @@
+// The family page, /students/{ref}: what the ledger owes the student, what was matched,
+// the lessons held, and first of all the lessons waiting on the family. Every figure is
+// recomputed from entries verified in this browser (signatures, leaf hashes, inclusion
+// proofs against the pinned operator's checkpoint) and compared with the server's.
+
+import { establishTrust, getJSON, getProven, verifyProven } from "./api.js";
+import { t, when, yuan } from "./i18n.js";
+import { keyPanel, actionButtons } from "./keys.js";
+import { alarm, figure, h, table, trustBanner } from "./ui.js";
+import { verifyProvenEntry } from "./verify.js";
+
+/** The genesis's window parameters, from entry 0 verified with its inclusion proof. */
+async function verifiedGenesis(trust) {
+  const entry = await getJSON("/v1/entries/0");
+  const proof = await getJSON(`/v1/proofs/inclusion?index=0&size=${trust.note.size}`);
+  if (proof.leaf_hash !== entry.leaf_hash) throw new Error("genesis proof of another leaf");
+  return verifyProvenEntry({ ...entry, inclusion_proof: proof.proof }, trust.note);
+}
+
+/** Lessons of one allocation, from its verified entries, in log order. */
+function lessonsOf(entries) {
+  const lessons = new Map();
+  const n = { final: 0, resolved: 0, proposed: 0, settled: 0 };
+  let status = "active";
+  for (const { payload: p, time } of entries) {
+    const l = lessons.get(p.lesson);
+    switch (p.kind) {
+      case "lesson_proposed": lessons.set(p.lesson, { id: p.lesson, state: "proposed", time, proposedAt: time }); n.proposed++; break;
+      case "lesson_consumed": lessons.set(p.lesson, { id: p.lesson, state: "consumed", time }); n.final++; break;
+      case "lesson_confirmed": case "lesson_deemed_confirmed":
+        if (l) Object.assign(l, { state: p.kind === "lesson_confirmed" ? "confirmed" : "deemed", time });
+        n.final++; n.settled++; break;
+      case "dispute_resolved": n.resolved++; if (p.outcome === "rejected") n.final++; break;
+      case "allocation_declined": status = "declined"; break;
+      case "allocation_expired": status = "expired"; break;
+      default: break;
+    }
+  }
+  return { lessons: [...lessons.values()], counts: n, status, pending: n.proposed - n.settled - n.resolved };
+}
+
+/** Recomputes the family's figures from verified entries (claims, allocations, pledges). */
+function model(student, allocs, genesis) {
+  const day = BigInt(genesis.day_micros);
+  const claims = new Map();
+  for (const e of student.entries) {
+    const p = e.payload;
+    if (p.kind === "claim_recorded") {
+      claims.set(p.claim, { ...p, value: BigInt(p.lessons) * BigInt(p.price_per_lesson_fen), madeGood: 0n, allocations: [], verified: e.verified && genesis.verified });
+    }
+  }
+  for (const a of allocs) {
+    const made = a.entries.find((e) => e.payload.kind === "allocation_made");
+    const pledge = a.pledge.entries.find((e) => e.payload.kind === "pledge_offered");
+    const claim = made && claims.get(made.payload.claim);
+    if (!made || !pledge || !claim) continue;
+    const life = lessonsOf(a.entries);
+    const vpl = BigInt(pledge.payload.value_per_lesson_fen);
+    claim.madeGood += BigInt(life.counts.final) * vpl;
+    const left = life.status === "active" ? made.payload.lessons - life.counts.final - life.pending : 0;
+    const windowEnd = (l) => BigInt(l.proposedAt) + BigInt(genesis.confirmation_window_days) * day;
+    claim.allocations.push({
+      id: made.payload.allocation, claim: made.payload.claim, pledge: pledge.payload, lessons: made.payload.lessons,
+      left, status: life.status, expires: BigInt(made.time) + BigInt(genesis.allocation_validity_days) * day,
+      history: life.lessons, pending: life.pending,
+      waiting: life.lessons.filter((l) => l.state === "proposed").map((l) => ({ ...l, windowEnd: windowEnd(l), allocation: made.payload.allocation })),
+      verified: a.ok && a.pledge.ok && made.verified && genesis.verified, served: a.balance,
+    });
+  }
+  return { claims: [...claims.values()], day };
+}
+
+async function loadAllocations(trust, ids) {
+  return Promise.all(ids.map(async (id) => {
+    const proven = await getProven(`/v1/allocations/${encodeURIComponent(id)}`);
+    const v = await verifyProven(trust, proven);
+    const made = v.entries.find((e) => e.payload.kind === "allocation_made");
+    const pledgeProven = made ? await getProven(`/v1/pledges/${encodeURIComponent(made.payload.pledge)}`) : { pages: [] };
+    const pledge = await verifyProven(trust, pledgeProven);
+    return { ...v, balance: proven.balance, pledge };
+  }));
+}
+
+/** Renders /students/{ref} into `root`. */
+export async function familyPage(root, ref) {
+  const trust = await establishTrust();
+  root.replaceChildren(trustBanner(trust), h("p", { class: "loading" }, "…"));
+  let proven;
+  try {
+    proven = await getProven(`/v1/students/${encodeURIComponent(ref)}`);
+  } catch (e) {
+    root.replaceChildren(trustBanner(trust), e.code === "student_not_found" ? h("p", {}, t("notFound")) : alarm(e.code, e.message));
+    return;
+  }
+  const student = await verifyProven(trust, proven);
+  const allocIds = student.entries.filter((e) => e.payload.kind === "allocation_made").map((e) => e.payload.allocation);
+  const allocs = await loadAllocations(trust, allocIds);
+  // The window and validity come from the genesis: verified when trust holds, else
+  // as the server states it (and every figure that depends on it unverified).
+  let genesis = { ...(trust.info ? trust.info.genesis : {}), verified: false };
+  if (trust.ok) {
+    try {
+      genesis = { ...(await verifiedGenesis(trust)), verified: true };
+    } catch (e) {
+      trust.alarms.push({ code: e.code || "genesis_unverified", detail: e.message });
+    }
+  }
+  const seen = new Set();
+  const failures = [...student.failures, ...allocs.flatMap((a) => [...a.failures, ...a.pledge.failures])]
+    .filter((f) => !seen.has(`${f.code} ${f.index}`) && seen.add(`${f.code} ${f.index}`));
+  const entries = student.entries.length + allocs.reduce((n, a) => n + a.entries.length + a.pledge.entries.length, 0);
+  const m = genesis.day_micros ? model(student, allocs, genesis) : { claims: [], day: 1n };
+  // Time spent verifying (fetching excluded), summed over the balances verified.
+  const verifyMs = Math.round(student.ms + allocs.reduce((n, a) => n + a.ms + a.pledge.ms, 0));
+  document.body.dataset.verifyMs = String(verifyMs);
+  document.body.dataset.verifiedEntries = String(entries);
+  root.replaceChildren(
+    trustBanner(trust),
+    ...failures.map((f) => alarm(f.code, f.index === undefined ? f.detail : `#${f.index}: ${f.detail}`)),
+    h("h1", {}, `${t("family")} · `, h("code", {}, ref)),
+    waitingSection(m, trust.ok, trust, ref),
+    claimsSection(m, proven.balance, trust.ok),
+    allocationsSection(m, trust, ref),
+    historySection(m),
+    keyPanel(ref, trust),
+    h("p", { class: "foot", "data-verify-ms": verifyMs }, t("verifyTime", { ms: verifyMs, n: entries })),
+  );
+}
+
+function waitingSection(m, ok, trust, ref) {
+  const now = BigInt(Date.now()) * 1000n;
+  const waiting = m.claims.flatMap((c) => c.allocations.flatMap((a) => a.waiting.map((w) => ({ ...w, ok: ok && a.verified }))));
+  return h("section", { class: "waiting", "aria-labelledby": "waiting-h" },
+    h("h2", { id: "waiting-h" }, t("waiting")),
+    waiting.length === 0 ? h("p", {}, t("noneWaiting")) : h("ul", {}, waiting.map((w) => {
+      const left = w.windowEnd > now ? Number((w.windowEnd - now + m.day - 1n) / m.day) : 0;
+      return h("li", { class: "lesson", "data-lesson": w.id },
+        h("div", {}, h("code", {}, w.id), " · ", when(w.time)),
+        h("div", { class: "days" }, figure(left > 0 ? t("daysLeft", { n: left }) : t("deadlinePassed"), w.ok, "days-left")),
+        actionButtons(trust, ref, [["lesson_confirmed", w.id, t("confirm")], ["lesson_disputed", w.id, t("dispute")]]));
+    })));
+}
+
+function claimsSection(m, served, ok) {
+  const servedClaims = new Map((served.claims || []).map((c) => [c.claim, c]));
+  return h("section", {}, h("h2", {}, t("claims")), table(
+    [t("claim"), t("institutionCol"), t("lessons"), t("value"), t("madeGood"), t("outstanding")],
+    m.claims.map((c) => {
+      const s = servedClaims.get(c.claim) || {};
+      const agrees = (mine, theirs) => ok && c.verified && theirs !== undefined && BigInt(theirs) === mine;
+      const madeGoodOk = agrees(c.madeGood, s.consumed) && c.allocations.every((a) => a.verified);
+      return [{ "data-claim": c.claim }, [
+        h("code", {}, c.claim), c.institution,
+        figure(String(c.lessons), agrees(BigInt(c.lessons), s.lessons), "lessons"),
+        figure(yuan(c.value), agrees(c.value, s.value), "value"),
+        figure(yuan(c.madeGood), madeGoodOk, "made-good"),
+        figure(yuan(c.value - c.madeGood), madeGoodOk, "outstanding"),
+      ]];
+    })));
+}
+
+function allocationsSection(m, trust, ref) {
+  const rows = m.claims.flatMap((c) => c.allocations);
+  return h("section", {}, h("h2", {}, t("allocations")), table(
+    [t("course"), t("institutionCol"), t("district"), t("lessonsLeft"), t("expires"), t("status")],
+    rows.map((a) => [{ "data-allocation": a.id }, [
+      a.pledge.subject, a.pledge.institution, a.pledge.district || "online",
+      figure(String(a.left), a.verified && a.served && a.served.remaining === a.left, "lessons-left"),
+      figure(when(a.expires), a.verified, "expires"),
+      h("span", {}, t(a.status), a.status === "active" ? actionButtons(trust, ref, [["allocation_declined", a.id, t("decline")]]) : null),
+    ]])));
+}
+
+/** The lesson history, newest first, folded: the lessons waiting come first. */
+function historySection(m) {
+  const rows = m.claims.flatMap((c) => c.allocations.flatMap((a) => a.history.map((l) => ({ ...l, course: a.pledge.subject, verified: a.verified }))))
+    .sort((x, y) => y.time - x.time);
+  return h("section", {}, h("details", {}, h("summary", {}, h("h2", {}, `${t("history")} (${rows.length})`)),
+    table([t("when"), t("course"), t("status")], rows.map((l) => [{ "data-history": l.id }, [when(l.time), l.course, figure(t(l.state), l.verified, "lesson-state")]]))));
+}

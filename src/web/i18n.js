@@ -1,0 +1,90 @@
+// Words of the app in Chinese (first) and English, and the formats people read:
+// yuan with fen precision, dates in Asia/Shanghai.
+
+const zh = {
+  title: "课时账本", family: "学生与家庭", pool: "公益课程池", audit: "消费者协会审计", institution: "机构",
+  lang: "English", verified: "已在本机验证", unverified: "未通过验证", alarm: "警告",
+  operatorKey: "运营方密钥指纹", firstUse: "首次访问：已记住此密钥，以后如有变化将发出警告。",
+  checkpoint: "检查点", entries: "条记录", cosignedBy: "联署", cosigNotChecked: "未能核对（未知密钥）",
+  waiting: "等待您确认的课时", noneWaiting: "目前没有等待您确认的课时。", daysLeft: "剩余 {n} 天确认或提出异议，逾期视为确认",
+  deadlinePassed: "确认期已过，视为确认", confirm: "确认上课", dispute: "提出异议", decline: "放弃此分配",
+  claims: "债权（机构欠课）", claim: "债权", institutionCol: "机构", lessons: "课时", value: "金额",
+  madeGood: "已兑现", outstanding: "未兑现", allocations: "分配的课程", course: "课程", district: "区",
+  lessonsLeft: "剩余课时", expires: "到期", history: "上课记录", status: "状态", when: "时间",
+  proposed: "待确认", confirmed: "已确认", consumed: "已上课", deemed: "视为确认", disputed: "有异议", declined: "已放弃",
+  expired: "已过期", active: "有效", verifyTime: "验证用时 {ms} 毫秒（{n} 条记录）",
+  keyTitle: "我的密钥", noKey: "本设备上还没有密钥。", createKey: "在本设备上创建密钥", importKey: "导入密钥文件（PKCS#8）",
+  backup: "下载备份", vkeyHint: "请将此验证密钥交给运营方登记：", keyName: "名称（学生编号）",
+  sent: "已提交并验证回执：第 {i} 条", reason: "原因", sending: "正在签名并提交…",
+  alarm_operator_key_changed: "运营方密钥与您上次访问时不同！",
+  alarm_history_rewritten: "账本历史被改写：与您上次看到的记录不一致！",
+  alarm_generic: "验证失败：{code}", figureMismatch: "服务器给出的数字与已验证记录不一致",
+  notFound: "没有找到此学生。", home: "输入学生编号查看：", open: "查看",
+  pledged: "已认捐", reserved: "已预留", delivered: "已交付", byDistrict: "各区：欠课与已兑现",
+  bySubject: "按科目", owed: "欠课", coverage: "覆盖率", students: "学生",
+  auditRun: "在浏览器中审计整个账本", auditDone: "审计通过：{n} 条记录，{s} 签名/秒", auditFail: "审计失败：{e}",
+  checkpoints: "检查点与联署", liability: "负债报告", downloadCsv: "下载 CSV",
+  allocationId: "分配编号", lessonId: "课时编号", propose: "提交已上课时（待家庭确认）", proposeTitle: "提交已上的课",
+  cosign: "以协会密钥联署此检查点", cosigned: "已联署检查点（{n} 条记录），服务器返回的检查点已验证", association: "协会编号",
+};
+
+const en = {
+  title: "Lesson Ledger", family: "Students and families", pool: "Course pool", audit: "Association audit", institution: "Institution",
+  lang: "中文", verified: "verified in this browser", unverified: "NOT verified", alarm: "Alarm",
+  operatorKey: "Operator key fingerprint", firstUse: "First visit: this key is now pinned; a different key later raises an alarm.",
+  checkpoint: "Checkpoint", entries: "entries", cosignedBy: "co-signed by", cosigNotChecked: "not checked (unknown key)",
+  waiting: "Lessons waiting for you", noneWaiting: "No lesson is waiting for you.", daysLeft: "{n} days left to confirm or dispute, then deemed confirmed",
+  deadlinePassed: "window over: deemed confirmed", confirm: "Confirm lesson", dispute: "Dispute", decline: "Decline this allocation",
+  claims: "Claims (lessons owed)", claim: "Claim", institutionCol: "Institution", lessons: "Lessons", value: "Value",
+  madeGood: "Made good", outstanding: "Outstanding", allocations: "Allocated courses", course: "Course", district: "District",
+  lessonsLeft: "Lessons left", expires: "Expires", history: "Lesson history", status: "Status", when: "When",
+  proposed: "to confirm", confirmed: "confirmed", consumed: "held", deemed: "deemed confirmed", disputed: "disputed", declined: "declined",
+  expired: "expired", active: "active", verifyTime: "verified in {ms} ms ({n} entries)",
+  keyTitle: "My key", noKey: "No key on this device yet.", createKey: "Create a key on this device", importKey: "Import a key file (PKCS#8)",
+  backup: "Download a backup", vkeyHint: "Give this verifier key to the operator for registration:", keyName: "Name (student id)",
+  sent: "Submitted, receipt verified: entry {i}", reason: "Reason", sending: "Signing and submitting…",
+  alarm_operator_key_changed: "The operator key differs from the one pinned on your first visit!",
+  alarm_history_rewritten: "The ledger's history was rewritten: it does not extend what you saw last time!",
+  alarm_generic: "Verification failed: {code}", figureMismatch: "the server's figure disagrees with the verified entries",
+  notFound: "No such student.", home: "Enter a student id:", open: "Open",
+  pledged: "pledged", reserved: "reserved", delivered: "delivered", byDistrict: "By district: owed and made good",
+  bySubject: "By subject", owed: "owed", coverage: "coverage", students: "students",
+  auditRun: "Audit the whole ledger in this browser", auditDone: "Audit passed: {n} entries, {s} signatures/s", auditFail: "Audit failed: {e}",
+  checkpoints: "Checkpoints and cosignatures", liability: "Liability report", downloadCsv: "Download CSV",
+  allocationId: "Allocation", lessonId: "Lesson", propose: "Propose a delivered lesson (the family confirms)", proposeTitle: "Propose a delivered lesson",
+  cosign: "Cosign this checkpoint with the association's key", cosigned: "Checkpoint of {n} entries cosigned; the checkpoint served back verifies", association: "Association",
+};
+
+const tables = { zh, en };
+
+export function lang() {
+  const saved = localStorage.getItem("ll.lang");
+  return saved === "en" ? "en" : "zh";
+}
+
+export function setLang(value) {
+  localStorage.setItem("ll.lang", value);
+}
+
+/** The phrase `key` in the current language, with `{name}` placeholders filled. */
+export function t(key, vars = {}) {
+  const text = tables[lang()][key] ?? tables.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, k) => String(vars[k]));
+}
+
+/** Fen as yuan with fen precision: ¥1,234.56. */
+export function yuan(fen) {
+  const n = BigInt(fen);
+  const sign = n < 0n ? "-" : "";
+  const a = n < 0n ? -n : n;
+  const whole = (a / 100n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return `${sign}¥${whole}.${(a % 100n).toString().padStart(2, "0")}`;
+}
+
+/** Ledger time (µs since the epoch) as a date and time in Shanghai. */
+export function when(micros) {
+  const d = new Date(Number(BigInt(micros) / 1000n));
+  return new Intl.DateTimeFormat(lang() === "zh" ? "zh-CN" : "en-GB", {
+    timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+  }).format(d);
+}
