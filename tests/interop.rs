@@ -442,12 +442,15 @@ fn regenerate_the_example_receipt() {
 fn the_cli_names_the_wrong_number_of_a_proof_request_too() {
     let tmp = TempDir::new().unwrap();
     let data = tmp.path().join("data");
+    let association = crate::support::write_test_association(tmp.path());
     ok(&run(&[
         "init",
         "--data",
         s(&data),
         "--origin",
         "lessons.example/p",
+        "--association",
+        s(&association),
     ]));
     for (args, says) in [
         (

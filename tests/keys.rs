@@ -15,11 +15,28 @@ use crate::support::vkey;
 const T0: u64 = 1_700_000_000_000_000;
 const SEC: u64 = 1_000_000;
 
+/// The origin of the desk's ledger: every payload names it (`ledger`) unless a test
+/// says otherwise.
+const ORIGIN: &str = "ledger.example/keys";
+
+/// Whether the rules want a consumer association's co-signature on this payload
+/// (registrations, claims, allocations made by hand).
+fn needs_association(payload: &Json) -> bool {
+    match payload.get("kind").and_then(Json::as_str) {
+        Some("party_registered" | "claim_recorded") => true,
+        Some("allocation_made") => payload.get("run").is_none(),
+        _ => false,
+    }
+}
+
 /// A ledger in memory driven through the rules, one entry at a time.
 pub(crate) struct Desk {
     pub(crate) state: MemoryState,
     pub(crate) time: u64,
     pub(crate) index: u64,
+    /// The key of the consumer association `assoc-01` the genesis declares; it
+    /// co-signs the kinds that need it when a test names no association signer.
+    pub(crate) assoc: String,
     next_id: u64,
 }
 
@@ -29,6 +46,7 @@ impl Desk {
             state: MemoryState::new(),
             time: T0,
             index: 0,
+            assoc: key("assoc-01", 2),
             next_id: 0,
         }
     }
@@ -38,10 +56,17 @@ impl Desk {
             self.next_id += 1;
             payload["id"] = json!(format!("e-{:05}", self.next_id));
         }
+        if payload.get("ledger").is_none() {
+            payload["ledger"] = json!(ORIGIN);
+        }
+        let mut signers: Vec<String> = signers.iter().map(|s| (*s).to_owned()).collect();
+        if needs_association(&payload) && !signers.iter().any(|s| s.starts_with("assoc-")) {
+            signers.push(self.assoc.clone());
+        }
         let ctx = EntryContext {
             index: self.index,
             time_micros: self.time,
-            signers: signers.iter().map(|s| (*s).to_owned()).collect(),
+            signers,
         };
         let before = self.state.digest();
         let bytes = serde_json::to_vec(&payload).expect("json");
@@ -70,17 +95,21 @@ impl Desk {
         }
     }
 
-    /// The genesis, by the operator key `op`.
+    /// The genesis, by the operator key `op`, declaring the association `assoc-01`
+    /// (which co-signs it).
     pub(crate) fn genesis(&mut self, op: &str) {
+        let assoc = self.assoc.clone();
         self.ok(
-            &[op],
-            json!({"kind": "genesis", "origin": "ledger.example/keys", "operator": "operator",
+            &[op, &assoc],
+            json!({"kind": "genesis", "origin": ORIGIN, "operator": "operator",
             "operator_key": op, "allocation_validity_days": 90, "unit": "CNY-fen",
-            "districts": ["xuhui"], "subjects": ["math"]}),
+            "districts": ["xuhui"], "subjects": ["math"],
+            "associations": [{"party": "assoc-01", "key": assoc}]}),
         );
     }
 
-    /// Registers `party` with `key` (signed by the operator `op` and the new key).
+    /// Registers `party` with `key` (signed by the operator `op`, the association and
+    /// the new key).
     pub(crate) fn register(&mut self, op: &str, party: &str, role: &str, key: &str) {
         self.ok(
             &[op, key],
@@ -146,11 +175,11 @@ fn money_desk() -> (Desk, [String; 4]) {
     d.register(&op, "stu-0001", "student", &stu);
     d.ok(
         &[&op],
-        json!({"kind": "institution_closed", "institution": "inst-0001", "reason": "closed"}),
+        json!({"kind": "institution_closed", "institution": "inst-0001", "reason": "ceased_trading"}),
     );
     d.ok(
         &[&op],
-        json!({"kind": "institution_whitelisted", "institution": "inst-0002", "reason": "donor"}),
+        json!({"kind": "institution_whitelisted", "institution": "inst-0002", "reason": "approved_donor"}),
     );
     d.ok(
         &[&op, &stu],
@@ -207,11 +236,11 @@ fn key(name: &str, n: u64) -> String {
 
 /// A desk with an operator, an association and a student.
 fn keys_desk() -> (Desk, String, String, String) {
-    let (op, assoc, stu) = (key("operator", 1), key("assoc-01", 2), key("stu-0001", 3));
+    let (op, stu) = (key("operator", 1), key("stu-0001", 3));
     let mut d = Desk::new();
     d.genesis(&op);
-    d.register(&op, "assoc-01", "association", &assoc);
     d.register(&op, "stu-0001", "student", &stu);
+    let assoc = d.assoc.clone();
     (d, op, assoc, stu)
 }
 
@@ -256,7 +285,7 @@ fn a_key_a_thief_rotated_in_is_undone_by_the_operator_and_an_association_togethe
     let err = d
         .submit(
             &[&thief],
-            json!({"kind": "key_revoked", "party": "stu-0001", "key": fresh, "reason": "x"}),
+            json!({"kind": "key_revoked", "party": "stu-0001", "key": fresh, "reason": "lost"}),
         )
         .unwrap_err();
     assert_eq!(err.code(), "key_revoked");
@@ -268,7 +297,7 @@ fn a_key_a_thief_rotated_in_is_undone_by_the_operator_and_an_association_togethe
 }
 
 #[test]
-fn key_recovery_is_refused_for_unknown_parties_the_operator_and_keys_in_use() {
+fn key_recovery_is_refused_for_unknown_parties_the_operator_keys_in_use_and_misnamed_keys() {
     let (mut d, op, assoc, stu) = keys_desk();
     let fresh = key("nobody", 9);
     let err = d
@@ -286,13 +315,29 @@ fn key_recovery_is_refused_for_unknown_parties_the_operator_and_keys_in_use() {
         )
         .unwrap_err();
     assert_eq!(err.code(), "operator_key_not_recoverable");
+    // A key already registered (here the student's own live key) is not a new key.
     let err = d
         .submit(
-            &[&op, &assoc],
-            json!({"kind": "key_recovered", "party": "stu-0001", "new_key": assoc}),
+            &[&op, &assoc, &stu],
+            json!({"kind": "key_recovered", "party": "stu-0001", "new_key": stu}),
         )
         .unwrap_err();
     assert_eq!(err.code(), "key_in_use");
+    // Format v2: a key is named by its party's id, a recovered one too (the name is
+    // published in every signature line).
+    for misnamed in [assoc.clone(), key("stu-0002", 11), key("operator", 12)] {
+        let mut signers = vec![op.as_str(), assoc.as_str()];
+        if misnamed != assoc {
+            signers.push(misnamed.as_str());
+        }
+        let err = d
+            .submit(
+                &signers,
+                json!({"kind": "key_recovered", "party": "stu-0001", "new_key": misnamed}),
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "key_name_mismatch", "{misnamed}: {err}");
+    }
     assert_eq!(live_keys(&d, "stu-0001"), vec![stu]);
 }
 
@@ -385,7 +430,7 @@ fn one_institution_alone_cannot_sign_more_than_its_daily_quota() {
     d.register(&op, "inst-0001", "institution", &inst);
     d.ok(
         &[&op],
-        json!({"kind": "institution_whitelisted", "institution": "inst-0001", "reason": "donor"}),
+        json!({"kind": "institution_whitelisted", "institution": "inst-0001", "reason": "approved_donor"}),
     );
     let max = lesson_ledger::ledger::limits::ENTRIES_PER_PARTY_PER_DAY_MAX;
     let offer = |n: u64| {
@@ -422,25 +467,25 @@ mod operator_rotation {
     use lesson_ledger::log::store::{layout, Outcome};
     use serde_json::json;
 
-    use crate::support::{ledger_entry, operator_of, party_signer, verified};
+    use crate::support::{
+        ledger_entry, operator_of, party_signer, test_association, test_genesis_payload, verified,
+        TEST_ORIGIN,
+    };
 
     fn signer_of(key: &ed25519_dalek::SigningKey) -> NoteSigner {
         NoteSigner::new(KeyName::new("operator").unwrap(), key.clone())
     }
 
-    /// A ledger with its genesis and one institution, by the operator key in `dir`.
+    /// A ledger with its genesis (declaring the test association, which co-signs it)
+    /// and one institution, by the operator key in `dir`.
     fn ledger_in(dir: &Path) -> Ledger {
-        let mut ledger = Ledger::create(dir, "ledger.example/rotation", "operator").unwrap();
+        let mut ledger = Ledger::create(dir, TEST_ORIGIN, "operator").unwrap();
         let op = operator_of(dir);
-        let genesis = lesson_ledger::ledger::defaults::genesis(
-            "ledger.example/rotation",
-            "operator",
-            &op.vkey(),
-        );
-        let genesis: serde_json::Value =
-            serde_json::from_slice(&lesson_ledger::ledger::defaults::genesis_payload(&genesis))
-                .unwrap();
-        submit_ok(&mut ledger, &[&op], &genesis);
+        let genesis: serde_json::Value = serde_json::from_slice(
+            &lesson_ledger::ledger::defaults::genesis_payload(&test_genesis_payload(&op)),
+        )
+        .unwrap();
+        submit_ok(&mut ledger, &[&op, &test_association()], &genesis);
         let inst = party_signer("inst-0001", 1);
         submit_ok(
             &mut ledger,
@@ -467,7 +512,7 @@ mod operator_rotation {
 
     fn whitelist(id: &str) -> serde_json::Value {
         json!({"kind": "institution_whitelisted", "id": id, "institution": "inst-0001",
-            "reason": "approved donor"})
+            "reason": "approved_donor"})
     }
 
     #[test]
@@ -606,7 +651,9 @@ mod operator_rotation {
                 .unwrap();
             assert!(matches!(outcome, Outcome::Ok(_)), "{outcome:?}");
         }
-        let current = operator_of(dir.path());
+        // The key in the data directory now (log.json keeps the first one).
+        let current =
+            signer_of(&keyfile::read_private_pem(&dir.path().join(layout::OPERATOR_KEY)).unwrap());
         let (size, vkey) = (ledger.log().size(), ledger.log().verifier().to_vkey());
         assert_eq!(current.vkey(), vkey);
         match ledger
@@ -707,7 +754,17 @@ fn the_cli_rotates_the_operator_key_and_verify_follows_it_from_the_first_key() {
     let data = tmp.path().join("data");
     let data = data.to_str().unwrap();
     let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).trim().to_string();
-    let out = crate::cli::run(&["init", "--data", data, "--origin", "lessons.example/rot"]);
+    let association = crate::support::write_test_association(tmp.path());
+    let association = association.to_str().unwrap();
+    let out = crate::cli::run(&[
+        "init",
+        "--data",
+        data,
+        "--origin",
+        "lessons.example/rot",
+        "--association",
+        association,
+    ]);
     assert!(out.status.success(), "{out:?}");
     let first = text(&out);
     let out = crate::cli::run(&["rotate-operator-key", "--data", data]);

@@ -225,7 +225,8 @@ impl Ledger {
         let current = self.log.signer();
         let next = NoteSigner::new(current.name().clone(), next_key.clone());
         let payload = serde_json::json!({
-            "kind": "key_rotated", "id": entry_id, "party": config.operator.as_str(),
+            "kind": "key_rotated", "id": entry_id, "ledger": config.origin,
+            "party": config.operator.as_str(),
             "old_key": current.vkey(), "new_key": next.vkey(),
         });
         let envelope = Envelope::sign(

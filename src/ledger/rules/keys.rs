@@ -30,6 +30,9 @@ pub(super) fn key_recovered<V: StateView + ?Sized>(
 ) -> Result<(), RuleError> {
     let party_id = Id::new("party", &p.party)?;
     let new_key = KeyRef::new("new_key", &p.new_key)?;
+    // Format v2: a key's name is its party's id, as for every other key a party gets
+    // (the operator's key, the one named after the origin, is never recovered).
+    super::parties::key_named_for(&new_key, &party_id)?;
     // "signed by the operator, by a consumer association, and by the new key"
     cx.signers.require_role(Role::Operator)?;
     cx.signers.require_role(Role::Association)?;

@@ -46,7 +46,7 @@ fn party_id(role: Role, value: &str) -> Result<Id, RuleError> {
 
 /// A key registered for `party` must be named by the party id: a key name is published
 /// in every signature line, so it may carry nothing else (no name, no address).
-fn key_named_for(key: &KeyRef, party: &Id) -> Result<(), RuleError> {
+pub(super) fn key_named_for(key: &KeyRef, party: &Id) -> Result<(), RuleError> {
     // A `KeyRef` always holds a '+' after its name.
     let name = key.as_str().split_once('+').map_or("", |(n, _)| n);
     if name == party.as_str() {
