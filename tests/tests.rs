@@ -27,4 +27,5 @@ mod rules;
 mod run_hardening;
 mod schemas;
 mod storage;
+mod tidy;
 mod web;

@@ -1,0 +1,290 @@
+//! Tidy: checks of the source tree itself, in the spirit of TigerBeetle's `tidy.zig`.
+//! They keep what ARCHITECTURE.md promises true as the code changes:
+//! - layers only import the layers below them (no new cycle between top-level modules);
+//! - functions stay short enough to read at once (70 lines, with a ratchet of the ones
+//!   that are longer today: the list may only shrink);
+//! - no `todo!`, `unimplemented!` or `dbg!` in shipped code.
+//!
+//! Each check reads `src/` as text; none needs the code to run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The top-level modules of `src/`, lowest layer first. A module may import only the
+/// modules before it in this list (ARCHITECTURE.md, "Invariants").
+const LAYERS: &[&str] = &[
+    "limits", "log", "ledger", "matching", "runs", "api", "http", "client", "web", "demo", "cli",
+];
+
+/// Imports that point up a layer today, each with the issue that removes it. The list may
+/// only shrink: a new upward import fails the test, and so does an entry that no longer
+/// happens (so the list never outlives the cycle it excuses).
+const UPWARD_IMPORTS_KNOWN: &[(&str, &str)] = &[
+    // The signed `match_run` payload and the stored run record use the matcher's
+    // `MatchParams` (issue 16, item 1).
+    ("ledger", "matching"),
+    // The auditor's replay re-runs recorded matches (`runs::RunAudit`) (issue 16, item 1).
+    ("ledger", "runs"),
+];
+
+/// The longest a function may be, in lines from its signature to its closing brace.
+const FUNCTION_LINES_MAX: usize = 70;
+
+/// Functions longer than [`FUNCTION_LINES_MAX`] today, as `path::name`. Only shrinks.
+const LONG_FUNCTIONS_KNOWN: &[&str] = &[
+    "src/cli/log_commands.rs::append",
+    "src/cli/log_commands.rs::verify",
+    "src/client/mod.rs::audit_visiting",
+    "src/demo/audit.rs::check_students",
+    "src/demo/audit.rs::run",
+    "src/demo/clock.rs::run",
+    "src/demo/lessons.rs::run",
+    "src/demo/lessons.rs::settle",
+    "src/demo/mod.rs::run",
+    "src/demo/report.rs::run",
+    "src/demo/report.rs::write_markdown",
+    "src/ledger/error.rs::code",
+    "src/ledger/invariants.rs::check_invariants",
+    "src/ledger/parse.rs::parse",
+    "src/ledger/rules/allocations.rs::allocation_made",
+    "src/ledger/rules/claims.rs::claim_recorded",
+    "src/ledger/rules/parties.rs::institution_status",
+    "src/ledger/rules/pledges.rs::pledge_offered",
+    "src/log/audit.rs::audit_with",
+    "src/log/audit.rs::process_chunk",
+    "src/log/proof/verify.rs::verify_consistency",
+    "src/log/store/mod.rs::append_inner",
+    "src/log/store/open.rs::open_on",
+    "src/matching/classes.rs::prepare",
+    "src/matching/mod.rs::match_claims",
+    "src/matching/relaxation.rs::solve_component",
+    "src/matching/report.rs::assemble",
+];
+
+fn src_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).expect("readable src dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut out);
+    out.sort();
+    out
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .expect("under the manifest dir")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The top-level module a file of `src/` belongs to (`src/log/store/mod.rs` → `log`).
+fn top_module(path: &Path) -> Option<String> {
+    let rel = relative(path);
+    let rest = rel.strip_prefix("src/")?;
+    let first = rest.split('/').next()?;
+    let name = first.strip_suffix(".rs").unwrap_or(first);
+    LAYERS.contains(&name).then(|| name.to_string())
+}
+
+/// The code of a file without its `#[cfg(test)]` module (tests may import anything) and
+/// without line comments (docs may name any module).
+fn shipped_code(text: &str) -> String {
+    let cut = text.find("#[cfg(test)]").unwrap_or(text.len());
+    text[..cut]
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every top-level module named after `crate::`, including inside `use crate::{a, b::c}`.
+fn crate_imports(code: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 0usize;
+            let mut item_start = true;
+            for (i, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = true,
+                    c if item_start && !c.is_whitespace() => {
+                        item_start = false;
+                        found.insert(leading_ident(&group[i..]));
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            found.insert(leading_ident(rest));
+        }
+    }
+    found
+}
+
+fn leading_ident(s: &str) -> String {
+    s.chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
+}
+
+fn rank(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|m| *m == module)
+}
+
+#[test]
+fn layers_only_import_the_layers_below_them() {
+    let mut upward: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for path in src_files() {
+        let Some(from) = top_module(&path) else {
+            continue;
+        };
+        let code = shipped_code(&fs::read_to_string(&path).expect("readable"));
+        for to in crate_imports(&code) {
+            let (Some(a), Some(b)) = (rank(&from), rank(&to)) else {
+                continue;
+            };
+            if b > a {
+                upward
+                    .entry((from.clone(), to))
+                    .or_default()
+                    .push(relative(&path));
+            }
+        }
+    }
+    let known: BTreeSet<(String, String)> = UPWARD_IMPORTS_KNOWN
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let new: Vec<_> = upward.iter().filter(|(k, _)| !known.contains(k)).collect();
+    assert!(
+        new.is_empty(),
+        "imports that point up a layer (order: {LAYERS:?}): {new:#?}"
+    );
+    let gone: Vec<_> = known.iter().filter(|k| !upward.contains_key(k)).collect();
+    assert!(
+        gone.is_empty(),
+        "UPWARD_IMPORTS_KNOWN lists imports that no longer exist; remove them: {gone:?}"
+    );
+}
+
+/// `(name, first line, line count)` of every function in `text` whose body is a block:
+/// from its `fn` line to the `}` at the same indentation.
+fn functions(text: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let Some(name) = fn_name(trimmed) else {
+            i += 1;
+            continue;
+        };
+        let end = (i + 1..lines.len()).find(|&j| {
+            let l = lines[j];
+            let t = l.trim_start();
+            l.len() - t.len() == indent && t.starts_with('}')
+        });
+        match end {
+            Some(j) if !trimmed.trim_end().ends_with(';') => {
+                out.push((name, i + 1, j - i + 1));
+                i = j + 1;
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// The function's name if `line` starts a function item (`pub(crate) async fn name(`).
+fn fn_name(line: &str) -> Option<String> {
+    let mut words = line.split_whitespace().peekable();
+    while let Some(w) = words.next() {
+        match w {
+            "pub" | "async" | "const" | "unsafe" | "extern" => continue,
+            w if w.starts_with("pub(") => continue,
+            "fn" => {
+                let name = leading_ident(words.next()?);
+                return (!name.is_empty()).then_some(name);
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+#[test]
+fn functions_are_short_enough_to_read_at_once() {
+    let mut long = BTreeSet::new();
+    for path in src_files() {
+        let text = fs::read_to_string(&path).expect("readable");
+        let shipped = &text[..text.find("#[cfg(test)]").unwrap_or(text.len())];
+        for (name, line, count) in functions(shipped) {
+            if count > FUNCTION_LINES_MAX {
+                long.insert((format!("{}::{name}", relative(&path)), line, count));
+            }
+        }
+    }
+    let known: BTreeSet<&str> = LONG_FUNCTIONS_KNOWN.iter().copied().collect();
+    let new: Vec<_> = long
+        .iter()
+        .filter(|(k, _, _)| !known.contains(k.as_str()))
+        .collect();
+    assert!(
+        new.is_empty(),
+        "functions over {FUNCTION_LINES_MAX} lines (split them by their phases): {new:#?}"
+    );
+    let names: BTreeSet<&str> = long.iter().map(|(k, _, _)| k.as_str()).collect();
+    let gone: Vec<_> = known.iter().filter(|k| !names.contains(*k)).collect();
+    assert!(
+        gone.is_empty(),
+        "LONG_FUNCTIONS_KNOWN lists functions no longer over the limit; remove them: {gone:?}"
+    );
+}
+
+#[test]
+fn shipped_code_has_no_stubs_or_debug_prints() {
+    let mut found = Vec::new();
+    for path in src_files() {
+        let code = shipped_code(&fs::read_to_string(&path).expect("readable"));
+        for (n, line) in code.lines().enumerate() {
+            for marker in ["todo!(", "unimplemented!(", "dbg!("] {
+                if line.contains(marker) {
+                    found.push(format!("{}:{}: {}", relative(&path), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "stubs or debug prints: {found:#?}");
+}
+
+#[test]
+fn the_import_scanner_reads_grouped_and_nested_imports() {
+    let code = "use crate::{log::note::{A, B}, ledger as l};\nlet x = crate::runs::f();";
+    let found: Vec<String> = crate_imports(code).into_iter().collect();
+    assert_eq!(found, ["ledger", "log", "runs"]);
+}
+
+#[test]
+fn the_function_scanner_measures_from_signature_to_closing_brace() {
+    let text =
+        "fn a() {\n    1\n}\n    pub(crate) async fn b(\n        x: u8,\n    ) {\n    }\nfn c();\n";
+    assert_eq!(
+        functions(text),
+        [("a".to_string(), 1, 3), ("b".to_string(), 4, 4)]
+    );
+}
