@@ -93,5 +93,5 @@ native_verify "$DEMO_URL"
 
 DEMO_URL=$DEMO_URL FIXTURE_URL=$(url_of "$TMP/fixture.log") \
   FORK_A_URL=$(url_of "$TMP/fork-a.log") FORK_B_URL=$(url_of "$TMP/fork-b.log") \
-  FAMILY_KEY_FILE=$TMP/fixture/keys/stu-web-01.key REPO_ROOT=$ROOT \
+  FAMILY_KEY_FILE=$TMP/fixture/keys/stu-0eb01.key REPO_ROOT=$ROOT \
   node scripts/browser/tests.mjs

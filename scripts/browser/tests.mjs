@@ -204,10 +204,10 @@ await test("a_history_rewritten_between_two_visits_is_caught", async () => {
   state.alter = null;
   const { context, p } = await page();
   state.backend = FORK_A;
-  await visit(p, `${PROXY}/students/stu-web-01`);
+  await visit(p, `${PROXY}/students/stu-0eb01`);
   assert((await p.$$("[role=alert]")).length === 0, "first visit is clean");
   state.backend = FORK_B; // same operator key, same size, another history
-  await visit(p, `${PROXY}/students/stu-web-01`);
+  await visit(p, `${PROXY}/students/stu-0eb01`);
   const alarms = await p.$$eval("[role=alert]", (els) => els.map((e) => e.dataset.alarm));
   assert(alarms.includes("history_rewritten"), `rewrite caught: ${alarms}`);
   const states = await p.$$eval("[data-verified]", (els) => els.map((e) => e.dataset.verified));
@@ -232,7 +232,7 @@ await test("a_family_confirms_a_proposed_lesson_from_the_browser_and_the_ledger_
   state.backend = FIXTURE;
   state.alter = null;
   const { context, p } = await page();
-  await visit(p, `${PROXY}/students/stu-web-01`);
+  await visit(p, `${PROXY}/students/stu-0eb01`);
   const waiting = await p.$$eval(".waiting li[data-lesson]", (els) => els.map((e) => e.dataset.lesson));
   assert(waiting.join() === "l-web-01,l-web-02,l-web-03", `waiting: ${waiting}`);
   const days = await figureText(p, ".waiting li [data-figure=days-left]");
@@ -247,10 +247,10 @@ await test("a_family_confirms_a_proposed_lesson_from_the_browser_and_the_ledger_
   const entry = await getJSON(`${FIXTURE}/v1/entries/${index}`);
   const payload = JSON.parse(Buffer.from(entry.envelope.payload, "base64"));
   assert(payload.kind === "lesson_confirmed" && payload.lesson === "l-web-01", "the ledger holds the confirmation");
-  assert(entry.envelope.signatures[0].keyid.startsWith("stu-web-01+"), "signed by the family");
+  assert(entry.envelope.signatures[0].keyid.startsWith("stu-0eb01+"), "signed by the family");
   const receipts = await p.evaluate(async () => (await import("/web/sign.js")).listReceipts());
   assert(receipts.some((r) => r.index === index), "the receipt is kept");
-  await visit(p, `${PROXY}/students/stu-web-01`);
+  await visit(p, `${PROXY}/students/stu-0eb01`);
   const after = await p.$$eval(".waiting li[data-lesson]", (els) => els.map((e) => e.dataset.lesson));
   assert(after.join() === "l-web-02,l-web-03", `waiting after: ${after}`);
   // And a dispute, signed the same way.
@@ -265,8 +265,8 @@ await test("an_institution_imports_its_key_file_and_proposes_a_lesson_the_ledger
   state.backend = FIXTURE;
   state.alter = null;
   const { context, p } = await page();
-  await visit(p, `${PROXY}/institutions/inst-web-donor`);
-  await p.setInputFiles("[data-import-key]", KEY_FILE.replace("stu-web-01", "inst-web-donor"));
+  await visit(p, `${PROXY}/institutions/inst-0d0a0e`);
+  await p.setInputFiles("[data-import-key]", KEY_FILE.replace("stu-0eb01", "inst-0d0a0e"));
   await p.waitForSelector("[data-vkey]");
   await p.fill("[data-propose-allocation]", "a-web-01");
   await p.fill("[data-propose-lesson]", "l-web-04");
@@ -283,35 +283,35 @@ await test("an_association_cosigns_the_verified_checkpoint_from_the_browser", as
   state.alter = null;
   const { context, p } = await page();
   await visit(p, `${PROXY}/audit`);
-  await p.fill("[data-cosign-name]", "assoc-web");
-  await p.setInputFiles("[data-cosign-key]", KEY_FILE.replace("stu-web-01", "assoc-web"));
+  await p.fill("[data-cosign-name]", "assoc-0a");
+  await p.setInputFiles("[data-cosign-key]", KEY_FILE.replace("stu-0eb01", "assoc-0a"));
   await p.waitForSelector("[data-key-imported]");
   await p.click("[data-cosign]");
   await p.waitForSelector("[data-cosigned], [role=alert]", { timeout: 15000 });
   assert(await p.$("[data-cosigned]"), `cosigned: ${await p.textContent("main")}`);
   const checkpoint = await (await fetch(`${FIXTURE}/checkpoint`)).text();
-  assert(checkpoint.includes("\u2014 assoc-web "), "the server serves the association's cosignature");
+  assert(checkpoint.includes("\u2014 assoc-0a "), "the server serves the association's cosignature");
   await context.close();
 });
 
 await test("a_family_creates_its_key_in_the_browser_and_keeps_it", async () => {
   state.backend = FIXTURE;
   const { context, p } = await page({ acceptDownloads: true });
-  await visit(p, `${PROXY}/students/stu-web-01`);
+  await visit(p, `${PROXY}/students/stu-0eb01`);
   const download = p.waitForEvent("download");
   await p.click("[data-create-key]");
   const backup = await download;
-  assert(backup.suggestedFilename() === "stu-web-01.key", "a backup is offered");
+  assert(backup.suggestedFilename() === "stu-0eb01.key", "a backup is offered");
   await p.waitForSelector("[data-vkey]");
   assert(await p.isVisible("svg.qr"), "the verifier key is shown as a QR code");
   const vkey = await p.$eval("[data-vkey]", (e) => e.dataset.vkey);
-  assert(/^stu-web-01\+[0-9a-f]{8}\+A[Q-f][A-Za-z0-9+/]{42}$/.test(vkey), `vkey: ${vkey}`);
+  assert(/^stu-0eb01\+[0-9a-f]{8}\+A[Q-f][A-Za-z0-9+/]{42}$/.test(vkey), `vkey: ${vkey}`);
   const extractable = await p.evaluate(async () => {
     const keys = await (await import("/web/sign.js")).listKeys();
     return keys[0].privateKey.extractable;
   });
   assert(extractable === false, "the stored key is not extractable");
-  await visit(p, `${PROXY}/students/stu-web-01`);
+  await visit(p, `${PROXY}/students/stu-0eb01`);
   assert((await p.$eval("[data-vkey]", (e) => e.dataset.vkey)) === vkey, "kept across visits");
   await context.close();
 });
@@ -368,7 +368,7 @@ await test("the_association_audits_the_whole_log_in_a_worker", async () => {
     const verified = await p.$eval(`[data-figure=${name}]`, (e) => e.dataset.verified);
     assert(verified === "true", `the pool's ${name} total agrees with the verified entries`);
   }
-  // The audit learned the associations' keys from verified registrations: the family
+  // The audit learned the associations' keys from the verified genesis: the family
   // page now checks their cosignatures.
   await visit(p, `${PROXY}/students/${FAMILY}`);
   const cosigs = await p.$$eval("[data-cosig]", (els) => els.map((e) => e.dataset.cosig));

@@ -91,7 +91,8 @@ function aggregator() {
   const disputes = new Map();
   agg.visit = (p, index) => {
     switch (p.kind) {
-      case "party_registered": if (p.role === "association") agg.associations[p.party] = p.key; break;
+      // The associations are the genesis's (each co-signed it); none is registered later.
+      case "genesis": for (const a of p.associations) agg.associations[a.party] = a.key; break;
       case "claim_recorded":
         claims.set(p.claim, { district: p.district });
         add(agg.byDistrict, p.district, "owed", p.lessons * p.price_per_lesson_fen);

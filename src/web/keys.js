@@ -67,7 +67,9 @@ export function keyPanel(ref, trust) {
 
 /** The fields an entry of `kind` needs beyond its subject (sign.js entryPayload). */
 function extraFields(kind, subject, more) {
-  if (kind === "lesson_disputed") return { dispute: `d-${subject}`, reason: "lesson was not held" };
+  // Reasons are codes (schemas/README.md §10.4): the family's button says the lesson
+  // was not taught.
+  if (kind === "lesson_disputed") return { dispute: `d-${subject}`, reason: "not_taught" };
   return more ? more() : {};
 }
 

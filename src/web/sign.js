@@ -9,20 +9,22 @@ import {
   verifyCheckpoint, verifyCosignatures, verifyInclusion,
 } from "./verify.js";
 
-/** The payload type of ledger entries (schemas/README.md §1). */
-export const PAYLOAD_TYPE = "application/vnd.lesson-ledger.entry+json";
+/** The payload type of ledger entries, format v2 (schemas/README.md §1, §10). */
+export const PAYLOAD_TYPE = "application/vnd.lesson-ledger.entry.v2+json";
 
 /**
  * The payload of an entry of `kind` about `subject` (a lesson or an allocation id),
  * as the ledger's rules read it (schemas/entries/). The one place that knows the entry
- * format: when it gains fields (the ledger's origin, a format version), they are added
- * here, from `info` (GET /v1/log), and nowhere else.
+ * format: fields every entry carries are added here, from `info` (GET /v1/log), and
+ * nowhere else. Format v2 (§10.1): `ledger` names the ledger the statement is for (its
+ * genesis origin), so that a signed statement cannot be replayed into another ledger.
  */
 export function entryPayload(info, kind, subject, extra = {}) {
   // The object the entry is about: an allocation (declined) or a lesson (the rest);
   // `extra` holds the kind's other fields (a proposal's allocation, a dispute's id).
   const target = kind === "allocation_declined" ? { allocation: subject } : { lesson: subject };
-  const payload = { kind, id: `${kind}.${subject}`, ...target, ...extra };
+  if (typeof info.origin !== "string" || !info.origin) throw new VerifyError("no_origin", "the log names no origin");
+  const payload = { kind, id: `${kind}.${subject}`, ledger: info.origin, ...target, ...extra };
   return { payloadType: PAYLOAD_TYPE, bytes: utf8(JSON.stringify(payload)) };
 }
 
