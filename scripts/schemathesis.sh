@@ -56,6 +56,24 @@ curl -fsS "$URL/healthz" >/dev/null || {
     exit 1
 }
 
+# An allocation of the demo ledger (its id starts with the run's random id): the first
+# `allocation_made` entry of the log.
+LL_ALLOCATION_ID="$(python3 - "$URL" <<'PY'
+import base64, json, sys, urllib.request
+url = sys.argv[1]
+size = json.load(urllib.request.urlopen(f"{url}/v1/log"))["size"]
+for index in range(size):
+    entry = json.load(urllib.request.urlopen(f"{url}/v1/entries/{index}"))
+    payload = json.loads(base64.b64decode(entry["envelope"]["payload"]))
+    if payload.get("kind") == "allocation_made":
+        print(payload["allocation"])
+        break
+else:
+    sys.exit("no allocation_made entry in the demo ledger")
+PY
+)"
+export LL_ALLOCATION_ID
+
 mkdir -p "$REPORTS"
 # The operator's token, so that `POST /v1/match` is exercised, not only refused.
 TOKEN="$(cat "$WORK/demo/ledger/operator.token")"
