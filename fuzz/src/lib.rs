@@ -115,7 +115,7 @@ pub fn fixture_checkpoint() -> SignedCheckpoint {
 
 /// The body of the fixture ledger's checkpoint of size 4.
 pub const FIXTURE_CHECKPOINT_BODY: &str =
-    "lessons.example/fuzz\n4\n0ZLikLqshlcjhQZ+nfg2/y83hWLQK71cxQHgqtDEKJs=\n";
+    "lessons.example/fuzz\n4\nqK4KDmn9Pv5hHK7TwwUHg9UabILeRCksaXg92Hb9uFI=\n";
 
 /// The verifier of [`note_operator`].
 pub fn note_operator_verifier() -> NoteVerifier {
