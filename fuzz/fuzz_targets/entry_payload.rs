@@ -1,6 +1,7 @@
 //! The ledger's entry payload parser (`ledger::parse`) and the rules behind it
 //! (`ledger::decide`) on a state holding the example genesis and a registered student
-//! (`schemas/examples/entries/`), with the fuzzer choosing which of those keys signed.
+//! (`schemas/examples/entries/`), with the fuzzer choosing which of those keys signed (the first byte: bit 0
+//! the operator, bit 1 the association, bit 2 the student).
 //!
 //! Never panics; an accepted entry's changes keep every balance identity
 //! (`invariants::check_changes`: value = unreserved + reserved + consumed).
@@ -24,26 +25,64 @@ fn key_of(payload: &str, field: &str) -> String {
 
 /// The state the fuzzed entry is decided on. Panics (in the harness, not on input) if
 /// the examples stop applying: then this target must follow the format change.
-fn state(operator: &str, student: &str) -> MemoryState {
+fn state(keys: &Keys) -> MemoryState {
     let mut state = MemoryState::new();
     let ctx = |index, signers: Vec<String>| EntryContext {
         index,
         time_micros: TIME_MICROS - 1_000 + index,
         signers,
     };
+    // Entry format v2: the genesis is co-signed by the association it declares, a
+    // registration by the operator, an association and the new key.
     apply_entry(
         &mut state,
-        &ctx(0, vec![operator.to_owned()]),
+        &ctx(0, vec![keys.operator.clone(), keys.association.clone()]),
         GENESIS.as_bytes(),
     )
     .expect("the example genesis applies; update fuzz/fuzz_targets/entry_payload.rs");
-    apply_entry(
-        &mut state,
-        &ctx(1, vec![operator.to_owned(), student.to_owned()]),
-        STUDENT.as_bytes(),
-    )
-    .expect("the example registration applies; update fuzz/fuzz_targets/entry_payload.rs");
+    apply_entry(&mut state, &ctx(1, keys.all()), STUDENT.as_bytes())
+        .expect("the example registration applies; update fuzz/fuzz_targets/entry_payload.rs");
     state
+}
+
+/// The verifier keys of the examples: the operator, the association the genesis
+/// declares, and the registered student.
+struct Keys {
+    operator: String,
+    association: String,
+    student: String,
+}
+
+impl Keys {
+    fn of_examples() -> Keys {
+        let genesis: serde_json::Value = serde_json::from_str(GENESIS).expect("example is JSON");
+        Keys {
+            operator: key_of(GENESIS, "operator_key"),
+            association: genesis["associations"][0]["key"]
+                .as_str()
+                .expect("the example genesis declares an association")
+                .to_owned(),
+            student: key_of(STUDENT, "key"),
+        }
+    }
+
+    fn all(&self) -> Vec<String> {
+        vec![
+            self.operator.clone(),
+            self.association.clone(),
+            self.student.clone(),
+        ]
+    }
+
+    /// The signers bit `i` of `mask` selects, in the order of [`Keys::all`].
+    fn chosen(&self, mask: u8) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, key)| key)
+            .collect()
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -53,15 +92,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(entry) = parse(payload) {
         let _ = (entry.kind(), entry.id());
     }
-    let operator = key_of(GENESIS, "operator_key");
-    let student = key_of(STUDENT, "key");
-    let state = state(&operator, &student);
-    let signers = match signers % 4 {
-        0 => vec![],
-        1 => vec![operator],
-        2 => vec![student],
-        _ => vec![operator, student],
-    };
+    let keys = Keys::of_examples();
+    let state = state(&keys);
+    let signers = keys.chosen(signers);
     let ctx = EntryContext {
         index: 2,
         time_micros: TIME_MICROS,

@@ -183,7 +183,10 @@ fn check_consistency(d: &[Hash], input: &Input) {
             // verifier cannot know the tree, so any size with one root is consistent.
             assert!(proof.is_empty(), "an equal-sizes proof is empty");
             assert_eq!(root1, root2, "equal sizes, equal roots");
-            assert!(size1 > 0 || root1 == Hash::empty_root(), "the empty tree's root");
+            assert!(
+                size1 > 0 || root1 == Hash::empty_root(),
+                "the empty tree's root"
+            );
             return;
         }
         assert!(sizes_ok, "sizes {size1} <= {size2} within the tree");

@@ -23,6 +23,16 @@ pub const FIXTURE_LOG_DAT: &[u8] = include_bytes!("../fixtures/ledger/log.dat");
 /// Record framing: `kind:u8 | len:u32 BE | body | crc:u32 BE`.
 const FRAME_HEAD: usize = 5;
 const FRAME_CRC: usize = 4;
+/// Seal slots of the format-2 header: `leaves:u64 | end:u64 | zero:u64 | crc:u32 | zero:u32`
+/// after the 8-byte magic, the CRC-32C over the first 24 bytes.
+const SEAL_SLOTS_OFFSET: usize = 8;
+const SEAL_SLOTS: usize = 2;
+const SEAL_SLOT_BYTES: usize = 32;
+const SEAL_CHECKED: usize = 24;
+const _: () = assert!(
+    SEAL_SLOTS_OFFSET + SEAL_SLOTS * SEAL_SLOT_BYTES == HEADER_LEN as usize,
+    "the seal slots fill the header after the magic"
+);
 
 /// Writes the fixture's config and operator key into `dir` (mode 0600 for the key).
 ///
@@ -52,8 +62,16 @@ pub fn record_file_bytes(data: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// Recomputes the CRC of every whole record after the header, in place.
+/// Recomputes the CRC of both seal slots of the header and of every whole record after
+/// it, in place, so that mutated seals also reach recovery's checks against them.
 pub fn reframe(bytes: &mut [u8]) {
+    for slot in 0..SEAL_SLOTS {
+        let at = SEAL_SLOTS_OFFSET + slot * SEAL_SLOT_BYTES;
+        if at + SEAL_SLOT_BYTES <= bytes.len() {
+            let crc = crc32c::crc32c(&bytes[at..at + SEAL_CHECKED]);
+            bytes[at + SEAL_CHECKED..at + SEAL_CHECKED + 4].copy_from_slice(&crc.to_be_bytes());
+        }
+    }
     let mut at = HEADER_LEN as usize;
     while at + FRAME_HEAD <= bytes.len() {
         let len = u32::from_be_bytes([bytes[at + 1], bytes[at + 2], bytes[at + 3], bytes[at + 4]]);
@@ -97,7 +115,7 @@ pub fn fixture_checkpoint() -> SignedCheckpoint {
 
 /// The body of the fixture ledger's checkpoint of size 4.
 pub const FIXTURE_CHECKPOINT_BODY: &str =
-    "lessons.example/fuzz\n4\n0ZLikLqshlcjhQZ+nfg2/y83hWLQK71cxQHgqtDEKJs=\n";
+    "lessons.example/fuzz\n4\nqK4KDmn9Pv5hHK7TwwUHg9UabILeRCksaXg92Hb9uFI=\n";
 
 /// The verifier of [`note_operator`].
 pub fn note_operator_verifier() -> NoteVerifier {

@@ -181,6 +181,7 @@ impl Log {
             size: common,
             last_time_micros: 0,
             last_checkpoint: None,
+            last_state_note: None,
         };
         if common > 0 {
             let last = leaf_offset(&offsets, common - 1)?;
@@ -229,8 +230,11 @@ impl Log {
                 RecordKind::Checkpoint => {
                     log_state.last_checkpoint = Some(record.body);
                 }
-                // The layer above's commitment; checked by the auditor, not needed here.
-                RecordKind::StateNote => {}
+                // The layer above's commitment: the last one is checked below, once the
+                // operator key is settled.
+                RecordKind::StateNote => {
+                    log_state.last_state_note = Some((log_state.size, record.body));
+                }
             }
         }
         tree.flush().map_err(derived)?;
@@ -271,6 +275,7 @@ impl Log {
             log_state.last_checkpoint.as_deref(),
         )?;
         let verifier = signer.verifier();
+        check_state_note(&origin, &verifier, log_state.last_state_note.as_ref())?;
         Ok((
             Log {
                 dir: dir.to_path_buf(),
@@ -299,6 +304,37 @@ struct ReplayState {
     size: u64,
     last_time_micros: u64,
     last_checkpoint: Option<Vec<u8>>,
+    /// The last state note replayed, with the number of leaves before it.
+    last_state_note: Option<(u64, Vec<u8>)>,
+}
+
+/// The last state note, like the last checkpoint, must be the operator's: a note whose
+/// text was altered (its record's CRC recomputed) would otherwise be served and built on
+/// by the next batch, and only an audit would refuse the log (found by fuzzing).
+fn check_state_note(
+    origin: &Origin,
+    verifier: &NoteVerifier,
+    last: Option<&(u64, Vec<u8>)>,
+) -> Result<(), LogError> {
+    let Some((size, body)) = last else {
+        return Ok(());
+    };
+    let note = StateNote::parse_and_verify(body, verifier).map_err(|e| LogError::Damaged {
+        index: *size,
+        what: format!("the last state note in log.dat is not signed by the operator key: {e}"),
+    })?;
+    if note.origin != origin.as_str() || note.size != *size {
+        return Err(LogError::Damaged {
+            index: *size,
+            what: format!(
+                "the last state note is for {} at size {}, not {} at size {size}",
+                note.origin,
+                note.size,
+                origin.as_str()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Reads and validates `log.json`.
