@@ -503,7 +503,7 @@ fn a_cleanly_truncated_log_without_its_index_fails_closed_naming_the_sizes() {
         &lesson_ledger::log::audit::AuditOptions::default(),
         &|_, _| {},
     );
-    let finding = format!("{}", audit.err().expect("the auditor catches it too"));
+    let finding = format!("{}", audit.expect_err("the auditor catches it too"));
     assert!(finding.contains("370 entries"), "{finding}");
 }
 

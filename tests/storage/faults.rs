@@ -172,13 +172,13 @@ fn assert_failed_and_stopped(
     result: Result<Vec<Outcome<()>>, LogError>,
 ) {
     assert!(faults.fired(), "the armed fault was reached");
-    let err = result.err().expect("a faulted batch is never acknowledged");
+    let err = result.expect_err("a faulted batch is never acknowledged");
     assert_ne!(
         err.code(),
         "log_failed",
         "the first error is the fault: {err}"
     );
-    let again = append(log, 100, 1).err().expect("the writer stopped");
+    let again = append(log, 100, 1).expect_err("the writer stopped");
     assert_eq!(again.code(), "log_failed");
 }
 
@@ -293,7 +293,7 @@ fn a_failed_sync_on_close_is_reported_not_ignored() {
     let dir = TempDir::new().unwrap();
     let (log, faults) = faulty_log(dir.path());
     faults.arm("offsets.dat", Op::Sync, 0, Fault::Eio);
-    let err = log.close().err().expect("close reports the failed sync");
+    let err = log.close().expect_err("close reports the failed sync");
     assert_eq!(err.code(), "derived_data_damaged");
     reopen_healthy(dir.path(), 10);
 }
