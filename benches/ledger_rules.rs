@@ -28,12 +28,12 @@ mod workload;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use lesson_ledger::ledger::replay::Replayer;
 use lesson_ledger::ledger::writer::Ledger;
 use lesson_ledger::log::audit::{audit, audit_with, AuditOptions};
 use lesson_ledger::log::envelope::{verify_batch, Envelope, KeyCache, VerifiedEnvelope};
 use lesson_ledger::log::note::{KeyName, NoteSigner};
 use lesson_ledger::log::store::{AdmitAll, EntryIdOnly, Log, Outcome};
+use lesson_ledger::runs::replay::Replayer;
 use measure::{peak_rss_kib, process_cpu, thread_cpu};
 
 const BATCH: usize = 2048;

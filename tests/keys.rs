@@ -459,12 +459,12 @@ fn one_institution_alone_cannot_sign_more_than_its_daily_quota() {
 mod operator_rotation {
     use std::path::Path;
 
-    use lesson_ledger::ledger::replay::Replayer;
     use lesson_ledger::ledger::writer::Ledger;
     use lesson_ledger::log::audit::{audit, audit_with, AuditOptions};
     use lesson_ledger::log::keyfile;
     use lesson_ledger::log::note::{KeyName, NoteSigner};
     use lesson_ledger::log::store::{layout, Outcome};
+    use lesson_ledger::runs::replay::Replayer;
     use serde_json::json;
 
     use crate::support::{

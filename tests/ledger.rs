@@ -4,7 +4,6 @@
 use std::fs;
 use std::path::Path;
 
-use lesson_ledger::ledger::replay::Replayer;
 use lesson_ledger::ledger::sled_state::STATE_TREE;
 use lesson_ledger::ledger::units::hex;
 use lesson_ledger::ledger::writer::{Ledger, LedgerError};
@@ -16,6 +15,7 @@ use lesson_ledger::log::note::{KeyName, NoteSigner};
 use lesson_ledger::log::records::RecordKind;
 use lesson_ledger::log::state_note::StateNote;
 use lesson_ledger::log::store::{layout, AdmitAll, EntryIdOnly, Log, Outcome};
+use lesson_ledger::runs::replay::Replayer;
 use tempfile::TempDir;
 
 use crate::audit::{kinds_and_bodies, rewrite};

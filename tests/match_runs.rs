@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use lesson_ledger::http::operator::OPERATOR_TOKEN;
 use lesson_ledger::http::{Server, ServerConfig};
-use lesson_ledger::ledger::replay::Replayer;
 use lesson_ledger::ledger::writer::Ledger;
 use lesson_ledger::log::audit::{audit_with, AuditError, AuditOptions, Finding};
 use lesson_ledger::log::note::NoteSigner;
 use lesson_ledger::log::store::Outcome;
 use lesson_ledger::matching::{AllocationPlan, MatchParams};
+use lesson_ledger::runs::replay::Replayer;
 use lesson_ledger::runs::{digest_of, run_match};
 use reqwest::blocking::{Client, Response};
 use serde_json::{json, Value};

@@ -13,7 +13,6 @@ use super::{
 };
 use crate::http::reads::{ConsistencyProof, InclusionProof};
 use crate::ledger::payload::{DeclaredAssociation, Genesis};
-use crate::ledger::replay::Replayer;
 use crate::ledger::sled_state::SledState;
 use crate::ledger::writer::Ledger;
 use crate::ledger::{defaults, PAYLOAD_TYPE};
@@ -23,6 +22,7 @@ use crate::log::hash::Hash;
 use crate::log::keyfile;
 use crate::log::note::{KeyName, NoteSigner, NoteVerifier};
 use crate::log::store::{layout, read_config, Outcome};
+use crate::runs::replay::Replayer;
 
 /// Runs one parsed command line.
 ///

@@ -444,7 +444,7 @@ impl AuditVisitor for LogOnly {
 }
 
 /// [`audit`], showing every verified leaf, in log order, to `visitor` (e.g. the
-/// ledger's [`Replayer`](crate::ledger::replay::Replayer), so that an association
+/// ledger's [`Replayer`](crate::runs::replay::Replayer), so that an association
 /// recomputes every balance from what it was served), and telling `progress` the
 /// entries read so far and the total.
 ///

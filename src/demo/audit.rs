@@ -44,9 +44,9 @@ use super::DemoError;
 use crate::client::{self, BalanceKind};
 use crate::http::cosign::CosignRequest;
 use crate::ledger::queries::{self, StudentSummary};
-use crate::ledger::replay::Replayer;
 use crate::log::envelope::Envelope;
 use crate::log::note::{cosign, verify_cosignature, NoteSigner};
+use crate::runs::replay::Replayer;
 
 /// Students whose balances are checked with proofs.
 pub const STUDENTS_CHECKED: usize = 5;

@@ -50,9 +50,17 @@ pub const LESSONS_PER_SEAT_MAX: u64 = 1_000;
 /// student index object, rewritten on each new claim.
 pub const CLAIMS_PER_STUDENT_MAX: usize = 64;
 
-/// Most allocations one `match_run` may declare: four per claim at the matcher's cap of
-/// 4,000,000 claims a run (a claim gets one allocation per pledge, and few pledges each).
-pub const MATCH_RUN_ALLOCATIONS_MAX: u64 = 16_000_000;
+/// Most allocations one `match_run` may declare: four per claim at the cap of
+/// [`MATCH_CLAIMS_MAX`] claims a run (a claim gets one allocation per pledge, and few
+/// pledges each).
+pub const MATCH_RUN_ALLOCATIONS_MAX: u64 = 4 * MATCH_CLAIMS_MAX as u64;
+
+/// Most claims one match run reads (4× the 1,000,000 target). The ledger's (the matcher
+/// reads it from here): the run size above is derived from it.
+pub const MATCH_CLAIMS_MAX: usize = 4_000_000;
+/// Most pledges one match run reads (10× the 10,000 target). The ledger's (the matcher
+/// reads it from here): the per-institution pledge quota is bounded by it.
+pub const MATCH_PLEDGES_MAX: usize = 100_000;
 
 /// Keys a party object keeps: the current one and the few before it (the key table keeps
 /// every key's record). A party's object is read for every entry it signs; before this
@@ -124,7 +132,7 @@ const _: () = assert!(
     "a payload the rules accept must fit a leaf"
 );
 const _: () = assert!(
-    PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX < crate::matching::MATCH_PLEDGES_MAX as u64,
+    PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX < MATCH_PLEDGES_MAX as u64,
     "one institution's unapproved pledges alone must stay far below a run's pledge cap"
 );
 const _: () = assert!(GRADE_MIN <= GRADE_MAX, "the grade range must not be empty");

@@ -299,7 +299,7 @@ pub struct RunRecord {
     pub run: Id,
     /// Index of the `match_run` entry.
     pub index: u64,
-    pub params: crate::matching::MatchParams,
+    pub params: super::run_params::RunParams,
     /// Allocations declared by the run.
     pub allocations: u64,
     /// Allocations naming the run recorded so far (never more than declared).

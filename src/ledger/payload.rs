@@ -393,7 +393,7 @@ pub struct MatchRun {
     pub ledger: String,
     pub run: String,
     /// Every parameter the matcher's output depends on.
-    pub params: crate::matching::MatchParams,
+    pub params: super::run_params::RunParams,
     /// How many `allocation_made` entries name this run.
     pub allocations: u64,
     /// BLAKE3 (hex) of the plans' canonical encoding ([`crate::runs::plans_digest`]).

@@ -3,16 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
+// The run limits are the ledger's: it bounds quotas and run sizes by them.
 use crate::ledger::limits::{
     CLAIM_LESSONS_MAX, LESSONS_PER_SEAT_MAX, PLEDGE_SEATS_MAX, PRICE_PER_LESSON_FEN_MAX,
 };
+pub use crate::ledger::limits::{MATCH_CLAIMS_MAX, MATCH_PLEDGES_MAX};
 use crate::ledger::objects::{Claim, Pledge};
 use crate::ledger::units::{Fen, Id, Lessons};
 
-/// Most claims one match run reads (4× the 1,000,000 target). Proposed for `limits.rs`.
-pub const MATCH_CLAIMS_MAX: usize = 4_000_000;
-/// Most pledges one match run reads (10× the 10,000 target). Proposed for `limits.rs`.
-pub const MATCH_PLEDGES_MAX: usize = 100_000;
 /// Most distinct districts (claims' and pledges' together): the genesis limit, which lets
 /// a claim's accepted districts be a 64-bit mask.
 pub const MATCH_DISTRICTS_MAX: usize = 64;

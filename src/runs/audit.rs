@@ -21,7 +21,7 @@
 
 use crate::ledger::objects::{Allocation, RunRecord};
 use crate::ledger::{Changes, Id, MemoryState, Table, Value};
-use crate::matching::match_claims;
+use crate::matching::{match_claims, MatchParams};
 
 /// Where a recorded run and its re-run part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,14 +130,16 @@ impl RunAudit {
                 found: e.to_string(),
             })?;
         let matching =
-            match_claims(&claims, &pledges, &record.params).map_err(|e| RunDivergence {
-                code: "match_run_unreplayable",
-                what: format!(
-                    "run {}: the matcher refuses the replayed inputs",
-                    record.run
-                ),
-                expected: "a matching".into(),
-                found: format!("{} ({e})", e.code()),
+            match_claims(&claims, &pledges, &MatchParams::from(record.params)).map_err(|e| {
+                RunDivergence {
+                    code: "match_run_unreplayable",
+                    what: format!(
+                        "run {}: the matcher refuses the replayed inputs",
+                        record.run
+                    ),
+                    expected: "a matching".into(),
+                    found: format!("{} ({e})", e.code()),
+                }
             })?;
         let planned = matching.plans.len() as u64;
         if planned != record.allocations {

@@ -9,7 +9,11 @@
 //!   operator — used by `lesson-ledger match` and by `POST /v1/match`;
 //! - [`audit`]: what `verify` does at each recorded run: the same inputs from the
 //!   replayed state at that point, the matcher again with the recorded parameters, and
-//!   the run's allocations compared with the plans one by one.
+//!   the run's allocations compared with the plans one by one;
+//! - [`replay`]: the auditor's replay of the whole log into a fresh state, which calls
+//!   [`audit`] at each run (it sees both the ledger and the runs, so it lives here);
+//! - [`params`]: the conversion between the parameters the ledger records
+//!   ([`RunParams`](crate::ledger::run_params::RunParams)) and the matcher's.
 //!
 //! # The plans digest
 //! A `match_run` carries `plans_digest`, the BLAKE3 hash (lowercase hex) of
@@ -32,7 +36,9 @@
 
 pub mod audit;
 pub mod inputs;
+pub mod params;
 pub mod record;
+pub mod replay;
 
 pub use audit::{RunAudit, RunDivergence};
 pub use inputs::inputs;

@@ -33,6 +33,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::ledger::objects::RunRecord;
+use crate::ledger::run_params::RunParams;
 use crate::ledger::writer::{Ledger, LedgerError};
 use crate::ledger::{RuleError, Table, TableScan, Value, PAYLOAD_TYPE};
 use crate::limits::BATCH_ENTRIES_MAX;
@@ -372,7 +373,7 @@ fn record<W: RunWriter>(
         let Some(n) = position.checked_sub(1) else {
             return json!({
                 "kind": "match_run", "id": format!("match-{token}"), "ledger": origin, "run": run,
-                "params": params, "allocations": matching.plans.len() as u64,
+                "params": RunParams::from(*params), "allocations": matching.plans.len() as u64,
                 "plans_digest": super::digest_of(&matching.plans),
             });
         };

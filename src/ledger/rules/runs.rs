@@ -15,9 +15,9 @@ use crate::ledger::limits::{
 };
 use crate::ledger::objects::RunRecord;
 use crate::ledger::payload::{MatchRun, MatchRunClosed, Role};
+use crate::ledger::run_params::RunFairness;
 use crate::ledger::state::StateView;
 use crate::ledger::units::{is_digest_hex, Id};
-use crate::matching::Fairness;
 
 /// The largest first-pass cap that means anything: the largest claim's value.
 const CAP_FEN_MAX: u64 = CLAIM_LESSONS_MAX * PRICE_PER_LESSON_FEN_MAX;
@@ -36,7 +36,7 @@ pub(super) fn match_run<V: StateView + ?Sized>(
     if !is_digest_hex(&p.plans_digest) {
         return Err(RuleError::PlansDigestInvalid);
     }
-    if let Fairness::CappedFirstPass { cap_fen } = p.params.fairness {
+    if let RunFairness::CappedFirstPass { cap_fen } = p.params.fairness {
         if !(1..=CAP_FEN_MAX).contains(&cap_fen.0) {
             return Err(RuleError::MatchParamsInvalid {
                 detail: format!("cap_fen {} outside 1..={CAP_FEN_MAX}", cap_fen.0),

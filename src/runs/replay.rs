@@ -3,14 +3,16 @@
 //! object by object, and digest against digest. Each recorded match run is re-run on the
 //! replayed state at its point in the log ([`RunAudit`]).
 
-use super::error::RuleError;
-use super::sled_state::SledState;
-use super::state::{MemoryState, StateView, Table};
-use super::{decide, EntryContext, PAYLOAD_TYPE};
+use super::RunAudit;
+use crate::ledger::error::RuleError;
+use crate::ledger::objects::{Config, Party};
+use crate::ledger::sled_state::SledState;
+use crate::ledger::state::{MemoryState, StateView, Table, CONFIG_ID};
+use crate::ledger::units::hex;
+use crate::ledger::{decide, get_object, invariants, EntryContext, PAYLOAD_TYPE};
 use crate::log::audit::AuditVisitor;
 use crate::log::leaf::Leaf;
 use crate::log::state_note::StateNote;
-use crate::runs::RunAudit;
 
 /// Replays entries in log order.
 #[derive(Default)]
@@ -33,9 +35,9 @@ impl AuditVisitor for Replayer {
         if note.size != self.entries || note.digest != replayed {
             return Err(format!(
                 "operator signed {} at size {}, the replay gives {} at size {}",
-                super::units::hex(&note.digest),
+                hex(&note.digest),
                 note.size,
-                super::units::hex(&replayed),
+                hex(&replayed),
                 self.entries
             ));
         }
@@ -46,13 +48,12 @@ impl AuditVisitor for Replayer {
     /// The operator party's current key in the replayed state: its newest key, which
     /// only a `key_rotated` signed by the key before it can change.
     fn operator_vkey(&mut self) -> Result<Option<String>, String> {
-        use super::objects::{Config, Party};
-        let Some(config) = super::get_object::<Config, _>(&self.state, super::state::CONFIG_ID)
-            .map_err(|e| e.to_string())?
+        let Some(config) =
+            get_object::<Config, _>(&self.state, CONFIG_ID).map_err(|e| e.to_string())?
         else {
             return Ok(None);
         };
-        let party: Party = super::get_object(&self.state, config.operator.as_str())
+        let party: Party = get_object(&self.state, config.operator.as_str())
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("the operator {} is not a party", config.operator))?;
         let key = party
@@ -83,7 +84,7 @@ impl Replayer {
     /// A description of the rule the entry breaks: a ledger whose log holds an entry
     /// its own rules refuse has been written around the rules. Or, for a match run's
     /// entry, the stable code and place where the run and its re-run part
-    /// ([`crate::runs::RunDivergence`]).
+    /// ([`super::RunDivergence`]).
     pub fn visit(&mut self, leaf: &Leaf) -> Result<(), String> {
         if leaf.envelope.payload_type() != PAYLOAD_TYPE {
             return Err(format!(
@@ -103,7 +104,7 @@ impl Replayer {
         };
         let changes = decide(&self.state, &ctx, leaf.envelope.payload())
             .map_err(|e: RuleError| format!("the rules refuse this entry: {} ({e})", e.code()))?;
-        debug_assert_eq!(super::invariants::check_changes(&changes), Ok(()));
+        debug_assert_eq!(invariants::check_changes(&changes), Ok(()));
         self.runs
             .entry(&self.state, leaf.index, &changes)
             .map_err(|d| d.to_string())?;
@@ -195,10 +196,7 @@ impl Replayer {
                 stored_objects.to_string(),
             ));
         }
-        let (expected, found) = (
-            super::units::hex(&self.state.digest()),
-            super::units::hex(&stored.digest()),
-        );
+        let (expected, found) = (hex(&self.state.digest()), hex(&stored.digest()));
         if expected != found {
             return Err(div("state digest".into(), expected, found));
         }
