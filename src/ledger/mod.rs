@@ -78,6 +78,24 @@ pub struct EntryContext {
     pub signers: Vec<String>,
 }
 
+impl EntryContext {
+    /// The context of an entry the log already holds: its index, time and signers, as the
+    /// leaf records them (the writer's catch-up and the auditor's replay both read it so).
+    #[must_use]
+    pub fn of_leaf(leaf: &crate::log::leaf::Leaf) -> Self {
+        EntryContext {
+            index: leaf.index,
+            time_micros: leaf.time_micros,
+            signers: leaf
+                .envelope
+                .signatures()
+                .iter()
+                .map(|s| s.keyid().to_owned())
+                .collect(),
+        }
+    }
+}
+
 /// Decide an entry: the writes it makes to the state, or why it is refused.
 ///
 /// Steps: parse the payload; check the signer list; "genesis must be entry 0, exactly

@@ -312,16 +312,7 @@ impl Ledger {
 /// # Errors
 /// [`LedgerError::Diverged`] when the rules refuse an entry the log holds.
 pub fn replay_one(state: &mut SledState, leaf: &Leaf) -> Result<(), LedgerError> {
-    let ctx = EntryContext {
-        index: leaf.index,
-        time_micros: leaf.time_micros,
-        signers: leaf
-            .envelope
-            .signatures()
-            .iter()
-            .map(|s| s.keyid().to_owned())
-            .collect(),
-    };
+    let ctx = EntryContext::of_leaf(leaf);
     if leaf.envelope.payload_type() != PAYLOAD_TYPE {
         return Err(LedgerError::Diverged {
             index: leaf.index,

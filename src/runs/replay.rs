@@ -92,16 +92,7 @@ impl Replayer {
                 leaf.envelope.payload_type()
             ));
         }
-        let ctx = EntryContext {
-            index: leaf.index,
-            time_micros: leaf.time_micros,
-            signers: leaf
-                .envelope
-                .signatures()
-                .iter()
-                .map(|s| s.keyid().to_owned())
-                .collect(),
-        };
+        let ctx = EntryContext::of_leaf(leaf);
         let changes = decide(&self.state, &ctx, leaf.envelope.payload())
             .map_err(|e: RuleError| format!("the rules refuse this entry: {} ({e})", e.code()))?;
         debug_assert_eq!(invariants::check_changes(&changes), Ok(()));

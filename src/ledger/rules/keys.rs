@@ -37,7 +37,7 @@ pub(super) fn key_recovered<V: StateView + ?Sized>(
     cx.signers.require_role(Role::Operator)?;
     cx.signers.require_role(Role::Association)?;
     cx.signers.require_key(new_key.as_str(), "new key")?;
-    let mut party: Party = cx.tx.need(party_id.as_str(), || RuleError::PartyUnknown {
+    let party: Party = cx.tx.need(party_id.as_str(), || RuleError::PartyUnknown {
         party: party_id.to_string(),
     })?;
     if party.role == Role::Operator {
@@ -61,14 +61,7 @@ pub(super) fn key_recovered<V: StateView + ?Sized>(
             cx.tx.put(rec);
         }
     }
-    party.push_key(new_key.clone());
-    cx.tx.put(party);
-    cx.tx.put(KeyRecord {
-        key: new_key,
-        party: party_id,
-        registered_at: index,
-        revoked_at: None,
-    });
+    super::parties::grant_key(cx, party, new_key);
     Ok(())
 }
 

@@ -281,7 +281,7 @@ pub(super) fn key_rotated<V: StateView + ?Sized>(
     // "signed by the old and the new key"
     cx.signers.require_key(old_key.as_str(), "old key")?;
     cx.signers.require_key(new_key.as_str(), "new key")?;
-    let mut party: Party = cx.tx.need(party_id.as_str(), || RuleError::PartyUnknown {
+    let party: Party = cx.tx.need(party_id.as_str(), || RuleError::PartyUnknown {
         party: party_id.to_string(),
     })?;
     let mut old = live_key_of(cx, &party_id, &old_key)?;
@@ -293,16 +293,27 @@ pub(super) fn key_rotated<V: StateView + ?Sized>(
     super::keys::count_key_change(cx, &party_id)?;
     let index = cx.ctx.index;
     old.revoked_at = Some(index);
-    party.push_key(new_key.clone());
     cx.tx.put(old);
-    cx.tx.put(party);
-    cx.tx.put(KeyRecord {
-        key: new_key,
-        party: party_id,
-        registered_at: index,
-        revoked_at: None,
-    });
+    grant_key(cx, party, new_key);
     Ok(())
+}
+
+/// Gives `party` the live key `key` from this entry on: the party object keeps it among
+/// its recent keys, and the key gets its own record (rotation and recovery share this).
+pub(super) fn grant_key<V: StateView + ?Sized>(
+    cx: &mut Cx<'_, '_, V>,
+    mut party: Party,
+    key: KeyRef,
+) {
+    party.push_key(key.clone());
+    let record = KeyRecord {
+        key,
+        party: party.party.clone(),
+        registered_at: cx.ctx.index,
+        revoked_at: None,
+    };
+    cx.tx.put(party);
+    cx.tx.put(record);
 }
 
 pub(super) fn key_revoked<V: StateView + ?Sized>(
