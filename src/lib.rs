@@ -9,6 +9,7 @@
 //! - [`matching`]: the matcher, a pure function; [`runs`]: match runs recorded in the log
 //!   and re-run by the auditor.
 //! - [`demo`]: the mechanism end to end on synthetic data (`lesson-ledger demo`).
+//! - [`witness`]: a C2SP tlog-witness server (`lesson-ledger witness`), over the log alone.
 //! - [`http`]: the HTTP service (axum) over the ledger; [`client`]: its client and remote audit.
 //!
 //! See `ARCHITECTURE.md` for the map and the invariants.
@@ -22,3 +23,4 @@ pub mod limits;
 pub mod log;
 pub mod matching;
 pub mod runs;
+pub mod witness;

@@ -29,3 +29,4 @@ mod schemas;
 mod storage;
 mod tidy;
 mod web;
+mod witness;

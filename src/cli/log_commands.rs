@@ -47,7 +47,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Report(args) => super::ledger_commands::report(args),
         Command::Demo(args) => super::demo_command::demo(args),
         Command::Match(args) => super::match_command::run_match_command(args),
-        Command::Serve(args) => Ok(crate::http::serve(&args.data.data, args.addr)?),
+        Command::Serve(args) => Ok(crate::http::serve(
+            &args.data.data,
+            args.addr,
+            args.witnesses,
+        )?),
+        Command::Witness(args) => super::witness_command::witness(args, load_signer),
         Command::Client(command) => super::client_commands::run(command),
     }
 }

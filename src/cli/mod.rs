@@ -15,6 +15,7 @@ mod demo_command;
 mod ledger_commands;
 mod log_commands;
 mod match_command;
+mod witness_command;
 
 use std::path::PathBuf;
 
@@ -76,6 +77,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve the ledger over HTTP until SIGTERM or Ctrl-C (see `lesson_ledger::http`).
     Serve(ServeArgs),
+    /// Run a C2SP tlog-witness: cosign the checkpoints of the logs given, each only if it
+    /// extends the last one cosigned (until SIGTERM or Ctrl-C).
+    Witness(WitnessArgs),
     /// Talk to a running server: submit envelopes, fetch and check balances.
     #[command(subcommand)]
     Client(ClientCommand),
@@ -163,6 +167,28 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
+    /// A C2SP tlog-witness to submit each new checkpoint to, `URL=VKEY`: its key must be
+    /// a consumer association's registered key (repeat for several).
+    #[arg(long = "witness", value_name = "URL=VKEY")]
+    pub witnesses: Vec<crate::http::witnesses::WitnessTarget>,
+}
+
+#[derive(Debug, Args)]
+pub struct WitnessArgs {
+    /// The witness's own directory: the latest checkpoint cosigned per log, split views.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub addr: std::net::SocketAddr,
+    /// The witness's key: `PREFIX.key` or PREFIX as `keygen` writes them (the name comes
+    /// from PREFIX.pub; an association uses its registered key, named by its party id).
+    #[arg(long, value_name = "KEYFILE")]
+    pub key: PathBuf,
+    /// A log to cosign, `ORIGIN=VKEY` (the log's checkpoint key; repeat for more logs or
+    /// more keys of one log).
+    #[arg(long = "log", value_name = "ORIGIN=VKEY", required = true)]
+    pub logs: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -397,6 +423,8 @@ pub enum CliError {
     Serve(#[from] crate::http::ServeError),
     #[error(transparent)]
     Client(#[from] crate::client::ClientError),
+    #[error(transparent)]
+    Witness(#[from] crate::witness::store::StoreError),
 }
 
 impl From<AuditError> for CliError {
@@ -421,6 +449,7 @@ impl CliError {
             | CliError::Key(_)
             | CliError::Ledger(_)
             | CliError::Serve(_) => 4,
+            CliError::Witness(_) => 4,
             CliError::Client(crate::client::ClientError::Verification(_)) => 1,
             CliError::Client(crate::client::ClientError::Status { .. }) => 3,
             CliError::Client(_) => 4,

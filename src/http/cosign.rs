@@ -57,7 +57,9 @@ use crate::ledger::payload::Role;
 use crate::ledger::queries;
 use crate::ledger::units::Id;
 use crate::ledger::writer::Ledger;
-use crate::log::note::{verify_cosignature, CosignerKey, NoteVerifier, SignedCheckpoint};
+use crate::log::note::{
+    verify_cosignature, CosignerKey, KeyId, KeyName, NoteVerifier, SignedCheckpoint,
+};
 
 /// Directory, inside the ledger directory, holding the cosignature lines.
 pub const COSIGNATURES_DIR: &str = "cosignatures";
@@ -149,6 +151,75 @@ impl Cosignatures {
         }
     }
 
+    /// Files `line`, verified by [`verified_line`] on `checkpoint`, under `party`:
+    /// written durably to `cosignatures/<size>/<party>`, and served if `checkpoint` is
+    /// still the ledger's current one. Returns the text served for `checkpoint`.
+    fn file(
+        &self,
+        ledger: &Ledger,
+        checkpoint: &SignedCheckpoint,
+        party: &str,
+        line: String,
+    ) -> Result<String, ApiError> {
+        let log = ledger.log();
+        let path = dir_for(log.dir(), checkpoint.checkpoint().size).join(party);
+        if log.checkpoint().checkpoint() != checkpoint.checkpoint() {
+            // Superseded while the witness answered: kept on disk, not served.
+            write_durably(&path, &line).map_err(ApiError::internal)?;
+            let mut alone = Collected::empty(checkpoint);
+            alone.insert(party, line)?;
+            return Ok(alone.text);
+        }
+        let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        let mut collected = match latest.take() {
+            Some(c) if c.checkpoint.checkpoint() == checkpoint.checkpoint() => c,
+            _ => Collected::empty(checkpoint),
+        };
+        let stored = collected
+            .insert(party, line.clone())
+            .and_then(|()| write_durably(&path, &line).map_err(ApiError::internal));
+        let text = collected.text.clone();
+        *latest = Some(collected);
+        stored?;
+        Ok(text)
+    }
+
+    /// Files the lines a tlog-witness returned for `checkpoint` (its `add-checkpoint`
+    /// answer) under the association `party` whose registered key is `key`: each line
+    /// of `key` goes through the same check as a `POST /v1/cosign` line
+    /// ([`verified_line`]) before it is stored or served; lines of other keys are
+    /// ignored, as tlog-witness says ("The client MUST ignore any cosignatures from
+    /// unknown keys"). Returns how many lines were filed.
+    ///
+    /// # Errors
+    /// As [`verified_line`]; internal faults writing the line.
+    pub fn file_witness_lines(
+        &self,
+        ledger: &Ledger,
+        checkpoint: &SignedCheckpoint,
+        party: &str,
+        key: &CosignerKey,
+        lines: &str,
+    ) -> Result<usize, ApiError> {
+        let mut filed = 0;
+        for line in lines.split_inclusive('\n') {
+            let mut probe = checkpoint.clone();
+            probe
+                .add_signature_lines(line)
+                .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+            let ours = probe.note().signatures().iter().any(|s| {
+                s.name() == key.name() && s.key_id() == key.key_id() && s.to_line() == line
+            });
+            if !ours {
+                continue;
+            }
+            let line = verified_line(ledger, checkpoint, party, line)?;
+            self.file(ledger, checkpoint, party, line)?;
+            filed += 1;
+        }
+        Ok(filed)
+    }
+
     /// `current` with the cosignatures collected on it, as served at `/checkpoint`.
     pub fn served(&self, current: &SignedCheckpoint) -> String {
         let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
@@ -209,18 +280,46 @@ fn forbidden(code: &'static str, detail: impl Into<String>) -> ApiError {
     }
 }
 
-/// Checks that `line` is exactly one signature line, by a registered, unrevoked key of
-/// the association `party`, that verifies on `current`; returns it as it will be served.
+/// "Ed25519 public keys MAY be encoded as vkeys with signature type 0x04": the
+/// association's registered, unrevoked key named `name` with cosigner key id `key_id`.
+fn registered_cosigner(
+    keys: &[(crate::ledger::units::KeyRef, Option<u64>)],
+    name: &KeyName,
+    key_id: KeyId,
+) -> Option<CosignerKey> {
+    keys.iter()
+        .filter(|(_, revoked)| revoked.is_none())
+        .filter_map(|(key, _)| NoteVerifier::from_vkey(key.as_str()).ok())
+        .filter_map(|v| CosignerKey::new(v.name().clone(), *v.verifying_key()).ok())
+        .find(|c| c.name() == name && c.key_id() == key_id)
+}
+
+/// The association `party`'s registered, unrevoked key as the cosigner `key`: what
+/// `serve --witness` checks before it asks a witness for cosignatures, so that every
+/// line a witness returns can be filed under the association it is (schemas/README.md,
+/// "Witnesses").
 ///
 /// # Errors
-/// `malformed_id` (400), `party_not_found` (404), `not_an_association` (403),
-/// `too_many_cosignatures` / `malformed_signature_line` (400), `bad_cosignature` (403).
-fn verified_line(
+/// As [`verified_line`] for the party; `bad_cosignature` (403) when the key is not one
+/// of its registered, unrevoked keys.
+pub fn association_cosigner(
     ledger: &Ledger,
-    current: &SignedCheckpoint,
     party: &str,
-    line: &str,
-) -> Result<String, ApiError> {
+    key: &CosignerKey,
+) -> Result<(), ApiError> {
+    let info = association(ledger, party)?;
+    registered_cosigner(&info.keys, key.name(), key.key_id())
+        .filter(|c| c == key)
+        .map(|_| ())
+        .ok_or_else(|| {
+            forbidden(
+                "bad_cosignature",
+                format!("{} is not a registered key of {party}", key.to_vkey()),
+            )
+        })
+}
+
+fn association(ledger: &Ledger, party: &str) -> Result<queries::PartyInfo, ApiError> {
     Id::new("party", party).map_err(|e| ApiError::bad_request("malformed_id", e.to_string()))?;
     let info = queries::party(ledger.state(), party)
         .map_err(ApiError::internal)?
@@ -234,6 +333,22 @@ fn verified_line(
             format!("{party} is not a consumer association"),
         ));
     }
+    Ok(info)
+}
+
+/// Checks that `line` is exactly one signature line, by a registered, unrevoked key of
+/// the association `party`, that verifies on `current`; returns it as it will be served.
+///
+/// # Errors
+/// `malformed_id` (400), `party_not_found` (404), `not_an_association` (403),
+/// `too_many_cosignatures` / `malformed_signature_line` (400), `bad_cosignature` (403).
+fn verified_line(
+    ledger: &Ledger,
+    current: &SignedCheckpoint,
+    party: &str,
+    line: &str,
+) -> Result<String, ApiError> {
+    let info = association(ledger, party)?;
     // The operator's checkpoint and this one line, nothing else: what verifies below is
     // exactly what will be served.
     let mut alone = current.clone();
@@ -248,15 +363,7 @@ fn verified_line(
         ));
     }
     let signature = alone.note().signatures()[before].clone();
-    // "Ed25519 public keys MAY be encoded as vkeys with signature type 0x04": the
-    // registered key, under its name, as a cosigner; the line must name it exactly.
-    let cosigner = info
-        .keys
-        .iter()
-        .filter(|(_, revoked)| revoked.is_none())
-        .filter_map(|(key, _)| NoteVerifier::from_vkey(key.as_str()).ok())
-        .filter_map(|v| CosignerKey::new(v.name().clone(), *v.verifying_key()).ok())
-        .find(|c| c.name() == signature.name() && c.key_id() == signature.key_id())
+    let cosigner = registered_cosigner(&info.keys, signature.name(), signature.key_id())
         .ok_or_else(|| {
             forbidden(
                 "bad_cosignature",
@@ -305,24 +412,9 @@ pub async fn post_cosign(
             });
         }
         let line = verified_line(ledger, current, &request.party, &request.cosignature)?;
-        let mut latest = state
+        let text = state
             .cosignatures
-            .latest
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let mut collected = match latest.take() {
-            Some(c) if c.checkpoint.checkpoint() == current.checkpoint() => c,
-            _ => Collected::empty(current),
-        };
-        let stored = collected
-            .insert(&request.party, line.clone())
-            .and_then(|()| {
-                write_durably(&dir_for(log.dir(), size).join(&request.party), &line)
-                    .map_err(ApiError::internal)
-            });
-        let text = collected.text.clone();
-        *latest = Some(collected);
-        stored?;
+            .file(ledger, current, &request.party, line)?;
         Ok(CosignResponse { checkpoint: text })
     })
     .await

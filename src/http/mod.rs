@@ -32,6 +32,9 @@
 //! | `GET /openapi.json` | the OpenAPI 3.1 document, `schemas/openapi.json` |
 //! | `GET /`, `/students/{ref}`, `/institutions/{id}`, `/pool`, `/audit`, `/web/{file}` | the web app ([`web`]) |
 //!
+//! The server also submits each new checkpoint to the tlog-witnesses of
+//! [`ServerConfig::witnesses`] and serves their cosignatures ([`witnesses`]).
+//!
 //! ```
 //! use lesson_ledger::http::{Server, ServerConfig};
 //! use lesson_ledger::ledger::writer::Ledger;
@@ -59,6 +62,7 @@ pub mod sequencer;
 pub mod serve;
 pub mod tiles;
 pub mod web;
+pub mod witnesses;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -107,6 +111,8 @@ pub struct ServerConfig {
     pub requests_in_flight_max: usize,
     /// Most proven entries in one page of a balance.
     pub balance_page_entries: usize,
+    /// The tlog-witnesses each new checkpoint is submitted to ([`witnesses`]).
+    pub witnesses: Vec<witnesses::WitnessTarget>,
 }
 
 impl Default for ServerConfig {
@@ -122,6 +128,7 @@ impl Default for ServerConfig {
             connections_max: l::CONNECTIONS_MAX,
             requests_in_flight_max: l::REQUESTS_IN_FLIGHT_MAX,
             balance_page_entries: l::BALANCE_PAGE_ENTRIES_MAX,
+            witnesses: Vec::new(),
         }
     }
 }
@@ -425,6 +432,8 @@ pub enum ServeError {
     Panicked,
     #[error(transparent)]
     Credentials(#[from] operator::CredentialsError),
+    #[error("{0}")]
+    Witness(String),
 }
 
 impl ServeError {
@@ -436,6 +445,7 @@ impl ServeError {
             ServeError::Io(_) => "io",
             ServeError::Panicked => "server_panicked",
             ServeError::Credentials(_) => "operator_credentials_unusable",
+            ServeError::Witness(_) => "witness_not_an_association",
         }
     }
 }
@@ -454,12 +464,16 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let ledger = Arc::new(RwLock::new(ledger));
     let (sequencer, writer) = Sequencer::start(Arc::clone(&ledger));
-    let router = app(
-        AppState::new(Arc::clone(&ledger), sequencer.clone(), &config),
-        &config,
-    );
+    let state = AppState::new(Arc::clone(&ledger), sequencer.clone(), &config);
+    let submitters = witnesses::spawn(&state, &config.witnesses);
+    let router = app(state, &config);
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
     serve::serve(listener, router, &config, shutdown).await;
+    // The witness submitters hold the ledger: stop them before it is closed.
+    for task in submitters {
+        task.abort();
+        let _ = task.await;
+    }
     // Everything accepted before the signal has been answered; tell the writer to finish.
     sequencer.stop().await;
     let joined = tokio::task::spawn_blocking(move || writer.join()).await;
@@ -498,6 +512,7 @@ impl Server {
     ) -> Result<Server, ServeError> {
         // Before anything is served, so the operator can read the token once this returns.
         operator::ensure_token(ledger.log().dir())?;
+        witnesses::check_targets(&ledger, &config.witnesses).map_err(ServeError::Witness)?;
         let mut ledger = ledger;
         close_runs_left_open(&mut ledger);
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -566,8 +581,13 @@ impl Drop for Server {
 ///
 /// # Errors
 /// Opening the ledger; binding; what [`run`] returns.
-pub fn serve(dir: &Path, addr: SocketAddr) -> Result<(), ServeError> {
+pub fn serve(
+    dir: &Path,
+    addr: SocketAddr,
+    witnesses: Vec<witnesses::WitnessTarget>,
+) -> Result<(), ServeError> {
     let (mut ledger, report) = Ledger::open(dir)?;
+    witnesses::check_targets(&ledger, &witnesses).map_err(ServeError::Witness)?;
     close_runs_left_open(&mut ledger);
     if let Some((bytes, why)) = &report.cut {
         tracing::warn!(bytes, why = %why, "cut an unacknowledged torn tail on open");
@@ -582,7 +602,11 @@ pub fn serve(dir: &Path, addr: SocketAddr) -> Result<(), ServeError> {
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
         eprintln!("listening on http://{}", listener.local_addr()?);
-        run(ledger, listener, ServerConfig::default(), shutdown_signal()).await
+        let config = ServerConfig {
+            witnesses,
+            ..ServerConfig::default()
+        };
+        run(ledger, listener, config, shutdown_signal()).await
     })
 }
 

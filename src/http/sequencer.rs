@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::ledger::error::RuleError;
 use crate::ledger::writer::{Ledger, LedgerError};
@@ -71,6 +71,7 @@ struct Exclusive {
 pub struct Writer<'a> {
     ledger: &'a RwLock<Ledger>,
     stats: &'a WriterStats,
+    committed: &'a watch::Sender<u64>,
 }
 
 impl Writer<'_> {
@@ -96,6 +97,14 @@ impl Writer<'_> {
             let result = guard.submit(batch);
             let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             self.stats.busy_micros.fetch_add(micros, Ordering::Relaxed);
+            // The witness hook: whoever follows the log (the tlog-witness submitters)
+            // hears of each new committed size; nobody waits on them.
+            let size = guard.log().size();
+            self.committed.send_if_modified(|held| {
+                let grew = *held != size;
+                *held = size;
+                grew
+            });
             result
         };
         match &result {
@@ -172,6 +181,7 @@ pub struct Sequencer {
     tx: mpsc::Sender<Msg>,
     permits: Arc<Semaphore>,
     stats: Arc<WriterStats>,
+    committed: Arc<watch::Sender<u64>>,
 }
 
 impl Sequencer {
@@ -192,9 +202,16 @@ impl Sequencer {
         let (tx, rx) = mpsc::channel(entries_max + 1);
         let stats = Arc::new(WriterStats::default());
         let writer_stats = Arc::clone(&stats);
+        let size = ledger
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .log()
+            .size();
+        let committed = Arc::new(watch::Sender::new(size));
+        let writer_committed = Arc::clone(&committed);
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer_loop(&ledger, rx, &writer_stats));
+            .spawn(move || writer_loop(&ledger, rx, &writer_stats, &writer_committed));
         let handle = match handle {
             Ok(h) => h,
             // Without a thread there is no writer: report it like a failed one.
@@ -209,6 +226,7 @@ impl Sequencer {
                 tx,
                 permits: Arc::new(Semaphore::new(entries_max)),
                 stats,
+                committed,
             },
             handle,
         )
@@ -217,6 +235,12 @@ impl Sequencer {
     /// The writer's counters.
     pub fn stats(&self) -> &WriterStats {
         &self.stats
+    }
+
+    /// The log's committed size, updated after every group commit that grew it (the
+    /// hook the tlog-witness submitters wait on, [`super::witnesses`]).
+    pub fn committed(&self) -> watch::Receiver<u64> {
+        self.committed.subscribe()
     }
 
     /// Queues verified entries and waits until they are durable (or refused).
@@ -301,8 +325,17 @@ impl Sequencer {
     }
 }
 
-fn writer_loop(ledger: &RwLock<Ledger>, mut rx: mpsc::Receiver<Msg>, stats: &WriterStats) {
-    let mut writer = Writer { ledger, stats };
+fn writer_loop(
+    ledger: &RwLock<Ledger>,
+    mut rx: mpsc::Receiver<Msg>,
+    stats: &WriterStats,
+    committed: &watch::Sender<u64>,
+) {
+    let mut writer = Writer {
+        ledger,
+        stats,
+        committed,
+    };
     let mut carry: Option<Msg> = None;
     loop {
         let msg = match carry.take() {

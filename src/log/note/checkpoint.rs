@@ -114,7 +114,38 @@ impl Checkpoint {
     }
 }
 
-pub(super) fn parse_tree_size(text: &str) -> Result<u64, NoteError> {
+/// The tree head in a checkpoint's note text, extension lines allowed: a witness
+/// cosigns the checkpoints of any C2SP log, and tlog-checkpoint allows them ("Any
+/// following lines are extension lines, opaque and OPTIONAL"); the cosignature covers
+/// them as they are. This ledger's own checkpoints are read with
+/// [`Checkpoint::from_body`], which refuses them.
+///
+/// # Errors
+/// As [`Checkpoint::from_body`], but never [`NoteError::CheckpointExtensionLines`].
+pub fn checkpoint_head(body: &str) -> Result<Checkpoint, NoteError> {
+    let malformed = |reason| NoteError::MalformedCheckpoint { reason };
+    let body = body
+        .strip_suffix('\n')
+        .ok_or(malformed("does not end in a newline"))?;
+    let lines: Vec<&str> = body.split('\n').collect();
+    if lines.iter().any(|line| line.is_empty()) {
+        return Err(malformed("has an empty line"));
+    }
+    let [origin, size, root, ..] = lines[..] else {
+        return Err(malformed("has fewer than three lines"));
+    };
+    Ok(Checkpoint {
+        origin: Origin::new(origin)?,
+        size: parse_tree_size(size)?,
+        root: parse_root(root)?,
+    })
+}
+
+/// Parses a tree size as checkpoints write it: ASCII decimal, no leading zero, no sign.
+///
+/// # Errors
+/// [`NoteError::InvalidTreeSize`].
+pub fn parse_tree_size(text: &str) -> Result<u64, NoteError> {
     // Digits only: `u64::from_str` would also take a leading '+'.
     if !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(NoteError::InvalidTreeSize {
@@ -219,11 +250,21 @@ pub fn cosign(
     signer: &NoteSigner,
     time: u64,
 ) -> Result<String, NoteError> {
+    cosign_note(&checkpoint.note, signer, time)
+}
+
+/// [`cosign`] for any checkpoint note (extension lines included, see
+/// [`checkpoint_head`]), as a witness cosigns another log's checkpoint. The caller has
+/// verified the note and checked that its text is a checkpoint.
+///
+/// # Errors
+/// [`NoteError::TimestampOutOfRange`] when `time` passes 2^63 - 1.
+pub fn cosign_note(note: &Note, signer: &NoteSigner, time: u64) -> Result<String, NoteError> {
     // "It MUST NOT exceed 2^63 - 1"
     if time > COSIGNATURE_TIME_MAX {
         return Err(NoteError::TimestampOutOfRange { time });
     }
-    let message = cosigned_message(time, checkpoint.note.text());
+    let message = cosigned_message(time, note.text());
     let signature = signer.key.sign(&message);
     // "timestamped_signature: u64 timestamp; ed25519_signature[64]", big-endian.
     let mut raw = Vec::with_capacity(COSIG_V1_BYTES);

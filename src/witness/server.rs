@@ -1,0 +1,248 @@
+//! The witness's HTTP service (axum): the submission and monitoring prefixes are the
+//! same, the server's root.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /add-checkpoint` | tlog-witness `add-checkpoint` ([`super::Witness::add_checkpoint`]) |
+//! | `GET /<origin hash>/checkpoint` | the latest cosigned checkpoint of a log |
+//! | `GET /split-views` | every split view recorded (JSON array of [`super::store::SplitView`]) |
+//!
+//! Errors are `text/plain`, `<code>: <detail>`; a `409` is the held size alone, as
+//! `text/x.tlog.size`. Bodies are capped at [`ADD_CHECKPOINT_BYTES_MAX`] before anything
+//! is parsed; a request's check and fsync run on the blocking pool.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+
+use super::protocol::{ADD_CHECKPOINT_BYTES_MAX, SIZE_CONTENT_TYPE};
+use super::{Witness, WitnessError};
+
+/// Longest a request may take, body included.
+const REQUEST_SECONDS_MAX: u64 = 30;
+
+/// Longest a client may take to send its body.
+const BODY_SECONDS_MAX: u64 = 10;
+
+/// The router over a witness.
+pub fn app(witness: Arc<Witness>) -> Router {
+    Router::new()
+        .route("/add-checkpoint", post(add_checkpoint))
+        .route("/split-views", get(split_views))
+        .route("/{hash}/checkpoint", get(checkpoint))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(REQUEST_SECONDS_MAX),
+        ))
+        .layer(DefaultBodyLimit::max(ADD_CHECKPOINT_BYTES_MAX))
+        .layer(RequestBodyLimitLayer::new(ADD_CHECKPOINT_BYTES_MAX))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            BODY_SECONDS_MAX,
+        )))
+        .with_state(witness)
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+fn refusal(error: &WitnessError) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match error {
+        // "The response body MUST consist of the tree size of the latest cosigned
+        // checkpoint in decimal, followed by a newline"
+        WitnessError::Conflict { held, .. } => text(status, SIZE_CONTENT_TYPE, format!("{held}\n")),
+        WitnessError::Store(e) => {
+            tracing::error!(error = %e, "witness storage failed; nothing was cosigned");
+            text(status, "text/plain", "internal error\n".into())
+        }
+        e => text(status, "text/plain", format!("{}: {e}\n", e.code())),
+    }
+}
+
+async fn add_checkpoint(State(witness): State<Arc<Witness>>, body: Bytes) -> Response {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let answer = tokio::task::spawn_blocking(move || witness.add_checkpoint(&body, now)).await;
+    match answer {
+        Ok(Ok(line)) => text(StatusCode::OK, "text/plain; charset=utf-8", line),
+        Ok(Err(e)) => refusal(&e),
+        Err(e) => {
+            tracing::error!(error = %e, "add-checkpoint task failed");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                "internal error\n".into(),
+            )
+        }
+    }
+}
+
+async fn checkpoint(State(witness): State<Arc<Witness>>, Path(hash): Path<String>) -> Response {
+    match witness.held_by_hash(&hash) {
+        Some(held) => text(StatusCode::OK, "text/plain; charset=utf-8", held.note),
+        // "If the witness has never cosigned a checkpoint for that log, it MUST respond
+        // with a "404 Not Found""
+        None => text(StatusCode::NOT_FOUND, "text/plain", "unknown_log\n".into()),
+    }
+}
+
+async fn split_views(State(witness): State<Arc<Witness>>) -> Response {
+    let views = tokio::task::spawn_blocking(move || witness.split_views()).await;
+    match views {
+        Ok(Ok(views)) => match serde_json::to_string_pretty(&views) {
+            Ok(json) => text(StatusCode::OK, "application/json", json),
+            Err(e) => {
+                tracing::error!(error = %e, "split views not served");
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    "internal error\n".into(),
+                )
+            }
+        },
+        Ok(Err(e)) => refusal(&WitnessError::Store(e)),
+        Err(e) => {
+            tracing::error!(error = %e, "split views task failed");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                "internal error\n".into(),
+            )
+        }
+    }
+}
+
+/// Serves `witness` on `listener` until `shutdown` resolves.
+///
+/// # Errors
+/// I/O of the accept loop.
+pub async fn run(
+    witness: Arc<Witness>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(witness))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A witness serving on its own thread and runtime (the tests', and the CLI's).
+pub struct WitnessServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl WitnessServer {
+    /// Binds `addr` (port 0 picks one) and serves `witness`.
+    ///
+    /// # Errors
+    /// Binding; runtime creation.
+    pub fn start(witness: Witness, addr: SocketAddr) -> std::io::Result<WitnessServer> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("witness-http")
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(addr))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let witness = Arc::new(witness);
+        let thread = std::thread::Builder::new()
+            .name("witness-main".into())
+            .spawn(move || {
+                runtime.block_on(run(witness, listener, async move {
+                    let _ = stopped.await;
+                }))
+            })?;
+        Ok(WitnessServer {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The base URL, `http://ADDR` (both prefixes).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops and waits (what is stored stays stored).
+    ///
+    /// # Errors
+    /// The accept loop's I/O error.
+    pub fn shutdown(mut self) -> std::io::Result<()> {
+        self.stop_and_join()
+    }
+
+    /// Waits until the server stops (after [`WitnessServer::shutdown`] from elsewhere,
+    /// or forever): what the CLI does after printing its address.
+    ///
+    /// # Errors
+    /// The accept loop's I/O error.
+    pub fn wait(mut self, signal: impl Future<Output = ()>) -> std::io::Result<()> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(signal);
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| std::io::Error::other("the witness thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for WitnessServer {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop_and_join() {
+            tracing::error!(error = %e, "witness stopped with an error");
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (the CLI's signal to stop).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
