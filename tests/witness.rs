@@ -520,3 +520,77 @@ fn a_witness_key_that_is_not_a_registered_association_key_is_refused_at_start() 
     assert!(matches!(err, Some(ServeError::Witness(_))), "{err:?}");
     drop(tmp);
 }
+
+#[test]
+fn a_witness_whose_stored_state_is_damaged_does_not_start_rather_than_roll_back() {
+    let wdir = tempfile::tempdir().unwrap();
+    let (_tmp, mut ledger, operator) = new_ledger();
+    grow(&mut ledger, &operator, 1..=2);
+    let witness = start_witness(wdir.path(), &operator);
+    assert_eq!(
+        add_checkpoint(&witness, body_from(&ledger, 0)).status(),
+        200
+    );
+    witness.shutdown().unwrap();
+    let held = wdir
+        .path()
+        .join("logs")
+        .join(origin_hash(&Origin::new(ORIGIN).unwrap()))
+        .join("checkpoint");
+    let text = std::fs::read_to_string(&held).unwrap();
+    // Cut in the middle of the signature lines, as a torn copy would be.
+    std::fs::write(&held, &text[..text.len() - 10]).unwrap();
+    let log = TrustedLog::new(Origin::new(ORIGIN).unwrap(), vec![operator.verifier()]);
+    let err = Witness::open(wdir.path(), test_association(), vec![log]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            lesson_ledger::witness::store::StoreError::Damaged { .. }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_witness_command_cosigns_over_a_real_socket_with_a_keygen_key() {
+    use std::io::BufRead as _;
+    let keys = tempfile::tempdir().unwrap();
+    let prefix = crate::support::write_test_association(keys.path());
+    let (_tmp, mut ledger, operator) = new_ledger();
+    grow(&mut ledger, &operator, 1..=2);
+    let wdir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lesson-ledger"))
+        .args(["witness", "--addr", "127.0.0.1:0", "--data"])
+        .arg(wdir.path())
+        .arg("--key")
+        .arg(prefix.with_extension("key"))
+        .arg("--log")
+        .arg(format!("{ORIGIN}={}", operator.vkey()))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run lesson-ledger witness");
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert_eq!(
+        first,
+        format!("witness {}", association_cosigner().to_vkey())
+    );
+    let url = lines.next().unwrap().unwrap();
+    let url = url
+        .strip_prefix("listening on ")
+        .expect("its address")
+        .to_owned();
+    let response = Client::new()
+        .post(format!("{url}/add-checkpoint"))
+        .body(body_from(&ledger, 0))
+        .send()
+        .unwrap();
+    let status = response.status();
+    let line = response.text().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(status, 200, "{line}");
+    let mut cp = ledger.log().checkpoint().clone();
+    cp.add_signature_lines(&line).unwrap();
+    verify_cosignature(&cp, &association_cosigner()).expect("the association's cosignature");
+}
