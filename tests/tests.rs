@@ -27,5 +27,6 @@ mod rules;
 mod run_hardening;
 mod schemas;
 mod storage;
+mod submission;
 mod tidy;
 mod web;

@@ -5,19 +5,19 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
 
 use super::{
     AppendArgs, CheckpointArgs, Cli, CliError, Command, ConsistencyArgs, InclusionArgs, InitArgs,
     KeygenArgs, ProofCommand, SignArgs, VerifyArgs,
 };
+use crate::api::submission::{self, Answer, Family, Screen};
 use crate::http::reads::{ConsistencyProof, InclusionProof};
 use crate::ledger::payload::{DeclaredAssociation, Genesis};
 use crate::ledger::sled_state::SledState;
 use crate::ledger::writer::Ledger;
 use crate::ledger::{defaults, PAYLOAD_TYPE};
 use crate::log::audit::{audit_with, AuditOptions};
-use crate::log::envelope::{verify_batch, EntryId, Envelope, KeyCache};
+use crate::log::envelope::{EntryId, Envelope, KeyCache};
 use crate::log::hash::Hash;
 use crate::log::keyfile;
 use crate::log::note::{KeyName, NoteSigner, NoteVerifier};
@@ -286,68 +286,10 @@ fn append(args: AppendArgs) -> Result<(), CliError> {
         eprintln!("cut an unacknowledged torn tail of {bytes} bytes from log.dat: {reason}");
     }
     let keys = KeyCache::self_certifying();
-    let stdout = io::stdout();
     let mut refused = 0;
     for chunk in inputs.chunks(args.batch) {
-        let parsed: Vec<_> = chunk
-            .iter()
-            .map(|i| Envelope::from_json(&i.bytes))
-            .collect();
-        let mut lines: Vec<Option<serde_json::Value>> = vec![None; chunk.len()];
-        let mut good = Vec::new();
-        let mut good_at = Vec::new();
-        for (i, p) in parsed.into_iter().enumerate() {
-            match p {
-                Ok(envelope) => {
-                    good.push(envelope);
-                    good_at.push(i);
-                }
-                Err(e) => {
-                    lines[i] = Some(
-                        json!({"source": chunk[i].source, "status": e.code(), "error": e.to_string()}),
-                    )
-                }
-            }
-        }
-        let verified = verify_batch(good, &keys);
-        let mut to_append = Vec::new();
-        let mut append_at = Vec::new();
-        for (v, i) in verified.into_iter().zip(good_at) {
-            match v {
-                Ok(env) => {
-                    to_append.push(env);
-                    append_at.push(i);
-                }
-                Err(e) => {
-                    lines[i] = Some(
-                        json!({"source": chunk[i].source, "status": e.code(), "error": e.to_string()}),
-                    )
-                }
-            }
-        }
-        let outcomes = ledger.submit(to_append)?;
-        for (outcome, i) in outcomes.into_iter().zip(append_at) {
-            let source = &chunk[i].source;
-            lines[i] = Some(match outcome {
-                Outcome::Ok(r) => json!({"source": source, "status": "ok", "receipt": r}),
-                Outcome::Exists(r) => json!({"source": source, "status": "exists", "receipt": r}),
-                Outcome::ExistsWithDifferentPayload { existing, .. } => json!({
-                    "source": source, "status": "exists_with_different_payload",
-                    "error": format!("client id already used by entry {existing}")}),
-                Outcome::Refused(e) => {
-                    json!({"source": source, "status": e.code(), "error": e.to_string()})
-                }
-            });
-        }
-        // Printed only now: every "ok" above is durable.
-        let mut out = stdout.lock();
-        for line in lines.into_iter().flatten() {
-            if line["status"] != "ok" && line["status"] != "exists" {
-                refused += 1;
-            }
-            writeln!(out, "{line}").map_err(io_err(Path::new("<stdout>")))?;
-        }
-        out.flush().map_err(io_err(Path::new("<stdout>")))?;
+        let answers = submit_chunk(&mut ledger, &keys, chunk)?;
+        refused += print_answers(chunk, &answers)?;
     }
     ledger.close()?;
     if refused > 0 {
@@ -357,6 +299,56 @@ fn append(args: AppendArgs) -> Result<(), CliError> {
         });
     }
     Ok(())
+}
+
+/// One group commit through the one submission path (`POST /v1/entries` takes it too):
+/// parse, verify (in parallel), append, and an answer for each input, in order.
+fn submit_chunk(
+    ledger: &mut Ledger,
+    keys: &KeyCache,
+    chunk: &[Input],
+) -> Result<Vec<Answer>, CliError> {
+    let parsed: Vec<_> = chunk
+        .iter()
+        .map(|i| Envelope::from_json(&i.bytes))
+        .collect();
+    let screens = vec![Screen::Verify; chunk.len()];
+    let slots = submission::verify(parsed, screens, keys)?;
+    let (to_append, pending) = submission::split(slots);
+    let outcomes = ledger.submit(to_append)?;
+    Ok(pending.merge(outcomes)?)
+}
+
+/// Prints one JSON line per input (its source and its result, worded as the HTTP
+/// service words it) and returns how many were refused. Printed only after the
+/// commit: every "ok" printed is durable.
+fn print_answers(chunk: &[Input], answers: &[Answer]) -> Result<usize, CliError> {
+    /// A result with where its envelope came from.
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        source: &'a str,
+        #[serde(flatten)]
+        result: &'a crate::api::submission::EntryResult,
+    }
+    let stdout_err = |source| CliError::Io {
+        path: PathBuf::from("<stdout>"),
+        source,
+    };
+    let mut out = io::stdout().lock();
+    let mut refused = 0;
+    for (input, answer) in chunk.iter().zip(answers) {
+        if answer.family != Family::Accepted {
+            refused += 1;
+        }
+        let line = serde_json::to_string(&Line {
+            source: &input.source,
+            result: &answer.result,
+        })
+        .map_err(|e| CliError::Usage(format!("{}: cannot print the result: {e}", input.source)))?;
+        writeln!(out, "{line}").map_err(stdout_err)?;
+    }
+    out.flush().map_err(stdout_err)?;
+    Ok(refused)
 }
 
 fn checkpoint(args: CheckpointArgs) -> Result<(), CliError> {

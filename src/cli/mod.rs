@@ -397,6 +397,8 @@ pub enum CliError {
     Serve(#[from] crate::http::ServeError),
     #[error(transparent)]
     Client(#[from] crate::client::ClientError),
+    #[error(transparent)]
+    Submission(#[from] crate::api::submission::SubmissionError),
 }
 
 impl From<AuditError> for CliError {
@@ -420,7 +422,8 @@ impl CliError {
             | CliError::Io { .. }
             | CliError::Key(_)
             | CliError::Ledger(_)
-            | CliError::Serve(_) => 4,
+            | CliError::Serve(_)
+            | CliError::Submission(_) => 4,
             CliError::Client(crate::client::ClientError::Verification(_)) => 1,
             CliError::Client(crate::client::ClientError::Status { .. }) => 3,
             CliError::Client(_) => 4,
