@@ -434,6 +434,7 @@ fn compare_stored_state(dir: &Path, replayer: &Replayer) -> Result<String, CliEr
             what: format!("stored state differs from the replay: {}", d.what),
             expected: d.expected,
             found: d.found,
+            source: None,
         })
     })?;
     Ok(format!(
