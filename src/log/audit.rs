@@ -76,9 +76,7 @@ impl Eq for Finding {}
 
 impl std::error::Error for Finding {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        self.source.as_deref().map(VisitError::get_ref)
     }
 }
 
@@ -92,6 +90,11 @@ impl VisitError {
     /// The layer above's error.
     pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> VisitError {
         VisitError(Box::new(e))
+    }
+
+    /// The layer above's error itself (to downcast to its own type).
+    pub fn get_ref(&self) -> &(dyn std::error::Error + 'static) {
+        &*self.0
     }
 }
 

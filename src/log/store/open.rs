@@ -100,7 +100,7 @@ impl Log {
         let mut report = recover_records(&mut records, head.as_ref(), &keys)?;
         report.index_moved_aside = moved_aside;
         let (mut frontier, mut log_state, replay_from) =
-            stores.to_common_prefix(&records, head.as_ref())?;
+            stores.truncate_to_common_prefix(&records, head.as_ref())?;
         let batch = stores.replay(
             &records,
             replay_from,
@@ -345,7 +345,7 @@ impl DerivedStores {
 
     /// Brings the derived stores to a common prefix (what all of them and the index
     /// hold): the frontier and log state there, and where the replay of the rest starts.
-    fn to_common_prefix(
+    fn truncate_to_common_prefix(
         &mut self,
         records: &RecordFile,
         head: Option<&Head>,
