@@ -14,6 +14,7 @@
 //!
 //! See `ARCHITECTURE.md` for the map and the invariants.
 
+pub mod api;
 pub mod cli;
 pub mod client;
 pub mod demo;

@@ -460,3 +460,50 @@ fn the_file_audit_and_the_remote_audit_refuse_the_same_bad_leaves() {
     stop.store(true, std::sync::atomic::Ordering::Release);
     let _ = std::net::TcpStream::connect(url.trim_start_matches("http://"));
 }
+
+/// The layer above's own error, as a visitor returns it.
+#[derive(Debug, thiserror::Error)]
+#[error("entry {index} is not welcome")]
+struct Unwelcome {
+    index: u64,
+}
+
+/// Refuses the leaf at one index with a typed error.
+struct RefuseAt(u64);
+
+impl lesson_ledger::log::audit::AuditVisitor for RefuseAt {
+    fn leaf(
+        &mut self,
+        leaf: &lesson_ledger::log::leaf::Leaf,
+    ) -> Result<(), lesson_ledger::log::audit::VisitError> {
+        if leaf.index == self.0 {
+            return Err(lesson_ledger::log::audit::VisitError::new(Unwelcome {
+                index: leaf.index,
+            }));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_visitors_refusal_is_a_finding_that_keeps_the_visitors_error_as_its_source() {
+    let dir = TempDir::new().unwrap();
+    sample_log(dir.path());
+    let err = lesson_ledger::log::audit::audit_with(
+        dir.path(),
+        &AuditOptions::default(),
+        &|_, _| {},
+        &mut RefuseAt(5),
+    )
+    .expect_err("the visitor refuses entry 5");
+    let AuditError::Finding(f) = &err else {
+        panic!("expected a finding, got {err}");
+    };
+    assert_eq!(f.index, Some(5), "{f}");
+    assert_eq!(f.found, "entry 5 is not welcome", "{f}");
+    let source = std::error::Error::source(&err).expect("the visitor's error is kept");
+    let unwelcome = source
+        .downcast_ref::<Unwelcome>()
+        .expect("as its own type, not a string");
+    assert_eq!(unwelcome.index, 5);
+}

@@ -27,6 +27,7 @@ mod rules;
 mod run_hardening;
 mod schemas;
 mod storage;
+mod submission;
 mod tidy;
 mod web;
 mod witness;

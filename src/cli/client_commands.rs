@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::log_commands::read_envelopes;
+use super::input::read_envelopes;
 use super::{CliError, ClientBalanceArgs, ClientCommand, ClientSubmitArgs};
 use crate::client::{audit, verify_receipt, BalanceKind, Client, Trust};
 use crate::log::envelope::Envelope;

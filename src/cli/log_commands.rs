@@ -1,83 +1,46 @@
 //! The log-layer commands: init, key, keygen, sign, append, checkpoint, proof, verify.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
 
+use super::input::{io_err, read_envelopes, read_input, Input};
 use super::{
-    AppendArgs, CheckpointArgs, Cli, CliError, Command, ConsistencyArgs, InclusionArgs, InitArgs,
-    KeygenArgs, ProofCommand, SignArgs, VerifyArgs,
+    AppendArgs, CheckpointArgs, CliError, ConsistencyArgs, InclusionArgs, InitArgs, KeygenArgs,
+    SignArgs, VerifyArgs,
 };
+use crate::api::submission::{self, Answer, Family, Screen};
 use crate::http::reads::{ConsistencyProof, InclusionProof};
 use crate::ledger::payload::{DeclaredAssociation, Genesis};
 use crate::ledger::sled_state::SledState;
 use crate::ledger::writer::Ledger;
 use crate::ledger::{defaults, PAYLOAD_TYPE};
 use crate::log::audit::{audit_with, AuditOptions};
-use crate::log::envelope::{verify_batch, EntryId, Envelope, KeyCache};
+use crate::log::envelope::{EntryId, Envelope, KeyCache};
 use crate::log::hash::Hash;
 use crate::log::keyfile;
 use crate::log::note::{KeyName, NoteSigner, NoteVerifier};
 use crate::log::store::{layout, read_config, Outcome};
 use crate::runs::replay::Replayer;
 
-/// Runs one parsed command line.
-///
-/// # Errors
-/// A [`CliError`] whose `exit_code` `main` returns.
-pub fn run(cli: Cli) -> Result<(), CliError> {
-    match cli.command {
-        Command::Init(args) => init(args),
-        Command::Key(args) => {
-            println!("{}", current_operator_vkey(&args.data)?);
-            Ok(())
-        }
-        Command::RotateOperatorKey(args) => rotate_operator_key(&args.data),
-        Command::Keygen(args) => keygen(args),
-        Command::Sign(args) => sign(args),
-        Command::Append(args) => append(args),
-        Command::Checkpoint(args) => checkpoint(args),
-        Command::Proof(ProofCommand::Inclusion(args)) => inclusion(args),
-        Command::Proof(ProofCommand::Consistency(args)) => consistency(args),
-        Command::Verify(args) => verify(args),
-        Command::Balance(args) => super::ledger_commands::balance(args),
-        Command::Report(args) => super::ledger_commands::report(args),
-        Command::Demo(args) => super::demo_command::demo(args),
-        Command::Match(args) => super::match_command::run_match_command(args),
-        Command::Serve(args) => Ok(crate::http::serve(
-            &args.data.data,
-            args.addr,
-            args.witnesses,
-        )?),
-        Command::Witness(args) => super::witness_command::witness(args, load_signer),
-        Command::Client(command) => super::client_commands::run(command),
-    }
-}
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CliError + '_ {
-    move |source| CliError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// Creates the ledger, writes `DIR/operator.pub` beside the operator key (so that
 /// The operator's current verifier key: `log.json`'s name, `operator.key`'s key (the
 /// first key, or the last one the log was handed over to).
-fn current_operator_vkey(dir: &Path) -> Result<String, CliError> {
-    let first = NoteVerifier::from_vkey(&read_config(dir)?.operator_vkey)
-        .map_err(|e| CliError::Key(e.to_string()))?;
-    let key = keyfile::read_private_pem(&dir.join(layout::OPERATOR_KEY))
-        .map_err(|e| CliError::Key(e.to_string()))?;
+pub(super) fn current_operator_vkey(dir: &Path) -> Result<String, CliError> {
+    let first = NoteVerifier::from_vkey(&read_config(dir)?.operator_vkey).map_err(|source| {
+        CliError::VerifierKey {
+            path: dir.join(layout::CONFIG),
+            source,
+        }
+    })?;
+    let key = keyfile::read_private_pem(&dir.join(layout::OPERATOR_KEY))?;
     Ok(NoteSigner::new(first.name().clone(), key).vkey())
 }
 
 /// Hands the ledger over to a new operator key (see `Ledger::rotate_operator_key`) and
 /// rewrites `DIR/operator.pub` to match `DIR/operator.key`.
-fn rotate_operator_key(dir: &Path) -> Result<(), CliError> {
+pub(super) fn rotate_operator_key(dir: &Path) -> Result<(), CliError> {
     let (mut ledger, _) = Ledger::open(dir)?;
     let id = format!("operator-key-{}", ledger.log().size());
     match ledger.rotate_operator_key(keyfile::generate(), &id)? {
@@ -98,9 +61,10 @@ fn rotate_operator_key(dir: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Creates the ledger, writes `DIR/operator.pub` beside the operator key (so that
 /// `sign --signer DIR/operator` works) and the operator's bearer token for the HTTP
 /// service (`DIR/operator.token`), and appends the genesis signed by the operator.
-fn init(args: InitArgs) -> Result<(), CliError> {
+pub(super) fn init(args: InitArgs) -> Result<(), CliError> {
     let genesis = match &args.genesis {
         Some(path) => Some(
             serde_json::from_slice::<Genesis>(&read_input(path)?)
@@ -133,7 +97,7 @@ fn init(args: InitArgs) -> Result<(), CliError> {
     let vkey = ledger.log().config().operator_vkey.clone();
     let pub_path = dir.join("operator.pub");
     fs::write(&pub_path, format!("{vkey}\n")).map_err(io_err(&pub_path))?;
-    crate::http::operator::ensure_token(dir).map_err(|e| CliError::Key(e.to_string()))?;
+    crate::http::operator::ensure_token(dir)?;
     let mut genesis =
         genesis.unwrap_or_else(|| defaults::genesis(&args.origin, &args.operator, &vkey));
     genesis.origin = args.origin.clone();
@@ -154,7 +118,7 @@ fn init(args: InitArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let verified = envelope
         .verify(&KeyCache::self_certifying())
-        .map_err(|e| CliError::Key(e.to_string()))?;
+        .map_err(CliError::GenesisUnverified)?;
     match ledger.submit(vec![verified])?.pop() {
         Some(Outcome::Ok(_)) => {}
         other => {
@@ -175,21 +139,17 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn keygen(args: KeygenArgs) -> Result<(), CliError> {
+pub(super) fn keygen(args: KeygenArgs) -> Result<(), CliError> {
     let key_path = with_suffix(&args.out, ".key");
     let pub_path = with_suffix(&args.out, ".pub");
     if pub_path.exists() {
-        return Err(CliError::Key(format!(
-            "{}: exists; refusing to overwrite",
-            pub_path.display()
-        )));
+        return Err(CliError::Exists { path: pub_path });
     }
     let name = KeyName::new(args.name.as_str()).map_err(|e| CliError::Usage(e.to_string()))?;
-    let key_err = |e: keyfile::KeyFileError| CliError::Key(e.to_string());
     let (key, write_key) = match &args.from {
         None => (keyfile::generate(), true),
         Some(from) => {
-            let key = keyfile::read_private_pem(from).map_err(key_err)?;
+            let key = keyfile::read_private_pem(from)?;
             // Naming a key in place (`--from P.key --out P`) writes only P.pub.
             let same = fs::canonicalize(from).ok() == fs::canonicalize(&key_path).ok()
                 && key_path.exists();
@@ -198,7 +158,7 @@ fn keygen(args: KeygenArgs) -> Result<(), CliError> {
     };
     let signer = NoteSigner::new(name, key.clone());
     if write_key {
-        keyfile::write_private_pem(&key_path, &key).map_err(key_err)?;
+        keyfile::write_private_pem(&key_path, &key)?;
     }
     fs::write(&pub_path, format!("{}\n", signer.vkey())).map_err(io_err(&pub_path))?;
     println!("{}", signer.vkey());
@@ -206,35 +166,26 @@ fn keygen(args: KeygenArgs) -> Result<(), CliError> {
 }
 
 /// Loads a key pair written by `keygen`: the name comes from PREFIX.pub.
-fn load_signer(prefix: &Path) -> Result<NoteSigner, CliError> {
+pub(super) fn load_signer(prefix: &Path) -> Result<NoteSigner, CliError> {
     let pub_path = with_suffix(prefix, ".pub");
     let vkey = fs::read_to_string(&pub_path).map_err(io_err(&pub_path))?;
-    let verifier = NoteVerifier::from_vkey(vkey.trim())
-        .map_err(|e| CliError::Key(format!("{}: {e}", pub_path.display())))?;
-    let key = keyfile::read_private_pem(&with_suffix(prefix, ".key"))
-        .map_err(|e| CliError::Key(e.to_string()))?;
+    let verifier =
+        NoteVerifier::from_vkey(vkey.trim()).map_err(|source| CliError::VerifierKey {
+            path: pub_path.clone(),
+            source,
+        })?;
+    let key = keyfile::read_private_pem(&with_suffix(prefix, ".key"))?;
     let signer = NoteSigner::new(verifier.name().clone(), key);
     if signer.vkey() != verifier.to_vkey() {
-        return Err(CliError::Key(format!(
-            "{}: the private key does not match {}",
-            prefix.display(),
-            pub_path.display()
-        )));
+        return Err(CliError::KeyMismatch {
+            prefix: prefix.to_path_buf(),
+            pub_path,
+        });
     }
     Ok(signer)
 }
 
-fn read_input(path: &Path) -> Result<Vec<u8>, CliError> {
-    if path == Path::new("-") {
-        let mut buf = Vec::new();
-        io::stdin().read_to_end(&mut buf).map_err(io_err(path))?;
-        Ok(buf)
-    } else {
-        fs::read(path).map_err(io_err(path))
-    }
-}
-
-fn sign(args: SignArgs) -> Result<(), CliError> {
+pub(super) fn sign(args: SignArgs) -> Result<(), CliError> {
     let signers = args
         .signers
         .iter()
@@ -248,37 +199,7 @@ fn sign(args: SignArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// One envelope's bytes and where they came from, for messages.
-pub(super) struct Input {
-    pub(super) source: String,
-    pub(super) bytes: Vec<u8>,
-}
-
-pub(super) fn read_envelopes(files: &[PathBuf]) -> Result<Vec<Input>, CliError> {
-    let mut inputs = Vec::new();
-    for path in files {
-        let bytes = read_input(path)?;
-        if path.extension().is_some_and(|e| e == "jsonl") {
-            for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                inputs.push(Input {
-                    source: format!("{}:{}", path.display(), n + 1),
-                    bytes: line.to_vec(),
-                });
-            }
-        } else {
-            inputs.push(Input {
-                source: path.display().to_string(),
-                bytes,
-            });
-        }
-    }
-    Ok(inputs)
-}
-
-fn append(args: AppendArgs) -> Result<(), CliError> {
+pub(super) fn append(args: AppendArgs) -> Result<(), CliError> {
     if args.batch == 0 || args.batch > crate::limits::BATCH_ENTRIES_MAX {
         return Err(CliError::Usage(format!(
             "--batch must be 1..={}",
@@ -291,68 +212,10 @@ fn append(args: AppendArgs) -> Result<(), CliError> {
         eprintln!("cut an unacknowledged torn tail of {bytes} bytes from log.dat: {reason}");
     }
     let keys = KeyCache::self_certifying();
-    let stdout = io::stdout();
     let mut refused = 0;
     for chunk in inputs.chunks(args.batch) {
-        let parsed: Vec<_> = chunk
-            .iter()
-            .map(|i| Envelope::from_json(&i.bytes))
-            .collect();
-        let mut lines: Vec<Option<serde_json::Value>> = vec![None; chunk.len()];
-        let mut good = Vec::new();
-        let mut good_at = Vec::new();
-        for (i, p) in parsed.into_iter().enumerate() {
-            match p {
-                Ok(envelope) => {
-                    good.push(envelope);
-                    good_at.push(i);
-                }
-                Err(e) => {
-                    lines[i] = Some(
-                        json!({"source": chunk[i].source, "status": e.code(), "error": e.to_string()}),
-                    )
-                }
-            }
-        }
-        let verified = verify_batch(good, &keys);
-        let mut to_append = Vec::new();
-        let mut append_at = Vec::new();
-        for (v, i) in verified.into_iter().zip(good_at) {
-            match v {
-                Ok(env) => {
-                    to_append.push(env);
-                    append_at.push(i);
-                }
-                Err(e) => {
-                    lines[i] = Some(
-                        json!({"source": chunk[i].source, "status": e.code(), "error": e.to_string()}),
-                    )
-                }
-            }
-        }
-        let outcomes = ledger.submit(to_append)?;
-        for (outcome, i) in outcomes.into_iter().zip(append_at) {
-            let source = &chunk[i].source;
-            lines[i] = Some(match outcome {
-                Outcome::Ok(r) => json!({"source": source, "status": "ok", "receipt": r}),
-                Outcome::Exists(r) => json!({"source": source, "status": "exists", "receipt": r}),
-                Outcome::ExistsWithDifferentPayload { existing, .. } => json!({
-                    "source": source, "status": "exists_with_different_payload",
-                    "error": format!("client id already used by entry {existing}")}),
-                Outcome::Refused(e) => {
-                    json!({"source": source, "status": e.code(), "error": e.to_string()})
-                }
-            });
-        }
-        // Printed only now: every "ok" above is durable.
-        let mut out = stdout.lock();
-        for line in lines.into_iter().flatten() {
-            if line["status"] != "ok" && line["status"] != "exists" {
-                refused += 1;
-            }
-            writeln!(out, "{line}").map_err(io_err(Path::new("<stdout>")))?;
-        }
-        out.flush().map_err(io_err(Path::new("<stdout>")))?;
+        let answers = submit_chunk(&mut ledger, &keys, chunk)?;
+        refused += print_answers(chunk, &answers)?;
     }
     ledger.close()?;
     if refused > 0 {
@@ -364,7 +227,57 @@ fn append(args: AppendArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn checkpoint(args: CheckpointArgs) -> Result<(), CliError> {
+/// One group commit through the one submission path (`POST /v1/entries` takes it too):
+/// parse, verify (in parallel), append, and an answer for each input, in order.
+fn submit_chunk(
+    ledger: &mut Ledger,
+    keys: &KeyCache,
+    chunk: &[Input],
+) -> Result<Vec<Answer>, CliError> {
+    let parsed: Vec<_> = chunk
+        .iter()
+        .map(|i| Envelope::from_json(&i.bytes))
+        .collect();
+    let screens = vec![Screen::Verify; chunk.len()];
+    let slots = submission::verify(parsed, screens, keys)?;
+    let (to_append, pending) = submission::split(slots);
+    let outcomes = ledger.submit(to_append)?;
+    Ok(pending.merge(outcomes)?)
+}
+
+/// Prints one JSON line per input (its source and its result, worded as the HTTP
+/// service words it) and returns how many were refused. Printed only after the
+/// commit: every "ok" printed is durable.
+fn print_answers(chunk: &[Input], answers: &[Answer]) -> Result<usize, CliError> {
+    /// A result with where its envelope came from.
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        source: &'a str,
+        #[serde(flatten)]
+        result: &'a crate::api::submission::EntryResult,
+    }
+    let stdout_err = |source| CliError::Io {
+        path: PathBuf::from("<stdout>"),
+        source,
+    };
+    let mut out = io::stdout().lock();
+    let mut refused = 0;
+    for (input, answer) in chunk.iter().zip(answers) {
+        if answer.family != Family::Accepted {
+            refused += 1;
+        }
+        let line = serde_json::to_string(&Line {
+            source: &input.source,
+            result: &answer.result,
+        })
+        .map_err(|e| CliError::Usage(format!("{}: cannot print the result: {e}", input.source)))?;
+        writeln!(out, "{line}").map_err(stdout_err)?;
+    }
+    out.flush().map_err(stdout_err)?;
+    Ok(refused)
+}
+
+pub(super) fn checkpoint(args: CheckpointArgs) -> Result<(), CliError> {
     let (ledger, _) = Ledger::open(&args.data.data)?;
     let log = ledger.log();
     if args.all {
@@ -391,7 +304,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     Ok(())
 }
 
-fn inclusion(args: InclusionArgs) -> Result<(), CliError> {
+pub(super) fn inclusion(args: InclusionArgs) -> Result<(), CliError> {
     let (ledger, _) = Ledger::open(&args.data.data)?;
     let log = ledger.log();
     let index = match (args.index, &args.entry_id) {
@@ -415,7 +328,7 @@ fn inclusion(args: InclusionArgs) -> Result<(), CliError> {
     })
 }
 
-fn consistency(args: ConsistencyArgs) -> Result<(), CliError> {
+pub(super) fn consistency(args: ConsistencyArgs) -> Result<(), CliError> {
     let (ledger, _) = Ledger::open(&args.data.data)?;
     let log = ledger.log();
     let to = args.to.unwrap_or(log.size());
@@ -427,18 +340,8 @@ fn consistency(args: ConsistencyArgs) -> Result<(), CliError> {
     })
 }
 
-fn verify(args: VerifyArgs) -> Result<(), CliError> {
-    let data = match (&args.data, &args.url) {
-        (Some(data), _) => data.clone(),
-        (None, Some(url)) => {
-            return super::client_commands::verify_remote(
-                url,
-                args.operator_key.as_deref(),
-                args.state.as_deref(),
-            )
-        }
-        (None, None) => return Err(CliError::Usage("--data or --url is required".into())),
-    };
+/// `verify --data DIR`: the file audit, the replay, and the stored state compared.
+pub(super) fn verify_data(data: &Path, args: VerifyArgs) -> Result<(), CliError> {
     let known_checkpoint = match &args.checkpoint {
         Some(path) => Some(fs::read_to_string(path).map_err(io_err(path))?),
         None => None,
@@ -465,7 +368,7 @@ fn verify(args: VerifyArgs) -> Result<(), CliError> {
     );
     let mut replayer = Replayer::new();
     let result = audit_with(
-        &data,
+        data,
         &options,
         &|done, total| {
             bar.set_length(total);
@@ -475,7 +378,7 @@ fn verify(args: VerifyArgs) -> Result<(), CliError> {
     );
     bar.finish_and_clear();
     let summary = result?;
-    let state_line = compare_stored_state(&data, &replayer)?;
+    let state_line = compare_stored_state(data, &replayer)?;
     println!(
         "ok: {} entries, {} signatures, {} checkpoints verified; origin {}; root {}; {} bytes in {:.2?}",
         summary.entries,
@@ -516,7 +419,7 @@ fn compare_stored_state(dir: &Path, replayer: &Replayer) -> Result<String, CliEr
     let Some(db) = stored else {
         return Ok(format!("state: replayed {} entries, {} objects, digest {digest} (stored state not readable: not compared)", replayer.entries(), replayer.state().len()));
     };
-    let state = SledState::open(&db).map_err(|e| CliError::Key(e.to_string()))?;
+    let state = SledState::open(&db).map_err(CliError::StoredState)?;
     if state.size() < replayer.entries() {
         return Ok(format!(
             "state: replayed {} entries, digest {digest}; the stored state is behind ({} entries) and is caught up on the next open",
@@ -531,6 +434,7 @@ fn compare_stored_state(dir: &Path, replayer: &Replayer) -> Result<String, CliEr
             what: format!("stored state differs from the replay: {}", d.what),
             expected: d.expected,
             found: d.found,
+            source: None,
         })
     })?;
     Ok(format!(

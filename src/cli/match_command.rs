@@ -14,8 +14,7 @@ impl From<RunError> for CliError {
             RunError::Ledger(e) => CliError::Ledger(e),
             RunError::Log(e) => CliError::Log(e),
             RunError::Matcher(e) => CliError::Usage(format!("matcher: {e} ({})", e.code())),
-            RunError::Refused { .. } => CliError::Rejected(e.to_string()),
-            other => CliError::Key(other.to_string()),
+            other => CliError::Run(other),
         }
     }
 }

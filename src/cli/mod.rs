@@ -12,6 +12,7 @@
 
 mod client_commands;
 mod demo_command;
+mod input;
 mod ledger_commands;
 mod log_commands;
 mod match_command;
@@ -24,7 +25,47 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::log::audit::{AuditError, Finding};
 use crate::log::store::LogError;
 
-pub use log_commands::run;
+/// Runs one parsed command line: the one place that knows which module runs which
+/// command (the command modules never call one another).
+///
+/// # Errors
+/// A [`CliError`] whose `exit_code` `main` returns.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Init(args) => log_commands::init(args),
+        Command::Key(args) => {
+            println!("{}", log_commands::current_operator_vkey(&args.data)?);
+            Ok(())
+        }
+        Command::RotateOperatorKey(args) => log_commands::rotate_operator_key(&args.data),
+        Command::Keygen(args) => log_commands::keygen(args),
+        Command::Sign(args) => log_commands::sign(args),
+        Command::Append(args) => log_commands::append(args),
+        Command::Checkpoint(args) => log_commands::checkpoint(args),
+        Command::Proof(ProofCommand::Inclusion(args)) => log_commands::inclusion(args),
+        Command::Proof(ProofCommand::Consistency(args)) => log_commands::consistency(args),
+        Command::Verify(args) => match (args.data.clone(), &args.url) {
+            (Some(data), _) => log_commands::verify_data(&data, args),
+            (None, Some(url)) => client_commands::verify_remote(
+                url,
+                args.operator_key.as_deref(),
+                args.state.as_deref(),
+            ),
+            (None, None) => Err(CliError::Usage("--data or --url is required".into())),
+        },
+        Command::Balance(args) => ledger_commands::balance(args),
+        Command::Report(args) => ledger_commands::report(args),
+        Command::Demo(args) => demo_command::demo(args),
+        Command::Match(args) => match_command::run_match_command(args),
+        Command::Serve(args) => Ok(crate::http::serve(
+            &args.data.data,
+            args.addr,
+            args.witnesses,
+        )?),
+        Command::Witness(args) => witness_command::witness(args, log_commands::load_signer),
+        Command::Client(command) => client_commands::run(command),
+    }
+}
 
 /// Lesson Ledger: an append-only, signed, publicly verifiable ledger of prepaid lessons.
 #[derive(Debug, Parser)]
@@ -411,8 +452,34 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Key(String),
+    /// A key file could not be read or written.
+    #[error(transparent)]
+    KeyFile(#[from] crate::log::keyfile::KeyFileError),
+    /// A verifier key (`log.json`'s, a `.pub` file's) is not one.
+    #[error("{path}: not a verifier key: {source}")]
+    VerifierKey {
+        path: PathBuf,
+        #[source]
+        source: crate::log::note::NoteError,
+    },
+    /// A key pair whose private key is not the one its `.pub` names.
+    #[error("{prefix}: the private key does not match {pub_path}")]
+    KeyMismatch { prefix: PathBuf, pub_path: PathBuf },
+    /// A file the command writes exists already.
+    #[error("{path}: exists; refusing to overwrite")]
+    Exists { path: PathBuf },
+    /// The operator's bearer token could not be made.
+    #[error("the operator's bearer token: {0}")]
+    Credentials(#[from] crate::http::operator::CredentialsError),
+    /// The genesis this command signed does not verify.
+    #[error("the genesis signed here does not verify: {0}")]
+    GenesisUnverified(#[source] crate::log::envelope::EnvelopeError),
+    /// The ledger's stored state could not be read.
+    #[error("the stored state cannot be read: {0}")]
+    StoredState(#[source] crate::ledger::sled_state::StateStoreError),
+    /// A match run failed.
+    #[error(transparent)]
+    Run(crate::runs::RunError),
     #[error(transparent)]
     Ledger(#[from] crate::ledger::writer::LedgerError),
     #[error("{what} {id:?} is not in the ledger")]
@@ -425,6 +492,8 @@ pub enum CliError {
     Client(#[from] crate::client::ClientError),
     #[error(transparent)]
     Witness(#[from] crate::witness::store::StoreError),
+    #[error(transparent)]
+    Submission(#[from] crate::api::submission::SubmissionError),
 }
 
 impl From<AuditError> for CliError {
@@ -443,13 +512,22 @@ impl CliError {
             CliError::Verification(_) => 1,
             CliError::Usage(_) => 2,
             CliError::Refused { .. } | CliError::Rejected(_) => 3,
+            CliError::Run(crate::runs::RunError::Refused { .. }) => 3,
             CliError::NotFound { .. } => 3,
             CliError::Log(_)
             | CliError::Io { .. }
-            | CliError::Key(_)
+            | CliError::KeyFile(_)
+            | CliError::VerifierKey { .. }
+            | CliError::KeyMismatch { .. }
+            | CliError::Exists { .. }
+            | CliError::Credentials(_)
+            | CliError::GenesisUnverified(_)
+            | CliError::StoredState(_)
+            | CliError::Run(_)
             | CliError::Ledger(_)
-            | CliError::Serve(_) => 4,
-            CliError::Witness(_) => 4,
+            | CliError::Serve(_)
+            | CliError::Witness(_)
+            | CliError::Submission(_) => 4,
             CliError::Client(crate::client::ClientError::Verification(_)) => 1,
             CliError::Client(crate::client::ClientError::Status { .. }) => 3,
             CliError::Client(_) => 4,

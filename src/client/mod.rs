@@ -438,7 +438,7 @@ pub fn audit(
 struct LogOnly;
 
 impl AuditVisitor for LogOnly {
-    fn leaf(&mut self, _: &Leaf) -> Result<(), String> {
+    fn leaf(&mut self, _: &Leaf) -> Result<(), crate::log::audit::VisitError> {
         Ok(())
     }
 }
@@ -528,13 +528,13 @@ pub fn audit_visiting(
                 .leaf(&checked.leaf)
                 .map_err(|e| failed(format!("entry {index}: {e}")))?;
             if !pinned_reached {
-                let named = visitor.operator_vkey().map_err(failed)?;
+                let named = visitor.operator_vkey().map_err(|e| failed(e.to_string()))?;
                 pinned_reached = named.map_or(true, |k| k == operator.to_vkey());
             }
         }
         progress(order.next_index(), size);
     }
-    let operator_now = match visitor.operator_vkey().map_err(failed)? {
+    let operator_now = match visitor.operator_vkey().map_err(|e| failed(e.to_string()))? {
         Some(vkey) if vkey != operator.to_vkey() => {
             if !pinned_reached {
                 return Err(failed(format!(

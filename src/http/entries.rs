@@ -3,7 +3,9 @@
 //!
 //! A submission is parsed and its signatures verified (off the runtime, in parallel
 //! with rayon for a batch) *before* it is queued, so the writer only ever sees
-//! [`VerifiedEnvelope`]s. Each entry gets a result, as TigerBeetle answers each event:
+//! [`VerifiedEnvelope`](crate::log::envelope::VerifiedEnvelope)s, through the one
+//! submission path the CLI's `append` uses too ([`crate::api::submission`], which words
+//! every result). Each entry gets a result, as TigerBeetle answers each event:
 //!
 //! | `status` | meaning | single-envelope HTTP status |
 //! |---|---|---|
@@ -37,116 +39,24 @@ use super::admission::Verdict;
 use super::error::ApiError;
 use super::sequencer::{QueueError, RETRY_AFTER_SECS};
 use super::AppState;
-use crate::ledger::error::RuleError;
+use crate::api::submission::{self, Answer, Family, Screen, Slot};
 use crate::ledger::writer::Ledger;
-use crate::log::envelope::{verify_batch, EntryId, Envelope, EnvelopeError, VerifiedEnvelope};
-use crate::log::store::{LogError, Outcome, Receipt};
+use crate::log::envelope::{EntryId, Envelope, EnvelopeError};
+use crate::log::store::LogError;
+
+pub use crate::api::submission::EntryResult;
 
 pub use crate::limits::{ENTRIES_PER_REQUEST_MAX, REQUEST_BODY_BYTES_MAX};
 
-/// The result of one submitted entry.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct EntryResult {
-    /// `ok`, `exists`, `exists_with_different_payload`, or the code of the refusal.
-    pub status: String,
-    /// For `ok` and `exists`: where the entry is and the proof of it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub receipt: Option<Receipt>,
-    /// For refusals: what went wrong.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// For `exists_with_different_payload`: the entry id already logged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub existing_entry_id: Option<String>,
-}
-
-/// How a result is answered when it is the only entry of a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Family {
-    Accepted,
-    /// Refused before the log: shape or signature (400).
-    Envelope,
-    /// Another statement holds the id (409).
-    Conflict,
-    /// The rules refused it (422).
-    Refused,
-}
-
-/// A result with its stable code and family, before it is serialized.
-#[derive(Clone)]
-struct Answer {
-    code: &'static str,
-    family: Family,
-    result: EntryResult,
-}
-
-impl Answer {
-    fn refused(family: Family, code: &'static str, error: String) -> Answer {
-        Answer {
-            code,
-            family,
-            result: EntryResult {
-                status: code.to_owned(),
-                receipt: None,
-                error: Some(error),
-                existing_entry_id: None,
-            },
-        }
-    }
-
-    fn envelope(e: &EnvelopeError) -> Answer {
-        Answer::refused(Family::Envelope, e.code(), e.to_string())
-    }
-
-    fn accepted(code: &'static str, receipt: Receipt) -> Answer {
-        Answer {
-            code,
-            family: Family::Accepted,
-            result: EntryResult {
-                status: code.to_owned(),
-                receipt: Some(receipt),
-                error: None,
-                existing_entry_id: None,
-            },
-        }
-    }
-
-    fn from_outcome(outcome: Outcome<RuleError>) -> Answer {
-        match outcome {
-            Outcome::Ok(receipt) => Answer::accepted("ok", receipt),
-            Outcome::Exists(receipt) => Answer::accepted("exists", receipt),
-            Outcome::ExistsWithDifferentPayload {
-                client_id,
-                existing,
-            } => {
-                let mut a = Answer::refused(
-                    Family::Conflict,
-                    "exists_with_different_payload",
-                    format!(
-                        "entry id {:?} is already used by another statement ({existing})",
-                        String::from_utf8_lossy(&client_id)
-                    ),
-                );
-                a.result.existing_entry_id = Some(existing.to_string());
-                a
-            }
-            Outcome::Refused(rule) => {
-                Answer::refused(Family::Refused, rule.code(), rule.to_string())
-            }
-        }
-    }
-
-    /// A single submission's answer: the result, or its refusal as a problem.
-    fn into_single(self) -> Result<Response, ApiError> {
-        let detail = self.result.error.clone().unwrap_or_default();
-        let code = self.code;
-        match self.family {
-            Family::Accepted => Ok((StatusCode::OK, Json(self.result)).into_response()),
-            Family::Envelope => Err(ApiError::Envelope { code, detail }),
-            Family::Conflict => Err(ApiError::Conflict { code, detail }),
-            Family::Refused => Err(ApiError::Refused { code, detail }),
-        }
+/// How a single submission's answer is sent: the result, or its refusal as a problem.
+fn into_single(answer: Answer) -> Result<Response, ApiError> {
+    let detail = answer.result.error.clone().unwrap_or_default();
+    let code = answer.code;
+    match answer.family {
+        Family::Accepted => Ok((StatusCode::OK, Json(answer.result)).into_response()),
+        Family::Envelope => Err(ApiError::Envelope { code, detail }),
+        Family::Conflict => Err(ApiError::Conflict { code, detail }),
+        Family::Refused => Err(ApiError::Refused { code, detail }),
     }
 }
 
@@ -164,19 +74,6 @@ struct BatchBody<'a> {
 pub struct BatchResults {
     /// One per submitted entry, in order.
     pub results: Vec<EntryResult>,
-}
-
-/// One envelope before verification: answered, to verify, or a repeat of an earlier one.
-enum Pending {
-    Done(Answer),
-    Verify,
-    Repeat(usize),
-}
-
-/// One slot of a submission: already answered (refused before the log), or to append.
-enum Slot {
-    Done(Answer),
-    Append(VerifiedEnvelope),
 }
 
 /// `POST /v1/entries`.
@@ -207,19 +104,11 @@ pub async fn post_entries(
 
     // Entries refused before the log keep their answer; the rest go to the writer,
     // and their outcomes fill the empty slots in order.
-    let mut to_append: Vec<VerifiedEnvelope> = Vec::new();
-    let mut results: Vec<Option<Answer>> = Vec::with_capacity(slots.len());
-    for slot in slots {
-        match slot {
-            Slot::Done(answer) => results.push(Some(answer)),
-            Slot::Append(verified) => {
-                to_append.push(verified);
-                results.push(None);
-            }
-        }
-    }
-    if !to_append.is_empty() {
-        let outcomes = match app.sequencer.submit(to_append).await {
+    let (to_append, pending) = submission::split(slots);
+    let outcomes = if to_append.is_empty() {
+        Vec::new()
+    } else {
+        match app.sequencer.submit(to_append).await {
             Ok(Ok(outcomes)) => outcomes,
             Ok(Err(fault)) => return Err(ApiError::internal(fault)),
             Err(QueueError::Full) => {
@@ -230,23 +119,15 @@ pub async fn post_entries(
             Err(e @ (QueueError::Stopped | QueueError::Failed)) => {
                 return Err(ApiError::Unavailable { reason: e.code() })
             }
-        };
-        let mut outcomes = outcomes.into_iter();
-        for r in results.iter_mut().filter(|r| r.is_none()) {
-            *r = outcomes.next().map(Answer::from_outcome);
         }
-    }
-    let mut answers = Vec::with_capacity(results.len());
-    for r in results {
-        // Every slot was filled above: one outcome per appended entry.
-        answers.push(r.ok_or_else(|| ApiError::internal("an entry got no outcome"))?);
-    }
+    };
+    let answers = pending.merge(outcomes).map_err(ApiError::internal)?;
     if batch {
         let results = answers.into_iter().map(|a| a.result).collect();
         return Ok(Json(BatchResults { results }).into_response());
     }
     match answers.into_iter().next() {
-        Some(answer) => answer.into_single(),
+        Some(answer) => into_single(answer),
         None => Err(ApiError::internal("a single submission produced no result")),
     }
 }
@@ -267,46 +148,18 @@ fn screen_and_verify(
         super::admission::admit(&guard, &envelopes)?
     };
     // Verified in parallel (rayon); shape errors and refusals already have their result.
-    let mut to_verify = Vec::new();
-    let mut pending: Vec<Pending> = Vec::with_capacity(envelopes.len());
-    for (e, verdict) in envelopes.into_iter().zip(admitted) {
-        pending.push(match (e, verdict) {
-            (Err(err), _) => Pending::Done(Answer::envelope(&err)),
-            (Ok(_), Verdict::Refuse(r)) => {
-                Pending::Done(Answer::refused(Family::Envelope, r.code, r.detail))
-            }
-            (Ok(_), Verdict::Repeat { of }) => Pending::Repeat(of),
-            (Ok(env), Verdict::Verify) => {
-                to_verify.push(env);
-                Pending::Verify
-            }
-        });
-    }
-    let verified = if to_verify.len() == 1 {
-        to_verify.into_iter().map(|e| e.verify(keys)).collect()
-    } else {
-        verify_batch(to_verify, keys)
-    };
-    let mut verified = verified.into_iter();
-    let mut slots: Vec<Slot> = Vec::with_capacity(pending.len());
-    for p in pending {
-        let slot = match p {
-            Pending::Done(answer) => Slot::Done(answer),
-            Pending::Verify => match verified.next() {
-                Some(Ok(v)) => Slot::Append(v),
-                Some(Err(err)) => Slot::Done(Answer::envelope(&err)),
-                // One verification result per envelope sent: cannot run short.
-                None => return Err(ApiError::internal("verification result missing")),
+    let screens = admitted
+        .into_iter()
+        .map(|verdict| match verdict {
+            Verdict::Verify => Screen::Verify,
+            Verdict::Refuse(r) => Screen::Refuse {
+                code: r.code,
+                detail: r.detail,
             },
-            // An earlier position, so already decided: the same verdict, unverified.
-            Pending::Repeat(of) => match slots.get(of) {
-                Some(Slot::Append(v)) => Slot::Append(v.clone()),
-                Some(Slot::Done(answer)) => Slot::Done(answer.clone()),
-                None => return Err(ApiError::internal("a repeat of a later envelope")),
-            },
-        };
-        slots.push(slot);
-    }
+            Verdict::Repeat { of } => Screen::Repeat { of },
+        })
+        .collect();
+    let slots = submission::verify(envelopes, screens, keys).map_err(ApiError::internal)?;
     Ok((batch, slots))
 }
 

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conservation::{AllocationLessons, ClaimValue, PledgeCapacity, Unbalanced};
 use super::error::RuleError;
-use super::payload::{Outcome, Role};
+use super::payload::{DisputeOutcome, Role};
 use super::units::{Fen, Id, KeyRef, Lessons};
 
 /// Serde for an object holding a conserved balance (`$bal`, whose total is stored under
@@ -384,7 +384,7 @@ pub struct Lesson {
 #[allow(missing_docs)]
 pub enum DisputeStatus {
     Open,
-    Resolved(Outcome),
+    Resolved(DisputeOutcome),
 }
 
 /// A dispute against a proposed lesson.

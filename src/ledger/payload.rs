@@ -58,7 +58,7 @@ impl Role {
 /// How the operator resolved a dispute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum DisputeOutcome {
     /// The dispute is right: the lesson is void and its value returns.
     Upheld,
     /// The dispute is wrong: the lesson stands and is final.
@@ -484,7 +484,7 @@ pub struct DisputeResolved {
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
     pub dispute: String,
-    pub outcome: Outcome,
+    pub outcome: DisputeOutcome,
     pub reason: ResolutionReason,
     /// BLAKE3 (hex) of evidence kept off the log.
     #[serde(default)]

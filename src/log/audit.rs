@@ -15,19 +15,17 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::log::compact::Frontier;
-use crate::log::envelope::KeyCache;
 use crate::log::hash::Hash;
 use crate::log::index::Index;
 use crate::log::leaf::Leaf;
-use crate::log::leaf_check::{check_leaves, CheckedLeaf, LeafOrder, LeafProblem};
 use crate::log::note::{Checkpoint, NoteVerifier, SignedCheckpoint};
-use crate::log::records::{self, Record, RecordKind};
+use crate::log::records::{self, RecordKind};
 use crate::log::state_note::StateNote;
 use crate::log::store::{layout, read_config, LogError};
 
-/// Leaves verified together, in parallel, between two sequential tree updates.
-const AUDIT_CHUNK_RECORDS: usize = 4096;
+mod run;
+
+use run::Run;
 
 /// What an auditor brings from outside the directory.
 #[derive(Default)]
@@ -41,7 +39,7 @@ pub struct AuditOptions {
 }
 
 /// One problem, precisely.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Finding {
     /// Byte offset in `log.dat` of the record concerned.
     pub offset: u64,
@@ -50,6 +48,61 @@ pub struct Finding {
     pub what: String,
     pub expected: String,
     pub found: String,
+    /// The layer above's own error, when it is the one that refused (`found` is its
+    /// text): kept as [`std::error::Error::source`].
+    pub source: Option<std::sync::Arc<VisitError>>,
+}
+
+/// Two findings are the same problem at the same place; the source is not compared.
+impl PartialEq for Finding {
+    fn eq(&self, other: &Finding) -> bool {
+        (
+            self.offset,
+            self.index,
+            &self.what,
+            &self.expected,
+            &self.found,
+        ) == (
+            other.offset,
+            other.index,
+            &other.what,
+            &other.expected,
+            &other.found,
+        )
+    }
+}
+
+impl Eq for Finding {}
+
+impl std::error::Error for Finding {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(VisitError::get_ref)
+    }
+}
+
+/// Why the layer above refuses what the audit showed it: its own error, kept as the
+/// source (the log layer cannot name the ledger's error types, so it holds them boxed).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct VisitError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl VisitError {
+    /// The layer above's error.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> VisitError {
+        VisitError(Box::new(e))
+    }
+
+    /// The layer above's error itself (to downcast to its own type).
+    pub fn get_ref(&self) -> &(dyn std::error::Error + 'static) {
+        &*self.0
+    }
+}
+
+/// A refusal said in words only (a comparison's two sides, say).
+impl From<String> for VisitError {
+    fn from(text: String) -> VisitError {
+        VisitError(text.into())
+    }
 }
 
 impl std::fmt::Display for Finding {
@@ -82,7 +135,7 @@ pub struct AuditSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     /// The log is not what it claims: the first problem.
-    #[error("{0}")]
+    #[error(transparent)]
     Finding(Finding),
     /// The directory could not be read at all.
     #[error(transparent)]
@@ -96,14 +149,14 @@ pub trait AuditVisitor {
     ///
     /// # Errors
     /// What the layer above finds wrong with the entry.
-    fn leaf(&mut self, leaf: &Leaf) -> Result<(), String>;
+    fn leaf(&mut self, leaf: &Leaf) -> Result<(), VisitError>;
 
     /// A state note signed by the operator (checked), committing to the state after
     /// `note.size` entries.
     ///
     /// # Errors
     /// When the state the layer above computed differs.
-    fn state_note(&mut self, note: &StateNote) -> Result<(), String> {
+    fn state_note(&mut self, note: &StateNote) -> Result<(), VisitError> {
         let _ = note;
         Ok(())
     }
@@ -115,7 +168,7 @@ pub trait AuditVisitor {
     ///
     /// # Errors
     /// When the layer above cannot tell (its state is inconsistent).
-    fn operator_vkey(&mut self) -> Result<Option<String>, String> {
+    fn operator_vkey(&mut self) -> Result<Option<String>, VisitError> {
         Ok(None)
     }
 }
@@ -124,7 +177,7 @@ pub trait AuditVisitor {
 struct LogOnly;
 
 impl AuditVisitor for LogOnly {
-    fn leaf(&mut self, _: &Leaf) -> Result<(), String> {
+    fn leaf(&mut self, _: &Leaf) -> Result<(), VisitError> {
         Ok(())
     }
 }
@@ -155,6 +208,7 @@ fn finding(
         what: what.to_string(),
         expected,
         found,
+        source: None,
     })
 }
 
@@ -171,39 +225,7 @@ pub fn audit_with(
 ) -> Result<AuditSummary, AuditError> {
     let started = Instant::now();
     let config = read_config(dir)?;
-    let trusted_vkey = options
-        .operator_vkey
-        .clone()
-        .unwrap_or_else(|| config.operator_vkey.clone());
-    if trusted_vkey != config.operator_vkey {
-        return Err(finding(
-            0,
-            None,
-            "log.json names another operator key",
-            trusted_vkey,
-            config.operator_vkey,
-        ));
-    }
-    let verifier = NoteVerifier::from_vkey(&trusted_vkey).map_err(|e| LogError::Config {
-        reason: e.to_string(),
-    })?;
-    let known = match &options.known_checkpoint {
-        Some(text) => Some(
-            SignedCheckpoint::parse_and_verify(text.as_bytes(), &verifier)
-                .map_err(|e| {
-                    finding(
-                        0,
-                        None,
-                        "the checkpoint brought to the audit does not verify",
-                        "signed by the operator".into(),
-                        e.to_string(),
-                    )
-                })?
-                .checkpoint()
-                .clone(),
-        ),
-        None => None,
-    };
+    let (verifier, known) = trust(&config.operator_vkey, options)?;
     let (file, seal) = records::open_reader(dir.join(layout::RECORDS)).map_err(|e| match e {
         records::RecordsError::BadHeader { .. }
         | records::RecordsError::OldFormat { .. }
@@ -217,65 +239,8 @@ pub fn audit_with(
         other => AuditError::Log(other.into()),
     })?;
     let total = file.len();
-    let mut run = Run {
-        keys: KeyCache::self_certifying(),
-        verifier,
-        origin: config.origin.clone(),
-        frontier: Frontier::new(),
-        completed: Vec::new(),
-        order: LeafOrder::default(),
-        known_matched: known
-            .as_ref()
-            .map(|k| k.size == 0 && k.root == Hash::empty_root()),
-        known,
-        summary: AuditSummary {
-            origin: config.origin.clone(),
-            entries: 0,
-            signatures: 0,
-            checkpoints: 0,
-            bytes: total,
-            root: Hash::empty_root(),
-            elapsed: Duration::ZERO,
-        },
-    };
-    let mut last_kind = None;
-    let mut last_offset = records::HEADER_LEN;
-    let mut iter = file
-        .iter(records::HEADER_LEN, total)
-        .map_err(|e| AuditError::Log(e.into()))?;
-    loop {
-        let mut chunk: Vec<Record> = Vec::with_capacity(AUDIT_CHUNK_RECORDS);
-        let mut damage = None;
-        for record in iter.by_ref().take(AUDIT_CHUNK_RECORDS) {
-            match record {
-                Ok(r) => chunk.push(r),
-                Err(e) => {
-                    damage = Some(e);
-                    break;
-                }
-            }
-        }
-        // What was read before any damage is checked first: it may hold an earlier problem.
-        run.process_chunk(&chunk, visitor)?;
-        if let Some(last) = chunk.last() {
-            last_kind = Some(last.kind);
-            last_offset = last.end();
-        }
-        if let Some(e) = damage {
-            let at = e.offset().unwrap_or(last_offset);
-            return Err(finding(
-                at,
-                Some(run.frontier.size()),
-                "record is damaged",
-                "a well-formed record with a valid checksum".into(),
-                e.to_string(),
-            ));
-        }
-        if chunk.is_empty() {
-            break;
-        }
-        progress(last_offset, total);
-    }
+    let mut run = Run::new(&config.origin, verifier, known, total);
+    let (last_kind, last_offset) = run.read_all(&file, progress, visitor)?;
     let size = run.frontier.size();
     if last_kind != Some(RecordKind::Checkpoint) {
         return Err(finding(
@@ -305,7 +270,57 @@ pub fn audit_with(
             format!("{size} entries ending at byte {last_offset}"),
         ));
     }
-    // The index is derived and written after each commit: it can lag, never lead.
+    check_index_not_ahead(dir, size, last_offset)?;
+    run.summary.root = run.frontier.root();
+    run.summary.elapsed = started.elapsed();
+    Ok(run.summary)
+}
+
+/// The operator key the audit trusts (the auditor's, which `log.json` must name too),
+/// and the checkpoint the auditor brings, verified under it.
+fn trust(
+    config_vkey: &str,
+    options: &AuditOptions,
+) -> Result<(NoteVerifier, Option<Checkpoint>), AuditError> {
+    let trusted_vkey = options
+        .operator_vkey
+        .clone()
+        .unwrap_or_else(|| config_vkey.to_owned());
+    if trusted_vkey != config_vkey {
+        return Err(finding(
+            0,
+            None,
+            "log.json names another operator key",
+            trusted_vkey,
+            config_vkey.to_owned(),
+        ));
+    }
+    let verifier = NoteVerifier::from_vkey(&trusted_vkey).map_err(|e| LogError::Config {
+        reason: e.to_string(),
+    })?;
+    let known = match &options.known_checkpoint {
+        Some(text) => Some(
+            SignedCheckpoint::parse_and_verify(text.as_bytes(), &verifier)
+                .map_err(|e| {
+                    finding(
+                        0,
+                        None,
+                        "the checkpoint brought to the audit does not verify",
+                        "signed by the operator".into(),
+                        e.to_string(),
+                    )
+                })?
+                .checkpoint()
+                .clone(),
+        ),
+        None => None,
+    };
+    Ok((verifier, known))
+}
+
+/// The index is derived and written after each commit: it can lag, never lead. An index
+/// that cannot be read is not a finding (it is not trusted for anything else).
+fn check_index_not_ahead(dir: &Path, size: u64, last_offset: u64) -> Result<(), AuditError> {
     let index_path = dir.join(layout::INDEX);
     if let Some(index) = index_path
         .exists()
@@ -324,209 +339,5 @@ pub fn audit_with(
             }
         }
     }
-    run.summary.root = run.frontier.root();
-    run.summary.elapsed = started.elapsed();
-    Ok(run.summary)
-}
-
-/// A finding for a leaf the shared checker refused, worded as the audit reports it.
-fn leaf_finding(at: u64, index: u64, problem: &LeafProblem) -> AuditError {
-    let (what, expected, found) = match problem {
-        LeafProblem::OutOfPlace { expected, found } => (
-            "entry out of place (removed, duplicated or reordered record)",
-            format!("index {expected}"),
-            format!("index {found}"),
-        ),
-        LeafProblem::TimeNotIncreasing { previous, found } => (
-            "ledger time does not increase",
-            format!("after {previous}"),
-            found.to_string(),
-        ),
-        LeafProblem::Undecodable(_) | LeafProblem::Signature(_) => (
-            "leaf is invalid",
-            "a canonical, correctly signed leaf".to_string(),
-            problem.to_string(),
-        ),
-    };
-    finding(at, Some(index), what, expected, found)
-}
-
-/// The state of one audit as it reads the file.
-struct Run {
-    keys: KeyCache,
-    verifier: NoteVerifier,
-    origin: String,
-    frontier: Frontier,
-    completed: Vec<(u8, u64, Hash)>,
-    order: LeafOrder,
-    known: Option<Checkpoint>,
-    /// Whether the tree at the known checkpoint's size had its root (None: no such checkpoint).
-    known_matched: Option<bool>,
-    summary: AuditSummary,
-}
-
-impl Run {
-    /// The operator key the layer above names now, if it is not the key trusted so far:
-    /// the note at hand is then the handover's and must carry both signatures.
-    fn handover(
-        &self,
-        visitor: &mut dyn AuditVisitor,
-    ) -> Result<Option<NoteVerifier>, (String, String, String)> {
-        let named = visitor.operator_vkey().map_err(|e| {
-            (
-                "the ledger's operator key cannot be read".to_string(),
-                String::new(),
-                e,
-            )
-        })?;
-        match named {
-            Some(vkey) if vkey != self.verifier.to_vkey() => {
-                NoteVerifier::from_vkey(&vkey).map(Some).map_err(|e| {
-                    (
-                        "the ledger names an operator key that is not a verifier key".to_string(),
-                        String::new(),
-                        e.to_string(),
-                    )
-                })
-            }
-            _ => Ok(None),
-        }
-    }
-
-    fn process_chunk(
-        &mut self,
-        chunk: &[Record],
-        visitor: &mut dyn AuditVisitor,
-    ) -> Result<(), AuditError> {
-        // The expensive part — decoding, signature checks, leaf hashes — runs on all
-        // cores, through the checker the remote audit uses too; only the order and the
-        // tree update are sequential.
-        let leaves: Vec<&[u8]> = chunk
-            .iter()
-            .filter(|r| r.kind == RecordKind::Leaf)
-            .map(|r| r.body.as_slice())
-            .collect();
-        let mut checked = check_leaves(&leaves, &self.keys).into_iter();
-        for record in chunk {
-            let at = record.offset;
-            let index = self.frontier.size();
-            let fail = |what: &str, expected: String, found: String| {
-                finding(at, Some(index), what, expected, found)
-            };
-            match record.kind {
-                RecordKind::Leaf => {
-                    let Some(checked) = checked.next() else {
-                        // check_leaves yields one result per leaf record given.
-                        return Err(fail(
-                            "internal: leaf not checked",
-                            String::new(),
-                            String::new(),
-                        ));
-                    };
-                    let CheckedLeaf { leaf, hash } = checked
-                        .and_then(|c| self.order.accept(&c.leaf).map(|()| c))
-                        .map_err(|problem| leaf_finding(at, index, &problem))?;
-                    visitor.leaf(&leaf).map_err(|problem| {
-                        fail(
-                            "entry breaks the ledger's rules",
-                            "an entry the rules accept".into(),
-                            problem,
-                        )
-                    })?;
-                    self.completed.clear();
-                    self.frontier
-                        .push(hash, &mut self.completed)
-                        .map_err(|e| fail("the tree cannot grow", String::new(), e.to_string()))?;
-                    self.summary.entries += 1;
-                    self.summary.signatures += leaf.envelope.signatures().len() as u64;
-                    if let Some(k) = &self.known {
-                        if k.size == self.frontier.size() {
-                            self.known_matched = Some(k.root == self.frontier.root());
-                        }
-                    }
-                }
-                RecordKind::Checkpoint => {
-                    let next = self.handover(visitor).map_err(|e| fail(&e.0, e.1, e.2))?;
-                    let signed = SignedCheckpoint::parse_and_verify(&record.body, &self.verifier)
-                        .map_err(|e| {
-                        fail(
-                            "checkpoint is not signed by the operator key",
-                            self.verifier.to_vkey(),
-                            e.to_string(),
-                        )
-                    })?;
-                    if let Some(next) = next {
-                        signed.note().verify(&next).map_err(|e| {
-                            fail(
-                                "the operator's key changed but the checkpoint is not signed by the new key too",
-                                next.to_vkey(),
-                                e.to_string(),
-                            )
-                        })?;
-                        // From this checkpoint on, the new key alone signs.
-                        self.verifier = next;
-                    }
-                    let cp = signed.checkpoint();
-                    if cp.origin.as_str() != self.origin {
-                        return Err(fail(
-                            "checkpoint names another origin",
-                            self.origin.clone(),
-                            cp.origin.as_str().to_string(),
-                        ));
-                    }
-                    if cp.size != index {
-                        return Err(fail(
-                            "checkpoint size differs from the entries before it",
-                            index.to_string(),
-                            cp.size.to_string(),
-                        ));
-                    }
-                    let root = self.frontier.root();
-                    if cp.root != root {
-                        return Err(fail(
-                            "checkpoint root is not the root of the log",
-                            root.to_base64(),
-                            cp.root.to_base64(),
-                        ));
-                    }
-                    self.summary.checkpoints += 1;
-                }
-                RecordKind::StateNote => {
-                    let next = self.handover(visitor).map_err(|e| fail(&e.0, e.1, e.2))?;
-                    let note =
-                        StateNote::parse_and_verify(&record.body, &self.verifier).map_err(|e| {
-                            fail(
-                                "state note is not signed by the operator key",
-                                self.verifier.to_vkey(),
-                                e.to_string(),
-                            )
-                        })?;
-                    if let Some(next) = &next {
-                        StateNote::parse_and_verify(&record.body, next).map_err(|e| {
-                            fail(
-                                "the operator's key changed but the state note is not signed by the new key too",
-                                next.to_vkey(),
-                                e.to_string(),
-                            )
-                        })?;
-                    }
-                    if note.origin != self.origin || note.size != index {
-                        return Err(fail(
-                            "state note is for another log or size",
-                            format!("{} at size {index}", self.origin),
-                            format!("{} at size {}", note.origin, note.size),
-                        ));
-                    }
-                    visitor.state_note(&note).map_err(|problem| {
-                        fail(
-                            "the operator's state digest differs from the replayed state",
-                            "the replayed state's digest".into(),
-                            problem,
-                        )
-                    })?;
-                }
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }

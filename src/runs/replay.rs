@@ -10,7 +10,7 @@ use crate::ledger::sled_state::SledState;
 use crate::ledger::state::{MemoryState, StateView, Table, CONFIG_ID};
 use crate::ledger::units::hex;
 use crate::ledger::{decide, get_object, invariants, EntryContext, PAYLOAD_TYPE};
-use crate::log::audit::AuditVisitor;
+use crate::log::audit::{AuditVisitor, VisitError};
 use crate::log::leaf::Leaf;
 use crate::log::state_note::StateNote;
 
@@ -24,13 +24,13 @@ pub struct Replayer {
 }
 
 impl AuditVisitor for Replayer {
-    fn leaf(&mut self, leaf: &Leaf) -> Result<(), String> {
-        self.visit(leaf)
+    fn leaf(&mut self, leaf: &Leaf) -> Result<(), VisitError> {
+        Ok(self.visit(leaf)?)
     }
 
     /// "A blake3 digest of the state is recorded with each checkpoint": the operator's
     /// signed digest must be the digest of the state replayed up to that size.
-    fn state_note(&mut self, note: &StateNote) -> Result<(), String> {
+    fn state_note(&mut self, note: &StateNote) -> Result<(), VisitError> {
         let replayed = self.state.digest();
         if note.size != self.entries || note.digest != replayed {
             return Err(format!(
@@ -39,7 +39,8 @@ impl AuditVisitor for Replayer {
                 note.size,
                 hex(&replayed),
                 self.entries
-            ));
+            )
+            .into());
         }
         self.notes += 1;
         Ok(())
@@ -47,7 +48,7 @@ impl AuditVisitor for Replayer {
 
     /// The operator party's current key in the replayed state: its newest key, which
     /// only a `key_rotated` signed by the key before it can change.
-    fn operator_vkey(&mut self) -> Result<Option<String>, String> {
+    fn operator_vkey(&mut self) -> Result<Option<String>, VisitError> {
         let Some(config) =
             get_object::<Config, _>(&self.state, CONFIG_ID).map_err(|e| e.to_string())?
         else {

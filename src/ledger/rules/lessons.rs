@@ -14,7 +14,7 @@ use crate::ledger::objects::{
     Allocation, AllocationStatus, Dispute, DisputeStatus, Lesson, LessonStatus,
 };
 use crate::ledger::payload::{
-    DisputeResolved, LessonDisputed, LessonOnAllocation, LessonRef, Outcome, Role,
+    DisputeOutcome, DisputeResolved, LessonDisputed, LessonOnAllocation, LessonRef, Role,
 };
 use crate::ledger::state::StateView;
 use crate::ledger::units::{Id, Lessons};
@@ -247,10 +247,10 @@ pub(super) fn dispute_resolved<V: StateView + ?Sized>(
     cx.tx.put(dispute);
     match p.outcome {
         // "rejected → it stands (final)"
-        Outcome::Rejected => finalize_pending(cx, lesson, alloc),
+        DisputeOutcome::Rejected => finalize_pending(cx, lesson, alloc),
         // "upheld → the lesson is void and its value returns (to the allocation, or to
         // claim/pledge if the allocation has ended)"
-        Outcome::Upheld => {
+        DisputeOutcome::Upheld => {
             if alloc.status == AllocationStatus::Active {
                 alloc.lessons.void_pending()?;
             } else {

@@ -193,6 +193,9 @@ pub enum LogError {
     Records(#[from] RecordsError),
     #[error("derived data: {reason}")]
     Derived { reason: String },
+    /// A derived store failed, with its own error as the source.
+    #[error("derived data: {0}")]
+    DerivedStore(#[from] DerivedError),
     #[error("log damaged at index {index}: {what}")]
     Damaged { index: u64, what: String },
     #[error(transparent)]
@@ -217,7 +220,7 @@ impl LogError {
             LogError::Config { .. } => "log_config_invalid",
             LogError::Key { .. } => "operator_key_invalid",
             LogError::Records(e) => e.code(),
-            LogError::Derived { .. } => "derived_data_damaged",
+            LogError::Derived { .. } | LogError::DerivedStore(_) => "derived_data_damaged",
             LogError::Damaged { .. } => "log_damaged",
             LogError::Proof(e) => e.code(),
             LogError::Leaf(e) => e.code(),
@@ -273,7 +276,7 @@ mod handover;
 mod open;
 mod reads;
 
-pub use open::read_config;
+pub use open::{read_config, DerivedError};
 
 impl Log {
     /// The log's identity.

@@ -92,190 +92,35 @@ impl Log {
         disk: Disk,
     ) -> Result<(Log, OpenReport), LogError> {
         let config = read_config(dir)?;
-        let signing_key =
-            keyfile::read_private_pem(&dir.join(layout::OPERATOR_KEY)).map_err(|e| {
-                LogError::Key {
-                    reason: e.to_string(),
-                }
-            })?;
-        let origin = Origin::new(config.origin.as_str()).map_err(|e| LogError::Config {
-            reason: e.to_string(),
-        })?;
-        let verifier =
-            NoteVerifier::from_vkey(&config.operator_vkey).map_err(|e| LogError::Config {
-                reason: e.to_string(),
-            })?;
-        // The current key: log.json's, or one the log was handed over to (checked below,
-        // against the last checkpoint); perhaps a next one, from a handover cut short.
-        let signer = NoteSigner::new(verifier.name().clone(), signing_key);
-        let next_path = dir.join(layout::OPERATOR_KEY_NEXT);
-        let next = if next_path.exists() {
-            let key = keyfile::read_private_pem(&next_path).map_err(|e| LogError::Key {
-                reason: e.to_string(),
-            })?;
-            Some(NoteSigner::new(verifier.name().clone(), key))
-        } else {
-            None
-        };
+        let keys = OperatorKeys::read(dir, &config)?;
         let mut records = RecordFile::open_on(dir.join(layout::RECORDS), disk.clone())?;
         let (index, moved_aside) = open_index(dir)?;
-        let mut tree = TreeFile::open_on(dir.join(layout::TREE), disk.clone()).map_err(derived)?;
-        let mut offsets =
-            Offsets::open_on(dir.join(layout::OFFSETS), disk.clone()).map_err(derived)?;
-        let mut ids = IdIndex::open_on(dir.join(layout::IDS), disk).map_err(derived)?;
-
-        let head = index.head().map_err(derived)?;
-        let file_len = records.len();
-        if let Some(head) = &head {
-            // The index is written after the records are synced, so it can never be
-            // ahead of them: if it is, acknowledged records are gone.
-            if head.record_end > file_len {
-                return Err(LogError::Damaged {
-                    index: head.size,
-                    what: format!(
-                        "log.dat is {file_len} bytes but the index recorded {} entries ending at byte {}: the log was truncated",
-                        head.size, head.record_end
-                    ),
-                });
-            }
-        }
-        let scan_from = head.as_ref().map_or(Seal::START, |h| Seal {
-            leaves: h.size,
-            end: h.record_end,
-        });
-        let recovery = records.recover(scan_from)?;
-        if recovery.end == records::HEADER_LEN {
-            // No checkpoint record at all: a `create` cut short before its first commit,
-            // so nothing was ever acknowledged. Finish it, so that log.dat ends with the
-            // checkpoint this log serves and the auditor agrees (found by fuzzing).
-            let empty = sign_checkpoint(&origin, 0, Hash::empty_root(), &signer);
-            records.append(RecordKind::Checkpoint, empty.text().as_bytes())?;
-            records.commit()?;
-        }
-        let mut report = OpenReport {
-            index_moved_aside: moved_aside,
-            cut: recovery
-                .cut
-                .as_ref()
-                .map(|c| (c.bytes, format!("{:?}", c.reason))),
-            ..OpenReport::default()
-        };
-
-        // Bring the derived stores to a common prefix, then replay the rest.
-        let head_size = head.as_ref().map_or(0, |h| h.size);
-        let common = head_size
-            .min(tree.consistent_size())
-            .min(offsets.len())
-            .min(ids.len());
-        ids.truncate(common).map_err(derived)?;
-        tree.truncate(common).map_err(derived)?;
-        offsets.truncate(common).map_err(derived)?;
-        let replay_from = if common == 0 {
-            records::HEADER_LEN
-        } else {
-            let last = leaf_offset(&offsets, common - 1)?;
-            records.read_at(last)?.end()
-        };
-        let mut frontier = Frontier::restore(common, &tree.reader()).map_err(derived)?;
-        let mut log_state = ReplayState {
-            size: common,
-            last_time_micros: 0,
-            last_checkpoint: None,
-            last_state_note: None,
-        };
-        if common > 0 {
-            let last = leaf_offset(&offsets, common - 1)?;
-            let leaf = records.read_at(last)?;
-            log_state.last_time_micros = leaf::peek_index_time(&leaf.body)?.1;
-        }
-        let mut batch = IndexBatch::default();
-        let mut completed = Vec::new();
-        for record in records.iter(replay_from, records.len())? {
-            let record = record?;
-            match record.kind {
-                RecordKind::Leaf => {
-                    let leaf = Leaf::decode(&record.body)?;
-                    if leaf.index != log_state.size {
-                        return Err(LogError::Damaged {
-                            index: log_state.size,
-                            what: format!(
-                                "record at byte {} holds index {}",
-                                record.offset, leaf.index
-                            ),
-                        });
-                    }
-                    let hash = leaf_hash(&record.body);
-                    completed.clear();
-                    frontier
-                        .push(hash, &mut completed)
-                        .map_err(|e| LogError::Damaged {
-                            index: log_state.size,
-                            what: e.to_string(),
-                        })?;
-                    for &(level, node_index, node) in &completed {
-                        tree.append(level, node_index, node).map_err(derived)?;
-                    }
-                    offsets.append(record.offset).map_err(derived)?;
-                    let entry_id = leaf.envelope.entry_id();
-                    ids.append(*entry_id.as_bytes()).map_err(derived)?;
-                    if let Some(client) = idempotency.client_id(&leaf.envelope) {
-                        batch
-                            .insert_client(&client, *entry_id.as_bytes())
-                            .map_err(derived)?;
-                    }
-                    log_state.size += 1;
-                    log_state.last_time_micros = leaf.time_micros;
-                    report.replayed += 1;
-                }
-                RecordKind::Checkpoint => {
-                    log_state.last_checkpoint = Some(record.body);
-                }
-                // The layer above's commitment: the last one is checked below, once the
-                // operator key is settled.
-                RecordKind::StateNote => {
-                    log_state.last_state_note = Some((log_state.size, record.body));
-                }
-            }
-        }
-        tree.flush().map_err(derived)?;
-        offsets.flush().map_err(derived)?;
-        ids.flush().map_err(derived)?;
-        let root = frontier.root();
-        index
-            .apply(
-                &batch,
-                Head {
-                    size: log_state.size,
-                    record_end: records.len(),
-                    root,
-                },
-            )
-            .map_err(derived)?;
-        if let Some(head) = &head {
-            if head.size == log_state.size && head.root != root {
-                return Err(LogError::Derived {
-                    reason: format!(
-                        "index head root {} differs from the tree root {} at size {}",
-                        head.root, root, head.size
-                    ),
-                });
-            }
-        }
-
-        // The checkpoint is a deterministic function of (origin, size, root, key):
-        // re-signing gives the exact text that was committed.
-        let (signer, checkpoint) = handover::settle_operator_key(
-            dir,
-            &config.operator_vkey,
-            signer,
-            next,
-            &origin,
-            log_state.size,
-            root,
-            log_state.last_checkpoint.as_deref(),
+        let mut stores = DerivedStores::open(dir, disk)?;
+        let head = index.head()?;
+        let mut report = recover_records(&mut records, head.as_ref(), &keys)?;
+        report.index_moved_aside = moved_aside;
+        let (mut frontier, mut log_state, replay_from) =
+            stores.truncate_to_common_prefix(&records, head.as_ref())?;
+        let batch = stores.replay(
+            &records,
+            replay_from,
+            &*idempotency,
+            &mut frontier,
+            &mut log_state,
+            &mut report,
         )?;
+        let root = frontier.root();
+        stores.flush()?;
+        let new_head = Head {
+            size: log_state.size,
+            record_end: records.len(),
+            root,
+        };
+        commit_index(&index, &batch, head.as_ref(), new_head)?;
+
+        let (origin, signer, checkpoint) = keys.settle(dir, &config, &log_state, root)?;
         let verifier = signer.verifier();
-        check_state_note(&origin, &verifier, log_state.last_state_note.as_ref())?;
+        let DerivedStores { tree, offsets, ids } = stores;
         Ok((
             Log {
                 dir: dir.to_path_buf(),
@@ -297,6 +142,322 @@ impl Log {
             },
             report,
         ))
+    }
+}
+
+/// A derived store's own error, kept as the source of [`LogError::DerivedStore`]: the log
+/// file is fine, what was derived from it is not.
+#[derive(Debug, thiserror::Error)]
+pub enum DerivedError {
+    #[error(transparent)]
+    Tree(#[from] crate::log::tree_file::TreeError),
+    #[error(transparent)]
+    Offsets(#[from] crate::log::offsets::OffsetsError),
+    #[error(transparent)]
+    Ids(#[from] crate::log::id_index::IdIndexError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Frontier(#[from] crate::log::compact::CompactError),
+}
+
+impl From<crate::log::tree_file::TreeError> for LogError {
+    fn from(e: crate::log::tree_file::TreeError) -> Self {
+        DerivedError::from(e).into()
+    }
+}
+
+impl From<crate::log::offsets::OffsetsError> for LogError {
+    fn from(e: crate::log::offsets::OffsetsError) -> Self {
+        DerivedError::from(e).into()
+    }
+}
+
+impl From<crate::log::id_index::IdIndexError> for LogError {
+    fn from(e: crate::log::id_index::IdIndexError) -> Self {
+        DerivedError::from(e).into()
+    }
+}
+
+impl From<IndexError> for LogError {
+    fn from(e: IndexError) -> Self {
+        DerivedError::from(e).into()
+    }
+}
+
+impl From<crate::log::compact::CompactError> for LogError {
+    fn from(e: crate::log::compact::CompactError) -> Self {
+        DerivedError::from(e).into()
+    }
+}
+
+/// The operator's keys as the directory holds them, before the last checkpoint settles
+/// which one signs.
+struct OperatorKeys {
+    origin: Origin,
+    /// log.json's key, or one the log was handed over to (checked against the last
+    /// checkpoint by `settle_operator_key`).
+    signer: NoteSigner,
+    /// A next key, from a handover cut short.
+    next: Option<NoteSigner>,
+}
+
+impl OperatorKeys {
+    /// Settles which key signs from now on against the last checkpoint (a handover cut
+    /// short), and checks the last state note under it. The checkpoint is a
+    /// deterministic function of (origin, size, root, key): re-signing gives the exact
+    /// text that was committed.
+    fn settle(
+        self,
+        dir: &Path,
+        config: &LogConfig,
+        log_state: &ReplayState,
+        root: Hash,
+    ) -> Result<(Origin, NoteSigner, SignedCheckpoint), LogError> {
+        let (signer, checkpoint) = handover::settle_operator_key(
+            dir,
+            &config.operator_vkey,
+            self.signer,
+            self.next,
+            &self.origin,
+            log_state.size,
+            root,
+            log_state.last_checkpoint.as_deref(),
+        )?;
+        check_state_note(
+            &self.origin,
+            &signer.verifier(),
+            log_state.last_state_note.as_ref(),
+        )?;
+        Ok((self.origin, signer, checkpoint))
+    }
+
+    fn read(dir: &Path, config: &LogConfig) -> Result<OperatorKeys, LogError> {
+        let key_err = |e: keyfile::KeyFileError| LogError::Key {
+            reason: e.to_string(),
+        };
+        let signing_key =
+            keyfile::read_private_pem(&dir.join(layout::OPERATOR_KEY)).map_err(key_err)?;
+        let origin = Origin::new(config.origin.as_str()).map_err(|e| LogError::Config {
+            reason: e.to_string(),
+        })?;
+        let verifier =
+            NoteVerifier::from_vkey(&config.operator_vkey).map_err(|e| LogError::Config {
+                reason: e.to_string(),
+            })?;
+        let signer = NoteSigner::new(verifier.name().clone(), signing_key);
+        let next_path = dir.join(layout::OPERATOR_KEY_NEXT);
+        let next = if next_path.exists() {
+            let key = keyfile::read_private_pem(&next_path).map_err(key_err)?;
+            Some(NoteSigner::new(verifier.name().clone(), key))
+        } else {
+            None
+        };
+        Ok(OperatorKeys {
+            origin,
+            signer,
+            next,
+        })
+    }
+}
+
+/// Writes the replayed client ids and the new head to the index, and checks that a head
+/// the index held at the same size had the same root.
+fn commit_index(
+    index: &Index,
+    batch: &IndexBatch,
+    old: Option<&Head>,
+    new: Head,
+) -> Result<(), LogError> {
+    let (size, root) = (new.size, new.root);
+    index.apply(batch, new)?;
+    if let Some(head) = old {
+        if head.size == size && head.root != root {
+            return Err(LogError::Derived {
+                reason: format!(
+                    "index head root {} differs from the tree root {root} at size {size}",
+                    head.root
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks the index head against the record file, cuts an unacknowledged torn tail, and
+/// finishes a `create` cut short before its first commit; reports the cut.
+fn recover_records(
+    records: &mut RecordFile,
+    head: Option<&Head>,
+    keys: &OperatorKeys,
+) -> Result<OpenReport, LogError> {
+    let file_len = records.len();
+    if let Some(head) = head {
+        // The index is written after the records are synced, so it can never be
+        // ahead of them: if it is, acknowledged records are gone.
+        if head.record_end > file_len {
+            return Err(LogError::Damaged {
+                index: head.size,
+                what: format!(
+                    "log.dat is {file_len} bytes but the index recorded {} entries ending at byte {}: the log was truncated",
+                    head.size, head.record_end
+                ),
+            });
+        }
+    }
+    let scan_from = head.map_or(Seal::START, |h| Seal {
+        leaves: h.size,
+        end: h.record_end,
+    });
+    let recovery = records.recover(scan_from)?;
+    if recovery.end == records::HEADER_LEN {
+        // No checkpoint record at all: a `create` cut short before its first commit,
+        // so nothing was ever acknowledged. Finish it, so that log.dat ends with the
+        // checkpoint this log serves and the auditor agrees (found by fuzzing).
+        let empty = sign_checkpoint(&keys.origin, 0, Hash::empty_root(), &keys.signer);
+        records.append(RecordKind::Checkpoint, empty.text().as_bytes())?;
+        records.commit()?;
+    }
+    Ok(OpenReport {
+        cut: recovery
+            .cut
+            .as_ref()
+            .map(|c| (c.bytes, format!("{:?}", c.reason))),
+        ..OpenReport::default()
+    })
+}
+
+/// The stores derived from `log.dat`: Merkle nodes, leaf offsets, entry ids.
+struct DerivedStores {
+    tree: TreeFile,
+    offsets: Offsets,
+    ids: crate::log::id_index::IdIndex,
+}
+
+impl DerivedStores {
+    fn open(dir: &Path, disk: Disk) -> Result<DerivedStores, LogError> {
+        Ok(DerivedStores {
+            tree: TreeFile::open_on(dir.join(layout::TREE), disk.clone())?,
+            offsets: Offsets::open_on(dir.join(layout::OFFSETS), disk.clone())?,
+            ids: crate::log::id_index::IdIndex::open_on(dir.join(layout::IDS), disk)?,
+        })
+    }
+
+    /// Brings the derived stores to a common prefix (what all of them and the index
+    /// hold): the frontier and log state there, and where the replay of the rest starts.
+    fn truncate_to_common_prefix(
+        &mut self,
+        records: &RecordFile,
+        head: Option<&Head>,
+    ) -> Result<(Frontier, ReplayState, u64), LogError> {
+        let head_size = head.map_or(0, |h| h.size);
+        let common = head_size
+            .min(self.tree.consistent_size())
+            .min(self.offsets.len())
+            .min(self.ids.len());
+        self.ids.truncate(common)?;
+        self.tree.truncate(common)?;
+        self.offsets.truncate(common)?;
+        let replay_from = if common == 0 {
+            records::HEADER_LEN
+        } else {
+            let last = leaf_offset(&self.offsets, common - 1)?;
+            records.read_at(last)?.end()
+        };
+        let frontier = Frontier::restore(common, &self.tree.reader())?;
+        let mut log_state = ReplayState {
+            size: common,
+            last_time_micros: 0,
+            last_checkpoint: None,
+            last_state_note: None,
+        };
+        if common > 0 {
+            let last = leaf_offset(&self.offsets, common - 1)?;
+            let leaf = records.read_at(last)?;
+            log_state.last_time_micros = leaf::peek_index_time(&leaf.body)?.1;
+        }
+        Ok((frontier, log_state, replay_from))
+    }
+
+    /// Replays the records from `from` into the derived stores and the frontier; the
+    /// client ids found go into the returned index batch.
+    fn replay(
+        &mut self,
+        records: &RecordFile,
+        from: u64,
+        idempotency: &dyn Idempotency,
+        frontier: &mut Frontier,
+        log_state: &mut ReplayState,
+        report: &mut OpenReport,
+    ) -> Result<IndexBatch, LogError> {
+        let mut batch = IndexBatch::default();
+        let mut completed = Vec::new();
+        for record in records.iter(from, records.len())? {
+            let record = record?;
+            match record.kind {
+                RecordKind::Leaf => {
+                    let leaf = Leaf::decode(&record.body)?;
+                    if leaf.index != log_state.size {
+                        return Err(LogError::Damaged {
+                            index: log_state.size,
+                            what: format!(
+                                "record at byte {} holds index {}",
+                                record.offset, leaf.index
+                            ),
+                        });
+                    }
+                    completed.clear();
+                    frontier
+                        .push(leaf_hash(&record.body), &mut completed)
+                        .map_err(|e| LogError::Damaged {
+                            index: log_state.size,
+                            what: e.to_string(),
+                        })?;
+                    self.add_leaf(&record, &leaf, &completed, idempotency, &mut batch)?;
+                    log_state.size += 1;
+                    log_state.last_time_micros = leaf.time_micros;
+                    report.replayed += 1;
+                }
+                RecordKind::Checkpoint => {
+                    log_state.last_checkpoint = Some(record.body);
+                }
+                // The layer above's commitment: the last one is checked below, once the
+                // operator key is settled.
+                RecordKind::StateNote => {
+                    log_state.last_state_note = Some((log_state.size, record.body));
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    /// One replayed leaf into the derived stores: its completed nodes, its offset, its
+    /// entry id, and its client id (into `batch`).
+    fn add_leaf(
+        &mut self,
+        record: &records::Record,
+        leaf: &Leaf,
+        completed: &[(u8, u64, Hash)],
+        idempotency: &dyn Idempotency,
+        batch: &mut IndexBatch,
+    ) -> Result<(), LogError> {
+        for &(level, node_index, node) in completed {
+            self.tree.append(level, node_index, node)?;
+        }
+        self.offsets.append(record.offset)?;
+        let entry_id = leaf.envelope.entry_id();
+        self.ids.append(*entry_id.as_bytes())?;
+        if let Some(client) = idempotency.client_id(&leaf.envelope) {
+            batch.insert_client(&client, *entry_id.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), LogError> {
+        self.tree.flush()?;
+        self.offsets.flush()?;
+        self.ids.flush()?;
+        Ok(())
     }
 }
 
@@ -392,8 +553,8 @@ fn open_index(dir: &Path) -> Result<(Index, Option<PathBuf>), LogError> {
             let aside = dir.join(format!("{}.corrupt-{stamp}", layout::INDEX));
             fs::rename(&path, &aside).map_err(io(&path))?;
             tracing::warn!(moved_to = %aside.display(), "sled reported corruption; rebuilding the index from log.dat");
-            Ok((Index::open(&path).map_err(derived)?, Some(aside)))
+            Ok((Index::open(&path)?, Some(aside)))
         }
-        Err(e) => Err(derived(e)),
+        Err(e) => Err(e.into()),
     }
 }
