@@ -102,7 +102,7 @@
 //! let claim = ClaimInput {
 //!     claim: id("c-1"), student: id("stu-3f9a"), closed_at: 7, subject: id("math"),
 //!     grade: 5, district: id("huangpu"), accepts_online: true, accepted_districts: vec![],
-//!     unreserved_fen: Fen(100_000),
+//!     unreserved_fen: Fen(100_000), preferences: None,
 //! };
 //! let pledge = PledgeInput {
 //!     pledge: id("p-1"), institution: id("inst-0007"), subject: id("math"),
@@ -132,6 +132,7 @@ pub mod flow;
 mod greedy;
 mod relaxation;
 mod report;
+mod requests;
 mod rounding;
 mod types;
 
@@ -178,39 +179,29 @@ pub fn match_claims(
         held: vec![Vec::new(); n_claims],
     };
 
-    // Relaxation per component, then rounding inside each class.
+    // Requests first: what families asked for by id, within the first-pass cap.
+    let mut base = empty.clone();
+    let requested = requests::serve(&problem, &mut base)?;
     let comps = components(&problem);
-    let mut bound: u64 = 0;
-    let mut first_pass: u64 = 0;
-    let mut edges: u64 = 0;
-    let mut flow_state = empty.clone();
-    for round in 0..FLOW_ROUNDS {
-        let solved: Vec<Solved> = comps
+    let mut flow_state = base.clone();
+    let mut first = rounds(&problem, &comps, &mut flow_state)?;
+    first.first_pass = first
+        .first_pass
+        .checked_add(requested)
+        .ok_or(MatchError::Overflow { what: "first pass" })?;
+    let bound = if requested == 0 {
+        first.flow
+    } else {
+        // The bound is over every matching, requests or not: the relaxation from nothing.
+        comps
             .par_iter()
-            .map(|c| solve_component(&problem, c, &flow_state))
-            .collect::<Result<_, _>>()?;
-        let mut added = false;
-        for s in &solved {
-            if round == 0 {
-                // The first round is the relaxation of the whole problem: its optimum
-                // bounds every matching. Later rounds only guide the rounding.
-                bound = bound
-                    .checked_add(s.flow)
-                    .ok_or(MatchError::Overflow { what: "bound" })?;
-                first_pass = first_pass
-                    .checked_add(s.first_pass)
-                    .ok_or(MatchError::Overflow { what: "first pass" })?;
-                edges += s.edges;
-            }
-            for &(c, p, k) in &s.allocations {
-                apply(&problem, &mut flow_state, c, p, u64::from(k))?;
-                added = true;
-            }
-        }
-        if !added {
-            break;
-        }
-    }
+            .map(|c| solve_component(&problem, c, &empty).map(|s| s.flow))
+            .collect::<Result<Vec<u64>, _>>()?
+            .into_iter()
+            .try_fold(0u64, u64::checked_add)
+            .ok_or(MatchError::Overflow { what: "bound" })?
+    };
+    let (first_pass, edges) = (first.first_pass, first.edges);
     tracing::debug!(elapsed = ?started.elapsed(), components = comps.len(), "match: flow solved and rounded");
     let rounded = value_of(&problem, &flow_state)?;
     greedy::greedy(&problem, &mut flow_state)?;
@@ -221,7 +212,7 @@ pub fn match_claims(
     let flow_value = value_of(&problem, &flow_state)?;
     tracing::debug!(elapsed = ?started.elapsed(), "match: filled");
 
-    let mut greedy_state = empty;
+    let mut greedy_state = base;
     greedy::greedy(&problem, &mut greedy_state)?;
     let greedy_value = value_of(&problem, &greedy_state)?;
     tracing::debug!(elapsed = ?started.elapsed(), "match: greedy baseline");
@@ -251,6 +242,59 @@ pub fn match_claims(
             flow: flow_value,
             greedy: greedy_value,
             method,
+            requested,
         },
     )
+}
+
+/// The first round's figures: the relaxation's optimum from the state it started in, the
+/// flow after the capped phases, the class–pledge edges.
+struct FirstRound {
+    flow: u64,
+    first_pass: u64,
+    edges: u64,
+}
+
+/// Relaxation per component, then rounding inside each class, up to `FLOW_ROUNDS`
+/// rounds, each on what the last left.
+fn rounds(
+    problem: &classes::Problem<'_>,
+    comps: &[Vec<u32>],
+    flow_state: &mut State,
+) -> Result<FirstRound, MatchError> {
+    let mut first = FirstRound {
+        flow: 0,
+        first_pass: 0,
+        edges: 0,
+    };
+    for round in 0..FLOW_ROUNDS {
+        let solved: Vec<Solved> = comps
+            .par_iter()
+            .map(|c| solve_component(problem, c, flow_state))
+            .collect::<Result<_, _>>()?;
+        let mut added = false;
+        for s in &solved {
+            if round == 0 {
+                // The first round is the relaxation of the whole problem: its optimum
+                // bounds every matching. Later rounds only guide the rounding.
+                first.flow = first
+                    .flow
+                    .checked_add(s.flow)
+                    .ok_or(MatchError::Overflow { what: "bound" })?;
+                first.first_pass = first
+                    .first_pass
+                    .checked_add(s.first_pass)
+                    .ok_or(MatchError::Overflow { what: "first pass" })?;
+                first.edges += s.edges;
+            }
+            for &(c, p, k) in &s.allocations {
+                apply(problem, flow_state, c, p, u64::from(k))?;
+                added = true;
+            }
+        }
+        if !added {
+            break;
+        }
+    }
+    Ok(first)
 }
