@@ -758,3 +758,67 @@ fn random_ledgers_give_families_courses_of_other_subjects_they_accept() {
         "{other_subject} {requested}"
     );
 }
+
+/// Writes the key pair of test party `name` (seed `n`, as `party_signer`) as `keygen`
+/// does: PREFIX.key (PKCS#8 PEM) and PREFIX.pub (the verifier key).
+fn write_party_key(dir: &std::path::Path, name: &str, n: u64) -> std::path::PathBuf {
+    let seed = *blake3::hash(format!("party-key-{n}").as_bytes()).as_bytes();
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let prefix = dir.join(name);
+    lesson_ledger::log::keyfile::write_private_pem(&prefix.with_extension("key"), &key).unwrap();
+    std::fs::write(prefix.with_extension("pub"), party_signer(name, n).vkey()).unwrap();
+    prefix
+}
+
+#[test]
+fn a_student_sets_preferences_from_the_command_line_and_no_one_else_can() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("data");
+    let (ledger, _) = populated(&dir);
+    let server = lesson_ledger::http::Server::start(
+        ledger,
+        "127.0.0.1:0".parse().unwrap(),
+        lesson_ledger::http::ServerConfig::default(),
+    )
+    .unwrap();
+    let url = server.url();
+    let own = write_party_key(tmp.path(), "stu-0000", 100);
+    let other = write_party_key(tmp.path(), "stu-0001", 101);
+    let set = |key: &std::path::Path| {
+        crate::cli::run(&[
+            "client",
+            "preferences",
+            "--url",
+            &url,
+            "--key",
+            key.to_str().unwrap(),
+            "--claim",
+            "c-0000",
+            "--subjects",
+            "art,math",
+            "--districts",
+            "minhang",
+            "--online",
+            "--request",
+            "p-0001",
+        ])
+    };
+    let out = set(&own);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["result"]["status"], "ok", "{printed}");
+    let out = set(&other);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["result"]["status"], "not_authorized", "{printed}");
+    server.shutdown().unwrap();
+    let (ledger, _) = lesson_ledger::ledger::writer::Ledger::open(&dir).unwrap();
+    let claim: Claim = get_object(ledger.state(), "c-0000").unwrap().unwrap();
+    let p = claim
+        .preferences
+        .expect("the student's choice is on the claim");
+    assert_eq!(
+        (p.subjects, p.requests),
+        (ids(&["art", "math"]), ids(&["p-0001"]))
+    );
+}

@@ -456,7 +456,7 @@ mod tests {
 
     #[test]
     fn kinds_table_matches_the_enum() {
-        assert_eq!(KINDS.len(), 24);
+        assert_eq!(KINDS.len(), 25);
         for (name, fields) in KINDS {
             assert!(fields.iter().any(|(f, r)| *f == "id" && *r), "{name}");
         }
