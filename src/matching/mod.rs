@@ -10,18 +10,27 @@
 //!   `allocation_made` entry) and a [`MatchReport`] with the figures.
 //! - `flow`: Dinic's maximum flow, hand-written, integer only.
 //!
-//! # Compatibility (exactly what `allocation_made` checks)
-//! Same subject; the claim's grade in the pledge's band; the pledge's district is the
+//! # Compatibility (exactly what `allocation_made` checks: `Claim::accepts`)
+//! The pledge's subject accepted (the claim's preferences' subjects, else its own subject
+//! alone); the claim's grade in the pledge's band; the pledge's district is the
 //! claim's district or among its accepted districts, or the pledge is online (no district)
-//! and the claim accepts online; the pledge approved, valid at `at_micros`
+//! and the claim accepts online (accepted districts and online from the preferences if
+//! set, else the claim's own), or the pledge is one the family requested by id; the pledge approved, valid at `at_micros`
 //! (`valid_from <= t < valid_until`), its institution not banned; the claim's unreserved
 //! value buys at least one lesson. An allocation is `1..=min(lessons_per_seat,
 //! CLAIM_LESSONS_MAX)` lessons (one seat), within the pledge's available lessons and the
 //! claim's unreserved value; a claim gets at most one allocation per pledge.
 //!
 //! # Method
-//! 1. **Classes.** Claims that share subject, grade, own district, accepted districts and
-//!    online acceptance are interchangeable for compatibility: they form one class.
+//! 0. **Requests** (issue 18, `requests`). Claims in claim order take the pledges their
+//!    families requested, in the families' order, within the first-pass cap; everything
+//!    below starts from that state (the bound excepted: it is the relaxation from the
+//!    empty state, so it bounds every matching). See `schemas/README.md` §9.1.
+//! 1. **Classes.** Claims that share accepted subjects (ranked), grade, own district,
+//!    accepted districts, online acceptance and requests are interchangeable for
+//!    compatibility: they form one class. A class's pledges are ordered dearest first,
+//!    then by subject rank (higher-ranked subjects win among equal values), then
+//!    locality, then pledge id.
 //! 2. **Relaxation (value).** Measured in fen, the fractional problem is a max flow:
 //!    source → class (capacity: the class's unreserved value), class → pledge (capacity:
 //!    Σ over the class's claims that can buy one lesson of `min(unreserved, seat value)`),
@@ -121,7 +130,8 @@
 //! # Files
 //! One job each: `types` (inputs, parameters, outputs and the matcher's limits), `error`,
 //! `classes` (validation, canonical order, aggregation into classes, the working state),
-//! `relaxation` (components and the flow per component), `rounding` (flows to whole
+//! `requests` (the requests phase), `relaxation` (components and the flow per
+//! component), `rounding` (flows to whole
 //! lessons handed out within a class), `greedy` (the fill and the baseline), `exchange`,
 //! `report` (plans and figures); this file runs them in order.
 
