@@ -135,6 +135,16 @@ pub fn run(
             allocs.len(),
         ));
     }
+    print_run(&answer, allocs.len(), expected_fen)?;
+    Ok(allocs)
+}
+
+/// Prints the run's figures, after checking its value matched is `expected_fen`.
+fn print_run(
+    answer: &crate::client::MatchAnswer,
+    allocations: usize,
+    expected_fen: u64,
+) -> Result<(), DemoError> {
     let figure = |k: &str| answer.report.get(k).and_then(serde_json::Value::as_u64);
     if figure("matched_fen") != Some(expected_fen) {
         return Err(DemoError::check(
@@ -146,7 +156,7 @@ pub fn run(
     println!(
         "match run {}: {} allocations recorded, {} yuan matched of a bound of {} yuan ({}), {} students served",
         answer.run.as_deref().unwrap_or("(dry run)"),
-        allocs.len(),
+        allocations,
         figure("matched_fen").map_or_else(|| "?".into(), yuan),
         figure("bound_fen").map_or_else(|| "?".into(), yuan),
         figure("ratio_ppm").map_or_else(|| "?".into(), |ppm| format!(
@@ -156,5 +166,5 @@ pub fn run(
         )),
         figure("students_served").map_or_else(|| "?".into(), |v| v.to_string()),
     );
-    Ok(allocs)
+    Ok(())
 }
