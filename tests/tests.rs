@@ -26,6 +26,7 @@ mod note;
 mod rules;
 mod run_hardening;
 mod schemas;
+mod scripts;
 mod storage;
 mod tidy;
 mod web;

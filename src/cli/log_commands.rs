@@ -49,6 +49,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Match(args) => super::match_command::run_match_command(args),
         Command::Serve(args) => Ok(crate::http::serve(&args.data.data, args.addr)?),
         Command::Client(command) => super::client_commands::run(command),
+        Command::Backup(args) => super::backup_command::backup(args),
     }
 }
 
