@@ -76,7 +76,7 @@ stop_pg
 
 echo "pg-compare: cargo bench --bench http_load (library, single, single1; $ENTRIES entries a phase)"
 (cd "$root" && LEDGER_BENCH_HTTP_PHASES=library,single,single1 LEDGER_BENCH_HTTP_ENTRIES=$ENTRIES \
-  LEDGER_BENCH_HTTP_STUDENTS=${LEDGER_BENCH_HTTP_STUDENTS:-100} \
+  LEDGER_BENCH_HTTP_STUDENTS=${LEDGER_BENCH_HTTP_STUDENTS:-100} LEDGER_BENCH_HTTP_SECS=${LEDGER_BENCH_HTTP_SECS:-2} \
   cargo bench --quiet --bench http_load 2>"$OUT/http_load.stderr") | tee "$OUT/http_load.txt"
 
 field() { # line prefix, then the number before " <unit>"
