@@ -80,9 +80,9 @@ echo "pg-compare: cargo bench --bench http_load (library, single, single1; $ENTR
   cargo bench --quiet --bench http_load 2>"$OUT/http_load.stderr") | tee "$OUT/http_load.txt"
 
 field() { # line prefix, then the number before " <unit>"
-  sed -n "s/^$1 *\([0-9.]*\) $2.*/\1/p" "$OUT/http_load.txt" | head -n 1
+  sed -n "s|^$1 *\([0-9.]*\) $2.*|\1|p" "$OUT/http_load.txt" | head -n 1
 }
-p99() { sed -n "s/^$1.* p99 \([^ ]*\) .*/\1/p" "$OUT/http_load.txt" | head -n 1; }
+p99() { sed -n "s|^$1.* p99 \([0-9][^ ]*\) (target.*|\1|p" "$OUT/http_load.txt" | head -n 1; }
 raw=$(field "raw verify_strict, all cores" "sig/s")
 library=$(field "library: verify + Ledger::submit, 1024 a batch" "entries/s")
 single2=$(field "single-entry POSTs, 64 keep-alive connections" "entries/s")
@@ -96,7 +96,7 @@ echo "Side by side, one run ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $
 awk -v pg1="$pg1" -v pg64="$pg64" -v raw="$raw" -v lib="${library:-0}" \
   -v s2="$single2" -v s1="$single1" -v p2="$(p99 'single-entry POSTs, 64 keep')" \
   -v p1="$(p99 'single-entry POSTs, one signature')" 'BEGIN {
-  f = "| %-58s | %9s | %7s | %8s | %s |\n"
+  f = "| %-62s | %9s | %7s | %8s | %s |\n"
   printf f, "figure", "per s", "/ PG 1", "/ PG 64", "share of the signature limit"
   printf f, "---", "---:", "---:", "---:", "---"
   printf f, "PostgreSQL, 1 client, one 600-byte row a transaction", sprintf("%.0f", pg1), "1.00", sprintf("%.2f", pg1/pg64), "-"
