@@ -48,6 +48,13 @@ case "${1:-}" in
   *) [[ $# -eq 2 ]] || usage; data=$1; dest=$2 ;;
 esac
 
+# A JSON string of $1 (a key or a signed note: no control characters but newlines).
+json_string() {
+  local v=${1//\\/\\\\}
+  v=${v//\"/\\\"}
+  printf '"%s"' "${v//$'\n'/\\n}"
+}
+
 fail() {
   echo "backup: FAILED: $*" >&2
   exit 1
@@ -76,8 +83,10 @@ echo "backup: the copy verifies: $(head -n 1 "$dest/verify.txt")"
 if [[ -n "${LEDGER_URL:-}" ]]; then
   state=$(mktemp)
   trap 'rm -f "$state" "$state.tmp"' EXIT
-  jq -n --arg k "$OPERATOR_KEY" --rawfile c "$dest/checkpoint" \
-    '{operator_vkey: $k, checkpoint: $c}' >"$state"
+  # The state file `verify --url --state` keeps, seeded with the copy's checkpoint.
+  checkpoint=$(cat "$dest/checkpoint"; echo x) # keep the final newline: it is signed
+  printf '{"operator_vkey": %s, "checkpoint": %s}\n' "$(json_string "$OPERATOR_KEY")" \
+    "$(json_string "${checkpoint%x}")" >"$state"
   if ! out=$("${bin[@]}" verify --url "$LEDGER_URL" --operator-key "$OPERATOR_KEY" \
     --state "$state" 2>&1); then
     echo "$out" >&2

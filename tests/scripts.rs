@@ -177,6 +177,11 @@ fn a_backup_taken_while_entries_arrive_verifies_and_serves_its_checkpoint_when_r
     );
     writer.join().expect("writer");
     assert!(out.status.success(), "backup.sh: {}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("consistent with the checkpoint of size"),
+        "a consistency proof from the copy to the served ledger: {}",
+        text(&out)
+    );
     post(&live.url, &operator, 1000..1001);
     let copied = fs::read_to_string(dest.join("checkpoint")).expect("the copy's checkpoint");
     assert!(
