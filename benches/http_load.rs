@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use lesson_ledger::http::{Server, ServerConfig};
+use lesson_ledger::ledger::limits::PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX;
 use lesson_ledger::ledger::writer::Ledger;
 use lesson_ledger::ledger::{defaults, queries};
 use lesson_ledger::log::envelope::{verify_batch, Envelope, KeyCache};
@@ -173,7 +174,6 @@ fn registrations(operator: &NoteSigner, first: u64, n: u64) -> Vec<Envelope> {
 /// one signature, by a key the server has already seen.
 fn pledges(n: u64) -> Vec<Envelope> {
     use rayon::prelude::*;
-    let donor = key_for("inst-d0a0");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -182,10 +182,11 @@ fn pledges(n: u64) -> Vec<Envelope> {
     (0..n)
         .into_par_iter()
         .map(|i| {
+            let donor = donor(i / PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX);
             sign(
-                &[&donor],
+                &[&key_for(&donor)],
                 &json!({"kind": "pledge_offered", "id": format!("offer-{i:07}"),
-                        "pledge": format!("p-{i:07}"), "institution": "inst-d0a0",
+                        "pledge": format!("p-{i:07}"), "institution": donor,
                         "subject": "art", "grade_min": 1, "grade_max": 12, "seats": 2,
                         "lessons_per_seat": 10, "value_per_lesson_fen": 10_000,
                         "valid_from_micros": now - year, "valid_until_micros": now + year,
@@ -193,6 +194,13 @@ fn pledges(n: u64) -> Vec<Envelope> {
             )
         })
         .collect()
+}
+
+/// Donor `k` (`inst-d0a0` first): each may have at most
+/// `PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX` pledges awaiting approval, so the pledge
+/// phase spreads its `n` pledges over as many donors as that takes.
+fn donor(k: u64) -> String {
+    format!("inst-d0a{k}")
 }
 
 fn student(i: u64) -> String {
@@ -207,16 +215,18 @@ fn claim(i: u64) -> String {
 /// two claims (`claim(2s)`, `claim(2s+1)`), and an allocation from one donor's approved
 /// pledge on each claim — a claim's balance derives from two entries, a student's
 /// from four, as after a first round of matching.
-fn add_balances(ledger: &mut Ledger, operator: &NoteSigner, students: u64) {
+fn add_balances(ledger: &mut Ledger, operator: &NoteSigner, students: u64, donors: u64) {
     use rayon::prelude::*;
     let (closed, donor) = (key_for("inst-c105ed"), key_for("inst-d0a0"));
     let mut head = Vec::new();
-    for (key, role) in [(&closed, "institution"), (&donor, "institution")] {
+    let parties =
+        std::iter::once(closed).chain((0..donors.max(1)).map(|k| key_for(&self::donor(k))));
+    for key in parties {
         let party = key.name().as_str().to_owned();
         head.push(sign(
-            &[operator, key],
+            &[operator, &key],
             &json!({"kind": "party_registered", "id": format!("reg-{party}"), "party": party,
-                    "role": role, "key": key.vkey()}),
+                    "role": "institution", "key": key.vkey()}),
         ));
     }
     head.push(sign(
@@ -775,7 +785,12 @@ fn main() {
 
     let tmp = tempfile::tempdir().expect("tmp");
     let (mut ledger, operator) = new_ledger(tmp.path());
-    add_balances(&mut ledger, &operator, students);
+    add_balances(
+        &mut ledger,
+        &operator,
+        students,
+        n.div_ceil(PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX),
+    );
     let claims = 2 * students;
     let size = ledger.log().size();
     let libraries = wanted("library").then(|| library_read_rates(&ledger, secs, students));

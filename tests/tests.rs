@@ -27,6 +27,7 @@ mod preferences;
 mod rules;
 mod run_hardening;
 mod schemas;
+mod scripts;
 mod storage;
 mod submission;
 mod tidy;

@@ -10,6 +10,7 @@
 //! | 3 | input refused: an entry was not appended (bad envelope, rule broken, conflict) |
 //! | 4 | the store could not be used: missing, damaged (fail-closed), or an I/O fault |
 
+mod backup_command;
 mod client_commands;
 mod demo_command;
 mod input;
@@ -64,6 +65,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         )?),
         Command::Witness(args) => witness_command::witness(args, log_commands::load_signer),
         Command::Client(command) => client_commands::run(command),
+        Command::Backup(args) => backup_command::backup(args),
     }
 }
 
@@ -116,6 +118,9 @@ pub enum Command {
     /// Play the whole mechanism end to end on synthetic data: parties, closures, claims,
     /// pledges, matching, lessons, an independent audit and a report.
     Demo(DemoArgs),
+    /// Copy a ledger directory (a server may be running on it) up to its last sealed
+    /// batch, without the operator's private key unless asked; prints the copy's checkpoint.
+    Backup(backup_command::BackupArgs),
     /// Serve the ledger over HTTP until SIGTERM or Ctrl-C (see `lesson_ledger::http`).
     Serve(ServeArgs),
     /// Run a C2SP tlog-witness: cosign the checkpoints of the logs given, each only if it

@@ -48,11 +48,13 @@ mod frame;
 mod read;
 mod recover;
 mod seal;
+mod snapshot;
 
 pub use frame::{Damage, RecordKind};
 pub use read::{open_reader, RecordIter, RecordReader};
 pub use seal::Seal;
 use seal::{SLOTS, SLOT_BYTES};
+pub use snapshot::copy_sealed;
 
 /// The first bytes of every record file: the magic and the format version.
 pub const MAGIC: &[u8; 8] = b"LLEDGER2";

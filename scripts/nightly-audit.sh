@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# scripts/nightly-audit.sh: what a consumer association runs each night against the
+# ledger it watches. As long as `verify --url` on the log (the small demo's: ~10 s).
+#
+#   scripts/nightly-audit.sh URL VKEY [STATE_DIR]      (STATE_DIR default ./nightly-audit)
+#
+# VKEY is the operator's verifier key, obtained independently (the genesis as published,
+# or the association's own records): the audit never takes it from the server.
+# 1. `lesson-ledger verify --url URL --operator-key VKEY --state STATE_DIR/state.json`:
+#    the served checkpoint under VKEY, every entry's signatures, the root recomputed from
+#    the tiles; and, from the second night on, a consistency proof from the checkpoint
+#    audited last (kept in state.json), checked against both signed roots, with the old
+#    root recomputed from today's entries: a log that rolled back or forked is a finding.
+#    state.json moves forward only after a clean audit, so a finding stays one every
+#    night until someone looks.
+# 2. A dated report, STATE_DIR/reports/<UTC time, ms>.txt: what was audited, or the finding
+#    with the checkpoint served now next to the one audited before (two checkpoints the
+#    same key signed that are not consistent are the evidence of a fork).
+# Exits 0 when clean, 1 on any finding, 2 on a usage error. LEDGER_BIN: the binary
+# (default target/release, else target/debug, else `cargo run --release`).
+# Association cosignatures on the checkpoint are not checked here (`verify --url` takes
+# no association keys yet); `client balance --association-key` checks them per balance.
+set -euo pipefail
+
+if [[ $# -lt 2 || $# -gt 3 ]]; then
+  echo "usage: $0 URL VKEY [STATE_DIR]" >&2
+  exit 2
+fi
+url=${1%/}
+vkey=$2
+state_dir=${3:-./nightly-audit}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [[ -n "${LEDGER_BIN:-}" ]]; then
+  bin=("$LEDGER_BIN")
+elif [[ -x "$root/target/release/lesson-ledger" ]]; then
+  bin=("$root/target/release/lesson-ledger")
+elif [[ -x "$root/target/debug/lesson-ledger" ]]; then
+  bin=("$root/target/debug/lesson-ledger")
+else
+  bin=(cargo run --quiet --release --manifest-path "$root/Cargo.toml" --)
+fi
+
+mkdir -p "$state_dir/reports"
+stamp=$(date -u +%Y-%m-%dT%H%M%S.%3NZ)
+report="$state_dir/reports/$stamp.txt"
+n=1
+while [[ -e "$report" ]]; do # two audits in one second: keep both
+  n=$((n + 1))
+  report="$state_dir/reports/$stamp-$n.txt"
+done
+state="$state_dir/state.json"
+before=""
+# The checkpoint in state.json (serde_json's layout; shown in the report only).
+audited() { sed -n 's/^ *"checkpoint": "\(.*\)",\{0,1\}$/\1/p' "$state" | sed 's/\\n/\n/g'; }
+[[ -f "$state" ]] && before=$(audited)
+
+{
+  echo "nightly audit of $url at $stamp"
+  echo "operator key: $vkey"
+  if [[ -n "$before" ]]; then
+    echo "last audited checkpoint:"
+    echo "$before" | sed 's/^/  /'
+  else
+    echo "first audit: no checkpoint audited before (state: $state)"
+  fi
+} >"$report"
+
+status=0
+out=$("${bin[@]}" verify --url "$url" --operator-key "$vkey" --state "$state" 2>&1) || status=$?
+if [[ $status -eq 0 ]]; then
+  {
+    echo "result: PASS"
+    echo "$out" | sed 's/^/  /'
+    echo "checkpoint audited now:"
+    audited | sed 's/^/  /'
+  } >>"$report"
+  echo "nightly-audit: PASS: $(echo "$out" | tail -n 1) (report $report)"
+  exit 0
+fi
+
+served=$(curl -fsS --max-time 30 "$url/checkpoint" 2>&1 || echo "(not served: $?)")
+{
+  echo "result: FINDING (verify exited $status)"
+  echo "$out" | sed 's/^/  /'
+  echo "checkpoint served now:"
+  echo "$served" | sed 's/^/  /'
+} >>"$report"
+echo "nightly-audit: FINDING: $(echo "$out" | tail -n 1) (report $report)" >&2
+exit 1

@@ -1,0 +1,343 @@
+//! The operator's scripts, run as an operator runs them: `scripts/backup.sh` and
+//! `scripts/nightly-audit.sh` (bash) against a real `lesson-ledger serve` on loopback,
+//! with real keys and entries. Each script is also shown failing: a backup whose copy was
+//! damaged, and a log that rolled back and then forked between two nightly audits.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use lesson_ledger::log::envelope::Envelope;
+use lesson_ledger::log::note::NoteSigner;
+use reqwest::blocking::Client;
+use serde_json::json;
+
+use crate::cli::run;
+use crate::support::{operator_of, register_institution, write_test_association, TEST_ORIGIN};
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `lesson-ledger serve` on a loopback port; killed when dropped.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Served {
+    fn start(data: &Path) -> Served {
+        let log = data.with_extension("serve.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_lesson-ledger"))
+            .args(["serve", "--data", s(data), "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("server log"))
+            .spawn()
+            .expect("spawn serve");
+        let mut served = Served {
+            child,
+            url: String::new(),
+        };
+        let started = Instant::now();
+        while served.url.is_empty() {
+            let said = fs::read_to_string(&log).unwrap_or_default();
+            if let Some(addr) = said
+                .lines()
+                .find_map(|l| l.strip_prefix("listening on http://"))
+            {
+                served.url = format!("http://{}", addr.trim());
+            } else if let Some(status) = served.child.try_wait().expect("poll") {
+                panic!("serve exited with {status} before listening:\n{said}");
+            } else {
+                assert!(started.elapsed() < START_TIMEOUT, "serve did not listen");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        served
+    }
+
+    fn checkpoint(&self) -> String {
+        Client::new()
+            .get(format!("{}/checkpoint", self.url))
+            .send()
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.text())
+            .expect("GET /checkpoint")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A ledger made by `init` in `tmp/NAME`: its directory, the operator's verifier key
+/// (as printed by `init`, kept apart from the directory) and the operator's signer.
+fn new_ledger(tmp: &Path, name: &str) -> (PathBuf, String, NoteSigner) {
+    let data = tmp.join(name);
+    let association = write_test_association(tmp);
+    let out = run(&[
+        "init",
+        "--data",
+        s(&data),
+        "--origin",
+        TEST_ORIGIN,
+        "--association",
+        s(&association),
+    ]);
+    assert!(out.status.success(), "init: {}", text(&out));
+    let vkey = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    let operator = operator_of(&data);
+    (data, vkey, operator)
+}
+
+/// Posts institutions `ns` as one batch and checks every one was appended.
+fn post(url: &str, operator: &NoteSigner, ns: std::ops::Range<u64>) {
+    let entries: Vec<serde_json::Value> = ns
+        .map(|n| register_institution(operator, n))
+        .map(|e: Envelope| serde_json::from_str(&e.to_json()).expect("envelope JSON"))
+        .collect();
+    let answer: serde_json::Value = Client::new()
+        .post(format!("{url}/v1/entries"))
+        .json(&json!({ "entries": entries }))
+        .send()
+        .and_then(|r| r.json())
+        .expect("POST /v1/entries");
+    let results = answer["results"].as_array().expect("results");
+    assert!(
+        results.iter().all(|r| r["status"] == "ok"),
+        "every entry appended: {answer}"
+    );
+}
+
+/// Runs `scripts/NAME` with bash, the test binary as `LEDGER_BIN`, and `env`.
+fn script(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name);
+    Command::new("bash")
+        .arg(path)
+        .args(args)
+        .env("LEDGER_BIN", env!("CARGO_BIN_EXE_lesson-ledger"))
+        .envs(env.iter().copied())
+        .output()
+        .expect("run bash")
+}
+
+/// The tree size of a signed checkpoint's text (its second line).
+fn size_of(checkpoint: &str) -> u64 {
+    checkpoint
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .expect("a checkpoint's size line")
+}
+
+#[test]
+fn a_backup_taken_while_entries_arrive_verifies_and_serves_its_checkpoint_when_restored() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (data, vkey, operator) = new_ledger(tmp.path(), "live");
+    let live = Served::start(&data);
+    post(&live.url, &operator, 0..20);
+
+    // Entries keep arriving, one batch at a time, while the backup runs.
+    let url = live.url.clone();
+    let writer_operator = operator_of(&data);
+    let writer = std::thread::spawn(move || {
+        for n in 0..20 {
+            post(&url, &writer_operator, 100 + 4 * n..104 + 4 * n);
+        }
+    });
+    let dest = tmp.path().join("backup");
+    let out = script(
+        "backup.sh",
+        &[s(&data), s(&dest)],
+        &[
+            ("OPERATOR_KEY", &vkey),
+            ("LEDGER_URL", &live.url),
+            ("BACKUP_OPERATOR_KEY", "1"),
+        ],
+    );
+    writer.join().expect("writer");
+    assert!(out.status.success(), "backup.sh: {}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("consistent with the checkpoint of size"),
+        "a consistency proof from the copy to the served ledger: {}",
+        text(&out)
+    );
+    post(&live.url, &operator, 1000..1001);
+    let copied = fs::read_to_string(dest.join("checkpoint")).expect("the copy's checkpoint");
+    assert!(
+        size_of(&copied) >= 21,
+        "the genesis and the first 20 at least"
+    );
+    assert!(
+        size_of(&live.checkpoint()) > size_of(&copied),
+        "the live ledger moved on past the copy"
+    );
+    assert!(dest.join("ledger/operator.key").exists(), "asked for");
+
+    // Restored: the copy, opened by `serve`, serves exactly the checkpoint it holds.
+    let restored = Served::start(&dest.join("ledger"));
+    assert_eq!(restored.checkpoint(), copied);
+
+    // Without being asked, the operator's private key stays out of the copy.
+    let keyless = tmp.path().join("keyless");
+    let out = script(
+        "backup.sh",
+        &[s(&data), s(&keyless)],
+        &[("OPERATOR_KEY", &vkey), ("LEDGER_URL", &live.url)],
+    );
+    assert!(out.status.success(), "backup.sh: {}", text(&out));
+    assert!(!keyless.join("ledger/operator.key").exists());
+    assert!(keyless.join("ledger/log.json").exists());
+}
+
+#[test]
+fn a_backup_whose_copy_was_damaged_or_checked_under_another_key_fails_its_check() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (data, vkey, operator) = new_ledger(tmp.path(), "live");
+    {
+        let live = Served::start(&data);
+        post(&live.url, &operator, 0..30);
+    }
+    // Server stopped: the copy is compared with the live log's own checkpoints.
+    let dest = tmp.path().join("backup");
+    let out = script(
+        "backup.sh",
+        &[s(&data), s(&dest)],
+        &[("OPERATOR_KEY", &vkey)],
+    );
+    assert!(out.status.success(), "backup.sh: {}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is one of"));
+    let check = script(
+        "backup.sh",
+        &["--check", s(&dest)],
+        &[("OPERATOR_KEY", &vkey)],
+    );
+    assert!(check.status.success(), "--check: {}", text(&check));
+
+    let other = crate::support::vkey(TEST_ORIGIN, 77);
+    let check = script(
+        "backup.sh",
+        &["--check", s(&dest)],
+        &[("OPERATOR_KEY", &other)],
+    );
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "another key: {}",
+        text(&check)
+    );
+
+    // One byte flipped in the middle of the copied log (bit rot on the backup disk).
+    let records = dest.join("ledger/log.dat");
+    let mut bytes = fs::read(&records).expect("log.dat");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    fs::write(&records, bytes).expect("damage");
+    let check = script(
+        "backup.sh",
+        &["--check", s(&dest)],
+        &[("OPERATOR_KEY", &vkey)],
+    );
+    assert_eq!(check.status.code(), Some(1), "damaged: {}", text(&check));
+    assert!(String::from_utf8_lossy(&check.stderr).contains("does not verify"));
+}
+
+fn nightly(url: &str, vkey: &str, state: &Path) -> Output {
+    script("nightly-audit.sh", &[url, vkey, s(state)], &[])
+}
+
+fn audited(state: &Path) -> String {
+    let file = fs::read_to_string(state.join("state.json")).expect("state.json");
+    let state: serde_json::Value = serde_json::from_str(&file).expect("state JSON");
+    state["checkpoint"].as_str().expect("checkpoint").to_owned()
+}
+
+#[test]
+fn a_nightly_audit_reports_a_log_that_rolled_back_or_forked_since_the_last_night() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (data, vkey, operator) = new_ledger(tmp.path(), "live");
+    let state = tmp.path().join("audit");
+    let fork_base = tmp.path().join("fork");
+    {
+        let live = Served::start(&data);
+        post(&live.url, &operator, 0..10);
+        let night1 = nightly(&live.url, &vkey, &state);
+        assert!(night1.status.success(), "night 1: {}", text(&night1));
+        // The operator keeps a copy of the log at size 11 (with its key)...
+        let out = run(&[
+            "backup",
+            "--data",
+            s(&data),
+            "--out",
+            s(&fork_base),
+            "--with-operator-key",
+        ]);
+        assert!(out.status.success(), "backup: {}", text(&out));
+        post(&live.url, &operator, 10..15);
+        let night2 = nightly(&live.url, &vkey, &state);
+        assert!(night2.status.success(), "night 2: {}", text(&night2));
+        assert!(String::from_utf8_lossy(&night2.stdout).contains("consistent with"));
+    }
+    let last_good = audited(&state);
+    assert_eq!(size_of(&last_good), 16);
+
+    // ...and serves it instead: 11 entries where 16 were audited (rolled back).
+    let rolled_back = Served::start(&fork_base);
+    let night3 = nightly(&rolled_back.url, &vkey, &state);
+    assert_eq!(
+        night3.status.code(),
+        Some(1),
+        "rolled back: {}",
+        text(&night3)
+    );
+    // Then a different history on top of it, longer than what was audited (a fork).
+    post(&rolled_back.url, &operator, 500..510);
+    assert_eq!(size_of(&rolled_back.checkpoint()), 21);
+    let night4 = nightly(&rolled_back.url, &vkey, &state);
+    assert_eq!(night4.status.code(), Some(1), "forked: {}", text(&night4));
+    assert_eq!(
+        audited(&state),
+        last_good,
+        "a finding never moves the state on"
+    );
+
+    let mut reports: Vec<PathBuf> = fs::read_dir(state.join("reports"))
+        .expect("reports")
+        .map(|e| e.expect("report").path())
+        .collect();
+    reports.sort();
+    let last = fs::read_to_string(reports.last().expect("a report")).expect("report");
+    assert!(last.contains("result: FINDING"), "{last}");
+    assert!(last.contains("not consistent"), "{last}");
+    // As served now, indented in the report.
+    let evidence: Vec<String> = rolled_back
+        .checkpoint()
+        .lines()
+        .take(3)
+        .map(|l| format!("  {l}"))
+        .collect();
+    assert!(
+        last.contains(&evidence.join("\n")),
+        "the forked checkpoint is kept as evidence: {last}"
+    );
+}
