@@ -276,6 +276,18 @@ impl Log {
         )?;
         let verifier = signer.verifier();
         check_state_note(&origin, &verifier, log_state.last_state_note.as_ref())?;
+        let state_note = log_state
+            .last_state_note
+            .map(|(size, body)| {
+                // Verified above, so it is a note, which is text.
+                String::from_utf8(body)
+                    .map(|text| (size, text))
+                    .map_err(|_| LogError::Damaged {
+                        index: size,
+                        what: "the last state note is not UTF-8".into(),
+                    })
+            })
+            .transpose()?;
         Ok((
             Log {
                 dir: dir.to_path_buf(),
@@ -292,6 +304,7 @@ impl Log {
                 frontier,
                 last_time_micros: log_state.last_time_micros,
                 checkpoint,
+                state_note,
                 failed: false,
                 handover: None,
             },
