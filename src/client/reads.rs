@@ -20,8 +20,6 @@ use super::{failed, Client, ClientError};
 use crate::http::cosign::{CosignRequest, CosignResponse};
 use crate::http::entries::EntryView;
 use crate::http::tiles::{TileKind, TilePath, TILE_WIDTH};
-use crate::ledger::objects::Pool;
-use crate::ledger::queries::InstitutionReport;
 use crate::log::hash::{leaf_hash, Hash};
 use crate::log::leaf::Leaf;
 
@@ -116,22 +114,6 @@ impl Client {
     /// Transport, status (`entry_not_found` past the end) and decoding errors.
     pub fn entry(&self, index: u64) -> Result<EntryView, ClientError> {
         self.get_json(&format!("/v1/entries/{index}"))
-    }
-
-    /// `GET /v1/pool`: the pool's totals.
-    ///
-    /// # Errors
-    /// Transport, status and decoding errors.
-    pub fn pool(&self) -> Result<Pool, ClientError> {
-        self.get_json("/v1/pool")
-    }
-
-    /// `GET /v1/institutions/{id}/report`: a closed institution's liability report.
-    ///
-    /// # Errors
-    /// Transport, status (404 for an institution never closed) and decoding errors.
-    pub fn institution_report(&self, institution: &str) -> Result<InstitutionReport, ClientError> {
-        self.get_json(&format!("/v1/institutions/{institution}/report"))
     }
 
     /// `POST /v1/cosign`: an association's cosignature line on the checkpoint of `size`;

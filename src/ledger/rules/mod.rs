@@ -212,7 +212,11 @@ impl<V: StateView + ?Sized> Cx<'_, '_, V> {
     fn put_allocation(&mut self, alloc: Allocation) -> Result<(), RuleError> {
         if !alloc.is_open() {
             let mut claim = self.claim_of(&alloc)?;
-            if let Some(at) = claim.allocations.iter().position(|a| *a == alloc.allocation) {
+            if let Some(at) = claim
+                .allocations
+                .iter()
+                .position(|a| *a == alloc.allocation)
+            {
                 claim.allocations.remove(at);
                 self.tx.put(claim);
             }
