@@ -26,6 +26,7 @@ mod note;
 mod rules;
 mod run_hardening;
 mod schemas;
+mod state_map;
 mod storage;
 mod tidy;
 mod web;
