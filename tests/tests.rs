@@ -26,6 +26,7 @@ mod note;
 mod rules;
 mod run_hardening;
 mod schemas;
+mod state_map;
 mod state_proofs;
 mod storage;
 mod tidy;
