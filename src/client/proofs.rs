@@ -287,8 +287,9 @@ impl ProvenObjects for PledgeAnswer {
 
 impl ProvenObjects for AllocationAnswer {
     fn check_objects(&self, id: &str, root: &Hash) -> Result<(), BalanceError> {
-        check_proven(&self.allocation, id, root)?;
-        check_open_lessons(&self.allocation.object)
+        // First: it names the lie more plainly than the proof that also refuses it.
+        check_open_lessons(&self.allocation.object)?;
+        check_proven(&self.allocation, id, root)
     }
 
     fn open_lessons(&self) -> Vec<(&Id, &OpenLesson)> {
@@ -315,8 +316,8 @@ impl ProvenObjects for StudentAnswer {
             self.allocations.iter().map(|a| a.object.id()),
         )?;
         for allocation in &self.allocations {
-            check_proven(allocation, allocation.object.id(), root)?;
             check_open_lessons(&allocation.object)?;
+            check_proven(allocation, allocation.object.id(), root)?;
         }
         Ok(())
     }
