@@ -68,17 +68,7 @@ pub(super) fn lesson_delivered<V: StateView + ?Sized>(
         cx.finalize_lesson(&alloc)?;
         (LessonStatus::Final, None)
     } else {
-        alloc.lessons.propose()?;
-        let config = cx.config()?;
-        let window = config.days_micros(config.confirmation_window_days, "confirmation window")?;
-        let window_end_micros = t
-            .checked_add(window)
-            .ok_or(RuleError::Overflow { what: "window end" })?;
-        // Listed on the allocation, so the family's proven view of it shows the proposal.
-        alloc.open_lessons.push(OpenLesson {
-            lesson: lesson_id.clone(),
-            window_end_micros,
-        });
+        let window_end_micros = propose(cx, &mut alloc, &lesson_id)?;
         (LessonStatus::Pending, Some(window_end_micros))
     };
     cx.tx.put(alloc);
@@ -91,6 +81,28 @@ pub(super) fn lesson_delivered<V: StateView + ?Sized>(
         entries: Vec::new(),
     });
     Ok(())
+}
+
+/// A proposal: one lesson of `alloc` moves to pending and is listed on it (so the
+/// family's proven view of the allocation shows it) with its window's end, returned.
+fn propose<V: StateView + ?Sized>(
+    cx: &Cx<'_, '_, V>,
+    alloc: &mut Allocation,
+    lesson: &Id,
+) -> Result<u64, RuleError> {
+    alloc.lessons.propose()?;
+    let config = cx.config()?;
+    let window = config.days_micros(config.confirmation_window_days, "confirmation window")?;
+    let window_end_micros = cx
+        .ctx
+        .time_micros
+        .checked_add(window)
+        .ok_or(RuleError::Overflow { what: "window end" })?;
+    alloc.open_lessons.push(OpenLesson {
+        lesson: lesson.clone(),
+        window_end_micros,
+    });
+    Ok(window_end_micros)
 }
 
 /// A lesson and its allocation.
