@@ -1,17 +1,17 @@
 //! The client's reads beyond balances: entries (one, or a range from the tlog-tiles
-//! entry bundles), the pool's totals, a closed institution's report; and the one
-//! association write, `POST /v1/cosign`.
+//! entry bundles); the one association write, `POST /v1/cosign`; and the operator's
+//! `POST /v1/match`. (The pool's totals and a closed institution's report are proven
+//! answers: [`Client::pool`], [`Client::institution_report`].)
 //!
 //! What can be checked is: an entry bundle's leaves must decode and carry the indexes
 //! of the tile they are served in, and their hashes are returned for the caller to
-//! prove (the remote audit rebuilds the tree from them). Totals and reports are figures
-//! the server computed; an auditor recomputes them from the entries (see
-//! [`super::audit_visiting`]).
+//! prove (the remote audit rebuilds the tree from them).
 //!
 //! ```no_run
-//! use lesson_ledger::client::Client;
+//! use lesson_ledger::client::{Client, Trust};
 //! let client = Client::new("http://127.0.0.1:8080").unwrap();
-//! let pool = client.pool().unwrap();
+//! let trust = Trust::operator_only(client.operator(None).unwrap());
+//! let pool = client.pool(&trust).unwrap();
 //! let last = client.entries(0, 3).unwrap();
 //! println!("{} fen pledged; genesis at {}", pool.pledged.0, last[0].time_micros);
 //! ```

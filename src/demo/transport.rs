@@ -3,9 +3,9 @@
 //!
 //! Envelopes are signed in the demo and verified by the server; each submission is one
 //! `POST /v1/entries` batch (at most [`ENTRIES_PER_REQUEST_MAX`]) answered per entry.
-//! Balances come with their entries and inclusion proofs, which
-//! [`Client::balance`] checks against the operator-signed checkpoint before the demo
-//! sees a figure.
+//! Balances come as state objects with their state proofs, and with their entries and
+//! inclusion proofs, which [`Client::balance`] checks against the operator-signed state
+//! note and checkpoint before the demo sees a figure.
 //!
 //! ```no_run
 //! use lesson_ledger::demo::HttpLedger;
