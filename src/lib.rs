@@ -8,6 +8,8 @@
 //! - [`limits`]: every size limit, in one place.
 //! - [`matching`]: the matcher, a pure function; [`runs`]: match runs recorded in the log
 //!   and re-run by the auditor.
+//! - [`api`]: the wire types of the read API (typed balance answers with their state
+//!   proofs), shared by the server and the client, knowing nothing of axum.
 //! - [`demo`]: the mechanism end to end on synthetic data (`lesson-ledger demo`).
 //! - [`witness`]: a C2SP tlog-witness server (`lesson-ledger witness`), over the log alone.
 //! - [`http`]: the HTTP service (axum) over the ledger; [`client`]: its client and remote audit.

@@ -120,7 +120,9 @@ fn tiny_demo_audits_and_reports_the_ledgers_own_totals() {
     )
     .expect("server");
     let client = Client::new(&server.url()).expect("client");
-    let pool = client.pool().expect("GET /v1/pool");
+    // Every figure proven against the operator's state note.
+    let trust = lesson_ledger::client::Trust::operator_only(client.operator(None).expect("key"));
+    let pool = client.pool(&trust).expect("GET /v1/pool");
     let t = &outcome.totals;
     assert_eq!(t.pledged_fen, pool.pledged.0);
     assert_eq!(t.reserved_fen, pool.reserved.0);
@@ -143,7 +145,7 @@ fn tiny_demo_audits_and_reports_the_ledgers_own_totals() {
     assert_eq!(t.institutions.len(), 3);
     for row in &t.institutions {
         let r = client
-            .institution_report(&row.institution)
+            .institution_report(&row.institution, &trust)
             .expect("institution report");
         assert_eq!(
             (row.owed_fen, row.made_good_fen, row.outstanding_fen),

@@ -772,14 +772,16 @@ pub fn scenario(f: &Fixture) {
 
 /// Checks a proven balance as a client would: the checkpoint under the operator key,
 /// each leaf rebuilt from the envelope and proven included.
-pub fn check_proven(f: &Fixture, path: &str) -> lesson_ledger::http::balances::ProvenBalance {
-    use lesson_ledger::http::balances::ProvenBalance;
+pub fn check_proven(f: &Fixture, path: &str) -> Value {
+    use lesson_ledger::api::ProvenEntry;
     let response = f.get(path);
     assert_eq!(response.status(), StatusCode::OK, "{path}");
-    let b: ProvenBalance = response.json().unwrap();
-    let cp = SignedCheckpoint::parse_and_verify(b.checkpoint.as_bytes(), &f.verifier()).unwrap();
-    assert!(!b.entries.is_empty(), "{path}");
-    for e in &b.entries {
+    let b: Value = response.json().unwrap();
+    let checkpoint = b["checkpoint"].as_str().unwrap();
+    let cp = SignedCheckpoint::parse_and_verify(checkpoint.as_bytes(), &f.verifier()).unwrap();
+    let entries: Vec<ProvenEntry> = serde_json::from_value(b["entries"].clone()).unwrap();
+    assert!(!entries.is_empty(), "{path}");
+    for e in &entries {
         let envelope = Envelope::from_json(e.envelope.get().as_bytes()).unwrap();
         let leaf = lesson_ledger::log::leaf::encode_parts(
             e.index,
@@ -808,27 +810,33 @@ pub fn check_proven(f: &Fixture, path: &str) -> lesson_ledger::http::balances::P
 fn balances_come_with_proofs_a_client_can_check() {
     let f = Fixture::new();
     scenario(&f);
-    let claim = check_proven(&f, "/v1/claims/c-0001");
-    assert_eq!(claim.balance["claim"], "c-0001");
-    assert_eq!(claim.balance["value"], 300_000);
+    let answer = check_proven(&f, "/v1/claims/c-0001");
+    let claim = &answer["claim"]["object"];
+    assert_eq!(claim["claim"], "c-0001");
+    assert_eq!(claim["value"], 300_000);
     // Reserved at the pledge's value per lesson.
-    assert_eq!(claim.balance["reserved"], 5 * 12_000);
-    let indexes: Vec<u64> = claim.entries.iter().map(|e| e.index).collect();
-    assert_eq!(json!(indexes), claim.balance["entries"]);
+    assert_eq!(claim["reserved"], 5 * 12_000);
+    let indexes: Vec<u64> = answer["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(json!(indexes), claim["entries"]);
 
     let pledge = check_proven(&f, "/v1/pledges/p-0001");
-    assert_eq!(pledge.balance["reserved"], 5);
+    assert_eq!(pledge["pledge"]["object"]["reserved"], 5);
     let alloc = check_proven(&f, "/v1/allocations/a-0001");
-    assert_eq!(alloc.balance["lessons"], 5);
+    assert_eq!(alloc["allocation"]["object"]["lessons"], 5);
     let student = check_proven(&f, "/v1/students/stu-3f9a");
-    assert_eq!(student.balance["claims"].as_array().unwrap().len(), 1);
+    assert_eq!(student["claims"].as_array().unwrap().len(), 1);
 
     let pool: Value = f.get("/v1/pool").json().unwrap();
-    assert_eq!(pool["claims"], 1);
-    assert_eq!(pool["pledges_approved"], 1);
+    assert_eq!(pool["pool"]["object"]["claims"], 1);
+    assert_eq!(pool["pool"]["object"]["pledges_approved"], 1);
     let report: Value = f.get("/v1/institutions/inst-0001/report").json().unwrap();
-    assert_eq!(report["owed"], 300_000);
-    assert_eq!(report["students"], 1);
+    assert_eq!(report["liability"]["object"]["owed"], 300_000);
+    assert_eq!(report["liability"]["object"]["students"], 1);
 
     for (path, status, code) in [
         ("/v1/claims/c-9999", 404, "claim_not_found"),
@@ -1242,7 +1250,7 @@ fn client_commands_submit_and_check_balances() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(printed["balance"]["claim"], "c-0001");
+    assert_eq!(printed["claim"]["claim"], "c-0001");
     // By default a cosignature is required, so an association key must be given.
     let out = cli(&["client", "balance", "--url", &url, "--claim", "c-0001"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
@@ -1455,7 +1463,10 @@ fn pool_and_report_responses_have_the_documented_shapes() {
     assert_matches_openapi("/v1/pool", &pool);
     let report: Value = f.get("/v1/institutions/inst-0001/report").json().unwrap();
     assert_matches_openapi("/v1/institutions/{id}/report", &report);
-    assert!(report["closed_at"].is_u64(), "{report}");
+    assert!(
+        report["institution"]["object"]["closed_at"].is_u64(),
+        "{report}"
+    );
     // The schemas are closed and complete: a member added to or dropped from the
     // responses without the document following is caught here.
     for (template, good) in [

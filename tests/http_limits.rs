@@ -6,15 +6,15 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use lesson_ledger::client::{verify_balance, BalanceKind, Client as LedgerClient, ClientError};
-use lesson_ledger::http::balances::ProvenBalance;
+use lesson_ledger::api::{ClaimAnswer, PledgeAnswer, StudentAnswer};
+use lesson_ledger::client::{decode_answer, verify_answer, Client as LedgerClient, ClientError};
 use lesson_ledger::http::entries::BatchResults;
 use lesson_ledger::http::ServerConfig;
 use lesson_ledger::limits::SIGNATURES_PER_REQUEST_MAX;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::http::{assert_problem, check_proven, scenario, Fixture};
+use crate::http::{assert_problem, scenario, Fixture};
 use crate::support::{ledger_entry, party_signer, register_institution};
 
 #[test]
@@ -159,24 +159,24 @@ fn balances_are_served_in_bounded_pages_that_the_client_follows_and_verifies() {
     });
     scenario(&f);
     // The pledge: offered, approved, allocated — three entries, two pages.
-    let first: ProvenBalance = f.get("/v1/pledges/p-0001").json().unwrap();
+    let first: PledgeAnswer = f.get("/v1/pledges/p-0001").json().unwrap();
     assert_eq!(first.entries.len(), 2);
     assert_eq!(first.next, Some(2));
-    let second: ProvenBalance = f.get("/v1/pledges/p-0001?from=2").json().unwrap();
+    let second: PledgeAnswer = f.get("/v1/pledges/p-0001?from=2").json().unwrap();
     assert_eq!(second.entries.len(), 1);
     assert_eq!(second.next, None);
     assert_problem(f.get("/v1/pledges/p-0001?from=9"), 400, "page_out_of_range");
     assert_eq!(f.get("/v1/pledges/p-0001?from=x").status(), 400);
 
     let client = LedgerClient::new(&f.server.url()).unwrap();
-    let whole = client
-        .balance(BalanceKind::Pledge, "p-0001", &f.verifier())
+    let whole: PledgeAnswer = client
+        .balance("p-0001", &f.verifier())
         .expect("every page verifies");
     let indexes: Vec<u64> = whole.entries.iter().map(|e| e.index).collect();
-    assert_eq!(json!(indexes), whole.balance["entries"]);
+    assert_eq!(indexes, whole.pledge.object.entries);
     assert_eq!(indexes.len(), 3);
     // One page alone is not the whole balance.
-    let err = verify_balance(&first, &f.verifier()).unwrap_err();
+    let err = verify_answer(&first, "p-0001", &f.verifier()).unwrap_err();
     assert!(matches!(err, ClientError::Verification(_)), "{err}");
 }
 
@@ -184,21 +184,21 @@ fn balances_are_served_in_bounded_pages_that_the_client_follows_and_verifies() {
 fn a_balance_whose_entries_list_is_malformed_fails_verification() {
     let f = Fixture::new();
     scenario(&f);
-    let good = check_proven(&f, "/v1/claims/c-0001");
-    verify_balance(&good, &f.verifier()).expect("as served");
+    let good: ClaimAnswer = f.get("/v1/claims/c-0001").json().unwrap();
+    verify_answer(&good, "c-0001", &f.verifier()).expect("as served");
     for bad in [json!("3,4"), json!([1, "x"]), json!(null), json!({"a": 1})] {
-        let mut b: ProvenBalance = f.get("/v1/claims/c-0001").json().unwrap();
-        b.balance["entries"] = bad.clone();
-        let err = verify_balance(&b, &f.verifier()).unwrap_err();
-        assert!(matches!(err, ClientError::Verification(_)), "{bad}: {err}");
+        let mut b: serde_json::Value = f.get("/v1/claims/c-0001").json().unwrap();
+        b["claim"]["object"]["entries"] = bad.clone();
+        let err = decode_answer::<ClaimAnswer>("claim", b.to_string().as_bytes()).unwrap_err();
+        assert!(matches!(err, ClientError::Decode { .. }), "{bad}: {err}");
     }
-    let mut b: ProvenBalance = f.get("/v1/students/stu-3f9a").json().unwrap();
-    b.balance["claims"][0]["entries"] = json!("none");
-    assert!(verify_balance(&b, &f.verifier()).is_err());
-    let mut b: ProvenBalance = f.get("/v1/claims/c-0001").json().unwrap();
+    let mut b: serde_json::Value = f.get("/v1/students/stu-3f9a").json().unwrap();
+    b["claims"][0]["object"]["entries"] = json!("none");
+    assert!(decode_answer::<StudentAnswer>("student", b.to_string().as_bytes()).is_err());
+    let mut b: ClaimAnswer = f.get("/v1/claims/c-0001").json().unwrap();
     b.entries.pop();
     assert!(
-        verify_balance(&b, &f.verifier()).is_err(),
+        verify_answer(&b, "c-0001", &f.verifier()).is_err(),
         "an entry withheld"
     );
 }

@@ -2,7 +2,8 @@
 //! only with the cosignatures of associations it trusts, and only if it is consistent
 //! with the last checkpoint it saw.
 
-use lesson_ledger::client::{BalanceKind, Client as LedgerClient, ClientError, Trust};
+use lesson_ledger::api::StudentAnswer;
+use lesson_ledger::client::{Client as LedgerClient, ClientError, Trust};
 use lesson_ledger::http::{Server, ServerConfig};
 use lesson_ledger::ledger::writer::Ledger;
 use lesson_ledger::log::note::cosign;
@@ -27,7 +28,7 @@ fn a_students_client_requires_an_association_cosignature_on_the_checkpoint() {
 
     // Signed by the operator alone: the operator's word, not believed.
     let err = client
-        .balance_with(BalanceKind::Student, "stu-3f9a", &trust)
+        .balance_with::<StudentAnswer>("stu-3f9a", &trust)
         .unwrap_err();
     assert!(is_verification(&err), "{err}");
     assert!(
@@ -43,15 +44,15 @@ fn a_students_client_requires_an_association_cosignature_on_the_checkpoint() {
     );
     assert_eq!(response.status(), StatusCode::OK);
     let b = client
-        .balance_with(BalanceKind::Student, "stu-3f9a", &trust)
+        .balance_with::<StudentAnswer>("stu-3f9a", &trust)
         .expect("cosigned by the association");
-    assert_eq!(b.balance["claims"].as_array().unwrap().len(), 1);
+    assert_eq!(b.claims.len(), 1);
 
     // A key under the association's name that is not the one the student trusts.
     let other = party_signer("assoc-01", 666).verifier();
     let strict = Trust::witnessed(f.verifier(), vec![other], 1, None).unwrap();
     let err = client
-        .balance_with(BalanceKind::Student, "stu-3f9a", &strict)
+        .balance_with::<StudentAnswer>("stu-3f9a", &strict)
         .unwrap_err();
     assert!(is_verification(&err), "{err}");
     // Two distinct witnesses cannot be met with one key given twice.
@@ -107,23 +108,23 @@ fn a_students_client_that_remembers_its_last_checkpoint_catches_a_split_view() {
     let remembering = Trust::witnessed(a.verifier(), vec![], 0, Some(state_file.clone())).unwrap();
     let client_a = LedgerClient::new(&a.server.url()).unwrap();
     client_a
-        .balance_with(BalanceKind::Student, "stu-3f9a", &remembering)
+        .balance_with::<StudentAnswer>("stu-3f9a", &remembering)
         .expect("the first view");
     assert!(state_file.exists());
 
     let client_b = LedgerClient::new(&b.server.url()).unwrap();
     let err = client_b
-        .balance_with(BalanceKind::Student, "stu-3f9a", &remembering)
+        .balance_with::<StudentAnswer>("stu-3f9a", &remembering)
         .unwrap_err();
     assert!(is_verification(&err), "{err}");
     assert!(err.to_string().contains("not consistent"), "{err}");
     // Without memory (and without witnesses) the other view verifies on its own:
     // only the remembered checkpoint or the associations can catch it.
     client_b
-        .balance(BalanceKind::Student, "stu-3f9a", &b.verifier())
+        .balance::<StudentAnswer>("stu-3f9a", &b.verifier())
         .expect("a well-formed view on its own");
     // The view first seen still passes, and is still remembered.
     client_a
-        .balance_with(BalanceKind::Student, "stu-3f9a", &remembering)
+        .balance_with::<StudentAnswer>("stu-3f9a", &remembering)
         .expect("the same view again");
 }

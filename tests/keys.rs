@@ -68,7 +68,7 @@ impl Desk {
             time_micros: self.time,
             signers,
         };
-        let before = self.state.digest();
+        let before = self.state.root();
         let bytes = serde_json::to_vec(&payload).expect("json");
         match apply_entry(&mut self.state, &ctx, &bytes) {
             Ok(()) => {
@@ -79,7 +79,7 @@ impl Desk {
             }
             Err(e) => {
                 assert_eq!(
-                    self.state.digest(),
+                    self.state.root(),
                     before,
                     "a refused entry changed the state"
                 );
@@ -124,7 +124,7 @@ fn a_stored_claim_whose_parts_do_not_add_up_is_refused_when_decoded() {
         "subject": "math", "grade": 4, "district": "xuhui", "accepts_online": false,
         "accepted_districts": [], "evidence_digest": "00", "lessons": 10,
         "price_per_lesson": 100, "value": 1000, "unreserved": 700, "reserved": 200,
-        "consumed": 100, "entries": [3], "preferences": null});
+        "consumed": 100, "allocations": [], "entries": [3], "preferences": null});
     let ok: Claim = serde_json::from_value(claim.clone()).expect("balanced");
     assert_eq!(
         (

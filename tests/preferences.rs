@@ -67,7 +67,7 @@ impl World {
             time_micros: self.time,
             signers: signers.iter().map(|s| self.keys[*s].clone()).collect(),
         };
-        let before = self.state.digest();
+        let before = self.state.root();
         let result = apply_entry(
             &mut self.state,
             &ctx,
@@ -79,7 +79,7 @@ impl World {
                 self.time += SEC;
                 check_invariants(&self.state).unwrap();
             }
-            Err(_) => assert_eq!(self.state.digest(), before, "a refusal changed the state"),
+            Err(_) => assert_eq!(self.state.root(), before, "a refusal changed the state"),
         }
         result
     }

@@ -28,6 +28,8 @@ mod rules;
 mod run_hardening;
 mod schemas;
 mod scripts;
+mod state_map;
+mod state_proofs;
 mod storage;
 mod submission;
 mod tidy;

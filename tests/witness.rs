@@ -260,7 +260,8 @@ fn our_log_submits_each_checkpoint_to_our_witness_and_serves_its_cosignature() {
 
 #[test]
 fn a_students_client_counts_the_witness_cosignature_of_a_genesis_association() {
-    use lesson_ledger::client::{BalanceKind, Client as LedgerClient, Trust};
+    use lesson_ledger::api::StudentAnswer;
+    use lesson_ledger::client::{Client as LedgerClient, Trust};
     let wdir = tempfile::tempdir().unwrap();
     let (tmp, ledger, operator) = new_ledger();
     let witness = start_witness(wdir.path(), &operator);
@@ -272,7 +273,7 @@ fn a_students_client_counts_the_witness_cosignature_of_a_genesis_association() {
         Trust::witnessed(f.verifier(), vec![test_association().verifier()], 1, None).unwrap();
     let client = LedgerClient::new(&f.server.url()).unwrap();
     client
-        .balance_with(BalanceKind::Student, "stu-3f9a", &trust)
+        .balance_with::<StudentAnswer>("stu-3f9a", &trust)
         .expect("the witness's cosignature counts");
 }
 

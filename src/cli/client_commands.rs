@@ -7,8 +7,9 @@ use serde_json::json;
 
 use super::input::read_envelopes;
 use super::{CliError, ClientBalanceArgs, ClientCommand, ClientPreferencesArgs, ClientSubmitArgs};
+use crate::api::{AllocationAnswer, BalanceAnswer, ClaimAnswer, PledgeAnswer, StudentAnswer};
 use crate::client::{
-    audit, preferences_envelope, preferences_id, verify_receipt, BalanceKind, Client, Trust,
+    audit, preferences_envelope, preferences_id, verify_receipt, Client, ProvenObjects, Trust,
 };
 use crate::ledger::payload::ClaimPreferencesSet;
 use crate::log::envelope::Envelope;
@@ -98,18 +99,6 @@ fn submit(args: ClientSubmitArgs) -> Result<(), CliError> {
 }
 
 fn balance(args: ClientBalanceArgs) -> Result<(), CliError> {
-    let t = &args.target;
-    let (kind, id) = match (&t.claim, &t.pledge, &t.allocation, &t.student) {
-        (Some(id), ..) => (BalanceKind::Claim, id),
-        (_, Some(id), ..) => (BalanceKind::Pledge, id),
-        (_, _, Some(id), _) => (BalanceKind::Allocation, id),
-        (_, _, _, Some(id)) => (BalanceKind::Student, id),
-        _ => {
-            return Err(CliError::Usage(
-                "one of --claim, --pledge, --allocation, --student".into(),
-            ))
-        }
-    };
     let client = Client::new(&args.url)?;
     let operator = client.operator(args.operator_key.as_deref())?;
     let mut associations = Vec::with_capacity(args.association_keys.len());
@@ -124,22 +113,67 @@ fn balance(args: ClientBalanceArgs) -> Result<(), CliError> {
     }
     let trust = Trust::witnessed(operator.clone(), associations, args.witnesses, args.state)
         .map_err(|e| CliError::Usage(format!("{e} (give --association-key, or --witnesses 0)")))?;
-    let b = client.balance_with(kind, id, &trust)?;
-    // A `Value` always serializes; printing nothing instead would look like an answer.
-    let printed = serde_json::to_string_pretty(&json!({
-        "balance": b.balance,
-        "entries": b.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
-        "verified_against": b.checkpoint,
-    }))
-    .map_err(|e| CliError::Usage(format!("cannot print the balance: {e}")))?;
-    println!("{printed}");
+    let t = &args.target;
+    let shown = match (&t.claim, &t.pledge, &t.allocation, &t.student) {
+        (Some(id), ..) => show(client.balance_with::<ClaimAnswer>(id, &trust)?),
+        (_, Some(id), ..) => show(client.balance_with::<PledgeAnswer>(id, &trust)?),
+        (_, _, Some(id), _) => show(client.balance_with::<AllocationAnswer>(id, &trust)?),
+        (_, _, _, Some(id)) => show(client.balance_with::<StudentAnswer>(id, &trust)?),
+        _ => {
+            return Err(CliError::Usage(
+                "one of --claim, --pledge, --allocation, --student".into(),
+            ))
+        }
+    }?;
     eprintln!(
-        "verified: {} entries included in checkpoints signed by {} and cosigned by at least {} association(s)",
-        b.entries.len(),
+        "verified: every object proven against a state note and {shown} entries included in checkpoints signed by {} and cosigned by at least {} association(s)",
         operator.name(),
         args.witnesses
     );
     Ok(())
+}
+
+/// Prints a verified answer: its objects (without their proofs), the indexes of its
+/// entries, the lessons waiting on the family with their window's end, and the note
+/// and checkpoint it was verified against. Returns the number of entries.
+fn show<A: BalanceAnswer + ProvenObjects>(answer: A) -> Result<usize, CliError> {
+    let cannot = |e: serde_json::Error| CliError::Usage(format!("cannot print the balance: {e}"));
+    let open: Vec<_> = answer
+        .open_lessons()
+        .iter()
+        .map(|(allocation, l)| {
+            json!({"allocation": allocation, "lesson": l.lesson,
+                   "window_end_micros": l.window_end_micros})
+        })
+        .collect();
+    let entries: Vec<u64> = answer.entries().iter().map(|e| e.index).collect();
+    let mut printed = serde_json::to_value(&answer).map_err(cannot)?;
+    if let serde_json::Value::Object(fields) = &mut printed {
+        for value in fields.values_mut() {
+            without_proofs(value);
+        }
+        fields.insert("entries".into(), json!(entries));
+        fields.remove("next");
+        fields.insert("open_lessons".into(), json!(open));
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&printed).map_err(cannot)?
+    );
+    Ok(entries.len())
+}
+
+/// Replaces each proven object (`{"object":…,"proof":…}`) in `value` by the object.
+fn without_proofs(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Array(items) => items.iter_mut().for_each(without_proofs),
+        serde_json::Value::Object(fields) if fields.contains_key("proof") => {
+            if let Some(object) = fields.remove("object") {
+                *value = object;
+            }
+        }
+        _ => {}
+    }
 }
 
 /// `verify --url URL [--state FILE]`.

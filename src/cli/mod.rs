@@ -568,12 +568,18 @@ impl CliError {
             | CliError::Serve(_)
             | CliError::Witness(_)
             | CliError::Submission(_) => 4,
-            CliError::Client(crate::client::ClientError::Verification(_)) => 1,
+            CliError::Client(
+                crate::client::ClientError::Verification(_)
+                | crate::client::ClientError::Balance(_),
+            ) => 1,
             CliError::Client(crate::client::ClientError::Status { .. }) => 3,
             CliError::Client(_) => 4,
             CliError::Demo(e) => match e {
                 crate::demo::DemoError::AuditFailed(_)
-                | crate::demo::DemoError::Client(crate::client::ClientError::Verification(_))
+                | crate::demo::DemoError::Client(
+                    crate::client::ClientError::Verification(_)
+                    | crate::client::ClientError::Balance(_),
+                )
                 | crate::demo::DemoError::Check { .. } => 1,
                 crate::demo::DemoError::Unexpected { .. } => 3,
                 _ => 4,

@@ -1,18 +1,23 @@
-//! Balances, page by page, every page verified (issue 11, items 4 and 11).
+//! Balances, page by page, every page verified (issue 11, items 4 and 11; issue 12).
 //!
-//! A balance is served in pages ([`crate::http::balances`]); [`Client::balance_with`]
-//! follows them and checks each one completely before asking for the next: its
-//! checkpoint against the client's [`Trust`], that its entries are exactly the next
-//! ones the balance lists ([`verify_page`]), and each leaf's inclusion. Then it checks
-//! that the checkpoints of the pages (and the one remembered, if any) are one history.
+//! A balance is served in pages ([`crate::http::balances`], typed by
+//! [`crate::api::balances`]); [`Client::balance_with`] follows them and checks each one
+//! completely before asking for the next ([`verify_answer_page`]): its checkpoint
+//! against the client's [`Trust`]; its state note (the operator's, of the checkpoint's
+//! size, [`super::proofs::state_root`]); every object's state proof against the note's
+//! root, that its figures add up and that every open object it lists is served
+//! ([`ProvenObjects`]); that its entries are exactly the next ones the objects list; and
+//! each leaf's inclusion. Then it checks that the checkpoints of the pages (and the one
+//! remembered, if any) are one history.
 //!
-//! Nothing malformed is read as empty: a balance whose `entries` (or a claim's) is not
-//! a list of entry indexes fails verification.
+//! Nothing malformed is read as empty: an answer that does not decode as its type fails.
 
-use serde_json::Value;
-
-use super::{b64, failed, BalanceKind, Client, ClientError, Trust};
-use crate::http::balances::{ProvenBalance, ProvenEntry};
+use super::proofs::{check_figures, state_root, ProvenObjects};
+use super::{b64, failed, Client, ClientError, Trust};
+use crate::api::balances::{BalanceAnswer, InstitutionAnswer, PoolAnswer, ProvenEntry};
+use crate::ledger::objects::Pool;
+use crate::ledger::queries::InstitutionReport;
+use crate::limits::CLIENT_JSON_BYTES_MAX;
 use crate::log::envelope::Envelope;
 use crate::log::hash::leaf_hash;
 use crate::log::leaf;
@@ -26,122 +31,158 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::balance_with`].
-    pub fn balance(
+    pub fn balance<A: BalanceAnswer + ProvenObjects>(
         &self,
-        kind: BalanceKind,
         id: &str,
         operator: &NoteVerifier,
-    ) -> Result<ProvenBalance, ClientError> {
-        self.balance_with(kind, id, &Trust::operator_only(operator.clone()))
+    ) -> Result<A, ClientError> {
+        self.balance_with(id, &Trust::operator_only(operator.clone()))
     }
 
-    /// A balance with all its entries, following its pages. Each page's checkpoint is
-    /// checked against `trust` and each entry proven included in its page's checkpoint;
-    /// those checkpoints are proven consistent with one another and with the one
-    /// `trust` remembers. The answer holds the last page's balance and checkpoint and
-    /// every page's entries (each with the proof it was checked with); `next` is `None`.
+    /// A balance with all its entries, following its pages. Each page is checked with
+    /// [`verify_answer_page`]; the pages' checkpoints are proven consistent with one
+    /// another and with the one `trust` remembers. The answer holds the last page's
+    /// objects, note and checkpoint and every page's entries (each with the proof it was
+    /// checked with); `next` is `None`.
     ///
     /// # Errors
-    /// [`ClientError::Verification`] if anything does not verify; transport, status.
-    pub fn balance_with(
+    /// [`ClientError::Balance`] for an object, proof or note that does not verify;
+    /// [`ClientError::Verification`] for a checkpoint or an entry; transport, status.
+    pub fn balance_with<A: BalanceAnswer + ProvenObjects>(
         &self,
-        kind: BalanceKind,
         id: &str,
         trust: &Trust,
-    ) -> Result<ProvenBalance, ClientError> {
+    ) -> Result<A, ClientError> {
         let mut checkpoints = Vec::new();
-        let mut entries = Vec::new();
+        let mut entries: Vec<ProvenEntry> = Vec::new();
         let mut from = 0u64;
         let last = loop {
-            let page: ProvenBalance =
-                self.get_json(&format!("/v1/{}/{id}?from={from}", kind.path()))?;
-            let cp = trust.checkpoint(page.checkpoint.as_bytes())?;
-            let listed = verify_page(&page, &cp, from)?;
+            let path = format!("/v1/{}/{id}?from={from}", A::PATH);
+            let mut page: A = self.get_answer(&path)?;
+            let cp = trust.checkpoint(page.checkpoint().as_bytes())?;
+            let listed = verify_answer_page(&page, id, &cp, trust.operator(), from)?;
             checkpoints.push(cp);
-            let ProvenBalance {
-                balance,
-                checkpoint,
-                entries: served,
-                next,
-            } = page;
-            entries.extend(served);
-            match next {
+            entries.append(page.entries_mut());
+            match page.next() {
                 Some(next) => from = next,
                 None => {
                     // Pages are positions in a list that only grows at the end: all of
                     // them together must be exactly what the last page lists.
-                    let all: Vec<u64> = entries.iter().map(|e: &ProvenEntry| e.index).collect();
+                    let all: Vec<u64> = entries.iter().map(|e| e.index).collect();
                     if all != listed {
                         return Err(failed(
                             "the balance's entries changed while its pages were read; ask again",
                         ));
                     }
-                    break ProvenBalance {
-                        balance,
-                        checkpoint,
-                        entries,
-                        next: None,
-                    };
+                    *page.entries_mut() = entries;
+                    page.set_next(None);
+                    break page;
                 }
             }
         };
         trust.remember(self, &checkpoints)?;
         Ok(last)
     }
+
+    /// `GET /v1/pool`: the pool's totals, proven against a checkpoint `trust` accepts.
+    ///
+    /// # Errors
+    /// As [`Client::balance_with`].
+    pub fn pool(&self, trust: &Trust) -> Result<Pool, ClientError> {
+        let answer: PoolAnswer = self.get_answer("/v1/pool")?;
+        let cp = trust.checkpoint(answer.checkpoint.as_bytes())?;
+        let root = state_root(&answer.state_note, &cp, trust.operator())?;
+        answer.check_objects("", &root)?;
+        trust.remember(self, &[cp])?;
+        Ok(answer.pool.object)
+    }
+
+    /// `GET /v1/institutions/{id}/report`: a closed institution's liability report,
+    /// worked out from its proven liability and party objects.
+    ///
+    /// # Errors
+    /// As [`Client::balance_with`]; status 404 for an institution never closed.
+    pub fn institution_report(
+        &self,
+        institution: &str,
+        trust: &Trust,
+    ) -> Result<InstitutionReport, ClientError> {
+        let answer: InstitutionAnswer =
+            self.get_answer(&format!("/v1/institutions/{institution}/report"))?;
+        let cp = trust.checkpoint(answer.checkpoint.as_bytes())?;
+        let root = state_root(&answer.state_note, &cp, trust.operator())?;
+        answer.check_objects(institution, &root)?;
+        trust.remember(self, &[cp])?;
+        InstitutionReport::of(answer.liability.object, &answer.institution.object)
+            .map_err(|e| failed(format!("institution {institution}: {e}")))
+    }
+
+    /// `GET path` as an answer of type `A` ([`decode_answer`]).
+    fn get_answer<A: serde::de::DeserializeOwned>(&self, path: &str) -> Result<A, ClientError> {
+        let bytes = self.get_bytes(path, CLIENT_JSON_BYTES_MAX)?;
+        decode_answer(path, &bytes)
+    }
 }
 
-/// The entry indexes a balance lists, sorted and distinct: its `entries`, or for a
-/// student every claim's `entries`.
+/// An answer of type `A` from its JSON (`what`: where it came from), its figures
+/// checked before it is decoded ([`check_figures`]), so that an object whose parts do
+/// not add up is refused as such rather than as undecodable.
 ///
 /// # Errors
-/// [`ClientError::Verification`] when neither is a list of entry indexes.
-pub fn listed_entries(balance: &Value) -> Result<Vec<u64>, ClientError> {
-    let indexes = |v: &Value, what: &str| {
-        serde_json::from_value::<Vec<u64>>(v.clone())
-            .map_err(|e| failed(format!("{what} is not a list of entry indexes: {e}")))
+/// [`ClientError::Balance`] (`balance_unbalanced`); [`ClientError::Decode`].
+pub fn decode_answer<A: serde::de::DeserializeOwned>(
+    what: &str,
+    bytes: &[u8],
+) -> Result<A, ClientError> {
+    let decode = |e: serde_json::Error| ClientError::Decode {
+        what: what.to_owned(),
+        reason: e.to_string(),
     };
-    let mut listed = match (balance.get("entries"), balance.get("claims")) {
-        (Some(entries), None) => indexes(entries, "the balance's entries")?,
-        (None, Some(Value::Array(claims))) => {
-            let mut all = Vec::new();
-            for claim in claims {
-                let entries = claim
-                    .get("entries")
-                    .ok_or_else(|| failed("a claim of the balance lists no entries"))?;
-                all.extend(indexes(entries, "a claim's entries")?);
-            }
-            all
-        }
-        _ => {
-            return Err(failed(
-                "the balance lists its entries neither in `entries` nor in `claims`",
-            ))
-        }
-    };
-    listed.sort_unstable();
-    listed.dedup();
-    Ok(listed)
+    let json: serde_json::Value = serde_json::from_slice(bytes).map_err(decode)?;
+    check_figures(&json)?;
+    serde_json::from_value(json).map_err(decode)
 }
 
-/// Checks one page of a balance served from position `from` against its checkpoint
-/// `cp` (already checked by the caller's [`Trust`]): its entries are exactly the next
-/// ones the balance lists, `next` says where the rest starts, and each entry's leaf,
-/// rebuilt from what was served, is included in `cp`. Returns the listed indexes.
+/// Checks one page of the answer for `id` served from position `from`, against its
+/// checkpoint `cp` (already checked by the caller's trust): the state note and every
+/// object ([`ProvenObjects`]), then the entries ([`verify_page`]). Returns the entries
+/// the objects list.
+///
+/// # Errors
+/// [`ClientError::Balance`] naming the first object, proof or note that does not verify;
+/// [`ClientError::Verification`] for the entries.
+pub fn verify_answer_page<A: BalanceAnswer + ProvenObjects>(
+    page: &A,
+    id: &str,
+    cp: &SignedCheckpoint,
+    operator: &NoteVerifier,
+    from: u64,
+) -> Result<Vec<u64>, ClientError> {
+    let root = state_root(page.state_note(), cp, operator)?;
+    page.check_objects(id, &root)?;
+    verify_page(page, cp, from)
+}
+
+/// Checks one page of an answer served from position `from` against its checkpoint
+/// `cp`: its entries are exactly the next ones its objects list, `next` says where the
+/// rest starts, and each entry's leaf, rebuilt from what was served, is included in
+/// `cp`. Returns the listed indexes.
 ///
 /// # Errors
 /// [`ClientError::Verification`] naming the first thing that does not verify.
-pub fn verify_page(
-    page: &ProvenBalance,
+pub fn verify_page<A: BalanceAnswer>(
+    page: &A,
     cp: &SignedCheckpoint,
     from: u64,
 ) -> Result<Vec<u64>, ClientError> {
-    let listed = listed_entries(&page.balance)?;
+    let listed = page.listed_entries();
+    let entries = page.entries();
     let start = usize::try_from(from).map_err(|_| failed("page position out of range"))?;
     let end = start
-        .checked_add(page.entries.len())
+        .checked_add(entries.len())
         .filter(|&end| end <= listed.len())
         .ok_or_else(|| failed("the page serves more entries than the balance lists"))?;
-    let served: Vec<u64> = page.entries.iter().map(|e| e.index).collect();
+    let served: Vec<u64> = entries.iter().map(|e| e.index).collect();
     if served != listed[start..end] {
         return Err(failed(format!(
             "the page from {from} serves entries {served:?}, the balance lists {:?} there",
@@ -149,53 +190,67 @@ pub fn verify_page(
         )));
     }
     let expected_next = (end < listed.len()).then_some(end as u64);
-    if page.entries.is_empty() && expected_next.is_some() || page.next != expected_next {
+    if entries.is_empty() && expected_next.is_some() || page.next() != expected_next {
         return Err(failed(format!(
             "the page says the next starts at {:?}; the balance lists {} entries and this page ends at {end}",
-            page.next,
+            page.next(),
             listed.len()
         )));
     }
     let (size, root) = (cp.checkpoint().size, cp.checkpoint().root);
-    for e in &page.entries {
-        let envelope = Envelope::from_json(e.envelope.get().as_bytes())
-            .map_err(|err| failed(format!("entry {}: {err}", e.index)))?;
-        let bytes = leaf::encode_parts(
-            e.index,
-            e.time_micros,
-            envelope.payload_type(),
-            envelope.payload(),
-            envelope.signatures(),
-        )
-        .map_err(|err| failed(format!("entry {}: {err}", e.index)))?;
-        let hash = leaf_hash(&bytes);
-        if hash != b64("leaf hash", &e.leaf_hash)? {
-            return Err(failed(format!(
-                "entry {}: leaf hash does not match its content",
-                e.index
-            )));
-        }
-        let proof = e
-            .inclusion_proof
-            .iter()
-            .map(|h| b64("proof node", h))
-            .collect::<Result<Vec<_>, _>>()?;
-        verify_inclusion(&hash, e.index, size, &proof, &root)
-            .map_err(|err| failed(format!("entry {}: {err}", e.index)))?;
+    for e in entries {
+        verify_entry(e, size, &root)?;
     }
     Ok(listed)
 }
 
-/// Checks a whole balance served in one page: the checkpoint's signature under
-/// `operator`, and [`verify_page`] from position 0 with no page after it.
+/// Rebuilds an entry's leaf from what was served and checks its inclusion.
+fn verify_entry(
+    e: &ProvenEntry,
+    size: u64,
+    root: &crate::log::hash::Hash,
+) -> Result<(), ClientError> {
+    let envelope = Envelope::from_json(e.envelope.get().as_bytes())
+        .map_err(|err| failed(format!("entry {}: {err}", e.index)))?;
+    let bytes = leaf::encode_parts(
+        e.index,
+        e.time_micros,
+        envelope.payload_type(),
+        envelope.payload(),
+        envelope.signatures(),
+    )
+    .map_err(|err| failed(format!("entry {}: {err}", e.index)))?;
+    let hash = leaf_hash(&bytes);
+    if hash != b64("leaf hash", &e.leaf_hash)? {
+        return Err(failed(format!(
+            "entry {}: leaf hash does not match its content",
+            e.index
+        )));
+    }
+    let proof = e
+        .inclusion_proof
+        .iter()
+        .map(|h| b64("proof node", h))
+        .collect::<Result<Vec<_>, _>>()?;
+    verify_inclusion(&hash, e.index, size, &proof, root)
+        .map_err(|err| failed(format!("entry {}: {err}", e.index)))
+}
+
+/// Checks a whole answer for `id` served in one page: the checkpoint's signature under
+/// `operator`, [`verify_answer_page`] from position 0, and no page after it.
 ///
 /// # Errors
-/// [`ClientError::Verification`] naming the first thing that does not verify.
-pub fn verify_balance(b: &ProvenBalance, operator: &NoteVerifier) -> Result<(), ClientError> {
-    let cp = SignedCheckpoint::parse_and_verify(b.checkpoint.as_bytes(), operator)
+/// [`ClientError::Balance`] or [`ClientError::Verification`] naming the first thing
+/// that does not verify.
+pub fn verify_answer<A: BalanceAnswer + ProvenObjects>(
+    answer: &A,
+    id: &str,
+    operator: &NoteVerifier,
+) -> Result<(), ClientError> {
+    let cp = SignedCheckpoint::parse_and_verify(answer.checkpoint().as_bytes(), operator)
         .map_err(|e| failed(format!("balance checkpoint: {e}")))?;
-    verify_page(b, &cp, 0)?;
-    if b.next.is_some() {
+    verify_answer_page(answer, id, &cp, operator, 0)?;
+    if answer.next().is_some() {
         return Err(failed("the balance has more pages than the one given"));
     }
     Ok(())

@@ -4,7 +4,9 @@
 //! Nothing the server says is taken on trust where it can be checked:
 //! - [`Client::balance`] follows a balance's pages and, on each, checks the checkpoint
 //!   against a [`Trust`] (the operator's signature; for a student's client also the
-//!   cosignatures of associations and consistency with the last checkpoint it saw),
+//!   cosignatures of associations and consistency with the last checkpoint it saw), the
+//!   state note of the same size, every object's state proof against the note's root,
+//!   that the figures add up and that every open object listed is served ([`proofs`]),
 //!   rebuilds every leaf from the served envelope, index and time, and verifies its
 //!   RFC 9162 inclusion proof against that checkpoint ([`balance`]);
 //! - every body read is capped before it is read ([`crate::limits::CLIENT_JSON_BYTES_MAX`]
@@ -30,11 +32,13 @@ use serde::{Deserialize, Serialize};
 
 mod balance;
 mod preferences;
+pub mod proofs;
 mod reads;
 mod receipt;
 mod trust;
-pub use balance::{listed_entries, verify_balance, verify_page};
+pub use balance::{decode_answer, verify_answer, verify_answer_page, verify_page};
 pub use preferences::{preferences_envelope, preferences_id};
+pub use proofs::{BalanceError, ProvenObjects};
 pub use reads::{BundledLeaf, MatchAnswer};
 pub use receipt::verify_receipt;
 pub use trust::Trust;
@@ -75,6 +79,10 @@ pub enum ClientError {
     /// The server's answer does not verify: the thing this client exists to catch.
     #[error("verification failed: {0}")]
     Verification(String),
+    /// A balance's state evidence does not verify (its note, an object's proof, its
+    /// figures, what it lists as open); each with its own code.
+    #[error("verification failed: {0}")]
+    Balance(#[from] BalanceError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -93,6 +101,7 @@ impl ClientError {
             ClientError::TooLarge { .. } => "body_too_large",
             ClientError::Usage(_) => "usage",
             ClientError::Verification(_) => "verification_failed",
+            ClientError::Balance(e) => e.code(),
             ClientError::Io { .. } => "io",
         }
     }
@@ -100,26 +109,6 @@ impl ClientError {
 
 fn failed(what: impl Into<String>) -> ClientError {
     ClientError::Verification(what.into())
-}
-
-/// Which balance to fetch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BalanceKind {
-    Claim,
-    Pledge,
-    Allocation,
-    Student,
-}
-
-impl BalanceKind {
-    fn path(self) -> &'static str {
-        match self {
-            BalanceKind::Claim => "claims",
-            BalanceKind::Pledge => "pledges",
-            BalanceKind::Allocation => "allocations",
-            BalanceKind::Student => "students",
-        }
-    }
 }
 
 /// A blocking client of one server.

@@ -1,17 +1,17 @@
 //! The client's reads beyond balances: entries (one, or a range from the tlog-tiles
-//! entry bundles), the pool's totals, a closed institution's report; and the one
-//! association write, `POST /v1/cosign`.
+//! entry bundles); the one association write, `POST /v1/cosign`; and the operator's
+//! `POST /v1/match`. (The pool's totals and a closed institution's report are proven
+//! answers: [`Client::pool`], [`Client::institution_report`].)
 //!
 //! What can be checked is: an entry bundle's leaves must decode and carry the indexes
 //! of the tile they are served in, and their hashes are returned for the caller to
-//! prove (the remote audit rebuilds the tree from them). Totals and reports are figures
-//! the server computed; an auditor recomputes them from the entries (see
-//! [`super::audit_visiting`]).
+//! prove (the remote audit rebuilds the tree from them).
 //!
 //! ```no_run
-//! use lesson_ledger::client::Client;
+//! use lesson_ledger::client::{Client, Trust};
 //! let client = Client::new("http://127.0.0.1:8080").unwrap();
-//! let pool = client.pool().unwrap();
+//! let trust = Trust::operator_only(client.operator(None).unwrap());
+//! let pool = client.pool(&trust).unwrap();
 //! let last = client.entries(0, 3).unwrap();
 //! println!("{} fen pledged; genesis at {}", pool.pledged.0, last[0].time_micros);
 //! ```
@@ -20,8 +20,6 @@ use super::{failed, Client, ClientError};
 use crate::http::cosign::{CosignRequest, CosignResponse};
 use crate::http::entries::EntryView;
 use crate::http::tiles::{TileKind, TilePath, TILE_WIDTH};
-use crate::ledger::objects::Pool;
-use crate::ledger::queries::InstitutionReport;
 use crate::log::hash::{leaf_hash, Hash};
 use crate::log::leaf::Leaf;
 
@@ -116,22 +114,6 @@ impl Client {
     /// Transport, status (`entry_not_found` past the end) and decoding errors.
     pub fn entry(&self, index: u64) -> Result<EntryView, ClientError> {
         self.get_json(&format!("/v1/entries/{index}"))
-    }
-
-    /// `GET /v1/pool`: the pool's totals.
-    ///
-    /// # Errors
-    /// Transport, status and decoding errors.
-    pub fn pool(&self) -> Result<Pool, ClientError> {
-        self.get_json("/v1/pool")
-    }
-
-    /// `GET /v1/institutions/{id}/report`: a closed institution's liability report.
-    ///
-    /// # Errors
-    /// Transport, status (404 for an institution never closed) and decoding errors.
-    pub fn institution_report(&self, institution: &str) -> Result<InstitutionReport, ClientError> {
-        self.get_json(&format!("/v1/institutions/{institution}/report"))
     }
 
     /// `POST /v1/cosign`: an association's cosignature line on the checkpoint of `size`;

@@ -14,7 +14,7 @@
 //!    `POST /v1/cosign`, and checks that `GET /checkpoint` now carries its cosignature.
 //! 4. For several students (seeded choice): the balance served with its proofs
 //!    (`GET /v1/students/{ref}`, every inclusion proof checked by
-//!    [`client::verify_balance`]) equals the replay's, adds up (value = unreserved +
+//!    [`client::verify_answer`]) equals the replay's, adds up (value = unreserved +
 //!    reserved + consumed), and the claim's value is `lessons × price` of its entry.
 //!
 //! ```no_run
@@ -41,7 +41,8 @@ use super::feed::Feed;
 use super::story::Cast;
 use super::world::World;
 use super::DemoError;
-use crate::client::{self, BalanceKind};
+use crate::api::StudentAnswer;
+use crate::client;
 use crate::http::cosign::CosignRequest;
 use crate::ledger::queries::{self, StudentSummary};
 use crate::log::envelope::Envelope;
@@ -157,11 +158,11 @@ pub fn run(
         )));
     }
     let state_line = format!(
-        "replayed {} entries under the rules, re-running {} match run(s) to the same allocations: {} objects, digest {}; the pool served equals the replay's",
+        "replayed {} entries under the rules, re-running {} match run(s) to the same allocations: {} objects, state map root {}; the pool served equals the replay's",
         replayer.entries(),
         replayer.runs().checked(),
         replayer.state().len(),
-        crate::ledger::units::hex(&replayer.state().digest())
+        crate::ledger::units::hex(&replayer.state().root())
     );
     println!("{state_line}");
 
@@ -228,11 +229,10 @@ fn check_students(
     for n in students {
         let student = World::student(n);
         // `balance` verifies the checkpoint and every inclusion proof before answering.
-        let proven = ledger
-            .client()
-            .balance(BalanceKind::Student, &student, ledger.operator())?;
-        let served: StudentSummary = serde_json::from_value(proven.balance)
-            .map_err(|e| DemoError::AuditFailed(format!("balance of {student}: {e}")))?;
+        // Every object proven against the state note, every entry included.
+        let proven: StudentAnswer = ledger.client().balance(&student, ledger.operator())?;
+        let claims = proven.claims.iter().map(|c| c.object.clone()).collect();
+        let served = StudentSummary::of(proven.student.object.student.clone(), claims)?;
         let replayed = queries::student_summary(replayer.state(), &student)?;
         if Some(&served) != replayed.as_ref() {
             return Err(DemoError::check(

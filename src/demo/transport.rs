@@ -3,9 +3,9 @@
 //!
 //! Envelopes are signed in the demo and verified by the server; each submission is one
 //! `POST /v1/entries` batch (at most [`ENTRIES_PER_REQUEST_MAX`]) answered per entry.
-//! Balances come with their entries and inclusion proofs, which
-//! [`Client::balance`] checks against the operator-signed checkpoint before the demo
-//! sees a figure.
+//! Balances come as state objects with their state proofs, and with their entries and
+//! inclusion proofs, which [`Client::balance`] checks against the operator-signed state
+//! note and checkpoint before the demo sees a figure.
 //!
 //! ```no_run
 //! use lesson_ledger::demo::HttpLedger;
@@ -14,9 +14,8 @@
 //! # Ok::<(), lesson_ledger::demo::DemoError>(())
 //! ```
 
-use serde::de::DeserializeOwned;
-
-use crate::client::{BalanceKind, Client, ClientError, MatchAnswer};
+use crate::api::{AllocationAnswer, StudentAnswer};
+use crate::client::{Client, ClientError, MatchAnswer, Trust};
 use crate::http::entries::ENTRIES_PER_REQUEST_MAX;
 use crate::ledger::objects::{Allocation, Pool};
 use crate::ledger::queries::{InstitutionReport, StudentSummary};
@@ -42,13 +41,6 @@ pub struct HttpLedger {
     url: String,
     client: Client,
     operator: NoteVerifier,
-}
-
-fn decode(what: &str, e: serde_json::Error) -> DemoError {
-    DemoError::Client(ClientError::Decode {
-        what: what.to_owned(),
-        reason: e.to_string(),
-    })
 }
 
 /// `None` for a 404, the value otherwise.
@@ -129,7 +121,9 @@ impl HttpLedger {
     /// # Errors
     /// Transport, status and decoding errors.
     pub fn pool(&self) -> Result<Pool, DemoError> {
-        Ok(self.client.pool()?)
+        Ok(self
+            .client
+            .pool(&Trust::operator_only(self.operator.clone()))?)
     }
 
     /// `GET /v1/students/{ref}`, every proof verified; `None` if the student holds no
@@ -138,7 +132,18 @@ impl HttpLedger {
     /// # Errors
     /// [`ClientError::Verification`] if a proof fails; transport, status, decoding.
     pub fn student(&self, student: &str) -> Result<Option<StudentSummary>, DemoError> {
-        self.proven(BalanceKind::Student, student)
+        let Some(answer) = found(
+            self.client
+                .balance::<StudentAnswer>(student, &self.operator),
+        )?
+        else {
+            return Ok(None);
+        };
+        let claims = answer.claims.into_iter().map(|c| c.object).collect();
+        Ok(Some(StudentSummary::of(
+            answer.student.object.student,
+            claims,
+        )?))
     }
 
     /// `GET /v1/allocations/{id}`, every proof verified.
@@ -146,21 +151,11 @@ impl HttpLedger {
     /// # Errors
     /// As [`HttpLedger::student`].
     pub fn allocation(&self, allocation: &str) -> Result<Option<Allocation>, DemoError> {
-        self.proven(BalanceKind::Allocation, allocation)
-    }
-
-    /// A balance whose proofs the client verified, as `T`; `None` for a 404.
-    fn proven<T: DeserializeOwned>(
-        &self,
-        kind: BalanceKind,
-        id: &str,
-    ) -> Result<Option<T>, DemoError> {
-        let Some(b) = found(self.client.balance(kind, id, &self.operator))? else {
-            return Ok(None);
-        };
-        serde_json::from_value(b.balance)
-            .map(Some)
-            .map_err(|e| decode(id, e))
+        let answer = found(
+            self.client
+                .balance::<AllocationAnswer>(allocation, &self.operator),
+        )?;
+        Ok(answer.map(|a| a.allocation.object))
     }
 
     /// `GET /v1/institutions/{id}/report`; `None` if it never closed.
@@ -168,7 +163,10 @@ impl HttpLedger {
     /// # Errors
     /// Transport, status and decoding errors.
     pub fn institution_report(&self, inst: &str) -> Result<Option<InstitutionReport>, DemoError> {
-        found(self.client.institution_report(inst))
+        found(
+            self.client
+                .institution_report(inst, &Trust::operator_only(self.operator.clone())),
+        )
     }
 
     /// Leaves `[from, to)` from the entry bundles.

@@ -1,27 +1,23 @@
 //! Balances with their proofs: `GET /v1/claims/{id}`, `/v1/pledges/{id}`,
 //! `/v1/allocations/{id}`, `/v1/students/{ref}`, and the totals `GET /v1/pool` and
-//! `GET /v1/institutions/{id}/report`.
+//! `GET /v1/institutions/{id}/report`, answered with the typed wire types of
+//! [`crate::api::balances`].
 //!
-//! A balance is answered with the entries it derives from, each with its RFC 9162
-//! inclusion proof against the checkpoint served alongside (all read under one lock, so
-//! they agree), a page at a time: at most [`crate::limits::BALANCE_PAGE_ENTRIES_MAX`]
-//! proven entries, from position `?from=` (default 0) of the balance's entries in log
-//! order, and `next`, the position of the next page, or `null` on the last one. A page
-//! is built under the read lock, bounded, and the lock is released before it is
-//! written to the socket. Positions are stable: an object's entries only grow at the
-//! end, so a client following `next` sees each entry once even while the log grows
-//! (each page is proven against the checkpoint it is served with). A client holding the operator's key checks the checkpoint's signature,
-//! rebuilds each leaf from `index`, `time_micros` and the envelope
-//! ([`crate::log::leaf::encode_parts`]), and verifies its inclusion: it then knows these
-//! entries are in the log the operator signed, without trusting the server, and can
-//! recompute the balance from their payloads.
+//! Every answer is read under one read lock, so it is of one state: the objects, each
+//! with its state proof against the map root of the latest state note, that note, and
+//! the checkpoint of the same size (the writer holds the write lock for a whole batch,
+//! from the first entry to the state's commit, so between batches the state, the note
+//! and the checkpoint are all at the log's size; an answer is refused, 503, if they are
+//! not). A 404 for a well-formed id carries the proof that no such object exists.
 //!
-//! ```
-//! use lesson_ledger::http::balances::ProvenBalance;
-//! let b: ProvenBalance = serde_json::from_str(
-//!     r#"{"balance":{},"checkpoint":"x","entries":[],"next":null}"#).unwrap();
-//! assert!(b.entries.is_empty() && b.next.is_none());
-//! ```
+//! The four first answers also carry the entries their objects derive from, each with
+//! its RFC 9162 inclusion proof against the checkpoint, a page at a time: at most
+//! [`crate::limits::BALANCE_PAGE_ENTRIES_MAX`] proven entries, from position `?from=`
+//! (default 0) of the entries in log order, and `next`, the position of the next page,
+//! or `null` on the last one. Every page carries the objects and their proofs again, so
+//! each page checks on its own. A page is built under the read lock, bounded, and the
+//! lock is released before it is written to the socket. Positions are stable: an
+//! object's entries only grow at the end.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,55 +25,20 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
-use serde_json::Value;
 
 use super::entries::{entry_view, EntryView};
 use super::error::ApiError;
 use super::AppState;
+use crate::api::balances::{
+    Absence, AllocationAnswer, BalanceAnswer, ClaimAnswer, InstitutionAnswer, PageQuery,
+    PledgeAnswer, PoolAnswer, Proven, StudentAnswer,
+};
 use crate::ledger::error::RuleError;
-use crate::ledger::queries;
+use crate::ledger::objects::{Allocation, Claim, Liability, Party, Pledge, Pool, StudentIndex};
+use crate::ledger::state::{get_object, Key, Object, POOL_ID};
 use crate::ledger::units::Id;
 use crate::ledger::writer::Ledger;
 use crate::log::hash::Hash;
-
-/// An entry with its inclusion proof against the checkpoint it is served with.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProvenEntry {
-    pub index: u64,
-    pub time_micros: u64,
-    pub entry_id: String,
-    /// RFC 6962 leaf hash, base64.
-    pub leaf_hash: String,
-    /// The DSSE envelope (JSON).
-    pub envelope: Box<RawValue>,
-    /// Sibling hashes from the leaf up to the checkpoint's root, base64.
-    pub inclusion_proof: Vec<String>,
-}
-
-/// A balance, the entries it derives from, and the checkpoint they are proven against.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProvenBalance {
-    /// The balance as the ledger's queries give it.
-    pub balance: Value,
-    /// The signed checkpoint (C2SP signed note) every proof is against.
-    pub checkpoint: String,
-    /// This page's entries, in log order.
-    pub entries: Vec<ProvenEntry>,
-    /// Where the next page starts (`?from=`), or `None` on the last page.
-    pub next: Option<u64>,
-}
-
-/// The page asked for: `?from=` (a position in the balance's entries, default 0).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    #[serde(default)]
-    pub from: u64,
-}
 
 fn state_fault(e: RuleError) -> ApiError {
     ApiError::internal(e)
@@ -188,27 +149,32 @@ impl EntryCache {
     }
 }
 
-/// Writes a [`ProvenBalance`]: the balance serialized straight from the query's type,
-/// the checkpoint, and each entry's cached JSON with its proof.
-fn write_proven_balance<B: Serialize>(
-    balance: &B,
-    checkpoint: &str,
-    entries: &[(Arc<ServedEntry>, Vec<Hash>)],
-    next: Option<u64>,
-) -> Result<Vec<u8>, ApiError> {
-    // Sized up front: a balance of a few entries is some kilobytes, and growing the
-    // buffer by doubling copied it several times over.
-    let capacity = 1024
-        + checkpoint.len()
+/// A page of proven entries: each served entry with its inclusion proof.
+type ProvenPage = Vec<(Arc<ServedEntry>, Vec<Hash>)>;
+
+/// Writes a paged answer: `answer` (its `entries` empty, its `next` set) serialized
+/// from its type, with the page's entries spliced into its `entries` from their cached
+/// JSON. The answer's last two fields are `entries` and `next` ([`crate::api`]'s
+/// declaration order), so its JSON ends with `,"entries":[],"next":…}`; that is checked,
+/// and anything else is an internal fault rather than a wrong answer.
+fn write_paged<A: BalanceAnswer>(answer: &A, entries: &ProvenPage) -> Result<Vec<u8>, ApiError> {
+    let head = serde_json::to_vec(answer).map_err(ApiError::internal)?;
+    let next = serde_json::to_string(&answer.next()).map_err(ApiError::internal)?;
+    let tail = format!(",\"entries\":[],\"next\":{next}}}");
+    let Some(head) = head.strip_suffix(tail.as_bytes()) else {
+        return Err(ApiError::internal(
+            "a balance answer does not end with its entries and next",
+        ));
+    };
+    // Sized up front: growing the buffer by doubling copied a page several times over.
+    let capacity = head.len()
+        + tail.len()
         + entries
             .iter()
             .map(|(entry, proof)| entry.json.len() + 48 * proof.len() + 32)
             .sum::<usize>();
     let mut out = Vec::with_capacity(capacity);
-    out.extend_from_slice(b"{\"balance\":");
-    serde_json::to_writer(&mut out, balance).map_err(ApiError::internal)?;
-    out.extend_from_slice(b",\"checkpoint\":");
-    serde_json::to_writer(&mut out, checkpoint).map_err(ApiError::internal)?;
+    out.extend_from_slice(head);
     out.extend_from_slice(b",\"entries\":[");
     for (i, (entry, proof)) in entries.iter().enumerate() {
         if i > 0 {
@@ -217,25 +183,24 @@ fn write_proven_balance<B: Serialize>(
         entry.write_proven(&mut out, proof);
     }
     out.extend_from_slice(b"],\"next\":");
-    serde_json::to_writer(&mut out, &next).map_err(ApiError::internal)?;
+    out.extend_from_slice(next.as_bytes());
     out.push(b'}');
     Ok(out)
 }
 
-/// Proves one page of `indexes` — at most the server's page size, from position
-/// `from` of them in log order — against the current checkpoint and writes the
-/// [`ProvenBalance`] JSON, all under the read lock the caller holds (so the checkpoint
-/// and the proofs agree).
+/// One page of `indexes` — at most the server's page size, from position `from` of
+/// them in log order — each entry with its inclusion proof against the current
+/// checkpoint, read under the read lock the caller holds (so the checkpoint and the
+/// proofs agree); and where the next page starts.
 ///
 /// # Errors
 /// `page_out_of_range` (400) for a position past the end; internal faults.
-fn prove<B: Serialize>(
+fn page(
     app: &AppState,
     ledger: &Ledger,
-    balance: &B,
     mut indexes: Vec<u64>,
     from: u64,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<(ProvenPage, Option<u64>), ApiError> {
     indexes.sort_unstable();
     indexes.dedup();
     let total = indexes.len() as u64;
@@ -263,35 +228,101 @@ fn prove<B: Serialize>(
             Ok((entry, proof))
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok((entries, next))
+}
+
+/// The signed state note and checkpoint every object of an answer is proven against:
+/// the latest of each, which must be of one size, the size of the state read.
+///
+/// # Errors
+/// `unavailable` (503) before the first state note, or if the note is not of the
+/// checkpoint's size (a batch whose state could not be committed: the writer stops).
+fn evidence(app: &AppState, ledger: &Ledger) -> Result<(String, String), ApiError> {
+    let log = ledger.log();
+    let size = log.checkpoint().checkpoint().size;
+    let (note_size, note) = log.state_note().ok_or(ApiError::Unavailable {
+        reason: "no state note has been signed yet",
+    })?;
+    if note_size != size || ledger.state().size() != size {
+        return Err(ApiError::Unavailable {
+            reason: "the state, its note and the checkpoint are not of one size",
+        });
+    }
     // With the associations' verified cosignatures: a student's client requires them.
-    let checkpoint = app.cosignatures.served(log.checkpoint());
-    write_proven_balance(balance, &checkpoint, &entries, next)
+    Ok((note.to_owned(), app.cosignatures.served(log.checkpoint())))
 }
 
-fn to_value(v: impl Serialize) -> Result<Value, ApiError> {
-    serde_json::to_value(v).map_err(ApiError::internal)
+/// `object` with its proof against the current state map root.
+fn proven<T: Object>(ledger: &Ledger, object: T) -> Proven<T> {
+    let proof = ledger.state().prove(&Key::new(T::TABLE, object.id()));
+    Proven { object, proof }
 }
 
-fn not_found(what: &'static str, id: String) -> ApiError {
-    ApiError::NotFound { what, id }
+/// Object `id` of its table, or a 404 carrying the proof that there is none.
+///
+/// # Errors
+/// `{what}_not_found` (404) with the absence proof; `unavailable`; internal faults.
+fn find<T: Object>(
+    app: &AppState,
+    ledger: &Ledger,
+    what: &'static str,
+    id: &str,
+) -> Result<T, ApiError> {
+    if let Some(object) = get_object::<T, _>(ledger.state(), id).map_err(state_fault)? {
+        return Ok(object);
+    }
+    let (state_note, checkpoint) = evidence(app, ledger)?;
+    Err(ApiError::Absent {
+        what,
+        absence: Box::new(Absence {
+            table: T::TABLE.name().to_owned(),
+            id: id.to_owned(),
+            proof: ledger.state().prove(&Key::new(T::TABLE, id)),
+            state_note,
+            checkpoint,
+        }),
+    })
+}
+
+/// The objects an object names (a student's claims, a claim's allocations), each with
+/// its proof: each must exist, so a missing one is a fault of the state.
+fn named<T: Object>(ledger: &Ledger, ids: &[Id]) -> Result<Vec<Proven<T>>, ApiError> {
+    ids.iter()
+        .map(|id| {
+            let object = get_object::<T, _>(ledger.state(), id.as_str())
+                .map_err(state_fault)?
+                .ok_or_else(|| {
+                    ApiError::internal(format!("{} {id} is named but absent", T::TABLE.name()))
+                })?;
+            Ok(proven(ledger, object))
+        })
+        .collect()
 }
 
 /// `GET /v1/claims/{id}`.
 ///
 /// # Errors
-/// `malformed_id` (400), `claim_not_found` (404).
+/// `malformed_id` (400), `claim_not_found` (404, with its absence proof),
+/// `page_out_of_range` (400), `unavailable` (503).
 pub async fn get_claim(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    Query(page): Query<PageQuery>,
+    Query(page_query): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     valid_id("claim", &id)?;
     let state = app.clone();
     app.read(move |ledger| {
-        let b = queries::claim_balance(ledger.state(), &id)
-            .map_err(state_fault)?
-            .ok_or_else(|| not_found("claim", id))?;
-        prove(&state, ledger, &b, b.entries.clone(), page.from)
+        let claim: Claim = find(&state, ledger, "claim", &id)?;
+        let (state_note, checkpoint) = evidence(&state, ledger)?;
+        let (entries, next) = page(&state, ledger, claim.entries.clone(), page_query.from)?;
+        let answer = ClaimAnswer {
+            claim: proven(ledger, claim),
+            state_note,
+            checkpoint,
+            entries: Vec::new(),
+            next,
+        };
+        write_paged(&answer, &entries)
     })
     .await
     .map(super::json_body)
@@ -300,19 +331,27 @@ pub async fn get_claim(
 /// `GET /v1/pledges/{id}`.
 ///
 /// # Errors
-/// `malformed_id` (400), `pledge_not_found` (404).
+/// `malformed_id` (400), `pledge_not_found` (404, with its absence proof),
+/// `page_out_of_range` (400), `unavailable` (503).
 pub async fn get_pledge(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    Query(page): Query<PageQuery>,
+    Query(page_query): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     valid_id("pledge", &id)?;
     let state = app.clone();
     app.read(move |ledger| {
-        let b = queries::pledge_balance(ledger.state(), &id)
-            .map_err(state_fault)?
-            .ok_or_else(|| not_found("pledge", id))?;
-        prove(&state, ledger, &b, b.entries.clone(), page.from)
+        let pledge: Pledge = find(&state, ledger, "pledge", &id)?;
+        let (state_note, checkpoint) = evidence(&state, ledger)?;
+        let (entries, next) = page(&state, ledger, pledge.entries.clone(), page_query.from)?;
+        let answer = PledgeAnswer {
+            pledge: proven(ledger, pledge),
+            state_note,
+            checkpoint,
+            entries: Vec::new(),
+            next,
+        };
+        write_paged(&answer, &entries)
     })
     .await
     .map(super::json_body)
@@ -321,70 +360,120 @@ pub async fn get_pledge(
 /// `GET /v1/allocations/{id}`.
 ///
 /// # Errors
-/// `malformed_id` (400), `allocation_not_found` (404).
+/// `malformed_id` (400), `allocation_not_found` (404, with its absence proof),
+/// `page_out_of_range` (400), `unavailable` (503).
 pub async fn get_allocation(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    Query(page): Query<PageQuery>,
+    Query(page_query): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     valid_id("allocation", &id)?;
     let state = app.clone();
     app.read(move |ledger| {
-        let b = queries::allocation_balance(ledger.state(), &id)
-            .map_err(state_fault)?
-            .ok_or_else(|| not_found("allocation", id))?;
-        prove(&state, ledger, &b, b.entries.clone(), page.from)
+        let allocation: Allocation = find(&state, ledger, "allocation", &id)?;
+        let (state_note, checkpoint) = evidence(&state, ledger)?;
+        let (entries, next) = page(&state, ledger, allocation.entries.clone(), page_query.from)?;
+        let answer = AllocationAnswer {
+            allocation: proven(ledger, allocation),
+            state_note,
+            checkpoint,
+            entries: Vec::new(),
+            next,
+        };
+        write_paged(&answer, &entries)
     })
     .await
     .map(super::json_body)
 }
 
-/// `GET /v1/students/{ref}`: all of a student's claims, with every entry behind them.
+/// `GET /v1/students/{ref}`: the student's index, its claims, their open allocations
+/// and every entry behind the claims.
 ///
 /// # Errors
-/// `malformed_id` (400), `student_not_found` (404).
+/// `malformed_id` (400), `student_not_found` (404, with its absence proof),
+/// `page_out_of_range` (400), `unavailable` (503).
 pub async fn get_student(
     State(app): State<AppState>,
     Path(student): Path<String>,
-    Query(page): Query<PageQuery>,
+    Query(page_query): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     valid_id("student", &student)?;
     let state = app.clone();
     app.read(move |ledger| {
-        let s = queries::student_summary(ledger.state(), &student)
-            .map_err(state_fault)?
-            .ok_or_else(|| not_found("student", student))?;
-        let indexes = s.claims.iter().flat_map(|c| c.entries.clone()).collect();
-        prove(&state, ledger, &s, indexes, page.from)
+        let index: StudentIndex = find(&state, ledger, "student", &student)?;
+        let (state_note, checkpoint) = evidence(&state, ledger)?;
+        let claims: Vec<Proven<Claim>> = named(ledger, &index.claims)?;
+        let mut allocations = Vec::new();
+        for claim in &claims {
+            allocations.extend(named::<Allocation>(ledger, &claim.object.allocations)?);
+        }
+        let indexes = claims
+            .iter()
+            .flat_map(|c| c.object.entries.iter().copied())
+            .collect();
+        let (entries, next) = page(&state, ledger, indexes, page_query.from)?;
+        let answer = StudentAnswer {
+            student: proven(ledger, index),
+            claims,
+            allocations,
+            state_note,
+            checkpoint,
+            entries: Vec::new(),
+            next,
+        };
+        write_paged(&answer, &entries)
     })
     .await
     .map(super::json_body)
 }
 
-/// `GET /v1/pool`: the pool's totals.
+/// `GET /v1/pool`: the pool's totals with their proof.
 ///
 /// # Errors
-/// Store faults only.
-pub async fn get_pool(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    app.read(|ledger| to_value(queries::pool_totals(ledger.state()).map_err(state_fault)?))
-        .await
-        .map(Json)
+/// `unavailable` (503) before genesis; store faults.
+pub async fn get_pool(State(app): State<AppState>) -> Result<Json<PoolAnswer>, ApiError> {
+    let state = app.clone();
+    app.read(move |ledger| {
+        let pool: Pool = get_object(ledger.state(), POOL_ID)
+            .map_err(state_fault)?
+            .ok_or(ApiError::Unavailable {
+                reason: "the ledger has no genesis yet",
+            })?;
+        let (state_note, checkpoint) = evidence(&state, ledger)?;
+        Ok(PoolAnswer {
+            pool: proven(ledger, pool),
+            state_note,
+            checkpoint,
+        })
+    })
+    .await
+    .map(Json)
 }
 
-/// `GET /v1/institutions/{id}/report`: a closed institution's liability report.
+/// `GET /v1/institutions/{id}/report`: a closed institution's liability and its party
+/// object, with their proofs.
 ///
 /// # Errors
-/// `malformed_id` (400), `institution_not_found` (404, also when never closed).
+/// `malformed_id` (400), `institution_not_found` (404, also when never closed; with the
+/// proof that it has no liability), `unavailable` (503).
 pub async fn get_institution_report(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InstitutionAnswer>, ApiError> {
     valid_id("institution", &id)?;
+    let state = app.clone();
     app.read(move |ledger| {
-        let r = queries::institution_report(ledger.state(), &id)
+        let liability: Liability = find(&state, ledger, "institution", &id)?;
+        let party: Party = get_object(ledger.state(), &id)
             .map_err(state_fault)?
-            .ok_or_else(|| not_found("institution", id))?;
-        to_value(r)
+            .ok_or_else(|| ApiError::internal(format!("liability of unknown party {id}")))?;
+        let (state_note, checkpoint) = evidence(&state, ledger)?;
+        Ok(InstitutionAnswer {
+            liability: proven(ledger, liability),
+            institution: proven(ledger, party),
+            state_note,
+            checkpoint,
+        })
     })
     .await
     .map(Json)
@@ -393,10 +482,13 @@ pub async fn get_institution_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::balances::ProvenEntry;
+    use crate::ledger::state_map::StateProof;
     use crate::log::hash::leaf_hash;
+    use serde_json::value::RawValue;
 
     #[test]
-    fn a_written_balance_is_what_serde_writes_for_the_same_fields() {
+    fn a_written_page_is_what_serde_writes_for_the_same_fields() {
         let view = EntryView {
             index: 7,
             time_micros: 1_700_000_000_000_123,
@@ -410,21 +502,42 @@ mod tests {
         // Every byte value, so that hashes whose base64 holds `+` and `/` are covered.
         let proof: Vec<Hash> = (0..=255u8).map(|b| Hash([b; 32])).collect();
         let served = Arc::new(ServedEntry::new(&view).unwrap());
-        let balance = serde_json::json!({"claim": "c-1", "unreserved": 3});
-        let checkpoint = "origin\n7\nroot=\n\n\u{2014} op key\n";
-        let written = write_proven_balance(
-            &balance,
-            checkpoint,
-            &[(Arc::clone(&served), proof.clone()), (served, vec![])],
-            Some(2),
+        let claim: Claim = serde_json::from_value(serde_json::json!({
+            "claim": "c-1", "student": "stu-1", "institution": "inst-1", "subject": "math",
+            "grade": 3, "district": "xuhui", "accepts_online": true,
+            "accepted_districts": [], "evidence_digest": "00", "lessons": 2,
+            "price_per_lesson": 5, "value": 10, "unreserved": 10, "reserved": 0,
+            "consumed": 0, "allocations": [], "entries": [7]
+        }))
+        .unwrap();
+        let answer = ClaimAnswer {
+            claim: Proven {
+                object: claim,
+                proof: StateProof {
+                    key: [3; 32],
+                    siblings: vec![[4; 32]],
+                    leaf: None,
+                },
+            },
+            state_note: "note\n".into(),
+            checkpoint: "origin\n7\nroot=\n\n\u{2014} op key\n".into(),
+            entries: Vec::new(),
+            next: Some(2),
+        };
+        let written = write_paged(
+            &answer,
+            &vec![(Arc::clone(&served), proof.clone()), (served, vec![])],
         )
         .unwrap();
 
-        let parsed: ProvenBalance = serde_json::from_slice(&written).unwrap();
-        assert_eq!(parsed.balance, balance);
-        assert_eq!(parsed.checkpoint, checkpoint);
+        let parsed: ClaimAnswer = serde_json::from_slice(&written).unwrap();
+        assert_eq!(parsed.claim, answer.claim);
+        assert_eq!(
+            (&parsed.state_note, &parsed.checkpoint),
+            (&answer.state_note, &answer.checkpoint)
+        );
         assert_eq!(parsed.entries.len(), 2);
-        let entry = &parsed.entries[0];
+        let entry: &ProvenEntry = &parsed.entries[0];
         assert_eq!(
             (
                 entry.index,

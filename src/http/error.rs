@@ -46,6 +46,13 @@ pub enum ApiError {
     /// Nothing here by that name.
     #[error("{what} {id:?} not found")]
     NotFound { what: &'static str, id: String },
+    /// No such object in the state, and the proof of it (served as the problem
+    /// document's `absence` member).
+    #[error("{what} {:?} not found", absence.id)]
+    Absent {
+        what: &'static str,
+        absence: Box<crate::api::Absence>,
+    },
     /// The request body is larger than the documented limit.
     #[error("request body larger than {max} bytes")]
     TooLarge { max: usize },
@@ -75,7 +82,7 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::Refused { code, .. }
             | ApiError::Forbidden { code, .. } => code,
-            ApiError::NotFound { what, .. } => match *what {
+            ApiError::NotFound { what, .. } | ApiError::Absent { what, .. } => match *what {
                 "entry" => "entry_not_found",
                 "claim" => "claim_not_found",
                 "pledge" => "pledge_not_found",
@@ -104,7 +111,7 @@ impl ApiError {
             ApiError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::NotFound { .. } | ApiError::Absent { .. } => StatusCode::NOT_FOUND,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -141,16 +148,30 @@ struct Problem<'a> {
     status: u16,
     detail: String,
     code: &'a str,
+    /// A 404's proof that the object is absent ([`ApiError::Absent`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    absence: Option<&'a crate::api::Absence>,
 }
 
 /// A problem+json response for `status`, `code` and `detail`.
 pub fn problem(status: StatusCode, code: &str, detail: String) -> Response {
+    problem_with(status, code, detail, None)
+}
+
+/// [`problem`], with an absence proof.
+fn problem_with(
+    status: StatusCode,
+    code: &str,
+    detail: String,
+    absence: Option<&crate::api::Absence>,
+) -> Response {
     let body = Problem {
         kind: format!("urn:lesson-ledger:problem:{code}"),
         title: status.canonical_reason().unwrap_or("Error"),
         status: status.as_u16(),
         detail,
         code,
+        absence,
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let mut response = (status, bytes).into_response();
@@ -167,7 +188,11 @@ impl IntoResponse for ApiError {
             return (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response();
         }
         let status = self.status();
-        let mut response = problem(status, self.code(), self.to_string());
+        let absence = match &self {
+            ApiError::Absent { absence, .. } => Some(&**absence),
+            _ => None,
+        };
+        let mut response = problem_with(status, self.code(), self.to_string(), absence);
         match self {
             ApiError::QueueFull { retry_after_secs }
             | ApiError::Overloaded { retry_after_secs } => {

@@ -249,6 +249,8 @@ pub enum RuleError {
     AllocationExceedsSeat { requested: u64, per_seat: u64 },
     #[error("{needed} fen needed, {unreserved} fen unreserved on the claim")]
     InsufficientClaimValue { needed: u64, unreserved: u64 },
+    #[error("claim {claim} already has {max} open allocations")]
+    ClaimAllocationsFull { claim: String, max: usize },
     #[error("allocation {allocation} is {status}, not active")]
     AllocationNotActive {
         allocation: String,
@@ -441,6 +443,7 @@ impl RuleError {
             E::InsufficientCapacity { .. } => "insufficient_capacity",
             E::AllocationExceedsSeat { .. } => "allocation_exceeds_seat",
             E::InsufficientClaimValue { .. } => "insufficient_claim_value",
+            E::ClaimAllocationsFull { .. } => "claim_allocations_full",
             E::AllocationNotActive { .. } => "allocation_not_active",
             E::AllocationNotExpired { .. } => "allocation_not_expired",
             E::AllocationPastExpiry { .. } => "allocation_past_expiry",

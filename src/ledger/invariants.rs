@@ -54,6 +54,15 @@ fn allocation_ok(a: &Allocation) -> Result<(), String> {
             a.allocation
         ));
     }
+    // The open list is what a family's client relies on to see every proposal.
+    if a.open_lessons.len() as u64 != a.lessons.pending().0 {
+        return Err(format!(
+            "allocation {}: {} open lessons listed, {} pending",
+            a.allocation,
+            a.open_lessons.len(),
+            a.lessons.pending().0
+        ));
+    }
     Ok(())
 }
 
@@ -73,6 +82,32 @@ pub fn check_changes(changes: &Changes) -> Result<(), String> {
     Ok(())
 }
 
+/// Each claim lists exactly its open allocations, oldest first.
+fn open_allocations_listed(
+    claim_lists: &BTreeMap<String, Vec<String>>,
+    allocs: &BTreeMap<String, Allocation>,
+) -> Result<(), String> {
+    let mut open: BTreeMap<&str, Vec<&Allocation>> = BTreeMap::new();
+    for a in allocs.values().filter(|a| a.is_open()) {
+        open.entry(a.claim.as_str()).or_default().push(a);
+    }
+    for (claim, listed) in claim_lists {
+        let mut expected: Vec<&Allocation> = open.remove(claim.as_str()).unwrap_or_default();
+        // Oldest first: the first entry of each is the one that made it.
+        expected.sort_by_key(|a| a.entries.first().copied());
+        let expected: Vec<&str> = expected.iter().map(|a| a.allocation.as_str()).collect();
+        if *listed != expected {
+            return Err(format!(
+                "claim {claim} lists allocations {listed:?}, its open ones are {expected:?}"
+            ));
+        }
+    }
+    match open.keys().next() {
+        Some(claim) => Err(format!("open allocations of unknown claim {claim}")),
+        None => Ok(()),
+    }
+}
+
 /// Check every identity over a whole state.
 ///
 /// # Errors
@@ -84,6 +119,7 @@ pub fn check_invariants(state: &MemoryState) -> Result<(), String> {
     let mut made_good: BTreeMap<String, u64> = BTreeMap::new();
     let mut liabilities: Vec<Liability> = Vec::new();
     let mut allocs: BTreeMap<String, Allocation> = BTreeMap::new();
+    let mut claim_lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut lesson_counts: BTreeMap<String, (u64, u64)> = BTreeMap::new(); // final, pending
     let add = |a: &mut Fen, b: Fen| -> Result<(), String> {
         *a = a.checked_add(b, "sum").map_err(|e| e.to_string())?;
@@ -93,6 +129,10 @@ pub fn check_invariants(state: &MemoryState) -> Result<(), String> {
         match v {
             Value::Claim(c) => {
                 claim_ok(c)?;
+                claim_lists.insert(
+                    c.claim.to_string(),
+                    c.allocations.iter().map(ToString::to_string).collect(),
+                );
                 expect.claims += 1;
                 add(&mut expect.claims_value, c.value.total())?;
                 add(&mut expect.claims_unreserved, c.value.unreserved())?;
@@ -161,6 +201,7 @@ pub fn check_invariants(state: &MemoryState) -> Result<(), String> {
             ));
         }
     }
+    open_allocations_listed(&claim_lists, &allocs)?;
     for (id, a) in allocs {
         let (fin, pend) = lesson_counts.get(&id).copied().unwrap_or_default();
         if (a.lessons.consumed().0, a.lessons.pending().0) != (fin, pend) {

@@ -58,6 +58,13 @@ pub const LESSONS_PER_SEAT_MAX: u64 = 1_000;
 /// student index object, rewritten on each new claim.
 pub const CLAIMS_PER_STUDENT_MAX: usize = 64;
 
+/// Most open allocations one claim may have at once (active, or ended with a lesson
+/// still pending or disputed): bounds the claim object's `allocations` list, which is
+/// rewritten with the claim. A claim's allocations come a few per match run and each
+/// ends within `allocation_validity_days`, so honest use stays far below it; an
+/// `allocation_made` beyond it is refused (`claim_allocations_full`).
+pub const CLAIM_ALLOCATIONS_OPEN_MAX: usize = 64;
+
 /// Most allocations one `match_run` may declare: four per claim at the cap of
 /// [`MATCH_CLAIMS_MAX`] claims a run (a claim gets one allocation per pledge, and few
 /// pledges each).

@@ -29,7 +29,7 @@ use super::units::{Fen, Id, KeyRef, Lessons};
 
 /// Serde for an object holding a conserved balance (`$bal`, whose total is stored under
 /// the same name): the stored and served form is flat, as it was before the balance had
-/// a type, so neither the state digest nor any JSON changes; decoding checks the parts
+/// a type, so neither the state map nor any JSON changes; decoding checks the parts
 /// (`from_parts`), so an unbalanced stored object is refused, never loaded.
 macro_rules! flat_serde {
     ($t:ident, $repr:ident, $borrowed:ident, $bal:ident: $balty:ident, $unit:ty,
@@ -184,6 +184,12 @@ pub struct Claim {
     pub price_per_lesson: Fen,
     /// The value and its parts.
     pub value: ClaimValue,
+    /// The claim's open allocations, oldest first: every allocation of the claim that is
+    /// active or still has a lesson pending or disputed
+    /// ([`Allocation::is_open`]). An allocation leaves the list when it is neither, so
+    /// a family sees, proven with the claim, every allocation a proposal may wait on.
+    /// Bounded by [`CLAIM_ALLOCATIONS_OPEN_MAX`](super::limits::CLAIM_ALLOCATIONS_OPEN_MAX).
+    pub allocations: Vec<Id>,
     pub entries: Vec<u64>,
     /// The family's choices (`claim_preferences_set`, the latest one); `None`: the claim
     /// redeems its own subject, where its own fields say.
@@ -197,7 +203,7 @@ flat_serde! {
       lessons: Lessons, price_per_lesson: Fen },
     {},
     [unreserved, reserved, consumed],
-    { entries: Vec<u64>, preferences: Option<ClaimPreferences> }
+    { allocations: Vec<Id>, entries: Vec<u64>, preferences: Option<ClaimPreferences> }
 }
 
 /// What a family accepts in redeeming a claim, as its student signed it
@@ -367,10 +373,35 @@ pub struct Allocation {
     pub value_per_lesson: Fen,
     pub status: AllocationStatus,
     pub expires_at_micros: u64,
+    /// The lessons proposed on the allocation and not yet final or void (pending or
+    /// disputed), in the order proposed, each with the end of its confirmation window:
+    /// exactly `lessons.pending` of them (so at most the allocation's k lessons, at most
+    /// [`CLAIM_LESSONS_MAX`](super::limits::CLAIM_LESSONS_MAX)).
+    pub open_lessons: Vec<OpenLesson>,
     pub entries: Vec<u64>,
     /// The match run that made it, if any. Always serialized (as `null` when absent):
     /// the stored state is postcard, which has no field names and cannot skip one.
     pub run: Option<Id>,
+}
+
+impl Allocation {
+    /// Whether anything may still happen on the allocation: it is active, or a lesson
+    /// proposed on it is still pending or disputed. Its claim lists it while it is.
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.status == AllocationStatus::Active || self.lessons.pending().0 > 0
+    }
+}
+
+/// A lesson waiting on an allocation: proposed by the donor, neither confirmed, deemed
+/// confirmed nor resolved yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenLesson {
+    /// The lesson's id.
+    pub lesson: Id,
+    /// End of its confirmation window, µs of ledger time since the epoch: after it an
+    /// undisputed proposal may be deemed confirmed.
+    pub window_end_micros: u64,
 }
 
 flat_serde! {
@@ -378,7 +409,8 @@ flat_serde! {
     { allocation: Id, claim: Id, pledge: Id, student: Id, institution: Id },
     { value_per_lesson: Fen },
     [consumed, pending, remaining, released],
-    { status: AllocationStatus, expires_at_micros: u64, entries: Vec<u64>, run: Option<Id> }
+    { status: AllocationStatus, expires_at_micros: u64, open_lessons: Vec<OpenLesson>,
+      entries: Vec<u64>, run: Option<Id> }
 }
 
 /// A recorded match run (`match_run`): what it declared and how many of its allocations

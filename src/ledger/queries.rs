@@ -107,32 +107,46 @@ pub fn student_summary<V: StateView + ?Sized>(
     let Some(index) = get_object::<StudentIndex, V>(view, student)? else {
         return Ok(None);
     };
-    let mut s = StudentSummary {
-        student: index.student,
-        claims: Vec::with_capacity(index.claims.len()),
-        value: Fen(0),
-        unreserved: Fen(0),
-        reserved: Fen(0),
-        consumed: Fen(0),
-    };
+    let mut claims = Vec::with_capacity(index.claims.len());
     for id in &index.claims {
-        let c =
-            get_object::<Claim, V>(view, id.as_str())?.ok_or_else(|| RuleError::StateCorrupt {
+        claims.push(get_object::<Claim, V>(view, id.as_str())?.ok_or_else(|| {
+            RuleError::StateCorrupt {
                 detail: format!("student index names unknown claim {id}"),
-            })?;
-        s.value = s.value.checked_add(c.value.total(), "student value")?;
-        s.unreserved = s
-            .unreserved
-            .checked_add(c.value.unreserved(), "student unreserved")?;
-        s.reserved = s
-            .reserved
-            .checked_add(c.value.reserved(), "student reserved")?;
-        s.consumed = s
-            .consumed
-            .checked_add(c.value.consumed(), "student consumed")?;
-        s.claims.push(c.into());
+            }
+        })?);
     }
-    Ok(Some(s))
+    StudentSummary::of(index.student, claims).map(Some)
+}
+
+impl StudentSummary {
+    /// The summary of `student`'s `claims` (a client builds it from proven claims).
+    ///
+    /// # Errors
+    /// `overflow` summing (cannot happen within the limits).
+    pub fn of(student: Id, claims: Vec<Claim>) -> Result<StudentSummary, RuleError> {
+        let mut s = StudentSummary {
+            student,
+            claims: Vec::with_capacity(claims.len()),
+            value: Fen(0),
+            unreserved: Fen(0),
+            reserved: Fen(0),
+            consumed: Fen(0),
+        };
+        for c in claims {
+            s.value = s.value.checked_add(c.value.total(), "student value")?;
+            s.unreserved = s
+                .unreserved
+                .checked_add(c.value.unreserved(), "student unreserved")?;
+            s.reserved = s
+                .reserved
+                .checked_add(c.value.reserved(), "student reserved")?;
+            s.consumed = s
+                .consumed
+                .checked_add(c.value.consumed(), "student consumed")?;
+            s.claims.push(c.into());
+        }
+        Ok(s)
+    }
 }
 
 /// A party and the status of each of its keys.
@@ -213,15 +227,29 @@ pub fn institution_report<V: StateView + ?Sized>(
     let Some(l) = get_object::<Liability, V>(view, institution)? else {
         return Ok(None);
     };
-    let closed_at = get_object::<Party, V>(view, institution)?.and_then(|p| p.closed_at);
-    Ok(Some(InstitutionReport {
-        outstanding: l.owed.checked_sub(l.made_good, "outstanding")?,
-        institution: l.institution,
-        closed_at,
-        students: l.students,
-        claims: l.claims,
-        lessons_owed: l.lessons_owed,
-        owed: l.owed,
-        made_good: l.made_good,
-    }))
+    let party =
+        get_object::<Party, V>(view, institution)?.ok_or_else(|| RuleError::StateCorrupt {
+            detail: format!("liability of unknown party {institution}"),
+        })?;
+    InstitutionReport::of(l, &party).map(Some)
+}
+
+impl InstitutionReport {
+    /// The report of a liability and its institution's party object (a client builds it
+    /// from the proven objects).
+    ///
+    /// # Errors
+    /// `underflow` if the counters are inconsistent.
+    pub fn of(l: Liability, institution: &Party) -> Result<InstitutionReport, RuleError> {
+        Ok(InstitutionReport {
+            outstanding: l.owed.checked_sub(l.made_good, "outstanding")?,
+            institution: l.institution,
+            closed_at: institution.closed_at,
+            students: l.students,
+            claims: l.claims,
+            lessons_owed: l.lessons_owed,
+            owed: l.owed,
+            made_good: l.made_good,
+        })
+    }
 }

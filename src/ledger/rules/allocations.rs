@@ -14,7 +14,7 @@
 use super::Cx;
 use crate::ledger::conservation::AllocationLessons;
 use crate::ledger::error::RuleError;
-use crate::ledger::limits::CLAIM_LESSONS_MAX;
+use crate::ledger::limits::{CLAIM_ALLOCATIONS_OPEN_MAX, CLAIM_LESSONS_MAX};
 use crate::ledger::objects::{Allocation, AllocationStatus, Claim, Compatibility, Party, Pledge};
 use crate::ledger::payload::{AllocationMade, AllocationRef, Role};
 use crate::ledger::state::StateView;
@@ -116,6 +116,12 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
             unreserved: claim.value.unreserved().0,
         });
     }
+    if claim.allocations.len() >= CLAIM_ALLOCATIONS_OPEN_MAX {
+        return Err(RuleError::ClaimAllocationsFull {
+            claim: claim_id.to_string(),
+            max: CLAIM_ALLOCATIONS_OPEN_MAX,
+        });
+    }
     let config = cx.config()?;
     let validity = config.days_micros(config.allocation_validity_days, "allocation validity")?;
     let expires = t.checked_add(validity).ok_or(RuleError::Overflow {
@@ -124,6 +130,7 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
     let expires_at_micros = expires.min(pledge.valid_until_micros);
 
     claim.value.reserve(need)?;
+    claim.allocations.push(alloc_id.clone());
     pledge.capacity.reserve(k)?;
     let mut pool = cx.pool()?;
     pool.claims_unreserved = pool
@@ -144,6 +151,7 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
         value_per_lesson: pledge.value_per_lesson,
         status: AllocationStatus::Active,
         expires_at_micros,
+        open_lessons: Vec::new(),
         entries: Vec::new(),
         run,
     });
@@ -207,6 +215,5 @@ pub(super) fn allocation_ended<V: StateView + ?Sized>(
     } else {
         AllocationStatus::Expired
     };
-    cx.tx.put(alloc);
-    Ok(())
+    cx.put_allocation(alloc)
 }

@@ -145,6 +145,7 @@ pub(super) fn claim_recorded<V: StateView + ?Sized>(
         lessons: Lessons(p.lessons),
         price_per_lesson: Fen(p.price_per_lesson_fen),
         value: ClaimValue::new(value),
+        allocations: Vec::new(),
         entries: Vec::new(),
         preferences: None,
     });

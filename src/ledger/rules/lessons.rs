@@ -11,7 +11,7 @@
 use super::Cx;
 use crate::ledger::error::RuleError;
 use crate::ledger::objects::{
-    Allocation, AllocationStatus, Dispute, DisputeStatus, Lesson, LessonStatus,
+    Allocation, AllocationStatus, Dispute, DisputeStatus, Lesson, LessonStatus, OpenLesson,
 };
 use crate::ledger::payload::{
     DisputeOutcome, DisputeResolved, LessonDisputed, LessonOnAllocation, LessonRef, Role,
@@ -68,16 +68,8 @@ pub(super) fn lesson_delivered<V: StateView + ?Sized>(
         cx.finalize_lesson(&alloc)?;
         (LessonStatus::Final, None)
     } else {
-        alloc.lessons.propose()?;
-        let config = cx.config()?;
-        let window = config.days_micros(config.confirmation_window_days, "confirmation window")?;
-        (
-            LessonStatus::Pending,
-            Some(
-                t.checked_add(window)
-                    .ok_or(RuleError::Overflow { what: "window end" })?,
-            ),
-        )
+        let window_end_micros = propose(cx, &mut alloc, &lesson_id)?;
+        (LessonStatus::Pending, Some(window_end_micros))
     };
     cx.tx.put(alloc);
     cx.tx.put(Lesson {
@@ -89,6 +81,28 @@ pub(super) fn lesson_delivered<V: StateView + ?Sized>(
         entries: Vec::new(),
     });
     Ok(())
+}
+
+/// A proposal: one lesson of `alloc` moves to pending and is listed on it (so the
+/// family's proven view of the allocation shows it) with its window's end, returned.
+fn propose<V: StateView + ?Sized>(
+    cx: &Cx<'_, '_, V>,
+    alloc: &mut Allocation,
+    lesson: &Id,
+) -> Result<u64, RuleError> {
+    alloc.lessons.propose()?;
+    let config = cx.config()?;
+    let window = config.days_micros(config.confirmation_window_days, "confirmation window")?;
+    let window_end_micros = cx
+        .ctx
+        .time_micros
+        .checked_add(window)
+        .ok_or(RuleError::Overflow { what: "window end" })?;
+    alloc.open_lessons.push(OpenLesson {
+        lesson: lesson.clone(),
+        window_end_micros,
+    });
+    Ok(window_end_micros)
 }
 
 /// A lesson and its allocation.
@@ -126,9 +140,28 @@ fn finalize_pending<V: StateView + ?Sized>(
 ) -> Result<(), RuleError> {
     alloc.lessons.confirm_pending()?;
     cx.finalize_lesson(&alloc)?;
+    settle_open_lesson(&mut alloc, &lesson.lesson)?;
     lesson.status = LessonStatus::Final;
-    cx.tx.put(alloc);
     cx.tx.put(lesson);
+    cx.put_allocation(alloc)
+}
+
+/// Takes a lesson that has just become final or void off its allocation's open list.
+///
+/// # Errors
+/// `state_corrupt` if the list does not hold it (the list and `pending` always agree).
+fn settle_open_lesson(alloc: &mut Allocation, lesson: &Id) -> Result<(), RuleError> {
+    let at = alloc
+        .open_lessons
+        .iter()
+        .position(|open| open.lesson == *lesson)
+        .ok_or_else(|| RuleError::StateCorrupt {
+            detail: format!(
+                "allocation {} does not list its open lesson {lesson}",
+                alloc.allocation
+            ),
+        })?;
+    alloc.open_lessons.remove(at);
     Ok(())
 }
 
@@ -257,10 +290,10 @@ pub(super) fn dispute_resolved<V: StateView + ?Sized>(
                 alloc.lessons.release_pending()?;
                 cx.release(&alloc, Lessons(1))?;
             }
+            settle_open_lesson(&mut alloc, &lesson.lesson)?;
             lesson.status = LessonStatus::Void;
-            cx.tx.put(alloc);
             cx.tx.put(lesson);
-            Ok(())
+            cx.put_allocation(alloc)
         }
     }
 }

@@ -207,6 +207,26 @@ impl<V: StateView + ?Sized> Cx<'_, '_, V> {
         Ok(())
     }
 
+    /// Writes an allocation, and takes it off its claim's list of open allocations
+    /// once nothing more can happen on it ([`Allocation::is_open`]). Every rule that
+    /// ends an allocation or settles one of its lessons writes it through here, after
+    /// its other writes (the claim read here is the one they left).
+    fn put_allocation(&mut self, alloc: Allocation) -> Result<(), RuleError> {
+        if !alloc.is_open() {
+            let mut claim = self.claim_of(&alloc)?;
+            if let Some(at) = claim
+                .allocations
+                .iter()
+                .position(|a| *a == alloc.allocation)
+            {
+                claim.allocations.remove(at);
+                self.tx.put(claim);
+            }
+        }
+        self.tx.put(alloc);
+        Ok(())
+    }
+
     fn claim_of(&self, alloc: &Allocation) -> Result<Claim, RuleError> {
         self.tx
             .need(alloc.claim.as_str(), || RuleError::StateCorrupt {

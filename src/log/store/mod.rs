@@ -117,8 +117,9 @@ pub trait Admission {
         entry: &VerifiedEnvelope,
     ) -> Result<(), Self::Refusal>;
 
-    /// The digest of the state after the entries admitted so far, which the log signs
-    /// into a state note just before the batch's checkpoint ([`crate::log::state_note`]);
+    /// 32 bytes committing to the state after the entries admitted so far (the layer
+    /// above's state map root), which the log signs into a state note just before the
+    /// batch's checkpoint ([`crate::log::state_note`]);
     /// `None` for no note. Called once per batch that appends anything.
     fn state_digest(&mut self) -> Option<[u8; 32]> {
         None
@@ -265,6 +266,8 @@ pub struct Log {
     frontier: Frontier,
     last_time_micros: u64,
     checkpoint: SignedCheckpoint,
+    /// The latest state note (its text, as logged) and its size, if any batch has one.
+    state_note: Option<(u64, String)>,
     /// Set while a write is in progress and left set if it fails.
     failed: bool,
     /// During [`Log::append_handover`] only: the next key, which signs the batch's notes
@@ -308,6 +311,15 @@ impl Log {
     /// The latest signed checkpoint.
     pub fn checkpoint(&self) -> &SignedCheckpoint {
         &self.checkpoint
+    }
+
+    /// The latest state note's size and signed text, as logged (`None` before the first
+    /// batch with one). Under the same lock as [`Log::checkpoint`] it is the note of the
+    /// checkpoint's batch, unless that batch had none.
+    pub fn state_note(&self) -> Option<(u64, &str)> {
+        self.state_note
+            .as_ref()
+            .map(|(size, text)| (*size, text.as_str()))
     }
 
     /// The sled database, for derived state kept by the layer above.
@@ -441,7 +453,7 @@ impl Log {
                 let note = StateNote {
                     origin: self.origin.as_str().to_string(),
                     size: self.frontier.size(),
-                    digest,
+                    root: digest,
                 };
                 let mut text = note.sign(&self.signer).map_err(|e| LogError::Key {
                     reason: e.to_string(),
@@ -451,6 +463,8 @@ impl Log {
                 }
                 self.records
                     .append(RecordKind::StateNote, text.as_bytes())?;
+                // Kept to serve once the batch is committed (a failed write fails the log).
+                self.state_note = Some((note.size, text));
             }
             let mut checkpoint =
                 sign_checkpoint(&self.origin, self.frontier.size(), root, &self.signer);

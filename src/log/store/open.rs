@@ -121,6 +121,18 @@ impl Log {
         let (origin, signer, checkpoint) = keys.settle(dir, &config, &log_state, root)?;
         let verifier = signer.verifier();
         let DerivedStores { tree, offsets, ids } = stores;
+        let state_note = log_state
+            .last_state_note
+            .map(|(size, body)| {
+                // Verified above, so it is a note, which is text.
+                String::from_utf8(body)
+                    .map(|text| (size, text))
+                    .map_err(|_| LogError::Damaged {
+                        index: size,
+                        what: "the last state note is not UTF-8".into(),
+                    })
+            })
+            .transpose()?;
         Ok((
             Log {
                 dir: dir.to_path_buf(),
@@ -137,6 +149,7 @@ impl Log {
                 frontier,
                 last_time_micros: log_state.last_time_micros,
                 checkpoint,
+                state_note,
                 failed: false,
                 handover: None,
             },
