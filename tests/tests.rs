@@ -22,6 +22,7 @@ mod log_store;
 mod match_runs;
 mod matching;
 mod merkle;
+mod python_verifier;
 mod note;
 mod rules;
 mod run_hardening;
