@@ -196,8 +196,10 @@ class RulesBase:
             p = json.loads(payload, object_pairs_hook=_no_duplicates)
         except ValueError as e:
             raise Refused("malformed_payload", str(e)) from None
-        if not isinstance(p, dict) or "kind" not in p:
-            raise Refused("malformed_payload", "no kind")
+        if not isinstance(p, dict):
+            raise Refused("malformed_payload", "not a JSON object")
+        if "kind" not in p:
+            raise Refused("missing_field", "kind")
         kind = p["kind"]
         rule = getattr(self, "r_" + str(kind), None)
         if rule is None:
