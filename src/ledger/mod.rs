@@ -48,6 +48,7 @@ mod rules;
 pub mod run_params;
 pub mod sled_state;
 pub mod state;
+pub mod state_map;
 pub mod units;
 pub mod writer;
 
