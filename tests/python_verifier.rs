@@ -2,7 +2,9 @@
 //! verifier written in Python from it (`scripts/verify_state.py`, no line of our code)
 //! replays the tiny demo's ledger and recomputes the root of every state note the
 //! operator signed, and it catches a state note re-signed over another root, at its
-//! index, and a note signed by another key.
+//! index, and a note signed by another key; it checks the state map's own proofs and
+//! refuses each mutation of them with its code; and the worked example of the spec is
+//! what the ledger's types and its state map compute.
 //!
 //! Needs `python3` with the `blake3` and `cryptography` packages (`.ci/run` installs
 //! them); without them each test says why and passes without checking.
@@ -12,6 +14,12 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use lesson_ledger::demo::{self, DemoConfig, Scale};
+use lesson_ledger::ledger::state_map::proof::{
+    internal_hash, leaf_hash, reference_proof, root_of, value_bytes, value_hash,
+};
+use lesson_ledger::ledger::state_map::{map_key, Hash};
+use lesson_ledger::ledger::units::hex;
+use lesson_ledger::ledger::{Table, Value};
 use lesson_ledger::log::keyfile;
 use lesson_ledger::log::note::{sign_note, KeyName, NoteSigner};
 use lesson_ledger::log::records::RecordKind;
@@ -220,4 +228,160 @@ fn the_worked_example_of_the_spec_is_what_the_verifier_computes() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The three objects of the worked example (RULES.md §3, §4.2), as the ledger's own types
+/// decode them.
+fn example_objects() -> Vec<(Table, &'static str, Value)> {
+    let pool = r#"{"pool":{"available":0,"claims":1,"claims_consumed":0,"claims_reserved":0,"claims_unreserved":120000,"claims_value":120000,"delivered":0,"pledged":0,"pledges_approved":0,"reserved":0,"withdrawn":0}}"#;
+    let claim = r#"{"claim":{"accepted_districts":["minhang"],"accepts_online":true,"claim":"c-0001","consumed":0,"district":"xuhui","entries":[12],"evidence_digest":"abababababababababababababababababababababababababababababababab","grade":5,"institution":"inst-0007","lessons":40,"price_per_lesson":3000,"reserved":0,"student":"stu-3f9a","subject":"math","unreserved":120000,"value":120000}}"#;
+    let quota = r#"{"quota":{"day":0,"entries":1,"key_changes":0,"party":"stu-3f9a"}}"#;
+    [
+        (Table::Meta, "pool", pool),
+        (Table::Claim, "c-0001", claim),
+        (Table::Quota, "stu-3f9a", quota),
+    ]
+    .into_iter()
+    .map(|(t, id, json)| {
+        let value: Value = serde_json::from_str(json).expect("a state object");
+        assert_eq!(value_bytes(&value), json.as_bytes(), "canonical as printed");
+        (t, id, value)
+    })
+    .collect()
+}
+
+fn spec_text() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/RULES.md"))
+        .expect("schemas/RULES.md")
+}
+
+#[test]
+fn the_worked_example_of_the_spec_is_the_state_maps_own() {
+    let spec = spec_text();
+    let pairs: Vec<(Hash, Hash)> = example_objects()
+        .iter()
+        .map(|(t, id, v)| (map_key(*t, id), value_hash(&value_bytes(v))))
+        .collect();
+    let root = root_of(pairs.iter().copied());
+    for (key, vh) in &pairs {
+        for figure in [hex(key), hex(&leaf_hash(key, vh))] {
+            assert!(spec.contains(&figure), "RULES.md lacks {figure}");
+        }
+    }
+    let n0 = internal_hash(
+        &leaf_hash(&pairs[0].0, &pairs[0].1),
+        &leaf_hash(&pairs[1].0, &pairs[1].1),
+    );
+    for figure in [
+        hex(&n0),
+        hex(&root),
+        hex(&root_of(pairs[..2].iter().copied())),
+    ] {
+        assert!(spec.contains(&figure), "RULES.md lacks {figure}");
+    }
+    let proof = reference_proof(pairs.iter().copied(), &pairs[1].0);
+    let json = serde_json::to_value(&proof).expect("json");
+    let siblings = json["siblings"].as_str().expect("base64");
+    assert!(
+        spec.contains(siblings),
+        "RULES.md lacks the claim's proof {siblings}"
+    );
+}
+
+/// A balance-like response: a state note signed by `signer` over the example's root, and
+/// each example object with its proof (sm-core's), plus one absent object.
+fn example_response(signer: &NoteSigner) -> serde_json::Value {
+    use base64::Engine as _;
+    let objects = example_objects();
+    let pairs: Vec<(Hash, Hash)> = objects
+        .iter()
+        .map(|(t, id, v)| (map_key(*t, id), value_hash(&value_bytes(v))))
+        .collect();
+    let root = root_of(pairs.iter().copied());
+    let body = format!(
+        "lesson-ledger/state-map/v1\nexample.lesson-ledger.example/a\n3\n{}\n",
+        base64::engine::general_purpose::STANDARD.encode(root)
+    );
+    let mut items: Vec<serde_json::Value> = objects
+        .iter()
+        .map(|(t, id, v)| {
+            serde_json::json!({
+                "table": t.name(), "id": id, "value": v,
+                "proof": reference_proof(pairs.iter().copied(), &map_key(*t, id)),
+            })
+        })
+        .collect();
+    items.push(serde_json::json!({
+        "table": "claim", "id": "c-0002", "value": null,
+        "proof": reference_proof(pairs.iter().copied(), &map_key(Table::Claim, "c-0002")),
+    }));
+    serde_json::json!({
+        "state_note": sign_note(&body, signer).expect("sign"),
+        "objects": items,
+    })
+}
+
+fn check_proof(response: &serde_json::Value, vkey: &str) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("balance.json");
+    std::fs::write(&path, serde_json::to_vec(response).expect("json")).expect("write");
+    verify(&[
+        "--check-proof",
+        path.to_str().expect("utf-8"),
+        "--operator-key",
+        vkey,
+    ])
+}
+
+#[test]
+fn the_verifier_checks_the_state_maps_proofs_and_refuses_each_mutation_with_its_code() {
+    if let Some(why) = python_missing() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let operator = crate::support::signer("example.lesson-ledger.example/a", 5);
+    let good = example_response(&operator);
+    let out = check_proof(&good, &operator.vkey());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 state proofs verified"));
+
+    type Mutation = fn(&mut serde_json::Value);
+    let mutations: [(&str, Mutation); 6] = [
+        ("proof_value_mismatch", |r| {
+            r["objects"][1]["value"]["claim"]["consumed"] = 1.into();
+        }),
+        ("proof_root_mismatch", |r| {
+            let s = r["objects"][1]["proof"]["siblings"].as_str().unwrap();
+            let flipped = if s.starts_with('A') { "B" } else { "A" };
+            r["objects"][1]["proof"]["siblings"] = format!("{flipped}{}", &s[1..]).into();
+        }),
+        ("proof_absent_key_present", |r| {
+            r["objects"][1]["value"] = serde_json::Value::Null;
+        }),
+        ("proof_key_absent", |r| {
+            r["objects"][3]["value"] = serde_json::json!({"claim": {}});
+        }),
+        ("proof_key_mismatch", |r| {
+            r["objects"][1]["id"] = "c-0009".into();
+        }),
+        ("proof_malformed", |r| {
+            r["objects"][0]["proof"]["siblings"] = "AAAA".into();
+        }),
+    ];
+    for (code, mutate) in mutations {
+        let mut bad = good.clone();
+        mutate(&mut bad);
+        let out = check_proof(&bad, &operator.vkey());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{code}: a mutated response passed");
+        assert!(stderr.contains(&format!("FAIL {code}")), "{code}: {stderr}");
+    }
+    // A note signed by another key than the one trusted.
+    let other = crate::support::signer("example.lesson-ledger.example/a", 6);
+    let out = check_proof(&good, &other.vkey());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FAIL state_note_signature"));
 }
