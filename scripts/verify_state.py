@@ -337,43 +337,52 @@ def self_test():
     spec = open(spec_path, encoding="utf-8").read()
     pool = {"pool": {k: 0 for k in POOL_FIELDS}}
     pool["pool"].update(claims=1, claims_value=120000, claims_unreserved=120000)
-    claim = {"claim": {"claim": "c-0001", "student": "stu-3f9a", "institution": "inst-0007",
-                       "subject": "math", "grade": 5, "district": "xuhui", "accepts_online": True,
-                       "accepted_districts": ["minhang"], "evidence_digest": "ab" * 32, "lessons": 40,
-                       "price_per_lesson": 3000, "value": 120000, "unreserved": 120000, "reserved": 0,
-                       "consumed": 0, "entries": [12]}}
+    liability = {"liability": {"institution": "inst-0007", "students": 1, "claims": 1,
+                               "lessons_owed": 40, "owed": 120000, "made_good": 0}}
     quota = {"quota": {"party": "stu-3f9a", "day": 0, "entries": 1, "key_changes": 0}}
-    objects = [("meta", "pool", pool), ("claim", "c-0001", claim), ("quota", "stu-3f9a", quota)]
-    smap, figures, leaves = StateMap(), [], {}
+    objects = [("meta", "pool", pool), ("liability", "inst-0007", liability), ("quota", "stu-3f9a", quota)]
+    smap, figures, leaves, hashes = StateMap(), [], {}, {}
     for table, ident, value in objects:
         raw = canonical_json(value)
-        key, vh = map_key(table, ident), blake3.blake3(raw).digest()
-        leaves[ident] = leaf_hash(key, vh)
-        figures += [raw.decode(), framed(table, ident).hex(), key.hex(), leaves[ident].hex()]
+        key, hashes[ident] = map_key(table, ident), blake3.blake3(raw).digest()
+        leaves[ident] = leaf_hash(key, hashes[ident])
+        figures += [framed(table, ident).hex(), key.hex(), leaves[ident].hex(), hashes[ident].hex(),
+                    f"{key[0]:08b}"]
         if table != "quota":
-            figures.append(vh.hex() if table == "meta" else vh.hex()[:8])
+            figures += [raw.decode(), f"{len(raw)} bytes"]
         smap.write(table, ident, value)
-        if ident == "c-0001":
-            figures.append(smap.root().hex())
-    root = smap.root()
-    n0 = node_hash(leaves["pool"], leaves["c-0001"])
-    figures += [n0.hex(), root.hex(), base64.b64encode(root).decode(),
-                base64.b64encode(leaves["stu-3f9a"] + leaves["pool"]).decode()]
+        figures.append(smap.root().hex())
+    z = bytes(32)
+    n = {6: node_hash(leaves["inst-0007"], leaves["pool"])}
+    n[5] = node_hash(n[6], z)
+    n[4] = node_hash(z, n[5])
+    n[3] = node_hash(n[4], z)
+    n[2] = node_hash(z, n[3])
+    n[1] = node_hash(n[2], z)
+    root = node_hash(n[1], leaves["stu-3f9a"])
+    if root != smap.root():
+        raise Failure("spec_example", "the nodes of §4.2 do not give the map's root")
+    figures += [x.hex() for x in n.values()] + [base64.b64encode(root).decode()]
+    kl, k1, k2 = map_key("liability", "inst-0007"), map_key("claim", "c-0001"), map_key("claim", "c-0002")
+    kq = map_key("quota", "stu-3f9a")
+    checks = [
+        ("the liability's proof", verify_proof(root, kl, [leaves["stu-3f9a"], z, z, z, z, z, leaves["pool"]],
+                                               (kl, hashes["inst-0007"]))),
+        ("the absence of claim/c-0002", verify_proof(root, k2, [n[1]], (kq, hashes["stu-3f9a"]))
+         and bit(k2, 0) == bit(kq, 0) == 1),
+        ("the absence of claim/c-0001", verify_proof(root, k1, [leaves["stu-3f9a"], n[2]], None)),
+        ("no proof with its siblings swapped", not verify_proof(root, k1, [n[2], leaves["stu-3f9a"]], None)),
+    ]
+    figures += [k1.hex(), base64.b64encode(leaves["stu-3f9a"] + n[2]).decode(), k2.hex()[:8]]
+    for what, ok in checks:
+        if not ok:
+            raise Failure("spec_example", f"{what} of RULES.md §4.3 does not verify")
     missing = [f for f in figures if f not in spec]
     if missing:
         raise Failure("spec_example", f"RULES.md lacks these figures of its example: {missing}")
-    escaped = canonical_json({"b": 1, "a": ["x\"\n\u0001\u007fé", None, True]})
-    if escaped != '{"a":["x\\"\\n\\u0001\u007fé",null,true],"b":1}'.encode():
+    escaped = canonical_json({"b": 1, "a": ["x\"\n\u0001\u007f\u00e9", None, True]})
+    if escaped != '{"a":["x\\"\\n\\u0001\u007f\u00e9",null,true],"b":1}'.encode():
         raise Failure("spec_example", f"canonical JSON escapes wrongly: {escaped!r}")
-    kc = map_key("claim", "c-0001")
-    if not verify_proof(root, kc, [leaves["stu-3f9a"], leaves["pool"]], (kc, blake3.blake3(canonical_json(claim)).digest())):
-        raise Failure("spec_example", "the claim's proof of §4.3 does not verify")
-    absent, kq = map_key("claim", "c-0002"), map_key("quota", "stu-3f9a")
-    qvh = blake3.blake3(canonical_json(quota)).digest()
-    if not (verify_proof(root, absent, [n0], (kq, qvh)) and bit(absent, 0) == bit(kq, 0) == 1):
-        raise Failure("spec_example", "the absence proof of claim/c-0002 of §4.3 does not verify")
-    if verify_proof(root, kc, [leaves["pool"], leaves["stu-3f9a"]], (kc, blake3.blake3(canonical_json(claim)).digest())):
-        raise Failure("spec_example", "a proof with its siblings swapped verified")
     print(f"OK: the worked example of RULES.md (root {root.hex()}) recomputed")
 
 

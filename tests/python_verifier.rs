@@ -231,14 +231,14 @@ fn the_worked_example_of_the_spec_is_what_the_verifier_computes() {
 }
 
 /// The three objects of the worked example (RULES.md §3, §4.2), as the ledger's own types
-/// decode them.
+/// decode them (objects no other branch of this session changes).
 fn example_objects() -> Vec<(Table, &'static str, Value)> {
     let pool = r#"{"pool":{"available":0,"claims":1,"claims_consumed":0,"claims_reserved":0,"claims_unreserved":120000,"claims_value":120000,"delivered":0,"pledged":0,"pledges_approved":0,"reserved":0,"withdrawn":0}}"#;
-    let claim = r#"{"claim":{"accepted_districts":["minhang"],"accepts_online":true,"claim":"c-0001","consumed":0,"district":"xuhui","entries":[12],"evidence_digest":"abababababababababababababababababababababababababababababababab","grade":5,"institution":"inst-0007","lessons":40,"price_per_lesson":3000,"reserved":0,"student":"stu-3f9a","subject":"math","unreserved":120000,"value":120000}}"#;
+    let liability = r#"{"liability":{"claims":1,"institution":"inst-0007","lessons_owed":40,"made_good":0,"owed":120000,"students":1}}"#;
     let quota = r#"{"quota":{"day":0,"entries":1,"key_changes":0,"party":"stu-3f9a"}}"#;
     [
         (Table::Meta, "pool", pool),
-        (Table::Claim, "c-0001", claim),
+        (Table::Liability, "inst-0007", liability),
         (Table::Quota, "stu-3f9a", quota),
     ]
     .into_iter()
@@ -268,24 +268,40 @@ fn the_worked_example_of_the_spec_is_the_state_maps_own() {
             assert!(spec.contains(&figure), "RULES.md lacks {figure}");
         }
     }
-    let n0 = internal_hash(
-        &leaf_hash(&pairs[0].0, &pairs[0].1),
+    // Pool and liability part at bit 6; the empty subtrees beside them up to depth 1.
+    let z = [0u8; 32];
+    let mut node = internal_hash(
         &leaf_hash(&pairs[1].0, &pairs[1].1),
+        &leaf_hash(&pairs[0].0, &pairs[0].1),
+    );
+    for right in [false, true, false, true, false] {
+        assert!(spec.contains(&hex(&node)), "RULES.md lacks {}", hex(&node));
+        node = if right {
+            internal_hash(&z, &node)
+        } else {
+            internal_hash(&node, &z)
+        };
+    }
+    let n1 = node;
+    assert_eq!(
+        internal_hash(&n1, &leaf_hash(&pairs[2].0, &pairs[2].1)),
+        root
     );
     for figure in [
-        hex(&n0),
+        hex(&n1),
         hex(&root),
         hex(&root_of(pairs[..2].iter().copied())),
     ] {
         assert!(spec.contains(&figure), "RULES.md lacks {figure}");
     }
-    let proof = reference_proof(pairs.iter().copied(), &pairs[1].0);
-    let json = serde_json::to_value(&proof).expect("json");
-    let siblings = json["siblings"].as_str().expect("base64");
+    let absent = reference_proof(pairs.iter().copied(), &map_key(Table::Claim, "c-0001"));
+    let json = serde_json::to_string(&absent).expect("json");
     assert!(
-        spec.contains(siblings),
-        "RULES.md lacks the claim's proof {siblings}"
+        spec.contains(&json),
+        "RULES.md lacks the absence proof {json}"
     );
+    let present = reference_proof(pairs.iter().copied(), &pairs[1].0);
+    assert_eq!(present.siblings.len(), 7, "the liability's proof of §4.3");
 }
 
 /// A balance-like response: a state note signed by `signer` over the example's root, and
@@ -352,7 +368,7 @@ fn the_verifier_checks_the_state_maps_proofs_and_refuses_each_mutation_with_its_
     type Mutation = fn(&mut serde_json::Value);
     let mutations: [(&str, Mutation); 6] = [
         ("proof_value_mismatch", |r| {
-            r["objects"][1]["value"]["claim"]["consumed"] = 1.into();
+            r["objects"][1]["value"]["liability"]["made_good"] = 1.into();
         }),
         ("proof_root_mismatch", |r| {
             let s = r["objects"][1]["proof"]["siblings"].as_str().unwrap();
@@ -366,7 +382,7 @@ fn the_verifier_checks_the_state_maps_proofs_and_refuses_each_mutation_with_its_
             r["objects"][3]["value"] = serde_json::json!({"claim": {}});
         }),
         ("proof_key_mismatch", |r| {
-            r["objects"][1]["id"] = "c-0009".into();
+            r["objects"][1]["id"] = "inst-0009".into();
         }),
         ("proof_malformed", |r| {
             r["objects"][0]["proof"]["siblings"] = "AAAA".into();
