@@ -1,11 +1,11 @@
 """The rule of each entry kind (schemas/RULES.md §5.4): part of scripts/verify_state.py."""
 
 from verify_state_objects import (
-    ACCEPTED_DISTRICTS_MAX, CAP_FEN_MAX, CLAIM_LESSONS_MAX, CLAIMS_PER_STUDENT_MAX, GRADES,
+    ACCEPTED_DISTRICTS_MAX, CAP_FEN_MAX, CLAIM_ALLOCATIONS_OPEN_MAX, CLAIM_LESSONS_MAX, CLAIMS_PER_STUDENT_MAX, GRADES,
     LESSONS_PER_SEAT_MAX, MATCH_RUN_ALLOCATIONS_MAX, PLEDGE_SEATS_MAX,
     PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX, POOL_FIELDS, PRICE_PER_LESSON_FEN_MAX,
     QUOTA_DAY_MICROS, Refused, RulesBase, add, in_range, key_name, move)
-import verify_state_objects
+from verify_state_objects import FEATURES
 
 
 class Rules(RulesBase):
@@ -181,7 +181,9 @@ class Rules(RulesBase):
                  "evidence_digest": p["evidence_digest"], "lessons": p["lessons"],
                  "price_per_lesson": p["price_per_lesson_fen"], "value": value, "unreserved": value,
                  "reserved": 0, "consumed": 0, "entries": []}
-        if verify_state_objects.CLAIM_PREFERENCES:
+        if FEATURES["open-lists"]:
+            claim["allocations"] = []
+        if FEATURES["preferences"]:
             claim["preferences"] = None
         self.tx.put("claim", claim)
         self.tx.put("student", index)
@@ -279,16 +281,7 @@ class Rules(RulesBase):
         self.active_institution(pledge["institution"])
         if not pledge["valid_from_micros"] <= self.time < pledge["valid_until_micros"]:
             raise Refused("pledge_not_valid_at_time")
-        if claim["subject"] != pledge["subject"]:
-            raise Refused("incompatible_subject")
-        if not pledge["grade_min"] <= claim["grade"] <= pledge["grade_max"]:
-            raise Refused("incompatible_grade")
-        if pledge["district"] is None:
-            location_ok = pledge["online"] and claim["accepts_online"]
-        else:
-            location_ok = pledge["district"] == claim["district"] or pledge["district"] in claim["accepted_districts"]
-        if not location_ok:
-            raise Refused("incompatible_location")
+        self.compatible(claim, pledge)
         if k > pledge["lessons_per_seat"]:
             raise Refused("allocation_exceeds_seat")
         if k > pledge["available"]:
@@ -296,6 +289,10 @@ class Rules(RulesBase):
         need = pledge["value_per_lesson"] * k
         if need > claim["unreserved"]:
             raise Refused("insufficient_claim_value")
+        if FEATURES["open-lists"]:
+            if len(claim["allocations"]) >= CLAIM_ALLOCATIONS_OPEN_MAX:
+                raise Refused("claim_allocations_full")
+            claim["allocations"].append(p["allocation"])
         validity = self.config["allocation_validity_days"] * self.config["day_micros"]
         expires = min(self.time + validity, pledge["valid_until_micros"])
         move(claim, "unreserved", "reserved", need)
@@ -308,7 +305,7 @@ class Rules(RulesBase):
             "student": claim["student"], "institution": pledge["institution"], "lessons": k,
             "value_per_lesson": pledge["value_per_lesson"], "consumed": 0, "pending": 0,
             "remaining": k, "released": 0, "status": "active", "expires_at_micros": expires,
-            "entries": [], "run": run})
+            "entries": [], "run": run, **({"open_lessons": []} if FEATURES["open-lists"] else {})})
         self.tx.put("claim", claim)
         self.tx.put("pledge", pledge)
         self.tx.put("pool", pool)
@@ -372,7 +369,7 @@ class Rules(RulesBase):
         move(alloc, "remaining", "released", rest)
         self.release(alloc, rest)
         alloc["status"] = "declined" if declined else "expired"
-        self.tx.put("allocation", alloc)
+        self.put_allocation(alloc)
 
     def r_allocation_expired(self, p):
         self.allocation_ended(p, False)
@@ -402,6 +399,8 @@ class Rules(RulesBase):
             move(alloc, "remaining", "pending", 1)
             status = "pending"
             window_end = self.time + self.config["confirmation_window_days"] * self.config["day_micros"]
+            if FEATURES["open-lists"]:
+                alloc["open_lessons"].append({"lesson": p["lesson"], "window_end_micros": window_end})
         self.tx.put("allocation", alloc)
         self.tx.put("lesson", {"lesson": p["lesson"], "allocation": p["allocation"], "status": status,
                                "window_end_micros": window_end, "dispute": None, "entries": []})
@@ -419,9 +418,45 @@ class Rules(RulesBase):
     def finalize_pending(self, lesson, alloc):
         move(alloc, "pending", "consumed", 1)
         self.finalize_lesson(alloc)
+        self.settle_open_lesson(alloc, lesson["lesson"])
         lesson["status"] = "final"
-        self.tx.put("allocation", alloc)
         self.tx.put("lesson", lesson)
+        self.put_allocation(alloc)
+
+    def settle_open_lesson(self, alloc, lesson_id):
+        """With open lists: the lesson leaves its allocation's `open_lessons` (§5.4.21)."""
+        if not FEATURES["open-lists"]:
+            return
+        at = [o["lesson"] for o in alloc["open_lessons"]]
+        if lesson_id not in at:
+            raise Refused("state_corrupt", f"allocation does not list its open lesson {lesson_id}")
+        del alloc["open_lessons"][at.index(lesson_id)]
+
+    def put_allocation(self, alloc):
+        """Put an allocation; with open lists, a closed one leaves its claim's list (§5.3)."""
+        if FEATURES["open-lists"] and alloc["status"] != "active" and alloc["pending"] == 0:
+            claim = self.claim_of(alloc)
+            if alloc["allocation"] in claim["allocations"]:
+                claim["allocations"].remove(alloc["allocation"])
+                self.tx.put("claim", claim)
+        self.tx.put("allocation", alloc)
+
+    def compatible(self, claim, pledge):
+        """§5.4.13: subject, grade, place — the claim's preferences when it has some."""
+        prefs = claim.get("preferences") if FEATURES["preferences"] else None
+        subjects = prefs["subjects"] if prefs else [claim["subject"]]
+        online = prefs["accepts_online"] if prefs else claim["accepts_online"]
+        districts = prefs["accepted_districts"] if prefs else claim["accepted_districts"]
+        if pledge["subject"] not in subjects:
+            raise Refused("incompatible_subject")
+        if not pledge["grade_min"] <= claim["grade"] <= pledge["grade_max"]:
+            raise Refused("incompatible_grade")
+        if pledge["district"] is None:
+            place = pledge["online"] and online
+        else:
+            place = pledge["district"] == claim["district"] or pledge["district"] in districts
+        if not place and not (prefs and pledge["pledge"] in prefs["requests"]):
+            raise Refused("incompatible_location")
 
     def r_lesson_confirmed(self, p):
         lesson, alloc = self.lesson_and_allocation(p["lesson"])
@@ -475,15 +510,50 @@ class Rules(RulesBase):
         else:
             move(alloc, "pending", "released", 1)
             self.release(alloc, 1)
+        self.settle_open_lesson(alloc, lesson["lesson"])
         lesson["status"] = "void"
-        self.tx.put("allocation", alloc)
         self.tx.put("lesson", lesson)
+        self.put_allocation(alloc)
 
     def r_claim_preferences_set(self, p):
-        """formats.md §3 / RULES.md §5.4.25 (the effects only; prefs owns the checks)."""
+        """§5.4.25 (issue 18, branch prefs)."""
+        if not FEATURES["preferences"]:
+            raise Refused("unknown_kind", "claim_preferences_set")
+        subjects, districts, requests = p["subjects"], p["accepted_districts"], p["requests"]
+        if not subjects:
+            raise Refused("value_out_of_range", "subjects")
+        distinct(subjects, 8, "too_many_subjects", "subject_repeated",
+                 lambda x: x in self.config["subjects"], "subject_unknown")
+        distinct(districts, 16, "too_many_districts", "district_repeated",
+                 lambda x: x in self.config["districts"], "district_unknown")
+        distinct(requests, 5, "too_many_requests", "request_repeated", lambda x: True, "")
         claim = self.tx.need("claim", p["claim"], "claim_unknown")
         self.sig.party(claim["student"])
-        claim["preferences"] = {"subjects": p["subjects"], "accepts_online": p["accepts_online"],
-                                "accepted_districts": p["accepted_districts"], "requests": p["requests"],
+        if claim["unreserved"] == 0:
+            raise Refused("claim_closed")
+        for pledge_id in requests:
+            pledge = self.tx.need("pledge", pledge_id, "pledge_unknown")
+            inst = self.tx.need("party", pledge["institution"], "state_corrupt")
+            if (pledge["approved_at"] is None or self.time >= pledge["valid_until_micros"]
+                    or (pledge["available"] == 0 and pledge["withdrawn"] > 0)
+                    or inst["banned_at"] is not None or inst["closed_at"] is not None):
+                raise Refused("pledge_not_eligible", pledge_id)
+            if not pledge["grade_min"] <= claim["grade"] <= pledge["grade_max"]:
+                raise Refused("pledge_grade_mismatch", pledge_id)
+            if pledge["subject"] not in subjects:
+                raise Refused("pledge_subject_not_accepted", pledge_id)
+        claim["preferences"] = {"subjects": subjects, "accepts_online": p["accepts_online"],
+                                "accepted_districts": districts, "requests": requests,
                                 "set_at": self.index}
         self.tx.put("claim", claim)
+
+
+def distinct(items, most, too_many, repeated, known, unknown):
+    """A ranked list of `claim_preferences_set`: bounded, each known, none twice."""
+    if len(items) > most:
+        raise Refused(too_many)
+    for i, x in enumerate(items):
+        if not known(x):
+            raise Refused(unknown, x)
+        if x in items[:i]:
+            raise Refused(repeated, x)

@@ -2,7 +2,6 @@
 part of scripts/verify_state.py."""
 
 import json
-import os
 
 import blake3
 
@@ -23,6 +22,7 @@ PRICE_PER_LESSON_FEN_MAX = 1_000_000
 PLEDGE_SEATS_MAX = 10_000
 LESSONS_PER_SEAT_MAX = 1000
 CLAIMS_PER_STUDENT_MAX = 64
+CLAIM_ALLOCATIONS_OPEN_MAX = 64
 ACCEPTED_DISTRICTS_MAX = 64
 PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX = 1000
 PARTY_KEYS_KEPT_MAX = 8
@@ -344,8 +344,11 @@ class RulesBase:
             self.tx.put(kind, obj)
 
 
-# Whether claim objects carry the `preferences` field (RULES.md §2.5, issue 18).
-CLAIM_PREFERENCES = os.environ.get("LL_CLAIM_PREFERENCES", "0") == "1"
+# The two state extensions made on other branches of this session (RULES.md §2.7, §2.9,
+# §5.4.13, §5.4.19-25), each on once its branch is merged into the ledger checked:
+# OPEN_LISTS: a claim lists its open allocations, an allocation its open lessons (sm-api);
+# PREFERENCES: a claim's `preferences`, `claim_preferences_set` (prefs, issue 18).
+FEATURES = {"open-lists": False, "preferences": False}
 
 POOL_FIELDS = ("claims", "claims_value", "claims_unreserved", "claims_reserved", "claims_consumed",
                "pledges_approved", "pledged", "available", "reserved", "delivered", "withdrawn")
