@@ -68,7 +68,7 @@ impl Desk {
             time_micros: self.time,
             signers,
         };
-        let before = self.state.digest();
+        let before = self.state.root();
         let bytes = serde_json::to_vec(&payload).expect("json");
         match apply_entry(&mut self.state, &ctx, &bytes) {
             Ok(()) => {
@@ -79,7 +79,7 @@ impl Desk {
             }
             Err(e) => {
                 assert_eq!(
-                    self.state.digest(),
+                    self.state.root(),
                     before,
                     "a refused entry changed the state"
                 );

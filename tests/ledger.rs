@@ -23,13 +23,13 @@ use crate::support::{register_institution, verified};
 
 const ORIGIN: &str = crate::support::TEST_ORIGIN;
 
-fn operator(dir: &Path) -> NoteSigner {
+pub(crate) fn operator(dir: &Path) -> NoteSigner {
     let key = keyfile::read_private_pem(&dir.join(layout::OPERATOR_KEY)).unwrap();
     NoteSigner::new(KeyName::new("operator").unwrap(), key)
 }
 
 /// A ledger with its genesis and `n` institutions registered in batches of 4.
-fn ledger_with(dir: &Path, n: u64) -> Ledger {
+pub(crate) fn ledger_with(dir: &Path, n: u64) -> Ledger {
     let mut ledger = Ledger::create(dir, ORIGIN, "operator").unwrap();
     let op = operator(dir);
     let g = crate::support::test_genesis(&op);
@@ -56,10 +56,10 @@ fn replay_audit(dir: &Path) -> Result<Replayer, AuditError> {
 }
 
 #[test]
-fn every_batch_commits_a_signed_state_digest_that_the_replay_reproduces() {
+fn every_batch_commits_a_signed_state_map_root_that_the_replay_reproduces() {
     let dir = TempDir::new().unwrap();
     let ledger = ledger_with(dir.path(), 10);
-    let digest = ledger.state().digest();
+    let digest = ledger.state().root();
     ledger.close().unwrap();
     let notes: Vec<StateNote> = kinds_and_bodies(dir.path())
         .into_iter()
@@ -71,31 +71,41 @@ fn every_batch_commits_a_signed_state_digest_that_the_replay_reproduces() {
         1 + 3,
         "the genesis batch and three batches of registrations"
     );
-    assert_eq!(notes.last().unwrap().digest, digest);
+    assert_eq!(notes.last().unwrap().root, digest);
     let replayer = replay_audit(dir.path()).unwrap();
     assert_eq!((replayer.entries(), replayer.notes()), (11, 4));
-    assert_eq!(replayer.state().digest(), digest);
+    assert_eq!(replayer.state().root(), digest);
 }
 
 #[test]
-fn a_state_digest_the_replay_does_not_reproduce_is_caught_even_when_signed() {
+fn a_state_map_root_the_replay_does_not_reproduce_is_caught_at_its_index_even_when_signed() {
     let dir = TempDir::new().unwrap();
-    ledger_with(dir.path(), 6).close().unwrap();
+    ledger_with(dir.path(), 10).close().unwrap();
     let op = operator(dir.path());
     let mut recs = kinds_and_bodies(dir.path());
+    // The second state note of four: not the last, which open re-verifies itself.
     let at = recs
         .iter()
-        .rposition(|(k, _)| *k == RecordKind::StateNote)
+        .enumerate()
+        .filter(|(_, (k, _))| *k == RecordKind::StateNote)
+        .map(|(i, _)| i)
+        .nth(1)
         .unwrap();
     let honest = StateNote::parse_and_verify(&recs[at].1, &op.verifier()).unwrap();
+    let mut root = honest.root;
+    root[31] ^= 1;
     let forged = StateNote {
-        digest: [7; 32],
-        ..honest
+        root,
+        ..honest.clone()
     };
+    // Re-signed with the operator key: the signature is valid, only the root is wrong.
     recs[at].1 = forged.sign(&op).unwrap().into_bytes();
     rewrite(dir.path(), &recs);
     match replay_audit(dir.path()) {
-        Err(AuditError::Finding(f)) => assert!(f.what.contains("state digest differs"), "{f}"),
+        Err(AuditError::Finding(f)) => {
+            assert!(f.what.starts_with("state_root_mismatch"), "{f}");
+            assert_eq!(f.index, Some(honest.size), "{f}");
+        }
         other => panic!("expected a finding, got {:?}", other.map(|r| r.entries())),
     }
 }
@@ -104,12 +114,12 @@ fn a_state_digest_the_replay_does_not_reproduce_is_caught_even_when_signed() {
 fn the_state_is_rebuilt_from_the_log_when_lost() {
     let dir = TempDir::new().unwrap();
     let ledger = ledger_with(dir.path(), 9);
-    let digest = ledger.state().digest();
+    let digest = ledger.state().root();
     ledger.close().unwrap();
     fs::remove_dir_all(dir.path().join(layout::INDEX)).unwrap();
     let (ledger, report) = Ledger::open(dir.path()).unwrap();
     assert_eq!(report.replayed, 10);
-    assert_eq!(hex(&ledger.state().digest()), hex(&digest));
+    assert_eq!(hex(&ledger.state().root()), hex(&digest));
     let replayer = replay_audit(dir.path());
     drop(ledger);
     assert!(replayer.is_ok());
@@ -119,7 +129,7 @@ fn the_state_is_rebuilt_from_the_log_when_lost() {
 fn a_damaged_stored_state_is_rebuilt_from_the_log() {
     let dir = TempDir::new().unwrap();
     let ledger = ledger_with(dir.path(), 9);
-    let digest = ledger.state().digest();
+    let digest = ledger.state().root();
     ledger.close().unwrap();
     {
         let db = sled::open(dir.path().join(layout::INDEX)).unwrap();
@@ -135,10 +145,10 @@ fn a_damaged_stored_state_is_rebuilt_from_the_log() {
     }
     let (ledger, _) = Ledger::open(dir.path()).unwrap();
     assert_eq!(ledger.state().size(), 10);
-    assert_eq!(hex(&ledger.state().digest()), hex(&digest));
+    assert_eq!(hex(&ledger.state().root()), hex(&digest));
     ledger.close().unwrap();
     let replayer = replay_audit(dir.path()).unwrap();
-    assert_eq!(hex(&replayer.state().digest()), hex(&digest));
+    assert_eq!(hex(&replayer.state().root()), hex(&digest));
 }
 
 #[test]
@@ -181,7 +191,7 @@ fn refused_entries_change_neither_log_nor_state() {
     let mut ledger = ledger_with(dir.path(), 3);
     let (size, digest, root) = (
         ledger.log().size(),
-        ledger.state().digest(),
+        ledger.state().root(),
         ledger.log().checkpoint().text(),
     );
     let op = operator(dir.path());
@@ -206,7 +216,7 @@ fn refused_entries_change_neither_log_nor_state() {
     assert_eq!(
         (
             ledger.log().size(),
-            ledger.state().digest(),
+            ledger.state().root(),
             ledger.log().checkpoint().text()
         ),
         (size, digest, root)
@@ -252,13 +262,13 @@ fn a_statement_signed_for_one_ledger_is_refused_by_another() {
     let out = a.submit(vec![verified(envelope.clone())]).unwrap();
     assert!(matches!(out[0], Outcome::Ok(_)), "{out:?}");
     // ...and the same signed statement, copied into ledger B, is refused there.
-    let before = (b.log().size(), b.state().digest());
+    let before = (b.log().size(), b.state().root());
     let out = b.submit(vec![verified(envelope)]).unwrap();
     assert!(
         matches!(&out[0], Outcome::Refused(e) if e.code() == "wrong_ledger"),
         "{out:?}"
     );
-    assert_eq!((b.log().size(), b.state().digest()), before);
+    assert_eq!((b.log().size(), b.state().root()), before);
     // The student still holds their key in B: a statement made for B is accepted.
     let revoke_b = serde_json::json!({"kind": "key_revoked", "id": "revoke-1",
         "ledger": "lessons.example/city-b", "party": "stu-3f9a", "key": student.vkey(),

@@ -502,7 +502,7 @@ fn bad_run_entries_are_refused_with_their_code_and_change_nothing() {
         (
             l.log().size(),
             l.log().checkpoint().text(),
-            l.state().digest(),
+            l.state().root(),
         )
     };
     let before = still(&ledger);

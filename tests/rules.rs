@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use lesson_ledger::ledger::digest::LtHash16;
 use lesson_ledger::ledger::invariants::check_invariants;
 use lesson_ledger::ledger::sled_state::SledState;
+use lesson_ledger::ledger::state_map::StateMap;
 use lesson_ledger::ledger::{
     apply_entry, parse, queries, EntryContext, Fen, Lessons, MemoryState, RuleError, StateView,
 };
@@ -115,7 +115,7 @@ impl World {
         if self.auto_association && needs_association(&bytes) && !signers.contains(&"assoc") {
             ctx.signers.push(self.keys["assoc"].clone());
         }
-        let before = self.state.digest();
+        let before = self.state.root();
         match apply_entry(&mut self.state, &ctx, &bytes) {
             Ok(()) => {
                 self.time = ctx.time_micros + SEC;
@@ -124,7 +124,7 @@ impl World {
             }
             Err(e) => {
                 assert_eq!(
-                    self.state.digest(),
+                    self.state.root(),
                     before,
                     "a refused entry changed the state"
                 );
@@ -502,7 +502,7 @@ fn happy_path_through_every_kind() {
     for (key, value) in w.state.iter() {
         assert_eq!(reopened.get(key).unwrap().as_ref(), Some(value), "{key:?}");
     }
-    assert_eq!(reopened.digest(), w.state.digest());
+    assert_eq!(reopened.root(), w.state.root());
 
     let a = queries::allocation_balance(&w.state, "a-0001")
         .unwrap()
@@ -576,7 +576,7 @@ fn happy_path_through_every_kind() {
         apply_entry(&mut replay, ctx, bytes).unwrap();
     }
     assert_eq!(replay, w.state);
-    assert_eq!(replay.digest(), LtHash16::of(w.state.iter()).digest());
+    assert_eq!(replay.root(), StateMap::of(w.state.iter()).root());
 }
 
 /// One bad entry: what is wrong, who signs, the payload, the code expected.
@@ -1294,14 +1294,14 @@ fn catalogue_of_bad_entries_each_refused_with_its_code() {
     ];
     let mut codes = std::collections::BTreeSet::new();
     for row in rows {
-        let before = w.state.digest();
+        let before = w.state.root();
         let bytes = match &row.payload {
             Value::String(s) => s.clone().into_bytes(),
             p => w.bytes(p.clone()),
         };
         let got = w.submit_bytes(row.signers, bytes, 0).map_err(|e| e.code());
         assert_eq!(got, Err(row.code), "{}", row.what);
-        assert_eq!(w.state.digest(), before, "{}", row.what);
+        assert_eq!(w.state.root(), before, "{}", row.what);
         codes.insert(row.code);
     }
     // Refusals that need another time or another ledger. The window is over once the
@@ -1580,13 +1580,13 @@ mod properties {
                 return;
             }
         };
-        let before = w.state.digest();
+        let before = w.state.root();
         if w.submit(&signers, payload).is_ok() {
             if let Err(e) = check_invariants(&w.state) {
                 panic!("invariant broken: {e}");
             }
         } else {
-            assert_eq!(w.state.digest(), before);
+            assert_eq!(w.state.root(), before);
         }
     }
 
@@ -1601,12 +1601,12 @@ mod properties {
                 step(&mut w, s);
             }
             // The running digest equals the digest recomputed from scratch.
-            prop_assert_eq!(w.state.digest(), LtHash16::of(w.state.iter()).digest());
+            prop_assert_eq!(w.state.root(), StateMap::of(w.state.iter()).root());
             let mut replay = MemoryState::new();
             for (ctx, bytes) in &w.accepted {
                 prop_assert!(apply_entry(&mut replay, ctx, bytes).is_ok());
             }
-            prop_assert_eq!(replay.digest(), w.state.digest());
+            prop_assert_eq!(replay.root(), w.state.root());
             prop_assert_eq!(queries::pool_totals(&replay).unwrap(), queries::pool_totals(&w.state).unwrap());
             prop_assert!(replay == w.state);
         }

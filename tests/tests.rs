@@ -27,6 +27,7 @@ mod python_verifier;
 mod rules;
 mod run_hardening;
 mod schemas;
+mod state_map;
 mod storage;
 mod tidy;
 mod web;

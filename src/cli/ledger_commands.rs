@@ -97,7 +97,7 @@ pub fn balance(args: BalanceArgs) -> Result<(), CliError> {
         "balance": balance,
         "entries": entries(&ledger, &indexes)?,
         "checkpoint": ledger.log().checkpoint().text(),
-        "state_digest": crate::ledger::units::hex(&state.digest()),
+        "state_root": crate::ledger::units::hex(&state.root()),
     });
     print(&out);
     Ok(())

@@ -501,7 +501,7 @@ fn verify(args: VerifyArgs) -> Result<(), CliError> {
 /// Compares the replayed state with the one the ledger stored, if it can be opened (a
 /// running server holds its lock; then the replay alone is reported).
 fn compare_stored_state(dir: &Path, replayer: &Replayer) -> Result<String, CliError> {
-    let digest = crate::ledger::units::hex(&replayer.state().digest());
+    let digest = crate::ledger::units::hex(&replayer.state().root());
     let index = dir.join(layout::INDEX);
     let stored = if index.exists() {
         sled::open(&index).ok()
@@ -509,12 +509,12 @@ fn compare_stored_state(dir: &Path, replayer: &Replayer) -> Result<String, CliEr
         None
     };
     let Some(db) = stored else {
-        return Ok(format!("state: replayed {} entries, {} objects, digest {digest} (stored state not readable: not compared)", replayer.entries(), replayer.state().len()));
+        return Ok(format!("state: replayed {} entries, {} objects, state map root {digest} (stored state not readable: not compared)", replayer.entries(), replayer.state().len()));
     };
     let state = SledState::open(&db).map_err(|e| CliError::Key(e.to_string()))?;
     if state.size() < replayer.entries() {
         return Ok(format!(
-            "state: replayed {} entries, digest {digest}; the stored state is behind ({} entries) and is caught up on the next open",
+            "state: replayed {} entries, state map root {digest}; the stored state is behind ({} entries) and is caught up on the next open",
             replayer.entries(),
             state.size()
         ));
@@ -529,7 +529,7 @@ fn compare_stored_state(dir: &Path, replayer: &Replayer) -> Result<String, CliEr
         })
     })?;
     Ok(format!(
-        "state: replayed {} entries, {} objects, digest {digest}, equal to the stored state",
+        "state: replayed {} entries, {} objects, state map root {digest}, equal to the stored state",
         replayer.entries(),
         replayer.state().len()
     ))

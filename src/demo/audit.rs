@@ -157,11 +157,11 @@ pub fn run(
         )));
     }
     let state_line = format!(
-        "replayed {} entries under the rules, re-running {} match run(s) to the same allocations: {} objects, digest {}; the pool served equals the replay's",
+        "replayed {} entries under the rules, re-running {} match run(s) to the same allocations: {} objects, state map root {}; the pool served equals the replay's",
         replayer.entries(),
         replayer.runs().checked(),
         replayer.state().len(),
-        crate::ledger::units::hex(&replayer.state().digest())
+        crate::ledger::units::hex(&replayer.state().root())
     );
     println!("{state_line}");
 

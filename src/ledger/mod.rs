@@ -7,7 +7,7 @@
 //! a [`RuleError`] naming the rule broken. A refused entry therefore changes nothing, by
 //! construction; an accepted one is appended together with its changes. Replay (the
 //! auditor) feeds every stored entry through the same function from genesis and must
-//! reach the same state and the same [state digest](digest).
+//! reach the same state and the same [state map root](state_map).
 //!
 //! Entry kinds (schemas in `schemas/entries/<kind>.schema.json`): `genesis`,
 //! `party_registered`, `key_rotated`, `key_revoked`, `key_recovered`, `institution_closed`,
@@ -36,7 +36,6 @@
 mod auth;
 pub mod conservation;
 pub mod defaults;
-pub mod digest;
 pub mod error;
 pub mod invariants;
 pub mod limits;

@@ -6,8 +6,8 @@
 //! rules read and write memory, and a batch costs sled one write: its delta.
 //!
 //! Layout of the sled tree `state`:
-//! - `\0head`: [`HEAD_MAGIC`], the log size the state reflects (u64 BE), the running
-//!   LtHash16 lanes ([`super::digest`], 2048 bytes), and the snapshot it starts from:
+//! - `\0head`: [`HEAD_MAGIC`], the log size the state reflects (u64 BE), the state map
+//!   root ([`super::state_map`], 32 bytes), and the snapshot it starts from:
 //!   generation (u64 BE), the log size it reflects (u64 BE), its chunk count (u32 BE);
 //! - `\x01` gen (u64 BE) chunk (u32 BE): a snapshot chunk, postcard of `Vec<(Key, Value)>`;
 //! - `\x02` size (u64 BE) part (u32 BE): part of the delta of the batch that brought the
@@ -29,14 +29,17 @@
 //! never the source of truth: a missing or unreadable head means "start from nothing".
 //!
 //! During a batch, accepted entries' changes collect in an overlay that later entries of
-//! the same batch read through; the digest is updated once per distinct object at
-//! commit (the pool totals change with every entry, but are hashed once per batch).
+//! the same batch read through; the state map is updated once per distinct object at
+//! the batch's end (the pool totals change with every entry, but are hashed once per
+//! batch), and its root goes into the head with the delta. On open the map is rebuilt
+//! from the objects and must give the head's root, else the state is damaged and is
+//! rebuilt from the log.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::digest::LtHash16;
 use super::error::RuleError;
 use super::state::{Changes, Key, StateView, Table, Value};
+use super::state_map::{Change, StateMap, StateProof};
 
 mod layout;
 
@@ -48,14 +51,14 @@ use layout::{CHUNK_TAG, DELTA_TAG};
 /// The sled tree holding the state.
 pub const STATE_TREE: &str = "state";
 const HEAD_KEY: &[u8] = b"\0head";
-/// First bytes of a head in this layout (an older layout's head is not read). Version 4:
-/// `Party.pledges_unapproved`, `RunRecord.closed_at`, the `meta/clock` object, the
-/// entry-format-v2 objects (author-scoped entry records, quotas, bounded parties) and
+/// First bytes of a head in this layout (an older layout's head is not read). Version 5:
+/// the head holds the state map root (32 bytes) where version 4 held the LtHash lanes.
+/// Version 4: `Party.pledges_unapproved`, `RunRecord.closed_at`, the `meta/clock` object,
+/// the entry-format-v2 objects (author-scoped entry records, quotas, bounded parties) and
 /// snapshot chunks and deltas cut into values of at most 4 KiB; postcard has no field
 /// names, so a state of an older version is rebuilt from the log, never misread.
-pub const HEAD_MAGIC: &[u8; 8] = b"LLSTATE4";
-const HEAD_BYTES: usize = 8 + 8 + LANES_BYTES + 8 + 8 + 4;
-const LANES_BYTES: usize = super::digest::LANES * 2;
+pub const HEAD_MAGIC: &[u8; 8] = b"LLSTATE5";
+const HEAD_BYTES: usize = 8 + 8 + 32 + 8 + 8 + 4;
 /// No snapshot is written before the deltas reach this size (bytes).
 const SNAPSHOT_DELTAS_BYTES_MIN: u64 = 64 << 20;
 
@@ -89,7 +92,7 @@ struct Snapshot {
 /// The head record: what the persisted state reflects.
 struct Head {
     size: u64,
-    hash: LtHash16,
+    root: [u8; 32],
     snapshot: Snapshot,
 }
 
@@ -98,7 +101,7 @@ impl Head {
         let mut out = Vec::with_capacity(HEAD_BYTES);
         out.extend_from_slice(HEAD_MAGIC);
         out.extend_from_slice(&self.size.to_be_bytes());
-        out.extend_from_slice(&self.hash.to_bytes());
+        out.extend_from_slice(&self.root);
         out.extend_from_slice(&self.snapshot.generation.to_be_bytes());
         out.extend_from_slice(&self.snapshot.size.to_be_bytes());
         out.extend_from_slice(&self.snapshot.chunks.to_be_bytes());
@@ -116,10 +119,10 @@ impl Head {
                 .and_then(|b| b.try_into().ok())
                 .map(u64::from_be_bytes)
         };
-        let rest = 16 + LANES_BYTES;
+        let rest = 16 + 32;
         Some(Head {
             size: u64_at(8)?,
-            hash: LtHash16::from_bytes(bytes.get(16..rest)?)?,
+            root: bytes.get(16..rest)?.try_into().ok()?,
             snapshot: Snapshot {
                 generation: u64_at(rest)?,
                 size: u64_at(rest + 8)?,
@@ -171,13 +174,37 @@ impl Tables {
     fn len(&self) -> usize {
         self.0.iter().map(HashMap::len).sum()
     }
+
+    /// Every object with its key (ids copied), in no particular order.
+    fn keyed(&self) -> Vec<(Key, &Value)> {
+        self.iter()
+            .map(|(table, id, value)| {
+                (
+                    Key {
+                        table,
+                        id: id.clone(),
+                    },
+                    value,
+                )
+            })
+            .collect()
+    }
+}
+
+/// A batch worked out ahead of its commit.
+struct Prepared {
+    root: [u8; 32],
+    delta: Vec<Vec<u8>>,
+    undo: Vec<Change>,
 }
 
 /// The state, in memory and in sled, with the overlay of a batch in progress.
 pub struct SledState {
     tree: sled::Tree,
     tables: Tables,
-    hash: LtHash16,
+    /// The map of the committed objects; during a prepared batch, of the batch's too
+    /// (`prepared` holds what undoes it).
+    map: StateMap,
     size: u64,
     snapshot: Snapshot,
     /// Bytes of the deltas written since the snapshot.
@@ -188,9 +215,9 @@ pub struct SledState {
     /// the first commit, so that opening never writes (an auditor opens to compare).
     stale_records: bool,
     overlay: BTreeMap<Key, Value>,
-    /// The overlay's effect, worked out ahead of the commit: the new running hash and
-    /// the encoded delta.
-    prepared: Option<(LtHash16, Vec<Vec<u8>>)>,
+    /// The overlay's effect, worked out ahead of the commit: the new root, the encoded
+    /// delta, and the changes that take the map back to the committed objects.
+    prepared: Option<Prepared>,
 }
 
 impl SledState {
@@ -226,7 +253,13 @@ impl SledState {
                 .tables
                 .load(&bytes, format!("delta {key:?}").as_str())?;
         }
-        state.hash = head.hash;
+        state.map = StateMap::of(state.tables.keyed().iter().map(|(k, v)| (k, *v)));
+        if state.map.root() != head.root {
+            return Err(corrupt(
+                "head",
+                "the objects' state map root is not the one the head records",
+            ));
+        }
         state.size = head.size;
         state.snapshot = head.snapshot;
         Ok(state)
@@ -244,7 +277,7 @@ impl SledState {
             stale_records: !tree.is_empty(),
             tree,
             tables: Tables::default(),
-            hash: LtHash16::default(),
+            map: StateMap::new(),
             size: 0,
             snapshot: Snapshot::default(),
             deltas_bytes: 0,
@@ -259,9 +292,36 @@ impl SledState {
         self.size
     }
 
-    /// The state digest of the committed state (see [`super::digest`]).
-    pub fn digest(&self) -> [u8; 32] {
-        self.hash.digest()
+    /// The state map root of the committed state (see [`super::state_map`]).
+    pub fn root(&self) -> [u8; 32] {
+        match &self.prepared {
+            // The map holds the prepared batch; the committed root is what undoing it gives.
+            Some(_) => self.committed_map().root(),
+            None => self.map.root(),
+        }
+    }
+
+    /// The proof of the committed object under `key` (or of its absence) against
+    /// [`SledState::root`].
+    pub fn prove(&self, key: &Key) -> StateProof {
+        match &self.prepared {
+            Some(_) => self.committed_map().prove(key),
+            None => self.map.prove(key),
+        }
+    }
+
+    /// The committed map while a batch is prepared (rare: readers ask between batches).
+    fn committed_map(&self) -> StateMap {
+        let mut map = self.map.clone();
+        if let Some(p) = &self.prepared {
+            map.apply(p.undo.clone());
+        }
+        map
+    }
+
+    /// Bytes of memory the state map's nodes take.
+    pub fn map_heap_bytes(&self) -> usize {
+        self.map.heap_bytes()
     }
 
     /// Number of committed objects.
@@ -276,44 +336,44 @@ impl SledState {
 
     /// Adds one accepted entry's writes to the batch in progress.
     pub fn stage(&mut self, changes: Changes) {
-        self.prepared = None;
+        self.unprepare();
         self.overlay.extend(changes);
     }
 
     /// Drops the batch in progress (its entries were not written to the log).
     pub fn discard(&mut self) {
+        self.unprepare();
         self.overlay.clear();
-        self.prepared = None;
     }
 
-    /// The state digest once the batch in progress is committed (the digest is updated
-    /// once per distinct object the batch wrote, in parallel). The work is kept for the
-    /// commit.
+    /// Takes the map back to the committed objects if a batch was prepared.
+    fn unprepare(&mut self) {
+        if let Some(p) = self.prepared.take() {
+            self.map.apply(p.undo);
+        }
+    }
+
+    /// The state map root once the batch in progress is committed (the map is updated
+    /// once per distinct object the batch wrote, value hashes in parallel). The work is
+    /// kept for the commit.
     ///
     /// # Errors
-    /// None today (the old values are in memory); kept fallible for the store behind.
+    /// A delta that cannot be encoded.
     pub fn prepare(&mut self) -> Result<[u8; 32], StateStoreError> {
-        if let Some((hash, _)) = &self.prepared {
-            return Ok(hash.digest());
+        if let Some(p) = &self.prepared {
+            return Ok(p.root);
         }
-        let tables = &self.tables;
-        let change = LtHash16::of_writes(
-            self.overlay
-                .iter()
-                .map(|(key, value)| (key, tables.get(key), value))
-                .collect::<Vec<_>>(),
-        );
-        let mut hash = self.hash.clone();
-        hash.add_hash(&change);
-        let bytes = encode_parts(self.overlay.iter(), "delta")?;
-        let digest = hash.digest();
-        self.prepared = Some((hash, bytes));
-        Ok(digest)
+        let delta = encode_parts(self.overlay.iter(), "delta")?;
+        let changes = StateMap::changes(self.overlay.iter().map(|(k, v)| (k, Some(v))).collect());
+        let undo = self.map.apply(changes);
+        let root = self.map.root();
+        self.prepared = Some(Prepared { root, delta, undo });
+        Ok(root)
     }
 
     /// Writes the batch in progress, which brings the state to `size` log entries: its
-    /// delta and the new head in one atomic sled batch. Writes a snapshot when the
-    /// deltas have outgrown the last one.
+    /// delta and the new head (with the map root) in one atomic sled batch. Writes a
+    /// snapshot when the deltas have outgrown the last one.
     ///
     /// # Errors
     /// sled faults; then the state on disk is as before and the head unchanged.
@@ -331,36 +391,45 @@ impl SledState {
             "changes without new entries: a delta would overwrite the last one"
         );
         self.prepare()?;
-        let (hash, delta) = self
+        let prepared = self
             .prepared
             .take()
             .ok_or_else(|| corrupt("batch", "prepare left nothing"))?;
+        if let Err(e) = self.write_batch(size, &prepared) {
+            // Nothing was written: the map goes back to the committed objects.
+            self.map.apply(prepared.undo);
+            return Err(e);
+        }
+        for (key, value) in std::mem::take(&mut self.overlay) {
+            self.tables.insert(key, value);
+        }
+        self.size = size;
+        if self.deltas_bytes > self.snapshot_bytes.max(SNAPSHOT_DELTAS_BYTES_MIN) {
+            self.write_snapshot()?;
+        }
+        Ok(())
+    }
+
+    /// The delta and the head of a prepared batch, in one atomic sled batch.
+    fn write_batch(&mut self, size: u64, prepared: &Prepared) -> Result<(), StateStoreError> {
         if self.stale_records {
             self.tree.clear()?;
             self.stale_records = false;
         }
         let mut batch = sled::Batch::default();
         let mut delta_bytes = 0u64;
-        for (part, bytes) in (0u32..).zip(delta) {
+        for (part, bytes) in (0u32..).zip(&prepared.delta) {
             delta_bytes += bytes.len() as u64;
-            batch.insert(&delta_key(size, part)[..], bytes);
+            batch.insert(&delta_key(size, part)[..], bytes.as_slice());
         }
         let head = Head {
             size,
-            hash,
+            root: prepared.root,
             snapshot: self.snapshot,
         };
         batch.insert(HEAD_KEY, head.encode());
         self.tree.apply_batch(batch)?;
-        for (key, value) in std::mem::take(&mut self.overlay) {
-            self.tables.insert(key, value);
-        }
-        self.hash = head.hash;
-        self.size = size;
         self.deltas_bytes += delta_bytes;
-        if self.deltas_bytes > self.snapshot_bytes.max(SNAPSHOT_DELTAS_BYTES_MIN) {
-            self.write_snapshot()?;
-        }
         Ok(())
     }
 
@@ -375,19 +444,7 @@ impl SledState {
         let mut batch = sled::Batch::default();
         let mut chunks = 0u32;
         let mut bytes_total = 0u64;
-        let objects: Vec<(Key, &Value)> = self
-            .tables
-            .iter()
-            .map(|(table, id, value)| {
-                (
-                    Key {
-                        table,
-                        id: id.clone(),
-                    },
-                    value,
-                )
-            })
-            .collect();
+        let objects = self.tables.keyed();
         for bytes in encode_parts(objects.iter().map(|(k, v)| (k, *v)), "snapshot")? {
             bytes_total += bytes.len() as u64;
             batch.insert(&chunk_key(generation, chunks)[..], bytes);
@@ -411,7 +468,7 @@ impl SledState {
         };
         let head = Head {
             size: self.size,
-            hash: self.hash.clone(),
+            root: self.map.root(),
             snapshot,
         };
         batch.insert(HEAD_KEY, head.encode());
@@ -489,7 +546,7 @@ mod tests {
             .iter()
             .flat_map(|t| state.scan(*t).map(|o| o.expect("object")))
             .collect();
-        LtHash16::of(objects.iter().map(|(k, v)| (k, v))).digest()
+        StateMap::of(objects.iter().map(|(k, v)| (k, v))).root()
     }
 
     #[test]
@@ -507,11 +564,11 @@ mod tests {
         batch(&mut state, 2);
         state.write_snapshot().expect("snapshot");
         batch(&mut state, 5);
-        let (digest, len) = (state.digest(), state.len());
+        let (digest, len) = (state.root(), state.len());
         assert_eq!(
             digest,
             from_scratch(&state),
-            "running digest = digest from scratch"
+            "running root = root from scratch"
         );
         drop(state);
         db.flush().expect("flush");
@@ -520,7 +577,7 @@ mod tests {
         let (_db, state) = open(dir.path());
         assert_eq!(state.size(), 5);
         assert_eq!(state.len(), len);
-        assert_eq!(state.digest(), digest);
+        assert_eq!(state.root(), digest);
         assert_eq!(from_scratch(&state), digest);
         let pool = state.get(&Key::new(Table::Meta, "pool")).expect("read");
         assert_eq!(
@@ -550,14 +607,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let (_db, mut state) = open(dir.path());
         batch(&mut state, 1);
-        let digest = state.digest();
+        let digest = state.root();
         state.stage(vec![pool(99)]);
         assert_ne!(state.prepare().expect("prepare"), digest);
         state.discard();
         state
             .commit(1)
             .expect("an empty commit at the same size writes nothing");
-        assert_eq!(state.digest(), digest);
+        assert_eq!(state.root(), digest);
         assert_eq!(state.get(&pool(0).0).expect("read"), Some(pool(1).1));
     }
 

@@ -18,13 +18,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::digest::LtHash16;
 use super::error::RuleError;
 use super::objects::AttestedClock;
 use super::objects::{
     Allocation, Claim, Config, Dispute, EntryRecord, KeyRecord, Lesson, Liability, Party,
     PartyQuota, Pledge, Pool, RunRecord, StudentIndex,
 };
+use super::state_map::{StateMap, StateProof};
 
 /// A table of the state; one sled tree each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -309,29 +309,29 @@ fn as_object<T: Object>(id: &str, found: Option<Value>) -> Result<Option<T>, Rul
     }
 }
 
-/// The state in memory: a sorted map of objects plus its [`LtHash16`] digest.
-/// Used by replay (the auditor) and by tests.
-///
-/// The digest is brought up to date lazily, when asked for: each object written since
-/// is hashed out (as it was) and in (as it is) once, however often it was written. A
-/// replay asks once per batch (at each state note), so the pool totals, written by every
-/// entry, are hashed once per batch rather than once per entry.
-/// Most objects [`MemoryState`] lets wait for the digest. A replay of a remote log has no
-/// state notes to settle it at, and every object waiting holds a copy of its old value:
-/// at city scale that was gigabytes. The hash is the same however the writes are grouped.
+/// Most objects [`MemoryState`] lets wait for the map. A replay of a remote log has no
+/// state notes to settle it at, and every key waiting costs memory; the root is the same
+/// however the writes are grouped.
 pub const DIRTY_OBJECTS_MAX: usize = 1 << 16;
 
+/// The state in memory: a sorted map of objects plus its [state map](super::state_map).
+/// Used by replay (the auditor) and by tests.
+///
+/// The map is brought up to date lazily, when asked for: each object written since is
+/// hashed once, however often it was written. A replay asks once per batch (at each
+/// state note), so the pool totals, written by every entry, are hashed once per batch
+/// rather than once per entry.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryState {
     objects: BTreeMap<Key, Value>,
-    /// The multiset hash of the objects as they were before the `dirty` writes.
-    hash: std::cell::RefCell<LtHash16>,
-    /// Objects written since `hash` was settled, with the value each had then.
-    dirty: std::cell::RefCell<std::collections::HashMap<Key, Option<Value>>>,
+    /// The map of the objects as they were before the `dirty` writes.
+    map: std::cell::RefCell<StateMap>,
+    /// Keys written since `map` was settled.
+    dirty: std::cell::RefCell<std::collections::HashSet<Key>>,
 }
 
 impl PartialEq for MemoryState {
-    /// Two states are equal when they hold the same objects (the digest follows).
+    /// Two states are equal when they hold the same objects (the map follows).
     fn eq(&self, other: &Self) -> bool {
         self.objects == other.objects
     }
@@ -346,36 +346,45 @@ impl MemoryState {
         MemoryState::default()
     }
 
-    /// Apply the writes of one accepted entry; the digest catches up when next asked, or
+    /// Apply the writes of one accepted entry; the map catches up when next asked, or
     /// once [`DIRTY_OBJECTS_MAX`] objects wait for it.
     pub fn apply(&mut self, changes: Changes) {
         let dirty = self.dirty.get_mut();
         for (key, value) in changes {
-            let before = self.objects.insert(key.clone(), value);
-            dirty.entry(key).or_insert(before);
+            self.objects.insert(key.clone(), value);
+            dirty.insert(key);
         }
         if dirty.len() >= DIRTY_OBJECTS_MAX {
             self.settle();
         }
     }
 
-    /// The state digest: BLAKE3 of the LtHash16 lanes (see [`super::digest`]).
+    /// The state map root (see [`super::state_map`]).
     #[must_use]
-    pub fn digest(&self) -> [u8; 32] {
+    pub fn root(&self) -> [u8; 32] {
         self.settle();
-        self.hash.borrow().digest()
+        self.map.borrow().root()
     }
 
-    /// Folds the writes waiting in `dirty` into `hash`.
+    /// The proof of the object under `key` (or of its absence) against
+    /// [`MemoryState::root`].
+    #[must_use]
+    pub fn prove(&self, key: &Key) -> StateProof {
+        self.settle();
+        self.map.borrow().prove(key)
+    }
+
+    /// Folds the writes waiting in `dirty` into `map`.
     fn settle(&self) {
-        let mut hash = self.hash.borrow_mut();
-        let dirty: Vec<(Key, Option<Value>)> = self.dirty.borrow_mut().drain().collect();
-        // Objects are never deleted, so every dirty key has a value now.
+        let dirty: Vec<Key> = self.dirty.borrow_mut().drain().collect();
+        if dirty.is_empty() {
+            return;
+        }
         let writes = dirty
             .iter()
-            .filter_map(|(key, before)| Some((key, before.as_ref(), self.objects.get(key)?)))
+            .map(|key| (key, self.objects.get(key)))
             .collect();
-        hash.add_hash(&LtHash16::of_writes(writes));
+        self.map.borrow_mut().write(writes);
     }
 
     /// Every object, in key order.
@@ -465,7 +474,6 @@ impl<'v, V: StateView + ?Sized> Overlay<'v, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::digest::LtHash16;
     use crate::ledger::objects::Pool;
 
     fn pool(n: u64) -> Value {
@@ -476,7 +484,7 @@ mod tests {
     }
 
     #[test]
-    fn the_digest_is_the_same_however_often_the_waiting_writes_are_settled() {
+    fn the_root_is_the_same_however_often_the_waiting_writes_are_settled() {
         // More writes than may wait, then rewrites of objects settled before.
         let n = DIRTY_OBJECTS_MAX as u64 + 10;
         let key = |i: u64| Key::new(Table::Entry, &format!("e-{i}"));
@@ -491,10 +499,6 @@ mod tests {
         for i in 0..5 {
             state.apply(vec![(key(i), pool(i + 1_000_000))]);
         }
-        let mut expected = LtHash16::default();
-        for (k, v) in state.iter() {
-            expected.add(k, v);
-        }
-        assert_eq!(state.digest(), expected.digest());
+        assert_eq!(state.root(), StateMap::of(state.iter()).root());
     }
 }

@@ -519,8 +519,8 @@ impl Run {
                     }
                     visitor.state_note(&note).map_err(|problem| {
                         fail(
-                            "the operator's state digest differs from the replayed state",
-                            "the replayed state's digest".into(),
+                            "state_root_mismatch: the operator's signed state map root differs from the replayed state's",
+                            "the replayed state's map root".into(),
                             problem,
                         )
                     })?;

@@ -1,6 +1,8 @@
 //! The auditor's replay: every logged entry, from genesis, through the same rules into a
 //! fresh in-memory state, independent of what the ledger stored; then the two compared
-//! object by object, and digest against digest. Each recorded match run is re-run on the
+//! object by object, and map root against map root. At every state note the map root
+//! of the state replayed up to the note's size is recomputed and must be the one the
+//! operator signed. Each recorded match run is re-run on the
 //! replayed state at its point in the log ([`RunAudit`]).
 
 use super::RunAudit;
@@ -28,14 +30,14 @@ impl AuditVisitor for Replayer {
         self.visit(leaf)
     }
 
-    /// "A blake3 digest of the state is recorded with each checkpoint": the operator's
-    /// signed digest must be the digest of the state replayed up to that size.
+    /// The operator's signed state map root must be the root of the state replayed up
+    /// to that size.
     fn state_note(&mut self, note: &StateNote) -> Result<(), String> {
-        let replayed = self.state.digest();
-        if note.size != self.entries || note.digest != replayed {
+        let replayed = self.state.root();
+        if note.size != self.entries || note.root != replayed {
             return Err(format!(
                 "operator signed {} at size {}, the replay gives {} at size {}",
-                hex(&note.digest),
+                hex(&note.root),
                 note.size,
                 hex(&replayed),
                 self.entries
@@ -124,7 +126,7 @@ impl Replayer {
         &self.state
     }
 
-    /// Compares the replayed state with the stored one: same digest, and every object
+    /// Compares the replayed state with the stored one: same map root, and every object
     /// the same, both ways.
     ///
     /// # Errors
@@ -187,9 +189,9 @@ impl Replayer {
                 stored_objects.to_string(),
             ));
         }
-        let (expected, found) = (hex(&self.state.digest()), hex(&stored.digest()));
+        let (expected, found) = (hex(&self.state.root()), hex(&stored.root()));
         if expected != found {
-            return Err(div("state digest".into(), expected, found));
+            return Err(div("state map root".into(), expected, found));
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use crate::support::vkey;
 
 /// The state's digest, to show that a refusal changed nothing.
 fn digest(w: &World) -> [u8; 32] {
-    w.state.digest()
+    w.state.root()
 }
 
 #[test]

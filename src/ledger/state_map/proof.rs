@@ -72,7 +72,7 @@ pub fn map_key(table: Table, id: &str) -> Hash {
 #[must_use]
 pub fn value_bytes(value: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    crate::ledger::digest::canonical_json(value, &mut out);
+    super::canonical::canonical_json(value, &mut out);
     out
 }
 

@@ -438,7 +438,7 @@ impl Log {
                 let note = StateNote {
                     origin: self.origin.as_str().to_string(),
                     size: self.frontier.size(),
-                    digest,
+                    root: digest,
                 };
                 let mut text = note.sign(&self.signer).map_err(|e| LogError::Key {
                     reason: e.to_string(),
