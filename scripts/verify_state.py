@@ -110,7 +110,7 @@ def parse_state_note(text):
     if len(lines) != 5 or lines[4] != "":
         raise Failure("state_note_malformed", f"a state note of {len(lines) - 1} lines")
     root = base64.b64decode(lines[3], validate=True)
-    if len(root) != 32 or not lines[2].isdigit():
+    if len(root) != 32 or not lines[2].isdigit() or lines[2] != str(int(lines[2])):
         raise Failure("state_note_malformed", "a state note without a size and a 32-byte root")
     return lines[0], lines[1], int(lines[2]), root
 
@@ -249,59 +249,84 @@ def replay(data_dir, legacy, trusted_key, quiet):
     return state, rules, leaves, notes, roots
 
 
+# The balance answers of the HTTP API (`GET /v1/claims/{id}`, …): each object is served as
+# `"<field>": {"object": {...}, "proof": {...}}` (or a list of them); its tag and table,
+# and the field that holds its id (RULES.md §2).
+ANSWER_FIELDS = {
+    "claim": ("claim", "claim", "claim"), "claims": ("claim", "claim", "claim"),
+    "pledge": ("pledge", "pledge", "pledge"),
+    "allocation": ("allocation", "allocation", "allocation"),
+    "allocations": ("allocation", "allocation", "allocation"),
+    "student": ("student", "student", "student"), "pool": ("pool", "meta", None),
+    "liability": ("liability", "liability", "institution"),
+    "institution": ("party", "party", "party"),
+}
+
+
 def proofs_in(doc):
-    """Every (object, proof) pair of a balance response: a JSON object holding `proof`
-    (RULES.md §4.4) beside `table`, `id` and `value`."""
-    if isinstance(doc, dict):
-        if isinstance(doc.get("proof"), dict) and "siblings" in doc["proof"]:
-            yield doc
-        for v in doc.values():
-            yield from proofs_in(v)
-    elif isinstance(doc, list):
-        for v in doc:
-            yield from proofs_in(v)
-
-
-def find_note(doc):
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            if k == "state_note" and isinstance(v, str):
-                return v
-            found = find_note(v)
-            if found:
-                return found
-    elif isinstance(doc, list):
-        for v in doc:
-            found = find_note(v)
-            if found:
-                return found
-    return None
+    """Every proven object of a balance answer as `{table, id, value, proof}` (`value`
+    absent for an absence proof): the API's shapes (`{"object", "proof"}` under a field of
+    ANSWER_FIELDS; an absence `{"table", "id", "proof"}`), or that normalized form."""
+    if not isinstance(doc, dict):
+        raise Failure("proof_malformed", "a balance answer is a JSON object")
+    found = []
+    if isinstance(doc.get("proof"), dict) and "table" in doc and "id" in doc:
+        found.append(doc)
+    for field, v in doc.items():
+        for item in v if isinstance(v, list) else [v]:
+            if not isinstance(item, dict) or not isinstance(item.get("proof"), dict):
+                continue
+            if "table" in item and "id" in item:
+                found.append(item)
+            elif "object" in item and field in ANSWER_FIELDS:
+                tag, table, id_field = ANSWER_FIELDS[field]
+                ident = "pool" if id_field is None else item["object"].get(id_field)
+                found.append({"table": table, "id": ident, "value": {tag: item["object"]},
+                              "proof": item["proof"]})
+            else:
+                raise Failure("proof_malformed", f"a proof under {field!r} that names no object")
+    return found
 
 
 def check_proofs(path, operator_key, roots):
     doc = json.load(open(path))
-    text = find_note(doc)
-    if text is None:
-        raise Failure("proof_malformed", f"{path}: no state_note in the response")
-    header, _, size, root = parse_state_note(text)
+    text = doc.get("state_note") if isinstance(doc, dict) else None
+    if not isinstance(text, str):
+        raise Failure("proof_malformed", f"{path}: no state_note in the answer")
+    header, origin, size, root = parse_state_note(text)
     if header != "lesson-ledger/state-map/v1":
         raise Failure("state_note_old_format", f"{path}: state note header {header!r}")
-    if operator_key and not note_signed_by(text, operator_key):
+    if operator_key is None:
+        raise Failure("operator_key_missing", "give --operator-key (or --data) to check an answer")
+    if not note_signed_by(text, operator_key):
         raise Failure("state_note_signature", f"{path}: the state note is not signed by the operator key")
+    if "checkpoint" in doc:
+        body, _ = split_note(doc["checkpoint"])
+        lines = body.split("\n")
+        if lines[0] != origin or lines[1] != str(size):
+            raise Failure("state_note_size", f"{path}: the checkpoint is not of the state note's size {size}")
+        if not note_signed_by(doc["checkpoint"], operator_key):
+            raise Failure("checkpoint_signature", f"{path}: the checkpoint is not signed by the operator key")
     if size in roots and roots[size] != root:
         raise Failure("state_root_mismatch", f"{path}: the state note of size {size} is not the replayed one")
-    checked = 0
-    for item in proofs_in(doc):
+    items = proofs_in(doc)
+    for item in items:
         check_one_proof(item, root)
-        checked += 1
-    if checked == 0:
-        raise Failure("proof_malformed", f"{path}: no state proof in the response")
-    return size, checked
+    if not items:
+        raise Failure("proof_malformed", f"{path}: no state proof in the answer")
+    return size, len(items)
 
 
 def check_one_proof(item, root):
     """One object's proof (RULES.md §4.3); `value` null or absent asks for absence."""
     proof = item["proof"]
+    if set(proof) != {"key", "siblings", "leaf"} or (
+        isinstance(proof["leaf"], dict) and set(proof["leaf"]) != {"key", "value_hash"}
+    ):
+        raise Failure("proof_malformed", f"a proof with members {sorted(proof)}")
+    hexes = [proof["key"]] + ([proof["leaf"]["key"], proof["leaf"]["value_hash"]] if proof["leaf"] else [])
+    if any(not isinstance(h, str) or h != h.lower() for h in hexes):
+        raise Failure("proof_malformed", "hex that is not lowercase")
     try:
         key = bytes.fromhex(proof["key"])
         sib = base64.b64decode(proof["siblings"], validate=True)
@@ -317,6 +342,8 @@ def check_one_proof(item, root):
     if "table" in item and "id" in item and map_key(item["table"], item["id"]) != key:
         raise Failure("proof_key_mismatch", f"{name}: the proof is for another key")
     siblings = [sib[i : i + 32] for i in range(0, len(sib), 32)]
+    if siblings and siblings[-1] == bytes(32):
+        raise Failure("proof_malformed", f"{name}: a path that ends beside an empty subtree")
     value = item.get("value")
     if value is None:
         if leaf is not None and leaf[0] == key:

@@ -19,7 +19,8 @@ use lesson_ledger::ledger::state_map::proof::{
 };
 use lesson_ledger::ledger::state_map::{map_key, Hash};
 use lesson_ledger::ledger::units::hex;
-use lesson_ledger::ledger::{Table, Value};
+use lesson_ledger::ledger::writer::Ledger;
+use lesson_ledger::ledger::{Key, StateView, Table, Value};
 use lesson_ledger::log::keyfile;
 use lesson_ledger::log::note::{sign_note, KeyName, NoteSigner};
 use lesson_ledger::log::records::RecordKind;
@@ -57,8 +58,14 @@ fn verify(args: &[&str]) -> Output {
 /// The tiny demo's ledger directory, built once for this module's tests (under cargo's
 /// scratch directory for integration tests, rebuilt on every run).
 fn demo_ledger() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
+    &demo().0
+}
+
+/// The demo's ledger and a balance answer made from it once the demo is over (the
+/// ledger's own objects and state proofs, and its latest signed state note).
+fn demo() -> &'static (PathBuf, serde_json::Value) {
+    static DEMO: OnceLock<(PathBuf, serde_json::Value)> = OnceLock::new();
+    DEMO.get_or_init(|| {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python_verifier");
         let _ = std::fs::remove_dir_all(&root);
         let config = DemoConfig {
@@ -69,7 +76,43 @@ fn demo_ledger() -> &'static Path {
         };
         let outcome = demo::run(&config).expect("the tiny demo runs");
         assert!(outcome.audit.passed);
-        config.ledger_dir()
+        let answer = answer_of(&config.ledger_dir());
+        (config.ledger_dir(), answer)
+    })
+}
+
+/// A balance answer over the ledger's latest state note: a claim, an allocation and the
+/// pool with their proofs, and the proof of a claim that does not exist.
+fn answer_of(ledger_dir: &Path) -> serde_json::Value {
+    let note = kinds_and_bodies(ledger_dir)
+        .into_iter()
+        .filter(|(k, _)| *k == RecordKind::StateNote)
+        .last()
+        .expect("a state note");
+    let (ledger, _) = Ledger::open(ledger_dir).expect("the demo ledger reopens");
+    let state = ledger.state();
+    let first_of = |table: Table| -> String {
+        match state.scan(table).next() {
+            Some(Ok((key, _))) => key.id,
+            other => panic!("no object in {}: {other:?}", table.name()),
+        }
+    };
+    let mut objects = Vec::new();
+    for (table, id) in [
+        (Table::Claim, first_of(Table::Claim)),
+        (Table::Allocation, first_of(Table::Allocation)),
+        (Table::Meta, "pool".to_owned()),
+        (Table::Claim, "c-never-recorded".to_owned()),
+    ] {
+        let key = Key::new(table, &id);
+        let value = state.get(&key).expect("state readable");
+        objects.push(serde_json::json!({
+            "table": table.name(), "id": id, "value": value, "proof": state.prove(&key),
+        }));
+    }
+    serde_json::json!({
+        "state_note": String::from_utf8(note.1).expect("utf-8 note"),
+        "objects": objects,
     })
 }
 
@@ -400,4 +443,39 @@ fn the_verifier_checks_the_state_maps_proofs_and_refuses_each_mutation_with_its_
     let other = crate::support::signer("example.lesson-ledger.example/a", 6);
     let out = check_proof(&good, &other.vkey());
     assert!(String::from_utf8_lossy(&out.stderr).contains("FAIL state_note_signature"));
+}
+
+#[test]
+fn the_verifier_checks_the_ledgers_own_proofs_against_the_root_it_replayed() {
+    if let Some(why) = python_missing() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let (ledger, answer) = demo();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("balance.json");
+    std::fs::write(&path, serde_json::to_vec(answer).expect("json")).expect("write");
+    let mut args = vec![
+        "--data",
+        ledger.to_str().expect("utf-8 path"),
+        "--check-proof",
+        path.to_str().expect("utf-8"),
+        "--quiet",
+    ];
+    args.extend(note_format_args(ledger));
+    let out = verify(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("4 state proofs verified"), "{stdout}");
+
+    // The pool's value altered: the proof no longer holds.
+    let mut bad = answer.clone();
+    bad["objects"][2]["value"]["pool"]["delivered"] = 1.into();
+    std::fs::write(&path, serde_json::to_vec(&bad).expect("json")).expect("write");
+    let out = verify(&args);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FAIL proof_value_mismatch"));
 }
