@@ -86,8 +86,7 @@ fn demo() -> &'static (PathBuf, serde_json::Value) {
 fn answer_of(ledger_dir: &Path) -> serde_json::Value {
     let note = kinds_and_bodies(ledger_dir)
         .into_iter()
-        .filter(|(k, _)| *k == RecordKind::StateNote)
-        .last()
+        .rfind(|(k, _)| *k == RecordKind::StateNote)
         .expect("a state note");
     let (ledger, _) = Ledger::open(ledger_dir).expect("the demo ledger reopens");
     let state = ledger.state();
