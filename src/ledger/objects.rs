@@ -29,7 +29,7 @@ use super::units::{Fen, Id, KeyRef, Lessons};
 
 /// Serde for an object holding a conserved balance (`$bal`, whose total is stored under
 /// the same name): the stored and served form is flat, as it was before the balance had
-/// a type, so neither the state digest nor any JSON changes; decoding checks the parts
+/// a type, so neither the state map nor any JSON changes; decoding checks the parts
 /// (`from_parts`), so an unbalanced stored object is refused, never loaded.
 macro_rules! flat_serde {
     ($t:ident, $repr:ident, $borrowed:ident, $bal:ident: $balty:ident, $unit:ty,

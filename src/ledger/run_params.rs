@@ -1,5 +1,5 @@
 //! The parameters of a match run as the ledger records them: in the signed `match_run`
-//! payload and in the stored run record (so in the state digest too).
+//! payload and in the stored run record (so in the state map too).
 //!
 //! The ledger owns this type rather than borrowing the matcher's `MatchParams`: renaming
 //! or adding a matcher field must never silently change an entry schema, the stored state

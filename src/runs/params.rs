@@ -3,7 +3,7 @@
 //!
 //! Both matches are exhaustive: a matcher field or policy the ledger cannot record stops
 //! the build here instead of silently changing the signed `match_run` payload, the
-//! stored run record or the state digest.
+//! stored run record or the state map.
 
 use crate::ledger::run_params::{RunFairness, RunParams};
 use crate::matching::{Fairness, MatchParams};

@@ -117,8 +117,9 @@ pub trait Admission {
         entry: &VerifiedEnvelope,
     ) -> Result<(), Self::Refusal>;
 
-    /// The digest of the state after the entries admitted so far, which the log signs
-    /// into a state note just before the batch's checkpoint ([`crate::log::state_note`]);
+    /// 32 bytes committing to the state after the entries admitted so far (the layer
+    /// above's state map root), which the log signs into a state note just before the
+    /// batch's checkpoint ([`crate::log::state_note`]);
     /// `None` for no note. Called once per batch that appends anything.
     fn state_digest(&mut self) -> Option<[u8; 32]> {
         None
