@@ -24,6 +24,7 @@ mod matching;
 mod merkle;
 mod note;
 mod preferences;
+mod python_verifier;
 mod rules;
 mod run_hardening;
 mod schemas;
