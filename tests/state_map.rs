@@ -308,8 +308,7 @@ fn the_persisted_map_equals_a_fresh_rebuild_after_reopen_and_proves_the_signed_r
     // Every object proven against the root of the last signed state note.
     let last = kinds_and_bodies(dir.path())
         .into_iter()
-        .filter(|(k, _)| *k == RecordKind::StateNote)
-        .last()
+        .rfind(|(k, _)| *k == RecordKind::StateNote)
         .map(|(_, b)| StateNote::parse_and_verify(&b, &operator(dir.path()).verifier()).unwrap())
         .unwrap();
     assert_eq!((last.size, last.root), (ledger.log().size(), root));

@@ -89,7 +89,7 @@ impl MapTree {
     /// Applies a batch of changes. A key given twice keeps its last change.
     pub fn update(&mut self, mut changes: Vec<Change>) {
         // Stable sort, then keep the last change of each key.
-        changes.sort_by(|a, b| a.0.cmp(&b.0));
+        changes.sort_by_key(|c| c.0);
         let mut deduped: Vec<Change> = Vec::with_capacity(changes.len());
         for c in changes {
             match deduped.last_mut() {
