@@ -49,7 +49,7 @@ from verify_state_kinds import Rules  # noqa: E402
 from verify_state_map import (  # noqa: E402
     Failure, LtHash16, StateMap, bit, canonical_json, framed, leaf_hash, map_key, node_hash,
     verify_proof)
-from verify_state_objects import FEATURES, POOL_FIELDS, Refused, State, key_name  # noqa: E402
+from verify_state_objects import POOL_FIELDS, Refused, State, key_name  # noqa: E402
 
 # ---------------------------------------------------------------------------------------
 # schemas/README.md §4: keys and signed notes
@@ -422,16 +422,10 @@ def main(argv=None):
     ap.add_argument("--legacy-digest", action="store_true",
                     help="check state notes of format lesson-ledger/state-digest/v1 (LtHash16)")
     ap.add_argument("--dump-state", metavar="FILE", help="write every replayed object, canonical, one a line")
-    ap.add_argument("--with", dest="features", action="append", default=[], choices=sorted(FEATURES),
-                    help="a state extension of RULES.md the ledger has: open-lists (claims list "
-                         "their open allocations, allocations their open lessons), preferences "
-                         "(claim_preferences_set); repeatable")
     ap.add_argument("--self-test", action="store_true",
                     help="recompute the worked example of schemas/RULES.md §3-§4")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    for feature in args.features:
-        FEATURES[feature] = True
     if args.self_test:
         try:
             self_test()

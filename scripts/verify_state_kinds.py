@@ -5,7 +5,6 @@ from verify_state_objects import (
     LESSONS_PER_SEAT_MAX, MATCH_RUN_ALLOCATIONS_MAX, PLEDGE_SEATS_MAX,
     PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX, POOL_FIELDS, PRICE_PER_LESSON_FEN_MAX,
     QUOTA_DAY_MICROS, Refused, RulesBase, add, in_range, key_name, move)
-from verify_state_objects import FEATURES
 
 
 class Rules(RulesBase):
@@ -181,10 +180,8 @@ class Rules(RulesBase):
                  "evidence_digest": p["evidence_digest"], "lessons": p["lessons"],
                  "price_per_lesson": p["price_per_lesson_fen"], "value": value, "unreserved": value,
                  "reserved": 0, "consumed": 0, "entries": []}
-        if FEATURES["open-lists"]:
-            claim["allocations"] = []
-        if FEATURES["preferences"]:
-            claim["preferences"] = None
+        claim["allocations"] = []
+        claim["preferences"] = None
         self.tx.put("claim", claim)
         self.tx.put("student", index)
         self.tx.put("liability", liability)
@@ -289,10 +286,9 @@ class Rules(RulesBase):
         need = pledge["value_per_lesson"] * k
         if need > claim["unreserved"]:
             raise Refused("insufficient_claim_value")
-        if FEATURES["open-lists"]:
-            if len(claim["allocations"]) >= CLAIM_ALLOCATIONS_OPEN_MAX:
-                raise Refused("claim_allocations_full")
-            claim["allocations"].append(p["allocation"])
+        if len(claim["allocations"]) >= CLAIM_ALLOCATIONS_OPEN_MAX:
+            raise Refused("claim_allocations_full")
+        claim["allocations"].append(p["allocation"])
         validity = self.config["allocation_validity_days"] * self.config["day_micros"]
         expires = min(self.time + validity, pledge["valid_until_micros"])
         move(claim, "unreserved", "reserved", need)
@@ -305,7 +301,7 @@ class Rules(RulesBase):
             "student": claim["student"], "institution": pledge["institution"], "lessons": k,
             "value_per_lesson": pledge["value_per_lesson"], "consumed": 0, "pending": 0,
             "remaining": k, "released": 0, "status": "active", "expires_at_micros": expires,
-            "entries": [], "run": run, **({"open_lessons": []} if FEATURES["open-lists"] else {})})
+            "entries": [], "run": run, "open_lessons": []})
         self.tx.put("claim", claim)
         self.tx.put("pledge", pledge)
         self.tx.put("pool", pool)
@@ -399,8 +395,7 @@ class Rules(RulesBase):
             move(alloc, "remaining", "pending", 1)
             status = "pending"
             window_end = self.time + self.config["confirmation_window_days"] * self.config["day_micros"]
-            if FEATURES["open-lists"]:
-                alloc["open_lessons"].append({"lesson": p["lesson"], "window_end_micros": window_end})
+            alloc["open_lessons"].append({"lesson": p["lesson"], "window_end_micros": window_end})
         self.tx.put("allocation", alloc)
         self.tx.put("lesson", {"lesson": p["lesson"], "allocation": p["allocation"], "status": status,
                                "window_end_micros": window_end, "dispute": None, "entries": []})
@@ -424,17 +419,15 @@ class Rules(RulesBase):
         self.put_allocation(alloc)
 
     def settle_open_lesson(self, alloc, lesson_id):
-        """With open lists: the lesson leaves its allocation's `open_lessons` (§5.4.21)."""
-        if not FEATURES["open-lists"]:
-            return
+        """The lesson leaves its allocation's `open_lessons` (§5.4.21)."""
         at = [o["lesson"] for o in alloc["open_lessons"]]
         if lesson_id not in at:
             raise Refused("state_corrupt", f"allocation does not list its open lesson {lesson_id}")
         del alloc["open_lessons"][at.index(lesson_id)]
 
     def put_allocation(self, alloc):
-        """Put an allocation; with open lists, a closed one leaves its claim's list (§5.3)."""
-        if FEATURES["open-lists"] and alloc["status"] != "active" and alloc["pending"] == 0:
+        """Put an allocation; a closed one leaves its claim's list (§5.3)."""
+        if alloc["status"] != "active" and alloc["pending"] == 0:
             claim = self.claim_of(alloc)
             if alloc["allocation"] in claim["allocations"]:
                 claim["allocations"].remove(alloc["allocation"])
@@ -443,7 +436,7 @@ class Rules(RulesBase):
 
     def compatible(self, claim, pledge):
         """§5.4.13: subject, grade, place — the claim's preferences when it has some."""
-        prefs = claim.get("preferences") if FEATURES["preferences"] else None
+        prefs = claim["preferences"]
         subjects = prefs["subjects"] if prefs else [claim["subject"]]
         online = prefs["accepts_online"] if prefs else claim["accepts_online"]
         districts = prefs["accepted_districts"] if prefs else claim["accepted_districts"]
@@ -516,9 +509,7 @@ class Rules(RulesBase):
         self.put_allocation(alloc)
 
     def r_claim_preferences_set(self, p):
-        """§5.4.25 (issue 18, branch prefs)."""
-        if not FEATURES["preferences"]:
-            raise Refused("unknown_kind", "claim_preferences_set")
+        """§5.4.25."""
         subjects, districts, requests = p["subjects"], p["accepted_districts"], p["requests"]
         if not subjects:
             raise Refused("value_out_of_range", "subjects")

@@ -344,11 +344,6 @@ class RulesBase:
             self.tx.put(kind, obj)
 
 
-# The two state extensions made on other branches of this session (RULES.md §2.7, §2.9,
-# §5.4.13, §5.4.19-25), each on once its branch is merged into the ledger checked:
-# OPEN_LISTS: a claim lists its open allocations, an allocation its open lessons (sm-api);
-# PREFERENCES: a claim's `preferences`, `claim_preferences_set` (prefs, issue 18).
-FEATURES = {"open-lists": True, "preferences": True}
 
 POOL_FIELDS = ("claims", "claims_value", "claims_unreserved", "claims_reserved", "claims_consumed",
                "pledges_approved", "pledged", "available", "reserved", "delivered", "withdrawn")
