@@ -34,6 +34,8 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "support/answers.rs"]
+mod answers;
 #[path = "support/measure.rs"]
 mod measure;
 
@@ -42,12 +44,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use answers::{claim_answer, student_answer};
 use ed25519_dalek::SigningKey;
 use lesson_ledger::http::{Server, ServerConfig};
 use lesson_ledger::ledger::defaults;
 use lesson_ledger::ledger::limits::PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX;
-use lesson_ledger::ledger::objects::{Allocation, Claim, StudentIndex};
-use lesson_ledger::ledger::state::{get_object, Key, Object};
 use lesson_ledger::ledger::state_map::StateProof;
 use lesson_ledger::ledger::writer::Ledger;
 use lesson_ledger::log::envelope::{verify_batch, Envelope, KeyCache};
@@ -354,58 +355,6 @@ fn library_reads(ledger: &Ledger, secs: u64, op: impl Fn(&Ledger, u64) + Sync) -
         // Nothing else runs in the process meanwhile (the server is not started yet).
         cpu_micros: 1e6 * (cpu_now().process - cpu.process) / ops,
     }
-}
-
-/// What the balance endpoint does in the library: the query, then each entry and the
-/// inclusion proof of it against the current size.
-fn prove_entries(ledger: &Ledger, indexes: &[u64]) {
-    let log = ledger.log();
-    for &index in indexes {
-        let leaf = log.entry(index).expect("entry");
-        let hash = log.leaf_hash_at(index).expect("leaf hash");
-        let proof = log.inclusion_proof(index, log.size()).expect("proof");
-        std::hint::black_box((leaf, hash, proof));
-    }
-}
-
-/// `T` `id` and its state proof, as the balance endpoints serve each object.
-fn proven<T: Object>(ledger: &Ledger, id: &str) -> (T, StateProof) {
-    let object: T = get_object(ledger.state(), id)
-        .expect("query")
-        .expect("object");
-    let proof = ledger.state().prove(&Key::new(T::TABLE, id));
-    (object, proof)
-}
-
-/// What `GET /v1/claims/{id}` does in the library: the claim and its allocations, each
-/// with its state proof, then its entries with their inclusion proofs.
-fn claim_answer(ledger: &Ledger, id: &str) -> Vec<StateProof> {
-    let (claim, proof): (Claim, _) = proven(ledger, id);
-    let mut proofs = vec![proof];
-    for a in &claim.allocations {
-        proofs.push(proven::<Allocation>(ledger, a.as_str()).1);
-    }
-    prove_entries(ledger, &claim.entries);
-    proofs
-}
-
-/// What `GET /v1/students/{ref}` does in the library: the student's index, its claims
-/// and their allocations, each with its state proof, then every entry behind the claims
-/// with its inclusion proof.
-fn student_answer(ledger: &Ledger, id: &str) -> Vec<StateProof> {
-    let (index, proof): (StudentIndex, _) = proven(ledger, id);
-    let mut proofs = vec![proof];
-    let mut entries = Vec::new();
-    for c in &index.claims {
-        let (claim, proof): (Claim, _) = proven(ledger, c.as_str());
-        proofs.push(proof);
-        for a in &claim.allocations {
-            proofs.push(proven::<Allocation>(ledger, a.as_str()).1);
-        }
-        entries.extend_from_slice(&claim.entries);
-    }
-    prove_entries(ledger, &entries);
-    proofs
 }
 
 /// The library's read rates on `ledger`: inclusion proofs, claim and student balances.
