@@ -12,7 +12,9 @@
 //! and so the most entries of two signatures (what every POST here carries) the machine
 //! could verify doing nothing else. Phases: library append (verify + `Ledger::submit` in
 //! batches of 1024) and library reads (an inclusion proof; a claim's and a student's
-//! balance with the inclusion proof of every entry behind it), all cores; then over
+//! typed answer: every object with its state proof, and the inclusion proof of every
+//! entry behind it, as the server builds them), all cores; the size of a student's
+//! answer over HTTP and of one state proof; then over
 //! HTTP: single-entry POSTs over 64 keep-alive connections (entries/s, p50, p99), of
 //! registrations (two signatures) and of pledges (one, by a known key);
 //! batched POSTs (256 per request, 8 connections, judged against the mean of the
@@ -32,6 +34,8 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "support/answers.rs"]
+mod answers;
 #[path = "support/measure.rs"]
 mod measure;
 
@@ -40,11 +44,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use answers::{claim_answer, student_answer};
 use ed25519_dalek::SigningKey;
 use lesson_ledger::http::{Server, ServerConfig};
+use lesson_ledger::ledger::defaults;
 use lesson_ledger::ledger::limits::PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX;
+use lesson_ledger::ledger::state_map::StateProof;
 use lesson_ledger::ledger::writer::Ledger;
-use lesson_ledger::ledger::{defaults, queries};
 use lesson_ledger::log::envelope::{verify_batch, Envelope, KeyCache};
 use lesson_ledger::log::note::{KeyName, NoteSigner};
 use lesson_ledger::log::store::Outcome;
@@ -351,18 +357,6 @@ fn library_reads(ledger: &Ledger, secs: u64, op: impl Fn(&Ledger, u64) + Sync) -
     }
 }
 
-/// What the balance endpoint does in the library: the query, then each entry and the
-/// inclusion proof of it against the current size.
-fn prove_entries(ledger: &Ledger, indexes: &[u64]) {
-    let log = ledger.log();
-    for &index in indexes {
-        let leaf = log.entry(index).expect("entry");
-        let hash = log.leaf_hash_at(index).expect("leaf hash");
-        let proof = log.inclusion_proof(index, log.size()).expect("proof");
-        std::hint::black_box((leaf, hash, proof));
-    }
-}
-
 /// The library's read rates on `ledger`: inclusion proofs, claim and student balances.
 fn library_read_rates(ledger: &Ledger, secs: u64, students: u64) -> [LibraryRate; 3] {
     let claims = 2 * students;
@@ -373,19 +367,38 @@ fn library_read_rates(ledger: &Ledger, secs: u64, students: u64) -> [LibraryRate
         std::hint::black_box((log.leaf_hash_at(index).expect("leaf"), proof));
     });
     let lib_claims = library_reads(ledger, secs, |l, i| {
-        let b = queries::claim_balance(l.state(), &claim(i % claims))
-            .expect("query")
-            .expect("claim");
-        prove_entries(l, &b.entries);
+        std::hint::black_box(claim_answer(l, &claim(i % claims)));
     });
     let lib_students = library_reads(ledger, secs, |l, i| {
-        let s = queries::student_summary(l.state(), &student(i % students))
-            .expect("query")
-            .expect("student");
-        let indexes: Vec<u64> = s.claims.iter().flat_map(|c| c.entries.clone()).collect();
-        prove_entries(l, &indexes);
+        std::hint::black_box(student_answer(l, &student(i % students)));
     });
     [lib_proofs, lib_claims, lib_students]
+}
+
+/// The sizes a family's client downloads: a student's answer over HTTP (its objects with
+/// their state proofs, the state note, the checkpoint, its proven entries), and the
+/// state proofs in it, in JSON and in their binary form (`StateProof::byte_len`).
+async fn print_answer_sizes(addr: std::net::SocketAddr, ledger_proofs: &[StateProof]) {
+    let mut conn = Conn::connect(addr).await;
+    let request = format!(
+        "GET /v1/students/{} HTTP/1.1\r\nHost: bench\r\n\r\n",
+        student(0)
+    );
+    let (status, body) = conn.exchange(request.as_bytes()).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(body));
+    let answer: serde_json::Value = serde_json::from_slice(body).expect("a JSON answer");
+    let proof_json = serde_json::to_vec(&answer["student"]["proof"]).expect("JSON");
+    let entries = answer["entries"].as_array().map_or(0, Vec::len);
+    let binary: Vec<usize> = ledger_proofs.iter().map(StateProof::byte_len).collect();
+    println!(
+        "{:<44} {} bytes ({} state proofs, {entries} proven entries); one state proof {} bytes \
+         of JSON, {:?} bytes binary (target <= 1,500 at 10 M objects)",
+        "GET /v1/students/{ref}: answer size",
+        body.len(),
+        binary.len(),
+        proof_json.len(),
+        binary
+    );
 }
 
 // ---- CPU accounting -------------------------------------------------------------
@@ -793,6 +806,7 @@ fn main() {
     );
     let claims = 2 * students;
     let size = ledger.log().size();
+    let student_proofs = student_answer(&ledger, &student(0));
     let libraries = wanted("library").then(|| library_read_rates(&ledger, secs, students));
     if let Some(rates) = &libraries {
         for (what, rate) in ["inclusion proof", "claim balance", "student balance"]
@@ -915,6 +929,7 @@ fn main() {
 
     // Entries the POST phases added (all of them, or none when skipped).
     let size = rt.block_on(log_size(addr));
+    rt.block_on(print_answer_sizes(addr, &student_proofs));
     type PathOf = Box<dyn Fn(u64) -> String + Send + Sync>;
     let reads: [(&str, &str, PathOf, Option<usize>); 5] = [
         (
@@ -925,13 +940,13 @@ fn main() {
         ),
         (
             "claims",
-            "GET /v1/claims/{id} (2 proven entries)",
+            "GET /v1/claims/{id} (2 entries, 2 objects)",
             Box::new(move |i| format!("/v1/claims/{}", claim(i % claims))),
             Some(1),
         ),
         (
             "students",
-            "GET /v1/students/{ref} (4 proven entries)",
+            "GET /v1/students/{ref} (4 entries, 5 objects)",
             Box::new(move |i| format!("/v1/students/{}", student(i % students))),
             Some(2),
         ),

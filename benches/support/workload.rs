@@ -7,8 +7,14 @@
 //! (operator + the student's key), a claim (operator + student), an allocation
 //! (operator), and lessons — most co-signed by student and donor at once, every fifth
 //! proposed by the donor and confirmed by the student. Ids are pseudonymous counters.
+//!
+//! Entry format v2 (`schemas/README.md` §10): every payload names its ledger, party ids
+//! are opaque (`stu-<hex>`, `inst-<hex>`), reasons are codes, and the genesis declares a
+//! consumer association that co-signs it and every registration, claim and hand-made
+//! allocation (as `tests/support.rs` does for the tests).
 
 use ed25519_dalek::SigningKey;
+use lesson_ledger::ledger::payload::DeclaredAssociation;
 use lesson_ledger::ledger::{defaults, PAYLOAD_TYPE};
 use lesson_ledger::log::envelope::Envelope;
 use lesson_ledger::log::note::{KeyName, NoteSigner};
@@ -29,7 +35,11 @@ enum Signer {
     Student(u64),
     Donor(u64),
     Closed(u64),
+    Association,
 }
+
+/// The consumer association the workload's genesis declares.
+const ASSOCIATION: &str = "assoc-be";
 
 fn key(name: &str) -> NoteSigner {
     let seed = *blake3::hash(format!("bench-workload-key {name}").as_bytes()).as_bytes();
@@ -43,8 +53,14 @@ fn student(n: u64) -> String {
     format!("stu-{n:07x}")
 }
 
+/// Donors and closed institutions share the `inst-` namespace: a leading `d` or `c`
+/// (both hex digits) keeps them apart.
 fn donor(n: u64) -> String {
-    format!("donor-{n:05}")
+    format!("inst-d{n:06x}")
+}
+
+fn closed_institution(n: u64) -> String {
+    format!("inst-c{n:06x}")
 }
 
 /// About `entries` envelopes (never fewer), signed by `operator` and the parties' keys.
@@ -58,20 +74,24 @@ pub fn workload(entries: u64, origin: &str, operator: &NoteSigner) -> Vec<Envelo
     let mut plan: Vec<(Value, Vec<Signer>)> = Vec::new();
     let mut genesis = defaults::genesis(origin, "operator", &operator.vkey());
     genesis.id = "genesis".into();
+    genesis.associations = vec![DeclaredAssociation {
+        party: ASSOCIATION.into(),
+        key: key(ASSOCIATION).vkey(),
+    }];
     plan.push((
         serde_json::from_slice(&defaults::genesis_payload(&genesis)).expect("genesis JSON"),
-        vec![Signer::Operator],
+        vec![Signer::Operator, Signer::Association],
     ));
     for c in 0..closed {
-        let inst = format!("closed-{c:05}");
+        let inst = closed_institution(c);
         plan.push((
             json!({"kind": "party_registered", "id": format!("reg-{inst}"), "party": inst,
                    "role": "institution", "key": key(&inst).vkey()}),
-            vec![Signer::Operator, Signer::Closed(c)],
+            vec![Signer::Operator, Signer::Association, Signer::Closed(c)],
         ));
         plan.push((
             json!({"kind": "institution_closed", "id": format!("close-{inst}"),
-                   "institution": inst, "reason": "closed, prepaid lessons untaught"}),
+                   "institution": inst, "reason": "ceased_trading"}),
             vec![Signer::Operator],
         ));
     }
@@ -80,11 +100,11 @@ pub fn workload(entries: u64, origin: &str, operator: &NoteSigner) -> Vec<Envelo
         plan.push((
             json!({"kind": "party_registered", "id": format!("reg-{name}"), "party": name,
                    "role": "institution", "key": key(&name).vkey()}),
-            vec![Signer::Operator, Signer::Donor(d)],
+            vec![Signer::Operator, Signer::Association, Signer::Donor(d)],
         ));
         plan.push((
             json!({"kind": "institution_whitelisted", "id": format!("white-{name}"),
-                   "institution": name, "reason": "approved public-benefit donor"}),
+                   "institution": name, "reason": "approved_donor"}),
             vec![Signer::Operator],
         ));
     }
@@ -113,20 +133,20 @@ pub fn workload(entries: u64, origin: &str, operator: &NoteSigner) -> Vec<Envelo
         plan.push((
             json!({"kind": "party_registered", "id": format!("reg-{name}"), "party": name,
                    "role": "student", "key": key(&name).vkey()}),
-            vec![Signer::Operator, Signer::Student(s)],
+            vec![Signer::Operator, Signer::Association, Signer::Student(s)],
         ));
         plan.push((
             json!({"kind": "claim_recorded", "id": format!("claim-{claim}"), "claim": claim,
-                   "student": name, "institution": format!("closed-{:05}", s / STUDENTS_PER_CLOSED_INSTITUTION),
+                   "student": name, "institution": closed_institution(s / STUDENTS_PER_CLOSED_INSTITUTION),
                    "lessons": 20, "price_per_lesson_fen": 20_000, "subject": "math", "grade": 1 + s % 12,
                    "district": "xuhui", "evidence_digest": blake3::hash(claim.as_bytes()).to_hex().as_str(),
                    "accepts_online": false, "accepted_districts": []}),
-            vec![Signer::Operator, Signer::Student(s)],
+            vec![Signer::Operator, Signer::Association, Signer::Student(s)],
         ));
         plan.push((
             json!({"kind": "allocation_made", "id": format!("alloc-{alloc}"), "allocation": alloc,
                    "claim": claim, "pledge": format!("p-{p:06}"), "lessons": LESSONS_PER_STUDENT}),
-            vec![Signer::Operator],
+            vec![Signer::Operator, Signer::Association],
         ));
         for l in 0..LESSONS_PER_STUDENT {
             let lesson = format!("l-{s:07x}-{l}");
@@ -150,14 +170,16 @@ pub fn workload(entries: u64, origin: &str, operator: &NoteSigner) -> Vec<Envelo
         }
     }
     plan.into_par_iter()
-        .map(|(payload, signers)| {
+        .map(|(mut payload, signers)| {
+            payload["ledger"] = origin.into();
             let parties: Vec<NoteSigner> = signers
                 .iter()
                 .filter_map(|s| match *s {
                     Signer::Operator => None,
                     Signer::Student(n) => Some(key(&student(n))),
                     Signer::Donor(n) => Some(key(&donor(n))),
-                    Signer::Closed(n) => Some(key(&format!("closed-{n:05}"))),
+                    Signer::Closed(n) => Some(key(&closed_institution(n))),
+                    Signer::Association => Some(key(ASSOCIATION)),
                 })
                 .collect();
             let operator_signs = signers.iter().any(|s| matches!(s, Signer::Operator));
