@@ -4,7 +4,7 @@
 # the log alone (`ledger_rules`), and a student's balance with its proofs over HTTP,
 # with the answer's and a proof's size (`http_load`). Bounded for a shared machine:
 # about three minutes a run.
-#   benches/state-map-figures.sh [runs] [out-dir]
+#   scripts/state-map-figures.sh [runs] [out-dir]
 set -euo pipefail
 runs=${1:-3}
 out=${2:-/tmp/state-map-figures}
