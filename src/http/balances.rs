@@ -229,7 +229,7 @@ fn write_proven_balance<B: Serialize>(
 ///
 /// # Errors
 /// `page_out_of_range` (400) for a position past the end; internal faults.
-fn prove<B: Serialize>(
+pub(super) fn prove<B: Serialize>(
     app: &AppState,
     ledger: &Ledger,
     balance: &B,
