@@ -4,7 +4,8 @@
 
 import { lang, setLang, t } from "./i18n.js";
 import { familyPage } from "./family.js";
-import { auditPage, homePage, institutionPage, poolPage } from "./pages.js";
+import { auditPage, homePage, poolPage } from "./pages.js";
+import { institutionPage } from "./institution.js";
 import { alarm } from "./ui.js";
 
 function route(path) {
