@@ -195,15 +195,15 @@ impl Fit {
             && self.now_micros < p.valid_until_micros;
         let grade = self
             .grade
-            .is_none_or(|g| (p.grade_min..=p.grade_max).contains(&g));
+            .map_or(true, |g| (p.grade_min..=p.grade_max).contains(&g));
         let subject = self
             .subjects
             .as_ref()
-            .is_none_or(|s| s.iter().any(|x| x == p.subject.as_str()));
+            .map_or(true, |s| s.iter().any(|x| x == p.subject.as_str()));
         let in_district = p.district.as_ref().is_some_and(|d| {
             self.districts
                 .as_ref()
-                .is_none_or(|ds| ds.iter().any(|x| x == d.as_str()))
+                .map_or(true, |ds| ds.iter().any(|x| x == d.as_str()))
         });
         if !(open && grade && subject && ((self.online && p.online) || in_district)) {
             return Ok(false);
@@ -257,7 +257,7 @@ pub async fn get_institution_pledges(
     }
     app.read(move |ledger| {
         let party = get_object::<Party, _>(ledger.state(), &id).map_err(ApiError::internal)?;
-        if party.is_none_or(|p| p.role != Role::Institution) {
+        if party.map_or(true, |p| p.role != Role::Institution) {
             return Err(ApiError::NotFound {
                 what: "institution",
                 id,

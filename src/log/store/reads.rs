@@ -9,6 +9,9 @@ use crate::log::leaf::Leaf;
 use crate::log::proof;
 use crate::log::records::{self, RecordKind};
 
+/// A page of signed checkpoints, each with its tree size, and the size to ask for next.
+pub type CheckpointsPage = (Vec<(u64, String)>, Option<u64>);
+
 impl Log {
     /// The receipt of an entry already in the log, against the latest checkpoint.
     ///
@@ -168,7 +171,7 @@ impl Log {
         from: u64,
         max: usize,
         records_max: usize,
-    ) -> Result<(Vec<(u64, String)>, Option<u64>), LogError> {
+    ) -> Result<CheckpointsPage, LogError> {
         self.check_size(from)?;
         let (start, mut leaves) = match from.checked_sub(1) {
             Some(last) if last > 0 => (leaf_offset(&self.offsets, last)?, last),
