@@ -212,7 +212,7 @@ function allocationsSection(m, trust, ref) {
     rows.map((a) => [{ "data-allocation": a.id }, [
       a.pledge.subject, a.pledge.institution, a.pledge.district || "online",
       figure(String(a.left), a.verified && a.served && a.served.remaining === a.left, "lessons-left"),
-      figure(when(a.expires), a.verified, "expires"),
+      figure(when(a.expires), a.verified && a.served && BigInt(a.served.expires_at_micros) === a.expires, "expires"),
       h("span", {}, t(a.status), a.status === "active" ? actionButtons(trust, ref, [["allocation_declined", a.id, t("decline")]]) : null),
     ]])));
 }

@@ -152,7 +152,7 @@ function fenOf(text) {
  * seat, value per lesson in yuan, and how many days it stays valid from today.
  */
 function pledgeForm(trust, id, genesis) {
-  const select = (name, options, attrs = {}) => h("select", { name, ...attrs }, options.map((o) => h("option", { value: o }, o)));
+  const select = (name, options, attrs = {}) => h("select", { name, ...attrs }, options.map((o) => h("option", { value: o }, o || "—")));
   const subject = select("subject", genesis.subjects || [], { "data-pledge-subject": "" });
   const district = select("district", ["", ...(genesis.districts || [])], { "data-pledge-district": "" });
   const online = h("input", { type: "checkbox", name: "online", "data-pledge-online": "" });
