@@ -411,6 +411,21 @@ await test("the_institution_pages_figures_are_each_verified", async () => {
   await context.close();
 });
 
+await test("a_demo_donors_pledges_and_allocations_are_each_verified", async () => {
+  // The demo's donors have allocations confirmed, deemed confirmed, disputed either
+  // way, declined and expired: every figure is recomputed from their entries.
+  state.backend = DEMO;
+  state.alter = null;
+  const { context, p } = await page();
+  for (const donor of ["inst-0001", "inst-0002"]) {
+    await visit(p, `${PROXY}/institutions/${donor}`);
+    const states = await verifiedStates(p, "main");
+    const pledges = await p.$$("tr[data-pledge]");
+    assert(pledges.length > 0 && states.every((s) => s.endsWith("=true")), `${donor}: ${states.filter((s) => !s.endsWith("=true"))}`);
+  }
+  await context.close();
+});
+
 await test("an_institution_pledges_a_course_from_the_browser_and_the_ledger_records_it", async () => {
   state.backend = FIXTURE;
   state.alter = null;
