@@ -3,7 +3,10 @@
 //! greedy baseline, and the students served. Target at 1,000,000 claims × 10,000 pledges:
 //! ≤ 30 s and ≤ 2 GiB peak RSS on two cores.
 //!
-//! Run: `cargo bench --bench matching` (about a minute). `MATCH_BENCH_SIZES` overrides the
+//! Each size runs twice on the same data: as recorded, then with families' preferences
+//! (issue 18; see `with_preferences`), and prints what choice changed.
+//!
+//! Run: `cargo bench --bench matching` (about two minutes). `MATCH_BENCH_SIZES` overrides the
 //! sizes, e.g. `MATCH_BENCH_SIZES=20000x200,1000000x10000`; `MATCH_BENCH_SEED` the seed;
 //! `MATCH_BENCH_SCATTERED=1` lets students accept up to three districts anywhere in the
 //! city instead of neighbouring ones (a stress: many more classes and edges).
@@ -25,8 +28,9 @@ mod measure;
 
 use std::time::Instant;
 
+use lesson_ledger::ledger::objects::ClaimPreferences;
 use lesson_ledger::ledger::{Fen, Id, Lessons};
-use lesson_ledger::matching::{match_claims, ClaimInput, MatchParams, PledgeInput};
+use lesson_ledger::matching::{match_claims, ClaimInput, MatchParams, MatchReport, PledgeInput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -118,6 +122,7 @@ fn generate(
             accepts_online: rng.gen_bool(0.6),
             accepted_districts: accepted,
             unreserved_fen: Fen((lessons - consumed) * price),
+            preferences: None,
         });
     }
     let mut pledges = Vec::with_capacity(n_pledges);
@@ -152,6 +157,60 @@ fn generate(
     (claims, pledges)
 }
 
+/// The same claims with families' choices (issue 18): three in five set preferences —
+/// their own subject first, then arts, sports and technology courses (each accepted by
+/// about half of them), in their own district and the neighbours they already accepted,
+/// online as before; one in twenty asks for a specific course of an accepted subject and
+/// its grade. A generator of its own (`seed + 1`), so the claims and pledges are the
+/// very same data as without preferences.
+fn with_preferences(claims: &[ClaimInput], pledges: &[PledgeInput], seed: u64) -> Vec<ClaimInput> {
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_add(1));
+    let extra: Vec<Id> = ["art", "music", "sports", "coding"]
+        .iter()
+        .map(|s| id(s))
+        .collect();
+    let mut by_subject_grade: std::collections::HashMap<(&str, u64), Vec<&Id>> =
+        std::collections::HashMap::new();
+    for p in pledges {
+        for g in p.grade_min..=p.grade_max {
+            by_subject_grade
+                .entry((p.subject.as_str(), g))
+                .or_default()
+                .push(&p.pledge);
+        }
+    }
+    claims
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            if !rng.gen_bool(0.6) {
+                return c;
+            }
+            let mut subjects = vec![c.subject.clone()];
+            for s in &extra {
+                if *s != c.subject && rng.gen_bool(0.5) {
+                    subjects.push(s.clone());
+                }
+            }
+            let mut requests = Vec::new();
+            if rng.gen_bool(0.05) {
+                let s = &subjects[rng.gen_range(0..subjects.len())];
+                if let Some(list) = by_subject_grade.get(&(s.as_str(), c.grade)) {
+                    requests.push(list[rng.gen_range(0..list.len())].clone());
+                }
+            }
+            c.preferences = Some(ClaimPreferences {
+                subjects,
+                accepts_online: c.accepts_online,
+                accepted_districts: c.accepted_districts.clone(),
+                requests,
+                set_at: 0,
+            });
+            c
+        })
+        .collect()
+}
+
 fn yuan(f: Fen) -> String {
     format!("{:.0} yuan", f.0 as f64 / 100.0)
 }
@@ -184,52 +243,71 @@ fn main() {
         let (claims, pledges) = generate(c, p, seed, scattered);
         let gen = t0.elapsed();
         let owed: u64 = claims.iter().map(|c| c.unreserved_fen.0).sum();
-        let t1 = Instant::now();
-        let m = match match_claims(&claims, &pledges, &MatchParams::at(NOW)) {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("match failed: {e} ({})", e.code());
-                std::process::exit(1);
-            }
-        };
-        let took = t1.elapsed();
-        let r = &m.report;
         println!("--- {c} claims x {p} pledges (generated in {gen:.1?})");
+        let plain = run(&claims, &pledges, owed);
+        let prefs = with_preferences(&claims, &pledges, seed);
+        drop(claims);
+        println!("  with families' preferences (same claims and pledges):");
+        let chosen = run(&prefs, &pledges, owed);
         println!(
-            "time {:.2?} (target <= 30 s); peak RSS {} MiB (VmHWM, process so far; target <= 2048)",
-            took,
-            measure::peak_rss_kib() / 1024
-        );
-        println!(
-            "owed {}; classes {}; components {}; class-pledge edges {}",
-            yuan(Fen(owed)),
-            r.classes,
-            r.components,
-            r.edges
-        );
-        println!(
-            "matched {} / bound {} = {}.{:04}% (target >= 99%); method {:?}",
-            yuan(r.matched_fen),
-            yuan(r.bound_fen),
-            r.ratio_ppm / 10_000,
-            r.ratio_ppm % 10_000,
-            r.method
-        );
-        println!(
-            "flow after rounding {} -> after fill {}; greedy {}; first-pass flow {}",
-            yuan(r.rounded_fen),
-            yuan(r.flow_fen),
-            yuan(r.greedy_fen),
-            yuan(r.first_pass_flow_fen)
-        );
-        println!(
-            "allocations {}; claims served {} of {}; distinct students served {}; in-district {} online {}",
-            r.allocations,
-            r.claims_served,
-            r.claims,
-            r.students_served,
-            yuan(r.in_district_fen),
-            yuan(r.online_fen)
+            "  preferences: matched {} -> {} ({:+.2}%), students served {} -> {}",
+            yuan(plain.matched_fen),
+            yuan(chosen.matched_fen),
+            (chosen.matched_fen.0 as f64 / plain.matched_fen.0.max(1) as f64 - 1.0) * 100.0,
+            plain.students_served,
+            chosen.students_served
         );
     }
+}
+
+/// One timed run, its figures printed.
+fn run(claims: &[ClaimInput], pledges: &[PledgeInput], owed: u64) -> MatchReport {
+    let t1 = Instant::now();
+    let m = match match_claims(claims, pledges, &MatchParams::at(NOW)) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("match failed: {e} ({})", e.code());
+            std::process::exit(1);
+        }
+    };
+    let took = t1.elapsed();
+    let r = m.report;
+    println!(
+        "time {:.2?} (target <= 30 s); peak RSS {} MiB (VmHWM, process so far; target <= 2048)",
+        took,
+        measure::peak_rss_kib() / 1024
+    );
+    println!(
+        "owed {}; classes {}; components {}; class-pledge edges {}",
+        yuan(Fen(owed)),
+        r.classes,
+        r.components,
+        r.edges
+    );
+    println!(
+        "matched {} / bound {} = {}.{:04}% (target >= 99%); method {:?}",
+        yuan(r.matched_fen),
+        yuan(r.bound_fen),
+        r.ratio_ppm / 10_000,
+        r.ratio_ppm % 10_000,
+        r.method
+    );
+    println!(
+        "flow after rounding {} -> after fill {}; greedy {}; first-pass flow {}; requested {}",
+        yuan(r.rounded_fen),
+        yuan(r.flow_fen),
+        yuan(r.greedy_fen),
+        yuan(r.first_pass_flow_fen),
+        yuan(r.requested_fen)
+    );
+    println!(
+        "allocations {}; claims served {} of {}; distinct students served {}; in-district {} online {}",
+        r.allocations,
+        r.claims_served,
+        r.claims,
+        r.students_served,
+        yuan(r.in_district_fen),
+        yuan(r.online_fen)
+    );
+    r
 }

@@ -185,6 +185,14 @@ fn tiny_demo_audits_and_reports_the_ledgers_own_totals() {
     assert!(md.contains("Verdict: **PASS**"));
     assert!(md.contains("The ledger's day is 1 s"));
 
+    // Families chose (issue 18), and the figures compare the same data without and with
+    // their choices; the run recorded is the one with them.
+    let c = &outcome.choices;
+    assert!(c.families > 0, "{c:?}");
+    assert!(c.with.matched_fen <= c.with.bound_fen && c.without.matched_fen <= c.without.bound_fen);
+    assert!(c.with.matched_fen > 0 && c.without.matched_fen > 0, "{c:?}");
+    assert!(md.contains("## Families' choices"));
+
     // No personal data: every party an entry names, and every signer, is pseudonymous;
     // and the story used every kind it promised (read back over HTTP).
     let mut kinds = BTreeSet::new();
@@ -215,6 +223,7 @@ fn tiny_demo_audits_and_reports_the_ledgers_own_totals() {
         "institution_whitelisted",
         "institution_blacklisted",
         "claim_recorded",
+        "claim_preferences_set",
         "pledge_offered",
         "pledge_approved",
         "match_run",

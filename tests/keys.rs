@@ -124,7 +124,7 @@ fn a_stored_claim_whose_parts_do_not_add_up_is_refused_when_decoded() {
         "subject": "math", "grade": 4, "district": "xuhui", "accepts_online": false,
         "accepted_districts": [], "evidence_digest": "00", "lessons": 10,
         "price_per_lesson": 100, "value": 1000, "unreserved": 700, "reserved": 200,
-        "consumed": 100, "entries": [3]});
+        "consumed": 100, "entries": [3], "preferences": null});
     let ok: Claim = serde_json::from_value(claim.clone()).expect("balanced");
     assert_eq!(
         (

@@ -43,6 +43,7 @@ fn claim(n: usize, u: u64) -> ClaimInput {
         accepts_online: true,
         accepted_districts: vec![],
         unreserved_fen: Fen(u),
+        preferences: None,
     }
 }
 
@@ -305,6 +306,7 @@ fn instance(
                         .map(|b| id(DISTRICTS[b]))
                         .collect(),
                     unreserved_fen: Fen(u * 500),
+                    preferences: None,
                 })
                 .collect();
             let pledges = ps

@@ -416,6 +416,12 @@ fn happy_path_through_every_kind() {
         &["stu"],
         json!({"kind": "lesson_confirmed", "lesson": "l-0002"}),
     );
+    // The family's choices, the same as the claim's own (issue 18; tests/preferences.rs).
+    w.ok(
+        &["stu"],
+        json!({"kind": "claim_preferences_set", "claim": "c-0001", "subjects": ["math"],
+               "accepts_online": true, "accepted_districts": ["minhang"], "requests": []}),
+    );
     // Upheld: the lesson is void and its value returns to the (still active) allocation.
     w.ok(&["op"], json!({"kind": "dispute_resolved", "dispute": "d-0001", "outcome": "upheld", "reason": "delivery_not_proven"}));
     let a = queries::allocation_balance(&w.state, "a-0001")

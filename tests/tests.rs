@@ -24,6 +24,7 @@ mod match_runs;
 mod matching;
 mod merkle;
 mod note;
+mod preferences;
 mod rules;
 mod run_hardening;
 mod schemas;

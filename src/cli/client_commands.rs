@@ -6,8 +6,11 @@ use std::path::Path;
 use serde_json::json;
 
 use super::log_commands::read_envelopes;
-use super::{CliError, ClientBalanceArgs, ClientCommand, ClientSubmitArgs};
-use crate::client::{audit, verify_receipt, BalanceKind, Client, Trust};
+use super::{CliError, ClientBalanceArgs, ClientCommand, ClientPreferencesArgs, ClientSubmitArgs};
+use crate::client::{
+    audit, preferences_envelope, preferences_id, verify_receipt, BalanceKind, Client, Trust,
+};
+use crate::ledger::payload::ClaimPreferencesSet;
 use crate::log::envelope::Envelope;
 use crate::log::note::NoteVerifier;
 
@@ -20,7 +23,45 @@ pub fn run(command: ClientCommand) -> Result<(), CliError> {
     match command {
         ClientCommand::Submit(args) => submit(args),
         ClientCommand::Balance(args) => balance(args),
+        ClientCommand::Preferences(args) => preferences(args),
     }
+}
+
+fn preferences(args: ClientPreferencesArgs) -> Result<(), CliError> {
+    let student = super::log_commands::load_signer(&args.key)?;
+    let client = Client::new(&args.url)?;
+    let operator = client.operator(args.operator_key.as_deref())?;
+    let ledger = client.log_info()?.origin;
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    let prefs = ClaimPreferencesSet {
+        id: args
+            .id
+            .unwrap_or_else(|| preferences_id(&args.claim, nonce.as_bytes())),
+        ledger,
+        claim: args.claim,
+        subjects: args.subjects,
+        accepts_online: args.online,
+        accepted_districts: args.districts,
+        requests: args.requests,
+    };
+    let envelope = preferences_envelope(&prefs, &student)
+        .map_err(|e| CliError::Usage(format!("the entry cannot be signed: {e}")))?;
+    let text = envelope.to_json();
+    let results = client.submit(std::slice::from_ref(&text))?;
+    let Some(result) = results.first() else {
+        return Err(CliError::Usage("the server returned no result".into()));
+    };
+    if let Some(receipt) = &result.receipt {
+        verify_receipt(receipt, &envelope, &operator)?;
+    }
+    println!("{}", json!({"id": prefs.id, "result": result}));
+    if result.status != "ok" && result.status != "exists" {
+        return Err(CliError::Refused {
+            refused: 1,
+            total: 1,
+        });
+    }
+    Ok(())
 }
 
 fn submit(args: ClientSubmitArgs) -> Result<(), CliError> {

@@ -201,7 +201,7 @@ fn keygen(args: KeygenArgs) -> Result<(), CliError> {
 }
 
 /// Loads a key pair written by `keygen`: the name comes from PREFIX.pub.
-fn load_signer(prefix: &Path) -> Result<NoteSigner, CliError> {
+pub(super) fn load_signer(prefix: &Path) -> Result<NoteSigner, CliError> {
     let pub_path = with_suffix(prefix, ".pub");
     let vkey = fs::read_to_string(&pub_path).map_err(io_err(&pub_path))?;
     let verifier = NoteVerifier::from_vkey(vkey.trim())

@@ -116,6 +116,41 @@ pub enum ClientCommand {
     Submit(ClientSubmitArgs),
     /// Fetch a balance and verify every proof against the operator-signed checkpoint.
     Balance(ClientBalanceArgs),
+    /// Say what a claim may be redeemed for (`claim_preferences_set`): build the entry,
+    /// sign it with the student's key, submit it and check the receipt.
+    Preferences(ClientPreferencesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClientPreferencesArgs {
+    /// The server's base URL.
+    #[arg(long)]
+    pub url: String,
+    /// The student's key pair, as `keygen` wrote it: PREFIX.key and PREFIX.pub.
+    #[arg(long, value_name = "PREFIX")]
+    pub key: PathBuf,
+    /// The claim.
+    #[arg(long)]
+    pub claim: String,
+    /// Accepted subjects, most wanted first (1 to 8, comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub subjects: Vec<String>,
+    /// Districts accepted besides the claim's own (up to 16, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub districts: Vec<String>,
+    /// Online courses are accepted.
+    #[arg(long)]
+    pub online: bool,
+    /// A pledged course asked for by pledge id, most wanted first (repeat, up to 5).
+    #[arg(long = "request", value_name = "PLEDGE")]
+    pub requests: Vec<String>,
+    /// The entry id (default: a fresh `prefs.<claim>.<random>`).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// The operator verifier key receipts must be signed by (default: the one the
+    /// server announces).
+    #[arg(long, value_name = "VKEY")]
+    pub operator_key: Option<String>,
 }
 
 #[derive(Debug, Args)]

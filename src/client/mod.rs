@@ -29,10 +29,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod balance;
+mod preferences;
 mod reads;
 mod receipt;
 mod trust;
 pub use balance::{listed_entries, verify_balance, verify_page};
+pub use preferences::{preferences_envelope, preferences_id};
 pub use reads::{BundledLeaf, MatchAnswer};
 pub use receipt::verify_receipt;
 pub use trust::Trust;

@@ -69,12 +69,20 @@ fn next_leaf(
     Ok(leaves.next())
 }
 
-/// Step 4a: one match run; the allocations it recorded, in log order.
+/// Step 4a: one match run; the allocations it recorded, in log order. `expected_fen` is
+/// the value the demo's own matcher run found on the same data with the families'
+/// choices ([`super::choices`]): the server's run must match exactly that.
 ///
 /// # Errors
 /// No token; the endpoint's refusal; an allocation the world does not know (a claim
-/// or pledge the demo never made); a count that differs from the run's answer.
-pub fn run(feed: &mut Feed, world: &World, ledger_dir: &Path) -> Result<Vec<Alloc>, DemoError> {
+/// or pledge the demo never made); a count that differs from the run's answer; a value
+/// matched other than `expected_fen`.
+pub fn run(
+    feed: &mut Feed,
+    world: &World,
+    ledger_dir: &Path,
+    expected_fen: u64,
+) -> Result<Vec<Alloc>, DemoError> {
     feed.flush()?;
     let path = ledger_dir.join(OPERATOR_TOKEN);
     let token = std::fs::read_to_string(&path).map_err(io_err(&path))?;
@@ -127,11 +135,28 @@ pub fn run(feed: &mut Feed, world: &World, ledger_dir: &Path) -> Result<Vec<Allo
             allocs.len(),
         ));
     }
+    print_run(&answer, allocs.len(), expected_fen)?;
+    Ok(allocs)
+}
+
+/// Prints the run's figures, after checking its value matched is `expected_fen`.
+fn print_run(
+    answer: &crate::client::MatchAnswer,
+    allocations: usize,
+    expected_fen: u64,
+) -> Result<(), DemoError> {
     let figure = |k: &str| answer.report.get(k).and_then(serde_json::Value::as_u64);
+    if figure("matched_fen") != Some(expected_fen) {
+        return Err(DemoError::check(
+            "value matched by the recorded run (fen), as on the demo's own data",
+            expected_fen,
+            figure("matched_fen").map_or_else(|| "?".into(), |v| v.to_string()),
+        ));
+    }
     println!(
         "match run {}: {} allocations recorded, {} yuan matched of a bound of {} yuan ({}), {} students served",
         answer.run.as_deref().unwrap_or("(dry run)"),
-        allocs.len(),
+        allocations,
         figure("matched_fen").map_or_else(|| "?".into(), yuan),
         figure("bound_fen").map_or_else(|| "?".into(), yuan),
         figure("ratio_ppm").map_or_else(|| "?".into(), |ppm| format!(
@@ -141,5 +166,5 @@ pub fn run(feed: &mut Feed, world: &World, ledger_dir: &Path) -> Result<Vec<Allo
         )),
         figure("students_served").map_or_else(|| "?".into(), |v| v.to_string()),
     );
-    Ok(allocs)
+    Ok(())
 }

@@ -14,6 +14,8 @@
 //! 3. [`story::pledges`]: donors are white-listed and pledge courses, the operator
 //!    approves them; one institution is black-listed and its later pledge is refused;
 //!    a consumer association takes a first look ([`audit::first_look`]);
+//!    [`choices::run`]: families choose what they redeem (`claim_preferences_set`), and
+//!    the matcher's figures without and with their choices on the same data;
 //! 4. [`matching::run`]: the operator's `POST /v1/match`; [`lessons::run`]: declines,
 //!    lessons co-signed, proposed and confirmed, disputed and resolved;
 //!    [`clock::run`]: lessons deemed confirmed and allocations expired once the
@@ -45,6 +47,7 @@
 //! ```
 
 pub mod audit;
+pub mod choices;
 pub mod clock;
 pub mod create;
 pub mod feed;
@@ -241,6 +244,8 @@ pub struct DemoOutcome {
     pub audit: audit::AuditReport,
     pub totals: report::Totals,
     pub lessons: lessons::Counts,
+    /// What the families' choices were worth (issue 18).
+    pub choices: choices::Figures,
     /// The ledger's day (genesis `day_micros`) and the allocations' validity in days.
     pub day_micros: u64,
     pub allocation_validity_days: u64,
@@ -329,11 +334,14 @@ pub fn run(config: &DemoConfig) -> Result<DemoOutcome, DemoError> {
         f.flush()?;
         audit::first_look(f, &cast, &config.audit_state())
     })?;
+    let choices = timed(&mut timings, "3b. families choose", &mut feed, |f| {
+        choices::run(f, &world)
+    })?;
     let allocs = timed(
         &mut timings,
         "4a. matching (POST /v1/match)",
         &mut feed,
-        |f| matching::run(f, &world, &config.ledger_dir()),
+        |f| matching::run(f, &world, &config.ledger_dir(), choices.with.matched_fen),
     )?;
     let delivered = timed(&mut timings, "4b. lessons", &mut feed, |f| {
         lessons::run(f, &world, &cast, &allocs)
@@ -354,6 +362,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoOutcome, DemoError> {
         audit,
         totals,
         lessons: counts,
+        choices,
         day_micros: p.day_micros,
         allocation_validity_days: p.allocation_validity_days,
         refusals: feed.refusals(),

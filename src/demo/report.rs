@@ -329,7 +329,52 @@ pub fn print_finish(outcome: &DemoOutcome, dir: &Path, total: Duration) {
     for (code, n, msg) in &outcome.refusals {
         println!("  expected refusal {code} ×{n}: {msg}");
     }
+    let c = &outcome.choices;
+    let t = &outcome.totals;
+    println!(
+        "families' choices ({} families, {} requesting a course), same claims and pledges:\n  \
+         without: {} yuan matched, {} students served\n  \
+         with:    {} yuan matched, {} students served; value made good {} of what is owed",
+        c.families,
+        c.requesting,
+        yuan(c.without.matched_fen),
+        c.without.students_served,
+        yuan(c.with.matched_fen),
+        c.with.students_served,
+        percent(t.made_good_fen, t.claims_value_fen)
+    );
     println!("report written to {}", dir.display());
+}
+
+/// The families' choices: the matcher on the same claims and pledges without and with
+/// them, and the share of what is owed made good (with them: the story's run).
+fn write_choices(md: &mut String, outcome: &DemoOutcome) {
+    let c = &outcome.choices;
+    let t = &outcome.totals;
+    let _ = writeln!(
+        md,
+        "## Families' choices\n\n{} families chose what they redeem (`claim_preferences_set`: subjects in ranked order, districts, online), {} of them asking for a specific course. The matcher on the same claims and pledges:\n\n| | value matched (yuan) | bound (yuan) | students served | claims served |\n|---|---:|---:|---:|---:|",
+        c.families, c.requesting
+    );
+    for (k, s) in [
+        ("without choices", c.without),
+        ("with choices (the run recorded)", c.with),
+    ] {
+        let _ = writeln!(
+            md,
+            "| {k} | {} | {} | {} | {} |",
+            yuan(s.matched_fen),
+            yuan(s.bound_fen),
+            s.students_served,
+            s.claims_served
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nValue made good with the choices: {} yuan, {} of what is owed.\n",
+        yuan(t.made_good_fen),
+        percent(t.made_good_fen, t.claims_value_fen)
+    );
 }
 
 /// Writes `report.md`: the summary, coverage per district, the institutions, the audit,
@@ -368,6 +413,7 @@ pub fn write_markdown(outcome: &DemoOutcome, dir: &Path) -> Result<(), DemoError
         let _ = writeln!(md, "| {k} | {v} |");
     }
     let _ = writeln!(md, "\n![pool use over time](pool.svg)\n");
+    write_choices(&mut md, outcome);
     let _ = writeln!(
         md,
         "## Coverage per district\n\n| district | claims | owed (yuan) | made good (yuan) | coverage | students served |\n|---|---:|---:|---:|---:|---:|"

@@ -165,6 +165,39 @@ pub enum RuleError {
     #[error("district {district} is not one of the genesis districts")]
     UnknownDistrict { district: String },
 
+    // --- claim preferences (`claim_preferences_set`) ---
+    #[error("claim {claim} has no unreserved value left to redeem")]
+    ClaimClosed { claim: String },
+    #[error("preferred subject {subject} is not one of the genesis subjects")]
+    PreferenceSubjectUnknown { subject: String },
+    #[error("subject {subject} is listed twice")]
+    PreferenceSubjectRepeated { subject: String },
+    #[error("accepted district {district} is not one of the genesis districts")]
+    PreferenceDistrictUnknown { district: String },
+    #[error("district {district} is listed twice")]
+    PreferenceDistrictRepeated { district: String },
+    #[error("{items} subjects listed, at most {max}")]
+    TooManySubjects { items: usize, max: usize },
+    #[error("{items} accepted districts listed, at most {max}")]
+    TooManyDistricts { items: usize, max: usize },
+    #[error("{items} pledges requested, at most {max}")]
+    TooManyRequests { items: usize, max: usize },
+    #[error("pledge {pledge} is requested twice")]
+    RequestRepeated { pledge: String },
+    #[error("pledge {pledge} cannot be redeemed now: {why}")]
+    PledgeNotEligible { pledge: String, why: &'static str },
+    #[error(
+        "the claim's grade {grade} is outside pledge {pledge}'s grades {grade_min}..={grade_max}"
+    )]
+    PledgeGradeMismatch {
+        pledge: String,
+        grade: u64,
+        grade_min: u64,
+        grade_max: u64,
+    },
+    #[error("pledge {pledge} teaches {subject}, which is not among the accepted subjects")]
+    PledgeSubjectNotAccepted { pledge: String, subject: String },
+
     // --- pledges ---
     #[error("pledge {pledge} already exists")]
     PledgeExists { pledge: String },
@@ -378,6 +411,18 @@ impl RuleError {
             E::StudentClaimsFull { .. } => "student_claims_full",
             E::UnknownSubject { .. } => "unknown_subject",
             E::UnknownDistrict { .. } => "unknown_district",
+            E::ClaimClosed { .. } => "claim_closed",
+            E::PreferenceSubjectUnknown { .. } => "subject_unknown",
+            E::PreferenceSubjectRepeated { .. } => "subject_repeated",
+            E::PreferenceDistrictUnknown { .. } => "district_unknown",
+            E::PreferenceDistrictRepeated { .. } => "district_repeated",
+            E::TooManySubjects { .. } => "too_many_subjects",
+            E::TooManyDistricts { .. } => "too_many_districts",
+            E::TooManyRequests { .. } => "too_many_requests",
+            E::RequestRepeated { .. } => "request_repeated",
+            E::PledgeNotEligible { .. } => "pledge_not_eligible",
+            E::PledgeGradeMismatch { .. } => "pledge_grade_mismatch",
+            E::PledgeSubjectNotAccepted { .. } => "pledge_subject_not_accepted",
             E::PledgeExists { .. } => "pledge_exists",
             E::TooManyUnapprovedPledges { .. } => "too_many_unapproved_pledges",
             E::PledgeUnknown { .. } => "pledge_unknown",

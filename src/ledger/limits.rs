@@ -34,6 +34,14 @@ pub const SUBJECTS_MAX: usize = 256;
 /// Most districts a student may accept besides the claim's own.
 pub const ACCEPTED_DISTRICTS_MAX: usize = 64;
 
+/// `claim_preferences_set`: most subjects a family ranks (a handful is a real choice;
+/// more is a wish list the matcher would have to search for nothing).
+pub const PREFERENCE_SUBJECTS_MAX: usize = 8;
+/// `claim_preferences_set`: most districts a family accepts besides its own.
+pub const PREFERENCE_DISTRICTS_MAX: usize = 16;
+/// `claim_preferences_set`: most courses a family requests by pledge id.
+pub const PREFERENCE_REQUESTS_MAX: usize = 5;
+
 /// Most lessons one claim may record (the prepaid packages sold were far smaller).
 pub const CLAIM_LESSONS_MAX: u64 = 1_000;
 

@@ -11,7 +11,7 @@
 //!
 //! Entry kinds (schemas in `schemas/entries/<kind>.schema.json`): `genesis`,
 //! `party_registered`, `key_rotated`, `key_revoked`, `key_recovered`, `institution_closed`,
-//! `institution_whitelisted`, `institution_blacklisted`, `claim_recorded`,
+//! `institution_whitelisted`, `institution_blacklisted`, `claim_recorded`, `claim_preferences_set`,
 //! `pledge_offered`, `pledge_approved`, `pledge_withdrawn`, `allocation_made`,
 //! `match_run`, `allocation_expired`, `allocation_declined`, `lesson_consumed`, `lesson_proposed`,
 //! `lesson_confirmed`, `lesson_disputed`, `lesson_deemed_confirmed`, `dispute_resolved`.

@@ -185,6 +185,9 @@ pub struct Claim {
     /// The value and its parts.
     pub value: ClaimValue,
     pub entries: Vec<u64>,
+    /// The family's choices (`claim_preferences_set`, the latest one); `None`: the claim
+    /// redeems its own subject, where its own fields say.
+    pub preferences: Option<ClaimPreferences>,
 }
 
 flat_serde! {
@@ -194,7 +197,95 @@ flat_serde! {
       lessons: Lessons, price_per_lesson: Fen },
     {},
     [unreserved, reserved, consumed],
-    { entries: Vec<u64> }
+    { entries: Vec<u64>, preferences: Option<ClaimPreferences> }
+}
+
+/// What a family accepts in redeeming a claim, as its student signed it
+/// (`claim_preferences_set`). Lists are distinct and ordered as signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ClaimPreferences {
+    /// Accepted subjects, most wanted first (1..=8 genesis subjects).
+    pub subjects: Vec<Id>,
+    pub accepts_online: bool,
+    /// Accepted districts besides the claim's own (0..=16 genesis districts).
+    pub accepted_districts: Vec<Id>,
+    /// Requested pledges, most wanted first (0..=5).
+    pub requests: Vec<Id>,
+    /// Index of the entry that set them.
+    pub set_at: u64,
+}
+
+impl Claim {
+    /// The subjects the claim may redeem, most wanted first: its preferences' or, without
+    /// any, its own subject alone.
+    #[must_use]
+    pub fn accepted_subjects(&self) -> &[Id] {
+        match &self.preferences {
+            Some(p) => &p.subjects,
+            None => std::slice::from_ref(&self.subject),
+        }
+    }
+
+    /// Whether the family takes online courses (its preferences', else the claim's).
+    #[must_use]
+    pub fn takes_online(&self) -> bool {
+        self.preferences
+            .as_ref()
+            .map_or(self.accepts_online, |p| p.accepts_online)
+    }
+
+    /// Districts accepted besides the claim's own (its preferences', else the claim's).
+    #[must_use]
+    pub fn other_districts(&self) -> &[Id] {
+        match &self.preferences {
+            Some(p) => &p.accepted_districts,
+            None => &self.accepted_districts,
+        }
+    }
+
+    /// The pledges the family requested, most wanted first (none without preferences).
+    #[must_use]
+    pub fn requests(&self) -> &[Id] {
+        self.preferences.as_ref().map_or(&[], |p| &p.requests)
+    }
+
+    /// Whether a pledge of `subject`, taught in `district` (`None`: online, if `online`),
+    /// for `grade_min..=grade_max`, may be redeemed by this claim: the one compatibility
+    /// rule of `allocation_made` and the matcher. A pledge the family requested by id is
+    /// accepted wherever it is taught (the family chose it, place included).
+    #[must_use]
+    pub fn accepts(&self, pledge: &Pledge) -> Compatibility {
+        if !self.accepted_subjects().contains(&pledge.subject) {
+            return Compatibility::Subject;
+        }
+        if !(pledge.grade_min..=pledge.grade_max).contains(&self.grade) {
+            return Compatibility::Grade;
+        }
+        let place = match &pledge.district {
+            None => pledge.online && self.takes_online(),
+            Some(d) => *d == self.district || self.other_districts().contains(d),
+        };
+        if place || self.requests().contains(&pledge.pledge) {
+            Compatibility::Compatible
+        } else {
+            Compatibility::Location
+        }
+    }
+}
+
+/// The outcome of [`Claim::accepts`]: compatible, or the first test that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compatibility {
+    /// The claim may redeem the pledge.
+    Compatible,
+    /// The pledge's subject is not accepted.
+    Subject,
+    /// The claim's grade is outside the pledge's band.
+    Grade,
+    /// Neither an accepted place nor a requested course.
+    Location,
 }
 
 /// A course a donor institution puts into the pool.

@@ -130,6 +130,18 @@ pub const KINDS: &[(&str, &[(&str, bool)])] = &[
         ],
     ),
     (
+        "claim_preferences_set",
+        &[
+            ("id", true),
+            ("ledger", true),
+            ("claim", true),
+            ("subjects", true),
+            ("accepts_online", true),
+            ("accepted_districts", true),
+            ("requests", true),
+        ],
+    ),
+    (
         "pledge_offered",
         &[
             ("id", true),
@@ -360,6 +372,7 @@ pub fn parse(payload: &[u8]) -> Result<Entry, RuleError> {
         "institution_whitelisted" => Entry::InstitutionWhitelisted(typed(v)?),
         "institution_blacklisted" => Entry::InstitutionBlacklisted(typed(v)?),
         "claim_recorded" => Entry::ClaimRecorded(typed(v)?),
+        "claim_preferences_set" => Entry::ClaimPreferencesSet(typed(v)?),
         "pledge_offered" => Entry::PledgeOffered(typed(v)?),
         "pledge_approved" => Entry::PledgeApproved(typed(v)?),
         "pledge_withdrawn" => Entry::PledgeWithdrawn(typed(v)?),
@@ -443,7 +456,7 @@ mod tests {
 
     #[test]
     fn kinds_table_matches_the_enum() {
-        assert_eq!(KINDS.len(), 24);
+        assert_eq!(KINDS.len(), 25);
         for (name, fields) in KINDS {
             assert!(fields.iter().any(|(f, r)| *f == "id" && *r), "{name}");
         }

@@ -318,6 +318,23 @@ pub struct ClaimRecorded {
     pub accepted_districts: Vec<String>,
 }
 
+/// `claim_preferences_set`: what a family accepts in redeeming a claim (issue 18).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ClaimPreferencesSet {
+    pub id: String,
+    /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
+    pub ledger: String,
+    pub claim: String,
+    /// Accepted subjects, most wanted first.
+    pub subjects: Vec<String>,
+    pub accepts_online: bool,
+    pub accepted_districts: Vec<String>,
+    /// Requested pledges, most wanted first.
+    pub requests: Vec<String>,
+}
+
 /// `pledge_offered`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -504,6 +521,7 @@ pub enum Entry {
     InstitutionWhitelisted(InstitutionStatus),
     InstitutionBlacklisted(InstitutionStatus),
     ClaimRecorded(ClaimRecorded),
+    ClaimPreferencesSet(ClaimPreferencesSet),
     PledgeOffered(PledgeOffered),
     PledgeApproved(PledgeRef),
     PledgeWithdrawn(PledgeWithdrawn),
@@ -535,6 +553,7 @@ impl Entry {
             Entry::InstitutionWhitelisted(_) => "institution_whitelisted",
             Entry::InstitutionBlacklisted(_) => "institution_blacklisted",
             Entry::ClaimRecorded(_) => "claim_recorded",
+            Entry::ClaimPreferencesSet(_) => "claim_preferences_set",
             Entry::PledgeOffered(_) => "pledge_offered",
             Entry::PledgeApproved(_) => "pledge_approved",
             Entry::PledgeWithdrawn(_) => "pledge_withdrawn",
@@ -568,6 +587,7 @@ impl Entry {
             | Entry::InstitutionWhitelisted(p)
             | Entry::InstitutionBlacklisted(p) => &p.ledger,
             Entry::ClaimRecorded(p) => &p.ledger,
+            Entry::ClaimPreferencesSet(p) => &p.ledger,
             Entry::PledgeOffered(p) => &p.ledger,
             Entry::PledgeApproved(p) => &p.ledger,
             Entry::PledgeWithdrawn(p) => &p.ledger,
@@ -594,6 +614,7 @@ impl Entry {
             | Entry::InstitutionWhitelisted(p)
             | Entry::InstitutionBlacklisted(p) => &p.id,
             Entry::ClaimRecorded(p) => &p.id,
+            Entry::ClaimPreferencesSet(p) => &p.id,
             Entry::PledgeOffered(p) => &p.id,
             Entry::PledgeApproved(p) => &p.id,
             Entry::PledgeWithdrawn(p) => &p.id,

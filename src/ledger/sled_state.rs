@@ -51,9 +51,10 @@ const HEAD_KEY: &[u8] = b"\0head";
 /// First bytes of a head in this layout (an older layout's head is not read). Version 4:
 /// `Party.pledges_unapproved`, `RunRecord.closed_at`, the `meta/clock` object, the
 /// entry-format-v2 objects (author-scoped entry records, quotas, bounded parties) and
-/// snapshot chunks and deltas cut into values of at most 4 KiB; postcard has no field
+/// snapshot chunks and deltas cut into values of at most 4 KiB. Version 5:
+/// `Claim.preferences`. Postcard has no field
 /// names, so a state of an older version is rebuilt from the log, never misread.
-pub const HEAD_MAGIC: &[u8; 8] = b"LLSTATE4";
+pub const HEAD_MAGIC: &[u8; 8] = b"LLSTATE5";
 const HEAD_BYTES: usize = 8 + 8 + LANES_BYTES + 8 + 8 + 4;
 const LANES_BYTES: usize = super::digest::LANES * 2;
 /// No snapshot is written before the deltas reach this size (bytes).

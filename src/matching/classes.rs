@@ -22,7 +22,10 @@ pub(super) const RANK_ONLINE: u8 = 2;
 /// A claim's compatibility key plus the derived data of its class.
 #[derive(Debug)]
 pub(super) struct Class {
-    pub(super) subject: u32,
+    /// Accepted subjects, most wanted first (the claim's own alone without preferences).
+    pub(super) subjects: Vec<u32>,
+    /// Requested pledges (eligible ones only), most wanted first.
+    pub(super) requests: Vec<u32>,
     pub(super) grade: u8,
     pub(super) own: u8,
     pub(super) mask: u64,
@@ -195,32 +198,69 @@ pub(super) fn prepare<'a>(
     }
 
     cl.retain(|c| c.unreserved_fen.0 > 0);
-    let mut class_index: HashMap<(u32, u8, u8, u64, bool), u32> = HashMap::new();
+    let pledge_index: HashMap<&str, u32> = pl
+        .iter()
+        .enumerate()
+        .map(|(j, p)| (p.pledge.as_str(), j as u32))
+        .collect();
+    let mut class_index: HashMap<ClassKey, u32> = HashMap::new();
     let mut classes: Vec<Class> = Vec::new();
     let mut class_of: Vec<u32> = Vec::with_capacity(cl.len());
     for (i, c) in cl.iter().copied().enumerate() {
         let own = intern(&c.district)?;
+        let (subject_ids, online, others, requested) = match &c.preferences {
+            Some(p) => (
+                &p.subjects[..],
+                p.accepts_online,
+                &p.accepted_districts[..],
+                &p.requests[..],
+            ),
+            None => (
+                std::slice::from_ref(&c.subject),
+                c.accepts_online,
+                &c.accepted_districts[..],
+                &[][..],
+            ),
+        };
         let mut mask = 1u64 << own;
-        for d in &c.accepted_districts {
+        for d in others {
             mask |= 1u64 << intern(d)?;
         }
         // A subject no pledge offers still forms classes (they get nothing).
-        let n =
-            u32::try_from(subjects.len()).map_err(|_| MatchError::Overflow { what: "subjects" })?;
-        let subject = *subjects.entry(c.subject.as_str()).or_insert(n);
+        let mut subjects_k: Vec<u32> = Vec::with_capacity(subject_ids.len());
+        for s in subject_ids {
+            let n = u32::try_from(subjects.len())
+                .map_err(|_| MatchError::Overflow { what: "subjects" })?;
+            let k = *subjects.entry(s.as_str()).or_insert(n);
+            if !subjects_k.contains(&k) {
+                subjects_k.push(k);
+            }
+        }
+        // Requests for pledges not eligible now are not errors: the course may have
+        // been withdrawn or used up since the family asked.
+        let mut requests: Vec<u32> = Vec::with_capacity(requested.len());
+        for r in requested {
+            if let Some(&j) = pledge_index.get(r.as_str()) {
+                if !requests.contains(&j) {
+                    requests.push(j);
+                }
+            }
+        }
         // Checked above: 1..=12.
         let grade = u8::try_from(c.grade).map_err(|_| MatchError::Overflow { what: "grade" })?;
-        let key = (subject, grade, own, mask, c.accepts_online);
+        let key = (subjects_k, grade, own, mask, online, requests);
         let next =
             u32::try_from(classes.len()).map_err(|_| MatchError::Overflow { what: "classes" })?;
-        let k = *class_index.entry(key).or_insert(next);
+        let k = *class_index.entry(key.clone()).or_insert(next);
         if k == next {
+            let (subjects, grade, own, mask, online, requests) = key;
             classes.push(Class {
-                subject,
+                subjects,
+                requests,
                 grade,
                 own,
                 mask,
-                online: c.accepts_online,
+                online,
                 claims: Vec::new(),
                 pledges: Vec::new(),
             });
@@ -247,34 +287,16 @@ pub(super) fn prepare<'a>(
         .iter()
         .map(|p| p.lessons_per_seat.min(CLAIM_LESSONS_MAX))
         .collect();
+    let online_pledge: Vec<bool> = pl.iter().map(|p| p.online).collect();
     classes.par_iter_mut().for_each(|class| {
-        let max_u = class
-            .claims
-            .iter()
-            .map(|&i| cl[i as usize].unreserved_fen.0)
-            .max()
-            .unwrap_or(0);
-        let Some(cands) = by_subject_grade.get(&(class.subject, class.grade)) else {
-            return;
-        };
-        for &j in cands {
-            // "the pledge's district among the districts the student accepts, or the
-            // pledge is online and the student accepts online"
-            let rank = match pledge_district[j as usize] {
-                Some(d) if d == class.own => 0,
-                Some(d) if class.mask & (1u64 << d) != 0 => 1,
-                Some(_) => continue,
-                None if pl[j as usize].online && class.online => RANK_ONLINE,
-                None => continue,
-            };
-            // "the claim's unreserved value buys at least one lesson of the pledge"
-            if max_u >= value[j as usize] {
-                class.pledges.push((j, rank));
-            }
-        }
-        class.pledges.sort_unstable_by(|a, b| {
-            (value[b.0 as usize], a.1, a.0).cmp(&(value[a.0 as usize], b.1, b.0))
-        });
+        compatible_pledges(
+            class,
+            &cl,
+            &by_subject_grade,
+            &pledge_district,
+            &online_pledge,
+            &value,
+        );
     });
     let cap = match params.fairness {
         Fairness::None => None,
@@ -289,6 +311,69 @@ pub(super) fn prepare<'a>(
         seat,
         cap,
     })
+}
+
+/// What makes claims interchangeable: accepted subjects (ranked), grade, own district,
+/// accepted districts, online acceptance, requests.
+type ClassKey = (Vec<u32>, u8, u8, u64, bool, Vec<u32>);
+
+/// Fill `class.pledges`: for each accepted subject, the pledges of the class's grade
+/// taught in an accepted place, or requested; ordered dearest first, then subject rank,
+/// then locality rank, then pledge order. Exactly the test of `allocation_made`
+/// (`Claim::accepts`), given that only eligible pledges are listed.
+fn compatible_pledges(
+    class: &mut Class,
+    cl: &[&ClaimInput],
+    by_subject_grade: &HashMap<(u32, u8), Vec<u32>>,
+    pledge_district: &[Option<u8>],
+    online_pledge: &[bool],
+    value: &[u64],
+) {
+    let max_u = class
+        .claims
+        .iter()
+        .map(|&i| cl[i as usize].unreserved_fen.0)
+        .max()
+        .unwrap_or(0);
+    // (pledge, locality rank, subject rank)
+    let mut found: Vec<(u32, u8, usize)> = Vec::new();
+    for (srank, &subject) in class.subjects.iter().enumerate() {
+        let Some(cands) = by_subject_grade.get(&(subject, class.grade)) else {
+            continue;
+        };
+        for &j in cands {
+            // "the pledge's district among the districts the student accepts, or the
+            // pledge is online and the student accepts online, or the course requested"
+            let rank = match pledge_district[j as usize] {
+                Some(d) if d == class.own => Some(0),
+                Some(d) if class.mask & (1u64 << d) != 0 => Some(1),
+                Some(_) => None,
+                None if online_pledge[j as usize] && class.online => Some(RANK_ONLINE),
+                None => None,
+            };
+            let rank = match rank {
+                Some(r) => r,
+                None if class.requests.contains(&j) => {
+                    if pledge_district[j as usize].is_some() {
+                        1
+                    } else {
+                        RANK_ONLINE
+                    }
+                }
+                None => continue,
+            };
+            // "the claim's unreserved value buys at least one lesson of the pledge"
+            if max_u >= value[j as usize] {
+                found.push((j, rank, srank));
+            }
+        }
+    }
+    found.sort_unstable_by(|a, b| {
+        (value[b.0 as usize], a.2, a.1, a.0).cmp(&(value[a.0 as usize], b.2, b.1, b.0))
+    });
+    // Requests the class cannot use (wrong grade or subject, too dear) are dropped.
+    class.requests.retain(|j| found.iter().any(|f| f.0 == *j));
+    class.pledges = found.into_iter().map(|(j, r, _)| (j, r)).collect();
 }
 
 /// Record `k` lessons of pledge `p` for claim `c` in `state`.

@@ -16,6 +16,7 @@ pub(super) struct Figures {
     pub(super) flow: u64,
     pub(super) greedy: u64,
     pub(super) method: Method,
+    pub(super) requested: u64,
 }
 
 /// The plans held in `state` and the report.
@@ -34,6 +35,7 @@ pub(super) fn assemble(
         flow: flow_value,
         greedy: greedy_value,
         method,
+        requested,
     } = figures;
     let (n_claims, n_pledges) = (problem.claims.len(), problem.pledges.len());
     let mut plans = Vec::new();
@@ -93,6 +95,7 @@ pub(super) fn assemble(
         allocations: plans.len() as u64,
         claims_served,
         students_served: served_students.len() as u64,
+        requested_fen: Fen(requested),
         in_district_fen: Fen(in_district),
         online_fen: Fen(online),
     };

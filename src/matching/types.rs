@@ -8,7 +8,7 @@ use crate::ledger::limits::{
     CLAIM_LESSONS_MAX, LESSONS_PER_SEAT_MAX, PLEDGE_SEATS_MAX, PRICE_PER_LESSON_FEN_MAX,
 };
 pub use crate::ledger::limits::{MATCH_CLAIMS_MAX, MATCH_PLEDGES_MAX};
-use crate::ledger::objects::{Claim, Pledge};
+use crate::ledger::objects::{Claim, ClaimPreferences, Pledge};
 use crate::ledger::units::{Fen, Id, Lessons};
 
 /// Most distinct districts (claims' and pledges' together): the genesis limit, which lets
@@ -60,6 +60,10 @@ pub struct ClaimInput {
     pub accepts_online: bool,
     pub accepted_districts: Vec<Id>,
     pub unreserved_fen: Fen,
+    /// The family's choices (`claim_preferences_set`); when present its subjects,
+    /// online acceptance, districts and requests replace the claim's own (the claim's
+    /// own district stays accepted). `None`: the claim matches as before issue 18.
+    pub preferences: Option<ClaimPreferences>,
 }
 
 impl ClaimInput {
@@ -76,6 +80,7 @@ impl ClaimInput {
             accepts_online: c.accepts_online,
             accepted_districts: c.accepted_districts.clone(),
             unreserved_fen: c.value.unreserved(),
+            preferences: c.preferences.clone(),
         }
     }
 }
@@ -212,6 +217,8 @@ pub struct MatchReport {
     pub claims_served: u64,
     /// Distinct students holding at least one allocation.
     pub students_served: u64,
+    /// Value reserved by the requests phase: courses families asked for by id.
+    pub requested_fen: Fen,
     /// Value matched to pledges with a district, and online.
     pub in_district_fen: Fen,
     pub online_fen: Fen,

@@ -15,7 +15,7 @@ use super::Cx;
 use crate::ledger::conservation::AllocationLessons;
 use crate::ledger::error::RuleError;
 use crate::ledger::limits::CLAIM_LESSONS_MAX;
-use crate::ledger::objects::{Allocation, AllocationStatus, Claim, Party, Pledge};
+use crate::ledger::objects::{Allocation, AllocationStatus, Claim, Compatibility, Party, Pledge};
 use crate::ledger::payload::{AllocationMade, AllocationRef, Role};
 use crate::ledger::state::StateView;
 use crate::ledger::units::{Id, Lessons};
@@ -75,26 +75,24 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
             valid_until: pledge.valid_until_micros,
         });
     }
-    // "subject, grade in band, district accepted or online accepted"
-    if claim.subject != pledge.subject {
-        return Err(RuleError::IncompatibleSubject {
-            claim_subject: claim.subject.to_string(),
-            pledge_subject: pledge.subject.to_string(),
-        });
-    }
-    if !(pledge.grade_min..=pledge.grade_max).contains(&claim.grade) {
-        return Err(RuleError::IncompatibleGrade {
-            grade: claim.grade,
-            grade_min: pledge.grade_min,
-            grade_max: pledge.grade_max,
-        });
-    }
-    let location_ok = match &pledge.district {
-        None => pledge.online && claim.accepts_online,
-        Some(d) => *d == claim.district || claim.accepted_districts.contains(d),
-    };
-    if !location_ok {
-        return Err(RuleError::IncompatibleLocation);
+    // "subject accepted, grade in band, district accepted or online accepted, or the
+    // course requested" (the claim's preferences if set, else its own fields).
+    match claim.accepts(&pledge) {
+        Compatibility::Compatible => {}
+        Compatibility::Subject => {
+            return Err(RuleError::IncompatibleSubject {
+                claim_subject: claim.subject.to_string(),
+                pledge_subject: pledge.subject.to_string(),
+            })
+        }
+        Compatibility::Grade => {
+            return Err(RuleError::IncompatibleGrade {
+                grade: claim.grade,
+                grade_min: pledge.grade_min,
+                grade_max: pledge.grade_max,
+            })
+        }
+        Compatibility::Location => return Err(RuleError::IncompatibleLocation),
     }
     // One allocation is one student's seat.
     if k.0 > pledge.lessons_per_seat {

@@ -146,6 +146,7 @@ pub(super) fn claim_recorded<V: StateView + ?Sized>(
         price_per_lesson: Fen(p.price_per_lesson_fen),
         value: ClaimValue::new(value),
         entries: Vec::new(),
+        preferences: None,
     });
     cx.tx.put(index);
     cx.tx.put(liability);

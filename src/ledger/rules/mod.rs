@@ -9,6 +9,7 @@ mod keys;
 mod lessons;
 mod parties;
 mod pledges;
+mod preferences;
 mod runs;
 mod time;
 
@@ -50,6 +51,7 @@ pub(crate) fn dispatch<V: StateView + ?Sized>(
             parties::institution_status(cx, p, parties::Status::Banned)
         }
         Entry::ClaimRecorded(p) => claims::claim_recorded(cx, p),
+        Entry::ClaimPreferencesSet(p) => preferences::claim_preferences_set(cx, p),
         Entry::PledgeOffered(p) => pledges::pledge_offered(cx, p),
         Entry::PledgeApproved(p) => pledges::pledge_approved(cx, p),
         Entry::PledgeWithdrawn(p) => pledges::pledge_withdrawn(cx, p),
