@@ -40,13 +40,14 @@ export const postJSON = (url, value) =>
  * continuation: a response with `next` (a position in the balance's entries) names the
  * rest of its `entries`, asked for with `?from=`, each page proven against its own
  * checkpoint; pages are kept apart so that each is verified against the checkpoint it
- * came with.
+ * came with. `pagesMax` bounds the pages read (a caller that needs only the first
+ * entries, as a pledge's offer, reads one page).
  */
-export async function getProven(url) {
+export async function getProven(url, pagesMax = 1000) {
   const first = await getJSON(url);
   const pages = [first];
   // `next` is the position of the next page's first entry (`?from=`), null on the last.
-  for (let page = first, n = 0; page.next !== null && page.next !== undefined && n < 1000; n++) {
+  for (let page = first, n = 1; page.next !== null && page.next !== undefined && n < pagesMax; n++) {
     if (!Number.isSafeInteger(page.next) || page.next <= 0) throw new FetchError("malformed_continuation", "a page position that is not a position");
     const next = new URL(url, location.origin);
     next.searchParams.set("from", String(page.next));

@@ -100,7 +100,9 @@ async function loadAllocations(trust, ids) {
     const proven = await getProven(`/v1/allocations/${encodeURIComponent(id)}`);
     const v = await verifyProven(trust, proven);
     const made = v.entries.find((e) => e.payload.kind === "allocation_made");
-    const pledgeProven = made ? await getProven(`/v1/pledges/${encodeURIComponent(made.payload.pledge)}`) : { pages: [] };
+    // The course's terms are its offer, the pledge's first entry: one page is enough
+    // (a popular pledge lists every allocation made on it after that).
+    const pledgeProven = made ? await getProven(`/v1/pledges/${encodeURIComponent(made.payload.pledge)}`, 1) : { pages: [] };
     const pledge = await verifyProven(trust, pledgeProven);
     return { ...v, balance: proven.balance, pledge };
   }));
