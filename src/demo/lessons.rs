@@ -21,7 +21,7 @@
 //! # let created = lesson_ledger::demo::create::ledger(std::path::Path::new("/tmp/l"), &world)?;
 //! # let cast = story::Cast::new(&world, created.operator)?;
 //! # let mut feed = Feed::new(HttpLedger::new("http://127.0.0.1:8080", "operator+1+A")?, "l.example/a", 1);
-//! let allocations = matching::run(&mut feed, &world, std::path::Path::new("/tmp/l"))?;
+//! let allocations = matching::run(&mut feed, &world, std::path::Path::new("/tmp/l"), 0)?;
 //! let delivered = lessons::run(&mut feed, &world, &cast, &allocations)?;
 //! println!("{} lessons left pending", delivered.pending.len());
 //! # Ok::<(), lesson_ledger::demo::DemoError>(())

@@ -8,7 +8,7 @@
 //! # use lesson_ledger::demo::{feed::Feed, matching, world::World, HttpLedger, Scale};
 //! # let world = World::new(1, Scale::Tiny, 0);
 //! # let mut feed = Feed::new(HttpLedger::new("http://127.0.0.1:8080", "operator+1+A")?, "l.example/a", 1);
-//! let allocations = matching::run(&mut feed, &world, std::path::Path::new("/tmp/l"))?;
+//! let allocations = matching::run(&mut feed, &world, std::path::Path::new("/tmp/l"), 0)?;
 //! println!("{} allocations", allocations.len());
 //! # Ok::<(), lesson_ledger::demo::DemoError>(())
 //! ```
