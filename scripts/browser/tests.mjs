@@ -159,8 +159,8 @@ await test("the_family_page_shows_the_right_figures_each_verified", async () => 
     if (s) bytes += s.responseBodySize + s.responseHeadersSize;
   });
   await visit(p, `${PROXY}/students/${FAMILY}`);
-  const served = (await getJSON(`${DEMO}/v1/students/${FAMILY}`)).balance;
-  for (const c of served.claims) {
+  const served = (await getJSON(`${DEMO}/v1/students/${FAMILY}`)).claims.map((c) => c.object);
+  for (const c of served) {
     const row = `tr[data-claim="${c.claim}"]`;
     assert((await figureText(p, `${row} [data-figure=value]`)) === yuan(c.value), `value of ${c.claim}`);
     assert((await figureText(p, `${row} [data-figure=made-good]`)) === yuan(c.consumed), `made good of ${c.claim}`);
@@ -179,7 +179,7 @@ await test("the_family_page_shows_the_right_figures_each_verified", async () => 
 
 await test("a_response_altered_in_flight_turns_the_affected_figures_false_with_an_alarm", async () => {
   state.backend = DEMO;
-  // The claim's lessons are raised by one in the entry's payload and in the balance,
+  // The claim's lessons are raised by one in the entry's payload and in the claim object,
   // so the figures agree with each other but not with the signed, logged entry.
   state.alter = (url, data) => {
     if (!url.startsWith(`/v1/students/${FAMILY}`)) return null;
@@ -188,7 +188,7 @@ await test("a_response_altered_in_flight_turns_the_affected_figures_false_with_a
     const p = JSON.parse(Buffer.from(e.envelope.payload, "base64"));
     p.lessons += 1;
     e.envelope.payload = Buffer.from(JSON.stringify(p)).toString("base64");
-    body.balance.claims[0].lessons += 1;
+    body.claims[0].object.lessons += 1;
     return Buffer.from(JSON.stringify(body));
   };
   const { context, p } = await page();
@@ -401,7 +401,7 @@ await test("the_institution_pages_figures_are_each_verified", async () => {
   state.alter = (url, data) => {
     if (!url.startsWith("/v1/pledges/p-web-01")) return null;
     const body = JSON.parse(data);
-    body.balance.delivered += 1;
+    body.pledge.object.delivered += 1;
     return Buffer.from(JSON.stringify(body));
   };
   await visit(p, `${PROXY}/institutions/inst-0d0a0e`);

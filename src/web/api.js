@@ -36,12 +36,15 @@ export const postJSON = (url, value) =>
   request(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(value) });
 
 /**
- * A proven balance with every page of its entries. The one place that follows a
- * continuation: a response with `next` (a position in the balance's entries) names the
- * rest of its `entries`, asked for with `?from=`, each page proven against its own
- * checkpoint; pages are kept apart so that each is verified against the checkpoint it
- * came with. `pagesMax` bounds the pages read (a caller that needs only the first
- * entries, as a pledge's offer, reads one page).
+ * A proven balance with every page of its entries: `answer` is the first page, its
+ * objects as served (`{claim: {object, proof}, …}`, schemas/README.md §14). Their state
+ * proofs are not checked in the browser (yet), so no served object is shown as verified:
+ * each figure is recomputed from the verified entries and compared with the object's.
+ * The one place that follows a continuation: a response with `next` (a position in the
+ * balance's entries) names the rest of its `entries`, asked for with `?from=`, each page
+ * proven against its own checkpoint; pages are kept apart so that each is verified
+ * against the checkpoint it came with. `pagesMax` bounds the pages read (a caller that
+ * needs only the first entries, as a pledge's offer, reads one page).
  */
 export async function getProven(url, pagesMax = 1000) {
   const first = await getJSON(url);
@@ -54,7 +57,7 @@ export async function getProven(url, pagesMax = 1000) {
     page = await getJSON(next.pathname + next.search);
     pages.push(page);
   }
-  return { balance: first.balance, pages };
+  return { answer: first, pages };
 }
 
 const store = {

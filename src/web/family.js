@@ -58,7 +58,7 @@ function model(student, allocs, genesis, lessonInfo) {
       // A proposal whose lesson is disputed or settled waits no more (lesson balances).
       waiting: life.lessons.filter((l) => l.state === "proposed" && (lessonInfo.get(l.id) || { state: "proposed" }).state === "proposed")
         .map((l) => ({ ...l, windowEnd: windowEnd(l), allocation: made.payload.allocation })),
-      verified: a.ok && a.pledge.ok && made.verified && genesis.verified, served: a.balance,
+      verified: a.ok && a.pledge.ok && made.verified && genesis.verified, served: a.served,
     });
   }
   return { claims: [...claims.values()], day };
@@ -88,7 +88,7 @@ async function loadLessons(trust, allocs) {
     const served = { proposed: "pending", confirmed: "final", disputed: "disputed", void: "void", final: "final" }[state];
     out.set(id, {
       id, state, failures: v.failures, entries: v.entries.length, ms: v.ms,
-      verified: v.ok && proven.balance.lesson.status === served,
+      verified: v.ok && proven.answer.lesson.object.status === served,
       dispute: raised ? { id: raised.payload.dispute, reason: raised.payload.reason, time: raised.time, outcome: resolved ? resolved.payload.outcome : null, resolution: resolved ? resolved.payload.reason : null } : null,
     });
   }));
@@ -104,7 +104,7 @@ async function loadAllocations(trust, ids) {
     // (a popular pledge lists every allocation made on it after that).
     const pledgeProven = made ? await getProven(`/v1/pledges/${encodeURIComponent(made.payload.pledge)}`, 1) : { pages: [] };
     const pledge = await verifyProven(trust, pledgeProven);
-    return { ...v, balance: proven.balance, pledge };
+    return { ...v, served: proven.answer.allocation.object, pledge };
   }));
 }
 
@@ -120,6 +120,8 @@ export async function familyPage(root, ref) {
     return;
   }
   const student = await verifyProven(trust, proven);
+  // The claims as the server states them, compared with the figures recomputed here.
+  const servedClaims = proven.answer.claims.map((c) => c.object);
   const allocIds = student.entries.filter((e) => e.payload.kind === "allocation_made").map((e) => e.payload.allocation);
   const allocs = await loadAllocations(trust, allocIds);
   const lessonInfo = await loadLessons(trust, allocs);
@@ -149,8 +151,8 @@ export async function familyPage(root, ref) {
     h("h1", {}, `${t("family")} · `, h("code", {}, ref)),
     waitingSection(m, trust.ok, trust, ref),
     disputesSection(lessons, trust.ok),
-    claimsSection(m, proven.balance, trust.ok),
-    preferencesSection(trust, ref, m, proven.balance, student, genesis),
+    claimsSection(m, servedClaims, trust.ok),
+    preferencesSection(trust, ref, m, servedClaims, student, genesis),
     allocationsSection(m, trust, ref),
     historySection(m),
     keyPanel(ref, trust),
@@ -190,7 +192,7 @@ function disputesSection(lessons, ok) {
 }
 
 function claimsSection(m, served, ok) {
-  const servedClaims = new Map((served.claims || []).map((c) => [c.claim, c]));
+  const servedClaims = new Map(served.map((c) => [c.claim, c]));
   return h("section", {}, h("h2", {}, t("claims")), table(
     [t("claim"), t("institutionCol"), t("lessons"), t("value"), t("madeGood"), t("outstanding")],
     m.claims.map((c) => {

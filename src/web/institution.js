@@ -35,9 +35,10 @@ async function listPledges(id) {
   return rows;
 }
 
-async function proven(trust, path) {
+/** `kind`'s balance at `path`, its entries verified, and its object as served. */
+async function proven(trust, path, kind) {
   const p = await getProven(path);
-  return { ...(await verifyProven(trust, p)), balance: p.balance };
+  return { ...(await verifyProven(trust, p)), served: p.answer[kind].object };
 }
 
 /**
@@ -56,18 +57,18 @@ function allocationFigures(a, pledge, genesis) {
   return {
     id: made.payload.allocation, claim: made.payload.claim, subject: pledge.subject, status: life.status,
     final: life.counts.final, pending: life.pending, remaining, expires: validity < until ? validity : until,
-    verified: a.ok && made.verified && genesis.verified, served: a.balance,
+    verified: a.ok && made.verified && genesis.verified, served: a.served,
   };
 }
 
 /** A pledge's figures from its verified entries and those of its allocations. */
 async function pledgeFigures(trust, row, genesis, budget) {
-  const p = await proven(trust, `/v1/pledges/${encodeURIComponent(row.pledge)}`);
+  const p = await proven(trust, `/v1/pledges/${encodeURIComponent(row.pledge)}`, "pledge");
   const offered = p.entries.find((e) => e.payload.kind === "pledge_offered");
   const allocIds = p.entries.filter((e) => e.payload.kind === "allocation_made").map((e) => e.payload.allocation);
   const complete = allocIds.length <= budget.left;
   budget.left -= Math.min(budget.left, allocIds.length);
-  const allocs = complete ? await inBatches(allocIds, 6, (id) => proven(trust, `/v1/allocations/${encodeURIComponent(id)}`)) : [];
+  const allocs = complete ? await inBatches(allocIds, 6, (id) => proven(trust, `/v1/allocations/${encodeURIComponent(id)}`, "allocation")) : [];
   const o = offered ? offered.payload : row;
   const figures = allocs.map((a) => allocationFigures(a, o, genesis)).filter(Boolean);
   const capacity = offered ? o.seats * o.lessons_per_seat : 0;
@@ -75,7 +76,7 @@ async function pledgeFigures(trust, row, genesis, budget) {
   const reserved = figures.reduce((n, a) => n + a.pending + a.remaining, 0);
   const delivered = figures.reduce((n, a) => n + a.final, 0);
   const ok = trust.ok && p.ok && !!offered && complete && figures.every((a) => a.verified) && genesis.verified;
-  const s = p.balance;
+  const s = p.served;
   return {
     row, offered: o, ok, allocations: figures, failures: [...p.failures, ...allocs.flatMap((a) => a.failures)],
     approved: p.entries.some((e) => e.payload.kind === "pledge_approved"),
@@ -88,7 +89,10 @@ async function pledgeFigures(trust, row, genesis, budget) {
   };
 }
 
-function liabilitySection(id, r) {
+/** The liability as served (`GET /v1/institutions/{id}/report`), shown unverified. */
+function liabilitySection(id, report) {
+  const l = report.liability.object;
+  const r = { ...l, outstanding: l.owed - l.made_good };
   const csv = `institution,students,claims,lessons_owed,owed_fen,made_good_fen,outstanding_fen\n${[r.institution, r.students, r.claims, r.lessons_owed, r.owed, r.made_good, r.outstanding].join(",")}\n`;
   return h("section", {}, h("h2", {}, t("liability")),
     h("div", { class: "cards" }, [[t("students"), String(r.students), "students"], [t("owed"), yuan(r.owed), "owed"], [t("madeGood"), yuan(r.made_good), "made-good"], [t("outstanding"), yuan(r.outstanding), "outstanding"]]

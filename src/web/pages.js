@@ -95,7 +95,7 @@ function drawSummary(root, charts, pool, sum) {
 
 export async function poolPage(root) {
   const trust = await establishTrust();
-  const pool = await getJSON("/v1/pool");
+  const pool = (await getJSON("/v1/pool")).pool.object;
   const charts = h("div", {});
   const draw = (r) => drawSummary(root, charts, pool, r.summary);
   root.replaceChildren(
@@ -109,7 +109,7 @@ export async function poolPage(root) {
 
 export async function auditPage(root) {
   const trust = await establishTrust();
-  const pool = await getJSON("/v1/pool").catch(() => null);
+  const pool = await getJSON("/v1/pool").then((a) => a.pool.object).catch(() => null);
   const charts = h("div", {});
   root.replaceChildren(
     trustBanner(trust),

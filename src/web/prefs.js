@@ -116,7 +116,7 @@ function claimForm(trust, ref, claim, genesis, current) {
  * refuses preferences on a claim with none left, `claim_closed`).
  */
 export function preferencesSection(trust, ref, m, served, student, genesis) {
-  const open = new Set((served.claims || []).filter((c) => BigInt(c.unreserved ?? 0) > 0n).map((c) => c.claim));
+  const open = new Set(served.filter((c) => BigInt(c.unreserved ?? 0) > 0n).map((c) => c.claim));
   const claims = m.claims.filter((c) => open.has(c.claim));
   if (claims.length === 0) return null;
   return h("section", { class: "choices", "aria-labelledby": "choices-h" }, h("h2", { id: "choices-h" }, t("choices")),
