@@ -233,7 +233,7 @@ pub struct InstitutionAnswer {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Absence {
-    /// The table looked in (`claim`, `allocation`, `pledge`, `student`, `liability`).
+    /// The table looked in (`claim`, `allocation`, `pledge`, `student`, `lesson`, `liability`).
     pub table: String,
     /// The id looked for.
     pub id: String,
