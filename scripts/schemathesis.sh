@@ -74,6 +74,23 @@ PY
 )"
 export LL_ALLOCATION_ID
 
+# A lesson of the demo ledger (GET /v1/lessons/{id}): the first one proposed or held.
+LL_LESSON_ID="$(python3 - "$URL" <<'PY'
+import base64, json, sys, urllib.request
+url = sys.argv[1]
+size = json.load(urllib.request.urlopen(f"{url}/v1/log"))["size"]
+for index in range(size):
+    entry = json.load(urllib.request.urlopen(f"{url}/v1/entries/{index}"))
+    payload = json.loads(base64.b64decode(entry["envelope"]["payload"]))
+    if payload.get("kind") in ("lesson_proposed", "lesson_consumed"):
+        print(payload["lesson"])
+        break
+else:
+    sys.exit("no lesson in the demo ledger")
+PY
+)"
+export LL_LESSON_ID
+
 mkdir -p "$REPORTS"
 # The operator's token, so that `POST /v1/match` is exercised, not only refused.
 TOKEN="$(cat "$WORK/demo/ledger/operator.token")"

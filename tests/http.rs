@@ -1448,7 +1448,7 @@ fn openapi_errors(path_template: &str, instance: &Value) -> Vec<String> {
     errors
 }
 
-fn assert_matches_openapi(path_template: &str, instance: &Value) {
+pub fn assert_matches_openapi(path_template: &str, instance: &Value) {
     let errors = openapi_errors(path_template, instance);
     assert!(errors.is_empty(), "{path_template}: {errors:?}\n{instance}");
 }

@@ -18,6 +18,7 @@ mod keys;
 mod kill_campaign;
 mod ledger;
 mod ledger_time;
+mod listings;
 mod log_store;
 mod match_runs;
 mod matching;

@@ -3,8 +3,9 @@
 # real CLI (keygen, init, sign, append): the genesis declaring an association (assoc-0a,
 # which co-signs it), a closed institution, a donor, one student (stu-0eb01) with a claim
 # (co-signed by the association), an approved pledge, an allocation made by hand (so
-# co-signed by the association), one lesson held and three lessons proposed and waiting
-# on the family within the national 15-day window. Then forks it: DIR/fork-a and
+# co-signed by the association), one lesson held, three lessons proposed and waiting
+# on the family within the national 15-day window, two disputed (one upheld by the
+# operator, one open), and a second approved course (art, minhang). Then forks it: DIR/fork-a and
 # DIR/fork-b are the same history plus one different entry each, signed by the same
 # operator key (a rewritten history, for the test that catches one).
 #
@@ -52,9 +53,16 @@ entry "{\"kind\":\"pledge_offered\",\"id\":\"pledge_offered.p-web-01\",\"pledge\
 entry '{"kind":"pledge_approved","id":"pledge_approved.p-web-01","pledge":"p-web-01"}' operator
 entry '{"kind":"allocation_made","id":"allocation_made.a-web-01","allocation":"a-web-01","claim":"c-web-01","pledge":"p-web-01","lessons":10}' operator assoc-0a
 entry '{"kind":"lesson_consumed","id":"lesson_consumed.l-web-00","lesson":"l-web-00","allocation":"a-web-01"}' stu-0eb01 inst-0d0a0e
-for l in 01 02 03; do
+for l in 01 02 03 05 06; do
   entry "{\"kind\":\"lesson_proposed\",\"id\":\"lesson_proposed.l-web-$l\",\"lesson\":\"l-web-$l\",\"allocation\":\"a-web-01\"}" inst-0d0a0e
 done
+# Two disputes: one the operator upheld (the lesson is void), one still open.
+entry '{"kind":"lesson_disputed","id":"lesson_disputed.l-web-05","dispute":"d-web-05","lesson":"l-web-05","reason":"not_attended"}' stu-0eb01
+entry '{"kind":"dispute_resolved","id":"dispute_resolved.d-web-05","dispute":"d-web-05","outcome":"upheld","reason":"delivery_not_proven"}' operator
+entry '{"kind":"lesson_disputed","id":"lesson_disputed.l-web-06","dispute":"d-web-06","lesson":"l-web-06","reason":"wrong_course"}' stu-0eb01
+# A second course of the donor, in another subject and district, for the family's choice.
+entry "{\"kind\":\"pledge_offered\",\"id\":\"pledge_offered.p-web-02\",\"pledge\":\"p-web-02\",\"institution\":\"inst-0d0a0e\",\"subject\":\"art\",\"grade_min\":1,\"grade_max\":9,\"district\":\"minhang\",\"seats\":3,\"lessons_per_seat\":8,\"value_per_lesson_fen\":9000,\"valid_from_micros\":$(( (now - 86400) * 1000000 )),\"valid_until_micros\":$(( (now + 300 * 86400) * 1000000 ))}" inst-0d0a0e
+entry '{"kind":"pledge_approved","id":"pledge_approved.p-web-02","pledge":"p-web-02"}' operator
 for i in $(seq 1 $n); do
   out=$("$BIN" append --data "$L" "$DIR/entries/$i.envelope.json")
   case "$out" in *'"ok"'*) ;; *) echo "fixture entry $i refused: $out" >&2; exit 1 ;; esac

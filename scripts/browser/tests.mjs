@@ -6,6 +6,7 @@
 //
 // Run by scripts/browser-tests.sh; prints each test and the targets measured.
 
+import crypto from "node:crypto";
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
@@ -33,6 +34,7 @@ function proxy(state) {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
     req.on("end", () => {
+      if (state.onRequest) state.onRequest(req.method, req.url, Buffer.concat(chunks));
       const headers = { ...req.headers, host: target.host };
       delete headers["accept-encoding"];
       const up = http.request(target, { method: req.method, headers }, (upRes) => {
@@ -76,7 +78,7 @@ const browser = await chromium.launch({
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
-const state = { backend: DEMO, alter: null };
+const state = { backend: DEMO, alter: null, onRequest: null };
 const { server, url: PROXY } = await proxy(state);
 
 async function page(options = {}) {
@@ -157,8 +159,8 @@ await test("the_family_page_shows_the_right_figures_each_verified", async () => 
     if (s) bytes += s.responseBodySize + s.responseHeadersSize;
   });
   await visit(p, `${PROXY}/students/${FAMILY}`);
-  const served = (await getJSON(`${DEMO}/v1/students/${FAMILY}`)).balance;
-  for (const c of served.claims) {
+  const served = (await getJSON(`${DEMO}/v1/students/${FAMILY}`)).claims.map((c) => c.object);
+  for (const c of served) {
     const row = `tr[data-claim="${c.claim}"]`;
     assert((await figureText(p, `${row} [data-figure=value]`)) === yuan(c.value), `value of ${c.claim}`);
     assert((await figureText(p, `${row} [data-figure=made-good]`)) === yuan(c.consumed), `made good of ${c.claim}`);
@@ -177,7 +179,7 @@ await test("the_family_page_shows_the_right_figures_each_verified", async () => 
 
 await test("a_response_altered_in_flight_turns_the_affected_figures_false_with_an_alarm", async () => {
   state.backend = DEMO;
-  // The claim's lessons are raised by one in the entry's payload and in the balance,
+  // The claim's lessons are raised by one in the entry's payload and in the claim object,
   // so the figures agree with each other but not with the signed, logged entry.
   state.alter = (url, data) => {
     if (!url.startsWith(`/v1/students/${FAMILY}`)) return null;
@@ -186,7 +188,7 @@ await test("a_response_altered_in_flight_turns_the_affected_figures_false_with_a
     const p = JSON.parse(Buffer.from(e.envelope.payload, "base64"));
     p.lessons += 1;
     e.envelope.payload = Buffer.from(JSON.stringify(p)).toString("base64");
-    body.balance.claims[0].lessons += 1;
+    body.claims[0].object.lessons += 1;
     return Buffer.from(JSON.stringify(body));
   };
   const { context, p } = await page();
@@ -373,6 +375,176 @@ await test("the_association_audits_the_whole_log_in_a_worker", async () => {
   await visit(p, `${PROXY}/students/${FAMILY}`);
   const cosigs = await p.$$eval("[data-cosig]", (els) => els.map((e) => e.dataset.cosig));
   assert(cosigs.length > 0 && cosigs.every((c) => c === "verified"), `cosignatures: ${cosigs}`);
+  await context.close();
+});
+
+/** The figures' states on the page under `sel`. */
+const verifiedStates = (p, sel) => p.$$eval(`${sel} [data-verified]`, (els) => els.map((e) => `${e.dataset.figure}=${e.dataset.verified}`));
+
+await test("the_institution_pages_figures_are_each_verified", async () => {
+  state.backend = FIXTURE;
+  state.alter = null;
+  const { context, p } = await page();
+  await visit(p, `${PROXY}/institutions/inst-0d0a0e`);
+  const served = await getJSON(`${FIXTURE}/v1/institutions/inst-0d0a0e/pledges`);
+  for (const row of served.pledges) {
+    const tr = `tr[data-pledge="${row.pledge}"]`;
+    for (const name of ["available", "reserved", "delivered"]) {
+      assert((await figureText(p, `${tr} [data-figure=${name}]`)) === String(row[name]), `${row.pledge} ${name}`);
+    }
+  }
+  const states = await verifiedStates(p, "main");
+  assert(states.length >= 9 && states.every((s) => s.endsWith("=true")), `all verified: ${states}`);
+  assert(await p.$('tr[data-allocation="a-web-01"]'), "the allocation to deliver is listed");
+  assert((await p.$$("[role=alert]")).length === 0, "no alarm");
+  // A figure the server misstates is shown unverified, with the others still checked.
+  state.alter = (url, data) => {
+    if (!url.startsWith("/v1/pledges/p-web-01")) return null;
+    const body = JSON.parse(data);
+    body.pledge.object.delivered += 1;
+    return Buffer.from(JSON.stringify(body));
+  };
+  await visit(p, `${PROXY}/institutions/inst-0d0a0e`);
+  state.alter = null;
+  const delivered = await p.$eval('tr[data-pledge="p-web-01"] [data-figure=delivered]', (e) => e.dataset.verified);
+  assert(delivered === "false", "a misstated delivered count is not verified");
+  await context.close();
+});
+
+await test("a_demo_donors_pledges_and_allocations_are_each_verified", async () => {
+  // The demo's donors have allocations confirmed, deemed confirmed, disputed either
+  // way, declined and expired: every figure is recomputed from their entries.
+  state.backend = DEMO;
+  state.alter = null;
+  const { context, p } = await page();
+  for (const donor of ["inst-0001", "inst-0002"]) {
+    await visit(p, `${PROXY}/institutions/${donor}`);
+    const states = await verifiedStates(p, "main");
+    const pledges = await p.$$("tr[data-pledge]");
+    assert(pledges.length > 0 && states.every((s) => s.endsWith("=true")), `${donor}: ${states.filter((s) => !s.endsWith("=true"))}`);
+  }
+  await context.close();
+});
+
+await test("an_institution_pledges_a_course_from_the_browser_and_the_ledger_records_it", async () => {
+  state.backend = FIXTURE;
+  state.alter = null;
+  const { context, p } = await page();
+  await visit(p, `${PROXY}/institutions/inst-0d0a0e`);
+  await p.setInputFiles("[data-import-key]", KEY_FILE.replace("stu-0eb01", "inst-0d0a0e"));
+  await p.waitForSelector("[data-vkey]");
+  await p.fill("[data-pledge-id]", "p-web-07");
+  await p.selectOption("[data-pledge-subject]", "swimming");
+  await p.selectOption("[data-pledge-district]", "pudong");
+  await p.fill("[data-pledge-value]", "85.50");
+  await p.fill("[data-pledge-seats]", "4");
+  // By keyboard: the button is reached with Tab and pressed with Enter.
+  await p.focus('button[data-action=pledge_offered]');
+  await p.keyboard.press("Enter");
+  await p.waitForSelector(".pledge-form [data-receipt], .pledge-form [role=alert]", { timeout: 15000 });
+  const index = await p.$eval(".pledge-form [data-receipt]", (e) => e.dataset.receipt);
+  const entry = await getJSON(`${FIXTURE}/v1/entries/${index}`);
+  const payload = JSON.parse(Buffer.from(entry.envelope.payload, "base64"));
+  assert(payload.kind === "pledge_offered" && payload.pledge === "p-web-07" && payload.institution === "inst-0d0a0e", "the ledger holds the pledge");
+  assert(payload.subject === "swimming" && payload.district === "pudong" && payload.value_per_lesson_fen === 8550 && payload.seats === 4, `payload: ${JSON.stringify(payload)}`);
+  assert(entry.envelope.signatures[0].keyid.startsWith("inst-0d0a0e+"), "signed by the institution");
+  await visit(p, `${PROXY}/institutions/inst-0d0a0e`);
+  assert(await p.$('tr[data-pledge="p-web-07"]'), "the new pledge is listed, awaiting approval");
+  await context.close();
+});
+
+await test("a_disputed_lesson_shows_its_reason_and_resolution_each_verified", async () => {
+  state.backend = FIXTURE;
+  state.alter = null;
+  const { context, p } = await page();
+  await visit(p, `${PROXY}/students/stu-0eb01`);
+  const row = (l) => `.disputes tr[data-lesson="${l}"]`;
+  assert((await figureText(p, `${row("l-web-05")} [data-figure=dispute-reason]`)).includes("学生未出席"), "reason, in Chinese");
+  assert((await figureText(p, `${row("l-web-05")} [data-figure=dispute-resolution]`)).includes("异议成立"), "resolution");
+  assert((await figureText(p, `${row("l-web-06")} [data-figure=dispute-resolution]`)).includes("等待"), "open dispute");
+  const states = await verifiedStates(p, ".disputes");
+  assert(states.length >= 6 && states.every((s) => s.endsWith("=true")), `verified: ${states}`);
+  const waiting = await p.$$eval(".waiting li[data-lesson]", (els) => els.map((e) => e.dataset.lesson));
+  assert(!waiting.includes("l-web-05") && !waiting.includes("l-web-06"), `disputed lessons wait no more: ${waiting}`);
+  await p.click("[data-lang-toggle]");
+  await p.waitForSelector("body[data-ready=true]");
+  assert((await figureText(p, `${row("l-web-05")} [data-figure=dispute-resolution]`)).includes("dispute upheld · delivery not proven"), "in English");
+  await context.close();
+});
+
+await test("the_checkpoint_history_renders_with_verified_cosignatures", async () => {
+  state.backend = FIXTURE;
+  state.alter = null;
+  const { context, p } = await page();
+  await visit(p, `${PROXY}/audit`);
+  await p.fill("[data-cosign-name]", "assoc-0a");
+  await p.setInputFiles("[data-cosign-key]", KEY_FILE.replace("stu-0eb01", "assoc-0a"));
+  await p.waitForSelector("[data-key-imported]");
+  await p.click("[data-cosign]");
+  await p.waitForSelector("[data-cosigned]", { timeout: 15000 });
+  const size = Number(await p.$eval("[data-cosigned]", (e) => e.dataset.cosigned));
+  await visit(p, `${PROXY}/audit`);
+  await p.waitForSelector(".history[data-history=done]", { timeout: 30000 });
+  const rows = await p.$$eval("tr[data-checkpoint]", (els) => els.map((e) => Number(e.dataset.checkpoint)));
+  assert(rows.length > 1 && rows.includes(size), `history rows: ${rows}`);
+  const cosigs = await p.$$eval(`tr[data-checkpoint="${size}"] [data-cosig]`, (els) => els.map((e) => `${e.dataset.cosigner}:${e.dataset.cosig}`));
+  assert(cosigs.join() === "assoc-0a:verified", `cosignatures of ${size}: ${cosigs}`);
+  const states = await verifiedStates(p, ".history");
+  assert(states.every((s) => s.endsWith("=true")), `every checkpoint verified: ${states}`);
+  await context.close();
+});
+
+await test("a_family_sets_its_choices_from_the_browser_and_the_claim_shows_them", async () => {
+  state.backend = FIXTURE;
+  state.alter = null;
+  const { context, p } = await page();
+  await visit(p, `${PROXY}/students/stu-0eb01`);
+  await p.setInputFiles("[data-import-key]", KEY_FILE);
+  await p.waitForSelector("[data-vkey]");
+  const form = '[data-claim-prefs="c-web-01"]';
+  await p.selectOption(`${form} [data-pref-rank="2"]`, "art");
+  await p.check(`${form} [data-pref-district="pudong"]`);
+  await p.click(`${form} [data-find-courses]`);
+  await p.waitForSelector(`${form} [data-courses=done]`, { timeout: 15000 });
+  const listed = await p.$$eval(`${form} tr[data-course]`, (els) => els.map((e) => e.dataset.course));
+  assert(listed.join() === "p-web-01,p-web-02", `courses that fit: ${listed}`);
+  const states = await verifiedStates(p, `${form} .courses`);
+  assert(states.filter((s) => !s.startsWith("seats-left")).every((s) => s.endsWith("=true")), `courses checked: ${states}`);
+  await p.check(`${form} [data-request="p-web-02"]`);
+  let posted = null;
+  state.onRequest = (method, url, body) => { if (method === "POST" && url === "/v1/entries") posted = body; };
+  await p.click(`${form} button[data-action=claim_preferences_set]`);
+  await p.waitForSelector(`${form} [data-receipt], ${form} [role=alert]`, { timeout: 15000 });
+  state.onRequest = null;
+  // The signed envelope's bytes: the payload exactly as formats.md §3 lays it out,
+  // signed by the student's key over DSSE's PAE.
+  const envelope = JSON.parse(posted.toString());
+  const payloadBytes = Buffer.from(envelope.payload, "base64");
+  const payload = JSON.parse(payloadBytes);
+  assert(Object.keys(payload).join() === "kind,id,ledger,claim,subjects,accepts_online,accepted_districts,requests", `fields: ${Object.keys(payload)}`);
+  assert(payload.kind === "claim_preferences_set" && payload.claim === "c-web-01" && payload.ledger === "lessons.example/browser-tests", "kind, claim, ledger");
+  assert(JSON.stringify([payload.subjects, payload.accepts_online, payload.accepted_districts, payload.requests])
+    === JSON.stringify([["math", "art"], true, ["minhang", "pudong"], ["p-web-02"]]), `choices: ${payloadBytes}`);
+  assert(/^prefs\.[0-9a-z]+\.c-web-01$/.test(payload.id), `id: ${payload.id}`);
+  const [sig] = envelope.signatures;
+  assert(envelope.signatures.length === 1 && sig.keyid.startsWith("stu-0eb01+"), "signed by the student alone");
+  // name + key id + base64(0x01 || key); the base64 may itself hold '+'.
+  const raw = Buffer.from(/^[^+]+\+[0-9a-f]{8}\+(.+)$/.exec(sig.keyid)[1], "base64").subarray(1);
+  const key = crypto.createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: raw.toString("base64url") }, format: "jwk" });
+  const type = Buffer.from(envelope.payloadType);
+  const pae = Buffer.concat([Buffer.from(`DSSEv1 ${type.length} `), type, Buffer.from(` ${payloadBytes.length} `), payloadBytes]);
+  assert(envelope.payloadType === "application/vnd.lesson-ledger.entry.v2+json", "payload type");
+  assert(crypto.verify(null, pae, key, Buffer.from(sig.sig, "base64")), "the signature verifies over PAE");
+  // The ledger took it, and the claim now shows the choices from its verified entries.
+  const receipt = await p.$(`${form} [data-receipt]`);
+  assert(receipt, `accepted: ${await p.textContent(`${form} .status`)}`);
+  const entry = await getJSON(`${FIXTURE}/v1/entries/${await receipt.evaluate((e) => e.dataset.receipt)}`);
+  assert(entry.envelope.payload === envelope.payload, "the ledger holds the envelope posted");
+  await visit(p, `${PROXY}/students/stu-0eb01`);
+  assert((await figureText(p, `${form} [data-figure=pref-subjects]`)) === "math › art", "ranked subjects shown");
+  assert((await figureText(p, `${form} [data-figure=pref-requests]`)) === "p-web-02", "request shown");
+  const shown = await verifiedStates(p, `${form} dl.prefs`);
+  assert(shown.length === 4 && shown.every((s) => s.endsWith("=true")), `choices verified: ${shown}`);
   await context.close();
 });
 

@@ -23,7 +23,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::ledger::objects::{Allocation, Claim, Liability, Party, Pledge, Pool, StudentIndex};
+use crate::ledger::objects::{
+    Allocation, Claim, Dispute, Lesson, Liability, Party, Pledge, Pool, StudentIndex,
+};
 use crate::ledger::state_map::StateProof;
 
 /// A state object with its proof of presence against the state note's map root.
@@ -182,6 +184,22 @@ answer!(
     |s| s.claims.iter().flat_map(|c| c.object.entries.iter().copied()).collect()
 );
 
+answer!(
+    /// `GET /v1/lessons/{id}`: a lesson (status `pending`, `disputed`, `final` or `void`)
+    /// and its dispute if it was ever disputed (reason code, status, resolution code),
+    /// each with its proof; the entries are both objects'.
+    LessonAnswer, "lessons", {
+        /// The lesson.
+        lesson: Proven<Lesson>,
+        /// Its dispute, `None` if the lesson was never disputed.
+        dispute: Option<Proven<Dispute>>,
+    },
+    |s| s.lesson.object.entries.iter()
+        .chain(s.dispute.iter().flat_map(|d| d.object.entries.iter()))
+        .copied()
+        .collect()
+);
+
 /// `GET /v1/pool`: the pool's totals (fen), with their proof.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,7 +233,7 @@ pub struct InstitutionAnswer {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Absence {
-    /// The table looked in (`claim`, `allocation`, `pledge`, `student`, `liability`).
+    /// The table looked in (`claim`, `allocation`, `pledge`, `student`, `lesson`, `liability`).
     pub table: String,
     /// The id looked for.
     pub id: String,

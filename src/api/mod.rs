@@ -15,6 +15,6 @@ pub mod balances;
 pub mod submission;
 
 pub use balances::{
-    Absence, AllocationAnswer, BalanceAnswer, ClaimAnswer, InstitutionAnswer, PageQuery,
-    PledgeAnswer, PoolAnswer, Proven, ProvenEntry, StudentAnswer,
+    Absence, AllocationAnswer, BalanceAnswer, ClaimAnswer, InstitutionAnswer, LessonAnswer,
+    PageQuery, PledgeAnswer, PoolAnswer, Proven, ProvenEntry, StudentAnswer,
 };

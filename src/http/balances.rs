@@ -157,7 +157,10 @@ type ProvenPage = Vec<(Arc<ServedEntry>, Vec<Hash>)>;
 /// JSON. The answer's last two fields are `entries` and `next` ([`crate::api`]'s
 /// declaration order), so its JSON ends with `,"entries":[],"next":…}`; that is checked,
 /// and anything else is an internal fault rather than a wrong answer.
-fn write_paged<A: BalanceAnswer>(answer: &A, entries: &ProvenPage) -> Result<Vec<u8>, ApiError> {
+pub(super) fn write_paged<A: BalanceAnswer>(
+    answer: &A,
+    entries: &ProvenPage,
+) -> Result<Vec<u8>, ApiError> {
     let head = serde_json::to_vec(answer).map_err(ApiError::internal)?;
     let next = serde_json::to_string(&answer.next()).map_err(ApiError::internal)?;
     let tail = format!(",\"entries\":[],\"next\":{next}}}");
@@ -195,7 +198,7 @@ fn write_paged<A: BalanceAnswer>(answer: &A, entries: &ProvenPage) -> Result<Vec
 ///
 /// # Errors
 /// `page_out_of_range` (400) for a position past the end; internal faults.
-fn page(
+pub(super) fn page(
     app: &AppState,
     ledger: &Ledger,
     mut indexes: Vec<u64>,
@@ -237,7 +240,7 @@ fn page(
 /// # Errors
 /// `unavailable` (503) before the first state note, or if the note is not of the
 /// checkpoint's size (a batch whose state could not be committed: the writer stops).
-fn evidence(app: &AppState, ledger: &Ledger) -> Result<(String, String), ApiError> {
+pub(super) fn evidence(app: &AppState, ledger: &Ledger) -> Result<(String, String), ApiError> {
     let log = ledger.log();
     let size = log.checkpoint().checkpoint().size;
     let (note_size, note) = log.state_note().ok_or(ApiError::Unavailable {
@@ -253,7 +256,7 @@ fn evidence(app: &AppState, ledger: &Ledger) -> Result<(String, String), ApiErro
 }
 
 /// `object` with its proof against the current state map root.
-fn proven<T: Object>(ledger: &Ledger, object: T) -> Proven<T> {
+pub(super) fn proven<T: Object>(ledger: &Ledger, object: T) -> Proven<T> {
     let proof = ledger.state().prove(&Key::new(T::TABLE, object.id()));
     Proven { object, proof }
 }
@@ -262,7 +265,7 @@ fn proven<T: Object>(ledger: &Ledger, object: T) -> Proven<T> {
 ///
 /// # Errors
 /// `{what}_not_found` (404) with the absence proof; `unavailable`; internal faults.
-fn find<T: Object>(
+pub(super) fn find<T: Object>(
     app: &AppState,
     ledger: &Ledger,
     what: &'static str,

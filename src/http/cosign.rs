@@ -230,6 +230,23 @@ impl Cosignatures {
     }
 }
 
+/// `checkpoint`, one the log signed (the current one or an older one), with the
+/// cosignature lines stored for its tree size that verify again, in this call, under a
+/// registered key of the association each is filed under (the checkpoint history,
+/// `GET /v1/checkpoints`). A line that does not verify is logged and left out.
+pub(crate) fn with_stored_cosignatures(ledger: &Ledger, checkpoint: &SignedCheckpoint) -> String {
+    let size = checkpoint.checkpoint().size;
+    let mut collected = Collected::empty(checkpoint);
+    for (party, line) in stored_lines(&dir_for(ledger.log().dir(), size)) {
+        let verified = verified_line(ledger, checkpoint, &party, &line)
+            .and_then(|line| collected.insert(&party, line));
+        if let Err(e) = verified {
+            tracing::warn!(party, size, code = e.code(), error = %e, "stored cosignature does not verify; not served");
+        }
+    }
+    collected.text
+}
+
 /// The `(party, line)` files of a size's directory; unreadable ones are logged and
 /// skipped (they are verified before use anyway).
 fn stored_lines(dir: &Path) -> Vec<(String, String)> {

@@ -25,6 +25,7 @@
 //! | `GET /healthz` | liveness of the writer |
 //! | `GET /v1/claims/{id}`, `/v1/pledges/{id}`, `/v1/allocations/{id}`, `/v1/students/{ref}` | a balance with its entries and their proofs ([`balances`]) |
 //! | `GET /v1/pool`, `/v1/institutions/{id}/report` | pool totals, a closed institution's liability |
+//! | `GET /v1/institutions/{id}/pledges`, `/v1/pledges`, `/v1/lessons/{id}`, `/v1/checkpoints` | listings for the web app ([`listings`]) |
 //! | `GET /metrics` | Prometheus text ([`metrics`]) |
 //! | `GET /tile/<L>/<N>[.p/<W>]`, `/tile/entries/<N>[.p/<W>]` | C2SP tlog-tiles ([`tiles`]) |
 //! | `POST /v1/cosign` | an association's cosignature on the checkpoint ([`cosign`]) |
@@ -54,6 +55,7 @@ pub mod balances;
 pub mod cosign;
 pub mod entries;
 pub mod error;
+pub mod listings;
 pub mod match_run;
 pub mod metrics;
 pub mod operator;
@@ -274,6 +276,14 @@ fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             "/v1/institutions/{id}/report",
             get(balances::get_institution_report),
         ),
+        (
+            "GET",
+            "/v1/institutions/{id}/pledges",
+            get(listings::get_institution_pledges),
+        ),
+        ("GET", "/v1/pledges", get(listings::get_open_pledges)),
+        ("GET", "/v1/lessons/{id}", get(listings::get_lesson)),
+        ("GET", "/v1/checkpoints", get(listings::get_checkpoints)),
         ("GET", "/metrics", get(metrics::get_metrics)),
         ("GET", "/tile/{*path}", get(tiles::get_tile)),
         ("POST", "/v1/cosign", post(cosign::post_cosign)),

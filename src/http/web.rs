@@ -109,6 +109,21 @@ pub const ASSETS: &[Asset] = &[
         body: include_bytes!("../web/pages.js"),
     },
     Asset {
+        name: "institution.js",
+        content_type: JS,
+        body: include_bytes!("../web/institution.js"),
+    },
+    Asset {
+        name: "checkpoints.js",
+        content_type: JS,
+        body: include_bytes!("../web/checkpoints.js"),
+    },
+    Asset {
+        name: "prefs.js",
+        content_type: JS,
+        body: include_bytes!("../web/prefs.js"),
+    },
+    Asset {
         name: "charts.js",
         content_type: JS,
         body: include_bytes!("../web/charts.js"),

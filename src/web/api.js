@@ -36,21 +36,28 @@ export const postJSON = (url, value) =>
   request(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(value) });
 
 /**
- * A proven balance with every page of its entries. The one place that follows a
- * continuation: a response with `next` (a URL of this server) names the rest of its
- * `entries`, each page proven against its own checkpoint; pages are kept apart so that
- * each is verified against the checkpoint it came with.
+ * A proven balance with every page of its entries: `answer` is the first page, its
+ * objects as served (`{claim: {object, proof}, …}`, schemas/README.md §14). Their state
+ * proofs are not checked in the browser (yet), so no served object is shown as verified:
+ * each figure is recomputed from the verified entries and compared with the object's.
+ * The one place that follows a continuation: a response with `next` (a position in the
+ * balance's entries) names the rest of its `entries`, asked for with `?from=`, each page
+ * proven against its own checkpoint; pages are kept apart so that each is verified
+ * against the checkpoint it came with. `pagesMax` bounds the pages read (a caller that
+ * needs only the first entries, as a pledge's offer, reads one page).
  */
-export async function getProven(url) {
+export async function getProven(url, pagesMax = 1000) {
   const first = await getJSON(url);
   const pages = [first];
-  for (let page = first, n = 0; page.next && n < 1000; n++) {
-    const next = new URL(page.next, location.origin);
-    if (next.origin !== location.origin) throw new FetchError("foreign_continuation", "a continuation to another server");
-    page = await getJSON(next.href);
+  // `next` is the position of the next page's first entry (`?from=`), null on the last.
+  for (let page = first, n = 1; page.next !== null && page.next !== undefined && n < pagesMax; n++) {
+    if (!Number.isSafeInteger(page.next) || page.next <= 0) throw new FetchError("malformed_continuation", "a page position that is not a position");
+    const next = new URL(url, location.origin);
+    next.searchParams.set("from", String(page.next));
+    page = await getJSON(next.pathname + next.search);
     pages.push(page);
   }
-  return { balance: first.balance, pages };
+  return { answer: first, pages };
 }
 
 const store = {
@@ -128,6 +135,30 @@ export async function advance(trust, note) {
     }
   }
   if (!last || note.size > last.size) store.set(key, { size: note.size, root: note.rootB64 });
+}
+
+/**
+ * The genesis (entry 0) verified with its inclusion proof against the trusted
+ * checkpoint: the window, validity and day, the subject and district lists, and the
+ * associations' keys (each co-signed it), which are remembered to check cosignatures.
+ */
+export async function verifiedGenesis(trust) {
+  const entry = await getJSON("/v1/entries/0");
+  const proof = await getJSON(`/v1/proofs/inclusion?index=0&size=${trust.note.size}`);
+  if (proof.leaf_hash !== entry.leaf_hash) throw new VerifyError("genesis_unverified", "genesis proof of another leaf");
+  const genesis = await verifyProvenEntry({ ...entry, inclusion_proof: proof.proof }, trust.note);
+  if (genesis.kind !== "genesis") throw new VerifyError("genesis_unverified", "entry 0 is not a genesis");
+  for (const a of genesis.associations || []) rememberAssociation(a.party, a.key);
+  return genesis;
+}
+
+/**
+ * Checks that an older checkpoint of this log (`size`, `root`, its signature verified)
+ * is a prefix of the one this visit trusts: a consistency proof from it, verified.
+ */
+export async function proveInTrusted(trust, size, root) {
+  if (size > trust.note.size) throw new VerifyError("checkpoint_ahead", "a checkpoint past the one this visit trusts");
+  await proveConsistent(size, root, trust.note.size, trust.note.root);
 }
 
 async function proveConsistent(size1, root1, size2, root2) {

@@ -3,17 +3,17 @@
 // served from this origin (the Content-Security-Policy allows nothing else).
 
 import { lang, setLang, t } from "./i18n.js";
-import { familyPage } from "./family.js";
-import { auditPage, homePage, institutionPage, poolPage } from "./pages.js";
 import { alarm } from "./ui.js";
 
+// Each page's module is loaded when its route is visited, so that a family's first view
+// carries no other page's code.
 function route(path) {
   let m;
-  if ((m = /^\/students\/([^/]+)$/.exec(path))) return () => familyPage(main, decodeURIComponent(m[1]));
-  if ((m = /^\/institutions\/([^/]+)$/.exec(path))) return () => institutionPage(main, decodeURIComponent(m[1]));
-  if (path === "/pool") return () => poolPage(main);
-  if (path === "/audit") return () => auditPage(main);
-  return () => homePage(main);
+  if ((m = /^\/students\/([^/]+)$/.exec(path))) return async () => (await import("./family.js")).familyPage(main, decodeURIComponent(m[1]));
+  if ((m = /^\/institutions\/([^/]+)$/.exec(path))) return async () => (await import("./institution.js")).institutionPage(main, decodeURIComponent(m[1]));
+  if (path === "/pool") return async () => (await import("./pages.js")).poolPage(main);
+  if (path === "/audit") return async () => (await import("./pages.js")).auditPage(main);
+  return async () => (await import("./pages.js")).homePage(main);
 }
 
 const main = document.getElementById("main");

@@ -3,22 +3,14 @@
 // recomputed from entries verified in this browser (signatures, leaf hashes, inclusion
 // proofs against the pinned operator's checkpoint) and compared with the server's.
 
-import { establishTrust, getJSON, getProven, verifyProven } from "./api.js";
+import { establishTrust, getProven, verifiedGenesis, verifyProven } from "./api.js";
 import { t, when, yuan } from "./i18n.js";
 import { keyPanel, actionButtons } from "./keys.js";
+import { preferencesSection } from "./prefs.js";
 import { alarm, figure, h, table, trustBanner } from "./ui.js";
-import { verifyProvenEntry } from "./verify.js";
-
-/** The genesis's window parameters, from entry 0 verified with its inclusion proof. */
-async function verifiedGenesis(trust) {
-  const entry = await getJSON("/v1/entries/0");
-  const proof = await getJSON(`/v1/proofs/inclusion?index=0&size=${trust.note.size}`);
-  if (proof.leaf_hash !== entry.leaf_hash) throw new Error("genesis proof of another leaf");
-  return verifyProvenEntry({ ...entry, inclusion_proof: proof.proof }, trust.note);
-}
 
 /** Lessons of one allocation, from its verified entries, in log order. */
-function lessonsOf(entries) {
+export function lessonsOf(entries) {
   const lessons = new Map();
   const n = { final: 0, resolved: 0, proposed: 0, settled: 0 };
   let status = "active";
@@ -40,7 +32,7 @@ function lessonsOf(entries) {
 }
 
 /** Recomputes the family's figures from verified entries (claims, allocations, pledges). */
-function model(student, allocs, genesis) {
+function model(student, allocs, genesis, lessonInfo) {
   const day = BigInt(genesis.day_micros);
   const claims = new Map();
   for (const e of student.entries) {
@@ -61,13 +53,46 @@ function model(student, allocs, genesis) {
     const windowEnd = (l) => BigInt(l.proposedAt) + BigInt(genesis.confirmation_window_days) * day;
     claim.allocations.push({
       id: made.payload.allocation, claim: made.payload.claim, pledge: pledge.payload, lessons: made.payload.lessons,
-      left, status: life.status, expires: BigInt(made.time) + BigInt(genesis.allocation_validity_days) * day,
-      history: life.lessons, pending: life.pending,
-      waiting: life.lessons.filter((l) => l.state === "proposed").map((l) => ({ ...l, windowEnd: windowEnd(l), allocation: made.payload.allocation })),
-      verified: a.ok && a.pledge.ok && made.verified && genesis.verified, served: a.balance,
+      left, status: life.status, expires: minBig(BigInt(made.time) + BigInt(genesis.allocation_validity_days) * day, BigInt(pledge.payload.valid_until_micros)),
+      history: life.lessons.map((l) => ({ ...l, state: (lessonInfo.get(l.id) || {}).state || l.state })), pending: life.pending,
+      // A proposal whose lesson is disputed or settled waits no more (lesson balances).
+      waiting: life.lessons.filter((l) => l.state === "proposed" && (lessonInfo.get(l.id) || { state: "proposed" }).state === "proposed")
+        .map((l) => ({ ...l, windowEnd: windowEnd(l), allocation: made.payload.allocation })),
+      verified: a.ok && a.pledge.ok && made.verified && genesis.verified, served: a.served,
     });
   }
   return { claims: [...claims.values()], day };
+}
+
+const minBig = (a, b) => (a < b ? a : b);
+
+/**
+ * The proposed lessons' own balances (GET /v1/lessons/{id}), verified: a disputed
+ * lesson's dispute is not on its allocation, so each proposal still open there is read
+ * here. Returns lesson id → {state, dispute: {id, reason, outcome, resolution}, verified}.
+ */
+async function loadLessons(trust, allocs) {
+  const ids = allocs.flatMap((a) => lessonsOf(a.entries).lessons.filter((l) => l.state === "proposed").map((l) => l.id));
+  const out = new Map();
+  await Promise.all(ids.map(async (id) => {
+    const proven = await getProven(`/v1/lessons/${encodeURIComponent(id)}`);
+    const v = await verifyProven(trust, proven);
+    const raised = v.entries.find((e) => e.payload.kind === "lesson_disputed");
+    const resolved = v.entries.find((e) => e.payload.kind === "dispute_resolved");
+    const confirmed = v.entries.some((e) => ["lesson_confirmed", "lesson_deemed_confirmed"].includes(e.payload.kind));
+    let state = "proposed";
+    if (confirmed) state = "confirmed";
+    else if (resolved) state = resolved.payload.outcome === "upheld" ? "void" : "final";
+    else if (raised) state = "disputed";
+    // The server's status for the same lesson: pending, disputed, final or void.
+    const served = { proposed: "pending", confirmed: "final", disputed: "disputed", void: "void", final: "final" }[state];
+    out.set(id, {
+      id, state, failures: v.failures, entries: v.entries.length, ms: v.ms,
+      verified: v.ok && proven.answer.lesson.object.status === served,
+      dispute: raised ? { id: raised.payload.dispute, reason: raised.payload.reason, time: raised.time, outcome: resolved ? resolved.payload.outcome : null, resolution: resolved ? resolved.payload.reason : null } : null,
+    });
+  }));
+  return out;
 }
 
 async function loadAllocations(trust, ids) {
@@ -75,9 +100,11 @@ async function loadAllocations(trust, ids) {
     const proven = await getProven(`/v1/allocations/${encodeURIComponent(id)}`);
     const v = await verifyProven(trust, proven);
     const made = v.entries.find((e) => e.payload.kind === "allocation_made");
-    const pledgeProven = made ? await getProven(`/v1/pledges/${encodeURIComponent(made.payload.pledge)}`) : { pages: [] };
+    // The course's terms are its offer, the pledge's first entry: one page is enough
+    // (a popular pledge lists every allocation made on it after that).
+    const pledgeProven = made ? await getProven(`/v1/pledges/${encodeURIComponent(made.payload.pledge)}`, 1) : { pages: [] };
     const pledge = await verifyProven(trust, pledgeProven);
-    return { ...v, balance: proven.balance, pledge };
+    return { ...v, served: proven.answer.allocation.object, pledge };
   }));
 }
 
@@ -93,8 +120,11 @@ export async function familyPage(root, ref) {
     return;
   }
   const student = await verifyProven(trust, proven);
+  // The claims as the server states them, compared with the figures recomputed here.
+  const servedClaims = proven.answer.claims.map((c) => c.object);
   const allocIds = student.entries.filter((e) => e.payload.kind === "allocation_made").map((e) => e.payload.allocation);
   const allocs = await loadAllocations(trust, allocIds);
+  const lessonInfo = await loadLessons(trust, allocs);
   // The window and validity come from the genesis: verified when trust holds, else
   // as the server states it (and every figure that depends on it unverified).
   let genesis = { ...(trust.info ? trust.info.genesis : {}), verified: false };
@@ -106,12 +136,13 @@ export async function familyPage(root, ref) {
     }
   }
   const seen = new Set();
-  const failures = [...student.failures, ...allocs.flatMap((a) => [...a.failures, ...a.pledge.failures])]
+  const failures = [...student.failures, ...allocs.flatMap((a) => [...a.failures, ...a.pledge.failures]), ...[...lessonInfo.values()].flatMap((l) => l.failures)]
     .filter((f) => !seen.has(`${f.code} ${f.index}`) && seen.add(`${f.code} ${f.index}`));
-  const entries = student.entries.length + allocs.reduce((n, a) => n + a.entries.length + a.pledge.entries.length, 0);
-  const m = genesis.day_micros ? model(student, allocs, genesis) : { claims: [], day: 1n };
+  const lessons = [...lessonInfo.values()];
+  const entries = student.entries.length + allocs.reduce((n, a) => n + a.entries.length + a.pledge.entries.length, 0) + lessons.reduce((n, l) => n + l.entries, 0);
+  const m = genesis.day_micros ? model(student, allocs, genesis, lessonInfo) : { claims: [], day: 1n };
   // Time spent verifying (fetching excluded), summed over the balances verified.
-  const verifyMs = Math.round(student.ms + allocs.reduce((n, a) => n + a.ms + a.pledge.ms, 0));
+  const verifyMs = Math.round(student.ms + allocs.reduce((n, a) => n + a.ms + a.pledge.ms, 0) + lessons.reduce((n, l) => n + l.ms, 0));
   document.body.dataset.verifyMs = String(verifyMs);
   document.body.dataset.verifiedEntries = String(entries);
   root.replaceChildren(
@@ -119,7 +150,9 @@ export async function familyPage(root, ref) {
     ...failures.map((f) => alarm(f.code, f.index === undefined ? f.detail : `#${f.index}: ${f.detail}`)),
     h("h1", {}, `${t("family")} · `, h("code", {}, ref)),
     waitingSection(m, trust.ok, trust, ref),
-    claimsSection(m, proven.balance, trust.ok),
+    disputesSection(lessons, trust.ok),
+    claimsSection(m, servedClaims, trust.ok),
+    preferencesSection(trust, ref, m, servedClaims, student, genesis),
     allocationsSection(m, trust, ref),
     historySection(m),
     keyPanel(ref, trust),
@@ -141,8 +174,25 @@ function waitingSection(m, ok, trust, ref) {
     })));
 }
 
+/** Disputed lessons: the reason given, and the operator's resolution once made. */
+function disputesSection(lessons, ok) {
+  const disputed = lessons.filter((l) => l.dispute);
+  if (disputed.length === 0) return null;
+  return h("section", { class: "disputes", "aria-labelledby": "disputes-h" }, h("h2", { id: "disputes-h" }, t("disputes")),
+    table([t("lessonId"), t("status"), t("reason"), t("resolution")], disputed.map((l) => {
+      const v = ok && l.verified;
+      const d = l.dispute;
+      return [{ "data-dispute": d.id, "data-lesson": l.id }, [
+        h("code", {}, l.id),
+        figure(t(`lesson_${l.state}`), v, "dispute-status"),
+        figure(t(`reason_${d.reason}`), v, "dispute-reason"),
+        d.outcome ? figure(`${t(`outcome_${d.outcome}`)} · ${t(`resolution_${d.resolution}`)}`, v, "dispute-resolution") : figure(t("awaitingResolution"), v, "dispute-resolution"),
+      ]];
+    })));
+}
+
 function claimsSection(m, served, ok) {
-  const servedClaims = new Map((served.claims || []).map((c) => [c.claim, c]));
+  const servedClaims = new Map(served.map((c) => [c.claim, c]));
   return h("section", {}, h("h2", {}, t("claims")), table(
     [t("claim"), t("institutionCol"), t("lessons"), t("value"), t("madeGood"), t("outstanding")],
     m.claims.map((c) => {
@@ -166,7 +216,7 @@ function allocationsSection(m, trust, ref) {
     rows.map((a) => [{ "data-allocation": a.id }, [
       a.pledge.subject, a.pledge.institution, a.pledge.district || "online",
       figure(String(a.left), a.verified && a.served && a.served.remaining === a.left, "lessons-left"),
-      figure(when(a.expires), a.verified, "expires"),
+      figure(when(a.expires), a.verified && a.served && BigInt(a.served.expires_at_micros) === a.expires, "expires"),
       h("span", {}, t(a.status), a.status === "active" ? actionButtons(trust, ref, [["allocation_declined", a.id, t("decline")]]) : null),
     ]])));
 }

@@ -99,18 +99,6 @@ export function actionButtons(trust, ref, actions) {
   return h("div", { class: "actions" }, ...buttons, status);
 }
 
-/**
- * An institution's form to propose a delivered lesson on an allocation it holds: the
- * family then has the window to confirm or dispute it.
- */
-export function proposeForm(trust, ref) {
-  const allocation = h("input", { type: "text", name: "allocation", placeholder: "a-…", "data-propose-allocation": "" });
-  const lesson = h("input", { type: "text", name: "lesson", placeholder: "l-…", "data-propose-lesson": "" });
-  return h("div", { class: "propose" },
-    h("label", {}, `${t("allocationId")} `, allocation), " ", h("label", {}, `${t("lessonId")} `, lesson),
-    actionButtons(trust, ref, [["lesson_proposed", () => lesson.value.trim(), t("propose"), () => ({ allocation: allocation.value.trim() })]]));
-}
-
 /** An association's form: import its key file, then cosign the verified checkpoint. */
 export function cosignForm(trust) {
   const name = h("input", { type: "text", name: "association", placeholder: "assoc-…", "data-cosign-name": "" });

@@ -1,12 +1,13 @@
-// The other pages: home (find a student), the pool (/pool), an institution
-// (/institutions/{id}) and the association's audit (/audit). Totals the server sums
+// The other pages: home (find a student), the pool (/pool) and the association's
+// audit (/audit). Totals the server sums
 // are shown as served (data-verified="false") until the in-browser audit has replayed
 // the entries they come from; the charts are drawn only from verified entries.
 
-import { establishTrust, getJSON, knownAssociations, rememberAssociation } from "./api.js";
+import { establishTrust, getJSON, rememberAssociation } from "./api.js";
 import { panel, shareBars } from "./charts.js";
 import { t, yuan } from "./i18n.js";
-import { cosignForm, keyPanel, proposeForm } from "./keys.js";
+import { cosignForm } from "./keys.js";
+import { checkpointHistory } from "./checkpoints.js";
 import { alarm, figure, h, trustBanner } from "./ui.js";
 
 export function homePage(root) {
@@ -94,7 +95,7 @@ function drawSummary(root, charts, pool, sum) {
 
 export async function poolPage(root) {
   const trust = await establishTrust();
-  const pool = await getJSON("/v1/pool");
+  const pool = (await getJSON("/v1/pool")).pool.object;
   const charts = h("div", {});
   const draw = (r) => drawSummary(root, charts, pool, r.summary);
   root.replaceChildren(
@@ -106,28 +107,9 @@ export async function poolPage(root) {
   );
 }
 
-export async function institutionPage(root, id) {
-  const trust = await establishTrust();
-  root.replaceChildren(trustBanner(trust), h("h1", {}, `${t("institution")} · `, h("code", {}, id)));
-  try {
-    const r = await getJSON(`/v1/institutions/${encodeURIComponent(id)}/report`);
-    const csv = `institution,students,claims,lessons_owed,owed_fen,made_good_fen,outstanding_fen\n${[r.institution, r.students, r.claims, r.lessons_owed, r.owed, r.made_good, r.outstanding].join(",")}\n`;
-    root.append(
-      h("h2", {}, t("liability")),
-      cards([[t("students"), String(r.students), false, "students"], [t("owed"), yuan(r.owed), false, "owed"], [t("madeGood"), yuan(r.made_good), false, "made-good"], [t("outstanding"), yuan(r.outstanding), false, "outstanding"]]),
-      h("a", { href: URL.createObjectURL(new Blob([csv], { type: "text/csv" })), download: `${id}-liability.csv` }, t("downloadCsv")),
-    );
-  } catch (e) {
-    // A donor that never closed has no liability report; its key and actions still work.
-    if (e.code !== "institution_not_found") root.append(alarm(e.code || "error", e.message));
-  }
-  root.append(h("h2", {}, t("proposeTitle")), proposeForm(trust, id), keyPanel(id, trust));
-}
-
 export async function auditPage(root) {
   const trust = await establishTrust();
-  const pool = await getJSON("/v1/pool").catch(() => null);
-  const known = knownAssociations();
+  const pool = await getJSON("/v1/pool").then((a) => a.pool.object).catch(() => null);
   const charts = h("div", {});
   root.replaceChildren(
     trustBanner(trust),
@@ -135,7 +117,7 @@ export async function auditPage(root) {
     pool ? cards([[t("pledged"), yuan(pool.pledged), false, "pledged"], [t("delivered"), yuan(pool.delivered), false, "delivered"], [t("owed"), yuan(pool.claims_value), false, "owed"], [t("coverage"), `${((pool.claims_consumed / Math.max(1, pool.claims_value)) * 100).toFixed(1)}%`, false, "coverage"]]) : null,
     h("h2", {}, t("checkpoints")),
     h("pre", { class: "checkpoint" }, trust.note ? trust.note.body : ""),
-    h("p", {}, Object.keys(known).length ? Object.keys(known).join(", ") : ""),
+    checkpointHistory(trust),
     auditControls(trust, true, (r) => drawSummary(root, charts, pool, r.summary)),
     charts,
     cosignForm(trust),

@@ -12,19 +12,30 @@ import {
 /** The payload type of ledger entries, format v2 (schemas/README.md §1, §10). */
 export const PAYLOAD_TYPE = "application/vnd.lesson-ledger.entry.v2+json";
 
+/** The field naming the object each kind the app signs is about (schemas/entries/). */
+const SUBJECT_FIELD = {
+  allocation_declined: "allocation",
+  pledge_offered: "pledge",
+  claim_preferences_set: "claim",
+  lesson_proposed: "lesson",
+  lesson_confirmed: "lesson",
+  lesson_disputed: "lesson",
+};
+
 /**
- * The payload of an entry of `kind` about `subject` (a lesson or an allocation id),
+ * The payload of an entry of `kind` about `subject` (the id of the object it is about),
  * as the ledger's rules read it (schemas/entries/). The one place that knows the entry
  * format: fields every entry carries are added here, from `info` (GET /v1/log), and
  * nowhere else. Format v2 (§10.1): `ledger` names the ledger the statement is for (its
  * genesis origin), so that a signed statement cannot be replayed into another ledger.
+ * The entry id is `kind.subject` unless `extra` names one (a kind signed more than once
+ * about the same object, as preferences that supersede each other).
  */
 export function entryPayload(info, kind, subject, extra = {}) {
-  // The object the entry is about: an allocation (declined) or a lesson (the rest);
-  // `extra` holds the kind's other fields (a proposal's allocation, a dispute's id).
-  const target = kind === "allocation_declined" ? { allocation: subject } : { lesson: subject };
+  const field = SUBJECT_FIELD[kind];
+  if (!field) throw new VerifyError("unknown_kind", `the app does not sign ${kind}`);
   if (typeof info.origin !== "string" || !info.origin) throw new VerifyError("no_origin", "the log names no origin");
-  const payload = { kind, id: `${kind}.${subject}`, ledger: info.origin, ...target, ...extra };
+  const payload = { kind, id: `${kind}.${subject}`, ledger: info.origin, [field]: subject, ...extra };
   return { payloadType: PAYLOAD_TYPE, bytes: utf8(JSON.stringify(payload)) };
 }
 

@@ -9,6 +9,9 @@ use crate::log::leaf::Leaf;
 use crate::log::proof;
 use crate::log::records::{self, RecordKind};
 
+/// A page of signed checkpoints, each with its tree size, and the size to ask for next.
+pub type CheckpointsPage = (Vec<(u64, String)>, Option<u64>);
+
 impl Log {
     /// The receipt of an entry already in the log, against the latest checkpoint.
     ///
@@ -152,6 +155,44 @@ impl Log {
             }
         }
         Ok(out)
+    }
+
+    /// A page of the checkpoints the log has signed, oldest first, as committed in
+    /// `log.dat`: those of tree size `from` and above (`from >= 1`), at most `max` of
+    /// them, reading at most `records_max` records from the batch holding entry
+    /// `from - 1` on (a batch holds up to [`crate::limits::BATCH_ENTRIES_MAX`] leaves, so
+    /// a page is bounded however the log was batched). Returns each with its tree size,
+    /// and the size to ask for next, `None` once the end of the log is read.
+    ///
+    /// # Errors
+    /// [`LogError::OutOfRange`] for `from` past the log's size; read faults.
+    pub fn checkpoints_from(
+        &self,
+        from: u64,
+        max: usize,
+        records_max: usize,
+    ) -> Result<CheckpointsPage, LogError> {
+        self.check_size(from)?;
+        let (start, mut leaves) = match from.checked_sub(1) {
+            Some(last) if last > 0 => (leaf_offset(&self.offsets, last)?, last),
+            _ => (records::HEADER_LEN, 0),
+        };
+        let mut out: Vec<(u64, String)> = Vec::new();
+        for (read, record) in self.records.iter(start, self.records.len())?.enumerate() {
+            if out.len() >= max || read >= records_max {
+                let after_last = out.last().map_or(from, |(size, _)| size + 1);
+                return Ok((out, Some(leaves.max(after_last).max(1))));
+            }
+            let record = record?;
+            match record.kind {
+                RecordKind::Leaf => leaves += 1,
+                RecordKind::Checkpoint if leaves >= from => {
+                    out.push((leaves, String::from_utf8_lossy(&record.body).into_owned()));
+                }
+                _ => {}
+            }
+        }
+        Ok((out, None))
     }
 
     fn check_index(&self, index: u64) -> Result<(), LogError> {
