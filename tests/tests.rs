@@ -36,3 +36,4 @@ mod submission;
 mod tidy;
 mod web;
 mod witness;
+mod witness_limits;

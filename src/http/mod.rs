@@ -59,7 +59,6 @@ pub mod metrics;
 pub mod operator;
 pub mod reads;
 pub mod sequencer;
-pub mod serve;
 pub mod tiles;
 pub mod web;
 pub mod witnesses;
@@ -113,6 +112,18 @@ pub struct ServerConfig {
     pub balance_page_entries: usize,
     /// The tlog-witnesses each new checkpoint is submitted to ([`witnesses`]).
     pub witnesses: Vec<witnesses::WitnessTarget>,
+}
+
+impl ServerConfig {
+    /// The limits of the shared connection loop ([`crate::net`]).
+    pub fn connection_limits(&self) -> crate::net::ConnectionLimits {
+        crate::net::ConnectionLimits {
+            header_timeout: self.header_timeout,
+            write_timeout: self.write_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            connections_max: self.connections_max,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -468,7 +479,7 @@ pub async fn run(
     let submitters = witnesses::spawn(&state, &config.witnesses);
     let router = app(state, &config);
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
-    serve::serve(listener, router, &config, shutdown).await;
+    crate::net::serve(listener, router, &config.connection_limits(), shutdown).await;
     // The witness submitters hold the ledger: stop them before it is closed.
     for task in submitters {
         task.abort();
