@@ -91,6 +91,7 @@ impl ApiError {
                 "institution" => "institution_not_found",
                 "tile" => "tile_not_found",
                 "party" => "party_not_found",
+                "state note" => "state_note_not_found",
                 _ => "not_found",
             },
             ApiError::Unauthorized { .. } => "unauthorized",

@@ -22,6 +22,7 @@
 //! | `GET /v1/proofs/inclusion?index=&size=` | RFC 9162 inclusion proof |
 //! | `GET /v1/proofs/consistency?from=&to=` | RFC 9162 consistency proof |
 //! | `GET /v1/log` | origin, operator key, genesis parameters |
+//! | `GET /v1/state-notes/{size}` | the signed state note of the batch that ended at `size` ([`reads`]) |
 //! | `GET /healthz` | liveness of the writer |
 //! | `GET /v1/claims/{id}`, `/v1/pledges/{id}`, `/v1/allocations/{id}`, `/v1/students/{ref}` | a balance with its entries and their proofs ([`balances`]) |
 //! | `GET /v1/pool`, `/v1/institutions/{id}/report` | pool totals, a closed institution's liability |
@@ -274,6 +275,7 @@ fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/v1/proofs/consistency", get(reads::get_consistency)),
         ("GET", "/v1/log", get(reads::get_log)),
         ("GET", "/checkpoint", get(reads::get_checkpoint)),
+        ("GET", "/v1/state-notes/{size}", get(reads::get_state_note)),
         ("GET", "/healthz", get(reads::get_healthz)),
         ("GET", "/v1/claims/{id}", get(balances::get_claim)),
         ("GET", "/v1/pledges/{id}", get(balances::get_pledge)),
