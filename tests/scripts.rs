@@ -429,6 +429,26 @@ fn verify_url_catches_a_state_note_whose_root_was_altered_and_re_signed() {
         let live = Served::start(&data);
         post(&live.url, &operator, 0..4);
         post(&live.url, &operator, 4..9);
+        // The note of each batch, as stored; none where no batch ended.
+        let get = |path: &str| {
+            Client::new()
+                .get(format!("{}{path}", live.url))
+                .send()
+                .expect("GET")
+        };
+        let note = get("/v1/state-notes/10");
+        assert_eq!(note.status(), 200);
+        let note = note.text().expect("text");
+        assert!(note.starts_with("lesson-ledger/state-map/v1\nlessons.example/test\n10\n"));
+        assert_eq!(get("/v1/state-notes/5").status(), 200);
+        for (path, status) in [
+            ("/v1/state-notes/3", 404),
+            ("/v1/state-notes/0", 404),
+            ("/v1/state-notes/11", 404),
+            ("/v1/state-notes/+5", 400),
+        ] {
+            assert_eq!(get(path).status(), status, "{path}");
+        }
         let clean = run(&["verify", "--url", &live.url, "--operator-key", &vkey]);
         assert!(clean.status.success(), "clean: {}", text(&clean));
         assert!(

@@ -110,7 +110,7 @@ impl Trust {
     pub fn cosigned(&self, cp: &SignedCheckpoint) -> Result<(), ClientError> {
         let mut witnesses = BTreeSet::new();
         for association in &self.associations {
-            if verify_cosignature(&cp, association).is_ok() {
+            if verify_cosignature(cp, association).is_ok() {
                 witnesses.insert(association.to_vkey());
             }
         }
