@@ -18,8 +18,12 @@
 #    same key signed that are not consistent are the evidence of a fork).
 # Exits 0 when clean, 1 on any finding, 2 on a usage error. LEDGER_BIN: the binary
 # (default target/release, else target/debug, else `cargo run --release`).
-# Association cosignatures on the checkpoint are not checked here (`verify --url` takes
-# no association keys yet); `client balance --association-key` checks them per balance.
+#    The rules are replayed on every entry served, and the operator's signed state note of
+#    the checkpoint's size must hold the replayed state map root.
+# ASSOCIATION_KEYS="VKEY1 VKEY2": the consumer associations' registered verifier keys; the
+# checkpoint audited must then carry WITNESSES (default 1) of their verified cosignatures
+# (`verify --association-key … --witnesses K`), so a view no association has checked is a
+# finding. Without them, the operator's signature alone is checked (said in the report).
 set -euo pipefail
 
 if [[ $# -lt 2 || $# -gt 3 ]]; then
@@ -66,8 +70,22 @@ audited() { sed -n 's/^ *"checkpoint": "\(.*\)",\{0,1\}$/\1/p' "$state" | sed 's
   fi
 } >"$report"
 
+witness_args=()
+for key in ${ASSOCIATION_KEYS:-}; do
+  witness_args+=(--association-key "$key")
+done
+if [[ ${#witness_args[@]} -gt 0 ]]; then
+  witness_args+=(--witnesses "${WITNESSES:-1}")
+  echo "association cosignatures required: ${WITNESSES:-1} of ${ASSOCIATION_KEYS}" >>"$report"
+elif [[ -n "${WITNESSES:-}" && "${WITNESSES}" != 0 ]]; then
+  echo "nightly-audit: WITNESSES=$WITNESSES needs ASSOCIATION_KEYS" >&2
+  exit 2
+else
+  echo "association cosignatures: not required (no ASSOCIATION_KEYS)" >>"$report"
+fi
+
 status=0
-out=$("${bin[@]}" verify --url "$url" --operator-key "$vkey" --state "$state" 2>&1) || status=$?
+out=$("${bin[@]}" verify --url "$url" --operator-key "$vkey" --state "$state" ${witness_args[@]+"${witness_args[@]}"} 2>&1) || status=$?
 if [[ $status -eq 0 ]]; then
   {
     echo "result: PASS"

@@ -6,6 +6,7 @@
 //! - [`log`]: the verifiable log (DSSE envelopes, RFC 6962 Merkle tree, C2SP checkpoints,
 //!   proofs, the file that holds it all). It knows nothing of lessons or HTTP.
 //! - [`limits`]: every size limit, in one place.
+//! - [`net`]: the hardened connection loop the HTTP servers share (timeouts, a cap).
 //! - [`matching`]: the matcher, a pure function; [`runs`]: match runs recorded in the log
 //!   and re-run by the auditor.
 //! - [`api`]: the wire types of the read API (typed balance answers with their state
@@ -25,5 +26,6 @@ pub mod ledger;
 pub mod limits;
 pub mod log;
 pub mod matching;
+pub mod net;
 pub mod runs;
 pub mod witness;

@@ -1,7 +1,9 @@
 //! The operator's scripts, run as an operator runs them: `scripts/backup.sh` and
 //! `scripts/nightly-audit.sh` (bash) against a real `lesson-ledger serve` on loopback,
 //! with real keys and entries. Each script is also shown failing: a backup whose copy was
-//! damaged, and a log that rolled back and then forked between two nightly audits.
+//! damaged, a log that rolled back and then forked between two nightly audits, and a
+//! checkpoint no association cosigned when association keys are given; and `verify
+//! --url` catches a state note the operator re-signed over another root.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -9,12 +11,17 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use lesson_ledger::log::envelope::Envelope;
-use lesson_ledger::log::note::NoteSigner;
+use lesson_ledger::log::note::{cosign, sign_note, NoteSigner, NoteVerifier, SignedCheckpoint};
+use lesson_ledger::log::records::RecordKind;
 use reqwest::blocking::Client;
 use serde_json::json;
 
+use crate::audit::{kinds_and_bodies, rewrite};
 use crate::cli::run;
-use crate::support::{operator_of, register_institution, write_test_association, TEST_ORIGIN};
+use crate::support::{
+    operator_of, register_institution, test_association, write_test_association, TEST_ASSOCIATION,
+    TEST_ORIGIN,
+};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -339,5 +346,143 @@ fn a_nightly_audit_reports_a_log_that_rolled_back_or_forked_since_the_last_night
     assert!(
         last.contains(&evidence.join("\n")),
         "the forked checkpoint is kept as evidence: {last}"
+    );
+}
+
+/// Cosigns the checkpoint `served` serves now as the test association, through
+/// `POST /v1/cosign`, and returns its size.
+fn cosign_served(served: &Served, vkey: &str) -> u64 {
+    let operator = NoteVerifier::from_vkey(vkey).expect("operator vkey");
+    let cp = SignedCheckpoint::parse_and_verify(served.checkpoint().as_bytes(), &operator)
+        .expect("the served checkpoint verifies");
+    let line = cosign(&cp, &test_association(), 1_800_000_000).expect("cosign");
+    let size = cp.checkpoint().size;
+    let response = Client::new()
+        .post(format!("{}/v1/cosign", served.url))
+        .body(json!({"party": TEST_ASSOCIATION, "size": size, "cosignature": line}).to_string())
+        .send()
+        .expect("POST /v1/cosign");
+    assert_eq!(response.status(), 200, "cosign: {:?}", response.text());
+    size
+}
+
+#[test]
+fn a_nightly_audit_with_association_keys_requires_their_cosignature_on_the_checkpoint() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (data, vkey, operator) = new_ledger(tmp.path(), "live");
+    let live = Served::start(&data);
+    post(&live.url, &operator, 0..5);
+    let association = test_association().vkey();
+    let env = [
+        ("ASSOCIATION_KEYS", association.as_str()),
+        ("WITNESSES", "1"),
+    ];
+    let state = tmp.path().join("audit");
+
+    // No association has cosigned this checkpoint: a view nobody checked is a finding.
+    let unwitnessed = script("nightly-audit.sh", &[&live.url, &vkey, s(&state)], &env);
+    assert_eq!(
+        unwitnessed.status.code(),
+        Some(1),
+        "uncosigned: {}",
+        text(&unwitnessed)
+    );
+    assert!(
+        String::from_utf8_lossy(&unwitnessed.stderr)
+            .contains("0 verified association cosignatures, 1 required"),
+        "{}",
+        text(&unwitnessed)
+    );
+    assert!(
+        !state.join("state.json").exists(),
+        "a finding never moves the state on"
+    );
+
+    // Once the association has cosigned it, the same audit passes.
+    assert_eq!(cosign_served(&live, &vkey), 6);
+    let witnessed = script("nightly-audit.sh", &[&live.url, &vkey, s(&state)], &env);
+    assert!(witnessed.status.success(), "cosigned: {}", text(&witnessed));
+    let report = fs::read_dir(state.join("reports"))
+        .expect("reports")
+        .map(|e| fs::read_to_string(e.expect("report").path()).expect("report"))
+        .find(|r| r.contains("result: PASS"))
+        .expect("a passing report");
+    assert!(
+        report.contains("at least 1 verified association cosignature"),
+        "{report}"
+    );
+
+    // Two cosignatures required of one association key: a usage error, not a pass.
+    let two = [
+        ("ASSOCIATION_KEYS", association.as_str()),
+        ("WITNESSES", "2"),
+    ];
+    let impossible = script("nightly-audit.sh", &[&live.url, &vkey, s(&state)], &two);
+    assert_ne!(impossible.status.code(), Some(0), "{}", text(&impossible));
+}
+
+#[test]
+fn verify_url_catches_a_state_note_whose_root_was_altered_and_re_signed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (data, vkey, operator) = new_ledger(tmp.path(), "live");
+    {
+        let live = Served::start(&data);
+        post(&live.url, &operator, 0..4);
+        post(&live.url, &operator, 4..9);
+        // The note of each batch, as stored; none where no batch ended.
+        let get = |path: &str| {
+            Client::new()
+                .get(format!("{}{path}", live.url))
+                .send()
+                .expect("GET")
+        };
+        let note = get("/v1/state-notes/10");
+        assert_eq!(note.status(), 200);
+        let note = note.text().expect("text");
+        assert!(note.starts_with("lesson-ledger/state-map/v1\nlessons.example/test\n10\n"));
+        assert_eq!(get("/v1/state-notes/5").status(), 200);
+        for (path, status) in [
+            ("/v1/state-notes/3", 404),
+            ("/v1/state-notes/0", 404),
+            ("/v1/state-notes/11", 404),
+            ("/v1/state-notes/+5", 400),
+        ] {
+            assert_eq!(get(path).status(), status, "{path}");
+        }
+        let clean = run(&["verify", "--url", &live.url, "--operator-key", &vkey]);
+        assert!(clean.status.success(), "clean: {}", text(&clean));
+        assert!(
+            String::from_utf8_lossy(&clean.stdout).contains("state note of size 10"),
+            "{}",
+            text(&clean)
+        );
+    }
+    // The operator signs another root for the last batch; the log itself is untouched.
+    let mut recs = kinds_and_bodies(&data);
+    let last = (0..recs.len())
+        .rfind(|&i| recs[i].0 == RecordKind::StateNote)
+        .expect("a state note");
+    let text_of = std::str::from_utf8(&recs[last].1)
+        .expect("utf-8")
+        .to_owned();
+    let body = &text_of[..text_of.find("\n\n").expect("a signed note") + 1];
+    let mut lines: Vec<String> = body.lines().map(str::to_owned).collect();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut root = b64.decode(&lines[3]).expect("base64 root");
+    root[0] ^= 0x80;
+    lines[3] = b64.encode(root);
+    let forged = sign_note(&(lines.join("\n") + "\n"), &operator).expect("sign");
+    recs[last].1 = forged.into_bytes();
+    rewrite(&data, &recs);
+
+    let tampered = Served::start(&data);
+    let caught = run(&["verify", "--url", &tampered.url, "--operator-key", &vkey]);
+    assert_eq!(caught.status.code(), Some(1), "{}", text(&caught));
+    let said = String::from_utf8_lossy(&caught.stderr);
+    assert!(
+        said.contains("the state note of size 10") && said.contains("the replay gives"),
+        "{}",
+        text(&caught)
     );
 }

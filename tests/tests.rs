@@ -37,3 +37,4 @@ mod submission;
 mod tidy;
 mod web;
 mod witness;
+mod witness_limits;

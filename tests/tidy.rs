@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 /// The top-level modules of `src/`, lowest layer first. A module may import only the
 /// modules before it in this list (ARCHITECTURE.md, "Invariants").
 const LAYERS: &[&str] = &[
-    "limits", "log", "witness", "ledger", "matching", "runs", "api", "http", "client", "web",
-    "demo", "cli",
+    "limits", "net", "log", "witness", "ledger", "matching", "runs", "api", "http", "client",
+    "web", "demo", "cli",
 ];
 
 /// Imports that point up a layer today, each with the issue that removes it. The list may
@@ -28,7 +28,7 @@ const FUNCTION_LINES_MAX: usize = 70;
 
 /// Functions longer than [`FUNCTION_LINES_MAX`] today, as `path::name`. Only shrinks.
 const LONG_FUNCTIONS_KNOWN: &[&str] = &[
-    "src/client/mod.rs::audit_visiting",
+    "src/client/audit.rs::audit_required",
     "src/demo/audit.rs::check_students",
     "src/demo/audit.rs::run",
     "src/demo/clock.rs::run",

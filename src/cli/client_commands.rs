@@ -1,19 +1,21 @@
 //! The client commands: `client submit`, `client balance`, and `verify --url` (a remote
 //! audit); see [`crate::client`].
 
-use std::path::Path;
-
 use serde_json::json;
 
 use super::input::read_envelopes;
-use super::{CliError, ClientBalanceArgs, ClientCommand, ClientPreferencesArgs, ClientSubmitArgs};
+use super::{
+    CliError, ClientBalanceArgs, ClientCommand, ClientPreferencesArgs, ClientSubmitArgs, VerifyArgs,
+};
 use crate::api::{AllocationAnswer, BalanceAnswer, ClaimAnswer, PledgeAnswer, StudentAnswer};
 use crate::client::{
-    audit, preferences_envelope, preferences_id, verify_receipt, Client, ProvenObjects, Trust,
+    audit_visiting, audit_witnessed, preferences_envelope, preferences_id, verify_receipt, Client,
+    ProvenObjects, Trust,
 };
 use crate::ledger::payload::ClaimPreferencesSet;
 use crate::log::envelope::Envelope;
 use crate::log::note::NoteVerifier;
+use crate::runs::replay::Replayer;
 
 /// Runs a `client` subcommand.
 ///
@@ -101,13 +103,7 @@ fn submit(args: ClientSubmitArgs) -> Result<(), CliError> {
 fn balance(args: ClientBalanceArgs) -> Result<(), CliError> {
     let client = Client::new(&args.url)?;
     let operator = client.operator(args.operator_key.as_deref())?;
-    let mut associations = Vec::with_capacity(args.association_keys.len());
-    for vkey in &args.association_keys {
-        associations.push(
-            NoteVerifier::from_vkey(vkey)
-                .map_err(|e| CliError::Usage(format!("--association-key {vkey}: {e}")))?,
-        );
-    }
+    let associations = association_verifiers(&args.association_keys)?;
     if args.witnesses == 0 {
         eprintln!("warning: --witnesses 0 trusts the operator's signature alone");
     }
@@ -176,27 +172,65 @@ fn without_proofs(value: &mut serde_json::Value) {
     }
 }
 
-/// `verify --url URL [--state FILE]`.
+/// The association keys given on the command line, as verifiers.
+fn association_verifiers(vkeys: &[String]) -> Result<Vec<NoteVerifier>, CliError> {
+    vkeys
+        .iter()
+        .map(|vkey| {
+            NoteVerifier::from_vkey(vkey)
+                .map_err(|e| CliError::Usage(format!("--association-key {vkey}: {e}")))
+        })
+        .collect()
+}
+
+/// `verify --url URL [--state FILE] [--operator-key VKEY] [--association-key VKEY…]
+/// [--witnesses K]`: the remote audit, the rules replayed on every entry served and the
+/// operator's signed state note of the checkpoint's size compared with the replayed
+/// state map root; with association keys, the checkpoint must carry K of their
+/// cosignatures.
 ///
 /// # Errors
 /// [`CliError::Client`]; a verification failure exits 1.
-pub fn verify_remote(
-    url: &str,
-    operator_key: Option<&str>,
-    state: Option<&Path>,
-) -> Result<(), CliError> {
+pub fn verify_remote(url: &str, args: &VerifyArgs) -> Result<(), CliError> {
     let client = Client::new(url)?;
-    let report = audit(&client, operator_key, state)?;
+    let associations = association_verifiers(&args.association_keys)?;
+    let witnesses = args
+        .witnesses
+        .unwrap_or(usize::from(!associations.is_empty()));
+    let state = args.state.as_deref();
+    let mut replayer = Replayer::new();
+    let report = if witnesses == 0 {
+        audit_visiting(
+            &client,
+            args.operator_key.as_deref(),
+            state,
+            &mut replayer,
+            &|_, _| {},
+        )?
+    } else {
+        let operator = client.operator(args.operator_key.as_deref())?;
+        let trust = Trust::witnessed(operator, associations, witnesses, None)
+            .map_err(|e| CliError::Usage(format!("{e} (give --association-key)")))?;
+        audit_witnessed(&client, &trust, state, &mut replayer, &|_, _| {})?
+    };
+    // One line, so that scripts reading its first or its last line both get it all.
+    let witnessed = match witnesses {
+        0 => String::new(),
+        k => format!("; at least {k} verified association cosignature(s)"),
+    };
     let consistency = match report.consistent_with {
         Some(m) => format!("; consistent with the checkpoint of size {m} verified before"),
         None => String::new(),
     };
     println!(
-        "ok: {} entries, {} signatures verified; origin {}; root {}{consistency}",
+        "ok: {} entries, {} signatures verified; origin {}; root {}; rules replayed ({} objects), state map root {} as in the state note of size {}{witnessed}{consistency}",
         report.size,
         report.signatures,
         report.origin,
-        report.root.to_base64()
+        report.root.to_base64(),
+        replayer.state().len(),
+        crate::ledger::units::hex(&replayer.state().root()),
+        report.size,
     );
     Ok(())
 }

@@ -47,11 +47,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Proof(ProofCommand::Consistency(args)) => log_commands::consistency(args),
         Command::Verify(args) => match (args.data.clone(), &args.url) {
             (Some(data), _) => log_commands::verify_data(&data, args),
-            (None, Some(url)) => client_commands::verify_remote(
-                url,
-                args.operator_key.as_deref(),
-                args.state.as_deref(),
-            ),
+            (None, Some(url)) => client_commands::verify_remote(url, &args),
             (None, None) => Err(CliError::Usage("--data or --url is required".into())),
         },
         Command::Balance(args) => ledger_commands::balance(args),
@@ -470,6 +466,15 @@ pub struct VerifyArgs {
     /// A signed checkpoint obtained earlier (e.g. from a receipt) that the log must contain.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
+    /// Remote audit: a consumer association's registered verifier key whose
+    /// cosignature on the checkpoint audited counts (repeat for several).
+    #[arg(long = "association-key", value_name = "VKEY", requires = "url")]
+    pub association_keys: Vec<String>,
+    /// Remote audit: how many of those associations' cosignatures the checkpoint must
+    /// carry (default 1 when association keys are given, else 0: the operator's
+    /// signature alone).
+    #[arg(long, value_name = "K", requires = "url")]
+    pub witnesses: Option<usize>,
 }
 
 /// Why a command failed.

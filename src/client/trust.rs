@@ -98,9 +98,19 @@ impl Trust {
     pub fn checkpoint(&self, text: &[u8]) -> Result<SignedCheckpoint, ClientError> {
         let cp = SignedCheckpoint::parse_and_verify(text, &self.operator)
             .map_err(|e| failed(format!("the checkpoint does not verify: {e}")))?;
+        self.cosigned(&cp)?;
+        Ok(cp)
+    }
+
+    /// Checks that `cp` carries verified cosignatures of at least `witnesses_min` of
+    /// the associations (its operator signature is checked by the caller).
+    ///
+    /// # Errors
+    /// [`ClientError::Verification`] naming how many are missing.
+    pub fn cosigned(&self, cp: &SignedCheckpoint) -> Result<(), ClientError> {
         let mut witnesses = BTreeSet::new();
         for association in &self.associations {
-            if verify_cosignature(&cp, association).is_ok() {
+            if verify_cosignature(cp, association).is_ok() {
                 witnesses.insert(association.to_vkey());
             }
         }
@@ -112,7 +122,7 @@ impl Trust {
                 self.witnesses_min
             )));
         }
-        Ok(cp)
+        Ok(())
     }
 
     /// Checks that `seen` (checkpoints accepted in this order) and the one remembered

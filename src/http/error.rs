@@ -92,6 +92,7 @@ impl ApiError {
                 "tile" => "tile_not_found",
                 "party" => "party_not_found",
                 "lesson" => "lesson_not_found",
+                "state note" => "state_note_not_found",
                 _ => "not_found",
             },
             ApiError::Unauthorized { .. } => "unauthorized",

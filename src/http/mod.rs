@@ -22,6 +22,7 @@
 //! | `GET /v1/proofs/inclusion?index=&size=` | RFC 9162 inclusion proof |
 //! | `GET /v1/proofs/consistency?from=&to=` | RFC 9162 consistency proof |
 //! | `GET /v1/log` | origin, operator key, genesis parameters |
+//! | `GET /v1/state-notes/{size}` | the signed state note of the batch that ended at `size` ([`reads`]) |
 //! | `GET /healthz` | liveness of the writer |
 //! | `GET /v1/claims/{id}`, `/v1/pledges/{id}`, `/v1/allocations/{id}`, `/v1/students/{ref}` | a balance with its entries and their proofs ([`balances`]) |
 //! | `GET /v1/pool`, `/v1/institutions/{id}/report` | pool totals, a closed institution's liability |
@@ -61,7 +62,6 @@ pub mod metrics;
 pub mod operator;
 pub mod reads;
 pub mod sequencer;
-pub mod serve;
 pub mod tiles;
 pub mod web;
 pub mod witnesses;
@@ -115,6 +115,18 @@ pub struct ServerConfig {
     pub balance_page_entries: usize,
     /// The tlog-witnesses each new checkpoint is submitted to ([`witnesses`]).
     pub witnesses: Vec<witnesses::WitnessTarget>,
+}
+
+impl ServerConfig {
+    /// The limits of the shared connection loop ([`crate::net`]).
+    pub fn connection_limits(&self) -> crate::net::ConnectionLimits {
+        crate::net::ConnectionLimits {
+            header_timeout: self.header_timeout,
+            write_timeout: self.write_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            connections_max: self.connections_max,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -265,6 +277,7 @@ fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/v1/proofs/consistency", get(reads::get_consistency)),
         ("GET", "/v1/log", get(reads::get_log)),
         ("GET", "/checkpoint", get(reads::get_checkpoint)),
+        ("GET", "/v1/state-notes/{size}", get(reads::get_state_note)),
         ("GET", "/healthz", get(reads::get_healthz)),
         ("GET", "/v1/claims/{id}", get(balances::get_claim)),
         ("GET", "/v1/pledges/{id}", get(balances::get_pledge)),
@@ -478,7 +491,7 @@ pub async fn run(
     let submitters = witnesses::spawn(&state, &config.witnesses);
     let router = app(state, &config);
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
-    serve::serve(listener, router, &config, shutdown).await;
+    crate::net::serve(listener, router, &config.connection_limits(), shutdown).await;
     // The witness submitters hold the ledger: stop them before it is closed.
     for task in submitters {
         task.abort();

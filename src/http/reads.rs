@@ -112,6 +112,32 @@ pub async fn get_checkpoint(State(app): State<AppState>) -> Result<Response, Api
     Ok(response)
 }
 
+/// `GET /v1/state-notes/{size}`: the operator's signed state note of the batch that
+/// ended at `size`, as stored (`text/plain`), so that a remote auditor who replays the
+/// log can compare the state map root the operator signed at that size.
+///
+/// # Errors
+/// `malformed_index` (400); `state_note_not_found` (404) when no batch ended there.
+pub async fn get_state_note(
+    State(app): State<AppState>,
+    axum::extract::Path(size): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let size = super::entries::parse_index(&size)?;
+    let note = app
+        .read(move |ledger| ledger.log().state_note_at(size).map_err(ApiError::internal))
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            what: "state note",
+            id: size.to_string(),
+        })?;
+    let mut response = (StatusCode::OK, note).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(response)
+}
+
 /// An inclusion proof as served.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -10,6 +10,10 @@
 //! Errors are `text/plain`, `<code>: <detail>`; a `409` is the held size alone, as
 //! `text/x.tlog.size`. Bodies are capped at [`ADD_CHECKPOINT_BYTES_MAX`] before anything
 //! is parsed; a request's check and fsync run on the blocking pool.
+//!
+//! Connections go through the ledger's own hardened loop ([`crate::net::serve`]): a
+//! header timeout, a write timeout, a cap on open connections and a bounded shutdown,
+//! so an anonymous client cannot hold an association's witness open (slowloris).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,6 +28,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+
+use crate::net::ConnectionLimits;
 
 use super::protocol::{ADD_CHECKPOINT_BYTES_MAX, SIZE_CONTENT_TYPE};
 use super::{Witness, WitnessError};
@@ -129,33 +135,43 @@ async fn split_views(State(witness): State<Arc<Witness>>) -> Response {
     }
 }
 
-/// Serves `witness` on `listener` until `shutdown` resolves.
-///
-/// # Errors
-/// I/O of the accept loop.
+/// Serves `witness` on `listener` under `limits` until `shutdown` resolves, then drains
+/// the open connections for at most the shutdown deadline.
 pub async fn run(
     witness: Arc<Witness>,
     listener: tokio::net::TcpListener,
+    limits: &ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app(witness))
-        .with_graceful_shutdown(shutdown)
-        .await
+) {
+    crate::net::serve(listener, app(witness), limits, shutdown).await;
 }
 
 /// A witness serving on its own thread and runtime (the tests', and the CLI's).
 pub struct WitnessServer {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl WitnessServer {
-    /// Binds `addr` (port 0 picks one) and serves `witness`.
+    /// Binds `addr` (port 0 picks one) and serves `witness` under the default
+    /// [`ConnectionLimits`].
     ///
     /// # Errors
     /// Binding; runtime creation.
     pub fn start(witness: Witness, addr: SocketAddr) -> std::io::Result<WitnessServer> {
+        WitnessServer::start_with(witness, addr, ConnectionLimits::default())
+    }
+
+    /// [`WitnessServer::start`] under `limits`.
+    ///
+    /// # Errors
+    /// Binding; runtime creation.
+    pub fn start_with(
+        witness: Witness,
+        addr: SocketAddr,
+        limits: ConnectionLimits,
+    ) -> std::io::Result<WitnessServer> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -168,15 +184,20 @@ impl WitnessServer {
         let thread = std::thread::Builder::new()
             .name("witness-main".into())
             .spawn(move || {
-                runtime.block_on(run(witness, listener, async move {
+                runtime.block_on(run(witness, listener, &limits, async move {
                     let _ = stopped.await;
-                }))
+                }));
             })?;
         Ok(WitnessServer {
             addr,
             stop: Some(stop),
             thread: Some(thread),
         })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// The base URL, `http://ADDR` (both prefixes).
@@ -212,7 +233,7 @@ impl WitnessServer {
         match self.thread.take() {
             Some(t) => t
                 .join()
-                .map_err(|_| std::io::Error::other("the witness thread panicked"))?,
+                .map_err(|_| std::io::Error::other("the witness thread panicked")),
             None => Ok(()),
         }
     }

@@ -195,6 +195,34 @@ impl Log {
         Ok((out, None))
     }
 
+    /// The signed state note committed with the batch that ended at `size`, as stored
+    /// in `log.dat` (its record follows the batch's last leaf); `None` when no batch
+    /// ended there (or for size 0, and past the log's size).
+    ///
+    /// # Errors
+    /// Read faults; a record that fails its checksum.
+    pub fn state_note_at(&self, size: u64) -> Result<Option<String>, LogError> {
+        if size == 0 || size > self.size() {
+            return Ok(None);
+        }
+        let offset = leaf_offset(&self.offsets, size - 1)?;
+        let mut records = self.records.iter(offset, self.records.len())?;
+        match records.next().transpose()? {
+            Some(last) if last.kind == RecordKind::Leaf => {}
+            _ => {
+                return Err(LogError::Derived {
+                    reason: format!("offset of entry {} points at a non-leaf record", size - 1),
+                })
+            }
+        }
+        Ok(match records.next().transpose()? {
+            Some(next) if next.kind == RecordKind::StateNote => {
+                Some(String::from_utf8_lossy(&next.body).into_owned())
+            }
+            _ => None,
+        })
+    }
+
     fn check_index(&self, index: u64) -> Result<(), LogError> {
         if index >= self.size() {
             return Err(LogError::OutOfRange {

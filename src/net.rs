@@ -1,17 +1,25 @@
-//! The connection loop: what `axum::serve` does not bound (issue 11, item 5).
+//! The hardened connection loop every HTTP server of the crate uses (the ledger's
+//! `http` service and the association's `witness`): what `axum::serve` does not bound
+//! (issue 11, item 5; issue 14 for the witness).
 //!
-//! - at most [`ServerConfig::connections_max`] connections are open; the loop stops
+//! - at most [`ConnectionLimits::connections_max`] connections are open; the loop stops
 //!   accepting while they are all taken, so more wait in the kernel's backlog and file
 //!   descriptors never run out (`accept` failing would stop `/healthz` too);
-//! - a client has [`ServerConfig::header_timeout`] to send a request's headers, and the
-//!   same to start its next request on a kept-alive connection (hyper's header-read
+//! - a client has [`ConnectionLimits::header_timeout`] to send a request's headers, and
+//!   the same to start its next request on a kept-alive connection (hyper's header-read
 //!   timer starts whenever the connection waits for a request head): a half-sent
 //!   request, or an idle connection, is closed then;
-//! - each write of a response may wait [`ServerConfig::write_timeout`] for a client that
-//!   does not read ([`WriteDeadline`]); then the connection is dropped;
+//! - each write of a response may wait [`ConnectionLimits::write_timeout`] for a client
+//!   that does not read ([`WriteDeadline`]); then the connection is dropped;
 //! - on shutdown the listener is closed, every connection is told to finish its request
-//!   and close, and those still open after [`ServerConfig::shutdown_timeout`] are
+//!   and close, and those still open after [`ConnectionLimits::shutdown_timeout`] are
 //!   dropped: a slow client cannot hold the server (or SIGTERM) hostage.
+//!
+//! Bodies and whole requests are bounded by each router's own layers (a body cap and a
+//! body timeout), since only the router knows its largest request.
+//!
+//! It sits just above [`crate::limits`] and below everything else: it knows nothing of
+//! the ledger or the log, only sockets, hyper and a [`Router`].
 //!
 //! Architecture invariant: no ledger lock is held here; handlers build a bounded body
 //! under the lock and release it before the body is written to the socket.
@@ -32,20 +40,45 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Sleep;
 
-use super::ServerConfig;
+/// What one connection, and all of them together, may cost the server.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Longest the client may take to send a request's headers, or to start its next
+    /// request on an idle kept-alive connection; then the connection is closed.
+    pub header_timeout: Duration,
+    /// Longest one write of a response may wait for a client that does not read.
+    pub write_timeout: Duration,
+    /// Longest a shutdown waits for open connections before closing them.
+    pub shutdown_timeout: Duration,
+    /// Most connections open at once; more wait in the kernel's backlog.
+    pub connections_max: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        use crate::limits as l;
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(l::HEADER_SECONDS_MAX),
+            write_timeout: Duration::from_secs(l::WRITE_SECONDS_MAX),
+            shutdown_timeout: Duration::from_secs(l::SHUTDOWN_SECONDS_MAX),
+            connections_max: l::CONNECTIONS_MAX,
+        }
+    }
+}
 
 /// Pause after `accept` fails (out of file descriptors, say), so the loop does not spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains the open
 /// connections for at most the shutdown deadline.
-pub(super) async fn serve(
+pub async fn serve(
     listener: TcpListener,
     router: Router,
-    config: &ServerConfig,
+    config: &ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let slots = Arc::new(Semaphore::new(config.connections_max));
+    // A cap of 0 would never accept: one connection at least.
+    let slots = Arc::new(Semaphore::new(config.connections_max.max(1)));
     let (closing, closing_seen) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -101,7 +134,7 @@ async fn drain(mut connections: JoinSet<()>, deadline: Duration) {
 async fn connection(
     stream: TcpStream,
     router: Router,
-    config: ServerConfig,
+    config: ConnectionLimits,
     _slot: OwnedSemaphorePermit,
     mut closing: watch::Receiver<bool>,
 ) {
