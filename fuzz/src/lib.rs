@@ -153,7 +153,7 @@ pub mod seeds {
         let state = StateNote {
             origin: "lessons.example/fuzz".into(),
             size: 4,
-            digest: [0x5a; 32],
+            root: [0x5a; 32],
         };
         let notes = [
             ("checkpoint", checkpoint.text()),
