@@ -31,15 +31,9 @@ usage() {
 }
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -n "${LEDGER_BIN:-}" ]]; then
-  bin=("$LEDGER_BIN")
-elif [[ -x "$root/target/release/lesson-ledger" ]]; then
-  bin=("$root/target/release/lesson-ledger")
-elif [[ -x "$root/target/debug/lesson-ledger" ]]; then
-  bin=("$root/target/debug/lesson-ledger")
-else
-  bin=(cargo run --quiet --release --manifest-path "$root/Cargo.toml" --)
-fi
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
+ledger_bin "$root"
 
 [[ -n "${OPERATOR_KEY:-}" ]] || { echo "backup: OPERATOR_KEY (the operator's verifier key, obtained independently) is required" >&2; usage; }
 case "${1:-}" in

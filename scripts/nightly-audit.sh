@@ -35,15 +35,9 @@ vkey=$2
 state_dir=${3:-./nightly-audit}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -n "${LEDGER_BIN:-}" ]]; then
-  bin=("$LEDGER_BIN")
-elif [[ -x "$root/target/release/lesson-ledger" ]]; then
-  bin=("$root/target/release/lesson-ledger")
-elif [[ -x "$root/target/debug/lesson-ledger" ]]; then
-  bin=("$root/target/debug/lesson-ledger")
-else
-  bin=(cargo run --quiet --release --manifest-path "$root/Cargo.toml" --)
-fi
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
+ledger_bin "$root"
 
 mkdir -p "$state_dir/reports"
 stamp=$(date -u +%Y-%m-%dT%H%M%S.%3NZ)
