@@ -24,7 +24,10 @@ fn proven<T: Object>(ledger: &Ledger, id: &str) -> (T, StateProof) {
     let object: T = get_object(ledger.state(), id)
         .expect("query")
         .expect("object");
-    let proof = ledger.state().prove(&Key::new(T::TABLE, id));
+    let proof = ledger
+        .state()
+        .prove(&Key::new(T::TABLE, id))
+        .expect("proof");
     (object, proof)
 }
 

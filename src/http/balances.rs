@@ -256,9 +256,15 @@ pub(super) fn evidence(app: &AppState, ledger: &Ledger) -> Result<(String, Strin
 }
 
 /// `object` with its proof against the current state map root.
-pub(super) fn proven<T: Object>(ledger: &Ledger, object: T) -> Proven<T> {
-    let proof = ledger.state().prove(&Key::new(T::TABLE, object.id()));
-    Proven { object, proof }
+///
+/// # Errors
+/// The state map's nodes could not be read (internal fault).
+pub(super) fn proven<T: Object>(ledger: &Ledger, object: T) -> Result<Proven<T>, ApiError> {
+    let proof = ledger
+        .state()
+        .prove(&Key::new(T::TABLE, object.id()))
+        .map_err(ApiError::internal)?;
+    Ok(Proven { object, proof })
 }
 
 /// Object `id` of its table, or a 404 carrying the proof that there is none.
@@ -280,7 +286,10 @@ pub(super) fn find<T: Object>(
         absence: Box::new(Absence {
             table: T::TABLE.name().to_owned(),
             id: id.to_owned(),
-            proof: ledger.state().prove(&Key::new(T::TABLE, id)),
+            proof: ledger
+                .state()
+                .prove(&Key::new(T::TABLE, id))
+                .map_err(ApiError::internal)?,
             state_note,
             checkpoint,
         }),
@@ -297,7 +306,7 @@ fn named<T: Object>(ledger: &Ledger, ids: &[Id]) -> Result<Vec<Proven<T>>, ApiEr
                 .ok_or_else(|| {
                     ApiError::internal(format!("{} {id} is named but absent", T::TABLE.name()))
                 })?;
-            Ok(proven(ledger, object))
+            proven(ledger, object)
         })
         .collect()
 }
@@ -319,7 +328,7 @@ pub async fn get_claim(
         let (state_note, checkpoint) = evidence(&state, ledger)?;
         let (entries, next) = page(&state, ledger, claim.entries.clone(), page_query.from)?;
         let answer = ClaimAnswer {
-            claim: proven(ledger, claim),
+            claim: proven(ledger, claim)?,
             state_note,
             checkpoint,
             entries: Vec::new(),
@@ -348,7 +357,7 @@ pub async fn get_pledge(
         let (state_note, checkpoint) = evidence(&state, ledger)?;
         let (entries, next) = page(&state, ledger, pledge.entries.clone(), page_query.from)?;
         let answer = PledgeAnswer {
-            pledge: proven(ledger, pledge),
+            pledge: proven(ledger, pledge)?,
             state_note,
             checkpoint,
             entries: Vec::new(),
@@ -377,7 +386,7 @@ pub async fn get_allocation(
         let (state_note, checkpoint) = evidence(&state, ledger)?;
         let (entries, next) = page(&state, ledger, allocation.entries.clone(), page_query.from)?;
         let answer = AllocationAnswer {
-            allocation: proven(ledger, allocation),
+            allocation: proven(ledger, allocation)?,
             state_note,
             checkpoint,
             entries: Vec::new(),
@@ -416,7 +425,7 @@ pub async fn get_student(
             .collect();
         let (entries, next) = page(&state, ledger, indexes, page_query.from)?;
         let answer = StudentAnswer {
-            student: proven(ledger, index),
+            student: proven(ledger, index)?,
             claims,
             allocations,
             state_note,
@@ -444,7 +453,7 @@ pub async fn get_pool(State(app): State<AppState>) -> Result<Json<PoolAnswer>, A
             })?;
         let (state_note, checkpoint) = evidence(&state, ledger)?;
         Ok(PoolAnswer {
-            pool: proven(ledger, pool),
+            pool: proven(ledger, pool)?,
             state_note,
             checkpoint,
         })
@@ -472,8 +481,8 @@ pub async fn get_institution_report(
             .ok_or_else(|| ApiError::internal(format!("liability of unknown party {id}")))?;
         let (state_note, checkpoint) = evidence(&state, ledger)?;
         Ok(InstitutionAnswer {
-            liability: proven(ledger, liability),
-            institution: proven(ledger, party),
+            liability: proven(ledger, liability)?,
+            institution: proven(ledger, party)?,
             state_note,
             checkpoint,
         })
