@@ -6,7 +6,8 @@
 //! phase and of each library read measurement (default 5);
 //! `LEDGER_BENCH_HTTP_STUDENTS` the students behind the balance reads (default 2,000,
 //! each with two claims and an allocation on each); `LEDGER_BENCH_HTTP_CLIENT_THREADS`
-//! the load generator's runtime threads (default 1).
+//! the load generator's runtime threads (default 1); `LEDGER_BENCH_HTTP_ANSWER_CACHE=0`
+//! serves every balance answer made anew (no answer cache), the figure to compare with.
 //!
 //! First the machine's own limit: strict Ed25519 verifications a second on all cores,
 //! and so the most entries of two signatures (what every POST here carries) the machine
@@ -18,9 +19,11 @@
 //! HTTP: single-entry POSTs over 64 keep-alive connections (entries/s, p50, p99), of
 //! registrations (two signatures) and of pledges (one, by a known key);
 //! batched POSTs (256 per request, 8 connections, judged against the mean of the
-//! library's rate before and after); GET inclusion proofs, claim and student balances,
-//! entries and the
-//! checkpoint, over 64 connections. Targets (issue 4): single ≥ 20,000 entries/s with
+//! library's rate before and after); GET the checkpoint (first: the cheapest answer, the
+//! machine's limit every other read is printed against), inclusion proofs, claim and
+//! student balances and entries, over 64 connections. A balance read again between two
+//! batches is served from the server's answer cache (`src/http/balances/cache.rs`); the
+//! library's figure is the cost of making it. Targets (issue 4): single ≥ 20,000 entries/s with
 //! p99 < 25 ms; batched ≥ 80% of the library's rate; proofs and balances ≥ 30,000 req/s.
 //!
 //! The load generator shares the two cores with the server, so every HTTP phase also
@@ -735,8 +738,17 @@ fn writer_line(before: (f64, f64, f64), after: (f64, f64, f64), wall: Duration) 
     )
 }
 
-fn print_get(label: &str, phase: &Phase, library: Option<LibraryRate>) {
+/// Prints a GET phase: its rate against the target, and against `floor`, the rate of
+/// `GET /checkpoint` measured in the same run — the cheapest answer the server gives, so
+/// the most requests a second this machine serves over HTTP whatever the handler does.
+fn print_get(label: &str, phase: &Phase, library: Option<LibraryRate>, floor: Option<f64>) {
     let rate = phase.rate();
+    let floor = floor.map_or(String::new(), |f| {
+        format!(
+            " = {:.0}% of GET /checkpoint's {f:.0}/s (this machine's limit)",
+            100.0 * rate / f
+        )
+    });
     let library = library.map_or(String::new(), |l| {
         format!(
             "; server CPU a request {:.2}x the library's ({:.1} µs)",
@@ -745,7 +757,7 @@ fn print_get(label: &str, phase: &Phase, library: Option<LibraryRate>) {
         )
     });
     println!(
-        "{label:<44} {rate:>8.0} req/s = {:.2}x target; p50 {:.2?}, p99 {:.2?}; {}{library}",
+        "{label:<44} {rate:>8.0} req/s = {:.2}x target{floor}; p50 {:.2?}, p99 {:.2?}; {}{library}",
         rate / GET_TARGET,
         percentile(&phase.latencies, 0.5),
         percentile(&phase.latencies, 0.99),
@@ -838,12 +850,27 @@ fn main() {
             post_request(&format!("{{\"entries\":[{}]}}", parts.join(",")))
         })
         .collect();
-    let server = Server::start(
-        ledger,
-        "127.0.0.1:0".parse().expect("addr"),
-        ServerConfig::default(),
-    )
-    .expect("server");
+    // `LEDGER_BENCH_HTTP_ANSWER_CACHE=0`: every balance answer made anew, as before the
+    // answer cache (the figure it is compared with).
+    let answer_cache = env_or("LEDGER_BENCH_HTTP_ANSWER_CACHE", 1) != 0;
+    let config = ServerConfig {
+        answer_cache_bytes_max: if answer_cache {
+            ServerConfig::default().answer_cache_bytes_max
+        } else {
+            0
+        },
+        ..ServerConfig::default()
+    };
+    println!(
+        "balance answers {}",
+        if answer_cache {
+            "kept between batches (the answer cache)"
+        } else {
+            "made anew on every request (LEDGER_BENCH_HTTP_ANSWER_CACHE=0)"
+        }
+    );
+    let server =
+        Server::start(ledger, "127.0.0.1:0".parse().expect("addr"), config).expect("server");
     let addr = server.addr();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(client_threads)
@@ -933,6 +960,12 @@ fn main() {
     type PathOf = Box<dyn Fn(u64) -> String + Send + Sync>;
     let reads: [(&str, &str, PathOf, Option<usize>); 5] = [
         (
+            "checkpoint",
+            "GET /checkpoint",
+            Box::new(|_| "/checkpoint".to_owned()),
+            None,
+        ),
+        (
             "proofs",
             "GET /v1/proofs/inclusion",
             Box::new(move |i| format!("/v1/proofs/inclusion?index={}", i % size)),
@@ -956,17 +989,16 @@ fn main() {
             Box::new(move |i| format!("/v1/entries/{}", i % size)),
             None,
         ),
-        (
-            "checkpoint",
-            "GET /checkpoint",
-            Box::new(|_| "/checkpoint".to_owned()),
-            None,
-        ),
     ];
+    // `GET /checkpoint` first: every other read is set against its rate.
+    let mut floor = None;
     for (name, label, path, library) in reads {
         if wanted(name) {
             let phase = rt.block_on(get_for(addr, secs, path));
-            print_get(label, &phase, library.and_then(library_of));
+            print_get(label, &phase, library.and_then(library_of), floor);
+            if name == "checkpoint" {
+                floor = Some(phase.rate());
+            }
         }
     }
     drop(rt);

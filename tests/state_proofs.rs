@@ -10,9 +10,9 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::thread::JoinHandle;
 
-use lesson_ledger::api::{AllocationAnswer, ClaimAnswer, StudentAnswer};
+use lesson_ledger::api::{AllocationAnswer, ClaimAnswer, PledgeAnswer, StudentAnswer};
 use lesson_ledger::client::proofs::{check_absence, state_root};
-use lesson_ledger::client::{Client as LedgerClient, ClientError};
+use lesson_ledger::client::{Client as LedgerClient, ClientError, Trust};
 use lesson_ledger::ledger::Table;
 use lesson_ledger::log::note::{sign_note, SignedCheckpoint};
 use serde_json::{json, Value};
@@ -31,26 +31,31 @@ struct LyingServer {
 
 impl LyingServer {
     fn serve(body: &Value) -> LyingServer {
+        LyingServer::serve_status("200 OK", "application/json", body)
+    }
+
+    /// Answers with `status` (e.g. `404 Not Found`) and `body`.
+    fn serve_status(status: &str, content_type: &str, body: &Value) -> LyingServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let body = body.to_string().into_bytes();
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
         let thread = std::thread::spawn(move || {
             for stream in listener.incoming().take(LIES_MAX) {
                 let Ok(mut stream) = stream else { return };
                 // Read the request head (a GET has no body).
-                let mut head = Vec::new();
+                let mut request = Vec::new();
                 let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                    head.push(byte[0]);
+                while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    request.push(byte[0]);
                 }
-                if head.is_empty() {
+                if request.is_empty() {
                     return; // the stop signal
                 }
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = stream.write_all(reply.as_bytes());
+                let _ = stream.write_all(head.as_bytes());
                 let _ = stream.write_all(&body);
             }
         });
@@ -72,7 +77,7 @@ impl Drop for LyingServer {
 }
 
 /// The donor proposes lesson `lesson` on the scenario's allocation `a-0001`.
-fn propose(f: &Fixture, lesson: &str) {
+pub(crate) fn propose(f: &Fixture, lesson: &str) {
     let donor = party_signer("inst-0007", 7);
     ok(
         f,
@@ -82,7 +87,7 @@ fn propose(f: &Fixture, lesson: &str) {
     );
 }
 
-fn get(f: &Fixture, path: &str) -> Value {
+pub(crate) fn get(f: &Fixture, path: &str) -> Value {
     let response = f.get(path);
     assert_eq!(response.status(), 200, "{path}");
     response.json().unwrap()
@@ -364,6 +369,164 @@ fn the_open_lists_follow_proposals_until_they_are_settled() {
     assert!(claim.claim.object.allocations.is_empty());
     let student: StudentAnswer = client.balance("stu-3f9a", &f.verifier()).unwrap();
     assert!(student.allocations.is_empty());
+}
+
+/// What `client balance` says of `problem` served as the 404 for claim `id`.
+fn claim_404_verdict(f: &Fixture, id: &str, problem: &Value) -> Result<ClaimAnswer, ClientError> {
+    let liar = LyingServer::serve_status("404 Not Found", "application/problem+json", problem);
+    LedgerClient::new(&liar.url)
+        .unwrap()
+        .balance::<ClaimAnswer>(id, &f.verifier())
+}
+
+pub(crate) fn log_size(f: &Fixture) -> u64 {
+    let client = LedgerClient::new(&f.server.url()).unwrap();
+    client.checkpoint(&f.verifier()).unwrap().checkpoint().size
+}
+
+#[test]
+fn an_unknown_id_is_reported_absent_only_once_its_proof_is_checked() {
+    let f = Fixture::new();
+    scenario(&f);
+    let client = LedgerClient::new(&f.server.url()).unwrap();
+    match client.balance::<ClaimAnswer>("c-9999", &f.verifier()) {
+        Err(ClientError::Absent { table, id, size }) => {
+            assert_eq!(
+                (table, id.as_str(), size),
+                ("claim", "c-9999", log_size(&f))
+            );
+        }
+        other => panic!("expected a proven absence, got {other:?}"),
+    }
+    let verifier = f.verifier();
+    refused_with(
+        client.balance::<StudentAnswer>("stu-0000", &verifier),
+        "object_absent",
+    );
+    refused_with(
+        client.balance::<AllocationAnswer>("a-9999", &verifier),
+        "object_absent",
+    );
+    refused_with(
+        client.balance::<PledgeAnswer>("p-9999", &verifier),
+        "object_absent",
+    );
+    let trust = Trust::operator_only(f.verifier());
+    match client.institution_report("inst-0007", &trust) {
+        Err(e) => assert_eq!(e.code(), "object_absent", "{e}"),
+        Ok(report) => panic!("an institution never closed has no report: {report:?}"),
+    }
+}
+
+#[test]
+fn a_404_whose_absence_proof_is_missing_malformed_or_for_another_key_or_root_is_refused() {
+    let f = Fixture::new();
+    scenario(&f);
+    let before = assert_problem(f.get("/v1/claims/c-9999"), 404, "claim_not_found");
+    propose(&f, "l-0001"); // a batch: another state, another root
+    let honest = assert_problem(f.get("/v1/claims/c-9999"), 404, "claim_not_found");
+    let other = assert_problem(f.get("/v1/claims/c-9998"), 404, "claim_not_found");
+    let verdict = |problem: &Value| claim_404_verdict(&f, "c-9999", problem);
+    refused_with(verdict(&honest), "object_absent");
+
+    // No proof at all: a problem without it, or no problem document.
+    let mut missing = honest.clone();
+    missing.as_object_mut().unwrap().remove("absence");
+    refused_with(verdict(&missing), "absence_proof_missing");
+    refused_with(verdict(&json!("not found")), "absence_proof_missing");
+
+    // A proof that does not decode: siblings not base64, a member missing.
+    let mut malformed = honest.clone();
+    malformed["absence"]["proof"]["siblings"] = json!("AAA");
+    refused_with(verdict(&malformed), "absence_proof_malformed");
+    let mut malformed = honest.clone();
+    malformed["absence"]
+        .as_object_mut()
+        .unwrap()
+        .remove("state_note");
+    refused_with(verdict(&malformed), "absence_proof_malformed");
+
+    // Another key's absence (c-9998's real proof), said to be c-9999's.
+    let mut other_key = honest.clone();
+    other_key["absence"]["proof"] = other["absence"]["proof"].clone();
+    refused_with(verdict(&other_key), "proof_key_mismatch");
+    // An absence about another object altogether.
+    refused_with(verdict(&other), "state_object_mismatch");
+
+    // Against another root: the proof as it was before the last batch, today's note.
+    let mut stale = honest.clone();
+    stale["absence"]["proof"] = before["absence"]["proof"].clone();
+    refused_with(verdict(&stale), "proof_root_mismatch");
+    // Today's proof with the note of the earlier size.
+    let mut old_note = honest.clone();
+    old_note["absence"]["state_note"] = before["absence"]["state_note"].clone();
+    refused_with(verdict(&old_note), "state_note_size_mismatch");
+
+    // An object that exists said absent: its proof of presence offered as absence.
+    let claim = get(&f, "/v1/claims/c-0001");
+    let mut present = honest.clone();
+    present["absence"]["id"] = json!("c-0001");
+    present["absence"]["proof"] = claim["claim"]["proof"].clone();
+    present["absence"]["state_note"] = claim["state_note"].clone();
+    present["absence"]["checkpoint"] = claim["checkpoint"].clone();
+    refused_with(
+        claim_404_verdict(&f, "c-0001", &present),
+        "proof_absent_key_present",
+    );
+}
+
+/// `answer` with the allocation's proof's `field` set to `value`.
+fn with_proof_field(answer: &Value, field: &str, value: Value) -> Value {
+    let mut changed = answer.clone();
+    changed["allocation"]["proof"][field] = value;
+    changed
+}
+
+#[test]
+fn malformed_and_truncated_proofs_in_an_answer_are_refused_each_with_its_code() {
+    let f = Fixture::new();
+    scenario(&f);
+    let honest = get(&f, "/v1/allocations/a-0001");
+    let proof = &honest["allocation"]["proof"];
+    let siblings = base64_decode(proof["siblings"].as_str().unwrap());
+    let key = proof["key"].as_str().unwrap().to_owned();
+    let verdict = |answer: &Value| allocation_verdict(&f, answer);
+
+    // Malformed: not base64, not whole hashes, a key not in lowercase hex or too short,
+    // more siblings than a key has bits.
+    for (field, value, code) in [
+        ("siblings", json!("AAA"), "proof_malformed"),
+        (
+            "siblings",
+            json!(base64_encode(&siblings[..siblings.len() - 1])),
+            "proof_malformed",
+        ),
+        ("key", json!(key.to_uppercase()), "proof_malformed"),
+        ("key", json!(&key[..62]), "proof_malformed"),
+        (
+            "siblings",
+            json!(base64_encode(&[7u8; 32 * 257])),
+            "proof_too_deep",
+        ),
+    ] {
+        refused_with(verdict(&with_proof_field(&honest, field, value)), code);
+    }
+
+    // Truncated by whole siblings, at every depth: the hashes no longer lead to the
+    // signed root, or the cut ends the path beside an empty subtree, which no tree does.
+    for len in 0..siblings.len() / 32 {
+        let cut = &siblings[..32 * len];
+        let expected = match cut.rchunks(32).next() {
+            Some(last) if last == [0u8; 32] => "proof_malformed",
+            _ => "proof_root_mismatch",
+        };
+        let answer = with_proof_field(&honest, "siblings", json!(base64_encode(cut)));
+        refused_with(verdict(&answer), expected);
+    }
+
+    // The leaf taken away: a proof that the object is absent, offered for one served.
+    let absent = with_proof_field(&honest, "leaf", Value::Null);
+    refused_with(verdict(&absent), "proof_key_absent");
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {

@@ -32,6 +32,7 @@ mod schemas;
 mod scripts;
 mod state_map;
 mod state_proofs;
+mod state_reads;
 mod storage;
 mod submission;
 mod tidy;

@@ -26,6 +26,7 @@ use serde_json::value::RawValue;
 use crate::ledger::objects::{
     Allocation, Claim, Dispute, Lesson, Liability, Party, Pledge, Pool, StudentIndex,
 };
+use crate::ledger::state::Table;
 use crate::ledger::state_map::StateProof;
 
 /// A state object with its proof of presence against the state note's map root.
@@ -67,7 +68,7 @@ pub struct PageQuery {
 }
 
 macro_rules! answer {
-    ($(#[$doc:meta])* $name:ident, $path:literal, { $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)? },
+    ($(#[$doc:meta])* $name:ident, $path:literal, $table:expr, { $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)? },
      |$s:ident| $listed:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,6 +89,7 @@ macro_rules! answer {
 
         impl BalanceAnswer for $name {
             const PATH: &'static str = $path;
+            const TABLE: Table = $table;
             fn state_note(&self) -> &str {
                 &self.state_note
             }
@@ -122,6 +124,8 @@ macro_rules! answer {
 pub trait BalanceAnswer: DeserializeOwned + Serialize {
     /// The path segment under `/v1/` (`claims`, `students`, …).
     const PATH: &'static str;
+    /// The table of the object asked for by id (what a 404's absence proof is about).
+    const TABLE: Table;
     /// The signed state note.
     fn state_note(&self) -> &str;
     /// The signed checkpoint.
@@ -142,7 +146,7 @@ pub trait BalanceAnswer: DeserializeOwned + Serialize {
 answer!(
     /// `GET /v1/claims/{id}`: a claim (its value in fen and the parts of it, its open
     /// allocations) with its proof.
-    ClaimAnswer, "claims", {
+    ClaimAnswer, "claims", Table::Claim, {
         /// The claim.
         claim: Proven<Claim>,
     },
@@ -152,7 +156,7 @@ answer!(
 answer!(
     /// `GET /v1/pledges/{id}`: a pledge (its capacity in lessons and the parts of it)
     /// with its proof.
-    PledgeAnswer, "pledges", {
+    PledgeAnswer, "pledges", Table::Pledge, {
         /// The pledge.
         pledge: Proven<Pledge>,
     },
@@ -162,7 +166,7 @@ answer!(
 answer!(
     /// `GET /v1/allocations/{id}`: an allocation (its lessons and the parts of them, and
     /// every lesson proposed on it and still open, with its window's end) with its proof.
-    AllocationAnswer, "allocations", {
+    AllocationAnswer, "allocations", Table::Allocation, {
         /// The allocation.
         allocation: Proven<Allocation>,
     },
@@ -173,7 +177,7 @@ answer!(
     /// `GET /v1/students/{ref}`: a student's index, every claim it lists, and every open
     /// allocation those claims list (in the claims' order, then each claim's), each with
     /// its proof; the entries are the claims'.
-    StudentAnswer, "students", {
+    StudentAnswer, "students", Table::Student, {
         /// The student's index of claims.
         student: Proven<StudentIndex>,
         /// The claims the index lists, in its order.
@@ -188,7 +192,7 @@ answer!(
     /// `GET /v1/lessons/{id}`: a lesson (status `pending`, `disputed`, `final` or `void`)
     /// and its dispute if it was ever disputed (reason code, status, resolution code),
     /// each with its proof; the entries are both objects'.
-    LessonAnswer, "lessons", {
+    LessonAnswer, "lessons", Table::Lesson, {
         /// The lesson.
         lesson: Proven<Lesson>,
         /// Its dispute, `None` if the lesson was never disputed.
@@ -243,4 +247,34 @@ pub struct Absence {
     pub state_note: String,
     /// The signed checkpoint of the note's size.
     pub checkpoint: String,
+}
+
+/// `GET /v1/state-notes?from=`: the smallest tree size wanted (default 1).
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateNotesQuery {
+    /// The smallest tree size wanted.
+    #[serde(default)]
+    pub from: Option<u64>,
+}
+
+/// One state note as listed: the tree size of the batch it ends, and its signed text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateNoteRow {
+    /// The tree size (entries) of the state the note commits to.
+    pub size: u64,
+    /// The signed state note (C2SP signed note, `lesson-ledger/state-map/v1`), as stored.
+    pub note: String,
+}
+
+/// `GET /v1/state-notes?from=`: a page of the operator's signed state notes, oldest
+/// first, one for each batch the ledger committed from `from` on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateNotePage {
+    /// The notes, by increasing size.
+    pub state_notes: Vec<StateNoteRow>,
+    /// The `from` of the next page, `None` once the log's end is reached.
+    pub next: Option<u64>,
 }

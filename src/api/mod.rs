@@ -6,7 +6,8 @@
 //!   `/v1/institutions/{id}/report`): each state object itself, typed, with its state
 //!   proof against the root of the latest signed state note, that note, the checkpoint of
 //!   the same size, and (for the four first) a page of the entries behind it, each with
-//!   its inclusion proof; and the absence proof a 404 carries.
+//!   its inclusion proof; and the absence proof a 404 carries;
+//! - the state notes listed for a remote auditor (`GET /v1/state-notes?from=`).
 //!
 //! Units, everywhere: money in fen (1/100 yuan), lesson counts in lessons, times in µs
 //! of ledger time since the Unix epoch, positions as entry indexes.
@@ -16,5 +17,6 @@ pub mod submission;
 
 pub use balances::{
     Absence, AllocationAnswer, BalanceAnswer, ClaimAnswer, InstitutionAnswer, LessonAnswer,
-    PageQuery, PledgeAnswer, PoolAnswer, Proven, ProvenEntry, StudentAnswer,
+    PageQuery, PledgeAnswer, PoolAnswer, Proven, ProvenEntry, StateNotePage, StateNoteRow,
+    StateNotesQuery, StudentAnswer,
 };

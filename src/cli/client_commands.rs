@@ -223,7 +223,7 @@ pub fn verify_remote(url: &str, args: &VerifyArgs) -> Result<(), CliError> {
         None => String::new(),
     };
     println!(
-        "ok: {} entries, {} signatures verified; origin {}; root {}; rules replayed ({} objects), state map root {} as in the state note of size {}{witnessed}{consistency}",
+        "ok: {} entries, {} signatures verified; origin {}; root {}; rules replayed ({} objects), state map root {} as in the state note of size {} (the roots of all {} state notes compared){witnessed}{consistency}",
         report.size,
         report.signatures,
         report.origin,
@@ -231,6 +231,7 @@ pub fn verify_remote(url: &str, args: &VerifyArgs) -> Result<(), CliError> {
         replayer.state().len(),
         crate::ledger::units::hex(&replayer.state().root()),
         report.size,
+        report.state_notes,
     );
     Ok(())
 }

@@ -3,9 +3,11 @@
 //! signed state notes compared with the replayed state map roots; with a [`Trust`], the
 //! association cosignatures required on the checkpoint audited.
 
+use std::collections::VecDeque;
 use std::path::Path;
 
 use super::{b64, failed, read_state, write_state, AuditState, Client, ClientError, Trust};
+use crate::api::balances::{StateNotePage, StateNoteRow};
 use crate::http::reads::ConsistencyProof;
 use crate::http::tiles::TILE_WIDTH;
 use crate::limits::CLIENT_CHECKPOINT_BYTES_MAX;
@@ -29,6 +31,9 @@ pub struct AuditReport {
     pub signatures: u64,
     /// The size of the previously verified checkpoint this one was proven consistent with.
     pub consistent_with: Option<u64>,
+    /// State notes whose map root was compared with the replayed state's (none when the
+    /// log alone is audited).
+    pub state_notes: u64,
 }
 
 /// Audits the remote ledger: the checkpoint under the operator key (`operator_vkey`,
@@ -180,6 +185,7 @@ fn audit_required(
         }
     }
     let keys = KeyCache::self_certifying();
+    let mut notes = NoteFeed::new(client, size, required.state_note);
     let mut signatures = 0u64;
     let mut order = LeafOrder::default();
     while order.next_index() < size {
@@ -218,6 +224,10 @@ fn audit_required(
                 let named = visitor.operator_vkey().map_err(|e| failed(e.to_string()))?;
                 pinned_reached = named.map_or(true, |k| k == operator.to_vkey());
             }
+            if let Some(row) = notes.take(order.next_index())? {
+                let key = note_key(visitor, &operator)?;
+                check_state_note(&row, served.origin.as_str(), &key, visitor)?;
+            }
         }
         progress(order.next_index(), size);
     }
@@ -246,7 +256,9 @@ fn audit_required(
     if let Some(trust) = required.witnesses {
         trust.cosigned(&cp)?;
     }
-    if required.state_note && size > 0 {
+    // The note of the checkpoint's size, if the listing did not have it: asked for alone.
+    let final_note_alone = required.state_note && size > 0 && notes.last_checked != Some(size);
+    if final_note_alone {
         state_note_at(client, &cp, &operator_now, visitor)?;
     }
 
@@ -299,12 +311,146 @@ fn audit_required(
         root,
         signatures,
         consistent_with,
+        state_notes: notes.checked + u64::from(final_note_alone),
     })
 }
 
-/// Fetches the operator's signed state note of the checkpoint's size, checks its
-/// signature, origin and size, and shows it to `visitor`, which compares the root with
-/// the state it replayed from the entries served.
+/// The operator's signed state notes, read from `GET /v1/state-notes` a page at a time
+/// as the replay reaches their sizes, so that the root of every one is compared with
+/// the state replayed up to it.
+struct NoteFeed<'a> {
+    client: &'a Client,
+    /// Notes listed and not yet reached, by increasing size.
+    listed: VecDeque<StateNoteRow>,
+    /// Where the next page starts; `None` once the listing is read to the size audited.
+    next: Option<u64>,
+    /// The size audited: notes past it are not looked at.
+    size: u64,
+    /// The size of the last note listed, so that sizes must increase.
+    last_listed: u64,
+    /// Notes checked, and the size of the last one.
+    checked: u64,
+    last_checked: Option<u64>,
+}
+
+impl<'a> NoteFeed<'a> {
+    /// The notes of a log of `size` entries; none at all unless `wanted`.
+    fn new(client: &'a Client, size: u64, wanted: bool) -> NoteFeed<'a> {
+        NoteFeed {
+            client,
+            listed: VecDeque::new(),
+            next: (wanted && size > 0).then_some(1),
+            size,
+            last_listed: 0,
+            checked: 0,
+            last_checked: None,
+        }
+    }
+
+    /// The note listed at size `reached` (the entries replayed so far), if any.
+    ///
+    /// # Errors
+    /// A listing whose sizes do not increase, or that passes over `reached`; transport.
+    fn take(&mut self, reached: u64) -> Result<Option<StateNoteRow>, ClientError> {
+        loop {
+            if let Some(front) = self.listed.front() {
+                if front.size < reached {
+                    return Err(failed(format!(
+                        "the state note of size {} is listed after the replay passed it",
+                        front.size
+                    )));
+                }
+                if front.size > reached {
+                    return Ok(None);
+                }
+                self.checked += 1;
+                self.last_checked = Some(reached);
+                return Ok(self.listed.pop_front());
+            }
+            match self.next {
+                Some(from) if from <= reached => self.read_page(from)?,
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    fn read_page(&mut self, from: u64) -> Result<(), ClientError> {
+        let page: StateNotePage = self
+            .client
+            .get_json(&format!("/v1/state-notes?from={from}"))?;
+        for row in page.state_notes {
+            if row.size < from.max(self.last_listed + 1) {
+                return Err(failed(format!(
+                    "the state notes listed from {from} are not in increasing size order ({} after {})",
+                    row.size, self.last_listed
+                )));
+            }
+            self.last_listed = row.size;
+            if row.size <= self.size {
+                self.listed.push_back(row);
+            }
+        }
+        self.next = match page.next {
+            Some(next) if next <= from => {
+                return Err(failed(format!(
+                    "the state note listing from {from} does not move on (next {next})"
+                )))
+            }
+            next => next.filter(|&next| next <= self.size),
+        };
+        Ok(())
+    }
+}
+
+/// The key a state note at this point of the log is signed with: the operator key the
+/// replayed entries name (during a handover the note carries both keys' signatures),
+/// or `pinned` when they name none.
+fn note_key(
+    visitor: &mut dyn AuditVisitor,
+    pinned: &NoteVerifier,
+) -> Result<NoteVerifier, ClientError> {
+    match visitor.operator_vkey().map_err(|e| failed(e.to_string()))? {
+        Some(vkey) => NoteVerifier::from_vkey(&vkey)
+            .map_err(|e| failed(format!("the ledger's operator key: {e}"))),
+        None => Ok(pinned.clone()),
+    }
+}
+
+/// Checks a state note served for `row.size`: signed by `operator`, of this log and of
+/// that size; then shows it to `visitor`, which compares its root with the state it
+/// replayed from the entries served up to that size.
+///
+/// # Errors
+/// [`ClientError::Verification`] for the note itself; [`ClientError::StateRoot`] for a
+/// root the replay does not give.
+fn check_state_note(
+    row: &StateNoteRow,
+    origin: &str,
+    operator: &NoteVerifier,
+    visitor: &mut dyn AuditVisitor,
+) -> Result<(), ClientError> {
+    let size = row.size;
+    let note = StateNote::parse_and_verify(row.note.as_bytes(), operator).map_err(|e| {
+        failed(format!(
+            "the state note of size {size} does not verify: {e}"
+        ))
+    })?;
+    if note.size != size || note.origin != origin {
+        return Err(failed(format!(
+            "the state note served for size {size} is of size {} and origin {:?}",
+            note.size, note.origin
+        )));
+    }
+    visitor
+        .state_note(&note)
+        .map_err(|e| ClientError::StateRoot {
+            size,
+            reason: e.to_string(),
+        })
+}
+
+/// Fetches the operator's signed state note of the checkpoint's size and checks it
+/// ([`check_state_note`]).
 fn state_note_at(
     client: &Client,
     cp: &SignedCheckpoint,
@@ -316,18 +462,10 @@ fn state_note_at(
         &format!("/v1/state-notes/{size}"),
         CLIENT_CHECKPOINT_BYTES_MAX,
     )?;
-    let note = StateNote::parse_and_verify(&bytes, operator).map_err(|e| {
-        failed(format!(
-            "the state note of size {size} does not verify: {e}"
-        ))
-    })?;
-    if note.size != size || note.origin != cp.checkpoint().origin.as_str() {
-        return Err(failed(format!(
-            "the state note served for size {size} is of size {} and origin {:?}",
-            note.size, note.origin
-        )));
-    }
-    visitor
-        .state_note(&note)
-        .map_err(|e| failed(format!("the state note of size {size}: {e}")))
+    let row = StateNoteRow {
+        size,
+        note: String::from_utf8(bytes)
+            .map_err(|_| failed(format!("the state note of size {size} is not UTF-8")))?,
+    };
+    check_state_note(&row, cp.checkpoint().origin.as_str(), operator, visitor)
 }

@@ -12,11 +12,15 @@
 //!
 //! Nothing malformed is read as empty: an answer that does not decode as its type fails.
 
-use super::proofs::{check_figures, state_root, ProvenObjects};
-use super::{b64, failed, Client, ClientError, Trust};
-use crate::api::balances::{BalanceAnswer, InstitutionAnswer, PoolAnswer, ProvenEntry};
+use super::proofs::{
+    check_absence, check_figures, check_proofs_well_formed, state_root, BalanceError, ProvenObjects,
+};
+use super::PROBLEM_BYTES_MAX;
+use super::{b64, failed, read_capped, status_error, Client, ClientError, Trust};
+use crate::api::balances::{Absence, BalanceAnswer, InstitutionAnswer, PoolAnswer, ProvenEntry};
 use crate::ledger::objects::Pool;
 use crate::ledger::queries::InstitutionReport;
+use crate::ledger::state::Table;
 use crate::limits::CLIENT_JSON_BYTES_MAX;
 use crate::log::envelope::Envelope;
 use crate::log::hash::leaf_hash;
@@ -58,7 +62,7 @@ impl Client {
         let mut from = 0u64;
         let last = loop {
             let path = format!("/v1/{}/{id}?from={from}", A::PATH);
-            let mut page: A = self.get_answer(&path)?;
+            let mut page: A = self.get_proven_or_absent(&path, A::TABLE, id, trust)?;
             let cp = trust.checkpoint(page.checkpoint().as_bytes())?;
             let listed = verify_answer_page(&page, id, &cp, trust.operator(), from)?;
             checkpoints.push(cp);
@@ -107,14 +111,48 @@ impl Client {
         institution: &str,
         trust: &Trust,
     ) -> Result<InstitutionReport, ClientError> {
+        let path = format!("/v1/institutions/{institution}/report");
         let answer: InstitutionAnswer =
-            self.get_answer(&format!("/v1/institutions/{institution}/report"))?;
+            self.get_proven_or_absent(&path, Table::Liability, institution, trust)?;
         let cp = trust.checkpoint(answer.checkpoint.as_bytes())?;
         let root = state_root(&answer.state_note, &cp, trust.operator())?;
         answer.check_objects(institution, &root)?;
         trust.remember(self, &[cp])?;
         InstitutionReport::of(answer.liability.object, &answer.institution.object)
             .map_err(|e| failed(format!("institution {institution}: {e}")))
+    }
+
+    /// `GET path` as an answer of type `A` ([`decode_answer`]); a 404 is
+    /// [`ClientError::Absent`] only if it carries the proof that object `id` of `table`
+    /// is absent, and that proof checks under `trust` ([`check_absence_problem`]).
+    ///
+    /// # Errors
+    /// [`ClientError::Absent`]; a [`BalanceError`] for a 404 whose proof is missing or
+    /// does not check; as [`decode_answer`]; transport, other statuses.
+    fn get_proven_or_absent<A: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        table: Table,
+        id: &str,
+        trust: &Trust,
+    ) -> Result<A, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let response = self.send_any(self.http.get(&url), &url)?;
+        let status = response.status();
+        if status.is_success() {
+            return decode_answer(path, &read_capped(response, &url, CLIENT_JSON_BYTES_MAX)?);
+        }
+        if status != reqwest::StatusCode::NOT_FOUND {
+            return Err(status_error(response, &url));
+        }
+        let problem = read_capped(response, &url, PROBLEM_BYTES_MAX)?;
+        let cp = check_absence_problem(&problem, table, id, trust)?;
+        trust.remember(self, std::slice::from_ref(&cp))?;
+        Err(ClientError::Absent {
+            table: table.name(),
+            id: id.to_owned(),
+            size: cp.checkpoint().size,
+        })
     }
 
     /// `GET path` as an answer of type `A` ([`decode_answer`]).
@@ -139,8 +177,46 @@ pub fn decode_answer<A: serde::de::DeserializeOwned>(
         reason: e.to_string(),
     };
     let json: serde_json::Value = serde_json::from_slice(bytes).map_err(decode)?;
+    check_proofs_well_formed(&json)?;
     check_figures(&json)?;
     serde_json::from_value(json).map_err(decode)
+}
+
+/// Checks a 404's problem document for object `id` of `table`: it must carry, as its
+/// `absence` member, the proof that the object is absent, against the root of a state
+/// note of the size of a checkpoint `trust` accepts. Returns that checkpoint.
+///
+/// # Errors
+/// [`BalanceError::AbsenceMissing`] (`absence_proof_missing`) for no proof at all;
+/// [`BalanceError::AbsenceMalformed`] (`absence_proof_malformed`) for one that does not
+/// decode; a checkpoint `trust` refuses; the note's and the proof's own codes
+/// ([`state_root`], [`check_absence`]): another object (`state_object_mismatch`),
+/// another key (`proof_key_mismatch`), another root (`proof_root_mismatch`), a key that
+/// is present (`proof_absent_key_present`).
+pub fn check_absence_problem(
+    problem: &[u8],
+    table: Table,
+    id: &str,
+    trust: &Trust,
+) -> Result<SignedCheckpoint, ClientError> {
+    let problem: serde_json::Value =
+        serde_json::from_slice(problem).map_err(|_| BalanceError::AbsenceMissing {
+            code: "(no problem document)".into(),
+        })?;
+    let Some(absence) = problem.get("absence") else {
+        return Err(BalanceError::AbsenceMissing {
+            code: problem["code"].as_str().unwrap_or("(no code)").to_owned(),
+        }
+        .into());
+    };
+    let absence: Absence =
+        serde_json::from_value(absence.clone()).map_err(|e| BalanceError::AbsenceMalformed {
+            reason: e.to_string(),
+        })?;
+    let cp = trust.checkpoint(absence.checkpoint.as_bytes())?;
+    let root = state_root(&absence.state_note, &cp, trust.operator())?;
+    check_absence(&absence, table, id, &root)?;
+    Ok(cp)
 }
 
 /// Checks one page of the answer for `id` served from position `from`, against its

@@ -38,7 +38,9 @@ mod reads;
 mod receipt;
 mod trust;
 pub use audit::{audit, audit_visiting, audit_witnessed, AuditReport};
-pub use balance::{decode_answer, verify_answer, verify_answer_page, verify_page};
+pub use balance::{
+    check_absence_problem, decode_answer, verify_answer, verify_answer_page, verify_page,
+};
 pub use preferences::{preferences_envelope, preferences_id};
 pub use proofs::{BalanceError, ProvenObjects};
 pub use reads::{BundledLeaf, MatchAnswer};
@@ -79,6 +81,18 @@ pub enum ClientError {
     /// figures, what it lists as open); each with its own code.
     #[error("verification failed: {0}")]
     Balance(#[from] BalanceError),
+    /// The server says no such object exists, and its proof of that checks: the
+    /// object's key is absent from the state map root the operator signed at `size`.
+    #[error("{table} {id} is not in the ledger (proven absent in the state of size {size})")]
+    Absent {
+        table: &'static str,
+        id: String,
+        size: u64,
+    },
+    /// The remote audit's replay does not give the state map root the operator signed
+    /// in the state note of this size (the first such note).
+    #[error("state_root_mismatch at size {size}: {reason}")]
+    StateRoot { size: u64, reason: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -98,6 +112,8 @@ impl ClientError {
             ClientError::Usage(_) => "usage",
             ClientError::Verification(_) => "verification_failed",
             ClientError::Balance(e) => e.code(),
+            ClientError::Absent { .. } => "object_absent",
+            ClientError::StateRoot { .. } => "state_root_mismatch",
             ClientError::Io { .. } => "io",
         }
     }
@@ -140,29 +156,22 @@ impl Client {
         request: reqwest::blocking::RequestBuilder,
         url: &str,
     ) -> Result<reqwest::blocking::Response, ClientError> {
-        let response = request.send().map_err(|e| ClientError::Transport {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
-        let status = response.status();
-        if status.is_success() {
+        let response = self.send_any(request, url)?;
+        if response.status().is_success() {
             return Ok(response);
         }
-        // A problem document names its code; anything else is reported by status.
-        let problem = read_capped(response, url, PROBLEM_BYTES_MAX)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
-        let field = |name: &str| {
-            problem
-                .as_ref()
-                .and_then(|p| p[name].as_str())
-                .map_or_else(|| "(no problem document)".to_owned(), str::to_owned)
-        };
-        Err(ClientError::Status {
+        Err(status_error(response, url))
+    }
+
+    /// Sends `request` and returns the response whatever its status.
+    fn send_any(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::blocking::Response, ClientError> {
+        request.send().map_err(|e| ClientError::Transport {
             url: url.to_owned(),
-            status: status.as_u16(),
-            code: field("code"),
-            detail: field("detail"),
+            reason: e.to_string(),
         })
     }
 
@@ -284,12 +293,37 @@ impl Client {
     }
 }
 
+/// The [`ClientError::Status`] of an answer that is not a success; a problem document
+/// names its code, anything else is reported by status.
+fn status_error(response: reqwest::blocking::Response, url: &str) -> ClientError {
+    let status = response.status();
+    let problem = read_capped(response, url, PROBLEM_BYTES_MAX)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+    status_of(status.as_u16(), problem.as_ref(), url)
+}
+
+/// [`ClientError::Status`] for `status` and its problem document, if any.
+fn status_of(status: u16, problem: Option<&serde_json::Value>, url: &str) -> ClientError {
+    let field = |name: &str| {
+        problem
+            .and_then(|p| p[name].as_str())
+            .map_or_else(|| "(no problem document)".to_owned(), str::to_owned)
+    };
+    ClientError::Status {
+        url: url.to_owned(),
+        status,
+        code: field("code"),
+        detail: field("detail"),
+    }
+}
+
 fn b64(what: &str, text: &str) -> Result<Hash, ClientError> {
     Hash::from_base64(text).ok_or_else(|| failed(format!("{what} is not a base64 hash")))
 }
 
 /// Largest problem document the client reads from an error answer.
-const PROBLEM_BYTES_MAX: usize = 64 * 1024;
+pub(crate) const PROBLEM_BYTES_MAX: usize = 64 * 1024;
 
 /// Reads `response`'s body, refusing one larger than `max` before reading past it.
 fn read_capped(

@@ -22,7 +22,7 @@ use crate::api::balances::{
 use crate::ledger::objects::{Allocation, Claim, OpenLesson};
 use crate::ledger::state::{Object, Table, POOL_ID};
 use crate::ledger::state_map::proof::value_bytes;
-use crate::ledger::state_map::{Hash, ProofError};
+use crate::ledger::state_map::{Hash, ProofError, StateProof};
 use crate::ledger::units::Id;
 use crate::log::note::{NoteVerifier, SignedCheckpoint};
 use crate::log::state_note::{StateNote, StateNoteError};
@@ -70,6 +70,20 @@ pub enum BalanceError {
         listed: usize,
         pending: u64,
     },
+    /// A state proof in the answer is not well formed (its JSON form, before any
+    /// object is read).
+    #[error("the proof of {at}: {source}")]
+    ProofMalformed {
+        at: String,
+        #[source]
+        source: ProofError,
+    },
+    /// A 404 that carries no proof that the object is absent.
+    #[error("the server says {code} but gives no proof of absence")]
+    AbsenceMissing { code: String },
+    /// A 404 whose proof of absence is not well formed.
+    #[error("the proof of absence is malformed: {reason}")]
+    AbsenceMalformed { reason: String },
     /// The objects served are not exactly those the proven objects list.
     #[error("{what}: listed {listed:?}, served {served:?}")]
     Unlisted {
@@ -89,6 +103,9 @@ impl BalanceError {
             },
             BalanceError::StateNoteMismatch { .. } => "state_note_size_mismatch",
             BalanceError::Proof { source, .. } => source.code(),
+            BalanceError::ProofMalformed { source, .. } => source.code(),
+            BalanceError::AbsenceMissing { .. } => "absence_proof_missing",
+            BalanceError::AbsenceMalformed { .. } => "absence_proof_malformed",
             BalanceError::WrongObject { .. } => "state_object_mismatch",
             BalanceError::Unbalanced { .. } => "balance_unbalanced",
             BalanceError::OpenLessons { .. } => "open_lessons_mismatch",
@@ -246,6 +263,40 @@ pub fn check_figures(answer: &Json) -> Result<(), BalanceError> {
                     what: format!("{table} {}", object[table]),
                 });
             }
+        }
+    }
+    Ok(())
+}
+
+/// Checks, on an answer's JSON before it is decoded, that every state proof in it (the
+/// `proof` of each object, alone or in a list) is well formed, so that a malformed one
+/// is refused as such rather than as undecodable.
+///
+/// # Errors
+/// [`BalanceError::ProofMalformed`] naming the first, with `proof_malformed` or
+/// `proof_too_deep`.
+pub fn check_proofs_well_formed(answer: &Json) -> Result<(), BalanceError> {
+    let Json::Object(fields) = answer else {
+        return Ok(()); // not an answer at all: decoding says so
+    };
+    let mut proofs: Vec<(String, &Json)> = Vec::new();
+    for (name, value) in fields {
+        match value {
+            Json::Object(o) => proofs.extend(o.get("proof").map(|p| (name.clone(), p))),
+            Json::Array(list) => proofs.extend(
+                list.iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| v.get("proof").map(|p| (format!("{name}[{i}]"), p))),
+            ),
+            _ => {}
+        }
+    }
+    for (at, proof) in proofs {
+        let parsed = serde_json::to_vec(proof)
+            .map_err(|e| ProofError::Malformed(e.to_string()))
+            .and_then(|bytes| StateProof::from_json(&bytes));
+        if let Err(source) = parsed {
+            return Err(BalanceError::ProofMalformed { at, source });
         }
     }
     Ok(())

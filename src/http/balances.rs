@@ -18,27 +18,36 @@
 //! each page checks on its own. A page is built under the read lock, bounded, and the
 //! lock is released before it is written to the socket. Positions are stable: an
 //! object's entries only grow at the end.
+//!
+//! A page, once made, is kept until the next batch ([`cache::AnswerCache`]): a read
+//! between two batches is a lookup and a copy, with the checkpoint (and the cosignatures
+//! collected so far) written in afresh. The state notes themselves are listed, a page at
+//! a time, by `GET /v1/state-notes?from=` ([`get_state_notes`]), so that a remote
+//! auditor checks the root of every one.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::Json;
 
-use super::entries::{entry_view, EntryView};
 use super::error::ApiError;
 use super::AppState;
 use crate::api::balances::{
     Absence, AllocationAnswer, BalanceAnswer, ClaimAnswer, InstitutionAnswer, PageQuery,
-    PledgeAnswer, PoolAnswer, Proven, StudentAnswer,
+    PledgeAnswer, PoolAnswer, Proven, StateNotePage, StateNoteRow, StateNotesQuery, StudentAnswer,
 };
 use crate::ledger::error::RuleError;
 use crate::ledger::objects::{Allocation, Claim, Liability, Party, Pledge, Pool, StudentIndex};
 use crate::ledger::state::{get_object, Key, Object, POOL_ID};
+use crate::ledger::state_map::StateProof;
 use crate::ledger::units::Id;
 use crate::ledger::writer::Ledger;
-use crate::log::hash::Hash;
+
+mod cache;
+
+pub use cache::{AnswerCache, EntryCache, PagedAnswer, ProvenPage, ServedEntry};
+pub use cache::{ANSWER_CACHE_BYTES_MAX, ENTRY_CACHE_ENTRIES_MAX};
 
 fn state_fault(e: RuleError) -> ApiError {
     ApiError::internal(e)
@@ -50,145 +59,16 @@ fn valid_id(field: &'static str, id: &str) -> Result<(), ApiError> {
         .map_err(|e| ApiError::bad_request("malformed_id", e.to_string()))
 }
 
-/// Most entries [`EntryCache`] holds (about a kilobyte each: the entry's served JSON),
-/// so at most some 16 MiB.
-pub const ENTRY_CACHE_ENTRIES_MAX: usize = 16_384;
-
-/// An entry's served JSON ([`EntryView`]), made once: an entry never changes once it is
-/// in the log. Invariant (checked by [`ServedEntry::new`]): one JSON object, `{…}`.
-#[derive(Debug)]
-pub struct ServedEntry {
-    /// `{"index":…,"time_micros":…,"entry_id":…,"leaf_hash":…,"envelope":{…}}`.
-    json: Box<[u8]>,
-}
-
-impl ServedEntry {
-    fn new(view: &EntryView) -> Result<ServedEntry, ApiError> {
-        let json = serde_json::to_vec(view).map_err(ApiError::internal)?;
-        // A struct serializes to one object; checked here so that `write_proven` can
-        // open it without a case for anything else.
-        if json.first() != Some(&b'{') || json.last() != Some(&b'}') {
-            return Err(ApiError::internal(
-                "an entry did not serialize to a JSON object",
-            ));
-        }
-        Ok(ServedEntry {
-            json: json.into_boxed_slice(),
-        })
-    }
-
-    /// The entry's JSON, as `GET /v1/entries/{index}` serves it.
-    pub fn json(&self) -> &[u8] {
-        &self.json
-    }
-
-    /// Writes this entry as a [`ProvenEntry`]: its object with `inclusion_proof` added.
-    fn write_proven(&self, out: &mut Vec<u8>, proof: &[Hash]) {
-        // Everything but the closing brace (the invariant: the last byte is `}`).
-        out.extend_from_slice(&self.json[..self.json.len() - 1]);
-        out.extend_from_slice(b",\"inclusion_proof\":[");
-        for (i, hash) in proof.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_base64_string(out, hash);
-        }
-        out.extend_from_slice(b"]}");
-    }
-}
-
-/// Writes `hash` as a JSON string of standard base64. The base64 alphabet (`A–Z a–z
-/// 0–9 + / =`) needs no JSON escaping, so this is what `serde_json` would write, without
-/// scanning every byte for escapes: that scan was a tenth of a balance's CPU.
-fn write_base64_string(out: &mut Vec<u8>, hash: &Hash) {
-    use base64::Engine;
-    let mut text = [0u8; 44]; // 4 * ceil(32 / 3)
-    let written = base64::engine::general_purpose::STANDARD
-        .encode_slice(hash.as_bytes(), &mut text)
-        .unwrap_or(0); // 44 bytes always fit a 32-byte hash
-    out.push(b'"');
-    out.extend_from_slice(&text[..written]);
-    out.push(b'"');
-}
-
-/// Served entries, by index. A balance's entries are read again on every request for
-/// it, and reading one costs a record read, its checksum, decoding the leaf and the
-/// envelope, re-encoding the envelope, hashing it for its id and serializing it all.
-#[derive(Debug, Default)]
-pub struct EntryCache {
-    entries: Mutex<HashMap<u64, Arc<ServedEntry>>>,
-}
-
-impl EntryCache {
-    /// Entry `index` served, from the cache or read and cached.
-    ///
-    /// # Errors
-    /// As [`entry_view`].
-    pub fn get(&self, ledger: &Ledger, index: u64) -> Result<Arc<ServedEntry>, ApiError> {
-        if let Some(entry) = self.lock().get(&index) {
-            return Ok(Arc::clone(entry));
-        }
-        // Read outside the mutex: two readers may both read it; either copy is right.
-        let entry = Arc::new(ServedEntry::new(&entry_view(ledger, index)?)?);
-        let mut entries = self.lock();
-        if entries.len() >= ENTRY_CACHE_ENTRIES_MAX {
-            // Evict an arbitrary entry (the map's hashing is randomly seeded): cheap, and
-            // fair enough for balances that are read at random.
-            if let Some(&old) = entries.keys().next() {
-                entries.remove(&old);
-            }
-        }
-        entries.insert(index, Arc::clone(&entry));
-        Ok(entry)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<ServedEntry>>> {
-        // Nothing is left half-done under this lock: a panic elsewhere cannot poison it
-        // into a wrong state.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// A page of proven entries: each served entry with its inclusion proof.
-type ProvenPage = Vec<(Arc<ServedEntry>, Vec<Hash>)>;
-
-/// Writes a paged answer: `answer` (its `entries` empty, its `next` set) serialized
-/// from its type, with the page's entries spliced into its `entries` from their cached
-/// JSON. The answer's last two fields are `entries` and `next` ([`crate::api`]'s
-/// declaration order), so its JSON ends with `,"entries":[],"next":…}`; that is checked,
-/// and anything else is an internal fault rather than a wrong answer.
+/// Writes a paged answer whole: `answer` (its `entries` empty, its `next` set) with the
+/// page's entries ([`PagedAnswer::new`]).
+///
+/// # Errors
+/// Internal faults.
 pub(super) fn write_paged<A: BalanceAnswer>(
     answer: &A,
     entries: &ProvenPage,
 ) -> Result<Vec<u8>, ApiError> {
-    let head = serde_json::to_vec(answer).map_err(ApiError::internal)?;
-    let next = serde_json::to_string(&answer.next()).map_err(ApiError::internal)?;
-    let tail = format!(",\"entries\":[],\"next\":{next}}}");
-    let Some(head) = head.strip_suffix(tail.as_bytes()) else {
-        return Err(ApiError::internal(
-            "a balance answer does not end with its entries and next",
-        ));
-    };
-    // Sized up front: growing the buffer by doubling copied a page several times over.
-    let capacity = head.len()
-        + tail.len()
-        + entries
-            .iter()
-            .map(|(entry, proof)| entry.json.len() + 48 * proof.len() + 32)
-            .sum::<usize>();
-    let mut out = Vec::with_capacity(capacity);
-    out.extend_from_slice(head);
-    out.extend_from_slice(b",\"entries\":[");
-    for (i, (entry, proof)) in entries.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        entry.write_proven(&mut out, proof);
-    }
-    out.extend_from_slice(b"],\"next\":");
-    out.extend_from_slice(next.as_bytes());
-    out.push(b'}');
-    Ok(out)
+    PagedAnswer::new(answer, entries)?.write(answer.checkpoint())
 }
 
 /// One page of `indexes` — at most the server's page size, from position `from` of
@@ -234,16 +114,16 @@ pub(super) fn page(
     Ok((entries, next))
 }
 
-/// The signed state note and checkpoint every object of an answer is proven against:
-/// the latest of each, which must be of one size, the size of the state read.
+/// The size of the state every answer read now is of, once checked that the state, the
+/// latest state note and the latest checkpoint are all of it.
 ///
 /// # Errors
 /// `unavailable` (503) before the first state note, or if the note is not of the
 /// checkpoint's size (a batch whose state could not be committed: the writer stops).
-pub(super) fn evidence(app: &AppState, ledger: &Ledger) -> Result<(String, String), ApiError> {
+fn evidence_size(ledger: &Ledger) -> Result<u64, ApiError> {
     let log = ledger.log();
     let size = log.checkpoint().checkpoint().size;
-    let (note_size, note) = log.state_note().ok_or(ApiError::Unavailable {
+    let (note_size, _) = log.state_note().ok_or(ApiError::Unavailable {
         reason: "no state note has been signed yet",
     })?;
     if note_size != size || ledger.state().size() != size {
@@ -251,19 +131,41 @@ pub(super) fn evidence(app: &AppState, ledger: &Ledger) -> Result<(String, Strin
             reason: "the state, its note and the checkpoint are not of one size",
         });
     }
-    // With the associations' verified cosignatures: a student's client requires them.
-    Ok((note.to_owned(), app.cosignatures.served(log.checkpoint())))
+    Ok(size)
+}
+
+/// The checkpoint served with answers: the latest, with the associations' verified
+/// cosignatures (a student's client requires them).
+fn served_checkpoint(app: &AppState, ledger: &Ledger) -> String {
+    app.cosignatures.served(ledger.log().checkpoint())
+}
+
+/// The signed state note and checkpoint every object of an answer is proven against:
+/// the latest of each, which must be of one size, the size of the state read.
+///
+/// # Errors
+/// As [`evidence_size`].
+pub(super) fn evidence(app: &AppState, ledger: &Ledger) -> Result<(String, String), ApiError> {
+    evidence_size(ledger)?;
+    let note = ledger.log().state_note().map(|(_, note)| note.to_owned());
+    let note = note.ok_or(ApiError::Unavailable {
+        reason: "no state note has been signed yet",
+    })?;
+    Ok((note, served_checkpoint(app, ledger)))
+}
+
+/// The proof of the object under `key`, or of its absence, against the current state
+/// map root: the one place the balances ask the state for a proof.
+fn state_proof(ledger: &Ledger, key: &Key) -> Result<StateProof, ApiError> {
+    ledger.state().prove(key).map_err(ApiError::internal)
 }
 
 /// `object` with its proof against the current state map root.
 ///
 /// # Errors
-/// The state map's nodes could not be read (internal fault).
+/// Faults of the state store.
 pub(super) fn proven<T: Object>(ledger: &Ledger, object: T) -> Result<Proven<T>, ApiError> {
-    let proof = ledger
-        .state()
-        .prove(&Key::new(T::TABLE, object.id()))
-        .map_err(ApiError::internal)?;
+    let proof = state_proof(ledger, &Key::new(T::TABLE, object.id()))?;
     Ok(Proven { object, proof })
 }
 
@@ -286,10 +188,7 @@ pub(super) fn find<T: Object>(
         absence: Box::new(Absence {
             table: T::TABLE.name().to_owned(),
             id: id.to_owned(),
-            proof: ledger
-                .state()
-                .prove(&Key::new(T::TABLE, id))
-                .map_err(ApiError::internal)?,
+            proof: state_proof(ledger, &Key::new(T::TABLE, id))?,
             state_note,
             checkpoint,
         }),
@@ -311,6 +210,52 @@ fn named<T: Object>(ledger: &Ledger, ids: &[Id]) -> Result<Vec<Proven<T>>, ApiEr
         .collect()
 }
 
+/// What an answer is made from, under the read lock: the server, the ledger, the id
+/// asked for, where the page starts, and the state note (its checkpoint is left empty
+/// and written in when served, [`PagedAnswer`]).
+struct Making<'a> {
+    app: &'a AppState,
+    ledger: &'a Ledger,
+    id: &'a str,
+    from: u64,
+    state_note: String,
+}
+
+/// Serves answer `A` for `id` from position `from`: the page made at the current state
+/// size if the cache has it, else made by `make` and kept.
+async fn serve<A: BalanceAnswer + 'static>(
+    app: AppState,
+    id: String,
+    from: u64,
+    make: fn(&Making<'_>) -> Result<(A, ProvenPage), ApiError>,
+) -> Result<Response, ApiError> {
+    let state = app.clone();
+    app.read(move |ledger| {
+        let size = evidence_size(ledger)?;
+        let key = (A::PATH, id, from);
+        let answer = match state.answer_cache.get(size, &key) {
+            Some(answer) => answer,
+            None => {
+                let (state_note, _) = evidence(&state, ledger)?;
+                let making = Making {
+                    app: &state,
+                    ledger,
+                    id: &key.1,
+                    from,
+                    state_note,
+                };
+                let (answer, entries) = make(&making)?;
+                let paged = Arc::new(PagedAnswer::new(&answer, &entries)?);
+                state.answer_cache.insert(size, key, Arc::clone(&paged));
+                paged
+            }
+        };
+        answer.write(&served_checkpoint(&state, ledger))
+    })
+    .await
+    .map(super::json_body)
+}
+
 /// `GET /v1/claims/{id}`.
 ///
 /// # Errors
@@ -322,22 +267,19 @@ pub async fn get_claim(
     Query(page_query): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     valid_id("claim", &id)?;
-    let state = app.clone();
-    app.read(move |ledger| {
-        let claim: Claim = find(&state, ledger, "claim", &id)?;
-        let (state_note, checkpoint) = evidence(&state, ledger)?;
-        let (entries, next) = page(&state, ledger, claim.entries.clone(), page_query.from)?;
+    serve(app, id, page_query.from, |m| {
+        let claim: Claim = find(m.app, m.ledger, "claim", m.id)?;
+        let (entries, next) = page(m.app, m.ledger, claim.entries.clone(), m.from)?;
         let answer = ClaimAnswer {
-            claim: proven(ledger, claim)?,
-            state_note,
-            checkpoint,
+            claim: proven(m.ledger, claim)?,
+            state_note: m.state_note.clone(),
+            checkpoint: String::new(),
             entries: Vec::new(),
             next,
         };
-        write_paged(&answer, &entries)
+        Ok((answer, entries))
     })
     .await
-    .map(super::json_body)
 }
 
 /// `GET /v1/pledges/{id}`.
@@ -351,22 +293,19 @@ pub async fn get_pledge(
     Query(page_query): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     valid_id("pledge", &id)?;
-    let state = app.clone();
-    app.read(move |ledger| {
-        let pledge: Pledge = find(&state, ledger, "pledge", &id)?;
-        let (state_note, checkpoint) = evidence(&state, ledger)?;
-        let (entries, next) = page(&state, ledger, pledge.entries.clone(), page_query.from)?;
+    serve(app, id, page_query.from, |m| {
+        let pledge: Pledge = find(m.app, m.ledger, "pledge", m.id)?;
+        let (entries, next) = page(m.app, m.ledger, pledge.entries.clone(), m.from)?;
         let answer = PledgeAnswer {
-            pledge: proven(ledger, pledge)?,
-            state_note,
-            checkpoint,
+            pledge: proven(m.ledger, pledge)?,
+            state_note: m.state_note.clone(),
+            checkpoint: String::new(),
             entries: Vec::new(),
             next,
         };
-        write_paged(&answer, &entries)
+        Ok((answer, entries))
     })
     .await
-    .map(super::json_body)
 }
 
 /// `GET /v1/allocations/{id}`.
@@ -380,22 +319,19 @@ pub async fn get_allocation(
     Query(page_query): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     valid_id("allocation", &id)?;
-    let state = app.clone();
-    app.read(move |ledger| {
-        let allocation: Allocation = find(&state, ledger, "allocation", &id)?;
-        let (state_note, checkpoint) = evidence(&state, ledger)?;
-        let (entries, next) = page(&state, ledger, allocation.entries.clone(), page_query.from)?;
+    serve(app, id, page_query.from, |m| {
+        let allocation: Allocation = find(m.app, m.ledger, "allocation", m.id)?;
+        let (entries, next) = page(m.app, m.ledger, allocation.entries.clone(), m.from)?;
         let answer = AllocationAnswer {
-            allocation: proven(ledger, allocation)?,
-            state_note,
-            checkpoint,
+            allocation: proven(m.ledger, allocation)?,
+            state_note: m.state_note.clone(),
+            checkpoint: String::new(),
             entries: Vec::new(),
             next,
         };
-        write_paged(&answer, &entries)
+        Ok((answer, entries))
     })
     .await
-    .map(super::json_body)
 }
 
 /// `GET /v1/students/{ref}`: the student's index, its claims, their open allocations
@@ -410,33 +346,30 @@ pub async fn get_student(
     Query(page_query): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     valid_id("student", &student)?;
-    let state = app.clone();
-    app.read(move |ledger| {
-        let index: StudentIndex = find(&state, ledger, "student", &student)?;
-        let (state_note, checkpoint) = evidence(&state, ledger)?;
-        let claims: Vec<Proven<Claim>> = named(ledger, &index.claims)?;
+    serve(app, student, page_query.from, |m| {
+        let index: StudentIndex = find(m.app, m.ledger, "student", m.id)?;
+        let claims: Vec<Proven<Claim>> = named(m.ledger, &index.claims)?;
         let mut allocations = Vec::new();
         for claim in &claims {
-            allocations.extend(named::<Allocation>(ledger, &claim.object.allocations)?);
+            allocations.extend(named::<Allocation>(m.ledger, &claim.object.allocations)?);
         }
         let indexes = claims
             .iter()
             .flat_map(|c| c.object.entries.iter().copied())
             .collect();
-        let (entries, next) = page(&state, ledger, indexes, page_query.from)?;
+        let (entries, next) = page(m.app, m.ledger, indexes, m.from)?;
         let answer = StudentAnswer {
-            student: proven(ledger, index)?,
+            student: proven(m.ledger, index)?,
             claims,
             allocations,
-            state_note,
-            checkpoint,
+            state_note: m.state_note.clone(),
+            checkpoint: String::new(),
             entries: Vec::new(),
             next,
         };
-        write_paged(&answer, &entries)
+        Ok((answer, entries))
     })
     .await
-    .map(super::json_body)
 }
 
 /// `GET /v1/pool`: the pool's totals with their proof.
@@ -491,83 +424,47 @@ pub async fn get_institution_report(
     .map(Json)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::balances::ProvenEntry;
-    use crate::ledger::state_map::StateProof;
-    use crate::log::hash::leaf_hash;
-    use serde_json::value::RawValue;
+/// Most state notes in one page of `GET /v1/state-notes`.
+pub const STATE_NOTE_PAGE_MAX: usize = 256;
 
-    #[test]
-    fn a_written_page_is_what_serde_writes_for_the_same_fields() {
-        let view = EntryView {
-            index: 7,
-            time_micros: 1_700_000_000_000_123,
-            entry_id: "ab".repeat(32),
-            leaf_hash: leaf_hash(b"7").to_base64(),
-            envelope: RawValue::from_string(
-                r#"{"payload":"e30=","payloadType":"x","signatures":[]}"#.into(),
+/// `GET /v1/state-notes?from=`: the operator's signed state notes of the batches that
+/// ended at tree size `from` (default 1) and above, oldest first, as stored, a bounded
+/// page at a time (the batches are found from the checkpoint records of `log.dat`,
+/// reading at most [`super::listings::CHECKPOINT_PAGE_RECORDS_MAX`] records), so that
+/// a remote auditor replaying the log compares every root the operator signed.
+///
+/// # Errors
+/// `size_out_of_range` (400) for `from` past the log's size.
+pub async fn get_state_notes(
+    State(app): State<AppState>,
+    Query(query): Query<StateNotesQuery>,
+) -> Result<Json<StateNotePage>, ApiError> {
+    let from = query.from.unwrap_or(1).max(1);
+    // Reads log.dat: off the runtime.
+    app.read_blocking(move |ledger| {
+        let log = ledger.log();
+        if from > log.size() {
+            return Err(ApiError::bad_request(
+                "size_out_of_range",
+                format!("the log has {} entries, not {from}", log.size()),
+            ));
+        }
+        let (batches, next) = log
+            .checkpoints_from(
+                from,
+                STATE_NOTE_PAGE_MAX,
+                super::listings::CHECKPOINT_PAGE_RECORDS_MAX,
             )
-            .unwrap(),
-        };
-        // Every byte value, so that hashes whose base64 holds `+` and `/` are covered.
-        let proof: Vec<Hash> = (0..=255u8).map(|b| Hash([b; 32])).collect();
-        let served = Arc::new(ServedEntry::new(&view).unwrap());
-        let claim: Claim = serde_json::from_value(serde_json::json!({
-            "claim": "c-1", "student": "stu-1", "institution": "inst-1", "subject": "math",
-            "grade": 3, "district": "xuhui", "accepts_online": true,
-            "accepted_districts": [], "evidence_digest": "00", "lessons": 2,
-            "price_per_lesson": 5, "value": 10, "unreserved": 10, "reserved": 0,
-            "consumed": 0, "allocations": [], "entries": [7]
-        }))
-        .unwrap();
-        let answer = ClaimAnswer {
-            claim: Proven {
-                object: claim,
-                proof: StateProof {
-                    key: [3; 32],
-                    siblings: vec![[4; 32]],
-                    leaf: None,
-                },
-            },
-            state_note: "note\n".into(),
-            checkpoint: "origin\n7\nroot=\n\n\u{2014} op key\n".into(),
-            entries: Vec::new(),
-            next: Some(2),
-        };
-        let written = write_paged(
-            &answer,
-            &vec![(Arc::clone(&served), proof.clone()), (served, vec![])],
-        )
-        .unwrap();
-
-        let parsed: ClaimAnswer = serde_json::from_slice(&written).unwrap();
-        assert_eq!(parsed.claim, answer.claim);
-        assert_eq!(
-            (&parsed.state_note, &parsed.checkpoint),
-            (&answer.state_note, &answer.checkpoint)
-        );
-        assert_eq!(parsed.entries.len(), 2);
-        let entry: &ProvenEntry = &parsed.entries[0];
-        assert_eq!(
-            (
-                entry.index,
-                entry.time_micros,
-                &entry.entry_id,
-                &entry.leaf_hash
-            ),
-            (
-                view.index,
-                view.time_micros,
-                &view.entry_id,
-                &view.leaf_hash
-            )
-        );
-        assert_eq!(entry.envelope.get(), view.envelope.get());
-        let expected: Vec<String> = proof.iter().map(Hash::to_base64).collect();
-        assert_eq!(entry.inclusion_proof, expected);
-        assert!(parsed.entries[1].inclusion_proof.is_empty());
-        assert_eq!(parsed.next, Some(2));
-    }
+            .map_err(ApiError::internal)?;
+        let mut state_notes = Vec::with_capacity(batches.len());
+        for (size, _) in batches {
+            // A batch without a note (none before the ledger's first) is not listed.
+            if let Some(note) = log.state_note_at(size).map_err(ApiError::internal)? {
+                state_notes.push(StateNoteRow { size, note });
+            }
+        }
+        Ok(StateNotePage { state_notes, next })
+    })
+    .await
+    .map(Json)
 }

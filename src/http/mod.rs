@@ -23,6 +23,7 @@
 //! | `GET /v1/proofs/consistency?from=&to=` | RFC 9162 consistency proof |
 //! | `GET /v1/log` | origin, operator key, genesis parameters |
 //! | `GET /v1/state-notes/{size}` | the signed state note of the batch that ended at `size` ([`reads`]) |
+//! | `GET /v1/state-notes?from=` | the signed state notes, a page at a time, for a remote auditor ([`balances`]) |
 //! | `GET /healthz` | liveness of the writer |
 //! | `GET /v1/claims/{id}`, `/v1/pledges/{id}`, `/v1/allocations/{id}`, `/v1/students/{ref}` | a balance with its entries and their proofs ([`balances`]) |
 //! | `GET /v1/pool`, `/v1/institutions/{id}/report` | pool totals, a closed institution's liability |
@@ -113,6 +114,9 @@ pub struct ServerConfig {
     pub requests_in_flight_max: usize,
     /// Most proven entries in one page of a balance.
     pub balance_page_entries: usize,
+    /// Most bytes of balance answers kept between two batches (0: none kept, every
+    /// answer made anew; [`balances::AnswerCache`]).
+    pub answer_cache_bytes_max: usize,
     /// The tlog-witnesses each new checkpoint is submitted to ([`witnesses`]).
     pub witnesses: Vec<witnesses::WitnessTarget>,
 }
@@ -142,6 +146,7 @@ impl Default for ServerConfig {
             connections_max: l::CONNECTIONS_MAX,
             requests_in_flight_max: l::REQUESTS_IN_FLIGHT_MAX,
             balance_page_entries: l::BALANCE_PAGE_ENTRIES_MAX,
+            answer_cache_bytes_max: balances::ANSWER_CACHE_BYTES_MAX,
             witnesses: Vec::new(),
         }
     }
@@ -160,6 +165,7 @@ pub struct Shared {
     requests: metrics::RequestCounts,
     cosignatures: cosign::Cosignatures,
     entry_cache: balances::EntryCache,
+    answer_cache: balances::AnswerCache,
     /// The operator's token and key; `None` if they could not be loaded (then operator
     /// requests are answered 503 and everything else is served).
     operator: Option<Arc<operator::Operator>>,
@@ -200,6 +206,7 @@ impl AppState {
             keys: Arc::new(KeyCache::self_certifying()),
             requests: metrics::RequestCounts::default(),
             entry_cache: balances::EntryCache::default(),
+            answer_cache: balances::AnswerCache::new(config.answer_cache_bytes_max),
             balance_page_entries: config.balance_page_entries.max(1),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.requests_in_flight_max)),
         }))
@@ -284,6 +291,7 @@ fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/v1/allocations/{id}", get(balances::get_allocation)),
         ("GET", "/v1/students/{id}", get(balances::get_student)),
         ("GET", "/v1/pool", get(balances::get_pool)),
+        ("GET", "/v1/state-notes", get(balances::get_state_notes)),
         (
             "GET",
             "/v1/institutions/{id}/report",
