@@ -2,9 +2,10 @@
 // the Rust verifier by tests/web.rs) run against the browser's verifier, src/web/state.js.
 // `checkStateVectors` is self-contained so that it runs in Node (below: `node
 // scripts/browser/state-vectors.mjs`, from scripts/browser-tests.sh) and in Chromium
-// (scripts/browser/tests.mjs passes it to the page). Returns the disagreements.
+// (scripts/browser/tests.mjs passes it to the page). Takes the vectors and the URL the
+// modules are under; returns the number of cases and the disagreements.
 
-export async function checkStateVectors(vectors, base) {
+export async function checkStateVectors({ vectors, base }) {
   const s = await import(`${base}state.js`);
   const v = await import(`${base}verify.js`);
   const fromHex = (h) => Uint8Array.from(h.match(/../g) || [], (x) => parseInt(x, 16));
@@ -53,7 +54,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const { readFileSync } = await import("node:fs");
   const root = new URL("../../", import.meta.url);
   const vectors = JSON.parse(readFileSync(new URL("tests/data/state/vectors.json", root), "utf8"));
-  const { cases, wrong } = await checkStateVectors(vectors, new URL("src/web/", root).href);
+  const { cases, wrong } = await checkStateVectors({ vectors, base: new URL("src/web/", root).href });
   for (const w of wrong) console.log(`  disagrees with Rust: ${w}`);
   console.log(`state vectors in Node: ${cases - wrong.length} of ${cases} answered as the Rust verifier answers`);
   if (cases < 40 || wrong.length) process.exit(1);

@@ -156,7 +156,7 @@ await test("the_browser_state_verifier_answers_the_rust_vectors_in_chromium", as
   const { context, p } = await page();
   state.backend = DEMO;
   await visit(p, `${PROXY}/`);
-  const { cases, wrong } = await p.evaluate(checkStateVectors, vectors, "/web/");
+  const { cases, wrong } = await p.evaluate(checkStateVectors, { vectors, base: "/web/" });
   console.log(`  ${cases} state-map vectors (canonical bytes, map keys, proofs, state notes)`);
   assert(cases >= 40 && wrong.length === 0, wrong.join("; "));
   await context.close();
