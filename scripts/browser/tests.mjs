@@ -288,6 +288,28 @@ await test("the_pool_and_a_liability_are_verified_by_their_state_proofs", async 
   await context.close();
 });
 
+await test("an_unknown_student_is_shown_absent_by_its_absence_proof", async () => {
+  state.backend = DEMO;
+  state.alter = null;
+  const { context, p } = await page();
+  await visit(p, `${PROXY}/students/stu-0ff0ff`);
+  assert((await p.$eval("[data-figure=absent]", (e) => e.dataset.verified)) === "true", "absence proven");
+  // The proof altered in flight: an absence the page cannot prove, with an alarm.
+  state.alter = (url, data) => {
+    if (!url.startsWith("/v1/students/")) return null;
+    const body = JSON.parse(data);
+    const raw = Buffer.from(body.absence.proof.siblings, "base64");
+    raw[0] ^= 1;
+    body.absence.proof.siblings = raw.toString("base64");
+    return Buffer.from(JSON.stringify(body));
+  };
+  await visit(p, `${PROXY}/students/stu-0ff0ff`);
+  state.alter = null;
+  const alarms = await p.$$eval("[role=alert]", (els) => els.map((e) => e.dataset.alarm));
+  assert((await p.$eval("[data-figure=absent]", (e) => e.dataset.verified)) === "false" && alarms.includes("proof_root_mismatch"), `alarms: ${alarms}`);
+  await context.close();
+});
+
 await test("a_history_rewritten_between_two_visits_is_caught", async () => {
   state.alter = null;
   const { context, p } = await page();

@@ -2,17 +2,18 @@
 // operator key pinned on first use, the last verified checkpoint remembered, and a
 // consistency proof demanded from it on every later visit (schemas/README.md §5).
 
-import { canonicalJSON, parseStateProof, verifyPresent, verifyStateNote } from "./state.js";
+import { canonicalJSON, parseStateProof, verifyAbsent, verifyPresent, verifyStateNote } from "./state.js";
 import {
   VerifyError, b64decode, fingerprint, parseVkey, verifyCheckpoint, verifyConsistency,
   verifyCosignatures, verifyProvenEntry,
 } from "./verify.js";
 
-/** A request that failed (network, HTTP status or a problem document). */
+/** A request that failed (network, HTTP status or a problem document, kept as `problem`). */
 export class FetchError extends Error {
-  constructor(code, message) {
+  constructor(code, message, problem = null) {
     super(message);
     this.code = code;
+    this.problem = problem;
   }
 }
 
@@ -26,7 +27,7 @@ async function request(url, init) {
   const type = response.headers.get("content-type") || "";
   const body = type.includes("json") ? await response.json() : await response.text();
   if (!response.ok) {
-    throw new FetchError(body && body.code ? body.code : `http_${response.status}`, body && body.detail ? body.detail : String(response.status));
+    throw new FetchError(body && body.code ? body.code : `http_${response.status}`, body && body.detail ? body.detail : String(response.status), body);
   }
   return body;
 }
@@ -235,6 +236,33 @@ function checkListed(answer) {
 }
 
 /**
+ * The state note of an answer (or an absence), checked: its checkpoint under the pinned
+ * key and consistent with what this visit trusts, the note under the same key and of
+ * the checkpoint's origin and size. Returns the note ({origin, size, root}).
+ */
+async function provenNote(trust, answer) {
+  const cp = await verifyCheckpoint(answer.checkpoint, trust.vkey, trust.info.origin);
+  await advance(trust, cp);
+  const note = await verifyStateNote(answer.state_note, trust.vkey);
+  if (note.origin !== cp.origin || note.size !== cp.size) {
+    throw new VerifyError("state_note_size_mismatch", `the state note is of ${note.origin} at ${note.size}, the checkpoint of ${cp.origin} at ${cp.size}`);
+  }
+  return note;
+}
+
+/**
+ * Checks a 404's `absence` (schemas/README.md §14): that it is about object `id` of
+ * `table`, and its proof that the signed state holds no such object. Throws a
+ * VerifyError naming the check that failed.
+ */
+export async function verifyAbsence(trust, absence, table, id) {
+  if (!trust.ok) throw new VerifyError("untrusted", "the checkpoint could not be trusted");
+  if (!absence || absence.table !== table || absence.id !== id) throw new VerifyError("state_object_mismatch", `not an absence proof of ${table} ${id}`);
+  const note = await provenNote(trust, absence);
+  verifyAbsent(parseStateProof(absence.proof), note.root, table, id);
+}
+
+/**
  * Checks the state evidence of a balance answer (schemas/README.md §14): its checkpoint
  * under the pinned key (consistent with what this visit trusts), the state note under
  * the same key and of the checkpoint's origin and size, then each object's state proof
@@ -247,12 +275,7 @@ export async function verifyState(trust, answer) {
   if (!trust.ok) return out;
   let note;
   try {
-    const cp = await verifyCheckpoint(answer.checkpoint, trust.vkey, trust.info.origin);
-    await advance(trust, cp);
-    note = await verifyStateNote(answer.state_note, trust.vkey);
-    if (note.origin !== cp.origin || note.size !== cp.size) {
-      throw new VerifyError("state_note_size_mismatch", `the state note is of ${note.origin} at ${note.size}, the checkpoint of ${cp.origin} at ${cp.size}`);
-    }
+    note = await provenNote(trust, answer);
     checkListed(answer);
   } catch (e) {
     out.failures.push({ code: e.code || "error", detail: e.message });

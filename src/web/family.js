@@ -6,7 +6,7 @@
 // figure is verified only if both hold. The proven allocations' open lessons are the
 // complete list of what waits on the family; one missing from the page is an alarm.
 
-import { establishTrust, getProven, provenObject, verifiedGenesis, verifyProven } from "./api.js";
+import { establishTrust, getProven, provenObject, verifiedGenesis, verifyAbsence, verifyProven } from "./api.js";
 import { t, when, yuan } from "./i18n.js";
 import { keyPanel, actionButtons } from "./keys.js";
 import { preferencesSection } from "./prefs.js";
@@ -121,7 +121,7 @@ export async function familyPage(root, ref) {
   try {
     proven = await getProven(`/v1/students/${encodeURIComponent(ref)}`);
   } catch (e) {
-    root.replaceChildren(trustBanner(trust), e.code === "student_not_found" ? h("p", {}, t("notFound")) : alarm(e.code, e.message));
+    root.replaceChildren(trustBanner(trust), e.code === "student_not_found" ? await notFound(trust, ref, e.problem) : alarm(e.code, e.message));
     return;
   }
   const student = await verifyProven(trust, proven);
@@ -167,6 +167,16 @@ export async function familyPage(root, ref) {
     keyPanel(ref, trust),
     h("p", { class: "foot", "data-verify-ms": verifyMs }, t("verifyTime", { ms: verifyMs, n: entries })),
   );
+}
+
+/** "No such student", verified by the 404's proof that the signed state holds none. */
+async function notFound(trust, ref, problem) {
+  try {
+    await verifyAbsence(trust, problem && problem.absence, "student", ref);
+    return h("p", {}, figure(t("notFound"), true, "absent"));
+  } catch (e) {
+    return h("div", {}, h("p", {}, figure(t("notFound"), false, "absent")), alarm(e.code || "error", e.message));
+  }
 }
 
 /**
