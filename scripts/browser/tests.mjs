@@ -4,99 +4,17 @@
 // reached through a test-only proxy that can alter responses in flight or switch the
 // backend (a rewritten history) while the page's origin stays the same.
 //
-// Run by scripts/browser-tests.sh; prints each test and the targets measured.
+// Run by scripts/browser-tests.sh; prints each test and the targets measured. The proxy,
+// the browser and the helpers are in harness.mjs; the state proofs' tests in
+// state-tests.mjs (run in their place below).
 
 import crypto from "node:crypto";
-import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
-import { checkStateVectors } from "./state-vectors.mjs";
-
-const env = (k) => {
-  if (!process.env[k]) throw new Error(`${k} is not set`);
-  return process.env[k];
-};
-// ONLY (a regular expression) runs the tests whose names match: the script's
-// --audit-small mode runs only the audit, against the small demo.
-const ONLY = new RegExp(process.env.ONLY || ".");
-const DEMO = env("DEMO_URL");
-const ROOT = env("REPO_ROOT");
-const full = !process.env.ONLY;
-const FIXTURE = full ? env("FIXTURE_URL") : process.env.FIXTURE_URL;
-const FORK_A = full ? env("FORK_A_URL") : process.env.FORK_A_URL;
-const FORK_B = full ? env("FORK_B_URL") : process.env.FORK_B_URL;
-const KEY_FILE = full ? env("FAMILY_KEY_FILE") : process.env.FAMILY_KEY_FILE;
-
-/** A proxy on a loopback port: forwards to `state.backend`, through `state.alter`. */
-function proxy(state) {
-  const server = http.createServer((req, res) => {
-    const target = new URL(req.url, state.backend);
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("end", () => {
-      if (state.onRequest) state.onRequest(req.method, req.url, Buffer.concat(chunks));
-      const headers = { ...req.headers, host: target.host };
-      // A response to alter must come uncompressed; otherwise the page's own request
-      // goes through as it is (so the first view is measured as a browser gets it).
-      if (state.alter) delete headers["accept-encoding"];
-      const up = http.request(target, { method: req.method, headers }, (upRes) => {
-        const body = [];
-        upRes.on("data", (c) => body.push(c));
-        upRes.on("end", () => {
-          let data = Buffer.concat(body);
-          if (state.alter) data = state.alter(req.url, data) ?? data;
-          const out = { ...upRes.headers, "content-length": data.length };
-          res.writeHead(upRes.statusCode, out);
-          res.end(data);
-        });
-      });
-      up.on("error", (e) => { res.writeHead(502); res.end(String(e)); });
-      up.end(Buffer.concat(chunks));
-    });
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${server.address().port}` })));
-}
-
-const results = [];
-async function test(name, f) {
-  if (!ONLY.test(name)) return;
-  const started = Date.now();
-  try {
-    await f();
-    results.push([name, "ok"]);
-    console.log(`test ${name} ... ok (${Date.now() - started} ms)`);
-  } catch (e) {
-    results.push([name, "FAILED"]);
-    console.log(`test ${name} ... FAILED\n  ${e.stack || e}`);
-  }
-}
-function assert(cond, what) {
-  if (!cond) throw new Error(`assertion failed: ${what}`);
-}
-const getJSON = async (url) => (await fetch(url)).json();
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const state = { backend: DEMO, alter: null, onRequest: null };
-const { server, url: PROXY } = await proxy(state);
-
-async function page(options = {}) {
-  const context = await browser.newContext({ viewport: { width: 360, height: 780 }, ...options });
-  const p = await context.newPage();
-  p.on("pageerror", (e) => console.log(`  page error: ${e.message}`));
-  p.on("console", (m) => m.type() === "error" && console.log(`  console: ${m.text()}`));
-  return { context, p };
-}
-async function visit(p, url) {
-  await p.goto(url);
-  await p.waitForSelector("body[data-ready=true]", { timeout: 30000 });
-}
-const yuan = (fen) => `¥${Math.floor(fen / 100).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",")}.${String(fen % 100).padStart(2, "0")}`;
-const figureText = (p, sel) => p.$eval(sel, (el) => el.firstChild.textContent);
+import {
+  DEMO, FAMILY, FIXTURE, FORK_A, FORK_B, KEY_FILE, PROXY, ROOT, assert, figureText, finish, getJSON, page, state,
+  test, verifiedStates, visit, yuan,
+} from "./harness.mjs";
 
 await test("the_browser_verifier_answers_the_strict_vectors_as_verify_strict_does", async () => {
   const vectors = JSON.parse(fs.readFileSync(path.join(ROOT, "tests/data/ed25519/strict.json"), "utf8")).vectors;
@@ -151,20 +69,6 @@ await test("the_browser_merkle_verifiers_accept_exactly_the_rfc6962_happy_paths"
   await context.close();
 });
 
-await test("the_browser_state_verifier_answers_the_rust_vectors_in_chromium", async () => {
-  const vectors = JSON.parse(fs.readFileSync(path.join(ROOT, "tests/data/state/vectors.json"), "utf8"));
-  const { context, p } = await page();
-  state.backend = DEMO;
-  await visit(p, `${PROXY}/`);
-  const { cases, wrong } = await p.evaluate(checkStateVectors, { vectors, base: "/web/" });
-  console.log(`  ${cases} state-map vectors (canonical bytes, map keys, proofs, state notes)`);
-  assert(cases >= 40 && wrong.length === 0, wrong.join("; "));
-  await context.close();
-});
-
-/** The figures' states on the page under `sel`. */
-const verifiedStates = (p, sel) => p.$$eval(`${sel} [data-verified]`, (els) => els.map((e) => `${e.dataset.figure}=${e.dataset.verified}`));
-const FAMILY = "stu-000005";
 await test("the_family_page_shows_the_right_figures_each_verified", async () => {
   state.backend = DEMO;
   state.alter = null;
@@ -222,93 +126,8 @@ await test("a_response_altered_in_flight_turns_the_affected_figures_false_with_a
   await context.close();
 });
 
-/** Visits the family page with `alter` applied to its student answer; returns the alarms and the claim figures' states. */
-async function alteredFamily(alter) {
-  state.backend = DEMO;
-  state.alter = (url, data) => (url.startsWith(`/v1/students/${FAMILY}`) ? Buffer.from(JSON.stringify(alter(JSON.parse(data)))) : null);
-  const { context, p } = await page();
-  await visit(p, `${PROXY}/students/${FAMILY}`);
-  state.alter = null;
-  const alarms = await p.$$eval("[role=alert]", (els) => els.map((e) => e.dataset.alarm));
-  const visible = alarms.length > 0 && (await p.isVisible("[role=alert]"));
-  const claim = (await getJSON(`${DEMO}/v1/students/${FAMILY}`)).claims[0].object.claim;
-  const states = await p.$$eval(`tr[data-claim="${claim}"] [data-verified]`, (els) => els.map((e) => e.dataset.verified));
-  await context.close();
-  return { alarms, visible, states };
-}
-
-await test("an_object_altered_in_flight_with_its_proof_left_turns_its_figures_false_with_an_alarm", async () => {
-  // One fen moved from unreserved to made good: the claim still adds up, the entries
-  // are untouched, only the state proof can tell.
-  const r = await alteredFamily((body) => {
-    body.claims[0].object.consumed += 1;
-    body.claims[0].object.unreserved -= 1;
-    return body;
-  });
-  assert(r.alarms.includes("proof_value_mismatch") && r.visible, `alarm shown: ${r.alarms}`);
-  assert(r.states.length > 0 && r.states.every((s) => s === "false"), `claim figures false: ${r.states}`);
-});
-
-await test("a_state_proof_altered_in_flight_turns_its_figures_false_with_an_alarm", async () => {
-  const r = await alteredFamily((body) => {
-    const raw = Buffer.from(body.claims[0].proof.siblings, "base64");
-    raw[3] ^= 1;
-    body.claims[0].proof.siblings = raw.toString("base64");
-    return body;
-  });
-  assert(r.alarms.includes("proof_root_mismatch") && r.visible, `alarm shown: ${r.alarms}`);
-  assert(r.states.length > 0 && r.states.every((s) => s === "false"), `claim figures false: ${r.states}`);
-});
-
-await test("the_pool_and_a_liability_are_verified_by_their_state_proofs", async () => {
-  state.alter = null;
-  const { context, p } = await page();
-  state.backend = DEMO;
-  await visit(p, `${PROXY}/pool`);
-  const pool = await verifiedStates(p, ".cards");
-  assert(pool.length === 4 && pool.every((s) => s.endsWith("=true")), `pool figures: ${pool}`);
-  state.backend = FIXTURE;
-  await visit(p, `${PROXY}/institutions/inst-0c105e`);
-  const liability = await verifiedStates(p, ".cards");
-  assert(liability.length === 4 && liability.every((s) => s.endsWith("=true")), `liability figures: ${liability}`);
-  // The pool object altered in flight: its figures false, with an alarm.
-  state.backend = DEMO;
-  state.alter = (url, data) => {
-    if (url !== "/v1/pool") return null;
-    const body = JSON.parse(data);
-    body.pool.object.delivered += 100;
-    body.pool.object.available -= 100;
-    return Buffer.from(JSON.stringify(body));
-  };
-  await visit(p, `${PROXY}/pool`);
-  state.alter = null;
-  const altered = await verifiedStates(p, ".cards");
-  const alarms = await p.$$eval("[role=alert]", (els) => els.map((e) => e.dataset.alarm));
-  assert(altered.every((s) => s.endsWith("=false")) && alarms.includes("proof_value_mismatch"), `altered pool: ${altered} ${alarms}`);
-  await context.close();
-});
-
-await test("an_unknown_student_is_shown_absent_by_its_absence_proof", async () => {
-  state.backend = DEMO;
-  state.alter = null;
-  const { context, p } = await page();
-  await visit(p, `${PROXY}/students/stu-0ff0ff`);
-  assert((await p.$eval("[data-figure=absent]", (e) => e.dataset.verified)) === "true", "absence proven");
-  // The proof altered in flight: an absence the page cannot prove, with an alarm.
-  state.alter = (url, data) => {
-    if (!url.startsWith("/v1/students/")) return null;
-    const body = JSON.parse(data);
-    const raw = Buffer.from(body.absence.proof.siblings, "base64");
-    raw[0] ^= 1;
-    body.absence.proof.siblings = raw.toString("base64");
-    return Buffer.from(JSON.stringify(body));
-  };
-  await visit(p, `${PROXY}/students/stu-0ff0ff`);
-  state.alter = null;
-  const alarms = await p.$$eval("[role=alert]", (els) => els.map((e) => e.dataset.alarm));
-  assert((await p.$eval("[data-figure=absent]", (e) => e.dataset.verified)) === "false" && alarms.includes("proof_root_mismatch"), `alarms: ${alarms}`);
-  await context.close();
-});
+// The state proofs' tests, in this order (scripts/browser/state-tests.mjs).
+await import("./state-tests.mjs");
 
 await test("a_history_rewritten_between_two_visits_is_caught", async () => {
   state.alter = null;
@@ -422,6 +241,8 @@ await test("a_family_creates_its_key_in_the_browser_and_keeps_it", async () => {
   });
   assert(extractable === false, "the stored key is not extractable");
   await visit(p, `${PROXY}/students/stu-0eb01`);
+  // The key panel reads IndexedDB after the page is ready: wait for it.
+  await p.waitForSelector("[data-vkey]");
   assert((await p.$eval("[data-vkey]", (e) => e.dataset.vkey)) === vkey, "kept across visits");
   await context.close();
 });
@@ -657,8 +478,4 @@ await test("a_family_sets_its_choices_from_the_browser_and_the_claim_shows_them"
   await context.close();
 });
 
-await browser.close();
-server.close();
-const failed = results.filter(([, r]) => r !== "ok");
-console.log(`\nbrowser tests: ${results.length - failed.length} passed, ${failed.length} failed`);
-process.exit(failed.length ? 1 : 0);
+await finish();
