@@ -212,8 +212,7 @@ const sameList = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]
 
 /**
  * What a verified object must also satisfy (the client's checks, §14): its figures
- * add up; an allocation lists as many open lessons as it has pending; a student answer
- * serves exactly the index's claims and the claims' open allocations, in order.
+ * add up; an allocation lists as many open lessons as it has pending.
  */
 function checkFigures(table, object) {
   const balance = BALANCES[table];
@@ -226,6 +225,7 @@ function checkFigures(table, object) {
   }
 }
 
+/** A student answer serves exactly the index's claims and the claims' open allocations, in order. */
 function checkListed(answer) {
   if (!answer.student) return;
   const claims = answer.claims.map((c) => c.object);
