@@ -3,7 +3,8 @@
 # by playwright-core (scripts/browser/, Node 20), against real servers on loopback:
 # the tiny demo's ledger (--keep-serving) and the fixture's (scripts/browser/fixture.sh).
 # Installs chromium (apt) and playwright-core (npm, pinned by package-lock.json; it
-# downloads no browser) when missing. Prints each test and the targets.
+# downloads no browser) when missing. Prints each test and the targets. First
+# runs the state-proof vectors against src/web/state.js in Node.
 #
 # Usage: scripts/browser-tests.sh                 (LL_BIN=path to use a built lesson-ledger)
 #        scripts/browser-tests.sh --audit-small   the in-browser audit of the small demo
@@ -26,6 +27,10 @@ if [ -z "${LL_BIN:-}" ]; then
   cargo build --quiet
   LL_BIN=$ROOT/target/debug/lesson-ledger
 fi
+
+# The browser's state verifier (src/web/state.js) on the Rust verifier's vectors, in Node
+# first (no browser, no server): tests/web.rs keeps tests/data/state/vectors.json current.
+node scripts/browser/state-vectors.mjs
 
 TMP=$(mktemp -d)
 PIDS=()

@@ -37,5 +37,6 @@ mod storage;
 mod submission;
 mod tidy;
 mod web;
+mod web_state;
 mod witness;
 mod witness_limits;

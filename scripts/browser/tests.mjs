@@ -4,96 +4,17 @@
 // reached through a test-only proxy that can alter responses in flight or switch the
 // backend (a rewritten history) while the page's origin stays the same.
 //
-// Run by scripts/browser-tests.sh; prints each test and the targets measured.
+// Run by scripts/browser-tests.sh; prints each test and the targets measured. The proxy,
+// the browser and the helpers are in harness.mjs; the state proofs' tests in
+// state-tests.mjs (run in their place below).
 
 import crypto from "node:crypto";
-import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
-
-const env = (k) => {
-  if (!process.env[k]) throw new Error(`${k} is not set`);
-  return process.env[k];
-};
-// ONLY (a regular expression) runs the tests whose names match: the script's
-// --audit-small mode runs only the audit, against the small demo.
-const ONLY = new RegExp(process.env.ONLY || ".");
-const DEMO = env("DEMO_URL");
-const ROOT = env("REPO_ROOT");
-const full = !process.env.ONLY;
-const FIXTURE = full ? env("FIXTURE_URL") : process.env.FIXTURE_URL;
-const FORK_A = full ? env("FORK_A_URL") : process.env.FORK_A_URL;
-const FORK_B = full ? env("FORK_B_URL") : process.env.FORK_B_URL;
-const KEY_FILE = full ? env("FAMILY_KEY_FILE") : process.env.FAMILY_KEY_FILE;
-
-/** A proxy on a loopback port: forwards to `state.backend`, through `state.alter`. */
-function proxy(state) {
-  const server = http.createServer((req, res) => {
-    const target = new URL(req.url, state.backend);
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("end", () => {
-      if (state.onRequest) state.onRequest(req.method, req.url, Buffer.concat(chunks));
-      const headers = { ...req.headers, host: target.host };
-      delete headers["accept-encoding"];
-      const up = http.request(target, { method: req.method, headers }, (upRes) => {
-        const body = [];
-        upRes.on("data", (c) => body.push(c));
-        upRes.on("end", () => {
-          let data = Buffer.concat(body);
-          if (state.alter) data = state.alter(req.url, data) ?? data;
-          const out = { ...upRes.headers, "content-length": data.length };
-          res.writeHead(upRes.statusCode, out);
-          res.end(data);
-        });
-      });
-      up.on("error", (e) => { res.writeHead(502); res.end(String(e)); });
-      up.end(Buffer.concat(chunks));
-    });
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${server.address().port}` })));
-}
-
-const results = [];
-async function test(name, f) {
-  if (!ONLY.test(name)) return;
-  const started = Date.now();
-  try {
-    await f();
-    results.push([name, "ok"]);
-    console.log(`test ${name} ... ok (${Date.now() - started} ms)`);
-  } catch (e) {
-    results.push([name, "FAILED"]);
-    console.log(`test ${name} ... FAILED\n  ${e.stack || e}`);
-  }
-}
-function assert(cond, what) {
-  if (!cond) throw new Error(`assertion failed: ${what}`);
-}
-const getJSON = async (url) => (await fetch(url)).json();
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const state = { backend: DEMO, alter: null, onRequest: null };
-const { server, url: PROXY } = await proxy(state);
-
-async function page(options = {}) {
-  const context = await browser.newContext({ viewport: { width: 360, height: 780 }, ...options });
-  const p = await context.newPage();
-  p.on("pageerror", (e) => console.log(`  page error: ${e.message}`));
-  p.on("console", (m) => m.type() === "error" && console.log(`  console: ${m.text()}`));
-  return { context, p };
-}
-async function visit(p, url) {
-  await p.goto(url);
-  await p.waitForSelector("body[data-ready=true]", { timeout: 30000 });
-}
-const yuan = (fen) => `¥${Math.floor(fen / 100).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",")}.${String(fen % 100).padStart(2, "0")}`;
-const figureText = (p, sel) => p.$eval(sel, (el) => el.firstChild.textContent);
+import {
+  DEMO, FAMILY, FIXTURE, FORK_A, FORK_B, KEY_FILE, PROXY, ROOT, assert, figureText, finish, getJSON, page, state,
+  test, verifiedStates, visit, yuan,
+} from "./harness.mjs";
 
 await test("the_browser_verifier_answers_the_strict_vectors_as_verify_strict_does", async () => {
   const vectors = JSON.parse(fs.readFileSync(path.join(ROOT, "tests/data/ed25519/strict.json"), "utf8")).vectors;
@@ -148,7 +69,6 @@ await test("the_browser_merkle_verifiers_accept_exactly_the_rfc6962_happy_paths"
   await context.close();
 });
 
-const FAMILY = "stu-000005";
 await test("the_family_page_shows_the_right_figures_each_verified", async () => {
   state.backend = DEMO;
   state.alter = null;
@@ -169,10 +89,14 @@ await test("the_family_page_shows_the_right_figures_each_verified", async () => 
   const states = await p.$$eval("[data-verified]", (els) => els.map((e) => e.dataset.verified));
   assert(states.length >= 4 && states.every((s) => s === "true"), `all verified: ${states}`);
   assert((await p.$$("[role=alert]")).length === 0, "no alarm");
+  // Each object behind the figures was proven against the signed state note.
+  const proofs = await p.$eval("body", (b) => Number(b.dataset.stateProofs));
+  const objects = (await getJSON(`${DEMO}/v1/students/${FAMILY}`)).claims.length;
+  assert(proofs >= 1 + objects, `state proofs verified: ${proofs}`);
   const ms = await p.$eval("body", (b) => Number(b.dataset.verifyMs));
   const n = await p.$eval("body", (b) => Number(b.dataset.verifiedEntries));
   console.log(`  TARGET first view of a family page: ${(bytes / 1024).toFixed(1)} KB transferred (<= 300 KB)`);
-  console.log(`  TARGET verification of ${n} proven entries: ${ms} ms after the data arrived (<= 300 ms)`);
+  console.log(`  TARGET verification of ${n} proven entries and ${proofs} state proofs: ${ms} ms after the data arrived (<= 300 ms)`);
   assert(bytes <= 300 * 1024, "first view <= 300 KB");
   await context.close();
 });
@@ -201,6 +125,9 @@ await test("a_response_altered_in_flight_turns_the_affected_figures_false_with_a
   assert(states.length > 0 && states.every((s) => s === "false"), `claim figures false: ${states}`);
   await context.close();
 });
+
+// The state proofs' tests, in this order (scripts/browser/state-tests.mjs).
+await import("./state-tests.mjs");
 
 await test("a_history_rewritten_between_two_visits_is_caught", async () => {
   state.alter = null;
@@ -314,6 +241,8 @@ await test("a_family_creates_its_key_in_the_browser_and_keeps_it", async () => {
   });
   assert(extractable === false, "the stored key is not extractable");
   await visit(p, `${PROXY}/students/stu-0eb01`);
+  // The key panel reads IndexedDB after the page is ready: wait for it.
+  await p.waitForSelector("[data-vkey]");
   assert((await p.$eval("[data-vkey]", (e) => e.dataset.vkey)) === vkey, "kept across visits");
   await context.close();
 });
@@ -362,6 +291,9 @@ await test("the_association_audits_the_whole_log_in_a_worker", async () => {
   const verdict = await p.$eval("[role=status][data-audit]", (e) => [e.dataset.audit, e.dataset.sigsPerSec, e.textContent, e.dataset.signatures, e.dataset.seconds]);
   assert(verdict[0] === "pass", `audit: ${verdict[2]}`);
   console.log(`  TARGET in-browser audit: ${verdict[2]}; ${verdict[3]} signatures, ${verdict[4]} s in all, ${verdict[1]} signatures/s while checking them`);
+  // Per-institution liabilities, from the audit's verified entries.
+  const liabilities = await p.$$eval("[data-liabilities=done] tr[data-institution]", (els) => els.length);
+  assert(liabilities > 0, "per-institution liabilities listed");
   await visit(p, `${PROXY}/pool`);
   await p.click("[data-run-audit]");
   await p.waitForSelector("[data-audit=pass]", { timeout: 600000 });
@@ -378,8 +310,6 @@ await test("the_association_audits_the_whole_log_in_a_worker", async () => {
   await context.close();
 });
 
-/** The figures' states on the page under `sel`. */
-const verifiedStates = (p, sel) => p.$$eval(`${sel} [data-verified]`, (els) => els.map((e) => `${e.dataset.figure}=${e.dataset.verified}`));
 
 await test("the_institution_pages_figures_are_each_verified", async () => {
   state.backend = FIXTURE;
@@ -548,8 +478,4 @@ await test("a_family_sets_its_choices_from_the_browser_and_the_claim_shows_them"
   await context.close();
 });
 
-await browser.close();
-server.close();
-const failed = results.filter(([, r]) => r !== "ok");
-console.log(`\nbrowser tests: ${results.length - failed.length} passed, ${failed.length} failed`);
-process.exit(failed.length ? 1 : 0);
+await finish();

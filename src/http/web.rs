@@ -9,6 +9,9 @@
 //! no framing. Assets are revalidated on every use (`Cache-Control: no-cache` with a
 //! strong `ETag`, answered `304` when unchanged): a page that verifies the ledger must
 //! not run yesterday's verifier after an upgrade, and a revalidation costs a few bytes.
+//! A client that accepts gzip gets each file gzipped (compressed once, on first use, with
+//! its own ETag): the modules and the vendored BLAKE3 keep a family's first view under
+//! its 300 KB budget on a phone's connection.
 //!
 //! ```
 //! use lesson_ledger::http::web::asset;
@@ -17,7 +20,11 @@
 //! assert!(asset("../Cargo.toml").is_none());
 //! ```
 
+use std::io::Write as _;
 use std::sync::OnceLock;
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
 
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -144,6 +151,46 @@ pub const ASSETS: &[Asset] = &[
         body: include_bytes!("../web/vendor/lean-qr/svg.mjs"),
     },
     Asset {
+        name: "state.js",
+        content_type: JS,
+        body: include_bytes!("../web/state.js"),
+    },
+    Asset {
+        name: "vendor/noble-hashes/blake3.js",
+        content_type: JS,
+        body: include_bytes!("../web/vendor/noble-hashes/blake3.js"),
+    },
+    Asset {
+        name: "vendor/noble-hashes/blake2.js",
+        content_type: JS,
+        body: include_bytes!("../web/vendor/noble-hashes/blake2.js"),
+    },
+    Asset {
+        name: "vendor/noble-hashes/_blake.js",
+        content_type: JS,
+        body: include_bytes!("../web/vendor/noble-hashes/_blake.js"),
+    },
+    Asset {
+        name: "vendor/noble-hashes/_md.js",
+        content_type: JS,
+        body: include_bytes!("../web/vendor/noble-hashes/_md.js"),
+    },
+    Asset {
+        name: "vendor/noble-hashes/_u64.js",
+        content_type: JS,
+        body: include_bytes!("../web/vendor/noble-hashes/_u64.js"),
+    },
+    Asset {
+        name: "vendor/noble-hashes/utils.js",
+        content_type: JS,
+        body: include_bytes!("../web/vendor/noble-hashes/utils.js"),
+    },
+    Asset {
+        name: "vendor/noble-hashes/crypto.js",
+        content_type: JS,
+        body: include_bytes!("../web/vendor/noble-hashes/crypto.js"),
+    },
+    Asset {
         name: "style.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../web/style.css"),
@@ -179,23 +226,57 @@ fn etag(body: &[u8]) -> String {
     format!("\"{}\"", &blake3::hash(body).to_hex()[..32])
 }
 
-/// The ETags of the shell and every asset, computed once.
-fn etags() -> &'static [String] {
-    static ETAGS: OnceLock<Vec<String>> = OnceLock::new();
-    ETAGS.get_or_init(|| {
+/// One file as served: its bytes and ETag, and gzipped with their own ETag.
+struct Encoded {
+    body: &'static [u8],
+    etag: String,
+    /// `None` only if compressing failed, which writing to memory does not: the file is
+    /// then served as it is.
+    gzip: Option<(Vec<u8>, String)>,
+}
+
+fn gzip(body: &[u8]) -> Option<Vec<u8>> {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 3), Compression::best());
+    encoder.write_all(body).ok()?;
+    encoder.finish().ok()
+}
+
+/// The shell and every asset (in that order), each encoded once, on first use.
+fn encoded() -> &'static [Encoded] {
+    static ENCODED: OnceLock<Vec<Encoded>> = OnceLock::new();
+    ENCODED.get_or_init(|| {
         std::iter::once(INDEX_HTML)
             .chain(ASSETS.iter().map(|a| a.body))
-            .map(etag)
+            .map(|body| Encoded {
+                body,
+                etag: etag(body),
+                gzip: gzip(body).map(|z| {
+                    let tag = format!("\"{}-gzip\"", &blake3::hash(body).to_hex()[..32]);
+                    (z, tag)
+                }),
+            })
             .collect()
     })
 }
 
-fn serve(
-    headers: &HeaderMap,
-    body: &'static [u8],
-    content_type: &'static str,
-    tag: &str,
-) -> Response {
+/// Whether the request's `Accept-Encoding` lists gzip (and not with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            parts.next() == Some("gzip") && !parts.any(|p| p.replace(' ', "") == "q=0")
+        })
+}
+
+fn serve(headers: &HeaderMap, file: &'static Encoded, content_type: &'static str) -> Response {
+    let (body, tag, gzipped): (&'static [u8], &str, bool) = match &file.gzip {
+        Some((z, tag)) if accepts_gzip(headers) => (z, tag, true),
+        _ => (file.body, &file.etag, false),
+    };
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -207,6 +288,10 @@ fn serve(
     };
     let out = response.headers_mut();
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    out.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzipped {
+        out.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     out.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -227,19 +312,14 @@ fn serve(
 }
 
 async fn get_page(headers: HeaderMap) -> Response {
-    serve(
-        &headers,
-        INDEX_HTML,
-        "text/html; charset=utf-8",
-        &etags()[0],
-    )
+    serve(&headers, &encoded()[0], "text/html; charset=utf-8")
 }
 
 async fn get_asset(headers: HeaderMap, Path(name): Path<String>) -> Response {
     match ASSETS.iter().position(|a| a.name == name) {
         Some(i) => {
             let a = &ASSETS[i];
-            serve(&headers, a.body, a.content_type, &etags()[i + 1])
+            serve(&headers, &encoded()[i + 1], a.content_type)
         }
         None => super::ApiError::NotFound {
             what: "asset",

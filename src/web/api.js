@@ -2,16 +2,18 @@
 // operator key pinned on first use, the last verified checkpoint remembered, and a
 // consistency proof demanded from it on every later visit (schemas/README.md §5).
 
+import { canonicalJSON, parseStateProof, verifyAbsent, verifyPresent, verifyStateNote } from "./state.js";
 import {
   VerifyError, b64decode, fingerprint, parseVkey, verifyCheckpoint, verifyConsistency,
   verifyCosignatures, verifyProvenEntry,
 } from "./verify.js";
 
-/** A request that failed (network, HTTP status or a problem document). */
+/** A request that failed (network, HTTP status or a problem document, kept as `problem`). */
 export class FetchError extends Error {
-  constructor(code, message) {
+  constructor(code, message, problem = null) {
     super(message);
     this.code = code;
+    this.problem = problem;
   }
 }
 
@@ -25,7 +27,7 @@ async function request(url, init) {
   const type = response.headers.get("content-type") || "";
   const body = type.includes("json") ? await response.json() : await response.text();
   if (!response.ok) {
-    throw new FetchError(body && body.code ? body.code : `http_${response.status}`, body && body.detail ? body.detail : String(response.status));
+    throw new FetchError(body && body.code ? body.code : `http_${response.status}`, body && body.detail ? body.detail : String(response.status), body);
   }
   return body;
 }
@@ -37,9 +39,9 @@ export const postJSON = (url, value) =>
 
 /**
  * A proven balance with every page of its entries: `answer` is the first page, its
- * objects as served (`{claim: {object, proof}, …}`, schemas/README.md §14). Their state
- * proofs are not checked in the browser (yet), so no served object is shown as verified:
- * each figure is recomputed from the verified entries and compared with the object's.
+ * objects as served (`{claim: {object, proof}, …}`, schemas/README.md §14), each
+ * checked against the signed state note by `verifyProven` (verifyState); each figure is
+ * also recomputed from the verified entries and compared with the object's.
  * The one place that follows a continuation: a response with `next` (a position in the
  * balance's entries) names the rest of its `entries`, asked for with `?from=`, each page
  * proven against its own checkpoint; pages are kept apart so that each is verified
@@ -186,17 +188,133 @@ function unverifiedPayload(entry) {
 }
 
 /**
- * Verifies every page of a proven balance: each page's checkpoint under the pinned key
- * and consistent with what this visit trusts, then each entry's leaf hash, inclusion
- * proof and signatures. Returns {ok, entries: [{index, time, payload, signers,
- * verified}], failures}. An entry that fails is kept with `verified: false` (its
- * figures are shown as the server claims them, marked unverified) and reported; `ok`
- * is then false.
+ * Where an answer's objects live (schemas/README.md §14, RULES.md §4.4): the answer's
+ * field → [table, tag, the object's id field]. The pool is the `meta` table's `pool`.
+ */
+const OBJECT_FIELDS = {
+  claim: ["claim", "claim", "claim"], claims: ["claim", "claim", "claim"],
+  pledge: ["pledge", "pledge", "pledge"],
+  allocation: ["allocation", "allocation", "allocation"], allocations: ["allocation", "allocation", "allocation"],
+  student: ["student", "student", "student"],
+  lesson: ["lesson", "lesson", "lesson"], dispute: ["dispute", "dispute", "dispute"],
+  pool: ["meta", "pool", null],
+  liability: ["liability", "liability", "institution"], institution: ["party", "party", "party"],
+};
+
+/** The parts each balanced object's total is made of (schemas/README.md §14). */
+const BALANCES = {
+  claim: ["value", ["unreserved", "reserved", "consumed"]],
+  pledge: ["capacity", ["available", "reserved", "delivered", "withdrawn"]],
+  allocation: ["lessons", ["consumed", "pending", "remaining", "released"]],
+};
+
+const sameList = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * What a verified object must also satisfy (the client's checks, §14): its figures
+ * add up; an allocation lists as many open lessons as it has pending.
+ */
+function checkFigures(table, object) {
+  const balance = BALANCES[table];
+  if (balance) {
+    const [total, parts] = balance;
+    if (parts.reduce((n, p) => n + object[p], 0) !== object[total]) throw new VerifyError("balance_unbalanced", `${table} ${object[table]}: the parts do not add up to the total`);
+  }
+  if (table === "allocation" && object.open_lessons.length !== object.pending) {
+    throw new VerifyError("open_lessons_mismatch", `allocation ${object.allocation} lists ${object.open_lessons.length} open lessons but has ${object.pending} pending`);
+  }
+}
+
+/** A student answer serves exactly the index's claims and the claims' open allocations, in order. */
+function checkListed(answer) {
+  if (!answer.student) return;
+  const claims = answer.claims.map((c) => c.object);
+  if (!sameList(answer.student.object.claims, claims.map((c) => c.claim))) throw new VerifyError("open_objects_mismatch", "the claims served are not the student's");
+  if (!sameList(claims.flatMap((c) => c.allocations), answer.allocations.map((a) => a.object.allocation))) {
+    throw new VerifyError("open_objects_mismatch", "the allocations served are not the claims' open allocations");
+  }
+}
+
+/**
+ * The state note of an answer (or an absence), checked: its checkpoint under the pinned
+ * key and consistent with what this visit trusts, the note under the same key and of
+ * the checkpoint's origin and size. Returns the note ({origin, size, root}).
+ */
+async function provenNote(trust, answer) {
+  const cp = await verifyCheckpoint(answer.checkpoint, trust.vkey, trust.info.origin);
+  await advance(trust, cp);
+  const note = await verifyStateNote(answer.state_note, trust.vkey);
+  if (note.origin !== cp.origin || note.size !== cp.size) {
+    throw new VerifyError("state_note_size_mismatch", `the state note is of ${note.origin} at ${note.size}, the checkpoint of ${cp.origin} at ${cp.size}`);
+  }
+  return note;
+}
+
+/**
+ * Checks a 404's `absence` (schemas/README.md §14): that it is about object `id` of
+ * `table`, and its proof that the signed state holds no such object. Throws a
+ * VerifyError naming the check that failed.
+ */
+export async function verifyAbsence(trust, absence, table, id) {
+  if (!trust.ok) throw new VerifyError("untrusted", "the checkpoint could not be trusted");
+  if (!absence || absence.table !== table || absence.id !== id) throw new VerifyError("state_object_mismatch", `not an absence proof of ${table} ${id}`);
+  const note = await provenNote(trust, absence);
+  verifyAbsent(parseStateProof(absence.proof), note.root, table, id);
+}
+
+/**
+ * Checks the state evidence of a balance answer (schemas/README.md §14): its checkpoint
+ * under the pinned key (consistent with what this visit trusts), the state note under
+ * the same key and of the checkpoint's origin and size, then each object's state proof
+ * against the note's root, its value being the canonical JSON of the object as served,
+ * tagged. Returns {ok, verified: Set of "table/id" proven, failures}: an object whose
+ * proof fails is left out of `verified` (its figures are shown unverified) and named.
+ */
+export async function verifyState(trust, answer) {
+  const out = { ok: false, verified: new Set(), failures: [] };
+  if (!trust.ok) return out;
+  let note;
+  try {
+    note = await provenNote(trust, answer);
+    checkListed(answer);
+  } catch (e) {
+    out.failures.push({ code: e.code || "error", detail: e.message });
+    return out;
+  }
+  for (const [field, [table, tag, idField]] of Object.entries(OBJECT_FIELDS)) {
+    const value = answer[field];
+    for (const proven of Array.isArray(value) ? value : [value]) {
+      if (proven === undefined || proven === null) continue;
+      const id = idField ? proven.object[idField] : tag;
+      try {
+        verifyPresent(parseStateProof(proven.proof), note.root, table, String(id), canonicalJSON({ [tag]: proven.object }));
+        checkFigures(table, proven.object);
+        out.verified.add(`${table}/${id}`);
+      } catch (e) {
+        out.failures.push({ code: e.code || "error", detail: `${table} ${id}: ${e.message}` });
+      }
+    }
+  }
+  out.ok = out.failures.length === 0;
+  return out;
+}
+
+/**
+ * Verifies every page of a proven balance: the first page's state evidence
+ * (verifyState: `state`), each page's checkpoint under the pinned key and consistent
+ * with what this visit trusts, then each entry's leaf hash, inclusion proof and
+ * signatures. Returns {ok, entries: [{index, time, payload, signers, verified}], state,
+ * failures}. An entry that fails is kept with `verified: false` (its figures are shown
+ * as the server claims them, marked unverified) and reported; `ok` is then false. `ok`
+ * is about the entries; whether an object is proven is `state.verified`.
  */
 export async function verifyProven(trust, proven) {
   const started = performance.now();
   const out = { ok: trust.ok, entries: [], failures: [], ms: 0 };
   if (!trust.ok) out.failures.push({ code: "untrusted", detail: "the checkpoint could not be trusted" });
+  // A balance never fetched (`{pages: []}`) has no objects to prove.
+  out.state = proven.answer ? await verifyState(trust, proven.answer) : { ok: false, verified: new Set(), failures: [] };
+  out.failures.push(...out.state.failures);
   for (const page of proven.pages) {
     let note = null;
     if (trust.ok) {
@@ -231,3 +349,6 @@ export async function verifyProven(trust, proven) {
   out.ms = performance.now() - started;
   return out;
 }
+
+/** `proven(table, id)`: whether that object's state proof was verified in `v` (a verifyProven result). */
+export const provenObject = (v, table, id) => !!(v && v.state && v.state.verified.has(`${table}/${id}`));

@@ -70,7 +70,7 @@ function aggregator() {
   const pledges = new Map();
   const allocs = new Map();
   const claims = new Map();
-  const agg = { bySubject: {}, byDistrict: {}, timeline: [], associations: {} };
+  const agg = { bySubject: {}, byDistrict: {}, byInstitution: {}, timeline: [], associations: {} };
   const add = (table, key, field, v) => {
     const row = (table[key] ||= { pledged: 0, delivered: 0, owed: 0, madeGood: 0 });
     row[field] += v;
@@ -82,6 +82,7 @@ function aggregator() {
     if (!p) return;
     add(agg.bySubject, p.subject, "delivered", p.vpl);
     if (c) add(agg.byDistrict, c.district, "madeGood", p.vpl);
+    if (c) add(agg.byInstitution, c.institution, "madeGood", p.vpl);
     agg.delivered += p.vpl;
   };
   agg.pledged = 0;
@@ -94,8 +95,9 @@ function aggregator() {
       // The associations are the genesis's (each co-signed it); none is registered later.
       case "genesis": for (const a of p.associations) agg.associations[a.party] = a.key; break;
       case "claim_recorded":
-        claims.set(p.claim, { district: p.district });
+        claims.set(p.claim, { district: p.district, institution: p.institution });
         add(agg.byDistrict, p.district, "owed", p.lessons * p.price_per_lesson_fen);
+        add(agg.byInstitution, p.institution, "owed", p.lessons * p.price_per_lesson_fen);
         agg.owed += p.lessons * p.price_per_lesson_fen;
         break;
       case "pledge_offered": pledges.set(p.pledge, { subject: p.subject, district: p.district || "online", vpl: p.value_per_lesson_fen, value: p.seats * p.lessons_per_seat * p.value_per_lesson_fen }); break;

@@ -1,9 +1,12 @@
 // The family page, /students/{ref}: what the ledger owes the student, what was matched,
 // the lessons held, and first of all the lessons waiting on the family. Every figure is
 // recomputed from entries verified in this browser (signatures, leaf hashes, inclusion
-// proofs against the pinned operator's checkpoint) and compared with the server's.
+// proofs against the pinned operator's checkpoint) and compared with the server's
+// object, whose state proof against the signed state note is checked here too: a
+// figure is verified only if both hold. The proven allocations' open lessons are the
+// complete list of what waits on the family; one missing from the page is an alarm.
 
-import { establishTrust, getProven, verifiedGenesis, verifyProven } from "./api.js";
+import { establishTrust, getProven, provenObject, verifiedGenesis, verifyAbsence, verifyProven } from "./api.js";
 import { t, when, yuan } from "./i18n.js";
 import { keyPanel, actionButtons } from "./keys.js";
 import { preferencesSection } from "./prefs.js";
@@ -59,6 +62,7 @@ function model(student, allocs, genesis, lessonInfo) {
       waiting: life.lessons.filter((l) => l.state === "proposed" && (lessonInfo.get(l.id) || { state: "proposed" }).state === "proposed")
         .map((l) => ({ ...l, windowEnd: windowEnd(l), allocation: made.payload.allocation })),
       verified: a.ok && a.pledge.ok && made.verified && genesis.verified, served: a.served,
+      proven: provenObject(a, "allocation", made.payload.allocation),
     });
   }
   return { claims: [...claims.values()], day };
@@ -87,8 +91,9 @@ async function loadLessons(trust, allocs) {
     // The server's status for the same lesson: pending, disputed, final or void.
     const served = { proposed: "pending", confirmed: "final", disputed: "disputed", void: "void", final: "final" }[state];
     out.set(id, {
-      id, state, failures: v.failures, entries: v.entries.length, ms: v.ms,
-      verified: v.ok && proven.answer.lesson.object.status === served,
+      id, state, failures: v.failures, entries: v.entries.length, ms: v.ms, proofs: v.state.verified.size,
+      verified: v.ok && proven.answer.lesson.object.status === served && provenObject(v, "lesson", id)
+        && (!raised || provenObject(v, "dispute", raised.payload.dispute)),
       dispute: raised ? { id: raised.payload.dispute, reason: raised.payload.reason, time: raised.time, outcome: resolved ? resolved.payload.outcome : null, resolution: resolved ? resolved.payload.reason : null } : null,
     });
   }));
@@ -116,7 +121,7 @@ export async function familyPage(root, ref) {
   try {
     proven = await getProven(`/v1/students/${encodeURIComponent(ref)}`);
   } catch (e) {
-    root.replaceChildren(trustBanner(trust), e.code === "student_not_found" ? h("p", {}, t("notFound")) : alarm(e.code, e.message));
+    root.replaceChildren(trustBanner(trust), e.code === "student_not_found" ? await notFound(trust, ref, e.problem) : alarm(e.code, e.message));
     return;
   }
   const student = await verifyProven(trust, proven);
@@ -145,13 +150,17 @@ export async function familyPage(root, ref) {
   const verifyMs = Math.round(student.ms + allocs.reduce((n, a) => n + a.ms + a.pledge.ms, 0) + lessons.reduce((n, l) => n + l.ms, 0));
   document.body.dataset.verifyMs = String(verifyMs);
   document.body.dataset.verifiedEntries = String(entries);
+  // The objects proven against the signed state note (state proofs checked here).
+  const proofs = [student, ...allocs.flatMap((a) => [a, a.pledge])].reduce((n, v) => n + v.state.verified.size, 0) + lessons.reduce((n, l) => n + l.proofs, 0);
+  document.body.dataset.stateProofs = String(proofs);
   root.replaceChildren(
     trustBanner(trust),
     ...failures.map((f) => alarm(f.code, f.index === undefined ? f.detail : `#${f.index}: ${f.detail}`)),
     h("h1", {}, `${t("family")} · `, h("code", {}, ref)),
+    ...hiddenLessons(m, proven.answer, student, lessonInfo),
     waitingSection(m, trust.ok, trust, ref),
     disputesSection(lessons, trust.ok),
-    claimsSection(m, servedClaims, trust.ok),
+    claimsSection(m, servedClaims, trust.ok, student),
     preferencesSection(trust, ref, m, servedClaims, student, genesis),
     allocationsSection(m, trust, ref),
     historySection(m),
@@ -160,9 +169,34 @@ export async function familyPage(root, ref) {
   );
 }
 
+/** "No such student", verified by the 404's proof that the signed state holds none. */
+async function notFound(trust, ref, problem) {
+  try {
+    await verifyAbsence(trust, problem && problem.absence, "student", ref);
+    return h("p", {}, figure(t("notFound"), true, "absent"));
+  } catch (e) {
+    return h("div", {}, h("p", {}, figure(t("notFound"), false, "absent")), alarm(e.code || "error", e.message));
+  }
+}
+
+/**
+ * The lessons the proven allocations of the student's answer list as open (pending or
+ * disputed) that the page does not show as waiting or disputed: each is an alarm.
+ */
+function hiddenLessons(m, answer, student, lessonInfo) {
+  const shown = new Set(m.claims.flatMap((c) => c.allocations.flatMap((a) => a.waiting.map((w) => w.id))));
+  const missing = (answer.allocations || [])
+    .filter((a) => provenObject(student, "allocation", a.object.allocation))
+    .flatMap((a) => a.object.open_lessons.map((o) => o.lesson))
+    .filter((l) => !shown.has(l) && (lessonInfo.get(l) || {}).state !== "disputed");
+  return missing.length ? [alarm("open_lessons_mismatch", missing.join(", "))] : [];
+}
+
 function waitingSection(m, ok, trust, ref) {
   const now = BigInt(Date.now()) * 1000n;
-  const waiting = m.claims.flatMap((c) => c.allocations.flatMap((a) => a.waiting.map((w) => ({ ...w, ok: ok && a.verified }))));
+  // Days left: from the entries, and equal to the window's end the proven allocation lists.
+  const listed = (a, w) => a.proven && a.served.open_lessons.some((o) => o.lesson === w.id && BigInt(o.window_end_micros) === w.windowEnd);
+  const waiting = m.claims.flatMap((c) => c.allocations.flatMap((a) => a.waiting.map((w) => ({ ...w, ok: ok && a.verified && listed(a, w) }))));
   return h("section", { class: "waiting", "aria-labelledby": "waiting-h" },
     h("h2", { id: "waiting-h" }, t("waiting")),
     waiting.length === 0 ? h("p", {}, t("noneWaiting")) : h("ul", {}, waiting.map((w) => {
@@ -191,14 +225,14 @@ function disputesSection(lessons, ok) {
     })));
 }
 
-function claimsSection(m, served, ok) {
+function claimsSection(m, served, ok, student) {
   const servedClaims = new Map(served.map((c) => [c.claim, c]));
   return h("section", {}, h("h2", {}, t("claims")), table(
     [t("claim"), t("institutionCol"), t("lessons"), t("value"), t("madeGood"), t("outstanding")],
     m.claims.map((c) => {
       const s = servedClaims.get(c.claim) || {};
-      const agrees = (mine, theirs) => ok && c.verified && theirs !== undefined && BigInt(theirs) === mine;
-      const madeGoodOk = agrees(c.madeGood, s.consumed) && c.allocations.every((a) => a.verified);
+      const agrees = (mine, theirs) => ok && c.verified && provenObject(student, "claim", c.claim) && theirs !== undefined && BigInt(theirs) === mine;
+      const madeGoodOk = agrees(c.madeGood, s.consumed) && c.allocations.every((a) => a.verified && a.proven);
       return [{ "data-claim": c.claim }, [
         h("code", {}, c.claim), c.institution,
         figure(String(c.lessons), agrees(BigInt(c.lessons), s.lessons), "lessons"),
@@ -215,8 +249,8 @@ function allocationsSection(m, trust, ref) {
     [t("course"), t("institutionCol"), t("district"), t("lessonsLeft"), t("expires"), t("status")],
     rows.map((a) => [{ "data-allocation": a.id }, [
       a.pledge.subject, a.pledge.institution, a.pledge.district || "online",
-      figure(String(a.left), a.verified && a.served && a.served.remaining === a.left, "lessons-left"),
-      figure(when(a.expires), a.verified && a.served && BigInt(a.served.expires_at_micros) === a.expires, "expires"),
+      figure(String(a.left), a.verified && a.proven && a.served.remaining === a.left, "lessons-left"),
+      figure(when(a.expires), a.verified && a.proven && BigInt(a.served.expires_at_micros) === a.expires, "expires"),
       h("span", {}, t(a.status), a.status === "active" ? actionButtons(trust, ref, [["allocation_declined", a.id, t("decline")]]) : null),
     ]])));
 }

@@ -3,10 +3,12 @@
 // must deliver. The list of pledges is the server's (GET /v1/institutions/{id}/pledges);
 // every figure shown is recomputed from entries verified in this browser — each pledge's
 // proven balance and the proven balance of every allocation made on it — and compared
-// with the server's. An institution imports its key file here, pledges a course and
-// proposes delivered lessons (signed in the browser, receipt verified and kept).
+// with the server's object, whose state proof against the signed state note is checked
+// here too (the liability's figures rest on their state proofs alone). An institution
+// imports its key file here, pledges a course and proposes delivered lessons (signed in
+// the browser, receipt verified and kept).
 
-import { establishTrust, getJSON, getProven, verifiedGenesis, verifyProven } from "./api.js";
+import { establishTrust, getJSON, getProven, provenObject, verifiedGenesis, verifyProven, verifyState } from "./api.js";
 import { lessonsOf } from "./family.js";
 import { t, when, yuan } from "./i18n.js";
 import { actionButtons, keyPanel } from "./keys.js";
@@ -35,10 +37,11 @@ async function listPledges(id) {
   return rows;
 }
 
-/** `kind`'s balance at `path`, its entries verified, and its object as served. */
-async function proven(trust, path, kind) {
-  const p = await getProven(path);
-  return { ...(await verifyProven(trust, p)), served: p.answer[kind].object };
+/** `kind`'s balance of `id`, its entries and its object's state proof verified, its object as served. */
+async function proven(trust, kind, id) {
+  const p = await getProven(`/v1/${kind}s/${encodeURIComponent(id)}`);
+  const v = await verifyProven(trust, p);
+  return { ...v, served: p.answer[kind].object, proven: provenObject(v, kind, id) };
 }
 
 /**
@@ -57,25 +60,25 @@ function allocationFigures(a, pledge, genesis) {
   return {
     id: made.payload.allocation, claim: made.payload.claim, subject: pledge.subject, status: life.status,
     final: life.counts.final, pending: life.pending, remaining, expires: validity < until ? validity : until,
-    verified: a.ok && made.verified && genesis.verified, served: a.served,
+    verified: a.ok && a.proven && made.verified && genesis.verified, served: a.served,
   };
 }
 
 /** A pledge's figures from its verified entries and those of its allocations. */
 async function pledgeFigures(trust, row, genesis, budget) {
-  const p = await proven(trust, `/v1/pledges/${encodeURIComponent(row.pledge)}`, "pledge");
+  const p = await proven(trust, "pledge", row.pledge);
   const offered = p.entries.find((e) => e.payload.kind === "pledge_offered");
   const allocIds = p.entries.filter((e) => e.payload.kind === "allocation_made").map((e) => e.payload.allocation);
   const complete = allocIds.length <= budget.left;
   budget.left -= Math.min(budget.left, allocIds.length);
-  const allocs = complete ? await inBatches(allocIds, 6, (id) => proven(trust, `/v1/allocations/${encodeURIComponent(id)}`, "allocation")) : [];
+  const allocs = complete ? await inBatches(allocIds, 6, (id) => proven(trust, "allocation", id)) : [];
   const o = offered ? offered.payload : row;
   const figures = allocs.map((a) => allocationFigures(a, o, genesis)).filter(Boolean);
   const capacity = offered ? o.seats * o.lessons_per_seat : 0;
   const withdrawn = p.entries.filter((e) => e.payload.kind === "pledge_withdrawn").reduce((n, e) => n + e.payload.lessons, 0);
   const reserved = figures.reduce((n, a) => n + a.pending + a.remaining, 0);
   const delivered = figures.reduce((n, a) => n + a.final, 0);
-  const ok = trust.ok && p.ok && !!offered && complete && figures.every((a) => a.verified) && genesis.verified;
+  const ok = trust.ok && p.ok && p.proven && !!offered && complete && figures.every((a) => a.verified) && genesis.verified;
   const s = p.served;
   return {
     row, offered: o, ok, allocations: figures, failures: [...p.failures, ...allocs.flatMap((a) => a.failures)],
@@ -89,14 +92,19 @@ async function pledgeFigures(trust, row, genesis, budget) {
   };
 }
 
-/** The liability as served (`GET /v1/institutions/{id}/report`), shown unverified. */
-function liabilitySection(id, report) {
+/**
+ * The liability (`GET /v1/institutions/{id}/report`): its figures are verified when its
+ * state proof (and the institution's) checks against the signed state note.
+ */
+function liabilitySection(id, report, state) {
   const l = report.liability.object;
+  const ok = provenObject({ state }, "liability", id) && provenObject({ state }, "party", id);
   const r = { ...l, outstanding: l.owed - l.made_good };
   const csv = `institution,students,claims,lessons_owed,owed_fen,made_good_fen,outstanding_fen\n${[r.institution, r.students, r.claims, r.lessons_owed, r.owed, r.made_good, r.outstanding].join(",")}\n`;
   return h("section", {}, h("h2", {}, t("liability")),
     h("div", { class: "cards" }, [[t("students"), String(r.students), "students"], [t("owed"), yuan(r.owed), "owed"], [t("madeGood"), yuan(r.made_good), "made-good"], [t("outstanding"), yuan(r.outstanding), "outstanding"]]
-      .map(([label, value, name]) => h("div", { class: "card" }, label, h("span", { class: "big" }, figure(value, false, name, t("servedTotal")))))),
+      .map(([label, value, name]) => h("div", { class: "card" }, label, h("span", { class: "big" }, figure(value, ok, name))))),
+    ...state.failures.map((f) => alarm(f.code, f.detail)),
     h("a", { href: URL.createObjectURL(new Blob([csv], { type: "text/csv" })), download: `${id}-liability.csv` }, t("downloadCsv")));
 }
 
@@ -190,7 +198,8 @@ export async function institutionPage(root, id) {
   root.replaceChildren(trustBanner(trust), h("h1", {}, `${t("institution")} · `, h("code", {}, id)), h("p", { class: "loading" }, "…"));
   const parts = [];
   try {
-    parts.push(liabilitySection(id, await getJSON(`/v1/institutions/${encodeURIComponent(id)}/report`)));
+    const report = await getJSON(`/v1/institutions/${encodeURIComponent(id)}/report`);
+    parts.push(liabilitySection(id, report, await verifyState(trust, report)));
   } catch (e) {
     // A donor that never closed has no liability report.
     if (e.code !== "institution_not_found") parts.push(alarm(e.code || "error", e.message));

@@ -1,14 +1,14 @@
 // The other pages: home (find a student), the pool (/pool) and the association's
-// audit (/audit). Totals the server sums
-// are shown as served (data-verified="false") until the in-browser audit has replayed
-// the entries they come from; the charts are drawn only from verified entries.
+// audit (/audit). The pool's totals are the `meta/pool` object, verified when its state
+// proof checks against the signed state note; the in-browser audit then replays the
+// entries they come from and compares; the charts are drawn only from verified entries.
 
-import { establishTrust, getJSON, rememberAssociation } from "./api.js";
+import { establishTrust, getJSON, provenObject, rememberAssociation, verifyState } from "./api.js";
 import { panel, shareBars } from "./charts.js";
 import { t, yuan } from "./i18n.js";
 import { cosignForm } from "./keys.js";
 import { checkpointHistory } from "./checkpoints.js";
-import { alarm, figure, h, trustBanner } from "./ui.js";
+import { alarm, figure, h, table, trustBanner } from "./ui.js";
 
 export function homePage(root) {
   const input = h("input", { type: "text", name: "ref", "aria-label": t("home"), placeholder: "stu-000000", required: true });
@@ -75,7 +75,7 @@ function auditControls(trust, summarize, onDone) {
 }
 
 /** Draws the verified summary's charts into `charts`; marks the served totals it confirms. */
-function drawSummary(root, charts, pool, sum) {
+function drawSummary(root, charts, pool, sum, poolOk) {
   const districts = Object.entries(sum.byDistrict).map(([label, v]) => ({ label, whole: v.owed, part: v.madeGood })).sort((a, b) => b.whole - a.whole);
   const subjects = Object.entries(sum.bySubject).map(([label, v]) => ({ label, whole: v.pledged, part: v.delivered })).sort((a, b) => b.whole - a.whole);
   charts.replaceChildren(
@@ -87,21 +87,45 @@ function drawSummary(root, charts, pool, sum) {
     panel(sum.timeline.map(([i, p]) => [i, p]), { title: t("pledged"), cls: "bar-pledged", xLabel: t("entries") }),
     panel(sum.timeline.map(([i, , d]) => [i, d]), { title: t("delivered"), cls: "bar-delivered", xLabel: t("entries") }),
   );
+  const liabilities = root.querySelector("[data-liabilities]");
+  if (liabilities) liabilities.replaceWith(liabilityTable(sum.byInstitution));
   for (const [name, value, served] of [["pledged", sum.pledged, "pledged"], ["delivered", sum.delivered, "delivered"], ["owed", sum.owed, "claims_value"]]) {
     const el = root.querySelector(`[data-figure="${name}"]`);
-    if (el && pool) el.replaceWith(figure(yuan(value), value === pool[served], name));
+    if (el && pool) el.replaceWith(figure(yuan(value), poolOk && value === pool[served], name));
   }
+}
+
+/** The pool object (`GET /v1/pool`), its state proof checked: {pool, ok, failures}. */
+async function provenPool(trust) {
+  const answer = await getJSON("/v1/pool");
+  const state = await verifyState(trust, answer);
+  return { pool: answer.pool.object, ok: provenObject({ state }, "meta", "pool"), failures: state.failures };
+}
+
+/**
+ * Per-institution liabilities from the audit's verified entries (the claims recorded
+ * against each institution, and what was made good on them), largest first.
+ */
+function liabilityTable(byInstitution) {
+  const rows = Object.entries(byInstitution).sort((a, b) => b[1].owed - a[1].owed);
+  return h("section", { "data-liabilities": "done" }, h("h2", {}, t("liabilities")), table(
+    [t("institutionCol"), t("owed"), t("madeGood"), t("outstanding")],
+    rows.map(([id, v]) => [{ "data-institution": id }, [
+      h("a", { href: `/institutions/${encodeURIComponent(id)}` }, id),
+      figure(yuan(v.owed), true, "owed"), figure(yuan(v.madeGood), true, "made-good"), figure(yuan(v.owed - v.madeGood), true, "outstanding"),
+    ]])));
 }
 
 export async function poolPage(root) {
   const trust = await establishTrust();
-  const pool = (await getJSON("/v1/pool")).pool.object;
+  const { pool, ok, failures } = await provenPool(trust);
   const charts = h("div", {});
-  const draw = (r) => drawSummary(root, charts, pool, r.summary);
+  const draw = (r) => drawSummary(root, charts, pool, r.summary, ok);
   root.replaceChildren(
     trustBanner(trust),
+    ...failures.map((f) => alarm(f.code, f.detail)),
     h("h1", {}, t("pool")),
-    cards([[t("pledged"), yuan(pool.pledged), false, "pledged"], [t("reserved"), yuan(pool.reserved), false, "reserved"], [t("delivered"), yuan(pool.delivered), false, "delivered"], [t("owed"), yuan(pool.claims_value), false, "owed"]]),
+    cards([[t("pledged"), yuan(pool.pledged), ok, "pledged"], [t("reserved"), yuan(pool.reserved), ok, "reserved"], [t("delivered"), yuan(pool.delivered), ok, "delivered"], [t("owed"), yuan(pool.claims_value), ok, "owed"]]),
     auditControls(trust, true, draw),
     charts,
   );
@@ -109,16 +133,19 @@ export async function poolPage(root) {
 
 export async function auditPage(root) {
   const trust = await establishTrust();
-  const pool = await getJSON("/v1/pool").then((a) => a.pool.object).catch(() => null);
+  // Before genesis there is no pool (503): nothing to show.
+  const { pool, ok, failures } = await provenPool(trust).catch(() => ({ pool: null, ok: false, failures: [] }));
   const charts = h("div", {});
   root.replaceChildren(
     trustBanner(trust),
+    ...failures.map((f) => alarm(f.code, f.detail)),
     h("h1", {}, t("audit")),
-    pool ? cards([[t("pledged"), yuan(pool.pledged), false, "pledged"], [t("delivered"), yuan(pool.delivered), false, "delivered"], [t("owed"), yuan(pool.claims_value), false, "owed"], [t("coverage"), `${((pool.claims_consumed / Math.max(1, pool.claims_value)) * 100).toFixed(1)}%`, false, "coverage"]]) : null,
+    pool ? cards([[t("pledged"), yuan(pool.pledged), ok, "pledged"], [t("delivered"), yuan(pool.delivered), ok, "delivered"], [t("owed"), yuan(pool.claims_value), ok, "owed"], [t("coverage"), `${((pool.claims_consumed / Math.max(1, pool.claims_value)) * 100).toFixed(1)}%`, ok, "coverage"]]) : null,
     h("h2", {}, t("checkpoints")),
     h("pre", { class: "checkpoint" }, trust.note ? trust.note.body : ""),
     checkpointHistory(trust),
-    auditControls(trust, true, (r) => drawSummary(root, charts, pool, r.summary)),
+    auditControls(trust, true, (r) => drawSummary(root, charts, pool, r.summary, ok)),
+    h("div", { "data-liabilities": "" }),
     charts,
     cosignForm(trust),
   );

@@ -7,7 +7,7 @@
 // key, posted, and its receipt verified and kept. The choices in force are read from the
 // claim's verified entries (the latest `claim_preferences_set` supersedes the others).
 
-import { getJSON, getProven, verifyProven } from "./api.js";
+import { getJSON, getProven, provenObject, verifyProven } from "./api.js";
 import { t, yuan } from "./i18n.js";
 import { actionButtons } from "./keys.js";
 import { figure, h, table } from "./ui.js";
@@ -44,7 +44,7 @@ async function verifiedCourses(trust, rows) {
       const o = (v.entries.find((e) => e.payload.kind === "pledge_offered") || {}).payload;
       const same = o && o.subject === row.subject && o.grade_min === row.grade_min && o.grade_max === row.grade_max
         && (o.district ?? null) === row.district && !!o.online === row.online && o.value_per_lesson_fen === row.value_per_lesson;
-      return { row, verified: v.ok && !!same };
+      return { row, verified: v.ok && provenObject(v, "pledge", row.pledge) && !!same };
     } catch {
       return { row, verified: false };
     }

@@ -100,17 +100,11 @@ export async function fingerprint(vkey) {
   return h.slice(0, 32).match(/.{4}/g).join(" ");
 }
 
-/** §4.2/§4.3: splits a signed note into its body and its signature lines. */
-export function parseNote(text) {
-  const cut = text.indexOf("\n\n");
+/** §4.2: splits a signed note into its body (ending in "\n") and its signature lines. */
+export function splitNote(text) {
+  const cut = typeof text === "string" ? text.indexOf("\n\n") : -1;
   if (cut < 0) fail("malformed_checkpoint", "no blank line after the body");
   const body = text.slice(0, cut + 1);
-  const lines = body.slice(0, -1).split("\n");
-  if (lines.length !== 3) fail("malformed_checkpoint", "a checkpoint body has three lines");
-  const [origin, sizeText, rootB64] = lines;
-  if (!/^(0|[1-9][0-9]{0,15})$/.test(sizeText)) fail("malformed_checkpoint", "bad tree size");
-  const root = b64decode(rootB64);
-  if (root.length !== 32) fail("malformed_checkpoint", "the root is not 32 bytes");
   const sigs = [];
   for (const line of text.slice(cut + 2).split("\n")) {
     if (line === "") continue;
@@ -118,7 +112,29 @@ export function parseNote(text) {
     if (!m) fail("malformed_checkpoint", "bad signature line");
     sigs.push({ name: m[1], bytes: b64decode(m[2]) });
   }
+  return { body, sigs };
+}
+
+/** §4.3: a checkpoint body's three lines, parsed, with its signature lines. */
+export function parseNote(text) {
+  const { body, sigs } = splitNote(text);
+  const lines = body.slice(0, -1).split("\n");
+  if (lines.length !== 3) fail("malformed_checkpoint", "a checkpoint body has three lines");
+  const [origin, sizeText, rootB64] = lines;
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(sizeText)) fail("malformed_checkpoint", "bad tree size");
+  const root = b64decode(rootB64);
+  if (root.length !== 32) fail("malformed_checkpoint", "the root is not 32 bytes");
   return { body, origin, size: Number(sizeText), root, rootB64, sigs };
+}
+
+/** §4.3: checks that the operator key `vkey` signed the split note `note` (strictly). */
+export async function operatorSignature(note, vkey) {
+  const key = await parseVkey(vkey);
+  const line = note.sigs.find((s) => s.name === key.name && s.bytes.length === 68 && equalBytes(s.bytes.subarray(0, 4), key.id));
+  if (!line) fail("checkpoint_unsigned", "no signature by the operator key");
+  if (!(await verifyStrict(key.pub, utf8(note.body), line.bytes.subarray(4)))) {
+    fail("bad_checkpoint_signature", "the operator's signature is invalid");
+  }
 }
 
 /**
@@ -128,12 +144,7 @@ export function parseNote(text) {
 export async function verifyCheckpoint(text, vkey, origin) {
   const note = parseNote(text);
   if (note.origin !== origin) fail("wrong_origin", `checkpoint of ${note.origin}, not ${origin}`);
-  const key = await parseVkey(vkey);
-  const line = note.sigs.find((s) => s.name === key.name && s.bytes.length === 68 && equalBytes(s.bytes.subarray(0, 4), key.id));
-  if (!line) fail("checkpoint_unsigned", "no signature by the operator key");
-  if (!(await verifyStrict(key.pub, utf8(note.body), line.bytes.subarray(4)))) {
-    fail("bad_checkpoint_signature", "the operator's signature on the checkpoint is invalid");
-  }
+  await operatorSignature(note, vkey);
   return note;
 }
 
