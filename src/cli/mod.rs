@@ -575,15 +575,20 @@ impl CliError {
             | CliError::Submission(_) => 4,
             CliError::Client(
                 crate::client::ClientError::Verification(_)
-                | crate::client::ClientError::Balance(_),
+                | crate::client::ClientError::Balance(_)
+                | crate::client::ClientError::StateRoot { .. },
             ) => 1,
-            CliError::Client(crate::client::ClientError::Status { .. }) => 3,
+            CliError::Client(
+                crate::client::ClientError::Status { .. }
+                | crate::client::ClientError::Absent { .. },
+            ) => 3,
             CliError::Client(_) => 4,
             CliError::Demo(e) => match e {
                 crate::demo::DemoError::AuditFailed(_)
                 | crate::demo::DemoError::Client(
                     crate::client::ClientError::Verification(_)
-                    | crate::client::ClientError::Balance(_),
+                    | crate::client::ClientError::Balance(_)
+                    | crate::client::ClientError::StateRoot { .. },
                 )
                 | crate::demo::DemoError::Check { .. } => 1,
                 crate::demo::DemoError::Unexpected { .. } => 3,

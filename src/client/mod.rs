@@ -91,7 +91,7 @@ pub enum ClientError {
     },
     /// The remote audit's replay does not give the state map root the operator signed
     /// in the state note of this size (the first such note).
-    #[error("state_root_mismatch at size {size}: {reason}")]
+    #[error("state_root_mismatch: the state note of size {size}: {reason}")]
     StateRoot { size: u64, reason: String },
     #[error("{path}: {source}")]
     Io {
