@@ -13,9 +13,8 @@
 //! - `verify` of the ledger's log alone vs with the replay of every entry under the
 //!   rules, recomputing the state map root at every state note — target: within 1.6x
 //!   of the log core's verify time;
-//! - the state map at `LEDGER_BENCH_MAP_OBJECTS` random keys (default 2,000,000), in
-//!   memory (the replay's) and paged to sled (the live state's) side by side: proof size
-//!   (target <= 1.5 KB) and time, resident memory, disk, open, a writer's batch,
+//! - the state map at `LEDGER_BENCH_MAP_OBJECTS` random keys (default 10,000,000), in its
+//!   in-memory form: proof size (target <= 1.5 KB), memory, the cost of a batch update,
 //!   extrapolated to the city demo's ~11 M objects.
 //!   `LEDGER_BENCH_MAP_ONLY=1` runs this part alone.
 //!
@@ -125,8 +124,7 @@ fn main() {
         })
     });
     rules.writer_cpu = rules_writer;
-    let (objects, (map_records, map_bytes)) =
-        (ledger.state().len(), ledger.state().map_cache_usage());
+    let (objects, map_bytes) = (ledger.state().len(), ledger.state().map_heap_bytes());
     ledger.close().expect("close");
     assert_eq!(
         core_refused + refused,
@@ -184,8 +182,8 @@ fn main() {
         replay.cpu.as_secs_f64() / verify.cpu.as_secs_f64()
     );
     println!(
-        "{:<46} {objects} objects; {map_records} node records cached = {:.1} MiB ({:.0} bytes an object), the rest in sled",
-        "state map of the ledger (paged)",
+        "{:<46} {objects} objects, {:.1} MiB of nodes ({:.0} bytes an object); on disk: the 32-byte root in the state's head",
+        "state map of the ledger",
         map_bytes as f64 / 1048576.0,
         map_bytes as f64 / objects.max(1) as f64
     );
@@ -197,192 +195,65 @@ fn main() {
     map_figures();
 }
 
-/// The state map alone at `LEDGER_BENCH_MAP_OBJECTS` random keys (default 2,000,000),
-/// in memory (the replay's) and paged to sled (the live state's), side by side in one
-/// run: build, resident memory, disk, open, a writer's batch, proofs; extrapolated to
-/// the city demo's ~11 M objects.
+/// The state map alone at `LEDGER_BENCH_MAP_OBJECTS` random keys: build, proof size,
+/// memory, a batch update; extrapolated to the city demo's ~11 M objects.
 fn map_figures() {
     use lesson_ledger::ledger::state_map::proof::value_hash;
-    use lesson_ledger::ledger::state_map::{Change, MapTree, PagedMap};
+    use lesson_ledger::ledger::state_map::MapTree;
     let n: u64 = std::env::var("LEDGER_BENCH_MAP_OBJECTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000_000);
+        .unwrap_or(10_000_000);
     let key = |i: u64| *blake3::hash(&i.to_le_bytes()).as_bytes();
-    let change = |i: u64, round: u64| {
-        (
-            key(i),
-            Some(value_hash(&[i, round].map(u64::to_be_bytes).concat())),
-        )
-    };
-    let chunks = |round: u64| {
-        (0..n).step_by(1 << 18).map(move |s| {
-            (s..(s + (1 << 18)).min(n))
-                .map(|i| change(i, round))
-                .collect::<Vec<Change>>()
-        })
-    };
-    println!("\nstate map, {n} random keys: in memory (replay) | paged to sled (live state)");
-    let rss_before = rss_kib();
     let mut tree = MapTree::new();
-    let (_, build) = measured(|| chunks(0).for_each(|c| tree.update(c)));
-    let tree_rss = rss_kib().saturating_sub(rss_before);
-    let dir = tempfile::TempDir::new().expect("temp dir");
-    let open_db = || {
-        sled::Config::new()
-            .path(dir.path())
-            .cache_capacity(lesson_ledger::log::index::CACHE_BYTES)
-            .open()
-            .expect("sled")
-    };
-    let db = open_db();
-    let state_tree = db.open_tree("state").expect("tree");
-    let mut paged = PagedMap::empty(state_tree.clone());
-    let (records, paged_build) = measured(|| {
-        chunks(0)
-            .map(|c| commit_paged(&mut paged, c, &state_tree))
-            .sum::<usize>()
+    let (_, build) = measured(|| {
+        for start in (0..n).step_by(1 << 20) {
+            let end = (start + (1 << 20)).min(n);
+            tree.update(
+                (start..end)
+                    .map(|i| (key(i), Some(value_hash(&i.to_be_bytes()))))
+                    .collect(),
+            );
+        }
     });
-    assert_eq!(paged.root(), tree.root(), "the same root");
-    db.flush().expect("flush");
-    drop((paged, state_tree, db));
-    let disk = dir_bytes(dir.path());
-    let per = |b: f64| b / n as f64;
+    let samples = 1000u64;
+    let (mut max, mut total, mut json_max) = (0, 0, 0);
+    for s in 0..samples {
+        let p = tree.prove(&key(s * (n / samples).max(1)));
+        max = max.max(p.byte_len());
+        total += p.byte_len();
+        json_max = json_max.max(serde_json::to_vec(&p).map_or(0, |j| j.len()));
+    }
     println!(
-        "{:<46} {:.1} s (CPU {:.1} s) | {:.1} s (CPU {:.1} s), {records} records written",
-        "build, batches of 262,144 keys",
+        "\nstate map, {n} random keys: built in {:.1} s (CPU {:.1} s), root {}",
         build.wall.as_secs_f64(),
         build.cpu.as_secs_f64(),
-        paged_build.wall.as_secs_f64(),
-        paged_build.cpu.as_secs_f64()
-    );
-    let rss_open = rss_kib();
-    let ((db, state_tree, paged), open) = measured(|| {
-        let db = open_db();
-        let state_tree = db.open_tree("state").expect("tree");
-        let paged = PagedMap::open(state_tree.clone(), &tree.root()).expect("open");
-        (db, state_tree, paged)
-    });
-    println!(
-        "{:<46} rebuild from the objects: {:.1} s | {:.3} s (sled {:.0} bytes an object on disk, {:.1} GiB at 11 M)",
-        "open",
-        build.wall.as_secs_f64(),
-        open.wall.as_secs_f64(),
-        per(disk as f64),
-        per(disk as f64) * 11e6 / 1073741824.0
-    );
-    proof_figures(&tree, &paged, n);
-    // A batch as the writer makes it: 12,000 objects (2,048 entries of ~6 objects).
-    let batch: Vec<Change> = (0..12_000u64).map(|i| change(i * 7919 % n, 1)).collect();
-    let (_, memory_batch) = measured(|| tree.update(batch.clone()));
-    let mut paged = paged;
-    let (written, paged_batch) = measured(|| commit_paged(&mut paged, batch, &state_tree));
-    assert_eq!(paged.root(), tree.root(), "the same root after the batch");
-    println!(
-        "{:<46} {:.1} ms (CPU {:.1} ms) | {:.1} ms (CPU {:.1} ms), {written} records = {:.1} µs CPU an object",
-        "a batch of 12,000 objects (value hashing apart)",
-        memory_batch.wall.as_secs_f64() * 1e3, memory_batch.cpu.as_secs_f64() * 1e3,
-        paged_batch.wall.as_secs_f64() * 1e3, paged_batch.cpu.as_secs_f64() * 1e3,
-        paged_batch.cpu.as_secs_f64() * 1e6 / 12_000.0
-    );
-    let (cached, cache_bytes) = paged.cache_usage();
-    let paged_rss = rss_kib().saturating_sub(rss_open);
-    println!(
-        "{:<46} {:.0} bytes an object ({:.2} GiB at 11 M), RSS +{:.0} MiB | cache {cached} records ~{:.0} MiB; RSS +{:.0} MiB with sled's own cache (bounded: not per object)",
-        "resident memory of the map",
-        per(tree.heap_bytes() as f64),
-        per(tree.heap_bytes() as f64) * 11e6 / 1073741824.0,
-        tree_rss as f64 / 1024.0,
-        cache_bytes as f64 / 1048576.0,
-        paged_rss as f64 / 1024.0
-    );
-    drop((paged, state_tree, db));
-}
-
-/// Proof size and time at `n` keys: in memory, paged cold (just opened), paged warm.
-fn proof_figures(
-    tree: &lesson_ledger::ledger::state_map::MapTree,
-    paged: &lesson_ledger::ledger::state_map::PagedMap,
-    n: u64,
-) {
-    let key = |i: u64| *blake3::hash(&i.to_le_bytes()).as_bytes();
-    let samples = 1000u64;
-    let keys: Vec<_> = (0..samples)
-        .map(|s| key(s * (n / samples).max(1)))
-        .collect();
-    let (mut max, mut total, mut json_max) = (0, 0, 0);
-    let (_, memory) = measured(|| {
-        for k in &keys {
-            std::hint::black_box(tree.prove(k));
-        }
-    });
-    let (_, cold) = measured(|| {
-        for k in &keys {
-            std::hint::black_box(paged.prove(k).expect("proof"));
-        }
-    });
-    let (_, warm) = measured(|| {
-        for k in &keys {
-            let p = paged.prove(k).expect("proof");
-            assert_eq!(p, tree.prove(k), "the same proof");
-            max = max.max(p.byte_len());
-            total += p.byte_len();
-            json_max = json_max.max(serde_json::to_vec(&p).map_or(0, |j| j.len()));
-        }
-    });
-    let us = |c: Cost| c.wall.as_secs_f64() * 1e6 / samples as f64;
-    println!(
-        "{:<46} {:.1} µs | {:.1} µs cold (just opened), {:.1} µs warm (with the comparison)",
-        "a proof",
-        us(memory),
-        us(cold),
-        us(warm)
+        lesson_ledger::ledger::units::hex(&tree.root())
     );
     println!(
         "{:<46} mean {:.0} bytes, max {max} bytes; JSON form max {json_max} bytes (target <= 1,500)",
         "proof (key, siblings, leaf)",
         total as f64 / samples as f64
     );
-}
-
-/// Prepares, writes (one sled batch) and takes in `changes`; the records written.
-fn commit_paged(
-    paged: &mut lesson_ledger::ledger::state_map::PagedMap,
-    changes: Vec<lesson_ledger::ledger::state_map::Change>,
-    tree: &sled::Tree,
-) -> usize {
-    let prepared = paged.prepare(changes).expect("prepare");
-    let records = prepared.records();
-    let mut batch = sled::Batch::default();
-    prepared.write_to(&mut batch);
-    tree.apply_batch(batch).expect("write");
-    paged.committed(prepared);
-    records
-}
-
-/// The process's resident set now, in KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Bytes of the files under `dir`.
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
-            _ => e.metadata().map_or(0, |m| m.len()),
-        })
-        .sum()
+    let bytes = tree.heap_bytes() as f64;
+    println!(
+        "{:<46} {:.0} MiB = {:.0} bytes an object; at 11 M objects ~{:.2} GiB (in memory; sled holds only the root)",
+        "memory of the nodes",
+        bytes / 1048576.0,
+        bytes / n as f64,
+        bytes / n as f64 * 11e6 / 1073741824.0
+    );
+    // A batch as the writer makes it: 12,000 objects (2,048 entries of ~6 objects).
+    let changes: Vec<_> = (0..12_000u64)
+        .map(|i| (key(i * 7919 % n), Some(value_hash(&(i + n).to_be_bytes()))))
+        .collect();
+    let (_, update) = measured(|| tree.update(changes));
+    println!(
+        "{:<46} {:.1} ms for 12,000 objects = {:.2} µs an object (value hashing not included)",
+        "batch update at this size",
+        update.wall.as_secs_f64() * 1e3,
+        update.wall.as_secs_f64() * 1e6 / 12_000.0
+    );
 }
 
 /// Verifies batches on the rayon pool while a writer thread appends the previous one

@@ -2,11 +2,8 @@
 # Issue 12's figures in one run, each next to the limit its bench measured in the same
 # run: the writer (log core vs rules + state map), replay with the map vs `verify` of
 # the log alone (`ledger_rules`), and a student's balance with its proofs over HTTP,
-# with the answer's and a proof's size (`http_load`); the state map alone at
-# LEDGER_BENCH_MAP_OBJECTS random keys (default 2,000,000, the most to run here), in
-# memory (the replay's) next to paged to sled (the live state's): resident memory, disk,
-# open, a writer's batch, proof time. Bounded for a shared machine: about five minutes
-# a run.
+# with the answer's and a proof's size (`http_load`). Bounded for a shared machine:
+# about three minutes a run.
 #   scripts/state-map-figures.sh [runs] [out-dir]
 set -euo pipefail
 runs=${1:-3}
@@ -15,7 +12,7 @@ mkdir -p "$out"
 cd "$(dirname "$0")/.."
 for i in $(seq 1 "$runs"); do
   LEDGER_BENCH_ENTRIES=${LEDGER_BENCH_ENTRIES:-120000} \
-  LEDGER_BENCH_MAP_OBJECTS=${LEDGER_BENCH_MAP_OBJECTS:-2000000} \
+  LEDGER_BENCH_MAP_OBJECTS=${LEDGER_BENCH_MAP_OBJECTS:-1000000} \
     cargo bench --bench ledger_rules 2>/dev/null | tee "$out/rules-$i.txt"
   LEDGER_BENCH_HTTP_ENTRIES=${LEDGER_BENCH_HTTP_ENTRIES:-5000} \
   LEDGER_BENCH_HTTP_SECS=${LEDGER_BENCH_HTTP_SECS:-3} \

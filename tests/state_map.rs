@@ -315,14 +315,12 @@ fn the_persisted_map_equals_a_fresh_rebuild_after_reopen_and_proves_the_signed_r
     for (key, value) in &objects {
         state
             .prove(key)
-            .expect("proof")
             .verify_present(&last.root, key.table, &key.id, &value_bytes(value))
             .unwrap();
     }
     let absent = Key::new(Table::Claim, "c-none");
     state
         .prove(&absent)
-        .expect("proof")
         .verify_absent(&last.root, Table::Claim, "c-none")
         .unwrap();
 }

@@ -119,14 +119,6 @@ pub const CONFIRMATION_WINDOW_DAYS_MAX: u32 = 365;
 /// Longest validity of an allocation, in days.
 pub const ALLOCATION_VALIDITY_DAYS_MAX: u32 = 3_650;
 
-/// State map records kept in memory whatever their use: every internal node above this
-/// depth (at most 2^14 - 1, ~3 MiB), which every batch and every proof passes through.
-pub const STATE_MAP_PINNED_DEPTH: usize = 14;
-
-/// State map records cached below [`STATE_MAP_PINNED_DEPTH`] (~190 bytes each with their
-/// key and the hash maps' overhead: ~48 MiB); the rest of the map stays in sled.
-pub const STATE_MAP_CACHE_NODES: usize = 1 << 18;
-
 /// Default confirmation window, in days (15, as on the national supervision platform).
 pub const CONFIRMATION_WINDOW_DAYS_DEFAULT: u32 = 15;
 

@@ -1,6 +1,5 @@
 //! The live state: every object in memory, persisted in sled as a snapshot plus one
-//! delta per batch, next to the log it derives from; the state map's nodes in sled,
-//! behind a bounded cache ([`super::state_map::paged`]).
+//! delta per batch, next to the log it derives from.
 //!
 //! Why not one sled key per object: a sled insert costs ~15 µs, and a lesson writes five
 //! to seven objects, which alone more than doubled the writer's time per entry. Here the
@@ -13,9 +12,7 @@
 //! - `\x01` gen (u64 BE) chunk (u32 BE): a snapshot chunk, postcard of `Vec<(Key, Value)>`;
 //! - `\x02` size (u64 BE) part (u32 BE): part of the delta of the batch that brought the
 //!   state to `size` entries, postcard of `Vec<(Key, Value)>` (each object as the batch
-//!   left it);
-//! - `\x03…`: the state map's root slot and internal nodes, by position
-//!   ([`super::state_map::paged`]).
+//!   left it).
 //!
 //! Every value is kept under [`VALUE_BYTES_MAX`] (chunks and delta parts are cut by
 //! size, not by count): sled 0.34 stores a tree node over ~128 KiB in a file of its own
@@ -34,15 +31,15 @@
 //! During a batch, accepted entries' changes collect in an overlay that later entries of
 //! the same batch read through; the state map is updated once per distinct object at
 //! the batch's end (the pool totals change with every entry, but are hashed once per
-//! batch); the map's changed nodes and its root go into the head's batch with the delta.
-//! On open the stored root node must hash to the head's root (one read, no rebuild),
-//! else the state is damaged and is rebuilt from the log.
+//! batch), and its root goes into the head with the delta. On open the map is rebuilt
+//! from the objects and must give the head's root, else the state is damaged and is
+//! rebuilt from the log.
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::error::RuleError;
 use super::state::{Changes, Key, StateView, Table, Value};
-use super::state_map::{MapStoreError, PagedMap, PreparedMap, StateMap, StateProof};
+use super::state_map::{Change, StateMap, StateProof};
 
 mod layout;
 
@@ -54,16 +51,14 @@ use layout::{CHUNK_TAG, DELTA_TAG};
 /// The sled tree holding the state.
 pub const STATE_TREE: &str = "state";
 const HEAD_KEY: &[u8] = b"\0head";
-/// First bytes of a head in this layout (an older layout's head is not read). Version 7:
-/// the state map's nodes are stored (`\x03` records, [`super::state_map::paged`]) and the
-/// map is no longer rebuilt from the objects on open. Version 6:
+/// First bytes of a head in this layout (an older layout's head is not read). Version 6:
 /// `Claim.preferences`, `Claim.allocations` and `Allocation.open_lessons`. Version 5:
 /// the head holds the state map root (32 bytes) where version 4 held the LtHash lanes.
 /// Version 4: `Party.pledges_unapproved`, `RunRecord.closed_at`, the `meta/clock` object,
 /// the entry-format-v2 objects (author-scoped entry records, quotas, bounded parties) and
 /// snapshot chunks and deltas cut into values of at most 4 KiB; postcard has no field
 /// names, so a state of an older version is rebuilt from the log, never misread.
-pub const HEAD_MAGIC: &[u8; 8] = b"LLSTATE7";
+pub const HEAD_MAGIC: &[u8; 8] = b"LLSTATE6";
 const HEAD_BYTES: usize = 8 + 8 + 32 + 8 + 8 + 4;
 /// No snapshot is written before the deltas reach this size (bytes).
 const SNAPSHOT_DELTAS_BYTES_MIN: u64 = 64 << 20;
@@ -75,17 +70,6 @@ pub enum StateStoreError {
     Sled(#[from] sled::Error),
     #[error("state record {key} does not decode: {reason}")]
     Corrupt { key: String, reason: String },
-}
-
-impl From<MapStoreError> for StateStoreError {
-    /// The map's records are state records: a damaged one makes the state damaged (and
-    /// rebuilt from the log), a sled fault stays a sled fault.
-    fn from(e: MapStoreError) -> StateStoreError {
-        match e {
-            MapStoreError::Sled(e) => StateStoreError::Sled(e),
-            MapStoreError::Corrupt { key, reason } => corrupt(format!("map {key}"), reason),
-        }
-    }
 }
 
 impl StateStoreError {
@@ -210,16 +194,18 @@ impl Tables {
 
 /// A batch worked out ahead of its commit.
 struct Prepared {
+    root: [u8; 32],
     delta: Vec<Vec<u8>>,
-    map: PreparedMap,
+    undo: Vec<Change>,
 }
 
 /// The state, in memory and in sled, with the overlay of a batch in progress.
 pub struct SledState {
     tree: sled::Tree,
     tables: Tables,
-    /// The map of the committed objects, its nodes in `tree` behind a bounded cache.
-    map: PagedMap,
+    /// The map of the committed objects; during a prepared batch, of the batch's too
+    /// (`prepared` holds what undoes it).
+    map: StateMap,
     size: u64,
     snapshot: Snapshot,
     /// Bytes of the deltas written since the snapshot.
@@ -230,8 +216,8 @@ pub struct SledState {
     /// the first commit, so that opening never writes (an auditor opens to compare).
     stale_records: bool,
     overlay: BTreeMap<Key, Value>,
-    /// The overlay's effect, worked out ahead of the commit: the encoded delta and the
-    /// map records to write (the map itself still shows the committed objects).
+    /// The overlay's effect, worked out ahead of the commit: the new root, the encoded
+    /// delta, and the changes that take the map back to the committed objects.
     prepared: Option<Prepared>,
 }
 
@@ -268,7 +254,13 @@ impl SledState {
                 .tables
                 .load(&bytes, format!("delta {key:?}").as_str())?;
         }
-        state.map = PagedMap::open(state.tree.clone(), &head.root)?;
+        state.map = StateMap::of(state.tables.keyed().iter().map(|(k, v)| (k, *v)));
+        if state.map.root() != head.root {
+            return Err(corrupt(
+                "head",
+                "the objects' state map root is not the one the head records",
+            ));
+        }
         state.size = head.size;
         state.snapshot = head.snapshot;
         Ok(state)
@@ -283,10 +275,10 @@ impl SledState {
     pub fn empty(db: &sled::Db) -> Result<SledState, StateStoreError> {
         let tree = db.open_tree(STATE_TREE)?;
         Ok(SledState {
-            tree: tree.clone(),
             stale_records: !tree.is_empty(),
+            tree,
             tables: Tables::default(),
-            map: PagedMap::empty(tree.clone()),
+            map: StateMap::new(),
             size: 0,
             snapshot: Snapshot::default(),
             deltas_bytes: 0,
@@ -303,24 +295,34 @@ impl SledState {
 
     /// The state map root of the committed state (see [`super::state_map`]).
     pub fn root(&self) -> [u8; 32] {
-        self.map.root()
+        match &self.prepared {
+            // The map holds the prepared batch; the committed root is what undoing it gives.
+            Some(_) => self.committed_map().root(),
+            None => self.map.root(),
+        }
     }
 
     /// The proof of the committed object under `key` (or of its absence) against
-    /// [`SledState::root`]. Reads the map's nodes that are not cached from sled.
-    ///
-    /// # Errors
-    /// sled faults (`state_unavailable`); a missing or damaged node (`state_corrupt`).
-    pub fn prove(&self, key: &Key) -> Result<StateProof, StateStoreError> {
-        Ok(self
-            .map
-            .prove(&super::state_map::map_key(key.table, &key.id))?)
+    /// [`SledState::root`].
+    pub fn prove(&self, key: &Key) -> StateProof {
+        match &self.prepared {
+            Some(_) => self.committed_map().prove(key),
+            None => self.map.prove(key),
+        }
     }
 
-    /// The state map's node records in memory (its bounded cache), and an estimate of
-    /// the bytes they take.
-    pub fn map_cache_usage(&self) -> (usize, usize) {
-        self.map.cache_usage()
+    /// The committed map while a batch is prepared (rare: readers ask between batches).
+    fn committed_map(&self) -> StateMap {
+        let mut map = self.map.clone();
+        if let Some(p) = &self.prepared {
+            map.apply(p.undo.clone());
+        }
+        map
+    }
+
+    /// Bytes of memory the state map's nodes take.
+    pub fn map_heap_bytes(&self) -> usize {
+        self.map.heap_bytes()
     }
 
     /// Number of committed objects.
@@ -345,9 +347,11 @@ impl SledState {
         self.overlay.clear();
     }
 
-    /// Forgets the work done for a prepared batch (the map never saw it).
+    /// Takes the map back to the committed objects if a batch was prepared.
     fn unprepare(&mut self) {
-        self.prepared = None;
+        if let Some(p) = self.prepared.take() {
+            self.map.apply(p.undo);
+        }
     }
 
     /// The state map root once the batch in progress is committed (the map is updated
@@ -355,16 +359,16 @@ impl SledState {
     /// kept for the commit.
     ///
     /// # Errors
-    /// A delta that cannot be encoded; sled faults or a damaged node reading the map.
+    /// A delta that cannot be encoded.
     pub fn prepare(&mut self) -> Result<[u8; 32], StateStoreError> {
         if let Some(p) = &self.prepared {
-            return Ok(p.map.root());
+            return Ok(p.root);
         }
         let delta = encode_parts(self.overlay.iter(), "delta")?;
         let changes = StateMap::changes(self.overlay.iter().map(|(k, v)| (k, Some(v))).collect());
-        let map = self.map.prepare(changes)?;
-        let root = map.root();
-        self.prepared = Some(Prepared { delta, map });
+        let undo = self.map.apply(changes);
+        let root = self.map.root();
+        self.prepared = Some(Prepared { root, delta, undo });
         Ok(root)
     }
 
@@ -392,9 +396,11 @@ impl SledState {
             .prepared
             .take()
             .ok_or_else(|| corrupt("batch", "prepare left nothing"))?;
-        // On an error nothing was written, and the map still shows the committed objects.
-        self.write_batch(size, &prepared)?;
-        self.map.committed(prepared.map);
+        if let Err(e) = self.write_batch(size, &prepared) {
+            // Nothing was written: the map goes back to the committed objects.
+            self.map.apply(prepared.undo);
+            return Err(e);
+        }
         for (key, value) in std::mem::take(&mut self.overlay) {
             self.tables.insert(key, value);
         }
@@ -405,8 +411,7 @@ impl SledState {
         Ok(())
     }
 
-    /// The delta, the map's records and the head of a prepared batch, in one atomic sled
-    /// batch.
+    /// The delta and the head of a prepared batch, in one atomic sled batch.
     fn write_batch(&mut self, size: u64, prepared: &Prepared) -> Result<(), StateStoreError> {
         if self.stale_records {
             self.tree.clear()?;
@@ -418,10 +423,9 @@ impl SledState {
             delta_bytes += bytes.len() as u64;
             batch.insert(&delta_key(size, part)[..], bytes.as_slice());
         }
-        prepared.map.write_to(&mut batch);
         let head = Head {
             size,
-            root: prepared.map.root(),
+            root: prepared.root,
             snapshot: self.snapshot,
         };
         batch.insert(HEAD_KEY, head.encode());

@@ -25,14 +25,12 @@
 //! in memory; see `BENCHMARKS.md` for the footprint measured.)
 
 pub mod canonical;
-pub mod paged;
 pub mod proof;
 mod tree;
 
 #[cfg(test)]
 mod tests;
 
-pub use paged::{MapStoreError, PagedMap, PreparedMap};
 pub use proof::{map_key, Hash, ProofError, StateProof, ZERO};
 pub use tree::{Change, MapTree};
 
