@@ -156,17 +156,14 @@ pub(super) fn evidence(app: &AppState, ledger: &Ledger) -> Result<(String, Strin
 
 /// The proof of the object under `key`, or of its absence, against the current state
 /// map root: the one place the balances ask the state for a proof.
-fn state_proof(ledger: &Ledger, key: &Key) -> Result<StateProof, ApiError> {
-    Ok(ledger.state().prove(key))
+fn state_proof(ledger: &Ledger, key: &Key) -> StateProof {
+    ledger.state().prove(key)
 }
 
 /// `object` with its proof against the current state map root.
-///
-/// # Errors
-/// Faults of the state store.
-pub(super) fn proven<T: Object>(ledger: &Ledger, object: T) -> Result<Proven<T>, ApiError> {
-    let proof = state_proof(ledger, &Key::new(T::TABLE, object.id()))?;
-    Ok(Proven { object, proof })
+pub(super) fn proven<T: Object>(ledger: &Ledger, object: T) -> Proven<T> {
+    let proof = state_proof(ledger, &Key::new(T::TABLE, object.id()));
+    Proven { object, proof }
 }
 
 /// Object `id` of its table, or a 404 carrying the proof that there is none.
@@ -188,7 +185,7 @@ pub(super) fn find<T: Object>(
         absence: Box::new(Absence {
             table: T::TABLE.name().to_owned(),
             id: id.to_owned(),
-            proof: state_proof(ledger, &Key::new(T::TABLE, id))?,
+            proof: state_proof(ledger, &Key::new(T::TABLE, id)),
             state_note,
             checkpoint,
         }),
@@ -205,7 +202,7 @@ fn named<T: Object>(ledger: &Ledger, ids: &[Id]) -> Result<Vec<Proven<T>>, ApiEr
                 .ok_or_else(|| {
                     ApiError::internal(format!("{} {id} is named but absent", T::TABLE.name()))
                 })?;
-            proven(ledger, object)
+            Ok(proven(ledger, object))
         })
         .collect()
 }
@@ -271,7 +268,7 @@ pub async fn get_claim(
         let claim: Claim = find(m.app, m.ledger, "claim", m.id)?;
         let (entries, next) = page(m.app, m.ledger, claim.entries.clone(), m.from)?;
         let answer = ClaimAnswer {
-            claim: proven(m.ledger, claim)?,
+            claim: proven(m.ledger, claim),
             state_note: m.state_note.clone(),
             checkpoint: String::new(),
             entries: Vec::new(),
@@ -297,7 +294,7 @@ pub async fn get_pledge(
         let pledge: Pledge = find(m.app, m.ledger, "pledge", m.id)?;
         let (entries, next) = page(m.app, m.ledger, pledge.entries.clone(), m.from)?;
         let answer = PledgeAnswer {
-            pledge: proven(m.ledger, pledge)?,
+            pledge: proven(m.ledger, pledge),
             state_note: m.state_note.clone(),
             checkpoint: String::new(),
             entries: Vec::new(),
@@ -323,7 +320,7 @@ pub async fn get_allocation(
         let allocation: Allocation = find(m.app, m.ledger, "allocation", m.id)?;
         let (entries, next) = page(m.app, m.ledger, allocation.entries.clone(), m.from)?;
         let answer = AllocationAnswer {
-            allocation: proven(m.ledger, allocation)?,
+            allocation: proven(m.ledger, allocation),
             state_note: m.state_note.clone(),
             checkpoint: String::new(),
             entries: Vec::new(),
@@ -359,7 +356,7 @@ pub async fn get_student(
             .collect();
         let (entries, next) = page(m.app, m.ledger, indexes, m.from)?;
         let answer = StudentAnswer {
-            student: proven(m.ledger, index)?,
+            student: proven(m.ledger, index),
             claims,
             allocations,
             state_note: m.state_note.clone(),
@@ -386,7 +383,7 @@ pub async fn get_pool(State(app): State<AppState>) -> Result<Json<PoolAnswer>, A
             })?;
         let (state_note, checkpoint) = evidence(&state, ledger)?;
         Ok(PoolAnswer {
-            pool: proven(ledger, pool)?,
+            pool: proven(ledger, pool),
             state_note,
             checkpoint,
         })
@@ -414,8 +411,8 @@ pub async fn get_institution_report(
             .ok_or_else(|| ApiError::internal(format!("liability of unknown party {id}")))?;
         let (state_note, checkpoint) = evidence(&state, ledger)?;
         Ok(InstitutionAnswer {
-            liability: proven(ledger, liability)?,
-            institution: proven(ledger, party)?,
+            liability: proven(ledger, liability),
+            institution: proven(ledger, party),
             state_note,
             checkpoint,
         })
