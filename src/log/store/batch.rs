@@ -128,34 +128,12 @@ impl Log {
         let mut batch_clients: HashMap<Vec<u8>, EntryId> = HashMap::new();
         for envelope in batch {
             let entry_id = envelope.entry_id();
-            let known = match batch_ids.get(&entry_id) {
-                Some(index) => Some(*index),
-                None => self.ids.get(entry_id.as_bytes()).map_err(derived)?,
-            };
-            if let Some(index) = known {
-                planned.pending.push(Pending::Existing { index, entry_id });
-                continue;
-            }
             let client = self.idempotency.client_id(envelope.envelope());
-            if let Some(client) = &client {
-                let existing = match batch_clients.get(client) {
-                    Some(id) => Some(*id),
-                    None => self
-                        .index
-                        .client(client)
-                        .map_err(derived)?
-                        .map(EntryId::from_bytes),
-                };
-                if let Some(existing) = existing {
-                    // Same entry id was handled above, so this is another statement.
-                    planned
-                        .pending
-                        .push(Pending::Done(Outcome::ExistsWithDifferentPayload {
-                            client_id: client.clone(),
-                            existing,
-                        }));
-                    continue;
-                }
+            if let Some(prior) =
+                self.prior(entry_id, client.as_ref(), &batch_ids, &batch_clients)?
+            {
+                planned.pending.push(prior);
+                continue;
             }
             let index = planned.size + planned.leaves.len() as u64;
             let time = next_time(planned.last_time_micros);
@@ -192,6 +170,42 @@ impl Log {
             });
         }
         Ok(planned)
+    }
+
+    /// The outcome of an entry the rules need not see: already in the log or earlier in
+    /// this batch (`Existing`), or another statement under a client id already used.
+    fn prior<R>(
+        &self,
+        entry_id: EntryId,
+        client: Option<&Vec<u8>>,
+        batch_ids: &HashMap<EntryId, u64>,
+        batch_clients: &HashMap<Vec<u8>, EntryId>,
+    ) -> Result<Option<Pending<R>>, LogError> {
+        let known = match batch_ids.get(&entry_id) {
+            Some(index) => Some(*index),
+            None => self.ids.get(entry_id.as_bytes()).map_err(derived)?,
+        };
+        if let Some(index) = known {
+            return Ok(Some(Pending::Existing { index, entry_id }));
+        }
+        let Some(client) = client else {
+            return Ok(None);
+        };
+        let existing = match batch_clients.get(client) {
+            Some(id) => Some(*id),
+            None => self
+                .index
+                .client(client)
+                .map_err(derived)?
+                .map(EntryId::from_bytes),
+        };
+        // Same entry id was handled above, so this is another statement.
+        Ok(existing.map(|existing| {
+            Pending::Done(Outcome::ExistsWithDifferentPayload {
+                client_id: client.clone(),
+                existing,
+            })
+        }))
     }
 
     /// Step 2: writes a planned batch to `log.dat` without syncing it: its leaves, the
