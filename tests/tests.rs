@@ -24,6 +24,7 @@ mod match_runs;
 mod matching;
 mod merkle;
 mod note;
+mod pipeline;
 mod preferences;
 mod python_verifier;
 mod rules;

@@ -45,7 +45,6 @@ const LONG_FUNCTIONS_KNOWN: &[&str] = &[
     "src/ledger/rules/parties.rs::institution_status",
     "src/ledger/rules/pledges.rs::pledge_offered",
     "src/log/proof/verify.rs::verify_consistency",
-    "src/log/store/mod.rs::append_inner",
     "src/matching/classes.rs::prepare",
     "src/matching/mod.rs::match_claims",
     "src/matching/relaxation.rs::solve_component",

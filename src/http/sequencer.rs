@@ -2,9 +2,19 @@
 //!
 //! Requests arrive already verified ([`VerifiedEnvelope`]s) as [`Job`]s on a bounded
 //! channel. The writer thread blocks for the first job, then drains whatever else is
-//! queued, up to [`BATCH_ENTRIES_MAX`] entries, into one [`Ledger::submit`] — one
-//! fdatasync for all of them — and answers each job through its oneshot. Blocking I/O
-//! thus stays off the tokio runtime, and under load one fsync serves many requests.
+//! queued, up to [`BATCH_ENTRIES_MAX`] entries, into one group commit — one fdatasync
+//! for all of them — and answers each job through its oneshot. Blocking I/O thus stays
+//! off the tokio runtime, and under load one fsync serves many requests.
+//!
+//! The group commit is pipelined (issue 15): while group k's fdatasync runs on a
+//! thread of its own (`ledger-sync`), the writer plans group k+1 from the queue — the
+//! rules decide on each entry, its leaf is encoded and hashed ([`Ledger::plan`]) — and
+//! writes it only once k is committed. Each group is answered only after its own
+//! fdatasync returned. Why not write k+1 while k syncs: the state holds one prepared
+//! batch (its map root computed, its delta ready) and commits its whole overlay, so
+//! k+1 staged before k's commit would reach sled with k's head, ahead of the synced
+//! log; and the seal of k+1 written during k's sync could reach the disk before k+1's
+//! records. What overlaps is the per-entry work: the rules, leaf encoding, hashing.
 //!
 //! Backpressure: a job takes one permit per entry from a semaphore of
 //! [`QUEUE_ENTRIES_MAX`] before it is queued and gives them back when answered, so the
@@ -38,9 +48,10 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::ledger::error::RuleError;
-use crate::ledger::writer::{Ledger, LedgerError};
+use crate::ledger::writer::{Ledger, LedgerError, PlannedBatch};
 use crate::limits::BATCH_ENTRIES_MAX;
 use crate::log::envelope::VerifiedEnvelope;
+use crate::log::records::Syncer;
 use crate::log::store::Outcome;
 
 pub use crate::limits::QUEUE_ENTRIES_MAX;
@@ -89,25 +100,34 @@ impl Writer<'_> {
         &mut self,
         batch: Vec<VerifiedEnvelope>,
     ) -> Result<Vec<Outcome<RuleError>>, LedgerError> {
-        let result = {
-            // A poisoned lock means a reader panicked; the ledger itself guards its
-            // writes (a failed append leaves it refusing further ones), so carry on.
-            let mut guard = self.ledger.write().unwrap_or_else(|p| p.into_inner());
-            let started = std::time::Instant::now();
-            let result = guard.submit(batch);
-            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            self.stats.busy_micros.fetch_add(micros, Ordering::Relaxed);
-            // The witness hook: whoever follows the log (the tlog-witness submitters)
-            // hears of each new committed size; nobody waits on them.
-            let size = guard.log().size();
-            self.committed.send_if_modified(|held| {
-                let grew = *held != size;
-                *held = size;
-                grew
-            });
-            result
-        };
-        match &result {
+        // A poisoned lock means a reader panicked; the ledger itself guards its
+        // writes (a failed append leaves it refusing further ones), so carry on.
+        let mut guard = self.ledger.write().unwrap_or_else(|p| p.into_inner());
+        let started = std::time::Instant::now();
+        let result = guard.submit(batch);
+        self.count(&guard, &result, started);
+        result
+    }
+
+    /// Counts a group commit (busy since `started`, entries appended, a failure) and
+    /// publishes the committed size, still under the write lock.
+    fn count(
+        &self,
+        ledger: &Ledger,
+        result: &Result<Vec<Outcome<RuleError>>, LedgerError>,
+        started: std::time::Instant,
+    ) {
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stats.busy_micros.fetch_add(micros, Ordering::Relaxed);
+        // The witness hook: whoever follows the log (the tlog-witness submitters)
+        // hears of each new committed size; nobody waits on them.
+        let size = ledger.log().size();
+        self.committed.send_if_modified(|held| {
+            let grew = *held != size;
+            *held = size;
+            grew
+        });
+        match result {
             Ok(outcomes) => {
                 let appended = outcomes
                     .iter()
@@ -125,7 +145,6 @@ impl Writer<'_> {
                 self.stats.failed.store(true, Ordering::Release);
             }
         }
-        result
     }
 }
 
@@ -325,6 +344,79 @@ impl Sequencer {
     }
 }
 
+/// Where one job's outcomes go: how many entries it gave, its reply, its permits.
+type Reply = (usize, oneshot::Sender<JobResult>, OwnedSemaphorePermit);
+
+/// A group of jobs taken from the queue together, planned or not yet.
+struct Group {
+    replies: Vec<Reply>,
+    total: usize,
+    batch: Batch,
+}
+
+enum Batch {
+    /// Taken while the writer was idle: planned when written.
+    Entries(Vec<VerifiedEnvelope>),
+    /// Planned while the group before it was syncing.
+    Planned(Result<PlannedBatch, LedgerError>),
+}
+
+/// Takes whatever jobs are already waiting after `first`, up to one batch; a message
+/// that is not a job, or a job that does not fit, waits in `carry` for the next turn.
+fn gather(first: Job, rx: &mut mpsc::Receiver<Msg>, carry: &mut Option<Msg>) -> Group {
+    let mut group = Group {
+        replies: Vec::new(),
+        total: 0,
+        batch: Batch::Entries(Vec::new()),
+    };
+    let mut entries = Vec::with_capacity(first.entries.len());
+    let mut next = Some(first);
+    while let Some(job) = next.take() {
+        group.total += job.entries.len();
+        group
+            .replies
+            .push((job.entries.len(), job.reply, job._permits));
+        entries.extend(job.entries);
+        if group.total >= BATCH_ENTRIES_MAX {
+            break;
+        }
+        match rx.try_recv() {
+            Ok(Msg::Job(job)) if group.total + job.entries.len() <= BATCH_ENTRIES_MAX => {
+                next = Some(job);
+            }
+            Ok(other) => *carry = Some(other),
+            Err(_) => {}
+        }
+    }
+    group.batch = Batch::Entries(entries);
+    group
+}
+
+/// The next group already queued, if nothing else (exclusive work, a stop) comes first:
+/// those must find the ledger settled, so no group is planned past them.
+fn gather_queued(rx: &mut mpsc::Receiver<Msg>, carry: &mut Option<Msg>) -> Option<Group> {
+    if carry.is_some() {
+        return None;
+    }
+    match rx.try_recv() {
+        Ok(Msg::Job(job)) => Some(gather(job, rx, carry)),
+        Ok(other) => {
+            *carry = Some(other);
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// The writer thread: group commits, pipelined. Each turn, under the write lock
+/// ([`turn`]), writes one group (unsynced), hands its fdatasync to the sync thread,
+/// plans the next group from the queue meanwhile (the rules, the leaves and their
+/// hashes), and once the sync has returned commits the group; only then, the lock
+/// released, are its jobs answered. So nothing is acknowledged before its own
+/// fdatasync, one thread writes in one order, readers never see a batch that is not
+/// synced (they wait for the lock, as they did for a whole group commit), and a group
+/// is written only after the one before it is committed, so a crash keeps or loses a
+/// written group whole (`tests/pipeline.rs`).
 fn writer_loop(
     ledger: &RwLock<Ledger>,
     mut rx: mpsc::Receiver<Msg>,
@@ -336,62 +428,88 @@ fn writer_loop(
         stats,
         committed,
     };
+    let sync = SyncThread::spawn();
     let mut carry: Option<Msg> = None;
+    let mut ahead: Option<Group> = None;
     loop {
-        let msg = match carry.take() {
-            Some(msg) => msg,
-            None => match rx.blocking_recv() {
-                Some(msg) => msg,
-                None => return,
-            },
-        };
-        let first = match msg {
-            Msg::Job(job) => job,
-            Msg::Exclusive(exclusive) => {
-                (exclusive.work)(&mut writer);
-                continue;
-            }
-            Msg::Stop => return,
-        };
-        let mut total = first.entries.len();
-        let mut jobs = vec![first];
-        // Group commit: take whatever jobs are already waiting, up to one batch; anything
-        // else waits for the next turn, in order.
-        while total < BATCH_ENTRIES_MAX {
-            match rx.try_recv() {
-                Ok(Msg::Job(job)) if total + job.entries.len() <= BATCH_ENTRIES_MAX => {
-                    total += job.entries.len();
-                    jobs.push(job);
+        let group = match ahead.take() {
+            Some(group) => group,
+            None => {
+                let msg = match carry.take() {
+                    Some(msg) => msg,
+                    None => match rx.blocking_recv() {
+                        Some(msg) => msg,
+                        None => return,
+                    },
+                };
+                match msg {
+                    Msg::Job(job) => gather(job, &mut rx, &mut carry),
+                    Msg::Exclusive(exclusive) => {
+                        (exclusive.work)(&mut writer);
+                        continue;
+                    }
+                    Msg::Stop => return,
                 }
-                Ok(other) => {
-                    carry = Some(other);
-                    break;
-                }
-                Err(_) => break,
             }
-        }
-        write_batch(&mut writer, jobs, total);
+        };
+        let result = {
+            let mut guard = ledger.write().unwrap_or_else(|p| p.into_inner());
+            let started = std::time::Instant::now();
+            let (result, next) = turn(&mut guard, group.batch, &sync, || {
+                gather_queued(&mut rx, &mut carry)
+            });
+            ahead = next;
+            writer.count(&guard, &result, started);
+            result
+        };
+        answer(group.replies, group.total, result, stats);
     }
 }
 
-fn write_batch(writer: &mut Writer<'_>, jobs: Vec<Job>, total: usize) {
-    let mut batch = Vec::with_capacity(total);
-    let mut shapes = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        shapes.push((job.entries.len(), job.reply, job._permits));
-        batch.extend(job.entries);
-    }
-    let result = writer.submit(batch);
-    writer
-        .stats
-        .queued
-        .fetch_sub(total as u64, Ordering::Relaxed);
+/// One turn of the pipeline on the locked ledger: write `batch`, sync it on the sync
+/// thread while the group `next` gives is planned, then commit it. Returns its
+/// outcomes and the planned next group.
+fn turn(
+    ledger: &mut Ledger,
+    batch: Batch,
+    sync: &SyncThread,
+    next: impl FnOnce() -> Option<Group>,
+) -> (Result<Vec<Outcome<RuleError>>, LedgerError>, Option<Group>) {
+    let planned = match batch {
+        Batch::Entries(entries) => ledger.plan(entries),
+        Batch::Planned(planned) => planned,
+    };
+    let written = match planned.and_then(|p| ledger.write(p)) {
+        Ok(written) => written,
+        Err(e) => return (Err(e), None),
+    };
+    let syncing = written.needs_sync().then(|| sync.start(ledger.syncer()));
+    let ahead = next().map(|mut group| {
+        if let Batch::Entries(entries) =
+            std::mem::replace(&mut group.batch, Batch::Entries(Vec::new()))
+        {
+            group.batch = Batch::Planned(ledger.plan(entries));
+        }
+        group
+    });
+    let synced = syncing.map_or(Ok(()), SyncTicket::wait);
+    (ledger.finish(written, synced), ahead)
+}
+
+/// Answers each job of a group with its part of the outcomes (or the fault).
+fn answer(
+    replies: Vec<Reply>,
+    total: usize,
+    result: Result<Vec<Outcome<RuleError>>, LedgerError>,
+    stats: &WriterStats,
+) {
+    stats.queued.fetch_sub(total as u64, Ordering::Relaxed);
     match result {
         Ok(outcomes) => {
-            // `submit` answers each entry in order: split the outcomes back per job.
+            // `finish` answers each entry in order: split the outcomes back per job.
             debug_assert_eq!(outcomes.len(), total);
             let mut outcomes = outcomes.into_iter();
-            for (n, reply, permits) in shapes {
+            for (n, reply, permits) in replies {
                 let part: Vec<_> = outcomes.by_ref().take(n).collect();
                 // Room in the queue before the answer: whoever hears it may submit again.
                 drop(permits);
@@ -400,10 +518,77 @@ fn write_batch(writer: &mut Writer<'_>, jobs: Vec<Job>, total: usize) {
             }
         }
         Err(e) => {
-            for (_, reply, permits) in shapes {
+            for (_, reply, permits) in replies {
                 drop(permits);
                 let _ = reply.send(Err(e.to_string()));
             }
+        }
+    }
+}
+
+/// The thread that runs the writer's fdatasyncs, so that the writer plans the next
+/// group meanwhile. One sync at a time: the writer waits for each before the next.
+struct SyncThread {
+    /// `None` if the thread could not be started: the writer then syncs itself.
+    thread: Option<(
+        std::sync::mpsc::Sender<Syncer>,
+        std::sync::mpsc::Receiver<std::io::Result<()>>,
+    )>,
+}
+
+/// A sync under way ([`SyncThread::start`]).
+enum SyncTicket<'a> {
+    Thread(&'a std::sync::mpsc::Receiver<std::io::Result<()>>),
+    Done(std::io::Result<()>),
+}
+
+impl SyncThread {
+    fn spawn() -> SyncThread {
+        let (to_sync, syncs) = std::sync::mpsc::channel::<Syncer>();
+        let (to_writer, results) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("ledger-sync".into())
+            .spawn(move || {
+                // Ends when the writer drops its sender.
+                for syncer in syncs {
+                    if to_writer.send(syncer.sync()).is_err() {
+                        return;
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => SyncThread {
+                thread: Some((to_sync, results)),
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot start the sync thread; the writer syncs itself, unpipelined");
+                SyncThread { thread: None }
+            }
+        }
+    }
+
+    /// Starts the fdatasync of `syncer` (on the writer's own thread without a sync thread).
+    fn start(&self, syncer: Syncer) -> SyncTicket<'_> {
+        match &self.thread {
+            Some((to_sync, results)) => match to_sync.send(syncer) {
+                Ok(()) => SyncTicket::Thread(results),
+                Err(std::sync::mpsc::SendError(syncer)) => SyncTicket::Done(syncer.sync()),
+            },
+            None => SyncTicket::Done(syncer.sync()),
+        }
+    }
+}
+
+impl SyncTicket<'_> {
+    /// The sync's result, once it returned.
+    fn wait(self) -> std::io::Result<()> {
+        match self {
+            SyncTicket::Thread(results) => results.recv().unwrap_or_else(|_| {
+                Err(std::io::Error::other(
+                    "the sync thread is gone; the batch is not known to be durable",
+                ))
+            }),
+            SyncTicket::Done(result) => result,
         }
     }
 }

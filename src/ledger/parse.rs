@@ -1,5 +1,11 @@
 //! The payload parser: bytes to a typed [`Entry`], each shape error with its own code.
 //!
+//! A payload that is well formed is read in one pass (issue 15: the JSON tree and then
+//! the typed entry cost the writer twice): its top level split into borrowed raw
+//! fields, the checks below, each field deserialized from its own bytes. Anything else
+//! takes the exact path below, which builds the tree and names the first error in this
+//! order, so the codes and words of errors do not depend on the fast path.
+//!
 //! Steps, in order (spec: `schemas/entries/<kind>.schema.json`):
 //! 1. the byte cap [`PAYLOAD_BYTES_MAX`], before parsing (`payload_too_large`);
 //! 2. JSON syntax and a top-level object (`malformed_payload`), no field twice
@@ -15,8 +21,9 @@
 //! assert_eq!(e.kind(), "lesson_confirmed");
 //! ```
 
-use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
 use super::error::RuleError;
 use super::limits::PAYLOAD_BYTES_MAX;
@@ -304,6 +311,9 @@ pub fn parse(payload: &[u8]) -> Result<Entry, RuleError> {
             max: PAYLOAD_BYTES_MAX,
         });
     }
+    if let Some(entry) = parse_one_pass(payload) {
+        return Ok(entry);
+    }
     // 2. Syntax, an object, no field twice.
     let fields: UniqueFields = serde_json::from_slice(payload).map_err(|e| {
         let msg = e.to_string();
@@ -361,41 +371,98 @@ pub fn parse(payload: &[u8]) -> Result<Entry, RuleError> {
         }
     }
     // 5. Types.
-    let v = serde_json::Value::Object(map);
-    Ok(match *kind_name {
-        "genesis" => Entry::Genesis(typed(v)?),
-        "party_registered" => Entry::PartyRegistered(typed(v)?),
-        "key_rotated" => Entry::KeyRotated(typed(v)?),
-        "key_revoked" => Entry::KeyRevoked(typed(v)?),
-        "key_recovered" => Entry::KeyRecovered(typed(v)?),
-        "institution_closed" => Entry::InstitutionClosed(typed(v)?),
-        "institution_whitelisted" => Entry::InstitutionWhitelisted(typed(v)?),
-        "institution_blacklisted" => Entry::InstitutionBlacklisted(typed(v)?),
-        "claim_recorded" => Entry::ClaimRecorded(typed(v)?),
-        "claim_preferences_set" => Entry::ClaimPreferencesSet(typed(v)?),
-        "pledge_offered" => Entry::PledgeOffered(typed(v)?),
-        "pledge_approved" => Entry::PledgeApproved(typed(v)?),
-        "pledge_withdrawn" => Entry::PledgeWithdrawn(typed(v)?),
-        "allocation_made" => Entry::AllocationMade(typed(v)?),
-        "match_run" => Entry::MatchRun(typed(v)?),
-        "match_run_closed" => Entry::MatchRunClosed(typed(v)?),
-        "time_attested" => Entry::TimeAttested(typed(v)?),
-        "allocation_expired" => Entry::AllocationExpired(typed(v)?),
-        "allocation_declined" => Entry::AllocationDeclined(typed(v)?),
-        "lesson_consumed" => Entry::LessonConsumed(typed(v)?),
-        "lesson_proposed" => Entry::LessonProposed(typed(v)?),
-        "lesson_confirmed" => Entry::LessonConfirmed(typed(v)?),
-        "lesson_disputed" => Entry::LessonDisputed(typed(v)?),
-        "lesson_deemed_confirmed" => Entry::LessonDeemedConfirmed(typed(v)?),
-        "dispute_resolved" => Entry::DisputeResolved(typed(v)?),
-        other => return Err(RuleError::UnknownKind { kind: other.into() }),
+    entry_from(kind_name, serde_json::Value::Object(map)).map_err(|e| RuleError::MalformedPayload {
+        detail: e.to_string(),
     })
 }
 
-fn typed<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, RuleError> {
-    serde_json::from_value(v).map_err(|e| RuleError::MalformedPayload {
-        detail: e.to_string(),
+/// The typed entry of a kind from [`KINDS`], read from any deserializer of its fields
+/// (the tree of the exact path, or the raw bytes of the one-pass path).
+fn entry_from<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Entry, D::Error> {
+    use serde::de::Error;
+    Ok(match kind {
+        "genesis" => Entry::Genesis(Deserialize::deserialize(d)?),
+        "party_registered" => Entry::PartyRegistered(Deserialize::deserialize(d)?),
+        "key_rotated" => Entry::KeyRotated(Deserialize::deserialize(d)?),
+        "key_revoked" => Entry::KeyRevoked(Deserialize::deserialize(d)?),
+        "key_recovered" => Entry::KeyRecovered(Deserialize::deserialize(d)?),
+        "institution_closed" => Entry::InstitutionClosed(Deserialize::deserialize(d)?),
+        "institution_whitelisted" => Entry::InstitutionWhitelisted(Deserialize::deserialize(d)?),
+        "institution_blacklisted" => Entry::InstitutionBlacklisted(Deserialize::deserialize(d)?),
+        "claim_recorded" => Entry::ClaimRecorded(Deserialize::deserialize(d)?),
+        "claim_preferences_set" => Entry::ClaimPreferencesSet(Deserialize::deserialize(d)?),
+        "pledge_offered" => Entry::PledgeOffered(Deserialize::deserialize(d)?),
+        "pledge_approved" => Entry::PledgeApproved(Deserialize::deserialize(d)?),
+        "pledge_withdrawn" => Entry::PledgeWithdrawn(Deserialize::deserialize(d)?),
+        "allocation_made" => Entry::AllocationMade(Deserialize::deserialize(d)?),
+        "match_run" => Entry::MatchRun(Deserialize::deserialize(d)?),
+        "match_run_closed" => Entry::MatchRunClosed(Deserialize::deserialize(d)?),
+        "time_attested" => Entry::TimeAttested(Deserialize::deserialize(d)?),
+        "allocation_expired" => Entry::AllocationExpired(Deserialize::deserialize(d)?),
+        "allocation_declined" => Entry::AllocationDeclined(Deserialize::deserialize(d)?),
+        "lesson_consumed" => Entry::LessonConsumed(Deserialize::deserialize(d)?),
+        "lesson_proposed" => Entry::LessonProposed(Deserialize::deserialize(d)?),
+        "lesson_confirmed" => Entry::LessonConfirmed(Deserialize::deserialize(d)?),
+        "lesson_disputed" => Entry::LessonDisputed(Deserialize::deserialize(d)?),
+        "lesson_deemed_confirmed" => Entry::LessonDeemedConfirmed(Deserialize::deserialize(d)?),
+        "dispute_resolved" => Entry::DisputeResolved(Deserialize::deserialize(d)?),
+        other => return Err(D::Error::custom(format!("kind {other} is not in KINDS"))),
     })
+}
+
+/// A JSON object's fields as borrowed raw values, in order, refusing a field twice: the
+/// one pass of [`parse_one_pass`] (no tree is built; a key with escapes fails to borrow,
+/// and such a payload takes the exact path).
+struct RawFields<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawFields<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawFields<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawFields<'a>, A::Error> {
+                let mut out: Vec<(&'a str, &'a RawValue)> = Vec::new();
+                while let Some((k, v)) = map.next_entry::<&'de str, &'de RawValue>()? {
+                    if out.iter().any(|(seen, _)| *seen == k) {
+                        return Err(serde::de::Error::custom("duplicate field"));
+                    }
+                    out.push((k, v));
+                }
+                Ok(RawFields(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// The payload in one pass, for a payload [`parse`] accepts (what nearly every
+/// submission is): the top level split into raw fields, the same kind and field checks
+/// as the exact path, and each field deserialized straight from its bytes. `None` on
+/// anything else; [`parse`] then takes the exact path, which names the error, so every
+/// error keeps its code and words. Both paths deserialize the typed entry through
+/// [`entry_from`] (`tests` check they agree).
+fn parse_one_pass(payload: &[u8]) -> Option<Entry> {
+    let fields: RawFields<'_> = serde_json::from_slice(payload).ok()?;
+    let kind_raw = fields.0.iter().find(|(k, _)| *k == "kind")?.1;
+    let kind: &str = serde_json::from_str(kind_raw.get()).ok()?;
+    let (kind_name, spec) = KINDS.iter().find(|(name, _)| *name == kind)?;
+    let rest: Vec<(&str, &RawValue)> = fields.0.into_iter().filter(|(k, _)| *k != "kind").collect();
+    let known = |k: &str| spec.iter().any(|(name, _)| *name == k);
+    if !rest.iter().all(|(k, _)| known(k)) {
+        return None;
+    }
+    let present = |name: &str| rest.iter().any(|(k, _)| *k == name);
+    if spec
+        .iter()
+        .any(|(name, required)| *required && !present(name))
+    {
+        return None;
+    }
+    let map = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(rest.into_iter());
+    entry_from(kind_name, map).ok()
 }
 
 /// Echo at most 64 bytes of untrusted text in an error.
@@ -452,6 +519,61 @@ mod tests {
             "a".repeat(20_000)
         );
         assert_eq!(code(&big), "payload_too_large");
+    }
+
+    /// The exact path alone (what `parse` was before the one-pass path).
+    fn exact(payload: &[u8]) -> Result<Entry, RuleError> {
+        let fields: UniqueFields = serde_json::from_slice(payload).unwrap();
+        let mut map = serde_json::Map::new();
+        let mut kind = String::new();
+        for (k, v) in fields.0 {
+            match (k.as_str(), v) {
+                ("kind", serde_json::Value::String(s)) => kind = s,
+                (_, v) => {
+                    map.insert(k, v);
+                }
+            }
+        }
+        entry_from(&kind, serde_json::Value::Object(map)).map_err(|e| RuleError::MalformedPayload {
+            detail: e.to_string(),
+        })
+    }
+
+    #[test]
+    fn the_one_pass_path_reads_every_example_as_the_exact_path_does() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples/entries");
+        let mut read = 0;
+        for file in std::fs::read_dir(dir).unwrap() {
+            let payload = std::fs::read(file.unwrap().path()).unwrap();
+            let fast = parse_one_pass(&payload).expect("an example is well formed");
+            assert_eq!(fast, exact(&payload).unwrap());
+            read += 1;
+        }
+        assert_eq!(read, KINDS.len(), "one example per kind");
+    }
+
+    #[test]
+    fn the_one_pass_path_takes_no_payload_the_exact_path_refuses() {
+        for bad in [
+            r#"{"kind":"lesson_confirmed","id":"e","ledger":"x","lesson":"l","x":1}"#,
+            r#"{"kind":"lesson_confirmed","id":"e"}"#,
+            r#"{"kind":"lesson_confirmed","id":"e","ledger":"x","lesson":"l","lesson":"m"}"#,
+            r#"{"kind":"lesson_confirmed","kind":"lesson_confirmed","id":"e","ledger":"x","lesson":"l"}"#,
+            r#"{"kind":"lesson_eaten","id":"e"}"#,
+            r#"{"id":"e"}"#,
+            r#"{"kind":"lesson_confirmed","id":"e","ledger":"x","lesson":7}"#,
+            r#"{"kind":"lesson_confirmed","id":"e","ledger":"x","lesson":"l"} x"#,
+            r#"["kind"]"#,
+            r#"{"kind":1}"#,
+            r#"{"kind":"pledge_withdrawn","id":"e","ledger":"x","pledge":"p","lessons":1.5}"#,
+            r#"{"kind":"pledge_withdrawn","id":"e","ledger":"x","pledge":"p","lessons":-1}"#,
+        ] {
+            assert_eq!(parse_one_pass(bad.as_bytes()), None, "{bad}");
+            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+        // Escapes are not borrowed: the exact path reads them, with the same result.
+        let escaped = r#"{"kind":"lesson_confirmed","id":"e\u0031","ledger":"x","lesson":"l"}"#;
+        assert_eq!(parse(escaped.as_bytes()).unwrap().id(), "e1");
     }
 
     #[test]

@@ -9,15 +9,20 @@
 //! Architecture invariant: the rules never see an entry the log has not verified, and
 //! the state never holds a change whose entry is not durable in `log.dat`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::error::RuleError;
 use super::sled_state::{SledState, StateStoreError};
+use super::state::{Key, StateView, Value};
 use super::{decide, EntryContext, PAYLOAD_TYPE};
 use crate::log::envelope::{Envelope, KeyCache, VerifiedEnvelope};
 use crate::log::leaf::Leaf;
 use crate::log::note::NoteSigner;
-use crate::log::store::{Admission, EntryIdOnly, Log, LogError, OpenReport, Outcome};
+use crate::log::records::Syncer;
+use crate::log::store::{
+    Admission, EntryIdOnly, Log, LogError, OpenReport, Outcome, Planned, Written,
+};
 
 /// Entries replayed into the state per sled commit when catching up.
 const REPLAY_BATCH_ENTRIES: u64 = 4096;
@@ -60,11 +65,31 @@ impl LedgerError {
     }
 }
 
-/// The rules as the log's [`Admission`]: decide, and stage what was accepted.
+/// The rules as the log's [`Admission`]: each entry decided on the state with the
+/// batch's accepted changes on top (`top`, kept out of the state so that a batch can be
+/// planned while the one before it is still being synced), the batch staged in the
+/// state when its state note is due.
 struct Rules<'a> {
     state: &'a mut SledState,
+    /// The changes of this batch's accepted entries, each object as last written.
+    top: BTreeMap<Key, Value>,
     /// A fault of the store (not of the entry) met while deciding.
     fault: Option<RuleError>,
+}
+
+/// The state with a batch's own changes on top: what its next entry is decided on.
+struct Layered<'a> {
+    top: &'a BTreeMap<Key, Value>,
+    base: &'a SledState,
+}
+
+impl StateView for Layered<'_> {
+    fn get(&self, key: &Key) -> Result<Option<Value>, RuleError> {
+        match self.top.get(key) {
+            Some(value) => Ok(Some(value.clone())),
+            None => self.base.get(key),
+        }
+    }
 }
 
 /// Whether a rule error is the store's fault rather than the entry's.
@@ -103,9 +128,13 @@ impl Admission for Rules<'_> {
                 .map(str::to_owned)
                 .collect(),
         };
-        match decide(&*self.state, &ctx, entry.payload()) {
+        let view = Layered {
+            top: &self.top,
+            base: &*self.state,
+        };
+        match decide(&view, &ctx, entry.payload()) {
             Ok(changes) => {
-                self.state.stage(changes);
+                self.top.extend(changes);
                 Ok(())
             }
             Err(e) => {
@@ -122,6 +151,8 @@ impl Admission for Rules<'_> {
     }
 
     fn state_digest(&mut self) -> Option<[u8; 32]> {
+        self.state
+            .stage(std::mem::take(&mut self.top).into_iter().collect());
         match self.state.prepare() {
             Ok(digest) => Some(digest),
             Err(e) => {
@@ -132,6 +163,35 @@ impl Admission for Rules<'_> {
                 None
             }
         }
+    }
+}
+
+/// A batch decided on and not yet written ([`Ledger::plan`]).
+#[must_use = "a planned batch is appended only by `Ledger::write`"]
+pub struct PlannedBatch {
+    planned: Planned<RuleError>,
+    top: BTreeMap<Key, Value>,
+    fault: Option<RuleError>,
+}
+
+impl PlannedBatch {
+    /// Number of new entries the batch would append.
+    pub fn new_entries(&self) -> usize {
+        self.planned.new_entries()
+    }
+}
+
+/// A batch written and not yet synced ([`Ledger::write`]).
+#[must_use = "a written batch is acknowledged only by `Ledger::finish` after its sync"]
+pub struct WrittenBatch {
+    written: Written<RuleError>,
+    fault: Option<RuleError>,
+}
+
+impl WrittenBatch {
+    /// Whether the batch must be synced before [`Ledger::finish`].
+    pub fn needs_sync(&self) -> bool {
+        self.written.needs_sync()
     }
 }
 
@@ -187,7 +247,8 @@ impl Ledger {
     }
 
     /// Submits verified envelopes; each gets its outcome, in order. Refusals carry the
-    /// rule broken; a reused entry id is `exists_with_different_payload`.
+    /// rule broken; a reused entry id is `exists_with_different_payload`. The steps
+    /// [`Ledger::plan`], [`Ledger::write`], the sync, [`Ledger::finish`] in a row.
     ///
     /// # Errors
     /// Faults of the log or the state: then nothing of the batch is acknowledged.
@@ -195,13 +256,77 @@ impl Ledger {
         &mut self,
         batch: Vec<VerifiedEnvelope>,
     ) -> Result<Vec<Outcome<RuleError>>, LedgerError> {
+        let planned = self.plan(batch)?;
+        let written = self.write(planned)?;
+        let synced = if written.written.needs_sync() {
+            self.syncer().sync()
+        } else {
+            Ok(())
+        };
+        self.finish(written, synced)
+    }
+
+    /// Step 1 of a group commit ([`crate::log::store::Log::plan`]): decides on each entry
+    /// against the state and the log as they stand, the last batch written included,
+    /// and changes neither. The sequencer plans a batch while the one before it syncs.
+    ///
+    /// # Errors
+    /// As [`Log::plan`].
+    pub fn plan(&mut self, batch: Vec<VerifiedEnvelope>) -> Result<PlannedBatch, LedgerError> {
         let mut rules = Rules {
             state: &mut self.state,
+            top: BTreeMap::new(),
             fault: None,
         };
-        let result = self.log.append(batch, &mut rules);
-        let fault = rules.fault.take();
-        self.settle(result, fault)
+        let planned = self.log.plan(batch, &mut rules)?;
+        Ok(PlannedBatch {
+            planned,
+            top: rules.top,
+            fault: rules.fault,
+        })
+    }
+
+    /// Step 2: stages the planned batch in the state, and writes it to `log.dat` with
+    /// its state note and checkpoint, unsynced. Must follow the [`Ledger::finish`] of
+    /// the batch before it.
+    ///
+    /// # Errors
+    /// As [`Log::write`]: the ledger then refuses writes until reopened.
+    pub fn write(&mut self, batch: PlannedBatch) -> Result<WrittenBatch, LedgerError> {
+        let mut rules = Rules {
+            state: &mut self.state,
+            top: batch.top,
+            fault: batch.fault,
+        };
+        match self.log.write(batch.planned, &mut rules) {
+            Ok(written) => Ok(WrittenBatch {
+                written,
+                fault: rules.fault.take(),
+            }),
+            Err(e) => {
+                self.state.discard();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The `fdatasync` of a written batch, for any thread.
+    pub fn syncer(&self) -> Syncer {
+        self.log.syncer()
+    }
+
+    /// Step 3: once the batch's sync returned, commits it (the log, then the state) and
+    /// gives each entry's outcome; a failed sync acknowledges nothing.
+    ///
+    /// # Errors
+    /// As [`Ledger::submit`].
+    pub fn finish(
+        &mut self,
+        batch: WrittenBatch,
+        synced: std::io::Result<()>,
+    ) -> Result<Vec<Outcome<RuleError>>, LedgerError> {
+        let result = self.log.finish(batch.written, synced);
+        self.settle(result, batch.fault)
     }
 
     /// Changes the operator's key to `next_key`, both keys signing during the change:
@@ -238,6 +363,7 @@ impl Ledger {
         .map_err(LedgerError::HandoverEnvelope)?;
         let mut rules = Rules {
             state: &mut self.state,
+            top: BTreeMap::new(),
             fault: None,
         };
         let result = self

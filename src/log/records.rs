@@ -44,12 +44,14 @@ use std::sync::Arc;
 use crate::limits::{RECORD_BODY_BYTES_MAX, RECORD_OVERHEAD_BYTES};
 use crate::log::disk::Disk;
 
+mod commit;
 mod frame;
 mod read;
 mod recover;
 mod seal;
 mod snapshot;
 
+pub use commit::{Syncer, Unsynced};
 pub use frame::{Damage, RecordKind};
 pub use read::{open_reader, RecordIter, RecordReader};
 pub use seal::Seal;
@@ -430,83 +432,6 @@ impl RecordFile {
         self.buffer.clear();
         self.pending_leaves = 0;
         self.pending_seal = None;
-    }
-
-    /// Writes the buffered records, then the seal of their last checkpoint record into
-    /// the header slot not holding the current seal, with one `fdatasync`. When this
-    /// returns `Ok`, the records are durable and may be acknowledged.
-    ///
-    /// # Errors
-    /// On any I/O failure. The file is then poisoned: after a failed `fdatasync` the
-    /// page cache cannot be trusted, so nothing is retried; the batch's bytes and its
-    /// slot are put back as they were (best effort) and the caller must reopen and
-    /// [`RecordFile::recover`].
-    pub fn commit(&mut self) -> Result<(), RecordsError> {
-        if self.state == State::Poisoned {
-            return Err(RecordsError::Poisoned);
-        }
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let start = self.len();
-        let end = start + self.buffer.len() as u64;
-        let sealed = self
-            .pending_seal
-            .take()
-            .map(|seal| (seal, 1 - self.header.slot));
-        self.pending_leaves = 0;
-        // Records first, then the slot: a crash between the two leaves the old seal.
-        let written = self
-            .disk
-            .write_all_at(&self.path, &self.file, &self.buffer, start)
-            .and_then(|()| match sealed {
-                Some((seal, slot)) => self.disk.write_all_at(
-                    &self.path,
-                    &self.file,
-                    &seal::encode(seal),
-                    seal::slot_offset(slot),
-                ),
-                None => Ok(()),
-            })
-            .and_then(|()| self.disk.sync_data(&self.path, &self.file));
-        self.buffer.clear();
-        if let Err(source) = written {
-            self.state = State::Poisoned;
-            self.roll_back(start, sealed.map(|(_, slot)| slot));
-            return Err(RecordsError::Io {
-                path: self.path.clone(),
-                source,
-            });
-        }
-        if let Some((seal, slot)) = sealed {
-            self.header.seal = seal;
-            self.header.slot = slot;
-        }
-        self.committed.store(end, Ordering::Release);
-        Ok(())
-    }
-
-    /// After a failed commit: removes the batch's bytes and rewrites the slot it may
-    /// have changed with the current seal, so that this process (whose page cache may
-    /// hold them, marked clean) never reads an unsynced batch back as committed. Best
-    /// effort: a failure is logged, the file stays poisoned, and a reopen's recovery
-    /// decides from what is on disk.
-    fn roll_back(&mut self, start: u64, slot: Option<usize>) {
-        // The slot first: a seal beyond the file's end would make the reopen fail closed.
-        // The other slot holds the current seal; this one goes back to the same.
-        let undone = match slot {
-            Some(slot) => self.disk.write_all_at(
-                &self.path,
-                &self.file,
-                &seal::encode(self.header.seal),
-                seal::slot_offset(slot),
-            ),
-            None => Ok(()),
-        }
-        .and_then(|()| self.disk.set_len(&self.path, &self.file, start));
-        if let Err(error) = undone {
-            tracing::error!(path = %self.path.display(), %error, "could not undo a failed commit; reopen to recover");
-        }
     }
 
     /// Committed length of the file, in bytes (header included).
