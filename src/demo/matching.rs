@@ -52,7 +52,7 @@ struct AllocationMade {
 }
 
 /// Entries read per slice.
-const SLICE_ENTRIES: u64 = 16 * crate::http::tiles::TILE_WIDTH;
+const SLICE_ENTRIES: u64 = 16 * crate::log::tiles::TILE_WIDTH;
 
 /// The next entry of `[from, to)`, reading a slice when `leaves` is empty.
 fn next_leaf(

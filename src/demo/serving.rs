@@ -3,7 +3,7 @@
 
 use super::world::World;
 use super::DemoError;
-use crate::http::tiles::TILE_WIDTH;
+use crate::log::tiles::TILE_WIDTH;
 
 /// Prints the URLs worth opening on the demo's ledger.
 pub(super) fn print_urls(url: &str, world: &World) {
