@@ -101,8 +101,13 @@ pub fn run(
     let mut leaves = Vec::new().into_iter();
     let mut from = before;
     while let Some(leaf) = next_leaf(feed, &mut leaves, &mut from, after)? {
-        let made: AllocationMade = serde_json::from_slice(leaf.envelope.payload())
-            .map_err(|e| DemoError::Setup(format!("entry {}: {e}", leaf.index)))?;
+        let made: AllocationMade =
+            serde_json::from_slice(leaf.envelope.payload()).map_err(|source| {
+                DemoError::EntryPayload {
+                    index: leaf.index,
+                    source,
+                }
+            })?;
         if made.kind != "allocation_made" {
             continue;
         }
