@@ -24,6 +24,9 @@
 //! assert_eq!(err.code(), "missing_field");
 //! ```
 
+// Every public item here is documented, and stays so (issue 16, item 7).
+#![warn(missing_docs)]
+
 use serde::{Deserialize, Serialize};
 
 pub use super::parse::{parse, KINDS};

@@ -32,6 +32,9 @@
 //! assert_eq!(paths, ["tile/entries/000", "tile/entries/001", "tile/entries/002.p/88"]);
 //! ```
 
+// Every public item here is documented, and stays so (issue 16, item 7).
+#![warn(missing_docs)]
+
 /// Hashes (or entries) in a full tile.
 pub const TILE_WIDTH: u64 = 256;
 /// Tree levels per tile level: a hash tile at level L holds tree level `8·L`.

@@ -3,6 +3,9 @@
 //! signers' authority, check the state, then write. Writes go to an overlay and become
 //! the entry's [`Changes`](super::Changes) only if every check passed.
 
+// Every public item here is documented, and stays so (issue 16, item 7).
+#![warn(missing_docs)]
+
 mod allocations;
 mod claims;
 mod keys;
