@@ -1,11 +1,11 @@
 //! Regression tests for what the fuzz targets of `fuzz/` found, one test per finding,
 //! each reproducing the fuzzer's input on the real code.
 
-use lesson_ledger::http::tiles::TilePath;
 use lesson_ledger::log::audit::{audit, AuditOptions};
 use lesson_ledger::log::envelope::VerifiedEnvelope;
 use lesson_ledger::log::records::{open_reader, RecordFile, RecordKind, HEADER_LEN};
 use lesson_ledger::log::store::{Admission, EntryIdOnly, Log, LogError};
+use lesson_ledger::log::tiles::TilePath;
 
 use crate::support::{envelope, new_log, signer, verified};
 

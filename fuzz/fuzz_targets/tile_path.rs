@@ -5,7 +5,7 @@
 //! fits in the tree is the handler's arithmetic, not the parser's.)
 #![no_main]
 
-use lesson_ledger::http::tiles::{TilePath, TILE_WIDTH};
+use lesson_ledger::log::tiles::{TilePath, TILE_WIDTH};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

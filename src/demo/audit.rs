@@ -40,7 +40,7 @@ use rand::seq::SliceRandom;
 use super::feed::Feed;
 use super::story::Cast;
 use super::world::World;
-use super::DemoError;
+use super::{AuditFailure, DemoError};
 use crate::api::StudentAnswer;
 use crate::client;
 use crate::http::cosign::CosignRequest;
@@ -119,43 +119,16 @@ pub fn run(
     let started = Instant::now();
     let ledger = feed.transport();
     let association = association(cast)?;
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>24} {bar:40} {pos}/{len} entries ({per_sec})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message("auditing over HTTP");
     let mut replayer = Replayer::new();
-    let audited = client::audit_visiting(
-        ledger.client(),
-        Some(&ledger.operator().to_vkey()),
-        Some(state_file),
-        &mut replayer,
-        &|done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        },
-    );
-    bar.finish_and_clear();
-    let audited = audited.map_err(|e| DemoError::AuditFailed(e.to_string()))?;
-    println!(
-        "{} audited {} entries over HTTP: {} signatures verified, root {} recomputed from the tiles{}",
-        association.name(),
-        audited.size,
-        audited.signatures,
-        audited.root.to_base64(),
-        audited.consistent_with.map_or_else(String::new, |m| format!(
-            ", consistent with the checkpoint of size {m} it remembered"
-        ))
-    );
+    let audited = audit_remote(ledger, association, state_file, &mut replayer)?;
 
     // The replay's pool is the served one.
     let served_pool = ledger.pool()?;
     let replayed_pool = queries::pool_totals(replayer.state())?;
     if served_pool != replayed_pool {
-        return Err(DemoError::AuditFailed(format!(
+        return Err(DemoError::AuditFailed(AuditFailure::Differs(format!(
             "GET /v1/pool serves {served_pool:?}, the replay gives {replayed_pool:?}"
-        )));
+        ))));
     }
     let state_line = format!(
         "replayed {} entries under the rules, re-running {} match run(s) to the same allocations: {} objects, state map root {}; the pool served equals the replay's",
@@ -167,29 +140,7 @@ pub fn run(
     println!("{state_line}");
 
     // Co-sign the checkpoint just verified, and see it served with the cosignature.
-    let cp = ledger.client().checkpoint(ledger.operator())?;
-    if cp.checkpoint().size != audited.size || cp.checkpoint().root != audited.root {
-        return Err(DemoError::AuditFailed(format!(
-            "the checkpoint (size {}) is not the tree audited (size {})",
-            cp.checkpoint().size,
-            audited.size
-        )));
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    ledger.client().cosign(&CosignRequest {
-        party: association.name().to_string(),
-        size: audited.size,
-        cosignature: cosign(&cp, association, now)?,
-    })?;
-    let served = ledger.client().checkpoint(ledger.operator())?;
-    verify_cosignature(&served, &association.cosigner_key())?;
-    println!(
-        "{} co-signed the checkpoint of size {} (POST /v1/cosign); GET /checkpoint carries it",
-        association.name(),
-        audited.size
-    );
+    let served = cosign_audited(ledger, association, (audited.size, audited.root))?;
 
     let (students_checked, proofs_verified) = check_students(feed, world, &replayer)?;
     println!(
@@ -210,6 +161,78 @@ pub fn run(
         students_checked,
         proofs_verified,
     })
+}
+
+/// The association's remote audit (`verify --url`): every entry from the tiles, every
+/// signature, the root, the replay into `replayer`.
+fn audit_remote(
+    ledger: &super::transport::HttpLedger,
+    association: &NoteSigner,
+    state_file: &Path,
+    replayer: &mut Replayer,
+) -> Result<client::AuditReport, DemoError> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>24} {bar:40} {pos}/{len} entries ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message("auditing over HTTP");
+    let audited = client::audit_visiting(
+        ledger.client(),
+        Some(&ledger.operator().to_vkey()),
+        Some(state_file),
+        replayer,
+        &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    );
+    bar.finish_and_clear();
+    let audited = audited.map_err(|e| DemoError::AuditFailed(e.into()))?;
+    println!(
+        "{} audited {} entries over HTTP: {} signatures verified, root {} recomputed from the tiles{}",
+        association.name(),
+        audited.size,
+        audited.signatures,
+        audited.root.to_base64(),
+        audited.consistent_with.map_or_else(String::new, |m| format!(
+            ", consistent with the checkpoint of size {m} it remembered"
+        ))
+    );
+    Ok(audited)
+}
+
+/// The association co-signs the checkpoint of the tree it audited (`size`, `root`) and
+/// sees it served with its cosignature; returns the served checkpoint.
+fn cosign_audited(
+    ledger: &super::transport::HttpLedger,
+    association: &NoteSigner,
+    (size, root): (u64, crate::log::hash::Hash),
+) -> Result<crate::log::note::SignedCheckpoint, DemoError> {
+    let cp = ledger.client().checkpoint(ledger.operator())?;
+    if cp.checkpoint().size != size || cp.checkpoint().root != root {
+        return Err(DemoError::AuditFailed(AuditFailure::Differs(format!(
+            "the checkpoint (size {}) is not the tree audited (size {})",
+            cp.checkpoint().size,
+            size
+        ))));
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    ledger.client().cosign(&CosignRequest {
+        party: association.name().to_string(),
+        size,
+        cosignature: cosign(&cp, association, now)?,
+    })?;
+    let served = ledger.client().checkpoint(ledger.operator())?;
+    verify_cosignature(&served, &association.cosigner_key())?;
+    println!(
+        "{} co-signed the checkpoint of size {} (POST /v1/cosign); GET /checkpoint carries it",
+        association.name(),
+        size
+    );
+    Ok(served)
 }
 
 /// Several students' balances, fetched with their proofs (verified by the client),
@@ -241,54 +264,70 @@ fn check_students(
                 format!("{served:?}"),
             ));
         }
-        for claim in &served.claims {
-            // "Per claim: recorded value = unreserved + reserved + consumed."
-            let parts = [claim.unreserved.0, claim.reserved.0, claim.consumed.0]
-                .iter()
-                .try_fold(0u64, |acc, v| acc.checked_add(*v));
-            if parts != Some(claim.value.0) {
-                return Err(DemoError::check(
-                    format!(
-                        "value of {} = unreserved + reserved + consumed",
-                        claim.claim
-                    ),
-                    claim.value.0,
-                    format!("{parts:?}"),
-                ));
-            }
-            println!(
-                "  {student} {}: value {} fen = unreserved {} + reserved {} + consumed {}; entries proven: {}",
-                claim.claim,
-                claim.value.0,
-                claim.unreserved.0,
-                claim.reserved.0,
-                claim.consumed.0,
-                claim.entries.len()
-            );
-        }
-        for e in &proven.entries {
-            let envelope = Envelope::from_json(e.envelope.get().as_bytes())?;
-            let payload: serde_json::Value = serde_json::from_slice(envelope.payload())
-                .map_err(|err| DemoError::AuditFailed(format!("entry {}: {err}", e.index)))?;
-            if payload["kind"] != "claim_recorded" {
-                continue;
-            }
-            let lessons = payload["lessons"].as_u64().unwrap_or(0);
-            let price = payload["price_per_lesson_fen"].as_u64().unwrap_or(0);
-            let claim = served
-                .claims
-                .iter()
-                .find(|c| payload["claim"] == c.claim.as_str());
-            if let Some(c) = claim.filter(|c| lessons.checked_mul(price) != Some(c.value.0)) {
-                return Err(DemoError::check(
-                    format!("value of {}", c.claim),
-                    c.value.0,
-                    format!("{lessons} × {price}"),
-                ));
-            }
-        }
+        check_claim_parts(&student, &served)?;
+        check_recorded_values(&proven, &served)?;
         proofs += proven.entries.len() as u64;
         checked.push(student);
     }
     Ok((checked, proofs))
+}
+
+/// "Per claim: recorded value = unreserved + reserved + consumed", for each served claim.
+fn check_claim_parts(student: &str, served: &StudentSummary) -> Result<(), DemoError> {
+    for claim in &served.claims {
+        let parts = [claim.unreserved.0, claim.reserved.0, claim.consumed.0]
+            .iter()
+            .try_fold(0u64, |acc, v| acc.checked_add(*v));
+        if parts != Some(claim.value.0) {
+            return Err(DemoError::check(
+                format!(
+                    "value of {} = unreserved + reserved + consumed",
+                    claim.claim
+                ),
+                claim.value.0,
+                format!("{parts:?}"),
+            ));
+        }
+        println!(
+            "  {student} {}: value {} fen = unreserved {} + reserved {} + consumed {}; entries proven: {}",
+            claim.claim,
+            claim.value.0,
+            claim.unreserved.0,
+            claim.reserved.0,
+            claim.consumed.0,
+            claim.entries.len()
+        );
+    }
+    Ok(())
+}
+
+/// Each claim's value equals the lessons × price its proven `claim_recorded` entry says.
+fn check_recorded_values(proven: &StudentAnswer, served: &StudentSummary) -> Result<(), DemoError> {
+    for e in &proven.entries {
+        let envelope = Envelope::from_json(e.envelope.get().as_bytes())?;
+        let payload: serde_json::Value =
+            serde_json::from_slice(envelope.payload()).map_err(|source| {
+                DemoError::AuditFailed(AuditFailure::EntryPayload {
+                    index: e.index,
+                    source,
+                })
+            })?;
+        if payload["kind"] != "claim_recorded" {
+            continue;
+        }
+        let lessons = payload["lessons"].as_u64().unwrap_or(0);
+        let price = payload["price_per_lesson_fen"].as_u64().unwrap_or(0);
+        let claim = served
+            .claims
+            .iter()
+            .find(|c| payload["claim"] == c.claim.as_str());
+        if let Some(c) = claim.filter(|c| lessons.checked_mul(price) != Some(c.value.0)) {
+            return Err(DemoError::check(
+                format!("value of {}", c.claim),
+                c.value.0,
+                format!("{lessons} × {price}"),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -171,7 +171,7 @@ pub fn run(feed: &mut Feed, world: &World) -> Result<Figures, DemoError> {
     let matched = |claims: &[ClaimInput]| -> Result<Side, DemoError> {
         match_claims(claims, &pledge_inputs, &params)
             .map(|m| Side::from(&m.report))
-            .map_err(|e| DemoError::Setup(format!("the matcher refused the demo's data: {e}")))
+            .map_err(DemoError::Matcher)
     };
     figures.without = matched(&without)?;
     figures.with = matched(&with)?;

@@ -32,7 +32,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::feed::{Expect, Feed};
-use super::lessons::{donor_of, operator, Counts, Delivered};
+use super::lessons::{donor_of, operator, Counts, Delivered, PendingLesson};
 use super::matching::Alloc;
 use super::story::{yuan, Cast};
 use super::world::{now_micros, World};
@@ -63,74 +63,18 @@ pub fn run(
         open,
         expires_at_micros,
     } = delivered;
-    let day_secs = world.params().day_micros as f64 / 1e6;
-    let deem = |feed: &mut Feed, counts: &mut Counts| -> Result<(), DemoError> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        wait_until(window_end_micros, "confirmation window");
-        attest(feed, cast, "window")?;
-        for p in &pending {
-            feed.push(
-                &json!({"kind": "lesson_deemed_confirmed",
-                        "id": format!("lesson_deemed_confirmed.{}", p.lesson), "lesson": p.lesson}),
-                operator(cast),
-                Expect::Accepted,
-            )?;
-        }
-        feed.flush()?;
-        counts.deemed = pending.len() as u64;
-        println!(
-            "{} lessons deemed confirmed once their {}-day window ({:.0} s) had passed in ledger time",
-            counts.deemed,
-            CONFIRMATION_WINDOW_DAYS,
-            CONFIRMATION_WINDOW_DAYS as f64 * day_secs
-        );
-        Ok(())
+    let deem = |feed: &mut Feed, counts: &mut Counts| {
+        deem_pending(feed, world, cast, &pending, window_end_micros, counts)
     };
-    let expire = |feed: &mut Feed, counts: &mut Counts| -> Result<(), DemoError> {
-        if open.is_empty() {
-            return Ok(());
-        }
-        wait_until(expires_at_micros, "allocations' validity");
-        attest(feed, cast, "validity")?;
-        let before = feed.transport().pool()?;
-        // A donor teaching after the allocation's end is refused.
-        if let Some((i, _)) = open.first() {
-            let a = &allocs[*i];
-            let late = format!("l-{i:07}-late");
-            feed.push(
-                &json!({"kind": "lesson_proposed", "id": format!("lesson_proposed.{late}"),
-                        "lesson": late, "allocation": a.id}),
-                vec![donor_of(cast, a)?],
-                Expect::Refused("allocation_past_expiry"),
-            )?;
-        }
-        feed.progress("expiring allocations", open.len() as u64);
-        for (i, _) in &open {
-            let a = &allocs[*i];
-            feed.push(
-                &json!({"kind": "allocation_expired", "id": format!("allocation_expired.{}", a.id),
-                        "allocation": a.id}),
-                operator(cast),
-                Expect::Accepted,
-            )?;
-        }
-        feed.flush()?;
-        feed.finish_progress();
-        counts.expired = open.len() as u64;
-        let after = feed.transport().pool()?;
-        let lessons: u64 = open.iter().map(|(_, n)| n).sum();
-        println!(
-            "{} allocations expired after {} days ({:.0} s) with {} lessons left: the pool's available value went from {} to {} yuan",
-            counts.expired,
-            world.params().allocation_validity_days,
-            world.params().allocation_validity_days as f64 * day_secs,
-            lessons,
-            yuan(before.available.0),
-            yuan(after.available.0)
-        );
-        Ok(())
+    let expire = |feed: &mut Feed, counts: &mut Counts| {
+        expire_open(
+            feed,
+            world,
+            cast,
+            (allocs, &open),
+            expires_at_micros,
+            counts,
+        )
     };
     if window_end_micros <= expires_at_micros {
         deem(feed, &mut counts)?;
@@ -140,6 +84,97 @@ pub fn run(
         deem(feed, &mut counts)?;
     }
     Ok(counts)
+}
+
+/// Once the last confirmation window has passed (and an association attested it), the
+/// operator deems every pending lesson confirmed.
+fn deem_pending(
+    feed: &mut Feed,
+    world: &World,
+    cast: &Cast,
+    pending: &[PendingLesson],
+    window_end_micros: u64,
+    counts: &mut Counts,
+) -> Result<(), DemoError> {
+    let day_secs = world.params().day_micros as f64 / 1e6;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    wait_until(window_end_micros, "confirmation window");
+    attest(feed, cast, "window")?;
+    for p in pending {
+        feed.push(
+            &json!({"kind": "lesson_deemed_confirmed",
+                    "id": format!("lesson_deemed_confirmed.{}", p.lesson), "lesson": p.lesson}),
+            operator(cast),
+            Expect::Accepted,
+        )?;
+    }
+    feed.flush()?;
+    counts.deemed = pending.len() as u64;
+    println!(
+        "{} lessons deemed confirmed once their {}-day window ({:.0} s) had passed in ledger time",
+        counts.deemed,
+        CONFIRMATION_WINDOW_DAYS,
+        CONFIRMATION_WINDOW_DAYS as f64 * day_secs
+    );
+    Ok(())
+}
+
+/// Once the last allocation's validity is over (and an association attested it): a
+/// lesson proposed too late is refused, then the operator expires every open
+/// allocation (`open`: indices into `allocs`, with their lessons left).
+fn expire_open(
+    feed: &mut Feed,
+    world: &World,
+    cast: &Cast,
+    (allocs, open): (&[Alloc], &[(usize, u64)]),
+    expires_at_micros: u64,
+    counts: &mut Counts,
+) -> Result<(), DemoError> {
+    let day_secs = world.params().day_micros as f64 / 1e6;
+    if open.is_empty() {
+        return Ok(());
+    }
+    wait_until(expires_at_micros, "allocations' validity");
+    attest(feed, cast, "validity")?;
+    let before = feed.transport().pool()?;
+    // A donor teaching after the allocation's end is refused.
+    if let Some((i, _)) = open.first() {
+        let a = &allocs[*i];
+        let late = format!("l-{i:07}-late");
+        feed.push(
+            &json!({"kind": "lesson_proposed", "id": format!("lesson_proposed.{late}"),
+                    "lesson": late, "allocation": a.id}),
+            vec![donor_of(cast, a)?],
+            Expect::Refused("allocation_past_expiry"),
+        )?;
+    }
+    feed.progress("expiring allocations", open.len() as u64);
+    for (i, _) in open {
+        let a = &allocs[*i];
+        feed.push(
+            &json!({"kind": "allocation_expired", "id": format!("allocation_expired.{}", a.id),
+                    "allocation": a.id}),
+            operator(cast),
+            Expect::Accepted,
+        )?;
+    }
+    feed.flush()?;
+    feed.finish_progress();
+    counts.expired = open.len() as u64;
+    let after = feed.transport().pool()?;
+    let lessons: u64 = open.iter().map(|(_, n)| n).sum();
+    println!(
+        "{} allocations expired after {} days ({:.0} s) with {} lessons left: the pool's available value went from {} to {} yuan",
+        counts.expired,
+        world.params().allocation_validity_days,
+        world.params().allocation_validity_days as f64 * day_secs,
+        lessons,
+        yuan(before.available.0),
+        yuan(after.available.0)
+    );
+    Ok(())
 }
 
 /// The first association attests the time on its clock (the demo's wall clock, which

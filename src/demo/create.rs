@@ -49,7 +49,7 @@ pub struct Created {
 pub fn ledger(dir: &Path, world: &World) -> Result<Created, DemoError> {
     let mut ledger = Ledger::create(dir, world.origin(), world.origin())?;
     let key = keyfile::read_private_pem(&dir.join(layout::OPERATOR_KEY))
-        .map_err(|e| DemoError::Setup(format!("operator key: {e}")))?;
+        .map_err(DemoError::OperatorKey)?;
     let operator = NoteSigner::new(KeyName::new(world.origin())?, key);
     let vkey = ledger.log().config().operator_vkey.clone();
     if operator.vkey() != vkey {
@@ -59,7 +59,7 @@ pub fn ledger(dir: &Path, world: &World) -> Result<Created, DemoError> {
     // token that authorizes the operator's requests (`POST /v1/match`).
     let pub_path = dir.join("operator.pub");
     std::fs::write(&pub_path, format!("{vkey}\n")).map_err(io_err(&pub_path))?;
-    ensure_token(dir).map_err(|e| DemoError::Setup(format!("operator token: {e}")))?;
+    ensure_token(dir).map_err(DemoError::OperatorToken)?;
 
     let p = world.params();
     let mut genesis = defaults::genesis(world.origin(), OPERATOR, &vkey);

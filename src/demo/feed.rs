@@ -264,7 +264,10 @@ impl Feed {
         let answers = std::thread::Builder::new()
             .name("demo-submit".into())
             .spawn(move || transport.submit(&envelopes))
-            .map_err(|e| DemoError::Setup(format!("submit thread: {e}")))?;
+            .map_err(|source| DemoError::Runtime {
+                what: "submit thread",
+                source,
+            })?;
         self.in_flight = Some(InFlight { drafts, answers });
         Ok(())
     }

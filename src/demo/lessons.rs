@@ -140,45 +140,17 @@ pub fn run(
         left[p.alloc] -= 1;
     }
     // Proposals first: their window runs while the bulk is delivered.
-    for p in plan.iter().filter(|p| p.follow.is_some()) {
-        feed.push(
-            &json!({"kind": "lesson_proposed", "id": format!("lesson_proposed.{}", p.lesson),
-                    "lesson": p.lesson, "allocation": allocs[p.alloc].id}),
-            vec![donor_of(cast, &allocs[p.alloc])?],
-            Expect::Accepted,
-        )?;
-    }
-    feed.flush()?;
-    let window_end_micros = match feed.last_index() {
-        Some(index) => feed
-            .transport()
-            .time_of(index)?
-            .saturating_add(CONFIRMATION_WINDOW_DAYS * world.params().day_micros),
-        None => 0,
-    };
+    let window_end_micros = propose(feed, world, cast, allocs, &plan)?;
     let pending = settle(feed, world, cast, allocs, &plan, &mut left, &mut counts)?;
 
-    let bulk: Vec<&Planned> = plan.iter().filter(|p| p.follow.is_none()).collect();
-    feed.progress("co-signed lessons", bulk.len() as u64);
-    for p in bulk {
-        if now_micros().saturating_add(EXPIRY_MARGIN_MICROS) >= first_expiry {
-            return Err(DemoError::Setup(format!(
-                "the allocations expire before every lesson is delivered: a day of {} s is \
-                 too short for this machine at this scale",
-                world.params().day_micros / 1_000_000
-            )));
-        }
-        let a = &allocs[p.alloc];
-        feed.push(
-            &json!({"kind": "lesson_consumed", "id": format!("lesson_consumed.{}", p.lesson),
-                    "lesson": p.lesson, "allocation": a.id}),
-            vec![world.key(&World::student(a.claim))?, donor_of(cast, a)?],
-            Expect::Accepted,
-        )?;
-        counts.consumed += 1;
-    }
-    feed.flush()?;
-    feed.finish_progress();
+    co_sign(
+        feed,
+        world,
+        cast,
+        (allocs, &plan),
+        first_expiry,
+        &mut counts,
+    )?;
     let open = left
         .iter()
         .enumerate()
@@ -201,6 +173,96 @@ pub fn run(
         open,
         expires_at_micros,
     })
+}
+
+/// The institutions propose the lessons the students will confirm or dispute; returns
+/// when the last of their confirmation windows ends (ledger time, µs).
+fn propose(
+    feed: &mut Feed,
+    world: &World,
+    cast: &Cast,
+    allocs: &[Alloc],
+    plan: &[Planned],
+) -> Result<u64, DemoError> {
+    for p in plan.iter().filter(|p| p.follow.is_some()) {
+        feed.push(
+            &json!({"kind": "lesson_proposed", "id": format!("lesson_proposed.{}", p.lesson),
+                    "lesson": p.lesson, "allocation": allocs[p.alloc].id}),
+            vec![donor_of(cast, &allocs[p.alloc])?],
+            Expect::Accepted,
+        )?;
+    }
+    feed.flush()?;
+    Ok(match feed.last_index() {
+        Some(index) => feed
+            .transport()
+            .time_of(index)?
+            .saturating_add(CONFIRMATION_WINDOW_DAYS * world.params().day_micros),
+        None => 0,
+    })
+}
+
+/// The bulk of the lessons, co-signed by student and institution, each before its
+/// allocation's first expiry (`first_expiry`, wall clock µs).
+fn co_sign(
+    feed: &mut Feed,
+    world: &World,
+    cast: &Cast,
+    (allocs, plan): (&[Alloc], &[Planned]),
+    first_expiry: u64,
+    counts: &mut Counts,
+) -> Result<(), DemoError> {
+    let bulk: Vec<&Planned> = plan.iter().filter(|p| p.follow.is_none()).collect();
+    feed.progress("co-signed lessons", bulk.len() as u64);
+    for p in bulk {
+        if now_micros().saturating_add(EXPIRY_MARGIN_MICROS) >= first_expiry {
+            return Err(DemoError::Setup(format!(
+                "the allocations expire before every lesson is delivered: a day of {} s is \
+                 too short for this machine at this scale",
+                world.params().day_micros / 1_000_000
+            )));
+        }
+        let a = &allocs[p.alloc];
+        feed.push(
+            &json!({"kind": "lesson_consumed", "id": format!("lesson_consumed.{}", p.lesson),
+                    "lesson": p.lesson, "allocation": a.id}),
+            vec![world.key(&World::student(a.claim))?, donor_of(cast, a)?],
+            Expect::Accepted,
+        )?;
+        counts.consumed += 1;
+    }
+    feed.flush()?;
+    feed.finish_progress();
+    Ok(())
+}
+
+/// The operator resolves the disputes `(dispute, upheld, allocation)`: an upheld one
+/// gives its lesson back to the allocation.
+fn resolve(
+    feed: &mut Feed,
+    cast: &Cast,
+    disputes: Vec<(String, bool, usize)>,
+    left: &mut [u64],
+    counts: &mut Counts,
+) -> Result<(), DemoError> {
+    for (dispute, upheld, alloc) in disputes {
+        let (outcome, reason) = if upheld {
+            // "upheld → the lesson is void and its value returns (to the allocation…)"
+            left[alloc] += 1;
+            counts.upheld += 1;
+            ("upheld", "delivery_not_proven")
+        } else {
+            counts.rejected += 1;
+            ("rejected", "delivery_proven")
+        };
+        feed.push(
+            &json!({"kind": "dispute_resolved", "id": format!("dispute_resolved.{dispute}"),
+                    "dispute": dispute, "outcome": outcome, "reason": reason}),
+            operator(cast),
+            Expect::Accepted,
+        )?;
+    }
+    Ok(())
 }
 
 pub(super) fn operator(cast: &Cast) -> Vec<Arc<NoteSigner>> {
@@ -325,12 +387,7 @@ fn settle(
             Follow::Confirm => {
                 counts.confirmed += 1;
                 first_confirmed.get_or_insert(p);
-                feed.push(
-                    &json!({"kind": "lesson_confirmed", "id": format!("lesson_confirmed.{}", p.lesson),
-                            "lesson": p.lesson}),
-                    vec![student()?],
-                    Expect::Accepted,
-                )?;
+                confirm(feed, world, allocs, p, Expect::Accepted)?;
             }
             Follow::Dispute {
                 by_association,
@@ -366,32 +423,27 @@ fn settle(
             }
         }
     }
-    for (dispute, upheld, alloc) in disputes {
-        let (outcome, reason) = if upheld {
-            // "upheld → the lesson is void and its value returns (to the allocation…)"
-            left[alloc] += 1;
-            counts.upheld += 1;
-            ("upheld", "delivery_not_proven")
-        } else {
-            counts.rejected += 1;
-            ("rejected", "delivery_proven")
-        };
-        feed.push(
-            &json!({"kind": "dispute_resolved", "id": format!("dispute_resolved.{dispute}"),
-                    "dispute": dispute, "outcome": outcome, "reason": reason}),
-            operator(cast),
-            Expect::Accepted,
-        )?;
-    }
+    resolve(feed, cast, disputes, left, counts)?;
     // "Submitting the same entry twice is answered with the first result."
     if let Some(p) = first_confirmed {
-        feed.push(
-            &json!({"kind": "lesson_confirmed", "id": format!("lesson_confirmed.{}", p.lesson),
-                    "lesson": p.lesson}),
-            vec![world.key(&World::student(allocs[p.alloc].claim))?],
-            Expect::Exists,
-        )?;
+        confirm(feed, world, allocs, p, Expect::Exists)?;
     }
     feed.flush()?;
     Ok(pending)
+}
+
+/// The student confirms the proposed lesson `p`.
+fn confirm(
+    feed: &mut Feed,
+    world: &World,
+    allocs: &[Alloc],
+    p: &Planned,
+    expect: Expect,
+) -> Result<(), DemoError> {
+    feed.push(
+        &json!({"kind": "lesson_confirmed", "id": format!("lesson_confirmed.{}", p.lesson),
+                "lesson": p.lesson}),
+        vec![world.key(&World::student(allocs[p.alloc].claim))?],
+        expect,
+    )
 }

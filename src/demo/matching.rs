@@ -52,7 +52,7 @@ struct AllocationMade {
 }
 
 /// Entries read per slice.
-const SLICE_ENTRIES: u64 = 16 * crate::http::tiles::TILE_WIDTH;
+const SLICE_ENTRIES: u64 = 16 * crate::log::tiles::TILE_WIDTH;
 
 /// The next entry of `[from, to)`, reading a slice when `leaves` is empty.
 fn next_leaf(
@@ -101,8 +101,13 @@ pub fn run(
     let mut leaves = Vec::new().into_iter();
     let mut from = before;
     while let Some(leaf) = next_leaf(feed, &mut leaves, &mut from, after)? {
-        let made: AllocationMade = serde_json::from_slice(leaf.envelope.payload())
-            .map_err(|e| DemoError::Setup(format!("entry {}: {e}", leaf.index)))?;
+        let made: AllocationMade =
+            serde_json::from_slice(leaf.envelope.payload()).map_err(|source| {
+                DemoError::EntryPayload {
+                    index: leaf.index,
+                    source,
+                }
+            })?;
         if made.kind != "allocation_made" {
             continue;
         }

@@ -156,7 +156,7 @@ pub enum DemoError {
         message: String,
     },
     #[error("the audit failed: {0}")]
-    AuditFailed(String),
+    AuditFailed(#[source] AuditFailure),
     #[error("self-check failed: {what}: expected {expected}, found {found}")]
     Check {
         what: String,
@@ -169,8 +169,57 @@ pub enum DemoError {
         #[source]
         source: std::io::Error,
     },
+    /// The demo could not set itself up; a condition of its own, not another error.
     #[error("{0}")]
     Setup(String),
+    /// The matcher refused the demo's data.
+    #[error("the matcher refused the demo's data: {0}")]
+    Matcher(#[source] crate::matching::MatchError),
+    /// The operator's key file, just written by `init`, could not be read.
+    #[error("operator key: {0}")]
+    OperatorKey(#[source] crate::log::keyfile::KeyFileError),
+    /// The operator's token could not be written or read.
+    #[error("operator token: {0}")]
+    OperatorToken(#[source] crate::http::operator::CredentialsError),
+    /// A thread or runtime of the demo's own could not be had.
+    #[error("{what}: {source}")]
+    Runtime {
+        /// What was being started or waited for.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An entry the demo read back does not decode as the entry it wrote.
+    #[error("entry {index}: {source}")]
+    EntryPayload {
+        /// The entry's position in the log.
+        index: u64,
+        /// Why its payload does not decode.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Why the demo's audit failed: the remote audit's own error, an entry that does not
+/// decode, or a served figure the replay does not reproduce.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditFailure {
+    /// `verify --url`'s audit refused the log.
+    #[error(transparent)]
+    Audit(#[from] ClientError),
+    /// An entry served with a proof does not decode.
+    #[error("entry {index}: {source}")]
+    EntryPayload {
+        /// The entry's position in the log.
+        index: u64,
+        /// Why its payload does not decode.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// What was served differs from what the audit recomputed.
+    #[error("{0}")]
+    Differs(String),
 }
 
 impl DemoError {
@@ -188,7 +237,12 @@ impl DemoError {
             DemoError::AuditFailed(_) => "demo_audit_failed",
             DemoError::Check { .. } => "demo_check_failed",
             DemoError::Io { .. } => "io",
-            DemoError::Setup(_) => "demo_setup",
+            DemoError::Setup(_)
+            | DemoError::Matcher(_)
+            | DemoError::OperatorKey(_)
+            | DemoError::OperatorToken(_)
+            | DemoError::Runtime { .. }
+            | DemoError::EntryPayload { .. } => "demo_setup",
         }
     }
 
@@ -278,15 +332,8 @@ fn timed<T>(
     Ok(out)
 }
 
-/// Runs the whole demo in `config.data` (created if missing; must not hold a ledger).
-///
-/// # Errors
-/// The first [`DemoError`]: an unexpected refusal (with its code), a failed audit or
-/// self-check, a store, server or transport fault, or I/O.
-pub fn run(config: &DemoConfig) -> Result<DemoOutcome, DemoError> {
-    let started = Instant::now();
-    std::fs::create_dir_all(&config.data).map_err(io_err(&config.data))?;
-    let world = world::World::new(config.seed, config.scale, world::now_micros());
+/// What the demo is about to do, and how to replay it.
+fn print_banner(config: &DemoConfig, world: &world::World) {
     let p = world.params();
     println!(
         "lesson-ledger demo: scale {}, seed {} (rerun with --seed {} to replay), data {}\n\
@@ -299,12 +346,18 @@ pub fn run(config: &DemoConfig) -> Result<DemoOutcome, DemoError> {
         crate::ledger::defaults::CONFIRMATION_WINDOW_DAYS * p.day_micros / 1_000_000,
         p.allocation_validity_days,
     );
-    let mut timings = Vec::new();
+}
 
-    // The one step on the library: the operator creates the ledger (as `init`).
+/// Step 0, the one step on the library: the operator creates the ledger (as `init`)
+/// and serves it; returns the operator's signer, the server and a feed to it.
+fn start(
+    config: &DemoConfig,
+    world: &world::World,
+    timings: &mut Vec<StepTiming>,
+) -> Result<(crate::log::note::NoteSigner, Server, feed::Feed), DemoError> {
     println!("\n== 0. ledger created, server started");
     let t = Instant::now();
-    let created = create::ledger(&config.ledger_dir(), &world)?;
+    let created = create::ledger(&config.ledger_dir(), world)?;
     let vkey = created.operator.vkey();
     let server = Server::start(
         created.ledger,
@@ -315,14 +368,29 @@ pub fn run(config: &DemoConfig) -> Result<DemoOutcome, DemoError> {
         "operator key {vkey}\nserving the ledger at {}",
         server.url()
     );
-    let mut feed = feed::Feed::new(HttpLedger::new(&server.url(), &vkey)?, world.origin(), 1);
+    let feed = feed::Feed::new(HttpLedger::new(&server.url(), &vkey)?, world.origin(), 1);
     timings.push(StepTiming {
         step: "0. ledger and server",
         wall: t.elapsed(),
         entries: 1,
     });
+    Ok((created.operator, server, feed))
+}
 
-    let cast = story::Cast::new(&world, created.operator)?;
+/// Runs the whole demo in `config.data` (created if missing; must not hold a ledger).
+///
+/// # Errors
+/// The first [`DemoError`]: an unexpected refusal (with its code), a failed audit or
+/// self-check, a store, server or transport fault, or I/O.
+pub fn run(config: &DemoConfig) -> Result<DemoOutcome, DemoError> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&config.data).map_err(io_err(&config.data))?;
+    let world = world::World::new(config.seed, config.scale, world::now_micros());
+    let p = world.params();
+    print_banner(config, &world);
+    let mut timings = Vec::new();
+    let (operator, server, mut feed) = start(config, &world, &mut timings)?;
+    let cast = story::Cast::new(&world, operator)?;
     timed(&mut timings, "1. parties", &mut feed, |f| {
         story::setup(f, &world, &cast)
     })?;

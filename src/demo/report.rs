@@ -101,9 +101,24 @@ pub fn run(
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let samples = feed.samples().to_vec();
     let ledger = feed.transport();
-    let pool = ledger.pool()?;
     let p = world.params();
-    let mut t = Totals {
+    let mut t = totals_from_pool(&ledger.pool()?, p.students);
+    let closed: Vec<String> = (0..p.closed).map(|c| world.closed(c)).collect();
+    let csvs = read_students(ledger, world, &mut t, &closed)?;
+    for (inst, (csv, owed, made_good)) in closed.into_iter().zip(csvs) {
+        let row = institution_row(ledger, dir, inst, csv, (owed, made_good))?;
+        t.institutions.push(row);
+    }
+    cross_check(&t)?;
+    let path = dir.join("pool.svg");
+    fs::write(&path, svg::pool_chart(&samples)).map_err(io_err(&path))?;
+    print_summary(&t, audit);
+    Ok(t)
+}
+
+/// The totals as `GET /v1/pool` gives them, with a row per district to fill.
+fn totals_from_pool(pool: &crate::ledger::objects::Pool, students: u64) -> Totals {
+    Totals {
         pledges_approved: pool.pledges_approved,
         pledged_fen: pool.pledged.0,
         available_fen: pool.available.0,
@@ -112,7 +127,7 @@ pub fn run(
         claims: pool.claims,
         claims_value_fen: pool.claims_value.0,
         made_good_fen: pool.claims_consumed.0,
-        students: p.students,
+        students,
         districts: SHANGHAI_DISTRICTS
             .iter()
             .map(|d| DistrictRow {
@@ -121,15 +136,25 @@ pub fn run(
             })
             .collect(),
         ..Totals::default()
-    };
+    }
+}
+
+/// Every student's proven balance, [`STUDENTS_PER_ROUND`] at a time in parallel, into
+/// the totals; returns per closed institution its CSV so far and what its claims add up
+/// to (owed, made good).
+fn read_students(
+    ledger: &super::transport::HttpLedger,
+    world: &World,
+    t: &mut Totals,
+    closed: &[String],
+) -> Result<Vec<(String, u64, u64)>, DemoError> {
     let header = "claim,student,lessons,owed_fen,made_good_fen,outstanding_fen\n";
-    let closed: Vec<String> = (0..p.closed).map(|c| world.closed(c)).collect();
-    // Per closed institution: its CSV so far, and what its claims add up to.
+    let students = world.params().students;
     let mut csvs: Vec<(String, u64, u64)> = vec![(header.to_string(), 0, 0); closed.len()];
-    let bar = ProgressBar::new(p.students);
+    let bar = ProgressBar::new(students);
     let mut first = 0;
-    while first < p.students {
-        let last = (first + STUDENTS_PER_ROUND).min(p.students);
+    while first < students {
+        let last = (first + STUDENTS_PER_ROUND).min(students);
         let summaries = (first..last)
             .into_par_iter()
             .map(|n| {
@@ -141,44 +166,50 @@ pub fn run(
             })
             .collect::<Result<Vec<_>, DemoError>>()?;
         for (claim, s) in summaries {
-            add_student(&mut t, &closed, &mut csvs, claim.district, &s)?;
+            add_student(t, closed, &mut csvs, claim.district, &s)?;
         }
         bar.inc(last - first);
         first = last;
     }
     bar.finish_and_clear();
-    for (inst, (mut csv, owed, made_good)) in closed.into_iter().zip(csvs) {
-        let Some(r) = ledger.institution_report(&inst)? else {
-            return Err(DemoError::check(format!("report of {inst}"), "one", "none"));
-        };
-        if (owed, made_good) != (r.owed.0, r.made_good.0) {
-            return Err(DemoError::check(
-                format!("claims of {inst} against its report (owed, made good)"),
-                format!("({}, {})", r.owed.0, r.made_good.0),
-                format!("({owed}, {made_good})"),
-            ));
-        }
-        let _ = writeln!(
-            csv,
-            "total,{} students,{},{},{},{}",
-            r.students, r.lessons_owed.0, r.owed.0, r.made_good.0, r.outstanding.0
-        );
-        let path = dir.join(format!("{inst}.csv"));
-        fs::write(&path, csv).map_err(io_err(&path))?;
-        t.institutions.push(InstitutionRow {
-            institution: inst,
-            students: r.students,
-            claims: r.claims,
-            owed_fen: r.owed.0,
-            made_good_fen: r.made_good.0,
-            outstanding_fen: r.outstanding.0,
-        });
+    Ok(csvs)
+}
+
+/// A closed institution's served report, checked against what its claims add up to
+/// (`sums`: owed, made good), and its CSV written with the report's total line.
+fn institution_row(
+    ledger: &super::transport::HttpLedger,
+    dir: &Path,
+    inst: String,
+    mut csv: String,
+    sums: (u64, u64),
+) -> Result<InstitutionRow, DemoError> {
+    let (owed, made_good) = sums;
+    let Some(r) = ledger.institution_report(&inst)? else {
+        return Err(DemoError::check(format!("report of {inst}"), "one", "none"));
+    };
+    if (owed, made_good) != (r.owed.0, r.made_good.0) {
+        return Err(DemoError::check(
+            format!("claims of {inst} against its report (owed, made good)"),
+            format!("({}, {})", r.owed.0, r.made_good.0),
+            format!("({owed}, {made_good})"),
+        ));
     }
-    cross_check(&t)?;
-    let path = dir.join("pool.svg");
-    fs::write(&path, svg::pool_chart(&samples)).map_err(io_err(&path))?;
-    print_summary(&t, audit);
-    Ok(t)
+    let _ = writeln!(
+        csv,
+        "total,{} students,{},{},{},{}",
+        r.students, r.lessons_owed.0, r.owed.0, r.made_good.0, r.outstanding.0
+    );
+    let path = dir.join(format!("{inst}.csv"));
+    fs::write(&path, csv).map_err(io_err(&path))?;
+    Ok(InstitutionRow {
+        institution: inst,
+        students: r.students,
+        claims: r.claims,
+        owed_fen: r.owed.0,
+        made_good_fen: r.made_good.0,
+        outstanding_fen: r.outstanding.0,
+    })
 }
 
 /// One student's balance into the totals, their district's row and their claims'
@@ -383,8 +414,6 @@ fn write_choices(md: &mut String, outcome: &DemoOutcome) {
 /// # Errors
 /// I/O.
 pub fn write_markdown(outcome: &DemoOutcome, dir: &Path) -> Result<(), DemoError> {
-    let t = &outcome.totals;
-    let a = &outcome.audit;
     let mut md = String::new();
     let _ = writeln!(md, "# Lesson Ledger demo report\n");
     let _ = writeln!(
@@ -396,6 +425,17 @@ pub fn write_markdown(outcome: &DemoOutcome, dir: &Path) -> Result<(), DemoError
         outcome.scale.as_str(),
         outcome.seed
     );
+    write_pool(&mut md, &outcome.totals);
+    write_choices(&mut md, outcome);
+    write_coverage(&mut md, &outcome.totals);
+    write_audit(&mut md, &outcome.audit);
+    write_lessons_and_timings(&mut md, outcome);
+    let path = dir.join("report.md");
+    fs::write(&path, md).map_err(io_err(&path))
+}
+
+/// The pool's figures and its chart.
+fn write_pool(md: &mut String, t: &Totals) {
     let _ = writeln!(md, "## Pool\n\n| figure | value |\n|---|---:|");
     for (k, v) in [
         ("pledges approved", t.pledges_approved.to_string()),
@@ -413,7 +453,10 @@ pub fn write_markdown(outcome: &DemoOutcome, dir: &Path) -> Result<(), DemoError
         let _ = writeln!(md, "| {k} | {v} |");
     }
     let _ = writeln!(md, "\n![pool use over time](pool.svg)\n");
-    write_choices(&mut md, outcome);
+}
+
+/// Coverage per district and the closed institutions' table.
+fn write_coverage(md: &mut String, t: &Totals) {
     let _ = writeln!(
         md,
         "## Coverage per district\n\n| district | claims | owed (yuan) | made good (yuan) | coverage | students served |\n|---|---:|---:|---:|---:|---:|"
@@ -446,6 +489,10 @@ pub fn write_markdown(outcome: &DemoOutcome, dir: &Path) -> Result<(), DemoError
             i = r.institution
         );
     }
+}
+
+/// The audit's verdict and what it checked.
+fn write_audit(md: &mut String, a: &AuditReport) {
     let _ = writeln!(
         md,
         "\n## Audit (over HTTP, by `{}`)\n\nVerdict: **{}**. {} entries and {} signatures verified from the tlog tiles; root `{}` recomputed{}.\n{}.\nCo-signed by `{}` (`POST /v1/cosign`); {} inclusion proofs verified for {}.\n\n```text\n{}```",
@@ -463,6 +510,10 @@ pub fn write_markdown(outcome: &DemoOutcome, dir: &Path) -> Result<(), DemoError
         a.students_checked.join(", "),
         a.checkpoint
     );
+}
+
+/// The expected refusals, the lessons' outcomes and the steps' timings.
+fn write_lessons_and_timings(md: &mut String, outcome: &DemoOutcome) {
     let _ = writeln!(
         md,
         "\n## Refusals expected by the story\n\n| code | count | example |\n|---|---:|---|"
@@ -502,6 +553,4 @@ pub fn write_markdown(outcome: &DemoOutcome, dir: &Path) -> Result<(), DemoError
             s.entries_per_sec()
         );
     }
-    let path = dir.join("report.md");
-    fs::write(&path, md).map_err(io_err(&path))
 }

@@ -3,7 +3,7 @@
 
 use super::world::World;
 use super::DemoError;
-use crate::http::tiles::TILE_WIDTH;
+use crate::log::tiles::TILE_WIDTH;
 
 /// Prints the URLs worth opening on the demo's ledger.
 pub(super) fn print_urls(url: &str, world: &World) {
@@ -63,7 +63,10 @@ pub(super) fn wait_for_interrupt() -> Result<(), DemoError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| DemoError::Setup(format!("signal runtime: {e}")))?;
+        .map_err(|source| DemoError::Runtime {
+            what: "signal runtime",
+            source,
+        })?;
     runtime
         .block_on(async {
             #[cfg(unix)]
@@ -78,7 +81,10 @@ pub(super) fn wait_for_interrupt() -> Result<(), DemoError> {
             #[cfg(not(unix))]
             tokio::signal::ctrl_c().await
         })
-        .map_err(|e| DemoError::Setup(format!("waiting for Ctrl-C: {e}")))?;
+        .map_err(|source| DemoError::Runtime {
+            what: "waiting for Ctrl-C",
+            source,
+        })?;
     println!("stopping the server");
     Ok(())
 }

@@ -42,8 +42,9 @@ pub enum CredentialsError {
     },
     #[error("{path}: not {TOKEN_BYTES} bytes of lowercase hex")]
     Malformed { path: String },
+    /// The operator's key file is missing, unreadable or not the log's key.
     #[error("operator key: {0}")]
-    Key(String),
+    Key(#[source] crate::runs::RunError),
 }
 
 /// The token in `dir`, created first if there is none.
@@ -98,8 +99,8 @@ impl Operator {
     /// As [`ensure_token`]; the key missing or not the log's.
     pub fn load(dir: &Path, operator_vkey: &str) -> Result<Operator, CredentialsError> {
         let token = ensure_token(dir)?;
-        let signer = crate::runs::operator_signer(dir, operator_vkey)
-            .map_err(|e| CredentialsError::Key(e.to_string()))?;
+        let signer =
+            crate::runs::operator_signer(dir, operator_vkey).map_err(CredentialsError::Key)?;
         Ok(Operator { token, signer })
     }
 

@@ -91,12 +91,27 @@ impl WitnessTarget {
 ///
 /// # Errors
 /// The first target refused, with the reason.
-pub fn check_targets(ledger: &Ledger, targets: &[WitnessTarget]) -> Result<(), String> {
+pub fn check_targets(ledger: &Ledger, targets: &[WitnessTarget]) -> Result<(), WitnessRefused> {
     for target in targets {
-        association_cosigner(ledger, target.party(), &target.key)
-            .map_err(|e| format!("--witness {}: {e}", target.url))?;
+        association_cosigner(ledger, target.party(), &target.key).map_err(|source| {
+            WitnessRefused {
+                url: target.url.clone(),
+                source,
+            }
+        })?;
     }
     Ok(())
+}
+
+/// A `--witness` whose key is not a registered key of a consumer association.
+#[derive(Debug, thiserror::Error)]
+#[error("--witness {url}: {source}")]
+pub struct WitnessRefused {
+    /// The witness's URL, as given.
+    pub url: String,
+    /// Why its key was refused (the association unknown, or the key not its own).
+    #[source]
+    pub source: ApiError,
 }
 
 /// Starts one submitter task per witness on the current runtime.

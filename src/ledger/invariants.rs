@@ -113,67 +113,20 @@ fn open_allocations_listed(
 /// # Errors
 /// A description of the first identity broken.
 pub fn check_invariants(state: &MemoryState) -> Result<(), String> {
-    let mut expect = Pool::default();
-    let mut pool: Option<Pool> = None;
-    let mut books: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new(); // claims, lessons, owed... per institution
-    let mut made_good: BTreeMap<String, u64> = BTreeMap::new();
-    let mut liabilities: Vec<Liability> = Vec::new();
-    let mut allocs: BTreeMap<String, Allocation> = BTreeMap::new();
-    let mut claim_lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut lesson_counts: BTreeMap<String, (u64, u64)> = BTreeMap::new(); // final, pending
-    let add = |a: &mut Fen, b: Fen| -> Result<(), String> {
-        *a = a.checked_add(b, "sum").map_err(|e| e.to_string())?;
-        Ok(())
-    };
+    let mut sums = Sums::default();
     for (_, v) in state.iter() {
-        match v {
-            Value::Claim(c) => {
-                claim_ok(c)?;
-                claim_lists.insert(
-                    c.claim.to_string(),
-                    c.allocations.iter().map(ToString::to_string).collect(),
-                );
-                expect.claims += 1;
-                add(&mut expect.claims_value, c.value.total())?;
-                add(&mut expect.claims_unreserved, c.value.unreserved())?;
-                add(&mut expect.claims_reserved, c.value.reserved())?;
-                add(&mut expect.claims_consumed, c.value.consumed())?;
-                let b = books.entry(c.institution.to_string()).or_default();
-                b.0 += 1;
-                b.1 += c.lessons.0;
-                b.2 += c.value.total().0;
-                *made_good.entry(c.institution.to_string()).or_default() += c.value.consumed().0;
-            }
-            Value::Pledge(p) => {
-                pledge_ok(p)?;
-                if p.approved_at.is_some() {
-                    let v = p.value_per_lesson.0;
-                    expect.pledges_approved += 1;
-                    let c = &p.capacity;
-                    add(&mut expect.pledged, Fen(c.total().0 * v))?;
-                    add(&mut expect.available, Fen(c.available().0 * v))?;
-                    add(&mut expect.reserved, Fen(c.reserved().0 * v))?;
-                    add(&mut expect.delivered, Fen(c.delivered().0 * v))?;
-                    add(&mut expect.withdrawn, Fen(c.withdrawn().0 * v))?;
-                }
-            }
-            Value::Allocation(a) => {
-                allocation_ok(a)?;
-                allocs.insert(a.allocation.to_string(), (**a).clone());
-            }
-            Value::Lesson(l) => {
-                let c = lesson_counts.entry(l.allocation.to_string()).or_default();
-                match l.status {
-                    LessonStatus::Final => c.0 += 1,
-                    LessonStatus::Pending | LessonStatus::Disputed => c.1 += 1,
-                    LessonStatus::Void => {}
-                }
-            }
-            Value::Pool(p) => pool = Some((**p).clone()),
-            Value::Liability(l) => liabilities.push((**l).clone()),
-            _ => {}
-        }
+        sums.add(v)?;
     }
+    let Sums {
+        expect,
+        pool,
+        books,
+        made_good,
+        liabilities,
+        allocs,
+        claim_lists,
+        lesson_counts,
+    } = sums;
     if let Some(pool) = pool {
         if pool != expect {
             return Err(format!(
@@ -209,4 +162,91 @@ pub fn check_invariants(state: &MemoryState) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// What [`check_invariants`] sums over the objects, to compare with what is stored.
+#[derive(Default)]
+struct Sums {
+    /// The pool totals the objects add up to.
+    expect: Pool,
+    /// The pool totals stored.
+    pool: Option<Pool>,
+    /// Per institution: claims, lessons, owed.
+    books: BTreeMap<String, (u64, u64, u64)>,
+    made_good: BTreeMap<String, u64>,
+    liabilities: Vec<Liability>,
+    allocs: BTreeMap<String, Allocation>,
+    claim_lists: BTreeMap<String, Vec<String>>,
+    /// Per allocation: final lessons, pending (or disputed) ones.
+    lesson_counts: BTreeMap<String, (u64, u64)>,
+}
+
+fn add(a: &mut Fen, b: Fen) -> Result<(), String> {
+    *a = a.checked_add(b, "sum").map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+impl Sums {
+    /// One object, checked alone and added to the sums.
+    fn add(&mut self, v: &Value) -> Result<(), String> {
+        match v {
+            Value::Claim(c) => self.add_claim(c)?,
+            Value::Pledge(p) => self.add_pledge(p)?,
+            Value::Allocation(a) => {
+                allocation_ok(a)?;
+                self.allocs.insert(a.allocation.to_string(), (**a).clone());
+            }
+            Value::Lesson(l) => {
+                let c = self
+                    .lesson_counts
+                    .entry(l.allocation.to_string())
+                    .or_default();
+                match l.status {
+                    LessonStatus::Final => c.0 += 1,
+                    LessonStatus::Pending | LessonStatus::Disputed => c.1 += 1,
+                    LessonStatus::Void => {}
+                }
+            }
+            Value::Pool(p) => self.pool = Some((**p).clone()),
+            Value::Liability(l) => self.liabilities.push((**l).clone()),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn add_claim(&mut self, c: &Claim) -> Result<(), String> {
+        claim_ok(c)?;
+        self.claim_lists.insert(
+            c.claim.to_string(),
+            c.allocations.iter().map(ToString::to_string).collect(),
+        );
+        let expect = &mut self.expect;
+        expect.claims += 1;
+        add(&mut expect.claims_value, c.value.total())?;
+        add(&mut expect.claims_unreserved, c.value.unreserved())?;
+        add(&mut expect.claims_reserved, c.value.reserved())?;
+        add(&mut expect.claims_consumed, c.value.consumed())?;
+        let b = self.books.entry(c.institution.to_string()).or_default();
+        b.0 += 1;
+        b.1 += c.lessons.0;
+        b.2 += c.value.total().0;
+        *self.made_good.entry(c.institution.to_string()).or_default() += c.value.consumed().0;
+        Ok(())
+    }
+
+    fn add_pledge(&mut self, p: &Pledge) -> Result<(), String> {
+        pledge_ok(p)?;
+        if p.approved_at.is_some() {
+            let v = p.value_per_lesson.0;
+            let expect = &mut self.expect;
+            expect.pledges_approved += 1;
+            let c = &p.capacity;
+            add(&mut expect.pledged, Fen(c.total().0 * v))?;
+            add(&mut expect.available, Fen(c.available().0 * v))?;
+            add(&mut expect.reserved, Fen(c.reserved().0 * v))?;
+            add(&mut expect.delivered, Fen(c.delivered().0 * v))?;
+            add(&mut expect.withdrawn, Fen(c.withdrawn().0 * v))?;
+        }
+        Ok(())
+    }
 }

@@ -24,183 +24,51 @@
 //! assert_eq!(err.code(), "missing_field");
 //! ```
 
+// Every public item here is documented, and stays so (issue 16, item 7).
+#![warn(missing_docs)]
+
 use serde::{Deserialize, Serialize};
 
 pub use super::parse::{parse, KINDS};
 
-/// Role of a registered party.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// The education bureau's supervision platform.
-    Operator,
-    /// A tutoring institution: closed (owes lessons) or donor (pledges).
-    Institution,
-    /// A student or guardian, by pseudonymous ref.
-    Student,
-    /// A consumer association (消费者协会).
-    Association,
-}
+mod entry;
+mod reasons;
 
-impl Role {
-    /// The role's snake_case name.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Operator => "operator",
-            Role::Institution => "institution",
-            Role::Student => "student",
-            Role::Association => "association",
-        }
-    }
-}
+pub use entry::Entry;
 
-/// How the operator resolved a dispute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DisputeOutcome {
-    /// The dispute is right: the lesson is void and its value returns.
-    Upheld,
-    /// The dispute is wrong: the lesson stands and is final.
-    Rejected,
-}
-
-/// Why a key is revoked: a closed list, so that no free text reaches the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
-pub enum RevocationReason {
-    Lost,
-    Compromised,
-    Retired,
-    PartyRequest,
-}
-
-/// Why an institution's status changes; which codes fit which kind: [`StatusReason::fits`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
-pub enum StatusReason {
-    // institution_closed
-    CeasedTrading,
-    AbnormalClosure,
-    LicenceRevoked,
-    Bankrupt,
-    // institution_whitelisted
-    ApprovedDonor,
-    // institution_blacklisted
-    FundOutflow,
-    FalsePledge,
-    FailedDelivery,
-    RegulatoryOrder,
-}
-
-impl StatusReason {
-    /// The reason's code.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StatusReason::CeasedTrading => "ceased_trading",
-            StatusReason::AbnormalClosure => "abnormal_closure",
-            StatusReason::LicenceRevoked => "licence_revoked",
-            StatusReason::Bankrupt => "bankrupt",
-            StatusReason::ApprovedDonor => "approved_donor",
-            StatusReason::FundOutflow => "fund_outflow",
-            StatusReason::FalsePledge => "false_pledge",
-            StatusReason::FailedDelivery => "failed_delivery",
-            StatusReason::RegulatoryOrder => "regulatory_order",
-        }
-    }
-
-    /// Whether this reason may be given for `kind` (`institution_closed`,
-    /// `institution_whitelisted`, `institution_blacklisted`).
-    #[must_use]
-    pub fn fits(self, kind: &str) -> bool {
-        use StatusReason as R;
-        match kind {
-            "institution_closed" => matches!(
-                self,
-                R::CeasedTrading | R::AbnormalClosure | R::LicenceRevoked | R::Bankrupt
-            ),
-            "institution_whitelisted" => self == R::ApprovedDonor,
-            "institution_blacklisted" => matches!(
-                self,
-                R::FundOutflow | R::FalsePledge | R::FailedDelivery | R::RegulatoryOrder
-            ),
-            _ => false,
-        }
-    }
-}
-
-/// Why a lesson is disputed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
-pub enum DisputeReason {
-    NotTaught,
-    NotAttended,
-    WrongCourse,
-    Duplicate,
-    Quality,
-}
-
-impl DisputeReason {
-    /// The reason's code.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DisputeReason::NotTaught => "not_taught",
-            DisputeReason::NotAttended => "not_attended",
-            DisputeReason::WrongCourse => "wrong_course",
-            DisputeReason::Duplicate => "duplicate",
-            DisputeReason::Quality => "quality",
-        }
-    }
-}
-
-/// Why the operator resolved a dispute as it did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
-pub enum ResolutionReason {
-    DeliveryNotProven,
-    DeliveryProven,
-    DisputeWithdrawn,
-}
-
-impl ResolutionReason {
-    /// The reason's code.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResolutionReason::DeliveryNotProven => "delivery_not_proven",
-            ResolutionReason::DeliveryProven => "delivery_proven",
-            ResolutionReason::DisputeWithdrawn => "dispute_withdrawn",
-        }
-    }
-}
+pub use reasons::{
+    DisputeOutcome, DisputeReason, ResolutionReason, RevocationReason, Role, StatusReason,
+};
 
 /// `genesis`: entry 0, once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct Genesis {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The log's origin line (C2SP checkpoint), which names the ledger.
     pub origin: String,
+    /// The operator's party id.
     pub operator: String,
+    /// The operator's verifier key (C2SP note `vkey`).
     pub operator_key: String,
+    /// Days a student has to confirm or dispute a proposed lesson.
     #[serde(default = "default_window")]
     pub confirmation_window_days: u64,
+    /// Days an allocation stays valid after it is made (or until its pledge's end).
     pub allocation_validity_days: u64,
     /// Length of the ledger's "day" in µs of ledger time: 86,400,000,000 (the default)
     /// for a real ledger; a test or demonstration ledger may declare shorter days, in the
     /// open, so that windows and validities pass within a run.
     #[serde(default = "default_day_micros")]
     pub day_micros: u64,
+    /// The currency unit of every value (`CNY_fen`).
     pub unit: String,
+    /// The districts claims and pledges may name.
     pub districts: Vec<String>,
+    /// The subjects claims and pledges may name.
     pub subjects: Vec<String>,
     /// The consumer associations whose co-signature registrations, claims and hand-made
     /// allocations need; each co-signs the genesis with its key (proof of possession).
@@ -211,9 +79,10 @@ pub struct Genesis {
 /// the party id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct DeclaredAssociation {
+    /// The association's party id.
     pub party: String,
+    /// Its verifier key (C2SP note `vkey`), named after the party.
     pub key: String,
 }
 
@@ -228,39 +97,48 @@ fn default_window() -> u64 {
 /// `party_registered`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct PartyRegistered {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The party concerned, by id.
     pub party: String,
+    /// The party's role.
     pub role: Role,
+    /// A verifier key (C2SP note `vkey`), named after the party.
     pub key: String,
 }
 
 /// `key_rotated`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct KeyRotated {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The party concerned, by id.
     pub party: String,
+    /// The key being replaced.
     pub old_key: String,
+    /// The key that replaces it, which co-signs the entry (proof of possession).
     pub new_key: String,
 }
 
 /// `key_revoked`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct KeyRevoked {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The party concerned, by id.
     pub party: String,
+    /// A verifier key (C2SP note `vkey`), named after the party.
     pub key: String,
+    /// Why the key is revoked.
     pub reason: RevocationReason,
     /// BLAKE3 (hex) of evidence kept off the log.
     #[serde(default)]
@@ -272,23 +150,26 @@ pub struct KeyRevoked {
 /// is revoked by it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct KeyRecovered {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The party concerned, by id.
     pub party: String,
+    /// The key that replaces it, which co-signs the entry (proof of possession).
     pub new_key: String,
 }
 
 /// `institution_closed`, `institution_whitelisted`, `institution_blacklisted`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct InstitutionStatus {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The institution concerned, by party id.
     pub institution: String,
     /// Checked against the kind: [`StatusReason::fits`].
     pub reason: StatusReason,
@@ -300,36 +181,50 @@ pub struct InstitutionStatus {
 /// `claim_recorded`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct ClaimRecorded {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The claim concerned, by id.
     pub claim: String,
+    /// The student, by pseudonymous ref.
     pub student: String,
+    /// The institution concerned, by party id.
     pub institution: String,
+    /// A number of lessons.
     pub lessons: u64,
+    /// What the student paid per lesson, in fen.
     pub price_per_lesson_fen: u64,
+    /// The subject, one the genesis declares.
     pub subject: String,
+    /// The student's school grade, 1..=12.
     pub grade: u64,
+    /// The district, one the genesis declares.
     pub district: String,
+    /// BLAKE3 (hex) of the evidence the association checked (contract, payment record), kept off the log.
     pub evidence_digest: String,
+    /// Whether the student accepts online lessons.
     pub accepts_online: bool,
+    /// Districts the student accepts besides their own.
     pub accepted_districts: Vec<String>,
 }
 
 /// `claim_preferences_set`: what a family accepts in redeeming a claim (issue 18).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct ClaimPreferencesSet {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The claim concerned, by id.
     pub claim: String,
     /// Accepted subjects, most wanted first.
     pub subjects: Vec<String>,
+    /// Whether the student accepts online lessons.
     pub accepts_online: bool,
+    /// Districts the student accepts besides their own.
     pub accepted_districts: Vec<String>,
     /// Requested pledges, most wanted first.
     pub requests: Vec<String>,
@@ -338,61 +233,80 @@ pub struct ClaimPreferencesSet {
 /// `pledge_offered`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct PledgeOffered {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The pledge concerned, by id.
     pub pledge: String,
+    /// The institution concerned, by party id.
     pub institution: String,
+    /// The subject, one the genesis declares.
     pub subject: String,
+    /// Lowest grade taught.
     pub grade_min: u64,
+    /// Highest grade taught.
     pub grade_max: u64,
+    /// Where the course is taught; absent for an online course.
     #[serde(default)]
     pub district: Option<String>,
+    /// Whether the course is taught online (then it has no district).
     #[serde(default)]
     pub online: bool,
+    /// Students the course takes.
     pub seats: u64,
+    /// Lessons each student is given.
     pub lessons_per_seat: u64,
+    /// What one lesson is worth, in fen.
     pub value_per_lesson_fen: u64,
+    /// Start of the pledge's validity, µs of ledger time.
     pub valid_from_micros: u64,
+    /// End of the pledge's validity (excluded), µs of ledger time.
     pub valid_until_micros: u64,
 }
 
 /// `pledge_approved`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct PledgeRef {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The pledge concerned, by id.
     pub pledge: String,
 }
 
 /// `pledge_withdrawn`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct PledgeWithdrawn {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The pledge concerned, by id.
     pub pledge: String,
+    /// Lessons withdrawn, at most those still available.
     pub lessons: u64,
 }
 
 /// `allocation_made`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct AllocationMade {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The allocation concerned, by id.
     pub allocation: String,
+    /// The claim concerned, by id.
     pub claim: String,
+    /// The pledge concerned, by id.
     pub pledge: String,
+    /// Lessons reserved: at most one seat's.
     pub lessons: u64,
     /// The `match_run` this allocation belongs to; absent for one made by hand.
     #[serde(default)]
@@ -403,11 +317,12 @@ pub struct AllocationMade {
 /// the run's allocations so that `verify` can re-run it on the state at this point.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct MatchRun {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The match run, by id.
     pub run: String,
     /// Every parameter the matcher's output depends on.
     pub params: super::run_params::RunParams,
@@ -422,19 +337,20 @@ pub struct MatchRun {
 /// as the first plans of the re-run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct MatchRunClosed {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The match run, by id.
     pub run: String,
 }
 
 /// `time_attested`: a consumer association states the time on its own clock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct TimeAttested {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
@@ -445,47 +361,54 @@ pub struct TimeAttested {
 /// `allocation_expired`, `allocation_declined`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct AllocationRef {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The allocation concerned, by id.
     pub allocation: String,
 }
 
 /// `lesson_consumed`, `lesson_proposed`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct LessonOnAllocation {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The lesson concerned, by id.
     pub lesson: String,
+    /// The allocation concerned, by id.
     pub allocation: String,
 }
 
 /// `lesson_confirmed`, `lesson_deemed_confirmed`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct LessonRef {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The lesson concerned, by id.
     pub lesson: String,
 }
 
 /// `lesson_disputed`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct LessonDisputed {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The dispute, by id.
     pub dispute: String,
+    /// The lesson concerned, by id.
     pub lesson: String,
+    /// Why the student disputes the lesson.
     pub reason: DisputeReason,
     /// BLAKE3 (hex) of evidence kept off the log.
     #[serde(default)]
@@ -495,138 +418,18 @@ pub struct LessonDisputed {
 /// `dispute_resolved`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct DisputeResolved {
+    /// The entry's id, chosen by its author: an idempotency key, unique per author.
     pub id: String,
     /// The ledger this statement is made in: its genesis `origin` (refused elsewhere).
     pub ledger: String,
+    /// The dispute, by id.
     pub dispute: String,
+    /// How the dispute was resolved.
     pub outcome: DisputeOutcome,
+    /// Why it was resolved so.
     pub reason: ResolutionReason,
     /// BLAKE3 (hex) of evidence kept off the log.
     #[serde(default)]
     pub evidence_digest: Option<String>,
-}
-
-/// One parsed entry payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum Entry {
-    Genesis(Genesis),
-    PartyRegistered(PartyRegistered),
-    KeyRotated(KeyRotated),
-    KeyRevoked(KeyRevoked),
-    KeyRecovered(KeyRecovered),
-    InstitutionClosed(InstitutionStatus),
-    InstitutionWhitelisted(InstitutionStatus),
-    InstitutionBlacklisted(InstitutionStatus),
-    ClaimRecorded(ClaimRecorded),
-    ClaimPreferencesSet(ClaimPreferencesSet),
-    PledgeOffered(PledgeOffered),
-    PledgeApproved(PledgeRef),
-    PledgeWithdrawn(PledgeWithdrawn),
-    AllocationMade(AllocationMade),
-    MatchRun(MatchRun),
-    MatchRunClosed(MatchRunClosed),
-    TimeAttested(TimeAttested),
-    AllocationExpired(AllocationRef),
-    AllocationDeclined(AllocationRef),
-    LessonConsumed(LessonOnAllocation),
-    LessonProposed(LessonOnAllocation),
-    LessonConfirmed(LessonRef),
-    LessonDisputed(LessonDisputed),
-    LessonDeemedConfirmed(LessonRef),
-    DisputeResolved(DisputeResolved),
-}
-
-impl Entry {
-    /// The entry's `kind`.
-    #[must_use]
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Entry::Genesis(_) => "genesis",
-            Entry::PartyRegistered(_) => "party_registered",
-            Entry::KeyRotated(_) => "key_rotated",
-            Entry::KeyRevoked(_) => "key_revoked",
-            Entry::KeyRecovered(_) => "key_recovered",
-            Entry::InstitutionClosed(_) => "institution_closed",
-            Entry::InstitutionWhitelisted(_) => "institution_whitelisted",
-            Entry::InstitutionBlacklisted(_) => "institution_blacklisted",
-            Entry::ClaimRecorded(_) => "claim_recorded",
-            Entry::ClaimPreferencesSet(_) => "claim_preferences_set",
-            Entry::PledgeOffered(_) => "pledge_offered",
-            Entry::PledgeApproved(_) => "pledge_approved",
-            Entry::PledgeWithdrawn(_) => "pledge_withdrawn",
-            Entry::AllocationMade(_) => "allocation_made",
-            Entry::MatchRun(_) => "match_run",
-            Entry::MatchRunClosed(_) => "match_run_closed",
-            Entry::TimeAttested(_) => "time_attested",
-            Entry::AllocationExpired(_) => "allocation_expired",
-            Entry::AllocationDeclined(_) => "allocation_declined",
-            Entry::LessonConsumed(_) => "lesson_consumed",
-            Entry::LessonProposed(_) => "lesson_proposed",
-            Entry::LessonConfirmed(_) => "lesson_confirmed",
-            Entry::LessonDisputed(_) => "lesson_disputed",
-            Entry::LessonDeemedConfirmed(_) => "lesson_deemed_confirmed",
-            Entry::DisputeResolved(_) => "dispute_resolved",
-        }
-    }
-
-    /// The ledger the entry names (unvalidated).
-    #[must_use]
-    pub fn ledger(&self) -> &str {
-        match self {
-            Entry::Genesis(p) => &p.ledger,
-            Entry::PartyRegistered(p) => &p.ledger,
-            Entry::KeyRotated(p) => &p.ledger,
-            Entry::KeyRevoked(p) => &p.ledger,
-            Entry::KeyRecovered(p) => &p.ledger,
-            Entry::MatchRunClosed(p) => &p.ledger,
-            Entry::TimeAttested(p) => &p.ledger,
-            Entry::InstitutionClosed(p)
-            | Entry::InstitutionWhitelisted(p)
-            | Entry::InstitutionBlacklisted(p) => &p.ledger,
-            Entry::ClaimRecorded(p) => &p.ledger,
-            Entry::ClaimPreferencesSet(p) => &p.ledger,
-            Entry::PledgeOffered(p) => &p.ledger,
-            Entry::PledgeApproved(p) => &p.ledger,
-            Entry::PledgeWithdrawn(p) => &p.ledger,
-            Entry::AllocationMade(p) => &p.ledger,
-            Entry::MatchRun(p) => &p.ledger,
-            Entry::AllocationExpired(p) | Entry::AllocationDeclined(p) => &p.ledger,
-            Entry::LessonConsumed(p) | Entry::LessonProposed(p) => &p.ledger,
-            Entry::LessonConfirmed(p) | Entry::LessonDeemedConfirmed(p) => &p.ledger,
-            Entry::LessonDisputed(p) => &p.ledger,
-            Entry::DisputeResolved(p) => &p.ledger,
-        }
-    }
-
-    /// The entry's client-chosen idempotency key (unvalidated).
-    #[must_use]
-    pub fn id(&self) -> &str {
-        match self {
-            Entry::Genesis(p) => &p.id,
-            Entry::PartyRegistered(p) => &p.id,
-            Entry::KeyRotated(p) => &p.id,
-            Entry::KeyRevoked(p) => &p.id,
-            Entry::KeyRecovered(p) => &p.id,
-            Entry::InstitutionClosed(p)
-            | Entry::InstitutionWhitelisted(p)
-            | Entry::InstitutionBlacklisted(p) => &p.id,
-            Entry::ClaimRecorded(p) => &p.id,
-            Entry::ClaimPreferencesSet(p) => &p.id,
-            Entry::PledgeOffered(p) => &p.id,
-            Entry::PledgeApproved(p) => &p.id,
-            Entry::PledgeWithdrawn(p) => &p.id,
-            Entry::AllocationMade(p) => &p.id,
-            Entry::MatchRun(p) => &p.id,
-            Entry::MatchRunClosed(p) => &p.id,
-            Entry::TimeAttested(p) => &p.id,
-            Entry::AllocationExpired(p) | Entry::AllocationDeclined(p) => &p.id,
-            Entry::LessonConsumed(p) | Entry::LessonProposed(p) => &p.id,
-            Entry::LessonConfirmed(p) | Entry::LessonDeemedConfirmed(p) => &p.id,
-            Entry::LessonDisputed(p) => &p.id,
-            Entry::DisputeResolved(p) => &p.id,
-        }
-    }
 }

@@ -10,6 +10,7 @@
 //! - [`records`]: the append-only file of checksummed records (the source of truth).
 //! - [`tree_file`]: Merkle node hashes on disk, derived from the records.
 //! - [`index`]: the sled index (entry id and client id to position), derived.
+//! - [`tiles`]: the C2SP tlog-tiles layout: tile paths, their parse, which tiles a tree has.
 
 pub mod audit;
 pub mod compact;
@@ -27,4 +28,5 @@ pub mod proof;
 pub mod records;
 pub mod state_note;
 pub mod store;
+pub mod tiles;
 pub mod tree_file;

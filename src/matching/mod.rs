@@ -148,6 +148,9 @@
 //! lessons handed out within a class), `greedy` (the fill and the baseline), `exchange`,
 //! `report` (plans and figures); this file runs them in order.
 
+// Every public item here is documented, and stays so (issue 16, item 7).
+#![warn(missing_docs)]
+
 mod classes;
 mod error;
 mod exchange;
@@ -191,16 +194,7 @@ pub fn match_claims(
     let started = std::time::Instant::now();
     let problem = prepare(claims, pledges, params)?;
     tracing::debug!(elapsed = ?started.elapsed(), classes = problem.classes.len(), "match: prepared");
-    let n_claims = problem.claims.len();
-    let empty = State {
-        unreserved: problem.claims.iter().map(|c| c.unreserved_fen.0).collect(),
-        available: problem
-            .pledges
-            .iter()
-            .map(|p| p.available_lessons.0)
-            .collect(),
-        held: vec![Vec::new(); n_claims],
-    };
+    let empty = empty_state(&problem);
 
     // Requests first: what families asked for by id, within the first-pass cap.
     let mut base = empty.clone();
@@ -215,23 +209,12 @@ pub fn match_claims(
     let bound = if requested == 0 {
         first.flow
     } else {
-        // The bound is over every matching, requests or not: the relaxation from nothing.
-        comps
-            .par_iter()
-            .map(|c| solve_component(&problem, c, &empty).map(|s| s.flow))
-            .collect::<Result<Vec<u64>, _>>()?
-            .into_iter()
-            .try_fold(0u64, u64::checked_add)
-            .ok_or(MatchError::Overflow { what: "bound" })?
+        relaxation_bound(&problem, &comps, &empty)?
     };
     let (first_pass, edges) = (first.first_pass, first.edges);
     tracing::debug!(elapsed = ?started.elapsed(), components = comps.len(), "match: flow solved and rounded");
     let rounded = value_of(&problem, &flow_state)?;
-    greedy::greedy(&problem, &mut flow_state)?;
-    if exchange::exchange(&problem, &mut flow_state)? {
-        // Lessons given back by the exchanges go out again, capped pass first.
-        greedy::greedy(&problem, &mut flow_state)?;
-    }
+    fill(&problem, &mut flow_state)?;
     let flow_value = value_of(&problem, &flow_state)?;
     tracing::debug!(elapsed = ?started.elapsed(), "match: filled");
 
@@ -268,6 +251,46 @@ pub fn match_claims(
             requested,
         },
     )
+}
+
+/// The state before anything is reserved: every claim's unreserved value, every
+/// pledge's available lessons.
+fn empty_state(problem: &classes::Problem<'_>) -> State {
+    State {
+        unreserved: problem.claims.iter().map(|c| c.unreserved_fen.0).collect(),
+        available: problem
+            .pledges
+            .iter()
+            .map(|p| p.available_lessons.0)
+            .collect(),
+        held: vec![Vec::new(); problem.claims.len()],
+    }
+}
+
+/// The bound is over every matching, requests or not: the relaxation from nothing,
+/// summed over the components.
+fn relaxation_bound(
+    problem: &classes::Problem<'_>,
+    comps: &[Vec<u32>],
+    empty: &State,
+) -> Result<u64, MatchError> {
+    comps
+        .par_iter()
+        .map(|c| solve_component(problem, c, empty).map(|s| s.flow))
+        .collect::<Result<Vec<u64>, _>>()?
+        .into_iter()
+        .try_fold(0u64, u64::checked_add)
+        .ok_or(MatchError::Overflow { what: "bound" })
+}
+
+/// After the rounds: the greedy fill, then the exchange pass; lessons given back by the
+/// exchanges go out again, capped pass first.
+fn fill(problem: &classes::Problem<'_>, flow_state: &mut State) -> Result<(), MatchError> {
+    greedy::greedy(problem, flow_state)?;
+    if exchange::exchange(problem, flow_state)? {
+        greedy::greedy(problem, flow_state)?;
+    }
+    Ok(())
 }
 
 /// The first round's figures: the relaxation's optimum from the state it started in, the

@@ -62,26 +62,89 @@ pub(super) fn sum_min(us: &[u64], pre: &[u64], lo: u64, limit: u64) -> u64 {
     below.saturating_add(above.saturating_mul(limit))
 }
 
+/// The relaxation of one component from `state`, solved in the fairness phases, and
+/// its flow rounded down to whole lessons handed out inside each class.
 pub(super) fn solve_component(
     problem: &Problem<'_>,
     comp: &[u32],
     state: &State,
 ) -> Result<Solved, MatchError> {
-    let overflow = |what| MatchError::Overflow { what };
-    // Local numbering: 0 source, 1 sink, 2.. classes, then the pledges that some edge
-    // reaches. Edges that can carry nothing (a pledge with no lesson left, no claim of
-    // the class able to buy one) are left out: later rounds are then small graphs.
-    const NONE: u32 = u32::MAX;
-    let mut pledge_local: Vec<u32> = vec![NONE; problem.pledges.len()];
-    let mut pledges: Vec<u32> = Vec::new();
-    let base = 2 + comp.len() as u32;
-    let mut edges: Vec<(u32, u32, u64)> = Vec::new();
-    let mut source_full: Vec<(usize, u64)> = Vec::with_capacity(comp.len());
-    // Online edges start closed (the first phase is in-district only): (edge, capacity).
-    let mut online_edges: Vec<(usize, u64)> = Vec::new();
-    // Per class: its edges (edge index, pledge), in the class's pledge order.
-    let mut class_edges: Vec<Vec<(u32, u32)>> = Vec::with_capacity(comp.len());
+    let mut network = Network::new(problem, comp.len());
     for (ci, &k) in comp.iter().enumerate() {
+        network.add_class(problem, state, ci, k)?;
+    }
+    let edges = network.close(problem, state)?;
+    let nodes = network.base as usize + network.pledges.len();
+    let mut g = FlowGraph::new(nodes, &edges);
+    drop(edges);
+    let (total, first_pass) = phases(&mut g, &network)?;
+
+    // Rounding: floor(flow / v) lessons per class and pledge, handed out in the class.
+    let mut allocations = Vec::new();
+    let mut n_edges = 0u64;
+    for (ci, &k) in comp.iter().enumerate() {
+        let mine = &network.class_edges[ci];
+        n_edges += mine.len() as u64;
+        let targets: Vec<(u32, u64)> = mine
+            .iter()
+            .map(|&(e, j)| (j, g.flow(e as usize) / problem.value[j as usize]))
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        hand_out(problem, state, k, targets, &mut allocations)?;
+    }
+    Ok(Solved {
+        flow: total,
+        first_pass,
+        edges: n_edges,
+        allocations,
+    })
+}
+
+fn overflow(what: &'static str) -> MatchError {
+    MatchError::Overflow { what }
+}
+
+/// Marks a pledge no edge of the component reaches yet.
+const NONE: u32 = u32::MAX;
+
+/// A component's flow network being built. Local numbering: 0 source, 1 sink, 2..
+/// classes, then the pledges that some edge reaches. Edges that can carry nothing (a
+/// pledge with no lesson left, no claim of the class able to buy one) are left out:
+/// later rounds are then small graphs.
+struct Network {
+    pledge_local: Vec<u32>,
+    pledges: Vec<u32>,
+    base: u32,
+    edges: Vec<(u32, u32, u64)>,
+    /// Source edges at their first-pass capacity: (edge, full capacity).
+    source_full: Vec<(usize, u64)>,
+    /// Online edges start closed (the first phase is in-district only): (edge, capacity).
+    online_edges: Vec<(usize, u64)>,
+    /// Per class: its edges (edge index, pledge), in the class's pledge order.
+    class_edges: Vec<Vec<(u32, u32)>>,
+}
+
+impl Network {
+    fn new(problem: &Problem<'_>, classes: usize) -> Network {
+        Network {
+            pledge_local: vec![NONE; problem.pledges.len()],
+            pledges: Vec::new(),
+            base: 2 + classes as u32,
+            edges: Vec::new(),
+            source_full: Vec::with_capacity(classes),
+            online_edges: Vec::new(),
+            class_edges: Vec::with_capacity(classes),
+        }
+    }
+
+    /// Class `k` (local `ci`): its source edge and its class → pledge edges.
+    fn add_class(
+        &mut self,
+        problem: &Problem<'_>,
+        state: &State,
+        ci: usize,
+        k: u32,
+    ) -> Result<(), MatchError> {
         let class = &problem.classes[k as usize];
         let mut us: Vec<u64> = class
             .claims
@@ -98,25 +161,12 @@ pub(super) fn solve_component(
         let full = *pre.last().unwrap_or(&0);
         let mut mine = Vec::new();
         if full == 0 {
-            class_edges.push(mine);
-            continue;
+            self.class_edges.push(mine);
+            return Ok(());
         }
-        let first = match problem.cap {
-            // What each claim may still take within its first-pass share.
-            Some(cap) => class
-                .claims
-                .iter()
-                .map(|&i| {
-                    let u = state.unreserved[i as usize];
-                    let spent = problem.claims[i as usize].unreserved_fen.0 - u;
-                    u.min(cap.saturating_sub(spent))
-                })
-                .try_fold(0u64, |a, b| a.checked_add(b))
-                .ok_or(overflow("class value"))?,
-            None => full,
-        };
-        source_full.push((edges.len(), full));
-        edges.push((0, 2 + ci as u32, first));
+        let first = first_pass_capacity(problem, state, k)?.unwrap_or(full);
+        self.source_full.push((self.edges.len(), full));
+        self.edges.push((0, 2 + ci as u32, first));
         for &(j, rank) in &class.pledges {
             if state.available[j as usize] == 0 {
                 continue;
@@ -129,68 +179,82 @@ pub(super) fn solve_component(
             if c == 0 {
                 continue;
             }
-            if pledge_local[j as usize] == NONE {
-                pledge_local[j as usize] = pledges.len() as u32;
-                pledges.push(j);
+            if self.pledge_local[j as usize] == NONE {
+                self.pledge_local[j as usize] = self.pledges.len() as u32;
+                self.pledges.push(j);
             }
-            let local = base + pledge_local[j as usize];
-            let e = u32::try_from(edges.len()).map_err(|_| overflow("edges"))?;
+            let local = self.base + self.pledge_local[j as usize];
+            let e = u32::try_from(self.edges.len()).map_err(|_| overflow("edges"))?;
             mine.push((e, j));
             if rank == RANK_ONLINE {
-                online_edges.push((edges.len(), c));
-                edges.push((2 + ci as u32, local, 0));
+                self.online_edges.push((self.edges.len(), c));
+                self.edges.push((2 + ci as u32, local, 0));
             } else {
-                edges.push((2 + ci as u32, local, c));
+                self.edges.push((2 + ci as u32, local, c));
             }
         }
-        class_edges.push(mine);
+        self.class_edges.push(mine);
+        Ok(())
     }
-    for (pi, &j) in pledges.iter().enumerate() {
-        let cap = state.available[j as usize]
-            .checked_mul(problem.value[j as usize])
-            .ok_or(overflow("pledge value"))?;
-        edges.push((base + pi as u32, 1, cap));
+
+    /// The pledge → sink edges (a pledge's available value); returns every edge.
+    fn close(
+        &mut self,
+        problem: &Problem<'_>,
+        state: &State,
+    ) -> Result<Vec<(u32, u32, u64)>, MatchError> {
+        for (pi, &j) in self.pledges.iter().enumerate() {
+            let cap = state.available[j as usize]
+                .checked_mul(problem.value[j as usize])
+                .ok_or(overflow("pledge value"))?;
+            self.edges.push((self.base + pi as u32, 1, cap));
+        }
+        Ok(std::mem::take(&mut self.edges))
     }
-    let nodes = base as usize + pledges.len();
-    let mut g = FlowGraph::new(nodes, &edges);
-    drop(edges);
+}
+
+/// What class `k`'s claims may still take within their first-pass share; `None` without
+/// a cap.
+fn first_pass_capacity(
+    problem: &Problem<'_>,
+    state: &State,
+    k: u32,
+) -> Result<Option<u64>, MatchError> {
+    let Some(cap) = problem.cap else {
+        return Ok(None);
+    };
+    problem.classes[k as usize]
+        .claims
+        .iter()
+        .map(|&i| {
+            let u = state.unreserved[i as usize];
+            let spent = problem.claims[i as usize].unreserved_fen.0 - u;
+            u.min(cap.saturating_sub(spent))
+        })
+        .try_fold(0u64, |a, b| a.checked_add(b))
+        .map(Some)
+        .ok_or(overflow("class value"))
+}
+
+/// The fairness phases: (a) capped, in-district only; (b) capped, with online edges;
+/// (c) full capacities — augmenting paths never lower a source edge. Returns the total
+/// flow and the flow after (b), the first pass.
+fn phases(g: &mut FlowGraph, network: &Network) -> Result<(u64, u64), MatchError> {
     let run = |g: &mut FlowGraph, total: u64| -> Result<u64, MatchError> {
         let f = g.max_flow(0, 1).ok_or(overflow("flow"))?;
         total.checked_add(f).ok_or(overflow("flow"))
     };
-    // (a) capped, in-district only.
-    let mut total = run(&mut g, 0)?;
-    // (b) capped, with online edges.
-    for &(e, c) in &online_edges {
+    let mut total = run(g, 0)?;
+    for &(e, c) in &network.online_edges {
         g.raise(e, c).ok_or(overflow("raise"))?;
     }
-    total = run(&mut g, total)?;
+    total = run(g, total)?;
     let first_pass = total;
-    // (c) full capacities: augmenting paths never lower a source edge.
-    for &(e, full) in &source_full {
+    for &(e, full) in &network.source_full {
         g.raise(e, full).ok_or(overflow("raise"))?;
     }
-    total = run(&mut g, total)?;
-
-    // Rounding: floor(flow / v) lessons per class and pledge, handed out in the class.
-    let mut allocations = Vec::new();
-    let mut n_edges = 0u64;
-    for (ci, &k) in comp.iter().enumerate() {
-        let mine = &class_edges[ci];
-        n_edges += mine.len() as u64;
-        let targets: Vec<(u32, u64)> = mine
-            .iter()
-            .map(|&(e, j)| (j, g.flow(e as usize) / problem.value[j as usize]))
-            .filter(|&(_, n)| n > 0)
-            .collect();
-        hand_out(problem, state, k, targets, &mut allocations)?;
-    }
-    Ok(Solved {
-        flow: total,
-        first_pass,
-        edges: n_edges,
-        allocations,
-    })
+    total = run(g, total)?;
+    Ok((total, first_pass))
 }
 
 #[cfg(test)]

@@ -38,6 +38,53 @@ pub(super) fn assemble(
         requested,
     } = figures;
     let (n_claims, n_pledges) = (problem.claims.len(), problem.pledges.len());
+    let served = plans_of(problem, state)?;
+    let ratio_ppm = if bound == 0 {
+        1_000_000
+    } else {
+        // u128: matched × 10^6 may exceed u64 for a large pool.
+        u64::try_from(u128::from(matched) * 1_000_000 / u128::from(bound))
+            .map_err(|_| MatchError::Overflow { what: "ratio" })?
+    };
+    let report = MatchReport {
+        claims: n_claims as u64,
+        pledges_eligible: n_pledges as u64,
+        classes: problem.classes.len() as u64,
+        components,
+        edges,
+        matched_fen: Fen(matched),
+        bound_fen: Fen(bound),
+        ratio_ppm,
+        first_pass_flow_fen: Fen(first_pass),
+        rounded_fen: Fen(rounded),
+        flow_fen: Fen(flow_value),
+        greedy_fen: Fen(greedy_value),
+        method,
+        allocations: served.plans.len() as u64,
+        claims_served: served.claims,
+        students_served: served.students,
+        requested_fen: Fen(requested),
+        in_district_fen: Fen(served.in_district),
+        online_fen: Fen(served.online),
+    };
+    Ok(Matching {
+        plans: served.plans,
+        report,
+    })
+}
+
+/// The plans held in a state and what they serve.
+struct Served {
+    plans: Vec<AllocationPlan>,
+    in_district: u64,
+    online: u64,
+    claims: u64,
+    students: u64,
+}
+
+/// The plans held in `state`, in claim order then pledge order, with the value served in
+/// a district and online and the claims and distinct students served.
+fn plans_of(problem: &Problem<'_>, state: &State) -> Result<Served, MatchError> {
     let mut plans = Vec::new();
     let mut served_students: Vec<&str> = Vec::new();
     let mut in_district: u64 = 0;
@@ -71,33 +118,11 @@ pub(super) fn assemble(
     }
     served_students.sort_unstable();
     served_students.dedup();
-    let ratio_ppm = if bound == 0 {
-        1_000_000
-    } else {
-        // u128: matched × 10^6 may exceed u64 for a large pool.
-        u64::try_from(u128::from(matched) * 1_000_000 / u128::from(bound))
-            .map_err(|_| MatchError::Overflow { what: "ratio" })?
-    };
-    let report = MatchReport {
-        claims: n_claims as u64,
-        pledges_eligible: n_pledges as u64,
-        classes: problem.classes.len() as u64,
-        components,
-        edges,
-        matched_fen: Fen(matched),
-        bound_fen: Fen(bound),
-        ratio_ppm,
-        first_pass_flow_fen: Fen(first_pass),
-        rounded_fen: Fen(rounded),
-        flow_fen: Fen(flow_value),
-        greedy_fen: Fen(greedy_value),
-        method,
-        allocations: plans.len() as u64,
-        claims_served,
-        students_served: served_students.len() as u64,
-        requested_fen: Fen(requested),
-        in_district_fen: Fen(in_district),
-        online_fen: Fen(online),
-    };
-    Ok(Matching { plans, report })
+    Ok(Served {
+        plans,
+        in_district,
+        online,
+        claims: claims_served,
+        students: served_students.len() as u64,
+    })
 }

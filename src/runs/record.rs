@@ -38,8 +38,8 @@ use crate::ledger::writer::{Ledger, LedgerError};
 use crate::ledger::{RuleError, Table, TableScan, Value, PAYLOAD_TYPE};
 use crate::limits::BATCH_ENTRIES_MAX;
 use crate::log::envelope::{verify_batch, Envelope, EnvelopeError, KeyCache, VerifiedEnvelope};
-use crate::log::keyfile;
-use crate::log::note::{NoteSigner, NoteVerifier};
+use crate::log::keyfile::{self, KeyFileError};
+use crate::log::note::{NoteError, NoteSigner, NoteVerifier};
 use crate::log::store::{layout, LogError, Outcome};
 use crate::matching::{
     match_claims, AllocationPlan, MatchError, MatchParams, MatchReport, Matching,
@@ -89,8 +89,21 @@ pub enum RunError {
     State(RuleError),
     #[error("the matcher refused its input: {0}")]
     Matcher(#[from] MatchError),
+    /// The log's operator verifier key does not parse.
+    #[error("the operator key: the log's verifier key: {0}")]
+    OperatorVkey(#[source] NoteError),
+    /// The operator's key file is missing or unreadable.
     #[error("the operator key: {0}")]
-    Key(String),
+    OperatorKeyFile(#[source] KeyFileError),
+    /// The key file holds another key than the one the log was created with.
+    #[error("the operator key: {file} is not the key of the log's operator")]
+    NotTheOperatorsKey {
+        /// The key file, beside the log.
+        file: &'static str,
+    },
+    /// A run that writes needs the operator's key, and there is none.
+    #[error("the operator key: no operator key to sign the run")]
+    NoOperatorKey,
     #[error("signing the run's entries: {0}")]
     Envelope(#[from] EnvelopeError),
     #[error(transparent)]
@@ -117,7 +130,10 @@ impl RunError {
         match self {
             RunError::State(e) => e.code(),
             RunError::Matcher(e) => e.code(),
-            RunError::Key(_) => "operator_key_unusable",
+            RunError::OperatorVkey(_)
+            | RunError::OperatorKeyFile(_)
+            | RunError::NotTheOperatorsKey { .. }
+            | RunError::NoOperatorKey => "operator_key_unusable",
             RunError::Envelope(e) => e.code(),
             RunError::Ledger(e) => e.code(),
             RunError::Log(e) => e.code(),
@@ -150,18 +166,17 @@ pub struct RunOutcome {
 /// log was created with.
 ///
 /// # Errors
-/// [`RunError::Key`]: no key file, unreadable, or another key than the log's.
+/// [`RunError::OperatorVkey`], [`RunError::OperatorKeyFile`] (no key file, unreadable),
+/// [`RunError::NotTheOperatorsKey`].
 pub fn operator_signer(dir: &Path, operator_vkey: &str) -> Result<NoteSigner, RunError> {
-    let verifier =
-        NoteVerifier::from_vkey(operator_vkey).map_err(|e| RunError::Key(e.to_string()))?;
+    let verifier = NoteVerifier::from_vkey(operator_vkey).map_err(RunError::OperatorVkey)?;
     let key = keyfile::read_private_pem(&dir.join(layout::OPERATOR_KEY))
-        .map_err(|e| RunError::Key(e.to_string()))?;
+        .map_err(RunError::OperatorKeyFile)?;
     let signer = NoteSigner::new(verifier.name().clone(), key);
     if signer.vkey() != operator_vkey {
-        return Err(RunError::Key(format!(
-            "{} is not the key of the log's operator",
-            layout::OPERATOR_KEY
-        )));
+        return Err(RunError::NotTheOperatorsKey {
+            file: layout::OPERATOR_KEY,
+        });
     }
     Ok(signer)
 }
@@ -312,8 +327,7 @@ pub fn run_match<W: RunWriter>(
     dry_run: bool,
 ) -> Result<RunOutcome, RunError> {
     if !dry_run {
-        let operator =
-            operator.ok_or_else(|| RunError::Key("no operator key to sign the run".into()))?;
+        let operator = operator.ok_or(RunError::NoOperatorKey)?;
         close_open_runs(writer, operator)?;
     }
     let planned = writer.read(plan)?;
@@ -334,8 +348,7 @@ pub fn run_match<W: RunWriter>(
             checkpoint,
         });
     }
-    let operator =
-        operator.ok_or_else(|| RunError::Key("no operator key to sign the run".into()))?;
+    let operator = operator.ok_or(RunError::NoOperatorKey)?;
     let planned_count = matching.plans.len() as u64;
     if planned_count > crate::ledger::limits::MATCH_RUN_ALLOCATIONS_MAX {
         return Err(RunError::TooLarge {

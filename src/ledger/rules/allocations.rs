@@ -15,10 +15,12 @@ use super::Cx;
 use crate::ledger::conservation::AllocationLessons;
 use crate::ledger::error::RuleError;
 use crate::ledger::limits::{CLAIM_ALLOCATIONS_OPEN_MAX, CLAIM_LESSONS_MAX};
-use crate::ledger::objects::{Allocation, AllocationStatus, Claim, Compatibility, Party, Pledge};
+use crate::ledger::objects::{
+    Allocation, AllocationStatus, Claim, Compatibility, Party, Pledge, Pool,
+};
 use crate::ledger::payload::{AllocationMade, AllocationRef, Role};
 use crate::ledger::state::StateView;
-use crate::ledger::units::{Id, Lessons};
+use crate::ledger::units::{Fen, Id, Lessons};
 
 pub(super) fn allocation_made<V: StateView + ?Sized>(
     cx: &mut Cx<'_, '_, V>,
@@ -58,89 +60,16 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
         .need(pledge_id.as_str(), || RuleError::PledgeUnknown {
             pledge: pledge_id.to_string(),
         })?;
-    // "compatible (... pledge approved and valid at the entry's ledger time, institution
-    // not banned)"
-    if pledge.approved_at.is_none() {
-        return Err(RuleError::PledgeNotApproved {
-            pledge: pledge_id.to_string(),
-        });
-    }
-    cx.active_institution(&pledge.institution)?;
     let t = cx.ctx.time_micros;
-    if !(pledge.valid_from_micros..pledge.valid_until_micros).contains(&t) {
-        return Err(RuleError::PledgeNotValidAtTime {
-            pledge: pledge_id.to_string(),
-            time: t,
-            valid_from: pledge.valid_from_micros,
-            valid_until: pledge.valid_until_micros,
-        });
-    }
-    // "subject accepted, grade in band, district accepted or online accepted, or the
-    // course requested" (the claim's preferences if set, else its own fields).
-    match claim.accepts(&pledge) {
-        Compatibility::Compatible => {}
-        Compatibility::Subject => {
-            return Err(RuleError::IncompatibleSubject {
-                claim_subject: claim.subject.to_string(),
-                pledge_subject: pledge.subject.to_string(),
-            })
-        }
-        Compatibility::Grade => {
-            return Err(RuleError::IncompatibleGrade {
-                grade: claim.grade,
-                grade_min: pledge.grade_min,
-                grade_max: pledge.grade_max,
-            })
-        }
-        Compatibility::Location => return Err(RuleError::IncompatibleLocation),
-    }
-    // One allocation is one student's seat.
-    if k.0 > pledge.lessons_per_seat {
-        return Err(RuleError::AllocationExceedsSeat {
-            requested: k.0,
-            per_seat: pledge.lessons_per_seat,
-        });
-    }
-    if k > pledge.capacity.available() {
-        return Err(RuleError::InsufficientCapacity {
-            requested: k.0,
-            available: pledge.capacity.available().0,
-        });
-    }
-    let need = pledge
-        .value_per_lesson
-        .checked_mul(k.0, "allocation value")?;
-    if need > claim.value.unreserved() {
-        return Err(RuleError::InsufficientClaimValue {
-            needed: need.0,
-            unreserved: claim.value.unreserved().0,
-        });
-    }
-    if claim.allocations.len() >= CLAIM_ALLOCATIONS_OPEN_MAX {
-        return Err(RuleError::ClaimAllocationsFull {
-            claim: claim_id.to_string(),
-            max: CLAIM_ALLOCATIONS_OPEN_MAX,
-        });
-    }
-    let config = cx.config()?;
-    let validity = config.days_micros(config.allocation_validity_days, "allocation validity")?;
-    let expires = t.checked_add(validity).ok_or(RuleError::Overflow {
-        what: "allocation expiry",
-    })?;
-    let expires_at_micros = expires.min(pledge.valid_until_micros);
+    usable_pledge(cx, &pledge, &pledge_id)?;
+    compatible(&claim, &pledge)?;
+    let need = fits(&claim, &pledge, k, &claim_id)?;
+    let expires_at_micros = expiry(cx, t, &pledge)?;
 
     claim.value.reserve(need)?;
     claim.allocations.push(alloc_id.clone());
     pledge.capacity.reserve(k)?;
-    let mut pool = cx.pool()?;
-    pool.claims_unreserved = pool
-        .claims_unreserved
-        .checked_sub(need, "pool claims unreserved")?;
-    pool.claims_reserved = pool
-        .claims_reserved
-        .checked_add(need, "pool claims reserved")?;
-    pool.available = pool.available.checked_sub(need, "pool available")?;
-    pool.reserved = pool.reserved.checked_add(need, "pool reserved")?;
+    let pool = reserve_in_pool(cx, need)?;
     cx.tx.put(Allocation {
         allocation: alloc_id,
         claim: claim_id,
@@ -161,12 +90,22 @@ pub(super) fn allocation_made<V: StateView + ?Sized>(
     Ok(())
 }
 
-/// `allocation_expired` (`declined == false`) or `allocation_declined`.
+/// How an allocation ends: which entry ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AllocationEnd {
+    /// `allocation_expired`: the operator, once past expiry (or the donor gone).
+    Expired,
+    /// `allocation_declined`: the student, at any time while active.
+    Declined,
+}
+
+/// `allocation_expired` or `allocation_declined`.
 pub(super) fn allocation_ended<V: StateView + ?Sized>(
     cx: &mut Cx<'_, '_, V>,
     p: &AllocationRef,
-    declined: bool,
+    end: AllocationEnd,
 ) -> Result<(), RuleError> {
+    let declined = end == AllocationEnd::Declined;
     let alloc_id = Id::new("allocation", &p.allocation)?;
     let mut alloc: Allocation = cx
         .tx
@@ -216,4 +155,113 @@ pub(super) fn allocation_ended<V: StateView + ?Sized>(
         AllocationStatus::Expired
     };
     cx.put_allocation(alloc)
+}
+
+/// When an allocation made at `t` expires: the genesis `allocation_validity_days`
+/// later, or at the pledge's `valid_until`, whichever is first.
+fn expiry<V: StateView + ?Sized>(
+    cx: &Cx<'_, '_, V>,
+    t: u64,
+    pledge: &Pledge,
+) -> Result<u64, RuleError> {
+    let config = cx.config()?;
+    let validity = config.days_micros(config.allocation_validity_days, "allocation validity")?;
+    let expires = t.checked_add(validity).ok_or(RuleError::Overflow {
+        what: "allocation expiry",
+    })?;
+    Ok(expires.min(pledge.valid_until_micros))
+}
+
+/// "compatible (... pledge approved and valid at the entry's ledger time, institution
+/// not banned)"
+fn usable_pledge<V: StateView + ?Sized>(
+    cx: &mut Cx<'_, '_, V>,
+    pledge: &Pledge,
+    pledge_id: &Id,
+) -> Result<(), RuleError> {
+    if pledge.approved_at.is_none() {
+        return Err(RuleError::PledgeNotApproved {
+            pledge: pledge_id.to_string(),
+        });
+    }
+    cx.active_institution(&pledge.institution)?;
+    let t = cx.ctx.time_micros;
+    if !(pledge.valid_from_micros..pledge.valid_until_micros).contains(&t) {
+        return Err(RuleError::PledgeNotValidAtTime {
+            pledge: pledge_id.to_string(),
+            time: t,
+            valid_from: pledge.valid_from_micros,
+            valid_until: pledge.valid_until_micros,
+        });
+    }
+    Ok(())
+}
+
+/// "subject accepted, grade in band, district accepted or online accepted, or the
+/// course requested" (the claim's preferences if set, else its own fields).
+fn compatible(claim: &Claim, pledge: &Pledge) -> Result<(), RuleError> {
+    match claim.accepts(pledge) {
+        Compatibility::Compatible => Ok(()),
+        Compatibility::Subject => Err(RuleError::IncompatibleSubject {
+            claim_subject: claim.subject.to_string(),
+            pledge_subject: pledge.subject.to_string(),
+        }),
+        Compatibility::Grade => Err(RuleError::IncompatibleGrade {
+            grade: claim.grade,
+            grade_min: pledge.grade_min,
+            grade_max: pledge.grade_max,
+        }),
+        Compatibility::Location => Err(RuleError::IncompatibleLocation),
+    }
+}
+
+/// `k` lessons fit one seat of the pledge, its available lessons, the claim's unreserved
+/// value and the claim's open allocations; returns the value they reserve.
+fn fits(claim: &Claim, pledge: &Pledge, k: Lessons, claim_id: &Id) -> Result<Fen, RuleError> {
+    // One allocation is one student's seat.
+    if k.0 > pledge.lessons_per_seat {
+        return Err(RuleError::AllocationExceedsSeat {
+            requested: k.0,
+            per_seat: pledge.lessons_per_seat,
+        });
+    }
+    if k > pledge.capacity.available() {
+        return Err(RuleError::InsufficientCapacity {
+            requested: k.0,
+            available: pledge.capacity.available().0,
+        });
+    }
+    let need = pledge
+        .value_per_lesson
+        .checked_mul(k.0, "allocation value")?;
+    if need > claim.value.unreserved() {
+        return Err(RuleError::InsufficientClaimValue {
+            needed: need.0,
+            unreserved: claim.value.unreserved().0,
+        });
+    }
+    if claim.allocations.len() >= CLAIM_ALLOCATIONS_OPEN_MAX {
+        return Err(RuleError::ClaimAllocationsFull {
+            claim: claim_id.to_string(),
+            max: CLAIM_ALLOCATIONS_OPEN_MAX,
+        });
+    }
+    Ok(need)
+}
+
+/// The pool with `need` moved from unreserved to reserved, on both sides.
+fn reserve_in_pool<V: StateView + ?Sized>(
+    cx: &mut Cx<'_, '_, V>,
+    need: Fen,
+) -> Result<Pool, RuleError> {
+    let mut pool = cx.pool()?;
+    pool.claims_unreserved = pool
+        .claims_unreserved
+        .checked_sub(need, "pool claims unreserved")?;
+    pool.claims_reserved = pool
+        .claims_reserved
+        .checked_add(need, "pool claims reserved")?;
+    pool.available = pool.available.checked_sub(need, "pool available")?;
+    pool.reserved = pool.reserved.checked_add(need, "pool reserved")?;
+    Ok(pool)
 }

@@ -21,42 +21,11 @@ pub(super) fn claim_recorded<V: StateView + ?Sized>(
     let claim_id = Id::new("claim", &p.claim)?;
     let student = Id::new("student", &p.student)?;
     let institution = Id::new("institution", &p.institution)?;
-    if !(1..=CLAIM_LESSONS_MAX).contains(&p.lessons) {
-        return Err(RuleError::LessonsOutOfRange {
-            value: p.lessons,
-            max: CLAIM_LESSONS_MAX,
-        });
-    }
-    if !(1..=PRICE_PER_LESSON_FEN_MAX).contains(&p.price_per_lesson_fen) {
-        return Err(RuleError::PriceOutOfRange {
-            value: p.price_per_lesson_fen,
-            max: PRICE_PER_LESSON_FEN_MAX,
-        });
-    }
-    if !(u64::from(GRADE_MIN)..=u64::from(GRADE_MAX)).contains(&p.grade) {
-        return Err(RuleError::GradeOutOfRange { value: p.grade });
-    }
+    check_ranges(p)?;
     let subject = cx.subject(&p.subject)?;
     let district = cx.district("district", &p.district)?;
     let digest = evidence_digest(&p.evidence_digest)?;
-    if p.accepted_districts.len() > ACCEPTED_DISTRICTS_MAX {
-        return Err(RuleError::TooManyItems {
-            field: "accepted_districts",
-            items: p.accepted_districts.len(),
-            max: ACCEPTED_DISTRICTS_MAX,
-        });
-    }
-    let mut accepted: Vec<Id> = Vec::with_capacity(p.accepted_districts.len());
-    for d in &p.accepted_districts {
-        let d = cx.district("accepted_districts", d)?;
-        if accepted.contains(&d) {
-            return Err(RuleError::DuplicateItem {
-                field: "accepted_districts",
-                value: d.to_string(),
-            });
-        }
-        accepted.push(d);
-    }
+    let accepted = accepted_districts(cx, &p.accepted_districts)?;
     // "Value = lessons × price (checked)."
     let value = Fen(p.price_per_lesson_fen).checked_mul(p.lessons, "claim value")?;
 
@@ -80,48 +49,9 @@ pub(super) fn claim_recorded<V: StateView + ?Sized>(
             institution: institution.to_string(),
         });
     }
-    let mut index = cx
-        .tx
-        .find::<StudentIndex>(student.as_str())?
-        .unwrap_or_else(|| StudentIndex {
-            student: student.clone(),
-            claims: Vec::new(),
-        });
-    if index.claims.len() >= CLAIMS_PER_STUDENT_MAX {
-        return Err(RuleError::StudentClaimsFull {
-            student: student.to_string(),
-            max: CLAIMS_PER_STUDENT_MAX,
-        });
-    }
-    // A student counts once per institution, however many claims they hold against it.
-    let mut new_student = true;
-    for c in &index.claims {
-        let other: Claim = cx.tx.need(c.as_str(), || RuleError::StateCorrupt {
-            detail: format!("student index names unknown claim {c}"),
-        })?;
-        if other.institution == institution {
-            new_student = false;
-        }
-    }
-    let mut liability: Liability =
-        cx.tx
-            .need(institution.as_str(), || RuleError::StateCorrupt {
-                detail: format!("closed institution {institution} has no liability"),
-            })?;
-    if new_student {
-        liability.students = liability
-            .students
-            .checked_add(1)
-            .ok_or(RuleError::Overflow { what: "students" })?;
-    }
-    liability.claims = liability
-        .claims
-        .checked_add(1)
-        .ok_or(RuleError::Overflow { what: "claims" })?;
-    liability.lessons_owed = liability
-        .lessons_owed
-        .checked_add(Lessons(p.lessons), "lessons owed")?;
-    liability.owed = liability.owed.checked_add(value, "value owed")?;
+    let mut index = student_index(cx, &student)?;
+    let new_student = !holds_claim_against(cx, &index, &institution)?;
+    let liability = owe_more(cx, &institution, new_student, Lessons(p.lessons), value)?;
     let mut pool = cx.pool()?;
     pool.claims = pool.claims.checked_add(1).ok_or(RuleError::Overflow {
         what: "pool claims",
@@ -153,4 +83,121 @@ pub(super) fn claim_recorded<V: StateView + ?Sized>(
     cx.tx.put(liability);
     cx.tx.put(pool);
     Ok(())
+}
+
+/// Lessons, price and grade within the ledger's bounds.
+fn check_ranges(p: &ClaimRecorded) -> Result<(), RuleError> {
+    if !(1..=CLAIM_LESSONS_MAX).contains(&p.lessons) {
+        return Err(RuleError::LessonsOutOfRange {
+            value: p.lessons,
+            max: CLAIM_LESSONS_MAX,
+        });
+    }
+    if !(1..=PRICE_PER_LESSON_FEN_MAX).contains(&p.price_per_lesson_fen) {
+        return Err(RuleError::PriceOutOfRange {
+            value: p.price_per_lesson_fen,
+            max: PRICE_PER_LESSON_FEN_MAX,
+        });
+    }
+    if !(u64::from(GRADE_MIN)..=u64::from(GRADE_MAX)).contains(&p.grade) {
+        return Err(RuleError::GradeOutOfRange { value: p.grade });
+    }
+    Ok(())
+}
+
+/// The accepted districts: at most [`ACCEPTED_DISTRICTS_MAX`], each declared, none twice.
+fn accepted_districts<V: StateView + ?Sized>(
+    cx: &mut Cx<'_, '_, V>,
+    districts: &[String],
+) -> Result<Vec<Id>, RuleError> {
+    if districts.len() > ACCEPTED_DISTRICTS_MAX {
+        return Err(RuleError::TooManyItems {
+            field: "accepted_districts",
+            items: districts.len(),
+            max: ACCEPTED_DISTRICTS_MAX,
+        });
+    }
+    let mut accepted: Vec<Id> = Vec::with_capacity(districts.len());
+    for d in districts {
+        let d = cx.district("accepted_districts", d)?;
+        if accepted.contains(&d) {
+            return Err(RuleError::DuplicateItem {
+                field: "accepted_districts",
+                value: d.to_string(),
+            });
+        }
+        accepted.push(d);
+    }
+    Ok(accepted)
+}
+
+/// The student's claims so far (none yet: a new index), with room for one more.
+fn student_index<V: StateView + ?Sized>(
+    cx: &mut Cx<'_, '_, V>,
+    student: &Id,
+) -> Result<StudentIndex, RuleError> {
+    let index = cx
+        .tx
+        .find::<StudentIndex>(student.as_str())?
+        .unwrap_or_else(|| StudentIndex {
+            student: student.clone(),
+            claims: Vec::new(),
+        });
+    if index.claims.len() >= CLAIMS_PER_STUDENT_MAX {
+        return Err(RuleError::StudentClaimsFull {
+            student: student.to_string(),
+            max: CLAIMS_PER_STUDENT_MAX,
+        });
+    }
+    Ok(index)
+}
+
+/// Whether the student already holds a claim against `institution`: a student counts
+/// once per institution, however many claims they hold against it.
+fn holds_claim_against<V: StateView + ?Sized>(
+    cx: &mut Cx<'_, '_, V>,
+    index: &StudentIndex,
+    institution: &Id,
+) -> Result<bool, RuleError> {
+    let mut holds = false;
+    for c in &index.claims {
+        let other: Claim = cx.tx.need(c.as_str(), || RuleError::StateCorrupt {
+            detail: format!("student index names unknown claim {c}"),
+        })?;
+        if other.institution == *institution {
+            holds = true;
+        }
+    }
+    Ok(holds)
+}
+
+/// The closed institution's liability with one more claim of `lessons` worth `value`
+/// (and one more student if `new_student`).
+fn owe_more<V: StateView + ?Sized>(
+    cx: &mut Cx<'_, '_, V>,
+    institution: &Id,
+    new_student: bool,
+    lessons: Lessons,
+    value: Fen,
+) -> Result<Liability, RuleError> {
+    let mut liability: Liability =
+        cx.tx
+            .need(institution.as_str(), || RuleError::StateCorrupt {
+                detail: format!("closed institution {institution} has no liability"),
+            })?;
+    if new_student {
+        liability.students = liability
+            .students
+            .checked_add(1)
+            .ok_or(RuleError::Overflow { what: "students" })?;
+    }
+    liability.claims = liability
+        .claims
+        .checked_add(1)
+        .ok_or(RuleError::Overflow { what: "claims" })?;
+    liability.lessons_owed = liability
+        .lessons_owed
+        .checked_add(lessons, "lessons owed")?;
+    liability.owed = liability.owed.checked_add(value, "value owed")?;
+    Ok(liability)
 }

@@ -19,12 +19,22 @@ use crate::ledger::payload::{
 use crate::ledger::state::StateView;
 use crate::ledger::units::{Id, Lessons};
 
-/// `lesson_consumed` (`cosigned`) or `lesson_proposed`.
+/// Who signed a delivered lesson, which decides whether it is settled at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delivery {
+    /// `lesson_consumed`: the student and the institution, settled at once.
+    Cosigned,
+    /// `lesson_proposed`: the institution alone; the student confirms or disputes.
+    Proposed,
+}
+
+/// `lesson_consumed` or `lesson_proposed`.
 pub(super) fn lesson_delivered<V: StateView + ?Sized>(
     cx: &mut Cx<'_, '_, V>,
     p: &LessonOnAllocation,
-    cosigned: bool,
+    delivery: Delivery,
 ) -> Result<(), RuleError> {
+    let cosigned = delivery == Delivery::Cosigned;
     let lesson_id = Id::new("lesson", &p.lesson)?;
     let alloc_id = Id::new("allocation", &p.allocation)?;
     let mut alloc: Allocation = cx

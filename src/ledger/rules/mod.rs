@@ -3,6 +3,9 @@
 //! signers' authority, check the state, then write. Writes go to an overlay and become
 //! the entry's [`Changes`](super::Changes) only if every check passed.
 
+// Every public item here is documented, and stays so (issue 16, item 7).
+#![warn(missing_docs)]
+
 mod allocations;
 mod claims;
 mod keys;
@@ -59,10 +62,14 @@ pub(crate) fn dispatch<V: StateView + ?Sized>(
         Entry::MatchRun(p) => runs::match_run(cx, p),
         Entry::MatchRunClosed(p) => runs::match_run_closed(cx, p),
         Entry::TimeAttested(p) => time::time_attested(cx, p),
-        Entry::AllocationExpired(p) => allocations::allocation_ended(cx, p, false),
-        Entry::AllocationDeclined(p) => allocations::allocation_ended(cx, p, true),
-        Entry::LessonConsumed(p) => lessons::lesson_delivered(cx, p, true),
-        Entry::LessonProposed(p) => lessons::lesson_delivered(cx, p, false),
+        Entry::AllocationExpired(p) => {
+            allocations::allocation_ended(cx, p, allocations::AllocationEnd::Expired)
+        }
+        Entry::AllocationDeclined(p) => {
+            allocations::allocation_ended(cx, p, allocations::AllocationEnd::Declined)
+        }
+        Entry::LessonConsumed(p) => lessons::lesson_delivered(cx, p, lessons::Delivery::Cosigned),
+        Entry::LessonProposed(p) => lessons::lesson_delivered(cx, p, lessons::Delivery::Proposed),
         Entry::LessonConfirmed(p) => lessons::lesson_confirmed(cx, p),
         Entry::LessonDisputed(p) => lessons::lesson_disputed(cx, p),
         Entry::LessonDeemedConfirmed(p) => lessons::lesson_deemed_confirmed(cx, p),

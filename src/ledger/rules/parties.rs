@@ -385,21 +385,7 @@ pub(super) fn institution_status<V: StateView + ?Sized>(
                 return Err(repeated("closed"));
             }
             inst.closed_at = Some(index);
-            // A closed institution owes: open its liability book if not open yet.
-            if cx
-                .tx
-                .find::<crate::ledger::objects::Liability>(id.as_str())?
-                .is_none()
-            {
-                cx.tx.put(crate::ledger::objects::Liability {
-                    institution: id.clone(),
-                    students: 0,
-                    claims: 0,
-                    lessons_owed: crate::ledger::units::Lessons(0),
-                    owed: crate::ledger::units::Fen(0),
-                    made_good: crate::ledger::units::Fen(0),
-                });
-            }
+            open_liability(cx, &id)?;
         }
         Status::Whitelisted => {
             if let Some(banned_at) = inst.banned_at {
@@ -427,5 +413,24 @@ pub(super) fn institution_status<V: StateView + ?Sized>(
         }
     }
     cx.tx.put(inst);
+    Ok(())
+}
+
+/// A closed institution owes: its liability book, opened empty if not open yet.
+fn open_liability<V: StateView + ?Sized>(cx: &mut Cx<'_, '_, V>, id: &Id) -> Result<(), RuleError> {
+    if cx
+        .tx
+        .find::<crate::ledger::objects::Liability>(id.as_str())?
+        .is_none()
+    {
+        cx.tx.put(crate::ledger::objects::Liability {
+            institution: id.clone(),
+            students: 0,
+            claims: 0,
+            lessons_owed: crate::ledger::units::Lessons(0),
+            owed: crate::ledger::units::Fen(0),
+            made_good: crate::ledger::units::Fen(0),
+        });
+    }
     Ok(())
 }

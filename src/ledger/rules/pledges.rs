@@ -24,14 +24,7 @@ pub(super) fn pledge_offered<V: StateView + ?Sized>(
     let pledge_id = Id::new("pledge", &p.pledge)?;
     let institution = Id::new("institution", &p.institution)?;
     let subject = cx.subject(&p.subject)?;
-    let grades = u64::from(GRADE_MIN)..=u64::from(GRADE_MAX);
-    if !grades.contains(&p.grade_min) || !grades.contains(&p.grade_max) || p.grade_min > p.grade_max
-    {
-        return Err(RuleError::GradeBandInvalid {
-            grade_min: p.grade_min,
-            grade_max: p.grade_max,
-        });
-    }
+    check_grade_band(p)?;
     // "district or online": exactly one of the two.
     let district = match (&p.district, p.online) {
         (Some(d), false) => Some(cx.district("district", d)?),
@@ -45,19 +38,7 @@ pub(super) fn pledge_offered<V: StateView + ?Sized>(
         1,
         LESSONS_PER_SEAT_MAX,
     )?;
-    if !(1..=PRICE_PER_LESSON_FEN_MAX).contains(&p.value_per_lesson_fen) {
-        return Err(RuleError::PriceOutOfRange {
-            value: p.value_per_lesson_fen,
-            max: PRICE_PER_LESSON_FEN_MAX,
-        });
-    }
-    // A window that is empty or already over at the offer can never be used.
-    if p.valid_from_micros >= p.valid_until_micros || p.valid_until_micros <= cx.ctx.time_micros {
-        return Err(RuleError::ValidityWindowInvalid {
-            valid_from: p.valid_from_micros,
-            valid_until: p.valid_until_micros,
-        });
-    }
+    check_price_and_window(p, cx.ctx.time_micros)?;
     let capacity = Lessons(seats).checked_mul(per_seat, "pledge capacity")?;
     // Value of the whole pledge must be representable for the pool totals.
     Fen(p.value_per_lesson_fen).checked_mul(capacity.0, "pledge value")?;
@@ -97,6 +78,37 @@ pub(super) fn pledge_offered<V: StateView + ?Sized>(
         approved_at: None,
         entries: Vec::new(),
     });
+    Ok(())
+}
+
+/// The grade band: both ends within the ledger's grades, lowest first.
+fn check_grade_band(p: &PledgeOffered) -> Result<(), RuleError> {
+    let grades = u64::from(GRADE_MIN)..=u64::from(GRADE_MAX);
+    if !grades.contains(&p.grade_min) || !grades.contains(&p.grade_max) || p.grade_min > p.grade_max
+    {
+        return Err(RuleError::GradeBandInvalid {
+            grade_min: p.grade_min,
+            grade_max: p.grade_max,
+        });
+    }
+    Ok(())
+}
+
+/// The value per lesson within bounds, and a validity window that is not empty and not
+/// already over at the offer's ledger time `now` (such a window can never be used).
+fn check_price_and_window(p: &PledgeOffered, now: u64) -> Result<(), RuleError> {
+    if !(1..=PRICE_PER_LESSON_FEN_MAX).contains(&p.value_per_lesson_fen) {
+        return Err(RuleError::PriceOutOfRange {
+            value: p.value_per_lesson_fen,
+            max: PRICE_PER_LESSON_FEN_MAX,
+        });
+    }
+    if p.valid_from_micros >= p.valid_until_micros || p.valid_until_micros <= now {
+        return Err(RuleError::ValidityWindowInvalid {
+            valid_from: p.valid_from_micros,
+            valid_until: p.valid_until_micros,
+        });
+    }
     Ok(())
 }
 

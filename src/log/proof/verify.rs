@@ -152,26 +152,7 @@ pub fn verify_consistency(
         return Err(VerifyError::SizesOutOfOrder { size1, size2 });
     }
     if size1 == size2 {
-        if !proof.is_empty() {
-            return Err(VerifyError::ProofLength {
-                expected: 0,
-                found: proof.len(),
-            });
-        }
-        if size1 == 0 {
-            let empty = Hash::empty_root();
-            if let Some(root) = [root1, root2].into_iter().find(|root| **root != empty) {
-                return Err(VerifyError::EmptyTreeRoot { root: *root });
-            }
-        }
-        if root1 != root2 {
-            return Err(VerifyError::EqualSizesDifferentRoots {
-                size: size1,
-                root1: *root1,
-                root2: *root2,
-            });
-        }
-        return Ok(());
+        return verify_equal_sizes(size1, root1, root2, proof);
     }
     if size1 == 0 {
         return Err(VerifyError::ConsistencyFromEmpty { size2 });
@@ -191,6 +172,64 @@ pub fn verify_consistency(
     if proof.len() != expected {
         return Err(length_error);
     }
+    let (fr, sr) = consistency_roots(size1, size2, root1, proof, length_error)?;
+    if fr != *root1 {
+        return Err(VerifyError::RootMismatch {
+            size: size1,
+            expected: *root1,
+            computed: fr,
+        });
+    }
+    if sr != *root2 {
+        return Err(VerifyError::RootMismatch {
+            size: size2,
+            expected: *root2,
+            computed: sr,
+        });
+    }
+    Ok(())
+}
+
+/// [`verify_consistency`] for `size1 == size2`: an empty proof and equal roots (the
+/// empty tree's, for size 0).
+fn verify_equal_sizes(
+    size: u64,
+    root1: &Hash,
+    root2: &Hash,
+    proof: &[Hash],
+) -> Result<(), VerifyError> {
+    if !proof.is_empty() {
+        return Err(VerifyError::ProofLength {
+            expected: 0,
+            found: proof.len(),
+        });
+    }
+    if size == 0 {
+        let empty = Hash::empty_root();
+        if let Some(root) = [root1, root2].into_iter().find(|root| **root != empty) {
+            return Err(VerifyError::EmptyTreeRoot { root: *root });
+        }
+    }
+    if root1 != root2 {
+        return Err(VerifyError::EqualSizesDifferentRoots {
+            size,
+            root1: *root1,
+            root2: *root2,
+        });
+    }
+    Ok(())
+}
+
+/// RFC 9162 §2.1.4.2 steps 2 to 7 for `0 < size1 < size2` and a proof of the expected
+/// length: the roots `(fr, sr)` the proof leads to, or `length_error` if the steps
+/// fail. The caller compares them with the roots it was given.
+fn consistency_roots(
+    size1: u64,
+    size2: u64,
+    root1: &Hash,
+    proof: &[Hash],
+    length_error: VerifyError,
+) -> Result<(Hash, Hash), VerifyError> {
     // "2. If first is an exact power of 2, then prepend first_hash to the
     //     consistency_path array."
     let prepended = size1.is_power_of_two().then_some(root1);
@@ -243,21 +282,7 @@ pub fn verify_consistency(
     if sn != 0 {
         return Err(length_error);
     }
-    if fr != *root1 {
-        return Err(VerifyError::RootMismatch {
-            size: size1,
-            expected: *root1,
-            computed: fr,
-        });
-    }
-    if sr != *root2 {
-        return Err(VerifyError::RootMismatch {
-            size: size2,
-            expected: *root2,
-            computed: sr,
-        });
-    }
-    Ok(())
+    Ok((fr, sr))
 }
 
 #[cfg(test)]
