@@ -14,6 +14,7 @@
 //! - [`demo`]: the mechanism end to end on synthetic data (`lesson-ledger demo`).
 //! - [`witness`]: a C2SP tlog-witness server (`lesson-ledger witness`), over the log alone.
 //! - [`http`]: the HTTP service (axum) over the ledger; [`client`]: its client and remote audit.
+//! - [`publish`]: the log's read side as static tlog tiles for any web server (`lesson-ledger publish`).
 //!
 //! See `ARCHITECTURE.md` for the map and the invariants.
 
@@ -27,5 +28,6 @@ pub mod limits;
 pub mod log;
 pub mod matching;
 pub mod net;
+pub mod publish;
 pub mod runs;
 pub mod witness;

@@ -25,6 +25,7 @@ mod matching;
 mod merkle;
 mod note;
 mod preferences;
+mod publish;
 mod python_verifier;
 mod rules;
 mod run_hardening;
