@@ -253,7 +253,9 @@ fn published_files(root: &Path) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    walk(root, root, &mut out);
+    if root.is_dir() {
+        walk(root, root, &mut out);
+    }
     out.sort();
     out
 }
@@ -303,6 +305,11 @@ fn a_log_published_and_served_by_nginx_verifies_and_is_byte_for_byte_what_serve_
     let out = publish(&served.url, &site);
     assert!(out.status.success(), "publish: {}", text(&out));
     assert_eq!(published_size(&site), Some(1001));
+    // Growing inside one level-1 node: the root still needs the level-1 partial tile.
+    post(&served.url, &operator, 1000..1010);
+    let out = publish(&served.url, &site);
+    assert!(out.status.success(), "publish: {}", text(&out));
+    assert_eq!(published_size(&site), Some(1011));
     assert_complete(&site);
 
     let nginx = Nginx::start(&bin, &site, &tmp.path().join("nginx"));
@@ -314,7 +321,7 @@ fn a_log_published_and_served_by_nginx_verifies_and_is_byte_for_byte_what_serve_
     );
     let said = String::from_utf8_lossy(&audit.stdout);
     assert!(
-        said.contains("ok: 1001 entries") && said.contains("state note of size 1001"),
+        said.contains("ok: 1011 entries") && said.contains("state note of size 1011"),
         "{said}"
     );
     let files = published_files(&site);
@@ -343,39 +350,45 @@ fn a_publish_killed_mid_run_is_finished_by_the_next_run_and_the_tree_verifies() 
     let served = Served::start(&data);
     let site = tmp.path().join("site");
     post(&served.url, &operator, 0..6000);
+    let mut next = 6000;
     let mut cut_short = 0;
-    for (round, delay_ms) in [15u64, 30, 60, 120, 240, 480].into_iter().enumerate() {
-        if round == 3 {
-            // Later kills land in incremental runs, over a published checkpoint.
-            post(&served.url, &operator, 6000..9000);
-        }
-        let before = published_size(&site);
+    // Kills at growing delays, until two landed after the first object was written and
+    // before the checkpoint; a run that finished first gives the next one new entries.
+    for round in 0..40u64 {
+        let before = (published_size(&site), published_files(&site).len());
         let mut child = publish_cmd(&served.url, &site)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn publish");
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        if child.try_wait().expect("poll").is_none() {
+        std::thread::sleep(Duration::from_millis(5 + 10 * round));
+        let killed = child.try_wait().expect("poll").is_none();
+        if killed {
             child.kill().expect("SIGKILL");
-            let _ = child.wait();
-            let wrote_tiles = site.join("tile").is_dir();
-            if wrote_tiles && published_size(&site) == before {
-                cut_short += 1;
-            }
-        } else {
-            let _ = child.wait();
         }
-        // Whatever the moment of the kill, a checkpoint never names a missing tile.
+        let status = child.wait().expect("wait");
+        let after = (published_size(&site), published_files(&site).len());
+        if killed && after.0 == before.0 && after.1 > before.1 {
+            cut_short += 1;
+        }
+        // Whatever the moment of the kill, a checkpoint never names a missing object.
         assert_complete(&site);
+        if !killed {
+            assert!(status.success(), "an unkilled run failed: {status}");
+            post(&served.url, &operator, next..next + 1200);
+            next += 1200;
+        }
+        if cut_short >= 2 {
+            break;
+        }
     }
     assert!(
         cut_short > 0,
-        "no kill landed between the first tile and the checkpoint"
+        "no kill landed between the first object and the checkpoint"
     );
     let out = publish(&served.url, &site);
     assert!(out.status.success(), "the rerun: {}", text(&out));
-    assert_eq!(published_size(&site), Some(9001));
+    assert_eq!(published_size(&site), Some(next + 1));
     assert_complete(&site);
     let nginx = Nginx::start(&bin, &site, &tmp.path().join("nginx"));
     let audit = verify_url(&nginx.url);

@@ -5,7 +5,8 @@
 //! floor(s / 256**l) mod 256 entries"; a full tile never changes. So at tile level `l`
 //! the tree of size `s` has `s >> 8l` complete nodes; the tiles from the one holding
 //! node `old >> 8l` (partial or absent at `old`) up to the last full one are written,
-//! and the partial tile of `new`, if any.
+//! and the partial tile of `new` at every level that has one (unchanged or not: the
+//! publisher computes the signed root from them).
 //!
 //! ```
 //! use lesson_ledger::publish::plan::hash_tiles;
@@ -35,8 +36,9 @@ fn tiles_of_level(kind: TileKind, old_nodes: u64, new_nodes: u64) -> Vec<TilePat
         });
     }
     let partial = new_nodes % TILE_WIDTH;
-    // The partial tile of `new`, unless `old` had the very same one.
-    if partial != 0 && new_nodes != old_nodes {
+    // The partial tile of `new`, even where `old` had the very same one: the root of
+    // `new` is computed from every level's partial tile (rewriting it is harmless).
+    if partial != 0 {
         tiles.push(TilePath {
             kind,
             index: full_end,
@@ -107,9 +109,16 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_written_when_the_size_did_not_change() {
-        assert!(hash_tiles(1000, 1000).is_empty());
-        assert!(entry_bundles(1000, 1000).is_empty());
+    fn an_upper_level_that_did_not_grow_still_has_its_partial_tile_in_the_plan() {
+        // 490 -> 495: level 1 holds one node before and after; the root of 495 needs it.
+        assert_eq!(
+            paths(&hash_tiles(490, 495)),
+            ["tile/0/001.p/239", "tile/1/000.p/1"]
+        );
+        assert_eq!(
+            paths(&hash_tiles(1000, 1000)),
+            ["tile/0/003.p/232", "tile/1/000.p/3"]
+        );
         assert!(hash_tiles(0, 0).is_empty());
     }
 
