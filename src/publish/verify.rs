@@ -247,11 +247,12 @@ mod tests {
         let bundle = |b: &TilePath, swap: bool| {
             let first = (b.index * TILE_WIDTH) as usize;
             let mut out = Vec::new();
-            for i in first..first + b.width as usize {
-                let leaf = if swap && i == first + 3 {
+            let mine = &leaves[first..first + b.width as usize];
+            for (i, original) in mine.iter().enumerate() {
+                let leaf = if swap && i == 3 {
                     b"forged".to_vec()
                 } else {
-                    leaves[i].clone()
+                    original.clone()
                 };
                 out.extend_from_slice(&(leaf.len() as u16).to_be_bytes());
                 out.extend_from_slice(&leaf);
