@@ -18,6 +18,7 @@
 //!   proofs) and the one submission path, shared by the server and the client, knowing
 //!   nothing of axum.
 //! - [`http`]: the HTTP service (axum) over the ledger; [`client`]: its client and remote audit.
+//! - [`publish`]: the log's read side as static tlog tiles for any web server (`lesson-ledger publish`).
 //! - `src/web/`: the web app (HTML and JavaScript, no Rust), served by [`http`].
 //! - [`demo`]: the mechanism end to end on synthetic data (`lesson-ledger demo`).
 //! - [`cli`]: the `lesson-ledger` commands, dispatched in one place.
@@ -34,5 +35,6 @@ pub mod limits;
 pub mod log;
 pub mod matching;
 pub mod net;
+pub mod publish;
 pub mod runs;
 pub mod witness;

@@ -26,6 +26,7 @@ mod merkle;
 mod note;
 mod pipeline;
 mod preferences;
+mod publish;
 mod python_verifier;
 mod rules;
 mod run_hardening;

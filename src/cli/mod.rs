@@ -17,6 +17,7 @@ mod input;
 mod ledger_commands;
 mod log_commands;
 mod match_command;
+mod publish_command;
 mod witness_command;
 
 use std::path::PathBuf;
@@ -62,6 +63,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Witness(args) => witness_command::witness(args, log_commands::load_signer),
         Command::Client(command) => client_commands::run(command),
         Command::Backup(args) => backup_command::backup(args),
+        Command::Publish(args) => publish_command::publish(args),
     }
 }
 
@@ -117,6 +119,9 @@ pub enum Command {
     /// Copy a ledger directory (a server may be running on it) up to its last sealed
     /// batch, without the operator's private key unless asked; prints the copy's checkpoint.
     Backup(backup_command::BackupArgs),
+    /// Publish the log's read side (C2SP tlog tiles, checkpoint, state notes) as static
+    /// files to a directory or object storage that any web server serves.
+    Publish(publish_command::PublishArgs),
     /// Serve the ledger over HTTP until SIGTERM or Ctrl-C (see `lesson_ledger::http`).
     Serve(ServeArgs),
     /// Run a C2SP tlog-witness: cosign the checkpoints of the logs given, each only if it
@@ -539,6 +544,9 @@ pub enum CliError {
     Witness(#[from] crate::witness::store::StoreError),
     #[error(transparent)]
     Submission(#[from] crate::api::submission::SubmissionError),
+    /// A publication stopped (`publish`).
+    #[error("publish ({code}): {0}", code = .0.code())]
+    Publish(#[source] crate::publish::PublishError),
 }
 
 impl From<AuditError> for CliError {
@@ -583,6 +591,12 @@ impl CliError {
                 | crate::client::ClientError::Absent { .. },
             ) => 3,
             CliError::Client(_) => 4,
+            CliError::Publish(e) => match e {
+                crate::publish::PublishError::Usage(_) => 2,
+                crate::publish::PublishError::Source { .. }
+                | crate::publish::PublishError::Destination { .. } => 4,
+                _ => 1,
+            },
             CliError::Demo(e) => match e {
                 crate::demo::DemoError::AuditFailed(_)
                 | crate::demo::DemoError::Client(

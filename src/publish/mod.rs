@@ -1,0 +1,430 @@
+//! `lesson-ledger publish`: the log's read side written as static files (C2SP
+//! tlog-tiles, <https://c2sp.org/tlog-tiles>) to a destination any web server or CDN
+//! serves — a directory, or S3-compatible object storage — at the same paths and with
+//! the same bytes as `serve` answers them:
+//!
+//! | object | path | written |
+//! |---|---|---|
+//! | hash tiles, full | `tile/<L>/<N>` | once; never changed |
+//! | hash tiles, partial | `tile/<L>/<N>.p/<W>` | at each size published |
+//! | entry bundles | `tile/entries/<N>[.p/<W>]` | as hash tiles |
+//! | the operator's state note of each size published | `v1/state-notes/<size>` | once |
+//! | who the log is (`GET /v1/log` at that size) | `v1/log` | replaced |
+//! | the signed checkpoint with its cosignatures | `checkpoint` | last, replaced |
+//!
+//! A publication goes from the size the destination's own checkpoint names to the size
+//! of the source's checkpoint: it is incremental, and a run killed at any point is
+//! finished by the next (objects are written whole; the checkpoint, written last, still
+//! names the old size, so the next run starts from there). Before anything is written,
+//! what is copied is checked against the signed checkpoint ([`verify`]): the tiles give
+//! its root, and the root of the size published before, so a destination is never moved
+//! to a checkpoint that does not extend the one it holds; a full tile or bundle already
+//! there must be the one the tree holds. A reader therefore never sees a checkpoint
+//! whose tiles are missing, and never a published history rewritten.
+
+pub mod dest;
+pub mod plan;
+#[cfg(feature = "s3")]
+pub mod s3;
+pub mod source;
+pub mod verify;
+
+// The tile-path encoding, from where it lives today (one import block, so a move of
+// the encoding changes this line only).
+pub use crate::log::tiles::{TileKind, TilePath, TILE_LEVEL_MAX, TILE_WIDTH};
+
+use rayon::prelude::*;
+
+use crate::http::reads::LogInfo;
+use crate::log::hash::Hash;
+use crate::log::note::{Checkpoint, Note, NoteError, NoteVerifier, SignedCheckpoint};
+use crate::log::state_note::{StateNote, StateNoteError};
+use dest::Destination;
+use source::{Body, HttpSource};
+use verify::TileSet;
+
+/// Why a publication stopped. Nothing is published past the point of the error, and
+/// the destination's checkpoint still names what was published before.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{url}: {reason}")]
+    Source { url: String, reason: String },
+    #[error("{what} from the source does not parse: {source}")]
+    Decode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the source's checkpoint does not verify under the operator key: {0}")]
+    Checkpoint(#[source] NoteError),
+    #[error("the source's state note of size {size} does not verify: {source}")]
+    StateNote {
+        size: u64,
+        #[source]
+        source: StateNoteError,
+    },
+    #[error("the source's state note for size {size} is of size {got} and origin {origin:?}")]
+    StateNoteMismatch { size: u64, got: u64, origin: String },
+    #[error("{path}: {why}")]
+    Tile { path: String, why: String },
+    #[error("the tiles served do not give the root of the signed checkpoint of size {size}")]
+    Root { size: u64 },
+    #[error("the source's checkpoint of size {size} does not extend the one of size {published} published: history rewritten")]
+    NotExtending { published: u64, size: u64 },
+    #[error("the source's checkpoint is of size {size}, below the {published} entries published")]
+    SourceBehind { published: u64, size: u64 },
+    #[error("the source's log is {served:?}, the destination holds {published:?}")]
+    OriginChanged { published: String, served: String },
+    #[error("{path} is published already, with other bytes than the tree holds")]
+    ImmutableDiffers { path: String },
+    #[error("{url}: {source}")]
+    Destination {
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the destination's checkpoint does not parse: {0}")]
+    Published(#[source] NoteError),
+}
+
+impl PublishError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PublishError::Usage(_) => "usage",
+            PublishError::Source { .. } => "source_unavailable",
+            PublishError::Decode { .. } => "source_malformed",
+            PublishError::Checkpoint(_) => "checkpoint_unverified",
+            PublishError::StateNote { .. } | PublishError::StateNoteMismatch { .. } => {
+                "state_note_unverified"
+            }
+            PublishError::Tile { .. } => "tile_mismatch",
+            PublishError::Root { .. } => "root_mismatch",
+            PublishError::NotExtending { .. } => "history_rewritten",
+            PublishError::SourceBehind { .. } => "source_behind",
+            PublishError::OriginChanged { .. } => "origin_changed",
+            PublishError::ImmutableDiffers { .. } => "immutable_object_differs",
+            PublishError::Destination { .. } => "destination_io",
+            PublishError::Published(_) => "published_checkpoint_malformed",
+        }
+    }
+}
+
+/// What one publication did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The size published before.
+    pub from: u64,
+    /// The size published now.
+    pub size: u64,
+    /// Objects written (tiles, bundles, documents, the checkpoint).
+    pub objects: u64,
+}
+
+/// The checkpoint a destination holds: its own, written by an earlier publication
+/// after checking it (its signature is not checked again here: the operator's key may
+/// have changed since; what matters is its size and root, which the next checkpoint
+/// must extend, and readers check every signature).
+struct Held {
+    checkpoint: Checkpoint,
+    text: Vec<u8>,
+}
+
+fn held(dest: &dyn Destination) -> Result<Option<Held>, PublishError> {
+    let Some(text) = dest.get("checkpoint")? else {
+        return Ok(None);
+    };
+    let checkpoint = Note::parse(&text)
+        .and_then(|note| Checkpoint::from_body(note.text()))
+        .map_err(PublishError::Published)?;
+    Ok(Some(Held { checkpoint, text }))
+}
+
+/// A publisher: one source, one destination.
+pub struct Publisher {
+    source: HttpSource,
+    dest: Box<dyn Destination>,
+    /// The operator key the source's checkpoints must verify under; `None`: the one
+    /// the source announces at `/v1/log`.
+    operator: Option<NoteVerifier>,
+}
+
+/// What the source serves now, checked.
+struct Served {
+    checkpoint: SignedCheckpoint,
+    text: Vec<u8>,
+    info: LogInfo,
+    operator: NoteVerifier,
+}
+
+impl Publisher {
+    /// A publisher from `source` to `dest`.
+    pub fn new(
+        source: HttpSource,
+        dest: Box<dyn Destination>,
+        operator: Option<NoteVerifier>,
+    ) -> Publisher {
+        Publisher {
+            source,
+            dest,
+            operator,
+        }
+    }
+
+    /// The destination's URL.
+    pub fn destination(&self) -> String {
+        self.dest.url()
+    }
+
+    /// Publishes the source's current checkpoint and everything it commits to that the
+    /// destination does not hold yet.
+    ///
+    /// # Errors
+    /// Any [`PublishError`]; what was written before it is complete objects the next
+    /// run keeps, and the destination's checkpoint is unchanged.
+    pub fn publish_once(&self) -> Result<Published, PublishError> {
+        let served = self.served()?;
+        let (size, root) = (
+            served.checkpoint.checkpoint().size,
+            served.checkpoint.checkpoint().root,
+        );
+        let held = held(self.dest.as_ref())?;
+        let from = match &held {
+            None => 0,
+            Some(h) => {
+                check_extends(&h.checkpoint, served.checkpoint.checkpoint())?;
+                if h.text == served.text {
+                    return Ok(Published {
+                        from: size,
+                        size,
+                        objects: 0,
+                    });
+                }
+                h.checkpoint.size
+            }
+        };
+        let mut objects = 0;
+        if size > from {
+            let tiles = self.fetch_hash_tiles(from, size, root, held.as_ref())?;
+            objects += self.write_bundles(from, size, &tiles)?;
+            objects += self.write_hash_tiles(from, size, tiles)?;
+        }
+        objects += self.write_documents(&served)?;
+        // Everything the checkpoint commits to is durable before the checkpoint is named.
+        self.dest.sync()?;
+        self.dest.put("checkpoint", &served.text)?;
+        self.dest.sync()?;
+        Ok(Published {
+            from,
+            size,
+            objects: objects + 1,
+        })
+    }
+
+    /// The source's checkpoint, verified, and its log information.
+    fn served(&self) -> Result<Served, PublishError> {
+        // The checkpoint first: `/v1/log` is read after it, so it is of a size at
+        // least the checkpoint's and names the genesis once there is one.
+        let text = self.source.get_required("checkpoint", Body::Note)?;
+        let info_bytes = self.source.get_required("v1/log", Body::Json)?;
+        let info: LogInfo =
+            serde_json::from_slice(&info_bytes).map_err(|source| PublishError::Decode {
+                what: "/v1/log",
+                source,
+            })?;
+        let operator = match &self.operator {
+            Some(pinned) => pinned.clone(),
+            None => {
+                NoteVerifier::from_vkey(&info.operator_vkey).map_err(PublishError::Checkpoint)?
+            }
+        };
+        let checkpoint = SignedCheckpoint::parse_and_verify(&text, &operator)
+            .map_err(PublishError::Checkpoint)?;
+        if checkpoint.checkpoint().origin.as_str() != info.origin {
+            return Err(PublishError::OriginChanged {
+                published: info.origin,
+                served: checkpoint.checkpoint().origin.to_string(),
+            });
+        }
+        Ok(Served {
+            checkpoint,
+            text,
+            info,
+            operator,
+        })
+    }
+
+    /// Fetches the hash tiles from `from` to `size` and checks them: full tiles against
+    /// their parents, the root of `size` against the signed one, and the root of `from`
+    /// against the checkpoint published before.
+    fn fetch_hash_tiles(
+        &self,
+        from: u64,
+        size: u64,
+        root: Hash,
+        held: Option<&Held>,
+    ) -> Result<TileSet, PublishError> {
+        let fetched = plan::hash_tiles(from, size)
+            .into_par_iter()
+            .map(|tile| {
+                let bytes = self.source.get_required(&tile.to_path(), Body::Tile)?;
+                Ok((tile, bytes))
+            })
+            .collect::<Result<Vec<_>, PublishError>>()?;
+        let mut tiles = TileSet::default();
+        for (tile, bytes) in fetched {
+            tiles.insert(&tile, bytes)?;
+        }
+        tiles.check_full_tiles()?;
+        if tiles.root(size) != Some(root) {
+            return Err(PublishError::Root { size });
+        }
+        if let Some(held) = held {
+            if tiles.root(from) != Some(held.checkpoint.root) {
+                return Err(PublishError::NotExtending {
+                    published: from,
+                    size,
+                });
+            }
+        }
+        Ok(tiles)
+    }
+
+    /// Writes the hash tiles: a full tile already there must be the same bytes.
+    fn write_hash_tiles(&self, from: u64, size: u64, tiles: TileSet) -> Result<u64, PublishError> {
+        let written = plan::hash_tiles(from, size)
+            .into_par_iter()
+            .map(|tile| {
+                let bytes = tiles.bytes(&tile);
+                let path = tile.to_path();
+                if tile.is_full() {
+                    if let Some(there) = self.dest.get(&path)? {
+                        return if there == bytes {
+                            Ok(0)
+                        } else {
+                            Err(PublishError::ImmutableDiffers { path })
+                        };
+                    }
+                }
+                self.dest.put(&path, bytes)?;
+                Ok(1)
+            })
+            .collect::<Result<Vec<u64>, PublishError>>()?;
+        Ok(written.iter().sum())
+    }
+
+    /// Fetches, checks and writes the entry bundles; a full bundle already there is
+    /// checked against the tree and kept.
+    fn write_bundles(&self, from: u64, size: u64, tiles: &TileSet) -> Result<u64, PublishError> {
+        let written = plan::entry_bundles(from, size)
+            .into_par_iter()
+            .map(|bundle| {
+                let path = bundle.to_path();
+                if bundle.is_full() {
+                    if let Some(there) = self.dest.get(&path)? {
+                        return match tiles.check_bundle(&bundle, &there) {
+                            Ok(()) => Ok(0),
+                            Err(_) => Err(PublishError::ImmutableDiffers { path }),
+                        };
+                    }
+                }
+                let bytes = self.source.get_required(&path, Body::Tile)?;
+                tiles.check_bundle(&bundle, &bytes)?;
+                self.dest.put(&path, &bytes)?;
+                Ok(1)
+            })
+            .collect::<Result<Vec<u64>, PublishError>>()?;
+        Ok(written.iter().sum())
+    }
+
+    /// The state note of the checkpoint's size (checked) and `v1/log` at that size.
+    fn write_documents(&self, served: &Served) -> Result<u64, PublishError> {
+        let cp = served.checkpoint.checkpoint();
+        let mut written = 0;
+        if cp.size > 0 {
+            let path = format!("v1/state-notes/{}", cp.size);
+            let bytes = self.source.get_required(&path, Body::Note)?;
+            let note = StateNote::parse_and_verify(&bytes, &served.operator).map_err(|source| {
+                PublishError::StateNote {
+                    size: cp.size,
+                    source,
+                }
+            })?;
+            if note.size != cp.size || note.origin != cp.origin.as_str() {
+                return Err(PublishError::StateNoteMismatch {
+                    size: cp.size,
+                    got: note.size,
+                    origin: note.origin,
+                });
+            }
+            self.dest.put(&path, &bytes)?;
+            written += 1;
+        }
+        // `GET /v1/log` as `serve` answers it at this size (axum's `Json` writes
+        // `serde_json`'s compact form; the genesis is kept as the raw text served).
+        let info = LogInfo {
+            origin: served.info.origin.clone(),
+            operator_vkey: served.info.operator_vkey.clone(),
+            leaf_version: served.info.leaf_version,
+            size: cp.size,
+            genesis: served.info.genesis.clone(),
+        };
+        let bytes = serde_json::to_vec(&info).map_err(|source| PublishError::Decode {
+            what: "/v1/log",
+            source,
+        })?;
+        self.dest.put("v1/log", &bytes)?;
+        Ok(written + 1)
+    }
+
+    /// Publishes, then again every `interval`, until `rounds` publications (forever if
+    /// `None`); tells `report` what each one did.
+    ///
+    /// # Errors
+    /// The first [`PublishError`].
+    pub fn follow(
+        &self,
+        interval: std::time::Duration,
+        rounds: Option<u64>,
+        report: &mut dyn FnMut(&Published),
+    ) -> Result<(), PublishError> {
+        let mut done = 0u64;
+        loop {
+            let published = self.publish_once()?;
+            report(&published);
+            done += 1;
+            if rounds.is_some_and(|r| done >= r) {
+                return Ok(());
+            }
+            if published.size == published.from {
+                std::thread::sleep(interval);
+            }
+        }
+    }
+}
+
+/// A served checkpoint may replace the one held only if it is of the same log and not
+/// smaller, and at the same size only with the same root (its cosignatures may differ).
+fn check_extends(held: &Checkpoint, served: &Checkpoint) -> Result<(), PublishError> {
+    if held.origin != served.origin {
+        return Err(PublishError::OriginChanged {
+            published: held.origin.to_string(),
+            served: served.origin.to_string(),
+        });
+    }
+    if served.size < held.size {
+        return Err(PublishError::SourceBehind {
+            published: held.size,
+            size: served.size,
+        });
+    }
+    if served.size == held.size && served.root != held.root {
+        return Err(PublishError::NotExtending {
+            published: held.size,
+            size: served.size,
+        });
+    }
+    Ok(())
+}

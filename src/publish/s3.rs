@@ -1,0 +1,99 @@
+//! `s3://bucket/prefix`: S3-compatible object storage, through the `object_store`
+//! crate (the `s3` cargo feature). Credentials, region and endpoint come from the usual
+//! `AWS_*` environment variables (`AWS_ENDPOINT` and `AWS_ALLOW_HTTP=true` for a local
+//! S3-compatible server). A PUT replaces an object whole, so nothing is half-written;
+//! an acknowledged PUT is durable, so [`Destination::sync`] has nothing to do.
+
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, PutPayload};
+
+use super::dest::Destination;
+use super::PublishError;
+
+/// A bucket and a prefix in it.
+pub struct S3Destination {
+    url: String,
+    prefix: String,
+    store: AmazonS3,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn s3_error(url: &str, source: impl std::error::Error + Send + Sync + 'static) -> PublishError {
+    PublishError::Destination {
+        url: url.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+impl S3Destination {
+    /// Opens `s3://bucket[/prefix]`.
+    ///
+    /// # Errors
+    /// [`PublishError::Usage`] without a bucket; [`PublishError::Destination`] if the
+    /// client cannot be built.
+    pub fn open(url: &str) -> Result<S3Destination, PublishError> {
+        let rest = url.strip_prefix("s3://").unwrap_or(url);
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(PublishError::Usage(format!("{url}: no bucket")));
+        }
+        let store = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .map_err(|e| s3_error(url, e))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| s3_error(url, e))?;
+        Ok(S3Destination {
+            url: url.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+            store,
+            runtime,
+        })
+    }
+
+    fn key(&self, path: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(path)
+        } else {
+            ObjectPath::from(format!("{}/{path}", self.prefix))
+        }
+    }
+}
+
+impl Destination for S3Destination {
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, PublishError> {
+        let key = self.key(path);
+        self.runtime.block_on(async {
+            match self.store.get(&key).await {
+                Ok(found) => found
+                    .bytes()
+                    .await
+                    .map(|b| Some(b.to_vec()))
+                    .map_err(|e| s3_error(&self.url, e)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(s3_error(&self.url, e)),
+            }
+        })
+    }
+
+    fn put(&self, path: &str, bytes: &[u8]) -> Result<(), PublishError> {
+        let key = self.key(path);
+        let payload = PutPayload::from(bytes.to_vec());
+        self.runtime
+            .block_on(self.store.put(&key, payload))
+            .map(|_| ())
+            .map_err(|e| s3_error(&self.url, e))
+    }
+
+    fn sync(&self) -> Result<(), PublishError> {
+        Ok(())
+    }
+}

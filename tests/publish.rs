@@ -1,0 +1,454 @@
+//! `lesson-ledger publish` (issue 17): the log's read side written as static tlog tiles
+//! that a stock web server serves. A real `serve` on loopback, a real `publish` process,
+//! Debian's nginx serving the published directory with a config of its own; `verify
+//! --url` against nginx is the same audit as against `serve` (every entry, signature,
+//! root, the rules replayed and the state note's root compared), and every published
+//! object nginx serves is byte for byte what `serve` answers at that path. A publisher
+//! killed mid-run is finished by the next run, a source that rewrote what was published
+//! is refused, and a full tile already published is never replaced.
+
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use lesson_ledger::log::envelope::Envelope;
+use lesson_ledger::log::note::{Checkpoint, Note, NoteSigner};
+use lesson_ledger::publish::plan::{entry_bundles, hash_tiles};
+use reqwest::blocking::Client;
+use serde_json::json;
+
+use crate::cli::run;
+use crate::support::{operator_of, register_institution, write_test_association, TEST_ORIGIN};
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Waits until `log` names the address the child listens on (a line starting `prefix`).
+fn wait_for_line(child: &mut Child, log: &Path, prefix: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let said = fs::read_to_string(log).unwrap_or_default();
+        if let Some(rest) = said.lines().find_map(|l| l.strip_prefix(prefix)) {
+            return rest.trim().to_owned();
+        }
+        if let Some(status) = child.try_wait().expect("poll") {
+            panic!("exited with {status} before {prefix:?}:\n{said}");
+        }
+        assert!(started.elapsed() < START_TIMEOUT, "no {prefix:?} in {said}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `lesson-ledger serve` on a loopback port; killed when dropped.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Served {
+    fn start(data: &Path) -> Served {
+        let log = data.with_extension("serve.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lesson-ledger"))
+            .args(["serve", "--data", s(data), "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("server log"))
+            .spawn()
+            .expect("spawn serve");
+        let addr = wait_for_line(&mut child, &log, "listening on http://");
+        Served {
+            child,
+            url: format!("http://{addr}"),
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Debian's nginx serving `root` on a loopback port, as this user, with its config,
+/// pid file, logs and temporary paths under `dir`; stopped when dropped.
+struct Nginx {
+    child: Child,
+    url: String,
+}
+
+/// The nginx binary, if installed (`.ci/run` installs Debian's `nginx`).
+fn nginx_binary() -> Option<PathBuf> {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+impl Nginx {
+    fn start(bin: &Path, root: &Path, dir: &Path) -> Nginx {
+        fs::create_dir_all(dir).expect("nginx dir");
+        // Run as root (CI), nginx's workers are `nobody`: they must reach the tree.
+        for d in [root, dir, dir.parent().expect("a parent")] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let d = s(dir);
+        let conf = format!(
+            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               default_type application/octet-stream;\n\
+               server {{\n    listen 127.0.0.1:{port};\n    root {root};\n\
+                 location = /checkpoint {{ default_type \"text/plain; charset=utf-8\"; add_header Cache-Control no-cache; }}\n\
+                 location /v1/state-notes/ {{ default_type \"text/plain; charset=utf-8\"; }}\n\
+                 location = /v1/log {{ default_type application/json; add_header Cache-Control no-cache; }}\n\
+               }}\n}}\n",
+            root = s(root)
+        );
+        let conf_path = dir.join("nginx.conf");
+        fs::write(&conf_path, conf).expect("nginx.conf");
+        let child = Command::new(bin)
+            .args([
+                "-e",
+                &format!("{d}/error.log"),
+                "-p",
+                d,
+                "-c",
+                s(&conf_path),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nginx");
+        let nginx = Nginx {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let started = Instant::now();
+        while Client::new()
+            .get(format!("{}/v1/log", nginx.url))
+            .send()
+            .is_err()
+        {
+            let log = fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "nginx did not start:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nginx
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A ledger made by `init` in `tmp/NAME`, its operator's signer.
+fn new_ledger(tmp: &Path, name: &str) -> (PathBuf, NoteSigner) {
+    let data = tmp.join(name);
+    let keys = tmp.join(format!("{name}-keys"));
+    fs::create_dir_all(&keys).expect("keys dir");
+    let association = write_test_association(&keys);
+    let out = run(&[
+        "init",
+        "--data",
+        s(&data),
+        "--origin",
+        TEST_ORIGIN,
+        "--association",
+        s(&association),
+    ]);
+    assert!(out.status.success(), "init: {}", text(&out));
+    let operator = operator_of(&data);
+    (data, operator)
+}
+
+/// Registers institutions `ns`, at most 400 a batch (within the signatures a request may carry), and checks every one appended.
+fn post(url: &str, operator: &NoteSigner, ns: std::ops::Range<u64>) {
+    let all: Vec<u64> = ns.collect();
+    for chunk in all.chunks(400) {
+        let entries: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|&n| register_institution(operator, n))
+            .map(|e: Envelope| serde_json::from_str(&e.to_json()).expect("envelope JSON"))
+            .collect();
+        let answer: serde_json::Value = Client::new()
+            .post(format!("{url}/v1/entries"))
+            .json(&json!({ "entries": entries }))
+            .send()
+            .and_then(|r| r.json())
+            .expect("POST /v1/entries");
+        let results = answer["results"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{answer}"));
+        assert!(results.iter().all(|r| r["status"] == "ok"), "{answer}");
+    }
+}
+
+fn publish_cmd(from: &str, to: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lesson-ledger"));
+    cmd.args([
+        "publish",
+        "--from",
+        from,
+        "--to",
+        &format!("file://{}", s(to)),
+    ]);
+    cmd
+}
+
+fn publish(from: &str, to: &Path) -> Output {
+    publish_cmd(from, to).output().expect("run publish")
+}
+
+/// The size the published checkpoint names (none if there is no checkpoint yet).
+fn published_size(root: &Path) -> Option<u64> {
+    let bytes = fs::read(root.join("checkpoint")).ok()?;
+    let note = Note::parse(&bytes).expect("the published checkpoint is a note");
+    Some(
+        Checkpoint::from_body(note.text())
+            .expect("a checkpoint")
+            .size,
+    )
+}
+
+/// Every file of the published tree, as a path below its root.
+fn published_files(root: &Path) -> Vec<String> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        for entry in fs::read_dir(dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.file_name().is_some_and(|n| n == ".publish-tmp") {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else {
+                let rel = path.strip_prefix(root).expect("below root");
+                out.push(s(rel).to_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if root.is_dir() {
+        walk(root, root, &mut out);
+    }
+    out.sort();
+    out
+}
+
+fn get(url: &str) -> (u16, Vec<u8>) {
+    let response = Client::new().get(url).send().expect("GET");
+    let status = response.status().as_u16();
+    (status, response.bytes().expect("body").to_vec())
+}
+
+/// `verify --url` (the remote audit, rules replayed, state note root compared).
+fn verify_url(url: &str) -> Output {
+    run(&["verify", "--url", url])
+}
+
+/// The published tree holds every tile and bundle its checkpoint needs.
+fn assert_complete(root: &Path) {
+    let Some(size) = published_size(root) else {
+        return;
+    };
+    for tile in hash_tiles(0, size).iter().chain(&entry_bundles(0, size)) {
+        let path = tile.to_path();
+        assert!(
+            root.join(&path).is_file(),
+            "checkpoint of {size} without {path}"
+        );
+    }
+    assert!(root.join(format!("v1/state-notes/{size}")).is_file());
+}
+
+#[test]
+fn a_log_published_and_served_by_nginx_verifies_and_is_byte_for_byte_what_serve_serves() {
+    let Some(bin) = nginx_binary() else {
+        println!("skipped: no nginx binary (.ci/run installs Debian's nginx)");
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (data, operator) = new_ledger(tmp.path(), "ledger");
+    let served = Served::start(&data);
+    let site = tmp.path().join("site");
+    post(&served.url, &operator, 0..300);
+    let out = publish(&served.url, &site);
+    assert!(out.status.success(), "publish: {}", text(&out));
+    // Incremental: the second run writes from 301 on, the tile that was partial full.
+    post(&served.url, &operator, 300..700);
+    post(&served.url, &operator, 700..1000);
+    let out = publish(&served.url, &site);
+    assert!(out.status.success(), "publish: {}", text(&out));
+    assert_eq!(published_size(&site), Some(1001));
+    // Growing inside one level-1 node: the root still needs the level-1 partial tile.
+    post(&served.url, &operator, 1000..1010);
+    let out = publish(&served.url, &site);
+    assert!(out.status.success(), "publish: {}", text(&out));
+    assert_eq!(published_size(&site), Some(1011));
+    assert_complete(&site);
+
+    let nginx = Nginx::start(&bin, &site, &tmp.path().join("nginx"));
+    let audit = verify_url(&nginx.url);
+    assert!(
+        audit.status.success(),
+        "verify --url nginx: {}",
+        text(&audit)
+    );
+    let said = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        said.contains("ok: 1011 entries") && said.contains("state note of size 1011"),
+        "{said}"
+    );
+    let files = published_files(&site);
+    assert!(
+        files.iter().any(|f| f.starts_with("tile/entries/003.p/")),
+        "{files:?}"
+    );
+    assert!(files.contains(&"v1/log".to_owned()) && files.contains(&"checkpoint".to_owned()));
+    for file in &files {
+        let (from_nginx, body) = get(&format!("{}/{file}", nginx.url));
+        let (from_serve, served_body) = get(&format!("{}/{file}", served.url));
+        assert_eq!((from_nginx, from_serve), (200, 200), "{file}");
+        assert!(body == served_body, "{file}: nginx and serve differ");
+        assert_eq!(body, fs::read(site.join(file)).expect("file"), "{file}");
+    }
+}
+
+#[test]
+fn a_publish_killed_mid_run_is_finished_by_the_next_run_and_the_tree_verifies() {
+    let Some(bin) = nginx_binary() else {
+        println!("skipped: no nginx binary (.ci/run installs Debian's nginx)");
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (data, operator) = new_ledger(tmp.path(), "ledger");
+    let served = Served::start(&data);
+    let site = tmp.path().join("site");
+    post(&served.url, &operator, 0..6000);
+    let mut next = 6000;
+    let mut cut_short = 0;
+    // Kills at growing delays, until two landed after the first object was written and
+    // before the checkpoint; a run that finished first gives the next one new entries.
+    for round in 0..40u64 {
+        let before = (published_size(&site), published_files(&site).len());
+        let mut child = publish_cmd(&served.url, &site)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn publish");
+        std::thread::sleep(Duration::from_millis(5 + 10 * round));
+        let killed = child.try_wait().expect("poll").is_none();
+        if killed {
+            child.kill().expect("SIGKILL");
+        }
+        let status = child.wait().expect("wait");
+        let after = (published_size(&site), published_files(&site).len());
+        if killed && after.0 == before.0 && after.1 > before.1 {
+            cut_short += 1;
+        }
+        // Whatever the moment of the kill, a checkpoint never names a missing object.
+        assert_complete(&site);
+        if !killed {
+            assert!(status.success(), "an unkilled run failed: {status}");
+            post(&served.url, &operator, next..next + 1200);
+            next += 1200;
+        }
+        if cut_short >= 2 {
+            break;
+        }
+    }
+    assert!(
+        cut_short > 0,
+        "no kill landed between the first object and the checkpoint"
+    );
+    let out = publish(&served.url, &site);
+    assert!(out.status.success(), "the rerun: {}", text(&out));
+    assert_eq!(published_size(&site), Some(next + 1));
+    assert_complete(&site);
+    let nginx = Nginx::start(&bin, &site, &tmp.path().join("nginx"));
+    let audit = verify_url(&nginx.url);
+    assert!(
+        audit.status.success(),
+        "verify --url nginx: {}",
+        text(&audit)
+    );
+}
+
+#[test]
+fn a_source_whose_log_does_not_extend_what_was_published_is_never_published_over_it() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let site = tmp.path().join("site");
+    let (data, operator) = new_ledger(tmp.path(), "first");
+    {
+        let served = Served::start(&data);
+        post(&served.url, &operator, 0..100);
+        let out = publish(&served.url, &site);
+        assert!(out.status.success(), "publish: {}", text(&out));
+    }
+    let published = fs::read(site.join("checkpoint")).expect("checkpoint");
+    // Another history under the same origin, longer than the one published.
+    let (other, other_operator) = new_ledger(tmp.path(), "fork");
+    let served = Served::start(&other);
+    post(&served.url, &other_operator, 1000..1300);
+    let out = publish(&served.url, &site);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("history_rewritten"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        fs::read(site.join("checkpoint")).expect("checkpoint"),
+        published
+    );
+}
+
+#[test]
+fn a_full_bundle_already_published_with_other_bytes_is_never_replaced() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let site = tmp.path().join("site");
+    let (data, operator) = new_ledger(tmp.path(), "ledger");
+    let served = Served::start(&data);
+    post(&served.url, &operator, 0..100);
+    let out = publish(&served.url, &site);
+    assert!(out.status.success(), "publish: {}", text(&out));
+    // As a run of another history killed before its checkpoint would have left it.
+    let planted = site.join("tile/entries/001");
+    fs::create_dir_all(planted.parent().expect("dir")).expect("dir");
+    fs::write(&planted, [0u8, 1, 7]).expect("plant");
+    post(&served.url, &operator, 100..600);
+    let out = publish(&served.url, &site);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("immutable_object_differs"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(published_size(&site), Some(101));
+    assert_eq!(fs::read(&planted).expect("planted"), [0u8, 1, 7]);
+}
