@@ -26,6 +26,7 @@ pub mod ledger;
 pub mod limits;
 pub mod log;
 pub mod matching;
+pub mod mirror;
 pub mod net;
 pub mod runs;
 pub mod witness;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// modules before it in this list (ARCHITECTURE.md, "Invariants").
 const LAYERS: &[&str] = &[
     "limits", "net", "log", "witness", "ledger", "matching", "runs", "api", "http", "client",
-    "web", "demo", "cli",
+    "mirror", "web", "demo", "cli",
 ];
 
 /// Imports that point up a layer today, each with the issue that removes it. The list may
