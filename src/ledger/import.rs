@@ -95,7 +95,7 @@ impl Ledger {
         let batch = log_batch(first)?;
         let built = Log::create_imported(&building, origin, operator, batch)
             .map_err(ImportError::from)
-            .and_then(|(log, _)| Ok(Ledger::over(log)?))
+            .and_then(|(log, _)| replayed(log, first.decoded))
             .and_then(|ledger| {
                 check_root(ledger.state(), first.checkpoint, note)?;
                 Ok(ledger.close()?)
@@ -153,6 +153,23 @@ impl Ledger {
         Ok(())
     }
 }
+
+/// The ledger over a just-created imported `log`, its state replayed from `decoded` (the
+/// log's leaves, already in memory), committed every [`REPLAY_BATCH_ENTRIES`].
+fn replayed(log: Log, decoded: &[Leaf]) -> Result<Ledger, ImportError> {
+    let mut state = SledState::open(log.db()).map_err(LedgerError::from)?;
+    for chunk in decoded.chunks(REPLAY_BATCH_ENTRIES) {
+        for leaf in chunk {
+            replay_one(&mut state, leaf)?;
+        }
+        let size = chunk.last().map_or(0, |leaf| leaf.index + 1);
+        state.commit(size).map_err(LedgerError::from)?;
+    }
+    Ok(Ledger { log, state })
+}
+
+/// Entries replayed into the state per sled commit (as [`Ledger::open`] catches up).
+const REPLAY_BATCH_ENTRIES: usize = 4096;
 
 /// The root the origin's state note states for the batch's end (`None` at size 0).
 fn expected_root(

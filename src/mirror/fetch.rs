@@ -167,7 +167,8 @@ impl OriginReader {
         let mut fetched = Fetched::default();
         let (tx, rx) = mpsc::sync_channel(BUNDLES_AHEAD_MAX);
         std::thread::scope(|scope| {
-            scope.spawn(|| {
+            // `move`: the sender must drop when the downloads end, or `rx` never does.
+            scope.spawn(move || {
                 let mut tile = from / TILE_WIDTH;
                 while tile * TILE_WIDTH < to {
                     let width = (to - tile * TILE_WIDTH).min(TILE_WIDTH);

@@ -140,26 +140,12 @@ impl Log {
             root,
         };
         commit_index(&index, &batch, head.as_ref(), new_head)?;
-        let tail_from = match log_state.size.checked_sub(1) {
-            Some(last) => records
-                .read_at(super::leaf_offset(&stores.offsets, last)?)?
-                .end(),
-            None => records::HEADER_LEN,
-        };
-        let (checkpoint, state_note) = last_notes(&records, tail_from, &verifier)?;
-        let expected = (&origin, log_state.size, root);
-        check_checkpoint(&checkpoint, expected).map_err(|what| LogError::Damaged {
-            index: log_state.size,
-            what: format!("the last checkpoint in log.dat: {what}"),
-        })?;
-        if let Some((_, text)) = &state_note {
-            check_note(text, &verifier, &origin, log_state.size).map_err(|what| {
-                LogError::Damaged {
-                    index: log_state.size,
-                    what: format!("the last state note in log.dat: {what}"),
-                }
-            })?;
-        }
+        let (checkpoint, state_note) = settle_notes(
+            &records,
+            &stores,
+            (&origin, log_state.size, root),
+            &verifier,
+        )?;
         let DerivedStores { tree, offsets, ids } = stores;
         // Never used to sign: `failed` below refuses every append (module docs).
         let signer = NoteSigner::new(verifier.name().clone(), keyfile::generate());
@@ -344,6 +330,35 @@ fn check_note(
         ));
     }
     Ok(())
+}
+
+/// The last checkpoint and state note of an imported log, checked: the origin's, of
+/// its origin, and of the tree (`expected`: origin, size, root) the records rebuilt.
+fn settle_notes(
+    records: &RecordFile,
+    stores: &DerivedStores,
+    expected: (&Origin, u64, Hash),
+    verifier: &NoteVerifier,
+) -> Result<(SignedCheckpoint, Option<(u64, String)>), LogError> {
+    let (origin, size, _) = expected;
+    let tail_from = match size.checked_sub(1) {
+        Some(last) => records
+            .read_at(super::leaf_offset(&stores.offsets, last)?)?
+            .end(),
+        None => records::HEADER_LEN,
+    };
+    let (checkpoint, state_note) = last_notes(records, tail_from, verifier)?;
+    check_checkpoint(&checkpoint, expected).map_err(|what| LogError::Damaged {
+        index: size,
+        what: format!("the last checkpoint in log.dat: {what}"),
+    })?;
+    if let Some((_, text)) = &state_note {
+        check_note(text, verifier, origin, size).map_err(|what| LogError::Damaged {
+            index: size,
+            what: format!("the last state note in log.dat: {what}"),
+        })?;
+    }
+    Ok((checkpoint, state_note))
 }
 
 /// The last checkpoint (verified under `operator`) and state note after the last leaf.
