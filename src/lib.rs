@@ -19,6 +19,7 @@
 //!   nothing of axum.
 //! - [`http`]: the HTTP service (axum) over the ledger; [`client`]: its client and remote audit.
 //! - [`publish`]: the log's read side as static tlog tiles for any web server (`lesson-ledger publish`).
+//! - [`mirror`]: a C2SP tlog-mirror of a log (`lesson-ledger mirror`): follows, verifies, replays, cosigns, serves.
 //! - `src/web/`: the web app (HTML and JavaScript, no Rust), served by [`http`].
 //! - [`demo`]: the mechanism end to end on synthetic data (`lesson-ledger demo`).
 //! - [`cli`]: the `lesson-ledger` commands, dispatched in one place.
@@ -34,6 +35,7 @@ pub mod ledger;
 pub mod limits;
 pub mod log;
 pub mod matching;
+pub mod mirror;
 pub mod net;
 pub mod publish;
 pub mod runs;

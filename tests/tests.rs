@@ -23,6 +23,7 @@ mod log_store;
 mod match_runs;
 mod matching;
 mod merkle;
+mod mirror;
 mod note;
 mod pipeline;
 mod preferences;

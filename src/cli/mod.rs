@@ -18,6 +18,7 @@ mod ledger_commands;
 mod log_commands;
 mod match_command;
 mod publish_command;
+mod mirror_command;
 mod witness_command;
 
 use std::path::PathBuf;
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             args.witnesses,
         )?),
         Command::Witness(args) => witness_command::witness(args, log_commands::load_signer),
+        Command::Mirror(args) => mirror_command::mirror(args, log_commands::load_signer),
         Command::Client(command) => client_commands::run(command),
         Command::Backup(args) => backup_command::backup(args),
         Command::Publish(args) => publish_command::publish(args),
@@ -127,6 +129,9 @@ pub enum Command {
     /// Run a C2SP tlog-witness: cosign the checkpoints of the logs given, each only if it
     /// extends the last one cosigned (until SIGTERM or Ctrl-C).
     Witness(WitnessArgs),
+    /// Mirror an origin ledger (C2SP tlog-mirror): follow it by checkpoints, verify and
+    /// replay every entry, cosign as a mirror and serve it read-only.
+    Mirror(mirror_command::MirrorArgs),
     /// Talk to a running server: submit envelopes, fetch and check balances.
     #[command(subcommand)]
     Client(ClientCommand),
@@ -547,6 +552,9 @@ pub enum CliError {
     /// A publication stopped (`publish`).
     #[error("publish ({code}): {0}", code = .0.code())]
     Publish(#[source] crate::publish::PublishError),
+    /// A mirror stopped or could not follow (`mirror`).
+    #[error("mirror ({code}): {0}", code = .0.code())]
+    Mirror(#[from] crate::mirror::MirrorError),
 }
 
 impl From<AuditError> for CliError {
@@ -597,6 +605,10 @@ impl CliError {
                 | crate::publish::PublishError::Destination { .. } => 4,
                 _ => 1,
             },
+            CliError::Mirror(
+                crate::mirror::MirrorError::Stopped(_) | crate::mirror::MirrorError::Refused(_),
+            ) => 1,
+            CliError::Mirror(_) => 4,
             CliError::Demo(e) => match e {
                 crate::demo::DemoError::AuditFailed(_)
                 | crate::demo::DemoError::Client(

@@ -118,6 +118,9 @@ pub struct ServerConfig {
     pub answer_cache_bytes_max: usize,
     /// The tlog-witnesses each new checkpoint is submitted to ([`witnesses`]).
     pub witnesses: Vec<witnesses::WitnessTarget>,
+    /// A mirror's copy (`crate::mirror`): every write route answers `405
+    /// read_only_mirror`, and nothing but the mirror's import writes the ledger.
+    pub read_only: bool,
 }
 
 impl ServerConfig {
@@ -147,6 +150,7 @@ impl Default for ServerConfig {
             balance_page_entries: l::BALANCE_PAGE_ENTRIES_MAX,
             answer_cache_bytes_max: balances::ANSWER_CACHE_BYTES_MAX,
             witnesses: Vec::new(),
+            read_only: false,
         }
     }
 }
@@ -347,7 +351,11 @@ const MATCH_PATH: &str = "/v1/match";
 pub fn app(state: AppState, config: &ServerConfig) -> Router {
     // Two groups, each under its own request timeout: operator match runs, and the rest.
     let (mut runs, mut rest) = (Router::new(), Router::new());
-    for (_, path, handler) in route_table() {
+    for (method, path, handler) in route_table() {
+        let handler = match (config.read_only, method) {
+            (true, "POST") => post(read_only_mirror),
+            _ => handler,
+        };
         if path == MATCH_PATH {
             runs = runs.route(path, handler);
         } else {
@@ -376,6 +384,15 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// A write to a mirror's copy: the origin takes it, not the mirror.
+async fn read_only_mirror() -> Response {
+    error::problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "read_only_mirror",
+        "this is a read-only mirror of the ledger: submit to its origin".into(),
+    )
 }
 
 /// Seconds a client is told to wait when the server is at its in-flight cap.

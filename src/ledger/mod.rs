@@ -37,6 +37,7 @@ mod auth;
 pub mod conservation;
 pub mod defaults;
 pub mod error;
+pub mod import;
 pub mod invariants;
 pub mod limits;
 pub mod objects;

@@ -197,8 +197,8 @@ impl WrittenBatch {
 
 /// The log, the rules and the state, with one writer.
 pub struct Ledger {
-    log: Log,
-    state: SledState,
+    pub(super) log: Log,
+    pub(super) state: SledState,
 }
 
 impl Ledger {
@@ -219,6 +219,14 @@ impl Ledger {
     /// [`LedgerError::Diverged`] if a logged entry is refused on replay; log and store faults.
     pub fn open(dir: &Path) -> Result<(Ledger, OpenReport), LedgerError> {
         let (log, report) = Log::open(dir, Box::new(EntryIdOnly))?;
+        Ok((Ledger::over(log)?, report))
+    }
+
+    /// The ledger over an open `log`: its state, caught up with the log by replay.
+    ///
+    /// # Errors
+    /// As [`Ledger::open`].
+    pub(super) fn over(log: Log) -> Result<Ledger, LedgerError> {
         let mut state = match SledState::open(log.db()) {
             Ok(state) => state,
             Err(damage @ StateStoreError::Corrupt { .. }) => {
@@ -243,7 +251,7 @@ impl Ledger {
             }
             state.commit(to)?;
         }
-        Ok((Ledger { log, state }, report))
+        Ok(Ledger { log, state })
     }
 
     /// Submits verified envelopes; each gets its outcome, in order. Refusals carry the

@@ -209,6 +209,9 @@ pub enum LogError {
     Failed,
     #[error("batch of {len} entries exceeds the {max} allowed")]
     BatchTooLarge { len: usize, max: usize },
+    /// An imported batch failed a check ([`Log::import`]); nothing was written.
+    #[error("import refused: {what}")]
+    Import { what: String },
 }
 
 impl LogError {
@@ -228,6 +231,7 @@ impl LogError {
             LogError::OutOfRange { .. } => "out_of_range",
             LogError::BatchTooLarge { .. } => "batch_too_large",
             LogError::Failed => "log_failed",
+            LogError::Import { .. } => "import_refused",
         }
     }
 }
@@ -278,10 +282,12 @@ pub struct Log {
 mod batch;
 mod failpoint;
 mod handover;
+mod import;
 mod open;
 mod reads;
 
 pub use batch::{Planned, Written};
+pub use import::{ImportBatch, ImportedLeaf};
 pub use open::{read_config, DerivedError};
 
 impl Log {

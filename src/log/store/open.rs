@@ -276,7 +276,7 @@ impl OperatorKeys {
 
 /// Writes the replayed client ids and the new head to the index, and checks that a head
 /// the index held at the same size had the same root.
-fn commit_index(
+pub(super) fn commit_index(
     index: &Index,
     batch: &IndexBatch,
     old: Option<&Head>,
@@ -341,14 +341,14 @@ fn recover_records(
 }
 
 /// The stores derived from `log.dat`: Merkle nodes, leaf offsets, entry ids.
-struct DerivedStores {
-    tree: TreeFile,
-    offsets: Offsets,
-    ids: crate::log::id_index::IdIndex,
+pub(super) struct DerivedStores {
+    pub(super) tree: TreeFile,
+    pub(super) offsets: Offsets,
+    pub(super) ids: crate::log::id_index::IdIndex,
 }
 
 impl DerivedStores {
-    fn open(dir: &Path, disk: Disk) -> Result<DerivedStores, LogError> {
+    pub(super) fn open(dir: &Path, disk: Disk) -> Result<DerivedStores, LogError> {
         Ok(DerivedStores {
             tree: TreeFile::open_on(dir.join(layout::TREE), disk.clone())?,
             offsets: Offsets::open_on(dir.join(layout::OFFSETS), disk.clone())?,
@@ -358,7 +358,7 @@ impl DerivedStores {
 
     /// Brings the derived stores to a common prefix (what all of them and the index
     /// hold): the frontier and log state there, and where the replay of the rest starts.
-    fn truncate_to_common_prefix(
+    pub(super) fn truncate_to_common_prefix(
         &mut self,
         records: &RecordFile,
         head: Option<&Head>,
@@ -394,7 +394,7 @@ impl DerivedStores {
 
     /// Replays the records from `from` into the derived stores and the frontier; the
     /// client ids found go into the returned index batch.
-    fn replay(
+    pub(super) fn replay(
         &mut self,
         records: &RecordFile,
         from: u64,
@@ -466,7 +466,7 @@ impl DerivedStores {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), LogError> {
+    pub(super) fn flush(&mut self) -> Result<(), LogError> {
         self.tree.flush()?;
         self.offsets.flush()?;
         self.ids.flush()?;
@@ -474,9 +474,9 @@ impl DerivedStores {
     }
 }
 
-struct ReplayState {
-    size: u64,
-    last_time_micros: u64,
+pub(super) struct ReplayState {
+    pub(super) size: u64,
+    pub(super) last_time_micros: u64,
     last_checkpoint: Option<Vec<u8>>,
     /// The last state note replayed, with the number of leaves before it.
     last_state_note: Option<(u64, Vec<u8>)>,
@@ -552,7 +552,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
 /// only what is derived, so a database sled calls corrupt is moved aside (kept, for a
 /// post-mortem) and rebuilt from `log.dat`. Any other failure — another process holding
 /// its lock above all — is an error: rebuilding under a live writer would be wrong.
-fn open_index(dir: &Path) -> Result<(Index, Option<PathBuf>), LogError> {
+pub(super) fn open_index(dir: &Path) -> Result<(Index, Option<PathBuf>), LogError> {
     let path = dir.join(layout::INDEX);
     match Index::open(&path) {
         Ok(index) => Ok((index, None)),
