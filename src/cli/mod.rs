@@ -17,8 +17,8 @@ mod input;
 mod ledger_commands;
 mod log_commands;
 mod match_command;
-mod publish_command;
 mod mirror_command;
+mod publish_command;
 mod witness_command;
 
 use std::path::PathBuf;
