@@ -111,7 +111,7 @@ impl MirrorServer {
 
     /// Whether it stopped (a signal).
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(|t| t.is_finished())
+        self.thread.as_ref().map_or(true, |t| t.is_finished())
     }
 
     /// Stops serving and waits.
