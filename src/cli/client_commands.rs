@@ -223,7 +223,7 @@ pub fn verify_remote(url: &str, args: &VerifyArgs) -> Result<(), CliError> {
         None => String::new(),
     };
     println!(
-        "ok: {} entries, {} signatures verified; origin {}; root {}; rules replayed ({} objects), state map root {} as in the state note of size {} (the roots of all {} state notes compared){witnessed}{consistency}",
+        "ok: {} entries, {} signatures verified; origin {}; root {}; rules replayed ({} objects), state map root {} as in the state note of size {} ({}){witnessed}{consistency}",
         report.size,
         report.signatures,
         report.origin,
@@ -231,7 +231,11 @@ pub fn verify_remote(url: &str, args: &VerifyArgs) -> Result<(), CliError> {
         replayer.state().len(),
         crate::ledger::units::hex(&replayer.state().root()),
         report.size,
-        report.state_notes,
+        if report.state_notes_listed {
+            format!("the roots of all {} state notes compared", report.state_notes)
+        } else {
+            "the server lists no state notes: only this one compared".to_owned()
+        },
     );
     Ok(())
 }

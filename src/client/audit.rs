@@ -34,6 +34,10 @@ pub struct AuditReport {
     /// State notes whose map root was compared with the replayed state's (none when the
     /// log alone is audited).
     pub state_notes: u64,
+    /// Whether the server lists its state notes (`GET /v1/state-notes?from=`). A static
+    /// tree (`lesson-ledger publish` behind a web server) does not: then only the note
+    /// of the audited size is compared, and the report says so.
+    pub state_notes_listed: bool,
 }
 
 /// Audits the remote ledger: the checkpoint under the operator key (`operator_vkey`,
@@ -312,6 +316,7 @@ fn audit_required(
         signatures,
         consistent_with,
         state_notes: notes.checked + u64::from(final_note_alone),
+        state_notes_listed: !notes.unlisted,
     })
 }
 
@@ -331,6 +336,8 @@ struct NoteFeed<'a> {
     /// Notes checked, and the size of the last one.
     checked: u64,
     last_checked: Option<u64>,
+    /// The server answered the listing with 403, 404 or 405: it lists no notes.
+    unlisted: bool,
 }
 
 impl<'a> NoteFeed<'a> {
@@ -344,6 +351,7 @@ impl<'a> NoteFeed<'a> {
             last_listed: 0,
             checked: 0,
             last_checked: None,
+            unlisted: false,
         }
     }
 
@@ -375,9 +383,23 @@ impl<'a> NoteFeed<'a> {
     }
 
     fn read_page(&mut self, from: u64) -> Result<(), ClientError> {
-        let page: StateNotePage = self
+        let page: StateNotePage = match self
             .client
-            .get_json(&format!("/v1/state-notes?from={from}"))?;
+            .get_json(&format!("/v1/state-notes?from={from}"))
+        {
+            Ok(page) => page,
+            // A static tree has no listing (a web server cannot answer a query); only
+            // its first page may be missing, and the report says the notes were unlisted.
+            Err(ClientError::Status {
+                status: 403 | 404 | 405,
+                ..
+            }) if from == 1 => {
+                self.unlisted = true;
+                self.next = None;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         for row in page.state_notes {
             if row.size < from.max(self.last_listed + 1) {
                 return Err(failed(format!(
