@@ -391,8 +391,7 @@ impl<'a> NoteFeed<'a> {
             // A static tree has no listing (a web server cannot answer a query); only
             // its first page may be missing, and the report says the notes were unlisted.
             Err(ClientError::Status {
-                status: 403 | 404 | 405,
-                ..
+                status: 403..=405, ..
             }) if from == 1 => {
                 self.unlisted = true;
                 self.next = None;
