@@ -440,12 +440,7 @@ pub async fn get_state_notes(
     // Reads log.dat: off the runtime.
     app.read_blocking(move |ledger| {
         let log = ledger.log();
-        if from > log.size() {
-            return Err(ApiError::bad_request(
-                "size_out_of_range",
-                format!("the log has {} entries, not {from}", log.size()),
-            ));
-        }
+        super::listings::listed_from(log, from)?;
         let (batches, next) = log
             .checkpoints_from(
                 from,

@@ -359,6 +359,21 @@ pub struct FromQuery {
     pub from: Option<u64>,
 }
 
+/// Refuses a listing that starts past the log: `size_out_of_range` (400). The one check
+/// of the size-ordered listings (`GET /v1/checkpoints`, `GET /v1/state-notes`).
+///
+/// # Errors
+/// `size_out_of_range` (400) for `from` past the log's size.
+pub(super) fn listed_from(log: &crate::log::store::Log, from: u64) -> Result<(), ApiError> {
+    if from > log.size() {
+        return Err(ApiError::bad_request(
+            "size_out_of_range",
+            format!("the log has {} entries, not {from}", log.size()),
+        ));
+    }
+    Ok(())
+}
+
 /// `GET /v1/checkpoints`: the checkpoints the log signed from tree size `from` on,
 /// oldest first, each with the associations' cosignatures stored for it that verify
 /// now under their registered keys.
@@ -373,12 +388,7 @@ pub async fn get_checkpoints(
     // Reads log.dat and the cosignature files, and verifies signatures: off the runtime.
     app.read_blocking(move |ledger| {
         let log = ledger.log();
-        if from > log.size() {
-            return Err(ApiError::bad_request(
-                "size_out_of_range",
-                format!("the log has {} entries, not {from}", log.size()),
-            ));
-        }
+        listed_from(log, from)?;
         let (found, next) = log
             .checkpoints_from(from, CHECKPOINT_PAGE_MAX, CHECKPOINT_PAGE_RECORDS_MAX)
             .map_err(ApiError::internal)?;
