@@ -121,6 +121,7 @@ impl Nginx {
                  location = /checkpoint {{ default_type \"text/plain; charset=utf-8\"; add_header Cache-Control no-cache; }}\n\
                  location /v1/state-notes/ {{ default_type \"text/plain; charset=utf-8\"; }}\n\
                  location = /v1/log {{ default_type application/json; add_header Cache-Control no-cache; }}\n\
+                 location = /v1/pool {{ default_type application/json; add_header Cache-Control no-cache; }}\n\
                }}\n}}\n",
             root = s(root)
         );
@@ -221,6 +222,15 @@ fn publish_cmd(from: &str, to: &Path) -> Command {
     cmd
 }
 
+/// `publish --data DATA --work WORK --to file://TO`.
+fn publish_data(data: &Path, work: &Path, to: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lesson-ledger"))
+        .args(["publish", "--data", s(data), "--work", s(work)])
+        .args(["--to", &format!("file://{}", s(to))])
+        .output()
+        .expect("run publish --data")
+}
+
 fn publish(from: &str, to: &Path) -> Output {
     publish_cmd(from, to).output().expect("run publish")
 }
@@ -284,6 +294,10 @@ fn assert_complete(root: &Path) {
         );
     }
     assert!(root.join(format!("v1/state-notes/{size}")).is_file());
+    assert!(
+        root.join("v1/pool").is_file(),
+        "checkpoint of {size} without v1/pool"
+    );
 }
 
 #[test]
@@ -329,7 +343,19 @@ fn a_log_published_and_served_by_nginx_verifies_and_is_byte_for_byte_what_serve_
         files.iter().any(|f| f.starts_with("tile/entries/003.p/")),
         "{files:?}"
     );
-    assert!(files.contains(&"v1/log".to_owned()) && files.contains(&"checkpoint".to_owned()));
+    for published in ["v1/log", "v1/pool", "checkpoint", "v1/state-notes/1011"] {
+        assert!(
+            files.contains(&published.to_owned()),
+            "{published}: {files:?}"
+        );
+    }
+    let pool: serde_json::Value =
+        serde_json::from_slice(&fs::read(site.join("v1/pool")).expect("v1/pool")).expect("JSON");
+    assert_eq!(
+        pool["checkpoint"].as_str().map(str::as_bytes),
+        Some(&fs::read(site.join("checkpoint")).expect("checkpoint")[..]),
+        "the pool is proven against the checkpoint published"
+    );
     for file in &files {
         let (from_nginx, body) = get(&format!("{}/{file}", nginx.url));
         let (from_serve, served_body) = get(&format!("{}/{file}", served.url));
@@ -451,4 +477,54 @@ fn a_full_bundle_already_published_with_other_bytes_is_never_replaced() {
     );
     assert_eq!(published_size(&site), Some(101));
     assert_eq!(fs::read(&planted).expect("planted"), [0u8, 1, 7]);
+}
+
+/// Every published file, fetched from `url`, is byte for byte the file.
+fn assert_served_as_published(site: &Path, url: &str) {
+    for file in &published_files(site) {
+        let (status, body) = get(&format!("{url}/{file}"));
+        assert_eq!(status, 200, "{file}");
+        assert!(
+            body == fs::read(site.join(file)).expect("file"),
+            "{file}: serve answers other bytes"
+        );
+    }
+}
+
+#[test]
+fn a_ledger_published_from_its_data_directory_while_serve_writes_is_what_serve_serves() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (data, operator) = new_ledger(tmp.path(), "ledger");
+    let served = Served::start(&data);
+    let (site, work) = (tmp.path().join("site"), tmp.path().join("work"));
+    post(&served.url, &operator, 0..200);
+    // A writer keeps appending (each POST acknowledged) while publications run on its
+    // directory: they never block it, and each publishes a prefix it acknowledged.
+    let writer = {
+        let (url, operator) = (served.url.clone(), operator_of(&data));
+        std::thread::spawn(move || {
+            for n in (200..2200).step_by(100) {
+                post(&url, &operator, n..n + 100);
+            }
+        })
+    };
+    let mut sizes = Vec::new();
+    while !writer.is_finished() && sizes.len() < 50 {
+        let out = publish_data(&data, &work, &site);
+        assert!(out.status.success(), "publish --data: {}", text(&out));
+        assert_complete(&site);
+        sizes.push(published_size(&site).expect("a checkpoint"));
+    }
+    writer.join().expect("the writer");
+    assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "{sizes:?}");
+    let out = publish_data(&data, &work, &site);
+    assert!(out.status.success(), "publish --data: {}", text(&out));
+    assert_eq!(published_size(&site), Some(2201), "{sizes:?}");
+    // The writer is unharmed: it still appends, and what was published is what it serves.
+    assert_served_as_published(&site, &served.url);
+    post(&served.url, &operator, 2200..2210);
+    let out = publish_data(&data, &work, &site);
+    assert!(out.status.success(), "publish --data: {}", text(&out));
+    assert_eq!(published_size(&site), Some(2211));
+    assert_served_as_published(&site, &served.url);
 }

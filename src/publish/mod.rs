@@ -9,6 +9,7 @@
 //! | hash tiles, partial | `tile/<L>/<N>.p/<W>` | at each size published |
 //! | entry bundles | `tile/entries/<N>[.p/<W>]` | as hash tiles |
 //! | the operator's state note of each size published | `v1/state-notes/<size>` | once |
+//! | the pool's totals, proven (`GET /v1/pool` at that size) | `v1/pool` | replaced |
 //! | who the log is (`GET /v1/log` at that size) | `v1/log` | replaced |
 //! | the signed checkpoint with its cosignatures | `checkpoint` | last, replaced |
 //!
@@ -23,6 +24,7 @@
 //! whose tiles are missing, and never a published history rewritten.
 
 pub mod dest;
+pub mod local;
 pub mod plan;
 #[cfg(feature = "s3")]
 pub mod s3;
@@ -35,6 +37,8 @@ pub use crate::log::tiles::{TileKind, TilePath, TILE_LEVEL_MAX, TILE_WIDTH};
 
 use rayon::prelude::*;
 
+use crate::api::PoolAnswer;
+use crate::client::proofs::{state_root, BalanceError, ProvenObjects};
 use crate::http::reads::LogInfo;
 use crate::log::hash::Hash;
 use crate::log::note::{Checkpoint, Note, NoteError, NoteVerifier, SignedCheckpoint};
@@ -67,6 +71,14 @@ pub enum PublishError {
     },
     #[error("the source's state note for size {size} is of size {got} and origin {origin:?}")]
     StateNoteMismatch { size: u64, got: u64, origin: String },
+    #[error("the source's pool answer of size {size} does not verify: {source}")]
+    Pool {
+        size: u64,
+        #[source]
+        source: BalanceError,
+    },
+    #[error("the source's pool answer of size {size} carries another state note than the one of its size")]
+    PoolNoteDiffers { size: u64 },
     #[error("{path}: {why}")]
     Tile { path: String, why: String },
     #[error("the tiles served do not give the root of the signed checkpoint of size {size}")]
@@ -87,6 +99,12 @@ pub enum PublishError {
     },
     #[error("the destination's checkpoint does not parse: {0}")]
     Published(#[source] NoteError),
+    #[error("{path}: {source}")]
+    Local {
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl PublishError {
@@ -100,6 +118,7 @@ impl PublishError {
             PublishError::StateNote { .. } | PublishError::StateNoteMismatch { .. } => {
                 "state_note_unverified"
             }
+            PublishError::Pool { .. } | PublishError::PoolNoteDiffers { .. } => "pool_unverified",
             PublishError::Tile { .. } => "tile_mismatch",
             PublishError::Root { .. } => "root_mismatch",
             PublishError::NotExtending { .. } => "history_rewritten",
@@ -108,6 +127,7 @@ impl PublishError {
             PublishError::ImmutableDiffers { .. } => "immutable_object_differs",
             PublishError::Destination { .. } => "destination_io",
             PublishError::Published(_) => "published_checkpoint_malformed",
+            PublishError::Local { .. } => "data_unreadable",
         }
     }
 }
@@ -157,6 +177,9 @@ struct Served {
     text: Vec<u8>,
     info: LogInfo,
     operator: NoteVerifier,
+    /// `GET /v1/pool` as served, and decoded: its checkpoint is `text` (none before the
+    /// first entry, when the source has no pool yet).
+    pool: Option<(Vec<u8>, PoolAnswer)>,
 }
 
 impl Publisher {
@@ -176,6 +199,12 @@ impl Publisher {
     /// The destination's URL.
     pub fn destination(&self) -> String {
         self.dest.url()
+    }
+
+    /// Reads from `source` from now on (the destination, and so what was published,
+    /// stays; the next publication must extend it as always).
+    pub fn set_source(&mut self, source: HttpSource) {
+        self.source = source;
     }
 
     /// Publishes the source's current checkpoint and everything it commits to that the
@@ -223,11 +252,11 @@ impl Publisher {
         })
     }
 
-    /// The source's checkpoint, verified, and its log information.
+    /// The source's checkpoint, verified, its log information and its pool answer.
     fn served(&self) -> Result<Served, PublishError> {
         // The checkpoint first: `/v1/log` is read after it, so it is of a size at
         // least the checkpoint's and names the genesis once there is one.
-        let text = self.source.get_required("checkpoint", Body::Note)?;
+        let mut text = self.source.get_required("checkpoint", Body::Note)?;
         let info_bytes = self.source.get_required("v1/log", Body::Json)?;
         let info: LogInfo =
             serde_json::from_slice(&info_bytes).map_err(|source| PublishError::Decode {
@@ -240,8 +269,25 @@ impl Publisher {
                 NoteVerifier::from_vkey(&info.operator_vkey).map_err(PublishError::Checkpoint)?
             }
         };
-        let checkpoint = SignedCheckpoint::parse_and_verify(&text, &operator)
+        let mut checkpoint = SignedCheckpoint::parse_and_verify(&text, &operator)
             .map_err(PublishError::Checkpoint)?;
+        // The pool answer names the checkpoint it is proven against, and a writing
+        // source may have moved since: that checkpoint is the one published, so the
+        // pool, the state note and the checkpoint published are of one size.
+        let pool = if checkpoint.checkpoint().size > 0 {
+            let bytes = self.source.get_required("v1/pool", Body::Json)?;
+            let answer: PoolAnswer =
+                serde_json::from_slice(&bytes).map_err(|source| PublishError::Decode {
+                    what: "/v1/pool",
+                    source,
+                })?;
+            text = answer.checkpoint.as_bytes().to_vec();
+            checkpoint = SignedCheckpoint::parse_and_verify(&text, &operator)
+                .map_err(PublishError::Checkpoint)?;
+            Some((bytes, answer))
+        } else {
+            None
+        };
         if checkpoint.checkpoint().origin.as_str() != info.origin {
             return Err(PublishError::OriginChanged {
                 published: info.origin,
@@ -253,6 +299,7 @@ impl Publisher {
             text,
             info,
             operator,
+            pool,
         })
     }
 
@@ -339,11 +386,12 @@ impl Publisher {
         Ok(written.iter().sum())
     }
 
-    /// The state note of the checkpoint's size (checked) and `v1/log` at that size.
+    /// The state note of the checkpoint's size and the pool proven against it (both
+    /// checked), and `v1/log` at that size.
     fn write_documents(&self, served: &Served) -> Result<u64, PublishError> {
         let cp = served.checkpoint.checkpoint();
         let mut written = 0;
-        if cp.size > 0 {
+        if let Some((pool_bytes, pool)) = &served.pool {
             let path = format!("v1/state-notes/{}", cp.size);
             let bytes = self.source.get_required(&path, Body::Note)?;
             let note = StateNote::parse_and_verify(&bytes, &served.operator).map_err(|source| {
@@ -359,8 +407,10 @@ impl Publisher {
                     origin: note.origin,
                 });
             }
+            check_pool(pool, &bytes, &served.checkpoint, &served.operator)?;
             self.dest.put(&path, &bytes)?;
-            written += 1;
+            self.dest.put("v1/pool", pool_bytes)?;
+            written += 2;
         }
         // `GET /v1/log` as `serve` answers it at this size (axum's `Json` writes
         // `serde_json`'s compact form; the genesis is kept as the raw text served).
@@ -378,31 +428,49 @@ impl Publisher {
         self.dest.put("v1/log", &bytes)?;
         Ok(written + 1)
     }
+}
 
-    /// Publishes, then again every `interval`, until `rounds` publications (forever if
-    /// `None`); tells `report` what each one did.
-    ///
-    /// # Errors
-    /// The first [`PublishError`].
-    pub fn follow(
-        &self,
-        interval: std::time::Duration,
-        rounds: Option<u64>,
-        report: &mut dyn FnMut(&Published),
-    ) -> Result<(), PublishError> {
-        let mut done = 0u64;
-        loop {
-            let published = self.publish_once()?;
-            report(&published);
-            done += 1;
-            if rounds.is_some_and(|r| done >= r) {
-                return Ok(());
-            }
-            if published.size == published.from {
-                std::thread::sleep(interval);
-            }
+/// Runs `publish_once`, then again every `interval`, until `rounds` publications
+/// (forever if `None`); tells `report` what each one did. A round that found nothing
+/// new waits `interval` before the next.
+///
+/// # Errors
+/// The first [`PublishError`].
+pub fn follow(
+    publish_once: &mut dyn FnMut() -> Result<Published, PublishError>,
+    interval: std::time::Duration,
+    rounds: Option<u64>,
+    report: &mut dyn FnMut(&Published),
+) -> Result<(), PublishError> {
+    let mut done = 0u64;
+    loop {
+        let published = publish_once()?;
+        report(&published);
+        done += 1;
+        if rounds.is_some_and(|r| done >= r) {
+            return Ok(());
+        }
+        if published.size == published.from {
+            std::thread::sleep(interval);
         }
     }
+}
+
+/// Checks the pool answer as a reader will: its state note is the one of its size
+/// (`note`, already checked) and the pool's proof verifies against its root.
+fn check_pool(
+    pool: &PoolAnswer,
+    note: &[u8],
+    cp: &SignedCheckpoint,
+    operator: &NoteVerifier,
+) -> Result<(), PublishError> {
+    let size = cp.checkpoint().size;
+    if pool.state_note.as_bytes() != note {
+        return Err(PublishError::PoolNoteDiffers { size });
+    }
+    state_root(&pool.state_note, cp, operator)
+        .and_then(|root| pool.check_objects("", &root))
+        .map_err(|source| PublishError::Pool { size, source })
 }
 
 /// A served checkpoint may replace the one held only if it is of the same log and not
