@@ -19,6 +19,7 @@
 //!   nothing of axum.
 //! - [`http`]: the HTTP service (axum) over the ledger; [`client`]: its client and remote audit.
 //! - [`publish`]: the log's read side as static tlog tiles for any web server (`lesson-ledger publish`).
+//! - [`national`]: the national view, every city's published pool verified and summed (`lesson-ledger national`).
 //! - [`mirror`]: a C2SP tlog-mirror of a log (`lesson-ledger mirror`): follows, verifies, replays, cosigns, serves.
 //! - `src/web/`: the web app (HTML and JavaScript, no Rust), served by [`http`].
 //! - [`demo`]: the mechanism end to end on synthetic data (`lesson-ledger demo`).
@@ -36,6 +37,7 @@ pub mod limits;
 pub mod log;
 pub mod matching;
 pub mod mirror;
+pub mod national;
 pub mod net;
 pub mod publish;
 pub mod runs;

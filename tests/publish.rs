@@ -25,11 +25,11 @@ use crate::support::{operator_of, register_institution, write_test_association, 
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn s(p: &Path) -> &str {
+pub(crate) fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
         o.status.code(),
@@ -55,13 +55,13 @@ fn wait_for_line(child: &mut Child, log: &Path, prefix: &str) -> String {
 }
 
 /// `lesson-ledger serve` on a loopback port; killed when dropped.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Served {
-    fn start(data: &Path) -> Served {
+    pub(crate) fn start(data: &Path) -> Served {
         let log = data.with_extension("serve.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_lesson-ledger"))
             .args(["serve", "--data", s(data), "--addr", "127.0.0.1:0"])
@@ -86,13 +86,13 @@ impl Drop for Served {
 
 /// Debian's nginx serving `root` on a loopback port, as this user, with its config,
 /// pid file, logs and temporary paths under `dir`; stopped when dropped.
-struct Nginx {
+pub(crate) struct Nginx {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 /// The nginx binary, if installed (`.ci/run` installs Debian's `nginx`).
-fn nginx_binary() -> Option<PathBuf> {
+pub(crate) fn nginx_binary() -> Option<PathBuf> {
     ["/usr/sbin/nginx", "/usr/bin/nginx"]
         .iter()
         .map(PathBuf::from)
@@ -100,7 +100,7 @@ fn nginx_binary() -> Option<PathBuf> {
 }
 
 impl Nginx {
-    fn start(bin: &Path, root: &Path, dir: &Path) -> Nginx {
+    pub(crate) fn start(bin: &Path, root: &Path, dir: &Path) -> Nginx {
         fs::create_dir_all(dir).expect("nginx dir");
         // Run as root (CI), nginx's workers are `nobody`: they must reach the tree.
         for d in [root, dir, dir.parent().expect("a parent")] {
@@ -223,7 +223,7 @@ fn publish_cmd(from: &str, to: &Path) -> Command {
 }
 
 /// `publish --data DATA --work WORK --to file://TO`.
-fn publish_data(data: &Path, work: &Path, to: &Path) -> Output {
+pub(crate) fn publish_data(data: &Path, work: &Path, to: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lesson-ledger"))
         .args(["publish", "--data", s(data), "--work", s(work)])
         .args(["--to", &format!("file://{}", s(to))])
@@ -270,7 +270,7 @@ fn published_files(root: &Path) -> Vec<String> {
     out
 }
 
-fn get(url: &str) -> (u16, Vec<u8>) {
+pub(crate) fn get(url: &str) -> (u16, Vec<u8>) {
     let response = Client::new().get(url).send().expect("GET");
     let status = response.status().as_u16();
     (status, response.bytes().expect("body").to_vec())

@@ -24,6 +24,7 @@ mod match_runs;
 mod matching;
 mod merkle;
 mod mirror;
+mod national;
 mod note;
 mod pipeline;
 mod preferences;

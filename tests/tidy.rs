@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 /// modules before it in this list (ARCHITECTURE.md, "Invariants").
 const LAYERS: &[&str] = &[
     "limits", "net", "log", "witness", "ledger", "matching", "runs", "api", "http", "client",
-    "publish", "mirror", "web", "demo", "cli",
+    "publish", "national", "mirror", "web", "demo", "cli",
 ];
 
 /// Imports that point up a layer today, each with the issue that removes it. The list may

@@ -71,6 +71,12 @@ pub enum CliError {
     /// A publication stopped (`publish`).
     #[error("publish ({code}): {0}", code = .0.code())]
     Publish(#[source] crate::publish::PublishError),
+    /// Cities of the national view did not verify (reported, not in the totals).
+    #[error("{failed} cities did not verify (reported above, left out of the totals)")]
+    CitiesFailed { failed: u64 },
+    /// The national totals do not fit.
+    #[error(transparent)]
+    NationalTotal(crate::national::report::TotalOverflow),
     /// A mirror stopped or could not follow (`mirror`).
     #[error("mirror ({code}): {0}", code = .0.code())]
     Mirror(#[from] crate::mirror::MirrorError),
@@ -90,6 +96,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Verification(_) => 1,
+            CliError::CitiesFailed { .. } | CliError::NationalTotal(_) => 1,
             CliError::Usage(_) => 2,
             CliError::Refused { .. } | CliError::Rejected(_) => 3,
             CliError::Run(crate::runs::RunError::Refused { .. }) => 3,

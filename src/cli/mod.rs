@@ -19,6 +19,7 @@ mod ledger_commands;
 mod log_commands;
 mod match_command;
 mod mirror_command;
+mod national_command;
 mod publish_command;
 mod witness_command;
 
@@ -66,6 +67,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Client(command) => client_commands::run(command),
         Command::Backup(args) => backup_command::backup(args),
         Command::Publish(args) => publish_command::publish(args),
+        Command::National(args) => national_command::national(args),
     }
 }
 
@@ -124,6 +126,10 @@ pub enum Command {
     /// Publish the log's read side (C2SP tlog tiles, checkpoint, state notes) as static
     /// files to a directory or object storage that any web server serves.
     Publish(publish_command::PublishArgs),
+    /// The national view: read every city's published tree, verify its checkpoint,
+    /// state note and pool proof, and report each city's pool, claims and coverage with
+    /// the totals of the cities verified.
+    National(national_command::NationalArgs),
     /// Serve the ledger over HTTP until SIGTERM or Ctrl-C (see `lesson_ledger::http`).
     Serve(ServeArgs),
     /// Run a C2SP tlog-witness: cosign the checkpoints of the logs given, each only if it
