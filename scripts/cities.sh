@@ -9,7 +9,8 @@
 #
 # Usage: scripts/cities.sh [N] [tiny|small]   (N >= 1, default 20; scale default tiny)
 #   LEDGER_BIN: the binary (default: scripts/lib.sh's choice); PARALLEL: demos writing
-#   at once (default N); NGINX: the nginx binary. Loopback only; every wait is bounded.
+#   at once (default N); NGINX: the nginx binary; KEEP_WORK=1 keeps the work directory.
+#   Loopback only; every wait is bounded.
 set -euo pipefail
 root_dir="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=scripts/lib.sh
@@ -31,6 +32,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [[ -z "${KEEP_WORK:-}" ]]; then rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -46,7 +48,7 @@ rss_now() {
 peak=0
 sample() { local r; r=$(rss_now); ((r > peak)) && peak=$r; return 0; }
 clock() { date +%s.%N; }
-since() { awk "BEGIN{printf \"%.1f\", $(clock) - $1}"; }
+since() { awk "BEGIN{printf \"%.${2:-1}f\", $(clock) - $1}"; }
 city() { printf "city-%02d" "$1"; }
 
 echo "== $N cities at scale $SCALE ($(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -118,24 +120,9 @@ for p in "${publishers[@]}"; do kill "$p" 2>/dev/null || true; done
 t_published=$(since "$t1")
 
 # 3. nginx serves the root; the national view reads every city from it.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<CONF
-daemon off;
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body; proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi; uwsgi_temp_path $work/nginx/uwsgi; scgi_temp_path $work/nginx/scgi;
-  default_type application/octet-stream;
-  server { listen 127.0.0.1:$port; root $work/www; }
-}
-CONF
-"$NGINX" -e "$work/nginx/error.log" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-pids+=($!)
+nginx_start "$work/nginx" "$work/www" 1
+pids+=("$nginx_pid")
+port=$nginx_port
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/$(city 1)/checkpoint" >/dev/null && break; sleep 0.1; done
 for n in $(seq 1 "$N"); do
   c=$(city "$n")
@@ -144,7 +131,7 @@ done >"$work/cities.txt"
 t2=$(clock)
 sample
 "${bin[@]}" national --cities-file "$work/cities.txt" --json >"$work/national.json"
-t_national=$(since "$t2")
+t_national=$(since "$t2" 3)
 "${bin[@]}" national --cities-file "$work/cities.txt"
 sample
 
@@ -168,4 +155,4 @@ print(f"| national claims value | {f['claims']['value']} fen |")
 print(f"| national pledged | {f['pool']['pledged']} fen |")
 print(f"| national coverage (secured, pledged) | {cov['secured']:.3f}, {cov['pledged']:.3f} |")
 PY
-echo "(work directory: $work)"
+if [[ -n "${KEEP_WORK:-}" ]]; then echo "(kept: $work)"; fi

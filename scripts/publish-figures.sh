@@ -10,6 +10,8 @@
 # target/release/lesson-ledger). Loopback only; every loop is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 SCALE="${1:-small}"
 BIN="${LEDGER_BIN:-target/release/lesson-ledger}"
 NGINX="${NGINX:-/usr/sbin/nginx}"
@@ -76,24 +78,9 @@ print(f"| most entries the published checkpoint was behind | {int(lag)} |")
 PY
 
 # 2. Static reads: nginx over the published directory vs serve, same paths, same client.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<CONF
-daemon off;
-worker_processes 2;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body; proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi; uwsgi_temp_path $work/nginx/uwsgi; scgi_temp_path $work/nginx/scgi;
-  default_type application/octet-stream;
-  server { listen 127.0.0.1:$port; root $work/site; }
-}
-CONF
-"$NGINX" -e "$work/nginx/error.log" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-pids+=($!)
+nginx_start "$work/nginx" "$work/site" 2
+pids+=("$nginx_pid")
+port=$nginx_port
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/checkpoint" >/dev/null && break; sleep 0.1; done
 (cd "$work/site" && find tile -type f | sort) >"$work/paths.txt"
 cat >"$work/paths.lua" <<LUA

@@ -486,3 +486,25 @@ fn verify_url_catches_a_state_note_whose_root_was_altered_and_re_signed() {
         text(&caught)
     );
 }
+
+#[test]
+fn cities_sh_runs_city_ledgers_with_their_publishers_and_the_national_view_verifies_each() {
+    if !Path::new("/usr/sbin/nginx").exists() {
+        println!("skipped: no nginx (.ci/run installs Debian's nginx)");
+        return;
+    }
+    // Two cities: the default twenty take ~40 s and ~3.7 GiB here, too much for the suite.
+    let out = script("cities.sh", &["2", "tiny"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "2 cities verified, 0 failed",
+        "| cities verified / failed | 2 / 0 |",
+        "| peak RSS, every process of the run summed |",
+    ] {
+        assert!(said.contains(line), "{line:?} missing:\n{}", text(&out));
+    }
+    assert!(said
+        .lines()
+        .any(|l| l.starts_with("city-01 ") && l.ends_with("verified")));
+}
