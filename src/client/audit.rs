@@ -281,7 +281,7 @@ fn audit_required(
         };
         if recomputed != Some(old_root) {
             return Err(failed(format!(
-                "the first {m} entries served now do not give the root verified before: history rewritten"
+                "the checkpoint of size {size} is not consistent with the one of size {m} verified before: the first {m} entries served now do not give its root (history rewritten)"
             )));
         }
         consistent_with = Some(m);
