@@ -286,12 +286,9 @@ fn commit_index(
     Ok(())
 }
 
-/// Where recovery scans `log.dat` from: the index head's seal (the start without one).
-/// Shared by [`Log::open_on`] and `Log::open_imported`.
-///
-/// # Errors
-/// [`LogError::Damaged`] when the index is ahead of the file: the index is written after
-/// the records are synced, so it can never be, unless acknowledged records are gone.
+/// Where recovery scans `log.dat` from (for [`Log::open_on`] and `Log::open_imported`):
+/// the index head's seal. An index ahead of the file is damage: it is written after the
+/// records are synced, so acknowledged records are gone.
 pub(super) fn scan_start(records: &RecordFile, head: Option<&Head>) -> Result<Seal, LogError> {
     let file_len = records.len();
     if let Some(head) = head {
@@ -351,13 +348,9 @@ impl DerivedStores {
             ids: crate::log::id_index::IdIndex::open_on(dir.join(layout::IDS), disk)?,
         })
     }
-    /// The one path by which [`Log::open_on`] and `Log::open_imported` bring the
-    /// derived stores and the index up to `records`: truncated to their common prefix
-    /// with the index `head`, the rest replayed, flushed, the index moved to the new
-    /// head. Returns the tree's frontier and what the replay found.
-    ///
-    /// # Errors
-    /// As [`DerivedStores::replay`] and [`commit_index`].
+    /// The derived stores and the index brought up to `records` (truncated to their
+    /// common prefix with `head`, the rest replayed, the index moved on), for
+    /// [`Log::open_on`] and `Log::open_imported` alike: the frontier and the replay's.
     pub(super) fn catch_up(
         &mut self,
         records: &RecordFile,
