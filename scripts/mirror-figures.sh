@@ -5,12 +5,16 @@
 # again on all cores: decoding, every signature, the leaf hash). Target: >= 70%.
 # The demo is generated once into DEMO_DIR (about a minute in release) and reused.
 #   scripts/mirror-figures.sh [runs] [demo-dir]
+# MIRROR_BIN=path runs another binary (an earlier build, for a before/after) unbuilt.
 set -euo pipefail
 runs=${1:-3}
 demo=${2:-/tmp/mirror-figures-demo}
 cd "$(dirname "$0")/.."
-cargo build --release --bin lesson-ledger 2>/dev/null
-bin=target/release/lesson-ledger
+bin=${MIRROR_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release --bin lesson-ledger 2>/dev/null
+  bin=target/release/lesson-ledger
+fi
 if [ ! -f "$demo/ledger/log.dat" ]; then
   rm -rf "$demo"
   "$bin" demo --data "$demo" >/dev/null
@@ -40,7 +44,7 @@ r = json.load(open(sys.argv[1]))
 l = r["verify_limit"]
 print(f"mirror caught up {r['to'] - r['from']} entries in {r['seconds']:.2f} s: "
       f"{r['entries_per_s']:.0f} entries/s, {r['signatures_per_s']:.0f} signatures/s "
-      f"(fetch+verify {r['fetch_verify_seconds']:.2f} s, replay+write {r['import_seconds']:.2f} s); "
+      f"(waiting for verified leaves {r['fetch_verify_seconds']:.2f} s, replay+write {r['import_seconds']:.2f} s); "
       f"verification limit {l['entries_per_s']:.0f} entries/s, {l['signatures_per_s']:.0f} signatures/s; "
       f"{100 * r['share_of_limit']:.0f}% of the limit")
 PY

@@ -8,9 +8,9 @@
 # or the association's own records): the audit never takes it from the server.
 # 1. `lesson-ledger verify --url URL --operator-key VKEY --state STATE_DIR/state.json`:
 #    the served checkpoint under VKEY, every entry's signatures, the root recomputed from
-#    the tiles; and, from the second night on, a consistency proof from the checkpoint
-#    audited last (kept in state.json), checked against both signed roots, with the old
-#    root recomputed from today's entries: a log that rolled back or forked is a finding.
+#    the tiles; and, from the second night on, consistency with the checkpoint audited
+#    last (kept in state.json), computed: its root recomputed from today's entries at its
+#    size (no proof taken from the server): a log that rolled back or forked is a finding.
 #    state.json moves forward only after a clean audit, so a finding stays one every
 #    night until someone looks.
 # 2. A dated report, STATE_DIR/reports/<UTC time, ms>.txt: what was audited, or the finding

@@ -9,11 +9,13 @@ use std::path::Path;
 use lesson_ledger::demo::{self, DemoConfig, Scale};
 use lesson_ledger::http::{Server, ServerConfig};
 use lesson_ledger::ledger::writer::Ledger;
-use lesson_ledger::log::note::{verify_cosignature, NoteSigner, NoteVerifier, SignedCheckpoint};
+use lesson_ledger::log::note::{
+    cosign, verify_cosignature, NoteSigner, NoteVerifier, SignedCheckpoint,
+};
 use lesson_ledger::log::store::Outcome;
 use lesson_ledger::mirror::fetch::OriginReader;
 use lesson_ledger::mirror::serve::{origin_hash, MirrorServer};
-use lesson_ledger::mirror::{Mirror, MirrorError};
+use lesson_ledger::mirror::{Mirror, MirrorError, WitnessPolicy};
 use tempfile::TempDir;
 
 use crate::support::{
@@ -340,4 +342,261 @@ fn a_forked_origin_behind_the_mirror_is_refused() {
     let theirs = checkpoint_of(&origin_b.url(), &operator);
     assert_eq!(theirs.checkpoint().size, 5, "b is behind the mirror");
     assert_stopped_on_a_fork(&mut mirror, &mirror_dir, &reader_b, &held, &theirs.text());
+}
+
+/// An origin as a host between it and the mirror serves it: every `GET` relayed to the
+/// origin at `upstream`, and `/checkpoint` served with the signature lines of `extra`
+/// appended (witness lines, genuine or forged). Real sockets, one request a connection.
+struct Relay {
+    url: String,
+    upstream: std::sync::Arc<std::sync::Mutex<String>>,
+    extra: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Relay {
+    fn start(upstream: &str) -> Relay {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = std::sync::Arc::new(std::sync::Mutex::new(upstream.to_owned()));
+        let extra = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (to, lines) = (upstream.clone(), extra.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut request = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                request.read_line(&mut first).unwrap();
+                let path = first.split(' ').nth(1).unwrap_or("/").to_owned();
+                let mut header = String::new();
+                while request.read_line(&mut header).unwrap() > 2 {
+                    header.clear();
+                }
+                let base = to.lock().unwrap().clone();
+                let (status, mut body) = get(&base, &path);
+                if path == "/checkpoint" {
+                    body.extend_from_slice(lines.lock().unwrap().as_bytes());
+                }
+                let head = format!(
+                    "HTTP/1.1 {status} relayed\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            }
+        });
+        Relay {
+            url,
+            upstream,
+            extra,
+        }
+    }
+
+    fn relay_to(&self, upstream: &str) {
+        *self.upstream.lock().unwrap() = upstream.to_owned();
+    }
+
+    fn append_lines(&self, lines: &str) {
+        *self.extra.lock().unwrap() = lines.to_owned();
+    }
+}
+
+fn witness(n: u8) -> NoteSigner {
+    signer(&format!("witness-0{n}"), 80 + n)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn witness_policy(quorum: usize) -> WitnessPolicy {
+    let keys = [witness(1), witness(2)].map(|w| w.cosigner_key().to_vkey());
+    WitnessPolicy::new(&keys, Some(quorum)).unwrap()
+}
+
+/// The test ledger served behind a [`Relay`]: (its directory, the operator, the
+/// server, the relay, the checkpoint of size 4).
+fn relayed_origin(
+    tmp: &TempDir,
+) -> (
+    std::path::PathBuf,
+    NoteVerifier,
+    Server,
+    Relay,
+    SignedCheckpoint,
+) {
+    let origin_dir = tmp.path().join("origin");
+    small_ledger(&origin_dir);
+    let operator = operator_of(&origin_dir).verifier();
+    let origin = serve(&origin_dir);
+    let relay = Relay::start(&origin.url());
+    let first = checkpoint_of(&origin.url(), &operator);
+    (origin_dir, operator, origin, relay, first)
+}
+
+/// The origin stopped, institutions 4..=6 appended, served again behind `relay`: the
+/// new server and its checkpoint (of size 7).
+fn grow_behind(
+    relay: &Relay,
+    origin: Server,
+    dir: &Path,
+    operator: &NoteVerifier,
+) -> (Server, SignedCheckpoint) {
+    origin.shutdown().unwrap();
+    append_institutions(dir, 4..=6);
+    let origin = serve(dir);
+    relay.relay_to(&origin.url());
+    let grown = checkpoint_of(&origin.url(), operator);
+    (origin, grown)
+}
+
+#[test]
+fn a_witness_cosignature_line_that_does_not_verify_is_never_served_and_a_verified_one_is() {
+    let tmp = TempDir::new().unwrap();
+    let (origin_dir, operator, origin, relay, old) = relayed_origin(&tmp);
+    // witness-02's genuine cosignature of the checkpoint of size 4, replayed later on
+    // the checkpoint of size 7 (its name and key id, a signature of another note).
+    let replayed = cosign(&old, &witness(2), now()).unwrap();
+    let (_origin, current) = grow_behind(&relay, origin, &origin_dir, &operator);
+    let genuine = cosign(&current, &witness(1), now()).unwrap();
+    relay.append_lines(&format!("{genuine}{replayed}"));
+
+    let reader = OriginReader::new(&relay.url).unwrap();
+    let mut mirror = Mirror::open(&tmp.path().join("mirror"), mirror_key(), &reader, None).unwrap();
+    mirror.set_witnesses(witness_policy(1));
+    assert_eq!(mirror.follow_once(&reader).unwrap().to, 7);
+    let served = MirrorServer::start(
+        &mirror,
+        "127.0.0.1:0".parse().unwrap(),
+        std::future::pending(),
+    )
+    .unwrap();
+    let prefix = format!("/{}", origin_hash(mirror.origin().as_str()));
+    let (status, body) = get(&served.url(), &format!("{prefix}/checkpoint"));
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains(genuine.trim_end()),
+        "the verified line is served:\n{text}"
+    );
+    assert!(
+        !text.contains(replayed.trim_end()) && !text.contains("— witness-02"),
+        "a line that does not verify is never served:\n{text}"
+    );
+    let cosigned = SignedCheckpoint::parse_and_verify(text.as_bytes(), &operator).unwrap();
+    verify_cosignature(&cosigned, &witness(1).cosigner_key()).expect("witness-01's line");
+    verify_cosignature(&cosigned, &mirror_key().cosigner_key()).expect("the mirror's");
+}
+
+#[test]
+fn a_mirror_whose_witness_quorum_is_not_met_does_not_advance() {
+    let tmp = TempDir::new().unwrap();
+    let (origin_dir, operator, origin, relay, first) = relayed_origin(&tmp);
+    let both = [witness(1), witness(2)]
+        .map(|w| cosign(&first, &w, now()).unwrap())
+        .concat();
+    relay.append_lines(&both);
+    let reader = OriginReader::new(&relay.url).unwrap();
+    let mirror_dir = tmp.path().join("mirror");
+    let mut mirror = Mirror::open(&mirror_dir, mirror_key(), &reader, None).unwrap();
+    mirror.set_witnesses(witness_policy(2));
+    assert_eq!(mirror.follow_once(&reader).unwrap().to, 4, "two of two");
+
+    let (_origin, grown) = grow_behind(&relay, origin, &origin_dir, &operator);
+    relay.append_lines(&cosign(&grown, &witness(1), now()).unwrap());
+    let refused = mirror.follow_once(&reader);
+    let Err(e @ MirrorError::WitnessQuorum { .. }) = refused else {
+        panic!("one of two witnesses must not do: {refused:?}");
+    };
+    assert_eq!(e.code(), "witness_quorum_not_met");
+    let held = mirror.ledger().unwrap();
+    assert_eq!(
+        held.read().unwrap().log().size(),
+        4,
+        "the mirror did not advance"
+    );
+    let cosigned = fs::read_to_string(mirror_dir.join("checkpoint")).unwrap();
+    assert_eq!(
+        SignedCheckpoint::parse_and_verify(cosigned.as_bytes(), &operator)
+            .unwrap()
+            .checkpoint()
+            .size,
+        4
+    );
+}
+
+#[test]
+fn a_gap_is_taken_in_chunks_each_committed_under_the_origin_s_own_checkpoint() {
+    let tmp = TempDir::new().unwrap();
+    let origin_dir = tmp.path().join("origin");
+    small_ledger(&origin_dir);
+    append_institutions(&origin_dir, 4..=5);
+    append_institutions(&origin_dir, 6..=8);
+    let origin = serve(&origin_dir);
+    let reader = OriginReader::new(&origin.url()).unwrap();
+    let mut mirror = Mirror::open(&tmp.path().join("mirror"), mirror_key(), &reader, None).unwrap();
+    mirror.set_chunk_entries(2);
+    let followed = mirror.follow_once(&reader).unwrap();
+    assert_eq!((followed.from, followed.to), (0, 9));
+    let served = MirrorServer::start(
+        &mirror,
+        "127.0.0.1:0".parse().unwrap(),
+        std::future::pending(),
+    )
+    .unwrap();
+    // Each chunk was committed with the origin's checkpoint and state note of its end,
+    // so the mirror's history of checkpoints is the origin's, checkpoint for checkpoint.
+    for path in ["/v1/checkpoints?from=1", "/v1/state-notes?from=1"] {
+        let (from_origin, from_mirror) = (get(&origin.url(), path), get(&served.url(), path));
+        assert_eq!(from_origin.0, 200, "{path}");
+        assert!(
+            from_origin == from_mirror,
+            "{path}: the mirror's history differs"
+        );
+    }
+    let listed: serde_json::Value =
+        serde_json::from_slice(&get(&served.url(), "/v1/checkpoints?from=1").1).unwrap();
+    let sizes: Vec<u64> = listed["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["size"].as_u64().unwrap())
+        .collect();
+    // The first chunk, the origin's first checkpoint, then about two entries a chunk.
+    assert_eq!(sizes, [1, 4, 6, 9], "{listed}");
+}
+
+#[test]
+fn the_mirror_routes_and_its_read_only_refusal_are_in_the_openapi_document() {
+    let doc: serde_json::Value = serde_json::from_str(lesson_ledger::http::OPENAPI_JSON).unwrap();
+    for path in [
+        "/{origin_hash}/checkpoint",
+        "/{origin_hash}/tile/{level}/{index}",
+        "/{origin_hash}/tile/entries/{index}",
+    ] {
+        let op = &doc["paths"][path]["get"];
+        assert!(op["responses"]["200"].is_object(), "GET {path}");
+        assert_eq!(op["parameters"][0]["name"], "origin_hash", "{path}");
+    }
+    // Every write route a mirror refuses documents its 405 `read_only_mirror`.
+    let refusal = &doc["components"]["responses"]["ReadOnlyMirror"];
+    assert!(refusal["description"]
+        .as_str()
+        .unwrap()
+        .contains("read_only_mirror"));
+    let posts: Vec<_> = lesson_ledger::http::routes()
+        .into_iter()
+        .filter(|(method, _)| *method == "POST")
+        .collect();
+    assert!(!posts.is_empty());
+    for (_, path) in posts {
+        assert_eq!(
+            doc["paths"][path]["post"]["responses"]["405"]["$ref"],
+            "#/components/responses/ReadOnlyMirror",
+            "POST {path}"
+        );
+    }
 }

@@ -529,4 +529,39 @@ fn a_ledger_published_from_its_data_directory_while_serve_writes_is_what_serve_s
     assert!(out.status.success(), "publish --data: {}", text(&out));
     assert_eq!(published_size(&site), Some(2211));
     assert_served_as_published(&site, &served.url);
+
+/// Issue 17 (mirror2): a later `verify --url --state` against a static tree asked the
+/// server for a consistency proof that a web server cannot give; the consistency is now
+/// computed from the entries served, so the audit goes on run after run.
+#[test]
+fn verify_url_with_a_state_file_follows_a_published_tree_served_by_nginx_as_it_grows() {
+    let Some(bin) = nginx_binary() else {
+        println!("skipped: no nginx binary (.ci/run installs Debian's nginx)");
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (data, operator) = new_ledger(tmp.path(), "ledger");
+    let served = Served::start(&data);
+    let site = tmp.path().join("site");
+    let state = tmp.path().join("audit-state.json");
+    post(&served.url, &operator, 0..300);
+    let out = publish(&served.url, &site);
+    assert!(out.status.success(), "publish: {}", text(&out));
+    let nginx = Nginx::start(&bin, &site, &tmp.path().join("nginx"));
+    let verify = || run(&["verify", "--url", &nginx.url, "--state", s(&state)]);
+    let first = verify();
+    assert!(first.status.success(), "first audit: {}", text(&first));
+
+    post(&served.url, &operator, 300..420);
+    let out = publish(&served.url, &site);
+    assert!(out.status.success(), "publish: {}", text(&out));
+    assert_eq!(published_size(&site), Some(421));
+    let second = verify();
+    assert!(second.status.success(), "second audit: {}", text(&second));
+    let said = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        said.contains("ok: 421 entries")
+            && said.contains("consistent with the checkpoint of size 301 verified before"),
+        "the second audit is consistent with the first (size 301): {said}"
+    );
 }

@@ -11,7 +11,7 @@ use super::CliError;
 use crate::log::note::NoteSigner;
 use crate::mirror::fetch::OriginReader;
 use crate::mirror::serve::{origin_hash, MirrorServer};
-use crate::mirror::{verify_limit, Mirror, MirrorError};
+use crate::mirror::{verify_limit, Mirror, MirrorError, WitnessPolicy};
 
 /// `lesson-ledger mirror`.
 #[derive(Debug, Args)]
@@ -26,6 +26,15 @@ pub struct MirrorArgs {
     /// pinned on first use (and a different one is refused later).
     #[arg(long, value_name = "VKEY")]
     pub origin_key: Option<String>,
+    /// A witness's key whose cosignature on the origin's checkpoint is verified and
+    /// then served beside the mirror's (a cosigner vkey, or an association's registered
+    /// signed-note key; repeat for several). Lines of other keys are never served.
+    #[arg(long = "witness-key", value_name = "VKEY")]
+    pub witness_keys: Vec<String>,
+    /// How many of those witnesses' cosignatures a checkpoint must carry for the mirror
+    /// to follow it (default 1 when witness keys are given, else 0).
+    #[arg(long, value_name = "K")]
+    pub witnesses: Option<usize>,
     /// The mirror's cosigner key: `PREFIX.key` or PREFIX as `keygen` writes them.
     #[arg(long, value_name = "KEYFILE")]
     pub key: PathBuf,
@@ -57,8 +66,10 @@ pub(super) fn mirror(
         None => args.key.clone(),
     };
     let signer = load_signer(&prefix)?;
+    let policy = WitnessPolicy::new(&args.witness_keys, args.witnesses)?;
     let reader = OriginReader::new(&args.origin)?;
     let mut mirror = Mirror::open(&args.data, signer, &reader, args.origin_key.as_deref())?;
+    mirror.set_witnesses(policy);
     eprintln!("mirror cosigner {}", mirror.cosigner_vkey());
     if args.once {
         return catch_up(&mut mirror, &reader, args.measure);

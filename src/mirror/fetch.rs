@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::MirrorError;
+use crate::http::listings::CheckpointPage;
 use crate::http::tiles::{TileKind, TilePath, TILE_WIDTH};
 use crate::limits::{CLIENT_CHECKPOINT_BYTES_MAX, CLIENT_JSON_BYTES_MAX, CLIENT_TILE_BYTES_MAX};
 use crate::log::envelope::KeyCache;
@@ -124,6 +125,26 @@ impl OriginReader {
                 .map(Some)
                 .map_err(|_| origin(&path, "the state note is not UTF-8")),
         }
+    }
+
+    /// The first of the origin's signed checkpoints of size `from` or more, unverified,
+    /// from its listing (`GET /v1/checkpoints?from=`); `None` if the origin has no such
+    /// listing (a static tree) or lists none there.
+    ///
+    /// # Errors
+    /// Transport, status and decoding errors.
+    pub fn checkpoint_from(&self, from: u64) -> Result<Option<Vec<u8>>, MirrorError> {
+        let path = format!("/v1/checkpoints?from={from}");
+        let Some(bytes) = self.get(&path, CLIENT_JSON_BYTES_MAX)? else {
+            return Ok(None);
+        };
+        let page: CheckpointPage = serde_json::from_slice(&bytes)
+            .map_err(|e| origin(&format!("{}{path}", self.base), e))?;
+        Ok(page
+            .checkpoints
+            .into_iter()
+            .next()
+            .map(|row| row.checkpoint.into_bytes()))
     }
 
     fn tile(&self, kind: TileKind, index: u64, width: u64) -> Result<Vec<u8>, MirrorError> {

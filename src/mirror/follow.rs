@@ -3,17 +3,21 @@
 //! the mirror with evidence; anything that may be the network's or a bad tile's fault
 //! is an error of this round only.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{mpsc, Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use super::evidence::stop;
 use super::fetch::{Fetched, OriginReader};
-use super::{layout, Mirror, MirrorError};
+use super::{layout, Mirror, MirrorError, Witnessed};
 use crate::ledger::import::{ImportError, OriginBatch};
 use crate::ledger::writer::{Ledger, LedgerError};
 use crate::log::compact::Frontier;
 use crate::log::hash::Hash;
 use crate::log::note::{Note, NoteVerifier, SignedCheckpoint};
+
+/// About how many entries a chunk of the gap holds (the origin's checkpoints decide):
+/// what one commit takes, and, times three, what a round holds in memory at most.
+pub const CHUNK_ENTRIES: u64 = 4096;
 
 /// What one round did.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,9 +27,10 @@ pub struct Followed {
     pub to: u64,
     /// Envelope signatures verified.
     pub signatures: u64,
-    /// Downloading and checking the leaves (signatures included).
+    /// Waiting for verified leaves (downloading and checking them, signatures
+    /// included, runs alongside the import: this is the time it did not hide).
     pub fetch_verify: Duration,
-    /// Replaying the rules and writing the batch.
+    /// Replaying the rules and writing the chunks.
     pub import: Duration,
 }
 
@@ -42,7 +47,13 @@ impl Mirror {
         if let Some(stopped) = self.stopped()? {
             return Err(MirrorError::Stopped(stopped));
         }
-        let theirs = operator_only(&reader.checkpoint()?, &self.operator)?;
+        let served = reader.checkpoint()?;
+        let theirs = operator_only(&served, &self.operator)?;
+        // Before anything is fetched: a checkpoint without the quorum is not followed.
+        let witnessed = self.witnesses.verify(
+            &SignedCheckpoint::parse_and_verify(&served, &self.operator)
+                .map_err(MirrorError::Checkpoint)?,
+        )?;
         let found = theirs.checkpoint().origin.as_str();
         if found != self.origin.as_str() {
             return Err(MirrorError::OriginMismatch {
@@ -66,26 +77,117 @@ impl Mirror {
         if let Some(held) = &held {
             if size <= from {
                 self.check_prefix(held, &theirs)?;
+                if size == from {
+                    self.cosign_new_witnesses(&theirs, &witnessed)?;
+                }
                 return Ok(followed);
             }
         }
-        let started = Instant::now();
-        let fetched = reader.leaves(from, size)?;
-        if self.root_with(&fetched.hashes)? != theirs.checkpoint().root {
-            return Err(self.diagnose(reader, held.as_ref(), &theirs));
-        }
-        let note = match size {
-            0 => None,
-            _ => reader.state_note(size)?,
-        };
-        followed.fetch_verify = started.elapsed();
-        let started = Instant::now();
-        self.take(&fetched, note.as_deref(), &theirs)?;
-        followed.import = started.elapsed();
-        self.cosign(&theirs)?;
+        let targets = self.chunk_ends(reader, from, &theirs)?;
+        self.catch_up(reader, from, &targets, &mut followed)?;
+        self.cosign(&theirs, &witnessed)?;
         followed.to = size;
-        followed.signatures = fetched.signatures;
         Ok(followed)
+    }
+
+    /// The origin's checkpoints the gap `[from, theirs)` is taken in: about
+    /// [`CHUNK_ENTRIES`] (or the mirror's setting) apart, from the origin's checkpoint listing, then `theirs`. An
+    /// origin without the listing (a static tree) gives one chunk, the whole gap.
+    fn chunk_ends(
+        &self,
+        reader: &OriginReader,
+        from: u64,
+        theirs: &SignedCheckpoint,
+    ) -> Result<Vec<SignedCheckpoint>, MirrorError> {
+        let size = theirs.checkpoint().size;
+        let mut ends = Vec::new();
+        let mut at = from;
+        // A new mirror's first chunk is replayed twice (built aside, then opened): the
+        // origin's smallest checkpoint, so that it costs nothing.
+        let mut wanted = match self.ledger {
+            None => 1,
+            Some(_) => from + self.chunk_entries,
+        };
+        while wanted < size {
+            let Some(bytes) = reader.checkpoint_from(wanted)? else {
+                break;
+            };
+            let end = operator_only(&bytes, &self.operator)?;
+            let end_size = end.checkpoint().size;
+            if end.checkpoint().origin != theirs.checkpoint().origin || end_size >= size {
+                break;
+            }
+            if end_size < wanted || end_size <= at {
+                return Err(MirrorError::Refused(format!(
+                    "the checkpoint listed from size {wanted} is of size {end_size}"
+                )));
+            }
+            ends.push(end);
+            at = end_size;
+            wanted = at + self.chunk_entries;
+        }
+        ends.push(theirs.clone());
+        Ok(ends)
+    }
+
+    /// Takes the chunks ending at `ends` in a pipeline: chunk k+1 is downloaded and its
+    /// signatures checked (on all cores) while chunk k is replayed and written; at most
+    /// one verified chunk waits, so a gap is never held whole.
+    fn catch_up(
+        &mut self,
+        reader: &OriginReader,
+        from: u64,
+        ends: &[SignedCheckpoint],
+        followed: &mut Followed,
+    ) -> Result<(), MirrorError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        std::thread::scope(|scope| {
+            // `move`: the sender must drop when the chunks end, or `rx` never does.
+            scope.spawn(move || {
+                let mut at = from;
+                for end in ends {
+                    let fetched = reader.leaves(at, end.checkpoint().size);
+                    let stop = fetched.is_err();
+                    if tx.send((end, fetched)).is_err() || stop {
+                        return;
+                    }
+                    at = end.checkpoint().size;
+                }
+            });
+            let mut waited = Instant::now();
+            for (end, fetched) in rx {
+                let fetched = fetched?;
+                followed.fetch_verify += waited.elapsed();
+                let started = Instant::now();
+                self.take_chunk(reader, &fetched, end)?;
+                followed.import += started.elapsed();
+                followed.signatures += fetched.signatures;
+                waited = Instant::now();
+            }
+            Ok(())
+        })
+    }
+
+    /// One chunk: its leaves must extend the mirror's tree to `end`'s root; then
+    /// replayed, checked against the state note of `end`'s size, and written.
+    fn take_chunk(
+        &mut self,
+        reader: &OriginReader,
+        fetched: &Fetched,
+        end: &SignedCheckpoint,
+    ) -> Result<(), MirrorError> {
+        if self.root_with(&fetched.hashes)? != end.checkpoint().root {
+            let held = self.ledger.as_ref().map(|l| {
+                let guard = l.read().unwrap_or_else(|p| p.into_inner());
+                guard.log().checkpoint().clone()
+            });
+            return Err(self.diagnose(reader, held.as_ref(), end));
+        }
+        let note = match end.checkpoint().size {
+            0 => None,
+            size => reader.state_note(size)?,
+        };
+        self.take(fetched, note.as_deref(), end)
     }
 
     /// A checkpoint no larger than the mirror's must be the root of the mirror's own
@@ -109,6 +211,25 @@ impl Mirror {
             theirs,
             "its root at that size is not the root of the mirror's leaves",
         ))
+    }
+
+    /// Witnesses cosign after the checkpoint is published: lines verified on the
+    /// checkpoint the mirror already holds, and not yet served, are served from now on.
+    fn cosign_new_witnesses(
+        &mut self,
+        theirs: &SignedCheckpoint,
+        witnessed: &Witnessed,
+    ) -> Result<(), MirrorError> {
+        let all_served = self
+            .cosigned
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_deref()
+            .is_some_and(|text| witnessed.lines.lines().all(|line| text.contains(line)));
+        if all_served {
+            return Ok(());
+        }
+        self.cosign(theirs, witnessed)
     }
 
     /// The root of the mirror's tree extended by `hashes`.

@@ -32,6 +32,7 @@ pub mod evidence;
 pub mod fetch;
 pub mod follow;
 pub mod serve;
+pub mod witnesses;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ use fetch::OriginReader;
 
 pub use evidence::Stopped;
 pub use follow::Followed;
+pub use witnesses::{WitnessPolicy, Witnessed};
 
 /// The file names inside a mirror directory.
 pub mod layout {
@@ -86,6 +88,12 @@ pub enum MirrorError {
     Import(#[from] ImportError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error("the origin's checkpoint of size {size} carries {verified} verified witness cosignatures, {required} required")]
+    WitnessQuorum {
+        size: u64,
+        verified: usize,
+        required: usize,
+    },
     #[error("no mirrored log yet: follow the origin once first")]
     Empty,
     #[error("{path}: {source}")]
@@ -110,6 +118,7 @@ impl MirrorError {
             MirrorError::Stopped(s) => s.code_static(),
             MirrorError::Import(e) => e.code(),
             MirrorError::Ledger(e) => e.code(),
+            MirrorError::WitnessQuorum { .. } => "witness_quorum_not_met",
             MirrorError::Empty => "mirror_empty",
             MirrorError::Io { .. } => "io",
             MirrorError::Config(_) => "mirror_config_invalid",
@@ -130,6 +139,10 @@ pub struct Mirror {
     origin: Origin,
     operator: NoteVerifier,
     signer: NoteSigner,
+    /// The witness cosignatures checked on the origin's checkpoints.
+    witnesses: WitnessPolicy,
+    /// About how many entries a commit of a round takes ([`follow::CHUNK_ENTRIES`]).
+    chunk_entries: u64,
     ledger: Option<Arc<RwLock<Ledger>>>,
     /// The latest checkpoint with the mirror's cosignature, as served.
     cosigned: Arc<RwLock<Option<String>>>,
@@ -166,11 +179,26 @@ impl Mirror {
             origin,
             operator,
             signer,
+            witnesses: WitnessPolicy::default(),
+            chunk_entries: follow::CHUNK_ENTRIES,
             ledger,
             cosigned: Arc::new(RwLock::new(cosigned)),
         };
         mirror.cosign_current()?;
         Ok(mirror)
+    }
+
+    /// Checks the origin's witness cosignatures under `policy` from the next round on:
+    /// the verified ones are served beside the mirror's, and a checkpoint without the
+    /// quorum is not followed.
+    pub fn set_witnesses(&mut self, policy: WitnessPolicy) {
+        self.witnesses = policy;
+    }
+
+    /// Takes a gap in chunks of about `entries` (at least 1) instead of
+    /// [`follow::CHUNK_ENTRIES`]: what a round holds in memory, and how often it commits.
+    pub fn set_chunk_entries(&mut self, entries: u64) {
+        self.chunk_entries = entries.max(1);
     }
 
     /// The mirror's directory.
@@ -229,13 +257,19 @@ impl Mirror {
         if held.is_some_and(|c| c.checkpoint() == current.checkpoint()) {
             return Ok(());
         }
-        self.cosign(&current)
+        // The witness lines of a crash's lost round are not known: served again once
+        // the origin's checkpoint moves on.
+        self.cosign(&current, &Witnessed::default())
     }
 
-    /// Adds the mirror's cosignature to `checkpoint`, writes it durably to
-    /// `DIR/checkpoint` and serves it ("The mirror MUST persist the new checkpoint
-    /// before responding").
-    fn cosign(&mut self, checkpoint: &SignedCheckpoint) -> Result<(), MirrorError> {
+    /// Adds the verified witness lines and the mirror's cosignature to `checkpoint`,
+    /// writes it durably to `DIR/checkpoint` and serves it ("The mirror MUST persist
+    /// the new checkpoint before responding").
+    fn cosign(
+        &mut self,
+        checkpoint: &SignedCheckpoint,
+        witnessed: &Witnessed,
+    ) -> Result<(), MirrorError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_err(|_| MirrorError::Config("the clock is before 1970".into()))?
@@ -244,7 +278,7 @@ impl Mirror {
             .map_err(MirrorError::Checkpoint)?;
         let mut cosigned = checkpoint.clone();
         cosigned
-            .add_signature_lines(&line)
+            .add_signature_lines(&format!("{}{line}", witnessed.lines))
             .map_err(MirrorError::Checkpoint)?;
         let text = cosigned.text();
         evidence::write_durably(&self.dir, layout::COSIGNED, text.as_bytes())?;

@@ -22,7 +22,7 @@
 use std::fs;
 use std::path::Path;
 
-use super::open::{commit_index, open_index, DerivedStores};
+use super::open::{open_index, scan_start, DerivedStores};
 use super::{io, layout, read_config, EntryIdOnly, Log, LogConfig, LogError, OpenReport};
 use crate::log::compact::Frontier;
 use crate::log::disk::Disk;
@@ -30,7 +30,7 @@ use crate::log::envelope::EntryId;
 use crate::log::hash::{leaf_hash, Hash};
 use crate::log::index::{Head, IndexBatch};
 use crate::log::note::{NoteSigner, NoteVerifier, Origin, SignedCheckpoint};
-use crate::log::records::{self, RecordFile, RecordKind, Seal};
+use crate::log::records::{self, RecordFile, RecordKind};
 use crate::log::state_note::StateNote;
 use crate::log::{keyfile, leaf};
 
@@ -122,24 +122,9 @@ impl Log {
         let head = index.head()?;
         let mut report = recover(&mut records, head.as_ref())?;
         report.index_moved_aside = moved_aside;
-        let (mut frontier, mut log_state, replay_from) =
-            stores.truncate_to_common_prefix(&records, head.as_ref())?;
-        let batch = stores.replay(
-            &records,
-            replay_from,
-            &EntryIdOnly,
-            &mut frontier,
-            &mut log_state,
-            &mut report,
-        )?;
+        let (frontier, log_state) =
+            stores.catch_up(&records, (&index, head.as_ref()), &EntryIdOnly, &mut report)?;
         let root = frontier.root();
-        stores.flush()?;
-        let new_head = Head {
-            size: log_state.size,
-            record_end: records.len(),
-            root,
-        };
-        commit_index(&index, &batch, head.as_ref(), new_head)?;
         let (checkpoint, state_note) = settle_notes(
             &records,
             &stores,
@@ -392,23 +377,7 @@ fn last_notes(
 /// [`RecordFile::recover`] from the index head, failing closed if the index is ahead
 /// of the file (as [`Log::open`] does); an imported log always has a checkpoint.
 fn recover(records: &mut RecordFile, head: Option<&Head>) -> Result<OpenReport, LogError> {
-    let file_len = records.len();
-    if let Some(head) = head {
-        if head.record_end > file_len {
-            return Err(LogError::Damaged {
-                index: head.size,
-                what: format!(
-                    "log.dat is {file_len} bytes but the index recorded {} entries ending at byte {}: the log was truncated",
-                    head.size, head.record_end
-                ),
-            });
-        }
-    }
-    let scan_from = head.map_or(Seal::START, |h| Seal {
-        leaves: h.size,
-        end: h.record_end,
-    });
-    let recovery = records.recover(scan_from)?;
+    let recovery = records.recover(scan_start(records, head)?)?;
     if recovery.end == records::HEADER_LEN {
         return Err(LogError::Damaged {
             index: 0,

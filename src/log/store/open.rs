@@ -99,24 +99,13 @@ impl Log {
         let head = index.head()?;
         let mut report = recover_records(&mut records, head.as_ref(), &keys)?;
         report.index_moved_aside = moved_aside;
-        let (mut frontier, mut log_state, replay_from) =
-            stores.truncate_to_common_prefix(&records, head.as_ref())?;
-        let batch = stores.replay(
+        let (frontier, log_state) = stores.catch_up(
             &records,
-            replay_from,
+            (&index, head.as_ref()),
             &*idempotency,
-            &mut frontier,
-            &mut log_state,
             &mut report,
         )?;
         let root = frontier.root();
-        stores.flush()?;
-        let new_head = Head {
-            size: log_state.size,
-            record_end: records.len(),
-            root,
-        };
-        commit_index(&index, &batch, head.as_ref(), new_head)?;
 
         let (origin, signer, checkpoint) = keys.settle(dir, &config, &log_state, root)?;
         let verifier = signer.verifier();
@@ -276,7 +265,7 @@ impl OperatorKeys {
 
 /// Writes the replayed client ids and the new head to the index, and checks that a head
 /// the index held at the same size had the same root.
-pub(super) fn commit_index(
+fn commit_index(
     index: &Index,
     batch: &IndexBatch,
     old: Option<&Head>,
@@ -297,17 +286,12 @@ pub(super) fn commit_index(
     Ok(())
 }
 
-/// Checks the index head against the record file, cuts an unacknowledged torn tail, and
-/// finishes a `create` cut short before its first commit; reports the cut.
-fn recover_records(
-    records: &mut RecordFile,
-    head: Option<&Head>,
-    keys: &OperatorKeys,
-) -> Result<OpenReport, LogError> {
+/// Where recovery scans `log.dat` from (for [`Log::open_on`] and `Log::open_imported`):
+/// the index head's seal. An index ahead of the file is damage: it is written after the
+/// records are synced, so acknowledged records are gone.
+pub(super) fn scan_start(records: &RecordFile, head: Option<&Head>) -> Result<Seal, LogError> {
     let file_len = records.len();
     if let Some(head) = head {
-        // The index is written after the records are synced, so it can never be
-        // ahead of them: if it is, acknowledged records are gone.
         if head.record_end > file_len {
             return Err(LogError::Damaged {
                 index: head.size,
@@ -318,11 +302,20 @@ fn recover_records(
             });
         }
     }
-    let scan_from = head.map_or(Seal::START, |h| Seal {
+    Ok(head.map_or(Seal::START, |h| Seal {
         leaves: h.size,
         end: h.record_end,
-    });
-    let recovery = records.recover(scan_from)?;
+    }))
+}
+
+/// Checks the index head against the record file, cuts an unacknowledged torn tail, and
+/// finishes a `create` cut short before its first commit; reports the cut.
+fn recover_records(
+    records: &mut RecordFile,
+    head: Option<&Head>,
+    keys: &OperatorKeys,
+) -> Result<OpenReport, LogError> {
+    let recovery = records.recover(scan_start(records, head)?)?;
     if recovery.end == records::HEADER_LEN {
         // No checkpoint record at all: a `create` cut short before its first commit,
         // so nothing was ever acknowledged. Finish it, so that log.dat ends with the
@@ -354,6 +347,35 @@ impl DerivedStores {
             offsets: Offsets::open_on(dir.join(layout::OFFSETS), disk.clone())?,
             ids: crate::log::id_index::IdIndex::open_on(dir.join(layout::IDS), disk)?,
         })
+    }
+    /// The derived stores and the index brought up to `records` (truncated to their
+    /// common prefix with `head`, the rest replayed, the index moved on), for
+    /// [`Log::open_on`] and `Log::open_imported` alike: the frontier and the replay's.
+    pub(super) fn catch_up(
+        &mut self,
+        records: &RecordFile,
+        (index, head): (&Index, Option<&Head>),
+        idempotency: &dyn Idempotency,
+        report: &mut OpenReport,
+    ) -> Result<(Frontier, ReplayState), LogError> {
+        let (mut frontier, mut log_state, replay_from) =
+            self.truncate_to_common_prefix(records, head)?;
+        let batch = self.replay(
+            records,
+            replay_from,
+            idempotency,
+            &mut frontier,
+            &mut log_state,
+            report,
+        )?;
+        self.flush()?;
+        let new_head = Head {
+            size: log_state.size,
+            record_end: records.len(),
+            root: frontier.root(),
+        };
+        commit_index(index, &batch, head, new_head)?;
+        Ok((frontier, log_state))
     }
 
     /// Brings the derived stores to a common prefix (what all of them and the index
