@@ -529,6 +529,7 @@ fn a_ledger_published_from_its_data_directory_while_serve_writes_is_what_serve_s
     assert!(out.status.success(), "publish --data: {}", text(&out));
     assert_eq!(published_size(&site), Some(2211));
     assert_served_as_published(&site, &served.url);
+}
 
 /// Issue 17 (mirror2): a later `verify --url --state` against a static tree asked the
 /// server for a consistency proof that a web server cannot give; the consistency is now
