@@ -107,7 +107,9 @@ impl Scale {
 pub struct DemoConfig {
     /// The demo's directory: the ledger goes in `ledger/`, the report in `report/`.
     pub data: PathBuf,
+    /// How big a city.
     pub scale: Scale,
+    /// The seed of every random choice: the same seed plays the same city.
     pub seed: u64,
     /// Leave the server running at the end (until Ctrl-C) and print URLs to open.
     pub keep_serving: bool,
@@ -136,36 +138,55 @@ impl DemoConfig {
 /// Why the demo stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    /// The ledger failed (its own code).
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// A request to the demo's server failed (its own code).
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The demo's server could not start (its own code).
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// The ledger's state could not answer a query (its own code).
     #[error("the ledger's state could not be read: {0}")]
     State(#[from] RuleError),
+    /// An entry could not be signed (its own code).
     #[error("envelope: {0}")]
     Envelope(#[from] EnvelopeError),
+    /// A note could not be signed or verified (its own code).
     #[error("note: {0}")]
     Note(#[from] NoteError),
+    /// Code `demo_unexpected_outcome`: entry `entry` was answered `found` (`message`), expected `expected`.
     #[error("entry {entry} was answered {found} ({message}), expected {expected}")]
     Unexpected {
+        /// The entry's id.
         entry: String,
+        /// The status expected.
         expected: String,
+        /// The status answered.
         found: String,
+        /// The answer's words.
         message: String,
     },
+    /// Code `demo_audit_failed`: the audit failed: `0`.
     #[error("the audit failed: {0}")]
     AuditFailed(#[source] AuditFailure),
+    /// Code `demo_check_failed`: self-check failed: `what`: expected `expected`, found `found`.
     #[error("self-check failed: {what}: expected {expected}, found {found}")]
     Check {
+        /// The figure checked.
         what: String,
+        /// What was expected.
         expected: String,
+        /// What was found.
         found: String,
     },
+    /// Code `io`: a file of the demo could not be written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },

@@ -84,9 +84,9 @@ struct Layered<'a> {
 }
 
 impl StateView for Layered<'_> {
-    fn get(&self, key: &Key) -> Result<Option<Value>, RuleError> {
+    fn get(&self, key: &Key) -> Option<Value> {
         match self.top.get(key) {
-            Some(value) => Ok(Some(value.clone())),
+            Some(value) => Some(value.clone()),
             None => self.base.get(key),
         }
     }

@@ -344,7 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn verify_consistency_errors_say_what_was_wrong() {
+    fn verify_consistency_errors_say_what_was_wrong_with_the_sizes() {
         let tree = Levels::new(7);
         let (root3, root7) = (root(&tree, 3).unwrap(), root(&tree, 7).unwrap());
         let proof = consistency_proof(&tree, 3, 7).unwrap();
@@ -376,6 +376,14 @@ mod tests {
         );
         assert_eq!(err.code(), "equal_sizes_different_roots");
         assert_eq!(verify_consistency(3, 3, &root3, &root3, &[]), Ok(()));
+    }
+
+    #[test]
+    fn verify_consistency_errors_say_what_was_wrong_with_the_proof() {
+        let tree = Levels::new(7);
+        let (root3, root7) = (root(&tree, 3).unwrap(), root(&tree, 7).unwrap());
+        let proof = consistency_proof(&tree, 3, 7).unwrap();
+        let empty = Hash::empty_root();
 
         let err = verify_consistency(3, 3, &root3, &root3, &proof[..1]).unwrap_err();
         assert_eq!(
