@@ -26,6 +26,8 @@
 //!
 //! See `ARCHITECTURE.md` for the map and the invariants.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod cli;
 pub mod client;

@@ -12,6 +12,8 @@
 //! assert_eq!(e.code(), "balance_unbalanced");
 //! ```
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use serde::Serialize;
 use serde_json::Value as Json;
 

@@ -13,6 +13,8 @@
 //! and with the families' choices — value matched, the bound, students served. The
 //! recorded run (`POST /v1/match`) is the one with the choices.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use rand::Rng;
 use serde_json::json;
 

@@ -27,6 +27,8 @@
 //! # Ok::<(), lesson_ledger::demo::DemoError>(())
 //! ```
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::sync::Arc;
 
 use rand::Rng;

@@ -46,6 +46,8 @@
 //! # Ok::<(), lesson_ledger::demo::DemoError>(())
 //! ```
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 pub mod audit;
 pub mod choices;
 pub mod clock;

@@ -13,6 +13,8 @@
 //! assert_eq!(percent(0, 0), "-");
 //! ```
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;

@@ -17,6 +17,8 @@
 //! assert_eq!(c, World::new(7, Scale::Tiny, 1_700_000_000_000_000).claim(3));
 //! ```
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 

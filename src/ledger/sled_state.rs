@@ -35,6 +35,8 @@
 //! from the objects and must give the head's root, else the state is damaged and is
 //! rebuilt from the log.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::collections::{BTreeMap, HashMap};
 
 use super::state::{Changes, Key, StateView, Table, Value};

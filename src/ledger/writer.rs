@@ -9,6 +9,8 @@
 //! Architecture invariant: the rules never see an entry the log has not verified, and
 //! the state never holds a change whose entry is not durable in `log.dat`.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -12,6 +12,8 @@
 //! expected and found — and the audit stops there: after one problem, later ones are
 //! consequences, not news.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -31,6 +31,8 @@
 //! # Ok::<(), lesson_ledger::log::compact::CompactError>(())
 //! ```
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::fmt;
 
 use super::hash::{node_hash, Hash, NodeError, NodeSource};

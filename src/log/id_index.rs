@@ -21,6 +21,8 @@
 //! assert_eq!(ids.get(&[8; 32]).unwrap(), None);
 //! ```
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::collections::HashMap;
 use std::fs::File;
 

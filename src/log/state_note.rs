@@ -28,6 +28,8 @@
 //! assert_eq!(StateNote::parse_and_verify(text.as_bytes(), &key.verifier()).unwrap(), note);
 //! ```
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 

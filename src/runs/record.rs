@@ -164,7 +164,9 @@ impl RunError {
 pub struct RunOutcome {
     /// The run id; `None` for a dry run.
     pub run: Option<String>,
+    /// The parameters the matcher ran with.
     pub params: MatchParams,
+    /// The matcher's figures.
     pub report: MatchReport,
     /// A dry run's plans, what it would allocate; `None` once recorded (they are in the
     /// log).

@@ -71,12 +71,16 @@ impl AuditVisitor for Replayer {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what}: expected {expected}, stored {found}")]
 pub struct Divergence {
+    /// What differs (an object, a table, the number of objects, the map root).
     pub what: String,
+    /// What the replay computed.
     pub expected: String,
+    /// What the store holds.
     pub found: String,
 }
 
 impl Replayer {
+    /// A replay before the genesis: an empty state.
     pub fn new() -> Replayer {
         Replayer::default()
     }

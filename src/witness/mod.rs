@@ -60,10 +60,12 @@ pub struct TrustedLog {
 }
 
 impl TrustedLog {
+    /// A log of `origin` whose checkpoints any of `keys` may sign.
     pub fn new(origin: Origin, keys: Vec<NoteVerifier>) -> TrustedLog {
         TrustedLog { origin, keys }
     }
 
+    /// The log's origin.
     pub fn origin(&self) -> &Origin {
         &self.origin
     }

@@ -35,7 +35,9 @@ pub fn origin_hash(origin: &Origin) -> String {
 /// What the witness holds for one log: the latest checkpoint it cosigned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
+    /// Its tree size.
     pub size: u64,
+    /// Its root hash.
     pub root: Hash,
     /// The note served at `GET <origin hash>/checkpoint`.
     pub note: String,
@@ -45,6 +47,7 @@ pub struct Held {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplitView {
+    /// The log's origin.
     pub origin: String,
     /// Stable code of the check that failed (e.g. `root_mismatch`).
     pub reason: String,

@@ -1,5 +1,7 @@
 //! Entry ids: BLAKE3 of an envelope's PAE, the identity of a statement.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::fmt;
 use std::str::FromStr;
 

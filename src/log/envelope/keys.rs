@@ -1,6 +1,8 @@
 //! Where the public key a keyid names comes from: the keyid itself (a C2SP verifier key
 //! is self-certifying), a fixed set, or a bounded cache in front of decoding.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::collections::HashMap;
 
 use ed25519_dalek::VerifyingKey;

@@ -1,5 +1,7 @@
 //! Checkpoints (C2SP tlog-checkpoint) and cosignatures (C2SP tlog-cosignature).
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use super::*;
 
 /// The origin line of a checkpoint. Invariant: non-empty, at most

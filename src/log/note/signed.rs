@@ -1,5 +1,7 @@
 //! Signed notes: parsing, signing and verifying signature lines.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use super::*;
 
 /// One signature line of a note: `— <name> base64(key id ‖ signature)`. The signature

@@ -49,6 +49,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use super::hash::{node_hash, Hash, NodeError, NodeSource};
 
 /// Why a proof could not be generated.
