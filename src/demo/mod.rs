@@ -46,8 +46,6 @@
 //! # Ok::<(), lesson_ledger::demo::DemoError>(())
 //! ```
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 pub mod audit;
 pub mod choices;
 pub mod clock;
@@ -294,8 +292,11 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DemoError + 
 /// One step's wall time and the entries it appended.
 #[derive(Debug, Clone)]
 pub struct StepTiming {
+    /// The step's name, as the report prints it.
     pub step: &'static str,
+    /// Its wall time.
     pub wall: Duration,
+    /// Entries it appended.
     pub entries: u64,
 }
 
@@ -315,21 +316,29 @@ impl StepTiming {
 /// What a finished demo established.
 #[derive(Debug, Clone)]
 pub struct DemoOutcome {
+    /// The seed the demo ran with.
     pub seed: u64,
+    /// The scale it ran at.
     pub scale: Scale,
+    /// Each step's time, in order.
     pub timings: Vec<StepTiming>,
+    /// What the association's audit established.
     pub audit: audit::AuditReport,
+    /// The pool's totals at the end.
     pub totals: report::Totals,
+    /// What became of the lessons.
     pub lessons: lessons::Counts,
     /// What the families' choices were worth (issue 18).
     pub choices: choices::Figures,
     /// The ledger's day (genesis `day_micros`) and the allocations' validity in days.
     pub day_micros: u64,
+    /// Days an allocation stays active.
     pub allocation_validity_days: u64,
     /// Expected refusals, by error code, with one example message each.
     pub refusals: Vec<(String, u64, String)>,
     /// Entries answered "exists" (a resubmission answered with its first receipt).
     pub exists: u64,
+    /// Entries in the log at the end.
     pub entries: u64,
 }
 

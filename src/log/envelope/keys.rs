@@ -1,8 +1,6 @@
 //! Where the public key a keyid names comes from: the keyid itself (a C2SP verifier key
 //! is self-certifying), a fixed set, or a bounded cache in front of decoding.
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 use std::collections::HashMap;
 
 use ed25519_dalek::VerifyingKey;
@@ -42,6 +40,7 @@ pub struct KeySet {
 }
 
 impl KeySet {
+    /// The keys of `verifiers`, by key id.
     pub fn new(verifiers: impl IntoIterator<Item = NoteVerifier>) -> KeySet {
         KeySet {
             keys: verifiers
@@ -51,10 +50,12 @@ impl KeySet {
         }
     }
 
+    /// Number of keys.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// Whether the set holds no key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

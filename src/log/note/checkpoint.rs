@@ -1,7 +1,5 @@
 //! Checkpoints (C2SP tlog-checkpoint) and cosignatures (C2SP tlog-cosignature).
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 use super::*;
 
 /// The origin line of a checkpoint. Invariant: non-empty, at most
@@ -35,6 +33,7 @@ impl Origin {
         }
     }
 
+    /// The origin, as written in the checkpoint's first line.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -55,8 +54,11 @@ impl fmt::Debug for Origin {
 /// A tree head: the log's origin, its size and its RFC 6962 root.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
+    /// The log's origin (first line).
     pub origin: Origin,
+    /// The tree size (second line).
     pub size: u64,
+    /// The root hash (third line, base64).
     pub root: Hash,
 }
 
@@ -211,10 +213,12 @@ impl SignedCheckpoint {
         Ok(SignedCheckpoint { checkpoint, note })
     }
 
+    /// The checkpoint the note's text is.
     pub fn checkpoint(&self) -> &Checkpoint {
         &self.checkpoint
     }
 
+    /// The signed note, with its signature lines.
     pub fn note(&self) -> &Note {
         &self.note
     }

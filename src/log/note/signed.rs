@@ -1,7 +1,5 @@
 //! Signed notes: parsing, signing and verifying signature lines.
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 use super::*;
 
 /// One signature line of a note: `— <name> base64(key id ‖ signature)`. The signature
@@ -46,10 +44,12 @@ impl NoteSignature {
         }
     }
 
+    /// The signer's key name.
     pub fn name(&self) -> &KeyName {
         &self.name
     }
 
+    /// The signer's key id.
     pub fn key_id(&self) -> KeyId {
         self.key_id
     }
@@ -160,6 +160,7 @@ impl Note {
         &self.text
     }
 
+    /// The signature lines, in the note's order.
     pub fn signatures(&self) -> &[NoteSignature] {
         &self.signatures
     }
