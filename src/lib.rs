@@ -5,7 +5,9 @@
 //! The crate is layered; each layer knows only the ones below it (lowest first, the
 //! order `tests/tidy.rs` enforces):
 //! - [`limits`]: every size limit of the log layer, in one place.
-//! - [`net`]: the hardened connection loop the HTTP servers share (timeouts, a cap).
+//! - [`net`]: the hardened connection loop the HTTP servers share (timeouts, a cap), and
+//!   the [`net::ServerHandle`] each of them runs on (its own thread and runtime, a
+//!   graceful stop).
 //! - [`log`]: the verifiable log (DSSE envelopes, RFC 6962 Merkle tree, C2SP checkpoints,
 //!   proofs, the tlog-tiles layout, the file that holds it all). It knows nothing of
 //!   lessons or HTTP.
@@ -26,6 +28,8 @@
 //! - [`cli`]: the `lesson-ledger` commands, dispatched in one place.
 //!
 //! See `ARCHITECTURE.md` for the map and the invariants.
+
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod cli;

@@ -21,6 +21,9 @@
 //! It sits just above [`crate::limits`] and below everything else: it knows nothing of
 //! the ledger or the log, only sockets, hyper and a [`Router`].
 //!
+//! [`ServerHandle`] (`handle.rs`) runs such a server on a thread and runtime of its own
+//! and stops it gracefully; every server of the crate is started through it.
+//!
 //! Architecture invariant: no ledger lock is held here; handlers build a bounded body
 //! under the lock and release it before the body is written to the socket.
 
@@ -39,6 +42,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Sleep;
+
+mod handle;
+
+pub use handle::{shutdown_signal, ServerHandle, ServerPanicked, StartError, StopSignal};
 
 /// What one connection, and all of them together, may cost the server.
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //! pages, timeouts and caps on connections, refusals before signature checks, tile
 //! arithmetic. Real sockets, a real ledger, real signatures.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::http::{assert_problem, scenario, Fixture};
-use crate::support::{ledger_entry, party_signer, register_institution};
+use crate::support::{
+    closed_by_server, half_sent, ledger_entry, party_signer, register_institution,
+};
 
 #[test]
 fn a_tile_whose_positions_pass_two_to_the_sixty_fourth_is_refused_not_served_empty() {
@@ -38,30 +40,8 @@ fn a_tile_whose_positions_pass_two_to_the_sixty_fourth_is_refused_not_served_emp
     }
 }
 
-/// Opens a connection and sends the start of a request, never the rest.
-fn half_sent(f: &Fixture) -> TcpStream {
-    let mut stream = TcpStream::connect(f.server.addr()).expect("connect");
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow:")
-        .unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream
-}
-
-/// Whether the server closed `stream` (EOF or reset) before our read timeout.
-fn closed_by_server(mut stream: TcpStream) -> bool {
-    let mut buf = [0u8; 512];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue, // a 408 or the like before closing is fine
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
-}
+/// The start of a request, never finished.
+const HALF_SENT_REQUEST: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow:";
 
 fn slow_client_config() -> ServerConfig {
     ServerConfig {
@@ -75,7 +55,7 @@ fn slow_client_config() -> ServerConfig {
 fn half_sent_requests_are_closed_after_the_header_timeout() {
     let f = Fixture::with_config(slow_client_config());
     let started = Instant::now();
-    let stream = half_sent(&f);
+    let stream = half_sent(f.server.addr(), HALF_SENT_REQUEST);
     assert!(closed_by_server(stream), "a half-sent request stays open");
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -87,7 +67,9 @@ fn half_sent_requests_are_closed_after_the_header_timeout() {
 #[test]
 fn healthz_still_answers_with_more_slow_clients_than_connection_slots() {
     let f = Fixture::with_config(slow_client_config());
-    let slow: Vec<TcpStream> = (0..40).map(|_| half_sent(&f)).collect();
+    let slow: Vec<TcpStream> = (0..40)
+        .map(|_| half_sent(f.server.addr(), HALF_SENT_REQUEST))
+        .collect();
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()

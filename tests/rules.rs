@@ -506,7 +506,7 @@ fn happy_path_through_every_kind() {
     drop(stored);
     let reopened = SledState::open(&db).unwrap();
     for (key, value) in w.state.iter() {
-        assert_eq!(reopened.get(key).unwrap().as_ref(), Some(value), "{key:?}");
+        assert_eq!(reopened.get(key).as_ref(), Some(value), "{key:?}");
     }
     assert_eq!(reopened.root(), w.state.root());
 

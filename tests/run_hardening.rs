@@ -40,7 +40,7 @@ fn pledges_nobody_approved_never_count_against_a_runs_pledge_cap() {
     let (params, plans) = honest_plans(&mut ledger);
     ledger.close().unwrap();
     let mut state = replay(&tmp.path().join("data")).unwrap().state().clone();
-    let template: Pledge = match state.get(&Key::new(Table::Pledge, "p-0001")).unwrap() {
+    let template: Pledge = match state.get(&Key::new(Table::Pledge, "p-0001")) {
         Some(Value::Pledge(p)) => *p,
         other => panic!("{other:?}"),
     };
@@ -206,7 +206,7 @@ fn a_run_killed_at_any_batch_boundary_is_closed_on_restart_and_verify_passes() {
         dying.ledger.close().unwrap();
 
         let (ledger, _) = Ledger::open(&dir).unwrap();
-        let open = open_runs(&ledger).unwrap();
+        let open = open_runs(&ledger);
         assert_eq!(open.len(), 1, "cut {cut}");
         assert_eq!(open[0].made as usize, cut * BATCH - 1, "cut {cut}");
         ledger.close().unwrap();
@@ -223,7 +223,7 @@ fn a_run_killed_at_any_batch_boundary_is_closed_on_restart_and_verify_passes() {
         .unwrap();
         server.shutdown().unwrap();
         let (mut ledger, _) = Ledger::open(&dir).unwrap();
-        assert!(open_runs(&ledger).unwrap().is_empty(), "cut {cut}");
+        assert!(open_runs(&ledger).is_empty(), "cut {cut}");
         run_match(&mut ledger, Some(&op), false).unwrap();
         ledger.close().unwrap();
         let replayer = replay(&dir).unwrap();

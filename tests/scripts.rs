@@ -5,10 +5,9 @@
 //! checkpoint no association cosigned when association keys are given; and `verify
 //! --url` catches a state note the operator re-signed over another root.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use lesson_ledger::log::envelope::Envelope;
 use lesson_ledger::log::note::{cosign, sign_note, NoteSigner, NoteVerifier, SignedCheckpoint};
@@ -19,78 +18,9 @@ use serde_json::json;
 use crate::audit::{kinds_and_bodies, rewrite};
 use crate::cli::run;
 use crate::support::{
-    operator_of, register_institution, test_association, write_test_association, TEST_ASSOCIATION,
-    TEST_ORIGIN,
+    operator_of, output_text, path_arg, register_institution, test_association,
+    write_test_association, Served, TEST_ASSOCIATION, TEST_ORIGIN,
 };
-
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// `lesson-ledger serve` on a loopback port; killed when dropped.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Served {
-    fn start(data: &Path) -> Served {
-        let log = data.with_extension("serve.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_lesson-ledger"))
-            .args(["serve", "--data", s(data), "--addr", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).expect("server log"))
-            .spawn()
-            .expect("spawn serve");
-        let mut served = Served {
-            child,
-            url: String::new(),
-        };
-        let started = Instant::now();
-        while served.url.is_empty() {
-            let said = fs::read_to_string(&log).unwrap_or_default();
-            if let Some(addr) = said
-                .lines()
-                .find_map(|l| l.strip_prefix("listening on http://"))
-            {
-                served.url = format!("http://{}", addr.trim());
-            } else if let Some(status) = served.child.try_wait().expect("poll") {
-                panic!("serve exited with {status} before listening:\n{said}");
-            } else {
-                assert!(started.elapsed() < START_TIMEOUT, "serve did not listen");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        served
-    }
-
-    fn checkpoint(&self) -> String {
-        Client::new()
-            .get(format!("{}/checkpoint", self.url))
-            .send()
-            .and_then(|r| r.error_for_status())
-            .and_then(|r| r.text())
-            .expect("GET /checkpoint")
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A ledger made by `init` in `tmp/NAME`: its directory, the operator's verifier key
 /// (as printed by `init`, kept apart from the directory) and the operator's signer.
@@ -100,13 +30,13 @@ fn new_ledger(tmp: &Path, name: &str) -> (PathBuf, String, NoteSigner) {
     let out = run(&[
         "init",
         "--data",
-        s(&data),
+        path_arg(&data),
         "--origin",
         TEST_ORIGIN,
         "--association",
-        s(&association),
+        path_arg(&association),
     ]);
-    assert!(out.status.success(), "init: {}", text(&out));
+    assert!(out.status.success(), "init: {}", output_text(&out));
     let vkey = String::from_utf8(out.stdout)
         .expect("utf-8")
         .trim()
@@ -175,7 +105,7 @@ fn a_backup_taken_while_entries_arrive_verifies_and_serves_its_checkpoint_when_r
     let dest = tmp.path().join("backup");
     let out = script(
         "backup.sh",
-        &[s(&data), s(&dest)],
+        &[path_arg(&data), path_arg(&dest)],
         &[
             ("OPERATOR_KEY", &vkey),
             ("LEDGER_URL", &live.url),
@@ -183,11 +113,11 @@ fn a_backup_taken_while_entries_arrive_verifies_and_serves_its_checkpoint_when_r
         ],
     );
     writer.join().expect("writer");
-    assert!(out.status.success(), "backup.sh: {}", text(&out));
+    assert!(out.status.success(), "backup.sh: {}", output_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("consistent with the checkpoint of size"),
         "a consistency proof from the copy to the served ledger: {}",
-        text(&out)
+        output_text(&out)
     );
     post(&live.url, &operator, 1000..1001);
     let copied = fs::read_to_string(dest.join("checkpoint")).expect("the copy's checkpoint");
@@ -209,10 +139,10 @@ fn a_backup_taken_while_entries_arrive_verifies_and_serves_its_checkpoint_when_r
     let keyless = tmp.path().join("keyless");
     let out = script(
         "backup.sh",
-        &[s(&data), s(&keyless)],
+        &[path_arg(&data), path_arg(&keyless)],
         &[("OPERATOR_KEY", &vkey), ("LEDGER_URL", &live.url)],
     );
-    assert!(out.status.success(), "backup.sh: {}", text(&out));
+    assert!(out.status.success(), "backup.sh: {}", output_text(&out));
     assert!(!keyless.join("ledger/operator.key").exists());
     assert!(keyless.join("ledger/log.json").exists());
 }
@@ -229,29 +159,29 @@ fn a_backup_whose_copy_was_damaged_or_checked_under_another_key_fails_its_check(
     let dest = tmp.path().join("backup");
     let out = script(
         "backup.sh",
-        &[s(&data), s(&dest)],
+        &[path_arg(&data), path_arg(&dest)],
         &[("OPERATOR_KEY", &vkey)],
     );
-    assert!(out.status.success(), "backup.sh: {}", text(&out));
+    assert!(out.status.success(), "backup.sh: {}", output_text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("is one of"));
     let check = script(
         "backup.sh",
-        &["--check", s(&dest)],
+        &["--check", path_arg(&dest)],
         &[("OPERATOR_KEY", &vkey)],
     );
-    assert!(check.status.success(), "--check: {}", text(&check));
+    assert!(check.status.success(), "--check: {}", output_text(&check));
 
     let other = crate::support::vkey(TEST_ORIGIN, 77);
     let check = script(
         "backup.sh",
-        &["--check", s(&dest)],
+        &["--check", path_arg(&dest)],
         &[("OPERATOR_KEY", &other)],
     );
     assert_eq!(
         check.status.code(),
         Some(1),
         "another key: {}",
-        text(&check)
+        output_text(&check)
     );
 
     // One byte flipped in the middle of the copied log (bit rot on the backup disk).
@@ -262,15 +192,20 @@ fn a_backup_whose_copy_was_damaged_or_checked_under_another_key_fails_its_check(
     fs::write(&records, bytes).expect("damage");
     let check = script(
         "backup.sh",
-        &["--check", s(&dest)],
+        &["--check", path_arg(&dest)],
         &[("OPERATOR_KEY", &vkey)],
     );
-    assert_eq!(check.status.code(), Some(1), "damaged: {}", text(&check));
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "damaged: {}",
+        output_text(&check)
+    );
     assert!(String::from_utf8_lossy(&check.stderr).contains("does not verify"));
 }
 
 fn nightly(url: &str, vkey: &str, state: &Path) -> Output {
-    script("nightly-audit.sh", &[url, vkey, s(state)], &[])
+    script("nightly-audit.sh", &[url, vkey, path_arg(state)], &[])
 }
 
 fn audited(state: &Path) -> String {
@@ -289,20 +224,20 @@ fn a_nightly_audit_reports_a_log_that_rolled_back_or_forked_since_the_last_night
         let live = Served::start(&data);
         post(&live.url, &operator, 0..10);
         let night1 = nightly(&live.url, &vkey, &state);
-        assert!(night1.status.success(), "night 1: {}", text(&night1));
+        assert!(night1.status.success(), "night 1: {}", output_text(&night1));
         // The operator keeps a copy of the log at size 11 (with its key)...
         let out = run(&[
             "backup",
             "--data",
-            s(&data),
+            path_arg(&data),
             "--out",
-            s(&fork_base),
+            path_arg(&fork_base),
             "--with-operator-key",
         ]);
-        assert!(out.status.success(), "backup: {}", text(&out));
+        assert!(out.status.success(), "backup: {}", output_text(&out));
         post(&live.url, &operator, 10..15);
         let night2 = nightly(&live.url, &vkey, &state);
-        assert!(night2.status.success(), "night 2: {}", text(&night2));
+        assert!(night2.status.success(), "night 2: {}", output_text(&night2));
         assert!(String::from_utf8_lossy(&night2.stdout).contains("consistent with"));
     }
     let last_good = audited(&state);
@@ -315,13 +250,18 @@ fn a_nightly_audit_reports_a_log_that_rolled_back_or_forked_since_the_last_night
         night3.status.code(),
         Some(1),
         "rolled back: {}",
-        text(&night3)
+        output_text(&night3)
     );
     // Then a different history on top of it, longer than what was audited (a fork).
     post(&rolled_back.url, &operator, 500..510);
     assert_eq!(size_of(&rolled_back.checkpoint()), 21);
     let night4 = nightly(&rolled_back.url, &vkey, &state);
-    assert_eq!(night4.status.code(), Some(1), "forked: {}", text(&night4));
+    assert_eq!(
+        night4.status.code(),
+        Some(1),
+        "forked: {}",
+        output_text(&night4)
+    );
     assert_eq!(
         audited(&state),
         last_good,
@@ -380,18 +320,22 @@ fn a_nightly_audit_with_association_keys_requires_their_cosignature_on_the_check
     let state = tmp.path().join("audit");
 
     // No association has cosigned this checkpoint: a view nobody checked is a finding.
-    let unwitnessed = script("nightly-audit.sh", &[&live.url, &vkey, s(&state)], &env);
+    let unwitnessed = script(
+        "nightly-audit.sh",
+        &[&live.url, &vkey, path_arg(&state)],
+        &env,
+    );
     assert_eq!(
         unwitnessed.status.code(),
         Some(1),
         "uncosigned: {}",
-        text(&unwitnessed)
+        output_text(&unwitnessed)
     );
     assert!(
         String::from_utf8_lossy(&unwitnessed.stderr)
             .contains("0 verified association cosignatures, 1 required"),
         "{}",
-        text(&unwitnessed)
+        output_text(&unwitnessed)
     );
     assert!(
         !state.join("state.json").exists(),
@@ -400,8 +344,16 @@ fn a_nightly_audit_with_association_keys_requires_their_cosignature_on_the_check
 
     // Once the association has cosigned it, the same audit passes.
     assert_eq!(cosign_served(&live, &vkey), 6);
-    let witnessed = script("nightly-audit.sh", &[&live.url, &vkey, s(&state)], &env);
-    assert!(witnessed.status.success(), "cosigned: {}", text(&witnessed));
+    let witnessed = script(
+        "nightly-audit.sh",
+        &[&live.url, &vkey, path_arg(&state)],
+        &env,
+    );
+    assert!(
+        witnessed.status.success(),
+        "cosigned: {}",
+        output_text(&witnessed)
+    );
     let report = fs::read_dir(state.join("reports"))
         .expect("reports")
         .map(|e| fs::read_to_string(e.expect("report").path()).expect("report"))
@@ -417,8 +369,17 @@ fn a_nightly_audit_with_association_keys_requires_their_cosignature_on_the_check
         ("ASSOCIATION_KEYS", association.as_str()),
         ("WITNESSES", "2"),
     ];
-    let impossible = script("nightly-audit.sh", &[&live.url, &vkey, s(&state)], &two);
-    assert_ne!(impossible.status.code(), Some(0), "{}", text(&impossible));
+    let impossible = script(
+        "nightly-audit.sh",
+        &[&live.url, &vkey, path_arg(&state)],
+        &two,
+    );
+    assert_ne!(
+        impossible.status.code(),
+        Some(0),
+        "{}",
+        output_text(&impossible)
+    );
 }
 
 #[test]
@@ -450,11 +411,11 @@ fn verify_url_catches_a_state_note_whose_root_was_altered_and_re_signed() {
             assert_eq!(get(path).status(), status, "{path}");
         }
         let clean = run(&["verify", "--url", &live.url, "--operator-key", &vkey]);
-        assert!(clean.status.success(), "clean: {}", text(&clean));
+        assert!(clean.status.success(), "clean: {}", output_text(&clean));
         assert!(
             String::from_utf8_lossy(&clean.stdout).contains("state note of size 10"),
             "{}",
-            text(&clean)
+            output_text(&clean)
         );
     }
     // The operator signs another root for the last batch; the log itself is untouched.
@@ -478,12 +439,12 @@ fn verify_url_catches_a_state_note_whose_root_was_altered_and_re_signed() {
 
     let tampered = Served::start(&data);
     let caught = run(&["verify", "--url", &tampered.url, "--operator-key", &vkey]);
-    assert_eq!(caught.status.code(), Some(1), "{}", text(&caught));
+    assert_eq!(caught.status.code(), Some(1), "{}", output_text(&caught));
     let said = String::from_utf8_lossy(&caught.stderr);
     assert!(
         said.contains("the state note of size 10") && said.contains("the replay gives"),
         "{}",
-        text(&caught)
+        output_text(&caught)
     );
 }
 

@@ -1,7 +1,12 @@
 //! Shared helpers for the integration tests: real keys (seeded), real envelopes, real
 //! log directories in temporary folders.
 
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use lesson_ledger::log::envelope::{Envelope, KeyCache, VerifiedEnvelope};
@@ -189,4 +194,110 @@ pub fn vkey(name: &str, seed: u8) -> String {
         "{name}+{id}+{}",
         base64::engine::general_purpose::STANDARD.encode(&raw)
     )
+}
+
+/// A path as a command-line argument (test paths are UTF-8).
+pub fn path_arg(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// A finished command's exit status, stdout and stderr, for an assertion's message.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Longest a child process may take to say it is listening.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Waits until `log` holds a line starting with `prefix` (what a child prints once it
+/// listens) and returns the rest of that line; panics if the child exits first or
+/// [`START_TIMEOUT`] passes.
+pub fn wait_for_line(child: &mut Child, log: &Path, prefix: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let said = fs::read_to_string(log).unwrap_or_default();
+        if let Some(rest) = said.lines().find_map(|l| l.strip_prefix(prefix)) {
+            return rest.trim().to_owned();
+        }
+        if let Some(status) = child.try_wait().expect("poll") {
+            panic!("exited with {status} before {prefix:?}:\n{said}");
+        }
+        assert!(started.elapsed() < START_TIMEOUT, "no {prefix:?} in {said}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `lesson-ledger serve --data DATA` as a process on a loopback port (its stderr in
+/// `DATA.serve.log`); killed when dropped.
+pub struct Served {
+    child: Child,
+    /// `http://ADDR`, as the server printed it.
+    pub url: String,
+}
+
+impl Served {
+    /// Starts the server and waits until it listens.
+    pub fn start(data: &Path) -> Served {
+        let log = data.with_extension("serve.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_lesson-ledger"))
+            .args(["serve", "--data", path_arg(data), "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("server log"))
+            .spawn()
+            .expect("spawn serve");
+        let mut served = Served {
+            child,
+            url: String::new(),
+        };
+        let addr = wait_for_line(&mut served.child, &log, "listening on http://");
+        served.url = format!("http://{addr}");
+        served
+    }
+
+    /// The signed checkpoint it serves now (`GET /checkpoint`).
+    pub fn checkpoint(&self) -> String {
+        reqwest::blocking::Client::new()
+            .get(format!("{}/checkpoint", self.url))
+            .send()
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.text())
+            .expect("GET /checkpoint")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Connects to `addr` and sends `start`, the beginning of a request, never the rest; the
+/// stream waits at most 20 s for the server's answer.
+pub fn half_sent(addr: SocketAddr, start: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.write_all(start).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+}
+
+/// Whether the server closed `stream` (EOF or reset) before our read timeout; whatever
+/// it answered first (a 408, say) is read and passed over.
+pub fn closed_by_server(mut stream: TcpStream) -> bool {
+    let mut buf = [0u8; 512];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
 }

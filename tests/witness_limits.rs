@@ -14,7 +14,7 @@ use lesson_ledger::witness::protocol::AddCheckpoint;
 use lesson_ledger::witness::{TrustedLog, Witness, WitnessServer};
 
 use crate::http::{ledger_with_genesis, ORIGIN};
-use crate::support::test_association;
+use crate::support::{closed_by_server, half_sent, test_association};
 
 /// A witness of the test association for the test log, under `limits`.
 fn witness_with(limits: ConnectionLimits) -> (tempfile::TempDir, Ledger, WitnessServer) {
@@ -53,30 +53,8 @@ fn add_checkpoint_request(ledger: &Ledger) -> Vec<u8> {
     request
 }
 
-/// Opens a connection and sends the start of a request, never the rest.
-fn half_sent(witness: &WitnessServer) -> TcpStream {
-    let mut stream = TcpStream::connect(witness.addr()).expect("connect");
-    stream
-        .write_all(b"POST /add-checkpoint HTTP/1.1\r\nhost: x\r\nx-slow:")
-        .unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream
-}
-
-/// Whether the server closed `stream` (EOF or reset) before our read timeout.
-fn closed_by_server(mut stream: TcpStream) -> bool {
-    let mut buf = [0u8; 512];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue, // a 408 before closing is fine
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
-}
+/// The start of a request, never finished.
+const HALF_SENT_REQUEST: &[u8] = b"POST /add-checkpoint HTTP/1.1\r\nhost: x\r\nx-slow:";
 
 #[test]
 fn a_client_sending_its_headers_one_byte_a_second_is_cut_off() {
@@ -112,7 +90,9 @@ fn a_client_sending_its_headers_one_byte_a_second_is_cut_off() {
 fn connections_beyond_the_cap_wait_and_a_well_behaved_add_checkpoint_still_succeeds() {
     let header_timeout = Duration::from_secs(3);
     let (_tmp, ledger, witness) = witness_with(limits(header_timeout, 4));
-    let slow: Vec<TcpStream> = (0..12).map(|_| half_sent(&witness)).collect();
+    let slow: Vec<TcpStream> = (0..12)
+        .map(|_| half_sent(witness.addr(), HALF_SENT_REQUEST))
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
     // Every slot is held by a slow client: the log's request is not served yet...
     let started = Instant::now();

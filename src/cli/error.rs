@@ -9,20 +9,32 @@ use crate::log::store::LogError;
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// `verify` found a problem: the finding, with its stable code and position.
     #[error("verification failed: {0}")]
     Verification(Finding),
+    /// The command line is wrong: what to fix.
     #[error("{0}")]
     Usage(String),
+    /// `append`: some entries were refused (each is reported on its own line).
     #[error("{refused} of {total} entries were refused")]
-    Refused { refused: usize, total: usize },
+    Refused {
+        /// Entries refused.
+        refused: usize,
+        /// Entries submitted.
+        total: usize,
+    },
     /// An entry was refused, said in full (a match run's).
     #[error("{0}")]
     Rejected(String),
+    /// The log could not be opened, read or written.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// A file or directory could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -32,16 +44,26 @@ pub enum CliError {
     /// A verifier key (`log.json`'s, a `.pub` file's) is not one.
     #[error("{path}: not a verifier key: {source}")]
     VerifierKey {
+        /// The file or directory.
         path: PathBuf,
+        /// Why it is not one.
         #[source]
         source: crate::log::note::NoteError,
     },
     /// A key pair whose private key is not the one its `.pub` names.
     #[error("{prefix}: the private key does not match {pub_path}")]
-    KeyMismatch { prefix: PathBuf, pub_path: PathBuf },
+    KeyMismatch {
+        /// The key pair's path without its extension.
+        prefix: PathBuf,
+        /// The `.pub` file.
+        pub_path: PathBuf,
+    },
     /// A file the command writes exists already.
     #[error("{path}: exists; refusing to overwrite")]
-    Exists { path: PathBuf },
+    Exists {
+        /// The file or directory.
+        path: PathBuf,
+    },
     /// The operator's bearer token could not be made.
     #[error("the operator's bearer token: {0}")]
     Credentials(#[from] crate::http::operator::CredentialsError),
@@ -54,18 +76,30 @@ pub enum CliError {
     /// A match run failed.
     #[error(transparent)]
     Run(crate::runs::RunError),
+    /// The ledger could not be opened, written or closed.
     #[error(transparent)]
     Ledger(#[from] crate::ledger::writer::LedgerError),
+    /// A balance query named an object the ledger does not hold.
     #[error("{what} {id:?} is not in the ledger")]
-    NotFound { what: &'static str, id: String },
+    NotFound {
+        /// What was looked up (`claim`, `pledge`, `allocation`, `student`, …).
+        what: &'static str,
+        /// The id looked up.
+        id: String,
+    },
+    /// The demo stopped; its error has a stable code.
     #[error("demo failed ({code}): {source}", code = .0.code(), source = .0)]
     Demo(#[from] crate::demo::DemoError),
+    /// `serve` could not start or stopped badly.
     #[error(transparent)]
     Serve(#[from] crate::http::ServeError),
+    /// A command against a server (`client …`, `verify --url`) failed.
     #[error(transparent)]
     Client(#[from] crate::client::ClientError),
+    /// The witness's directory could not be opened or written.
     #[error(transparent)]
     Witness(#[from] crate::witness::store::StoreError),
+    /// An entry could not be read or verified before submission.
     #[error(transparent)]
     Submission(#[from] crate::api::submission::SubmissionError),
     /// A publication stopped (`publish`).

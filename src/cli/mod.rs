@@ -10,6 +10,8 @@
 //! | 3 | input refused: an entry was not appended (bad envelope, rule broken, conflict) |
 //! | 4 | the store could not be used: missing, damaged (fail-closed), or an I/O fault |
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 mod backup_command;
 mod client_commands;
 mod demo_command;

@@ -3,6 +3,8 @@
 //! signed state notes compared with the replayed state map roots; with a [`Trust`], the
 //! association cosignatures required on the checkpoint audited.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::collections::VecDeque;
 use std::path::Path;
 

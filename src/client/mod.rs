@@ -57,23 +57,45 @@ use crate::log::note::{NoteVerifier, SignedCheckpoint};
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The server could not be reached, or the connection failed.
     #[error("{url}: {reason}")]
-    Transport { url: String, reason: String },
+    Transport {
+        /// The URL asked.
+        url: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The server answered with an error (a problem document).
     #[error("{url}: HTTP {status} {code}: {detail}")]
     Status {
+        /// The URL asked.
         url: String,
+        /// The HTTP status.
         status: u16,
+        /// The problem document's stable `code`.
         code: String,
+        /// The problem document's `detail`.
         detail: String,
     },
+    /// An answer is not what the API documents.
     #[error("{what}: {reason}")]
-    Decode { what: String, reason: String },
+    Decode {
+        /// What was being decoded.
+        what: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// The client was asked for something it cannot do (e.g. more witnesses than keys).
     #[error("{0}")]
     Usage(String),
     /// The server sent more than the client reads for this kind of answer.
     #[error("{url}: the answer is larger than {max} bytes")]
-    TooLarge { url: String, max: usize },
+    TooLarge {
+        /// The URL asked.
+        url: String,
+        /// Most bytes read for that answer.
+        max: usize,
+    },
     /// The server's answer does not verify: the thing this client exists to catch.
     #[error("verification failed: {0}")]
     Verification(String),
@@ -85,17 +107,28 @@ pub enum ClientError {
     /// object's key is absent from the state map root the operator signed at `size`.
     #[error("{table} {id} is not in the ledger (proven absent in the state of size {size})")]
     Absent {
+        /// The object's table.
         table: &'static str,
+        /// The object's id.
         id: String,
+        /// Tree size of the state the absence is proven in.
         size: u64,
     },
     /// The remote audit's replay does not give the state map root the operator signed
     /// in the state note of this size (the first such note).
     #[error("state_root_mismatch: the state note of size {size}: {reason}")]
-    StateRoot { size: u64, reason: String },
+    StateRoot {
+        /// The state note's tree size.
+        size: u64,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A local file (the audit state, a key) could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },

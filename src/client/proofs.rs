@@ -34,61 +34,89 @@ pub enum BalanceError {
     /// The state note is not the operator's, or not a state note of this format.
     #[error("the state note does not verify: {source}")]
     StateNote {
+        /// Why it does not verify.
         #[source]
         source: StateNoteError,
     },
     /// The state note is not of the checkpoint's log (origin) or size.
     #[error("the state note is for {note_origin} at size {note_size}, the checkpoint for {checkpoint_origin} at size {checkpoint_size}")]
     StateNoteMismatch {
+        /// The state note's origin.
         note_origin: String,
+        /// The state note's tree size.
         note_size: u64,
+        /// The checkpoint's origin.
         checkpoint_origin: String,
+        /// The checkpoint's tree size.
         checkpoint_size: u64,
     },
     /// An object's proof does not verify against the note's root.
     #[error("{table} {id}: {source}")]
     Proof {
+        /// The object's table.
         table: &'static str,
+        /// The object's id.
         id: String,
+        /// Why it does not verify.
         #[source]
         source: ProofError,
     },
     /// The object served is not the one asked for or listed.
     #[error("{table} {expected} was asked for, {served} was served")]
     WrongObject {
+        /// The object's table.
         table: &'static str,
+        /// The id asked for.
         expected: String,
+        /// What was served.
         served: String,
     },
     /// An object's parts do not add up to its total.
     #[error("{what}: the parts do not add up to the total")]
-    Unbalanced { what: String },
+    Unbalanced {
+        /// Which object.
+        what: String,
+    },
     /// An allocation lists other open lessons than it has pending.
     #[error("allocation {allocation} lists {listed} open lessons but has {pending} pending")]
     OpenLessons {
+        /// The allocation's id.
         allocation: String,
+        /// What the object lists.
         listed: usize,
+        /// Lessons pending on it.
         pending: u64,
     },
     /// A state proof in the answer is not well formed (its JSON form, before any
     /// object is read).
     #[error("the proof of {at}: {source}")]
     ProofMalformed {
+        /// Which object the proof is for.
         at: String,
+        /// Why it does not verify.
         #[source]
         source: ProofError,
     },
     /// A 404 that carries no proof that the object is absent.
     #[error("the server says {code} but gives no proof of absence")]
-    AbsenceMissing { code: String },
+    AbsenceMissing {
+        /// The problem document's code.
+        code: String,
+    },
     /// A 404 whose proof of absence is not well formed.
     #[error("the proof of absence is malformed: {reason}")]
-    AbsenceMalformed { reason: String },
+    AbsenceMalformed {
+        /// What exactly is wrong, in words.
+        reason: String,
+    },
     /// The objects served are not exactly those the proven objects list.
     #[error("{what}: listed {listed:?}, served {served:?}")]
     Unlisted {
+        /// Which object.
         what: &'static str,
+        /// What the object lists.
         listed: Vec<String>,
+        /// What was served.
         served: Vec<String>,
     },
 }

@@ -16,6 +16,8 @@
 //! println!("{} fen pledged; genesis at {}", pool.pledged.0, last[0].time_micros);
 //! ```
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use super::{failed, Client, ClientError};
 use crate::http::cosign::{CosignRequest, CosignResponse};
 use crate::http::entries::EntryView;

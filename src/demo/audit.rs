@@ -55,12 +55,17 @@ pub const STUDENTS_CHECKED: usize = 5;
 /// What the audit established.
 #[derive(Debug, Clone)]
 pub struct AuditReport {
+    /// Whether every check passed.
     pub passed: bool,
+    /// Entries audited.
     pub entries: u64,
+    /// Signatures verified.
     pub signatures: u64,
+    /// The root hash of the tree audited, base64.
     pub root_base64: String,
     /// The size of the checkpoint the association had remembered and found consistent.
     pub consistent_with: Option<u64>,
+    /// How long the audit took.
     pub elapsed: Duration,
     /// The replay compared with what the server serves, in words.
     pub state_line: String,
@@ -68,7 +73,9 @@ pub struct AuditReport {
     pub cosigned_by: String,
     /// The checkpoint as served after the cosignature (note text, both signatures).
     pub checkpoint: String,
+    /// The students whose balances were checked against the replay (pseudonymous ids).
     pub students_checked: Vec<String>,
+    /// State and inclusion proofs verified.
     pub proofs_verified: u64,
 }
 

@@ -35,18 +35,26 @@ const GROUPS: [&[&str]; 3] = [
 /// What one family chose.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {
+    /// Accepted subjects, most wanted first.
     pub subjects: Vec<&'static str>,
+    /// Whether online courses are accepted.
     pub accepts_online: bool,
+    /// Districts accepted besides the claim's own.
     pub accepted_districts: Vec<&'static str>,
+    /// Pledges requested by id, most wanted first.
     pub requests: Vec<String>,
 }
 
 /// One matcher run's figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Side {
+    /// Value matched, in fen.
     pub matched_fen: u64,
+    /// The relaxation's bound, in fen: no matching can exceed it.
     pub bound_fen: u64,
+    /// Distinct students with at least one allocation.
     pub students_served: u64,
+    /// Claims with at least one allocation.
     pub claims_served: u64,
 }
 
@@ -66,8 +74,11 @@ impl From<&MatchReport> for Side {
 pub struct Figures {
     /// Families that set preferences, and those that requested a course.
     pub families: u64,
+    /// Families that requested a course by id.
     pub requesting: u64,
+    /// The matcher's figures with every preference ignored.
     pub without: Side,
+    /// The matcher's figures with the preferences.
     pub with: Side,
 }
 

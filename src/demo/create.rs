@@ -36,9 +36,11 @@ pub const OPERATOR: &str = "operator";
 
 /// A new ledger holding its genesis, not yet served.
 pub struct Created {
+    /// The ledger, open for writing.
     pub ledger: Ledger,
     /// The operator's signer (its key made by the log, read back from `operator.key`).
     pub operator: NoteSigner,
+    /// The genesis it holds, as signed.
     pub genesis: Genesis,
 }
 

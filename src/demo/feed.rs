@@ -62,9 +62,13 @@ struct Draft {
 /// The pool's use after some batch: x = log size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
+    /// Entries in the log after the batch (the x of the chart).
     pub size: u64,
+    /// Value pledged into the pool, in fen.
     pub pledged_fen: u64,
+    /// Value reserved by allocations, in fen.
     pub reserved_fen: u64,
+    /// Value delivered as lessons consumed, in fen.
     pub delivered_fen: u64,
 }
 

@@ -76,25 +76,35 @@ const FORCED: [Follow; 5] = [
 /// What steps 4b and 4c did, for the summary.
 #[derive(Debug, Default, Clone)]
 pub struct Counts {
+    /// Allocations made.
     pub allocations: u64,
+    /// Allocations the students declined.
     pub declined: u64,
+    /// Lessons proposed by the donors.
     pub consumed: u64,
+    /// Lessons the students confirmed.
     pub confirmed: u64,
+    /// Disputes upheld (the lesson void).
     pub upheld: u64,
+    /// Disputes rejected (the lesson final).
     pub rejected: u64,
+    /// Lessons deemed confirmed once their window passed.
     pub deemed: u64,
+    /// Allocations that expired.
     pub expired: u64,
 }
 
 /// A lesson proposed and left to its window.
 #[derive(Debug, Clone)]
 pub struct PendingLesson {
+    /// The lesson's id.
     pub lesson: String,
 }
 
 /// What step 4b leaves for step 4c.
 #[derive(Debug)]
 pub struct Delivered {
+    /// What was done so far.
     pub counts: Counts,
     /// Lessons proposed and neither confirmed nor disputed.
     pub pending: Vec<PendingLesson>,

@@ -34,6 +34,7 @@ pub struct Alloc {
     pub claim: u64,
     /// The donor number of the pledge (see [`World::donor`]).
     pub donor: usize,
+    /// Lessons allocated.
     pub lessons: u64,
 }
 

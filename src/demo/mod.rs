@@ -107,7 +107,9 @@ impl Scale {
 pub struct DemoConfig {
     /// The demo's directory: the ledger goes in `ledger/`, the report in `report/`.
     pub data: PathBuf,
+    /// How big a city.
     pub scale: Scale,
+    /// The seed of every random choice: the same seed plays the same city.
     pub seed: u64,
     /// Leave the server running at the end (until Ctrl-C) and print URLs to open.
     pub keep_serving: bool,
@@ -136,36 +138,55 @@ impl DemoConfig {
 /// Why the demo stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    /// The ledger failed (its own code).
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// A request to the demo's server failed (its own code).
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The demo's server could not start (its own code).
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// The ledger's state could not answer a query (its own code).
     #[error("the ledger's state could not be read: {0}")]
     State(#[from] RuleError),
+    /// An entry could not be signed (its own code).
     #[error("envelope: {0}")]
     Envelope(#[from] EnvelopeError),
+    /// A note could not be signed or verified (its own code).
     #[error("note: {0}")]
     Note(#[from] NoteError),
+    /// Code `demo_unexpected_outcome`: entry `entry` was answered `found` (`message`), expected `expected`.
     #[error("entry {entry} was answered {found} ({message}), expected {expected}")]
     Unexpected {
+        /// The entry's id.
         entry: String,
+        /// The status expected.
         expected: String,
+        /// The status answered.
         found: String,
+        /// The answer's words.
         message: String,
     },
+    /// Code `demo_audit_failed`: the audit failed: `0`.
     #[error("the audit failed: {0}")]
     AuditFailed(#[source] AuditFailure),
+    /// Code `demo_check_failed`: self-check failed: `what`: expected `expected`, found `found`.
     #[error("self-check failed: {what}: expected {expected}, found {found}")]
     Check {
+        /// The figure checked.
         what: String,
+        /// What was expected.
         expected: String,
+        /// What was found.
         found: String,
     },
+    /// Code `io`: a file of the demo could not be written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -271,8 +292,11 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DemoError + 
 /// One step's wall time and the entries it appended.
 #[derive(Debug, Clone)]
 pub struct StepTiming {
+    /// The step's name, as the report prints it.
     pub step: &'static str,
+    /// Its wall time.
     pub wall: Duration,
+    /// Entries it appended.
     pub entries: u64,
 }
 
@@ -292,21 +316,29 @@ impl StepTiming {
 /// What a finished demo established.
 #[derive(Debug, Clone)]
 pub struct DemoOutcome {
+    /// The seed the demo ran with.
     pub seed: u64,
+    /// The scale it ran at.
     pub scale: Scale,
+    /// Each step's time, in order.
     pub timings: Vec<StepTiming>,
+    /// What the association's audit established.
     pub audit: audit::AuditReport,
+    /// The pool's totals at the end.
     pub totals: report::Totals,
+    /// What became of the lessons.
     pub lessons: lessons::Counts,
     /// What the families' choices were worth (issue 18).
     pub choices: choices::Figures,
     /// The ledger's day (genesis `day_micros`) and the allocations' validity in days.
     pub day_micros: u64,
+    /// Days an allocation stays active.
     pub allocation_validity_days: u64,
     /// Expected refusals, by error code, with one example message each.
     pub refusals: Vec<(String, u64, String)>,
     /// Entries answered "exists" (a resubmission answered with its first receipt).
     pub exists: u64,
+    /// Entries in the log at the end.
     pub entries: u64,
 }
 

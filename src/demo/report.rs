@@ -32,41 +32,63 @@ use crate::ledger::queries::StudentSummary;
 /// One district's coverage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DistrictRow {
+    /// The district.
     pub district: String,
+    /// Claims of its students.
     pub claims: u64,
+    /// Value owed to its students, in fen.
     pub owed_fen: u64,
+    /// Value made good by lessons consumed, in fen.
     pub made_good_fen: u64,
+    /// Its students with at least one lesson consumed.
     pub students_served: u64,
 }
 
 /// One closed institution's liability, as its report gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstitutionRow {
+    /// The closed institution's id.
     pub institution: String,
+    /// Distinct students holding a claim against it.
     pub students: u64,
+    /// Claims against it.
     pub claims: u64,
+    /// Value owed over its claims, in fen.
     pub owed_fen: u64,
+    /// Value made good by lessons consumed, in fen.
     pub made_good_fen: u64,
+    /// `owed − made_good`, in fen.
     pub outstanding_fen: u64,
 }
 
 /// The report's totals (all read from the ledger).
 #[derive(Debug, Clone, Default)]
 pub struct Totals {
+    /// Approved pledges.
     pub pledges_approved: u64,
+    /// Value of the approved pledges, in fen.
     pub pledged_fen: u64,
+    /// Pledged value not allocated, in fen.
     pub available_fen: u64,
+    /// Pledged value reserved by allocations, in fen.
     pub reserved_fen: u64,
+    /// Pledged value delivered as lessons consumed, in fen.
     pub delivered_fen: u64,
+    /// Claims.
     pub claims: u64,
+    /// Value of every claim, in fen.
     pub claims_value_fen: u64,
+    /// Claim value made good by lessons consumed, in fen.
     pub made_good_fen: u64,
+    /// Students holding a claim.
     pub students: u64,
     /// Students with some value reserved or consumed.
     pub students_matched: u64,
     /// Students with at least one lesson consumed.
     pub students_served: u64,
+    /// Coverage by district.
     pub districts: Vec<DistrictRow>,
+    /// Each closed institution's liability.
     pub institutions: Vec<InstitutionRow>,
 }
 

@@ -28,10 +28,15 @@ use crate::log::note::NoteSigner;
 /// The parties whose keys the story keeps at hand (students' keys are derived when
 /// needed, so a million of them are never held at once).
 pub struct Cast {
+    /// The ledger's operator.
     pub operator: Arc<NoteSigner>,
+    /// The consumer associations, in the genesis's order.
     pub associations: Vec<Arc<NoteSigner>>,
+    /// The donor institutions.
     pub donors: Vec<Arc<NoteSigner>>,
+    /// The closed institutions whose students hold claims.
     pub closed: Vec<Arc<NoteSigner>>,
+    /// The institution the story black-lists.
     pub banned: Arc<NoteSigner>,
 }
 

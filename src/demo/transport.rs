@@ -29,11 +29,22 @@ use super::DemoError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Submitted {
     /// Appended at this index.
-    Accepted { index: u64 },
+    Accepted {
+        /// The entry's index in the log.
+        index: u64,
+    },
     /// Already in the log at this index (answered with the first result).
-    Exists { index: u64 },
+    Exists {
+        /// The entry's index in the log.
+        index: u64,
+    },
     /// Not appended: the stable error code and the message.
-    Refused { code: String, message: String },
+    Refused {
+        /// The refusal's stable code.
+        code: String,
+        /// The refusal, in words.
+        message: String,
+    },
 }
 
 /// The ledger behind a server's HTTP API.

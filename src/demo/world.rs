@@ -61,9 +61,13 @@ pub fn now_micros() -> u64 {
 pub struct Params {
     /// Students; each holds one claim.
     pub students: u64,
+    /// Closed institutions whose students hold the claims.
     pub closed: u64,
+    /// Donor institutions.
     pub donors: u64,
+    /// Consumer associations.
     pub associations: u64,
+    /// Pledges offered.
     pub pledges: u64,
     /// Pledged value to reach, in fen (`None`: whatever the seats give).
     pub pool_target_fen: Option<u64>,
@@ -128,17 +132,29 @@ impl Params {
 /// A claim as the closed institution's records would give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimSpec {
+    /// The student number (see [`World::claim`]).
     pub number: u64,
+    /// The claim's id.
     pub claim: String,
+    /// The student's pseudonymous id.
     pub student: String,
+    /// Id of the closed institution.
     pub institution: String,
+    /// Lessons prepaid and not taken.
     pub lessons: u64,
+    /// What one lesson cost, in fen.
     pub price_fen: u64,
+    /// The subject.
     pub subject: &'static str,
+    /// The student's grade, 1 to 12.
     pub grade: u64,
+    /// The student's district.
     pub district: &'static str,
+    /// Whether the claim's own terms accept online courses.
     pub accepts_online: bool,
+    /// Districts accepted besides its own.
     pub accepted_districts: Vec<&'static str>,
+    /// BLAKE3 of the evidence the association saw, 64 lowercase hex characters.
     pub evidence_digest: String,
 }
 
@@ -166,18 +182,27 @@ impl ClaimSpec {
 /// A course a donor puts into the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PledgeSpec {
+    /// The pledge's id.
     pub pledge: String,
     /// Donor number (see [`World::donor`]).
     pub donor: u64,
+    /// The subject taught.
     pub subject: &'static str,
+    /// Lowest grade taught, 1 to 12.
     pub grade_min: u64,
+    /// Highest grade taught, 1 to 12.
     pub grade_max: u64,
     /// `None`: online.
     pub district: Option<&'static str>,
+    /// Seats offered.
     pub seats: u64,
+    /// Lessons one seat holds.
     pub lessons_per_seat: u64,
+    /// Value of one lesson, in fen.
     pub value_fen: u64,
+    /// Start of validity, µs of ledger time since the epoch.
     pub valid_from_micros: u64,
+    /// End of validity (excluded), µs of ledger time since the epoch.
     pub valid_until_micros: u64,
 }
 
@@ -223,6 +248,7 @@ pub struct World {
 }
 
 impl World {
+    /// The world of `seed` at `scale`, its story starting at `start_micros` (µs since the epoch).
     #[must_use]
     pub fn new(seed: u64, scale: Scale, start_micros: u64) -> World {
         World {
@@ -233,11 +259,13 @@ impl World {
         }
     }
 
+    /// The sizes of its scale.
     #[must_use]
     pub fn params(&self) -> &Params {
         &self.params
     }
 
+    /// The seed every choice derives from.
     #[must_use]
     pub fn seed(&self) -> u64 {
         self.seed

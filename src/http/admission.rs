@@ -18,6 +18,8 @@
 //! [`SIGNATURES_PER_REQUEST_MAX`] verifications a request, by keys the ledger knows or
 //! the request names.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;

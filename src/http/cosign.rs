@@ -82,6 +82,7 @@ pub struct CosignRequest {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CosignResponse {
+    /// The checkpoint note, with the cosignature lines collected so far.
     pub checkpoint: String,
 }
 

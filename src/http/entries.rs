@@ -24,6 +24,8 @@
 //! assert!(ENTRIES_PER_REQUEST_MAX <= lesson_ledger::limits::BATCH_ENTRIES_MAX);
 //! ```
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::str::FromStr;
 
 use axum::body::Bytes;

@@ -26,51 +26,101 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub enum ApiError {
     /// The request is malformed: a parameter, a path segment, the body's JSON shape.
     #[error("{detail}")]
-    BadRequest { code: &'static str, detail: String },
+    BadRequest {
+        /// Its stable code (the problem document's `code`).
+        code: &'static str,
+        /// What was wrong, in words (the problem's `detail`).
+        detail: String,
+    },
     /// An envelope was refused before it reached the log (shape or signature).
     #[error("{detail}")]
-    Envelope { code: &'static str, detail: String },
+    Envelope {
+        /// Its stable code (the problem document's `code`).
+        code: &'static str,
+        /// What was wrong, in words (the problem's `detail`).
+        detail: String,
+    },
     /// The entry conflicts with one already logged under the same id.
     #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    Conflict {
+        /// Its stable code (the problem document's `code`).
+        code: &'static str,
+        /// What was wrong, in words (the problem's `detail`).
+        detail: String,
+    },
     /// The lesson rules refused the entry.
     #[error("{detail}")]
-    Refused { code: &'static str, detail: String },
+    Refused {
+        /// Its stable code (the problem document's `code`).
+        code: &'static str,
+        /// What was wrong, in words (the problem's `detail`).
+        detail: String,
+    },
     /// No credentials, or not the right ones (the operator's bearer token): 401 with
     /// `WWW-Authenticate: Bearer`.
     #[error("{detail}")]
-    Unauthorized { detail: String },
+    Unauthorized {
+        /// What was wrong with the credentials, in words.
+        detail: String,
+    },
     /// The requester may not do this (e.g. cosign without being an association).
     #[error("{detail}")]
-    Forbidden { code: &'static str, detail: String },
+    Forbidden {
+        /// Its stable code (the problem document's `code`).
+        code: &'static str,
+        /// What was wrong, in words (the problem's `detail`).
+        detail: String,
+    },
     /// Nothing here by that name.
     #[error("{what} {id:?} not found")]
-    NotFound { what: &'static str, id: String },
+    NotFound {
+        /// What was looked up (`claim`, `entry`, `tile`, …).
+        what: &'static str,
+        /// The id asked for.
+        id: String,
+    },
     /// No such object in the state, and the proof of it (served as the problem
     /// document's `absence` member).
     #[error("{what} {:?} not found", absence.id)]
     Absent {
+        /// What was looked up (`claim`, `entry`, `tile`, …).
         what: &'static str,
+        /// The state proof of the absence (the problem document's `absence`).
         absence: Box<crate::api::Absence>,
     },
     /// The request body is larger than the documented limit.
     #[error("request body larger than {max} bytes")]
-    TooLarge { max: usize },
+    TooLarge {
+        /// The cap, in bytes.
+        max: usize,
+    },
     /// The client took too long to send the request.
     #[error("the request body was not received in time")]
     Timeout,
     /// The append queue is full: retry after `retry_after_secs`.
     #[error("the append queue is full; retry after {retry_after_secs} s")]
-    QueueFull { retry_after_secs: u64 },
+    QueueFull {
+        /// Seconds to wait before retrying (`Retry-After`).
+        retry_after_secs: u64,
+    },
     /// The server is at its cap of requests in progress: retry after `retry_after_secs`.
     #[error("the server is busy; retry after {retry_after_secs} s")]
-    Overloaded { retry_after_secs: u64 },
+    Overloaded {
+        /// Seconds to wait before retrying (`Retry-After`).
+        retry_after_secs: u64,
+    },
     /// The server is shutting down or its writer has stopped.
     #[error("the service is unavailable: {reason}")]
-    Unavailable { reason: &'static str },
+    Unavailable {
+        /// Why, in words.
+        reason: &'static str,
+    },
     /// A fault of the server itself; the detail is logged, never sent.
     #[error("internal fault: {detail}")]
-    Internal { detail: String },
+    Internal {
+        /// The fault, for the server's log (never sent).
+        detail: String,
+    },
 }
 
 impl ApiError {

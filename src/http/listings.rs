@@ -51,26 +51,40 @@ pub const FILTER_IDS_MAX: usize = 16;
 /// One pledge as listed: its course, its capacity in lessons, and the seats left.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct PledgeRow {
+    /// The pledge's id.
     pub pledge: String,
+    /// Id of the donor institution.
     pub institution: String,
+    /// The subject taught.
     pub subject: String,
+    /// Lowest grade taught, 1 to 12.
     pub grade_min: u64,
+    /// Highest grade taught, 1 to 12.
     pub grade_max: u64,
+    /// Where it is taught; `null` for an online course.
     pub district: Option<String>,
+    /// Whether it is taught online.
     pub online: bool,
+    /// Seats offered.
     pub seats: u64,
+    /// Lessons one seat holds.
     pub lessons_per_seat: u64,
     /// Fen.
     pub value_per_lesson: u64,
+    /// Start of validity, µs of ledger time since the epoch.
     pub valid_from_micros: u64,
+    /// End of validity (excluded), µs of ledger time since the epoch.
     pub valid_until_micros: u64,
     /// Entry index of the approval, `null` while awaiting it.
     pub approved_at: Option<u64>,
+    /// Lessons not yet allocated.
     pub available: u64,
+    /// Lessons reserved by open allocations.
     pub reserved: u64,
+    /// Lessons consumed.
     pub delivered: u64,
+    /// Lessons the donor withdrew.
     pub withdrawn: u64,
     /// Whole seats still available: `available / lessons_per_seat`.
     pub seats_left: u64,
@@ -116,6 +130,7 @@ pub struct PledgePage {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AfterQuery {
+    /// The pledge id the page starts after; absent: the first page.
     #[serde(default)]
     pub after: Option<String>,
 }
@@ -223,7 +238,7 @@ fn pledge_page(
 ) -> Result<PledgePage, ApiError> {
     let mut pledges = Vec::new();
     for value in ledger.state().scan_table(Table::Pledge) {
-        let Value::Pledge(p) = value.map_err(ApiError::internal)? else {
+        let Value::Pledge(p) = value else {
             return Err(ApiError::internal("the pledge table holds another type"));
         };
         if after.is_some_and(|a| p.pledge.as_str() <= a) || !keep(&p)? {
@@ -355,6 +370,7 @@ pub struct CheckpointPage {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FromQuery {
+    /// The smallest tree size wanted; absent: 1.
     #[serde(default)]
     pub from: Option<u64>,
 }

@@ -34,14 +34,21 @@ const TOKEN_BYTES: usize = 32;
 /// Why the operator's credentials could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
+    /// The token file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The token file.
         path: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The token file holds something else than a token.
     #[error("{path}: not {TOKEN_BYTES} bytes of lowercase hex")]
-    Malformed { path: String },
+    Malformed {
+        /// The token file.
+        path: String,
+    },
     /// The operator's key file is missing, unreadable or not the log's key.
     #[error("operator key: {0}")]
     Key(#[source] crate::runs::RunError),

@@ -142,7 +142,9 @@ pub async fn get_state_note(
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionProof {
+    /// Index of the entry proven.
     pub index: u64,
+    /// Tree size the proof is for.
     pub size: u64,
     /// The leaf hash of entry `index`, base64.
     pub leaf_hash: String,
@@ -154,7 +156,9 @@ pub struct InclusionProof {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyProof {
+    /// The smaller tree size.
     pub from: u64,
+    /// The larger tree size.
     pub to: u64,
     /// RFC 9162 §2.1.4 proof nodes, base64.
     pub proof: Vec<String>,

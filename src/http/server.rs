@@ -10,26 +10,50 @@ use std::sync::{Arc, RwLock};
 use super::sequencer::Sequencer;
 use super::{app, operator, witnesses, AppState, ServerConfig};
 use crate::ledger::writer::{Ledger, LedgerError};
+use crate::net::{ServerHandle, ServerPanicked, StartError};
 
 /// Why the server could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The ledger could not be opened or closed (its own code).
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// Code `bind_failed`: cannot listen on `addr`: `source`.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// The operating system's refusal.
         #[source]
         source: std::io::Error,
     },
+    /// Code `io`: the runtime or a socket failed.
     #[error("server I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// Code `server_panicked`: the server thread panicked.
     #[error("the server thread panicked")]
     Panicked,
+    /// Code `operator_credentials_unusable`: the operator's token could not be made or read.
     #[error(transparent)]
     Credentials(#[from] operator::CredentialsError),
+    /// Code `witness_not_an_association`: a `--witness` key is not a registered association key.
     #[error(transparent)]
     Witness(#[from] witnesses::WitnessRefused),
+}
+
+impl From<StartError> for ServeError {
+    fn from(e: StartError) -> ServeError {
+        match e {
+            StartError::Bind { addr, source } => ServeError::Bind { addr, source },
+            StartError::Io(e) => ServeError::Io(e),
+        }
+    }
+}
+
+impl From<ServerPanicked> for ServeError {
+    fn from(_: ServerPanicked) -> ServeError {
+        ServeError::Panicked
+    }
 }
 
 impl ServeError {
@@ -91,9 +115,7 @@ pub async fn run(
 
 /// A running server on its own thread and tokio runtime.
 pub struct Server {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Result<(), ServeError>>>,
+    handle: ServerHandle<Result<(), ServeError>>,
 }
 
 impl Server {
@@ -111,38 +133,20 @@ impl Server {
         witnesses::check_targets(&ledger, &config.witnesses)?;
         let mut ledger = ledger;
         close_runs_left_open(&mut ledger);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("ledger-http")
-            .build()?;
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(addr))
-            .map_err(|source| ServeError::Bind { addr, source })?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("ledger-http-main".into())
-            .spawn(move || {
-                runtime.block_on(run(ledger, listener, config, async move {
-                    // Either an explicit stop or the handle being dropped.
-                    let _ = stopped.await;
-                }))
-            })?;
-        Ok(Server {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let handle = ServerHandle::start("ledger-http", None, addr, move |listener, stop| {
+            run(ledger, listener, config, stop.stopped())
+        })?;
+        Ok(Server { handle })
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.handle.addr()
     }
 
     /// The base URL, `http://ADDR`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.handle.url()
     }
 
     /// Stops gracefully and waits until the ledger is closed.
@@ -154,13 +158,7 @@ impl Server {
     }
 
     fn stop_and_join(&mut self) -> Result<(), ServeError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.thread.take() {
-            Some(t) => t.join().map_err(|_| ServeError::Panicked)?,
-            None => Ok(()),
-        }
+        self.handle.stop()?.unwrap_or(Ok(()))
     }
 }
 
@@ -202,7 +200,11 @@ pub fn serve(
             witnesses,
             ..ServerConfig::default()
         };
-        run(ledger, listener, config, shutdown_signal()).await
+        let shutdown = async {
+            crate::net::shutdown_signal().await;
+            tracing::info!("shutdown signal: finishing in-flight requests");
+        };
+        run(ledger, listener, config, shutdown).await
     })
 }
 
@@ -217,29 +219,4 @@ fn close_runs_left_open(ledger: &mut Ledger) {
             tracing::error!(error = %e, code = e.code(), "a match run cut short is still open")
         }
     }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown signal: finishing in-flight requests");
 }

@@ -46,7 +46,9 @@ const ANSWER_BYTES_MAX: usize = 64 * 1024;
 /// A witness the log submits to: its URL (the submission prefix) and its cosigner key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WitnessTarget {
+    /// The witness's URL: `POST URL/add-checkpoint`.
     pub url: String,
+    /// The key its cosignatures verify under (a registered association's).
     pub key: CosignerKey,
 }
 

@@ -17,342 +17,871 @@
 #[non_exhaustive]
 pub enum RuleError {
     // --- shape of the payload ---
+    /// Code `payload_too_large`: payload of `bytes` bytes exceeds the cap of `max`.
     #[error("payload of {bytes} bytes exceeds the cap of {max}")]
-    PayloadTooLarge { bytes: usize, max: usize },
+    PayloadTooLarge {
+        /// Its size, in bytes.
+        bytes: usize,
+        /// The cap, `PAYLOAD_BYTES_MAX` bytes.
+        max: usize,
+    },
+    /// Code `malformed_payload`: malformed payload: `detail`.
     #[error("malformed payload: {detail}")]
-    MalformedPayload { detail: String },
+    MalformedPayload {
+        /// What exactly was wrong, in words (for people; the code is for programs).
+        detail: String,
+    },
+    /// Code `unknown_kind`: unknown entry kind `kind`.
     #[error("unknown entry kind {kind:?}")]
-    UnknownKind { kind: String },
+    UnknownKind {
+        /// The `kind` given.
+        kind: String,
+    },
+    /// Code `unknown_field`: unknown field `field` for kind `kind`.
     #[error("unknown field {field:?} for kind {kind}")]
-    UnknownField { kind: String, field: String },
+    UnknownField {
+        /// The entry kind, as the payload's `kind` spells it.
+        kind: String,
+        /// The field name.
+        field: String,
+    },
+    /// Code `missing_field`: missing field `field` for kind `kind`.
     #[error("missing field {field:?} for kind {kind}")]
-    MissingField { kind: String, field: String },
+    MissingField {
+        /// The entry kind, as the payload's `kind` spells it.
+        kind: String,
+        /// The field name.
+        field: String,
+    },
+    /// Code `duplicate_field`: field `field` appears twice.
     #[error("field {field:?} appears twice")]
-    DuplicateField { field: String },
+    DuplicateField {
+        /// The field name.
+        field: String,
+    },
+    /// Code `invalid_id`: field `field` is not a valid id (^[a-z0-9][a-z0-9._-]{0,63}$).
     #[error("field {field} is not a valid id (^[a-z0-9][a-z0-9._-]{{0,63}}$)")]
-    InvalidId { field: &'static str },
+    InvalidId {
+        /// Name of the payload field, as in the entry schema.
+        field: &'static str,
+    },
+    /// Code `field_too_long`: field `field` is `bytes` bytes, more than `max`.
     #[error("field {field} is {bytes} bytes, more than {max}")]
     FieldTooLong {
+        /// Name of the payload field, as in the entry schema.
         field: &'static str,
+        /// Its size, in bytes.
         bytes: usize,
+        /// Most bytes the field may hold.
         max: usize,
     },
+    /// Code `too_many_items`: field `field` has `items` items, more than `max`.
     #[error("field {field} has {items} items, more than {max}")]
     TooManyItems {
+        /// Name of the payload field, as in the entry schema.
         field: &'static str,
+        /// How many items the list holds.
         items: usize,
+        /// Most items the list may hold.
         max: usize,
     },
+    /// Code `duplicate_item`: field `field` names `value` twice.
     #[error("field {field} names {value:?} twice")]
-    DuplicateItem { field: &'static str, value: String },
+    DuplicateItem {
+        /// Name of the payload field, as in the entry schema.
+        field: &'static str,
+        /// The item named twice.
+        value: String,
+    },
+    /// Code `personal_data_suspected`: field `field` looks like personal data (`what`); use pseudonymous refs.
     #[error("field {field} looks like personal data ({what}); use pseudonymous refs")]
     PersonalDataSuspected {
+        /// Name of the payload field, as in the entry schema.
         field: &'static str,
+        /// What it looks like (a phone number, an e-mail address, …).
         what: &'static str,
     },
+    /// Code `invalid_text`: field `field` must be non-empty text without control characters.
     #[error("field {field} must be non-empty text without control characters")]
-    InvalidText { field: &'static str },
+    InvalidText {
+        /// Name of the payload field, as in the entry schema.
+        field: &'static str,
+    },
+    /// Code `key_invalid`: field `field` is not a valid verifier key (name+8hex+base64(0x01||pk)).
     #[error("field {field} is not a valid verifier key (name+8hex+base64(0x01||pk))")]
-    KeyInvalid { field: &'static str },
+    KeyInvalid {
+        /// Name of the payload field, as in the entry schema.
+        field: &'static str,
+    },
+    /// Code `unit_unsupported`: unit `unit` is not supported; the ledger counts CNY-fen.
     #[error("unit {unit:?} is not supported; the ledger counts CNY-fen")]
-    UnitUnsupported { unit: String },
+    UnitUnsupported {
+        /// The unit the payload named.
+        unit: String,
+    },
+    /// Code `value_out_of_range`: field `field` = `value` is out of range `min`..=`max`.
     #[error("field {field} = {value} is out of range {min}..={max}")]
     ValueOutOfRange {
+        /// Name of the payload field, as in the entry schema.
         field: &'static str,
+        /// The value given.
         value: u64,
+        /// Lowest value allowed.
         min: u64,
+        /// Highest value allowed.
         max: u64,
     },
+    /// Code `lessons_out_of_range`: lessons `value` out of range 1..=`max`.
     #[error("lessons {value} out of range 1..={max}")]
-    LessonsOutOfRange { value: u64, max: u64 },
+    LessonsOutOfRange {
+        /// The number of lessons given.
+        value: u64,
+        /// Most lessons allowed.
+        max: u64,
+    },
+    /// Code `price_out_of_range`: price per lesson `value` fen out of range 1..=`max`.
     #[error("price per lesson {value} fen out of range 1..={max}")]
-    PriceOutOfRange { value: u64, max: u64 },
+    PriceOutOfRange {
+        /// The price per lesson given, in fen (CNY cents).
+        value: u64,
+        /// Highest price per lesson, in fen.
+        max: u64,
+    },
+    /// Code `grade_out_of_range`: grade `value` out of range 1..=12.
     #[error("grade {value} out of range 1..=12")]
-    GradeOutOfRange { value: u64 },
+    GradeOutOfRange {
+        /// The grade given.
+        value: u64,
+    },
+    /// Code `evidence_digest_invalid`: evidence digest must be 64 lowercase hex characters.
     #[error("evidence digest must be 64 lowercase hex characters")]
     EvidenceDigestInvalid,
 
+    /// Code `wrong_ledger`: entry names ledger `found`; this ledger is `expected`.
     #[error("entry names ledger {found:?}; this ledger is {expected:?}")]
-    WrongLedger { expected: String, found: String },
+    WrongLedger {
+        /// This ledger's origin.
+        expected: String,
+        /// The origin the entry names in `ledger`.
+        found: String,
+    },
+    /// Code `party_id_invalid`: party id `party` is not an opaque `role` id (`pattern`).
     #[error("party id {party:?} is not an opaque {role} id ({pattern})")]
     PartyIdInvalid {
+        /// The role the id was given for.
         role: &'static str,
+        /// The id given.
         party: String,
+        /// The pattern an id of that role must match.
         pattern: &'static str,
     },
+    /// Code `key_name_mismatch`: key named `name` may not be registered for party `party`: a key's name is its party id.
     #[error(
         "key named {name:?} may not be registered for party {party}: a key's name is its party id"
     )]
-    KeyNameMismatch { name: String, party: String },
+    KeyNameMismatch {
+        /// The name in the verifier key.
+        name: String,
+        /// Id of the party.
+        party: String,
+    },
+    /// Code `reason_not_allowed`: reason `reason` does not fit `kind`.
     #[error("reason {reason} does not fit {kind}")]
     ReasonNotAllowed {
+        /// The reason given, as the schema spells it.
         reason: &'static str,
+        /// The entry kind.
         kind: &'static str,
     },
 
     // --- genesis and idempotency ---
+    /// Code `genesis_required`: the ledger has no genesis yet: entry `index` must be a genesis.
     #[error("the ledger has no genesis yet: entry {index} must be a genesis")]
-    GenesisRequired { index: u64 },
+    GenesisRequired {
+        /// Index the entry would have had.
+        index: u64,
+    },
+    /// Code `genesis_not_first`: genesis must be entry 0, not entry `index`.
     #[error("genesis must be entry 0, not entry {index}")]
-    GenesisNotFirst { index: u64 },
+    GenesisNotFirst {
+        /// Index the genesis would have had.
+        index: u64,
+    },
+    /// Code `genesis_repeated`: the ledger already has a genesis.
     #[error("the ledger already has a genesis")]
     GenesisRepeated,
+    /// Code `duplicate_entry`: entry id `id` was already recorded at entry `first_index` with this payload.
     #[error("entry id {id:?} was already recorded at entry {first_index} with this payload")]
-    DuplicateEntry { id: String, first_index: u64 },
+    DuplicateEntry {
+        /// The entry's `id` (scoped by its author).
+        id: String,
+        /// Index in the log of the entry that first used the id.
+        first_index: u64,
+    },
+    /// Code `id_reused`: entry id `id` was already used at entry `first_index` for another payload.
     #[error("entry id {id:?} was already used at entry {first_index} for another payload")]
-    IdReused { id: String, first_index: u64 },
+    IdReused {
+        /// The entry's `id` (scoped by its author).
+        id: String,
+        /// Index in the log of the entry that first used the id.
+        first_index: u64,
+    },
 
     // --- signatures and authority ---
+    /// Code `too_many_signers`: `count` signers, more than the cap of `max`.
     #[error("{count} signers, more than the cap of {max}")]
-    TooManySigners { count: usize, max: usize },
+    TooManySigners {
+        /// Number of signatures on the entry.
+        count: usize,
+        /// Most signatures an entry may carry.
+        max: usize,
+    },
+    /// Code `duplicate_signer`: signer `key` appears twice.
     #[error("signer {key} appears twice")]
-    DuplicateSigner { key: String },
+    DuplicateSigner {
+        /// Key id of the verifier key (name, hash and key, C2SP form).
+        key: String,
+    },
+    /// Code `signer_not_registered`: signer `key` is not a registered key.
     #[error("signer {key} is not a registered key")]
-    SignerNotRegistered { key: String },
+    SignerNotRegistered {
+        /// Key id of the verifier key (name, hash and key, C2SP form).
+        key: String,
+    },
+    /// Code `key_revoked`: key `key` was revoked at entry `revoked_at`.
     #[error("key {key} was revoked at entry {revoked_at}")]
-    KeyRevoked { key: String, revoked_at: u64 },
+    KeyRevoked {
+        /// Key id of the verifier key (name, hash and key, C2SP form).
+        key: String,
+        /// Index of the entry that revoked the key.
+        revoked_at: u64,
+    },
+    /// Code `missing_signature`: missing signature of the `role`.
     #[error("missing signature of the {role}")]
-    MissingSignature { role: String },
+    MissingSignature {
+        /// Whose signature is missing (a role, or a party id).
+        role: String,
+    },
+    /// Code `unexpected_signer`: signer `key` has no part in this entry.
     #[error("signer {key} has no part in this entry")]
-    UnexpectedSigner { key: String },
+    UnexpectedSigner {
+        /// Key id of the verifier key (name, hash and key, C2SP form).
+        key: String,
+    },
+    /// Code `not_authorized`: `party` may not sign `kind`.
     #[error("{party} may not sign {kind}")]
-    NotAuthorized { party: String, kind: &'static str },
+    NotAuthorized {
+        /// Id of the signing party.
+        party: String,
+        /// The entry kind.
+        kind: &'static str,
+    },
 
     // --- parties and keys ---
+    /// Code `party_exists`: party `party` already exists.
     #[error("party {party} already exists")]
-    PartyExists { party: String },
+    PartyExists {
+        /// Id of the party.
+        party: String,
+    },
+    /// Code `party_unknown`: party `party` is unknown.
     #[error("party {party} is unknown")]
-    PartyUnknown { party: String },
+    PartyUnknown {
+        /// Id of the party.
+        party: String,
+    },
+    /// Code `wrong_role`: party `party` is a `actual`, not a `expected`.
     #[error("party {party} is a {actual}, not a {expected}")]
     WrongRole {
+        /// Id of the party.
         party: String,
+        /// The role the entry needs.
         expected: &'static str,
+        /// The role the party has.
         actual: &'static str,
     },
+    /// Code `key_in_use`: key `key` is already registered.
     #[error("key {key} is already registered")]
-    KeyInUse { key: String },
+    KeyInUse {
+        /// Key id of the verifier key (name, hash and key, C2SP form).
+        key: String,
+    },
+    /// Code `role_not_registrable`: a party of role `role` is declared by the genesis, not registered.
     #[error("a party of role {role} is declared by the genesis, not registered")]
-    RoleNotRegistrable { role: &'static str },
+    RoleNotRegistrable {
+        /// The role asked for.
+        role: &'static str,
+    },
+    /// Code `key_not_of_party`: key `key` does not belong to party `party`.
     #[error("key {key} does not belong to party {party}")]
-    KeyNotOfParty { key: String, party: String },
+    KeyNotOfParty {
+        /// Key id of the verifier key (name, hash and key, C2SP form).
+        key: String,
+        /// Id of the party the entry names.
+        party: String,
+    },
 
     // --- institutions ---
+    /// Code `institution_unknown`: institution `institution` is unknown.
     #[error("institution {institution} is unknown")]
-    InstitutionUnknown { institution: String },
+    InstitutionUnknown {
+        /// Id of the institution (a party).
+        institution: String,
+    },
+    /// Code `institution_not_closed`: institution `institution` is not closed.
     #[error("institution {institution} is not closed")]
-    InstitutionNotClosed { institution: String },
+    InstitutionNotClosed {
+        /// Id of the institution (a party).
+        institution: String,
+    },
+    /// Code `institution_closed`: institution `institution` is closed.
     #[error("institution {institution} is closed")]
-    InstitutionClosed { institution: String },
+    InstitutionClosed {
+        /// Id of the institution (a party).
+        institution: String,
+    },
+    /// Code `institution_banned`: institution `institution` is banned (black list, entry `banned_at`).
     #[error("institution {institution} is banned (black list, entry {banned_at})")]
-    InstitutionBanned { institution: String, banned_at: u64 },
+    InstitutionBanned {
+        /// Id of the institution (a party).
+        institution: String,
+        /// Index of the entry that put the institution on the black list.
+        banned_at: u64,
+    },
+    /// Code `institution_not_whitelisted`: institution `institution` is not on the white list.
     #[error("institution {institution} is not on the white list")]
-    InstitutionNotWhitelisted { institution: String },
+    InstitutionNotWhitelisted {
+        /// Id of the institution (a party).
+        institution: String,
+    },
+    /// Code `institution_status_repeated`: institution `institution` already has status `status`.
     #[error("institution {institution} already has status {status}")]
     InstitutionStatusRepeated {
+        /// Id of the institution (a party).
         institution: String,
+        /// The status asked for (`closed`, `whitelisted`, `banned`).
         status: &'static str,
     },
 
     // --- claims ---
+    /// Code `claim_exists`: claim `claim` already exists.
     #[error("claim {claim} already exists")]
-    ClaimExists { claim: String },
+    ClaimExists {
+        /// Id of the claim.
+        claim: String,
+    },
+    /// Code `claim_unknown`: claim `claim` is unknown.
     #[error("claim {claim} is unknown")]
-    ClaimUnknown { claim: String },
+    ClaimUnknown {
+        /// Id of the claim.
+        claim: String,
+    },
+    /// Code `student_claims_full`: student `student` already holds `max` claims.
     #[error("student {student} already holds {max} claims")]
-    StudentClaimsFull { student: String, max: usize },
+    StudentClaimsFull {
+        /// Pseudonymous id of the student.
+        student: String,
+        /// Most claims a student may hold.
+        max: usize,
+    },
+    /// Code `unknown_subject`: subject `subject` is not one of the genesis subjects.
     #[error("subject {subject} is not one of the genesis subjects")]
-    UnknownSubject { subject: String },
+    UnknownSubject {
+        /// The subject, as the genesis names it.
+        subject: String,
+    },
+    /// Code `unknown_district`: district `district` is not one of the genesis districts.
     #[error("district {district} is not one of the genesis districts")]
-    UnknownDistrict { district: String },
+    UnknownDistrict {
+        /// The district, as the genesis names it.
+        district: String,
+    },
 
     // --- claim preferences (`claim_preferences_set`) ---
+    /// Code `claim_closed`: claim `claim` has no unreserved value left to redeem.
     #[error("claim {claim} has no unreserved value left to redeem")]
-    ClaimClosed { claim: String },
+    ClaimClosed {
+        /// Id of the claim.
+        claim: String,
+    },
+    /// Code `subject_unknown`: preferred subject `subject` is not one of the genesis subjects.
     #[error("preferred subject {subject} is not one of the genesis subjects")]
-    PreferenceSubjectUnknown { subject: String },
+    PreferenceSubjectUnknown {
+        /// The subject, as the genesis names it.
+        subject: String,
+    },
+    /// Code `subject_repeated`: subject `subject` is listed twice.
     #[error("subject {subject} is listed twice")]
-    PreferenceSubjectRepeated { subject: String },
+    PreferenceSubjectRepeated {
+        /// The subject, as the genesis names it.
+        subject: String,
+    },
+    /// Code `district_unknown`: accepted district `district` is not one of the genesis districts.
     #[error("accepted district {district} is not one of the genesis districts")]
-    PreferenceDistrictUnknown { district: String },
+    PreferenceDistrictUnknown {
+        /// The district, as the genesis names it.
+        district: String,
+    },
+    /// Code `district_repeated`: district `district` is listed twice.
     #[error("district {district} is listed twice")]
-    PreferenceDistrictRepeated { district: String },
+    PreferenceDistrictRepeated {
+        /// The district, as the genesis names it.
+        district: String,
+    },
+    /// Code `too_many_subjects`: `items` subjects listed, at most `max`.
     #[error("{items} subjects listed, at most {max}")]
-    TooManySubjects { items: usize, max: usize },
+    TooManySubjects {
+        /// Subjects listed.
+        items: usize,
+        /// Most subjects a claim may list.
+        max: usize,
+    },
+    /// Code `too_many_districts`: `items` accepted districts listed, at most `max`.
     #[error("{items} accepted districts listed, at most {max}")]
-    TooManyDistricts { items: usize, max: usize },
+    TooManyDistricts {
+        /// Districts listed.
+        items: usize,
+        /// Most districts a claim may list.
+        max: usize,
+    },
+    /// Code `too_many_requests`: `items` pledges requested, at most `max`.
     #[error("{items} pledges requested, at most {max}")]
-    TooManyRequests { items: usize, max: usize },
+    TooManyRequests {
+        /// Pledges requested.
+        items: usize,
+        /// Most pledges a claim may request.
+        max: usize,
+    },
+    /// Code `request_repeated`: pledge `pledge` is requested twice.
     #[error("pledge {pledge} is requested twice")]
-    RequestRepeated { pledge: String },
+    RequestRepeated {
+        /// Id of the pledge.
+        pledge: String,
+    },
+    /// Code `pledge_not_eligible`: pledge `pledge` cannot be redeemed now: `why`.
     #[error("pledge {pledge} cannot be redeemed now: {why}")]
-    PledgeNotEligible { pledge: String, why: &'static str },
+    PledgeNotEligible {
+        /// Id of the pledge.
+        pledge: String,
+        /// Which condition the pledge fails (not approved, out of validity, no lesson left, …).
+        why: &'static str,
+    },
+    /// Code `pledge_grade_mismatch`: the claim's grade `grade` is outside pledge `pledge`'s grades `grade_min`..=`grade_max`.
     #[error(
         "the claim's grade {grade} is outside pledge {pledge}'s grades {grade_min}..={grade_max}"
     )]
     PledgeGradeMismatch {
+        /// Id of the pledge.
         pledge: String,
+        /// The claim's grade (1 to 12).
         grade: u64,
+        /// Lowest grade the pledge teaches (1 to 12).
         grade_min: u64,
+        /// Highest grade the pledge teaches (1 to 12).
         grade_max: u64,
     },
+    /// Code `pledge_subject_not_accepted`: pledge `pledge` teaches `subject`, which is not among the accepted subjects.
     #[error("pledge {pledge} teaches {subject}, which is not among the accepted subjects")]
-    PledgeSubjectNotAccepted { pledge: String, subject: String },
+    PledgeSubjectNotAccepted {
+        /// Id of the pledge.
+        pledge: String,
+        /// The pledge's subject.
+        subject: String,
+    },
 
     // --- pledges ---
+    /// Code `pledge_exists`: pledge `pledge` already exists.
     #[error("pledge {pledge} already exists")]
-    PledgeExists { pledge: String },
+    PledgeExists {
+        /// Id of the pledge.
+        pledge: String,
+    },
+    /// Code `too_many_unapproved_pledges`: institution `institution` has `max` pledges awaiting approval already.
     #[error("institution {institution} has {max} pledges awaiting approval already")]
-    TooManyUnapprovedPledges { institution: String, max: u64 },
+    TooManyUnapprovedPledges {
+        /// Id of the institution (a party).
+        institution: String,
+        /// Most pledges an institution may have awaiting approval.
+        max: u64,
+    },
+    /// Code `pledge_unknown`: pledge `pledge` is unknown.
     #[error("pledge {pledge} is unknown")]
-    PledgeUnknown { pledge: String },
+    PledgeUnknown {
+        /// Id of the pledge.
+        pledge: String,
+    },
+    /// Code `pledge_not_approved`: pledge `pledge` is not approved.
     #[error("pledge {pledge} is not approved")]
-    PledgeNotApproved { pledge: String },
+    PledgeNotApproved {
+        /// Id of the pledge.
+        pledge: String,
+    },
+    /// Code `pledge_already_approved`: pledge `pledge` is already approved.
     #[error("pledge {pledge} is already approved")]
-    PledgeAlreadyApproved { pledge: String },
+    PledgeAlreadyApproved {
+        /// Id of the pledge.
+        pledge: String,
+    },
+    /// Code `pledge_not_valid_at_time`: pledge `pledge` is valid from `valid_from` until `valid_until`, not at `time`.
     #[error("pledge {pledge} is valid from {valid_from} until {valid_until}, not at {time}")]
     PledgeNotValidAtTime {
+        /// Id of the pledge.
         pledge: String,
+        /// The time it was asked for at, in micros since the Unix epoch.
         time: u64,
+        /// Start of the pledge's validity, in micros since the Unix epoch.
         valid_from: u64,
+        /// End of the pledge's validity (excluded), in micros since the Unix epoch.
         valid_until: u64,
     },
+    /// Code `grade_band_invalid`: grade band `grade_min`..=`grade_max` is invalid.
     #[error("grade band {grade_min}..={grade_max} is invalid")]
-    GradeBandInvalid { grade_min: u64, grade_max: u64 },
-    #[error("validity window {valid_from}..{valid_until} is invalid")]
-    ValidityWindowInvalid { valid_from: u64, valid_until: u64 },
-    #[error("a pledge names exactly one of a district or online = true")]
-    LocationInvalid,
-    #[error("withdrawing {requested} lessons exceeds the {available} available")]
-    WithdrawExceedsAvailable { requested: u64, available: u64 },
-
-    // --- allocations ---
-    #[error("allocation {allocation} already exists")]
-    AllocationExists { allocation: String },
-    #[error("allocation {allocation} is unknown")]
-    AllocationUnknown { allocation: String },
-    #[error("pledge subject {pledge_subject} does not match claim subject {claim_subject}")]
-    IncompatibleSubject {
-        claim_subject: String,
-        pledge_subject: String,
-    },
-    #[error("claim grade {grade} is outside the pledge band {grade_min}..={grade_max}")]
-    IncompatibleGrade {
-        grade: u64,
+    GradeBandInvalid {
+        /// Lowest grade the pledge teaches (1 to 12).
         grade_min: u64,
+        /// Highest grade the pledge teaches (1 to 12).
         grade_max: u64,
     },
+    /// Code `validity_window_invalid`: validity window `valid_from`..`valid_until` is invalid.
+    #[error("validity window {valid_from}..{valid_until} is invalid")]
+    ValidityWindowInvalid {
+        /// Start of the pledge's validity, in micros since the Unix epoch.
+        valid_from: u64,
+        /// End of the pledge's validity (excluded), in micros since the Unix epoch.
+        valid_until: u64,
+    },
+    /// Code `location_invalid`: a pledge names exactly one of a district or online = true.
+    #[error("a pledge names exactly one of a district or online = true")]
+    LocationInvalid,
+    /// Code `withdraw_exceeds_available`: withdrawing `requested` lessons exceeds the `available` available.
+    #[error("withdrawing {requested} lessons exceeds the {available} available")]
+    WithdrawExceedsAvailable {
+        /// Lessons asked for.
+        requested: u64,
+        /// Lessons of the pledge not yet allocated.
+        available: u64,
+    },
+
+    // --- allocations ---
+    /// Code `allocation_exists`: allocation `allocation` already exists.
+    #[error("allocation {allocation} already exists")]
+    AllocationExists {
+        /// Id of the allocation.
+        allocation: String,
+    },
+    /// Code `allocation_unknown`: allocation `allocation` is unknown.
+    #[error("allocation {allocation} is unknown")]
+    AllocationUnknown {
+        /// Id of the allocation.
+        allocation: String,
+    },
+    /// Code `incompatible_subject`: pledge subject `pledge_subject` does not match claim subject `claim_subject`.
+    #[error("pledge subject {pledge_subject} does not match claim subject {claim_subject}")]
+    IncompatibleSubject {
+        /// The claim's subject.
+        claim_subject: String,
+        /// The pledge's subject.
+        pledge_subject: String,
+    },
+    /// Code `incompatible_grade`: claim grade `grade` is outside the pledge band `grade_min`..=`grade_max`.
+    #[error("claim grade {grade} is outside the pledge band {grade_min}..={grade_max}")]
+    IncompatibleGrade {
+        /// The claim's grade (1 to 12).
+        grade: u64,
+        /// Lowest grade the pledge teaches (1 to 12).
+        grade_min: u64,
+        /// Highest grade the pledge teaches (1 to 12).
+        grade_max: u64,
+    },
+    /// Code `incompatible_location`: the pledge's location is not accepted by the claim.
     #[error("the pledge's location is not accepted by the claim")]
     IncompatibleLocation,
+    /// Code `insufficient_capacity`: `requested` lessons requested, `available` available on the pledge.
     #[error("{requested} lessons requested, {available} available on the pledge")]
-    InsufficientCapacity { requested: u64, available: u64 },
+    InsufficientCapacity {
+        /// Lessons asked for.
+        requested: u64,
+        /// Lessons of the pledge not yet allocated.
+        available: u64,
+    },
+    /// Code `allocation_exceeds_seat`: `requested` lessons exceed one seat of `per_seat` lessons.
     #[error("{requested} lessons exceed one seat of {per_seat} lessons")]
-    AllocationExceedsSeat { requested: u64, per_seat: u64 },
+    AllocationExceedsSeat {
+        /// Lessons the allocation asks for.
+        requested: u64,
+        /// Lessons in one seat of the pledge.
+        per_seat: u64,
+    },
+    /// Code `insufficient_claim_value`: `needed` fen needed, `unreserved` fen unreserved on the claim.
     #[error("{needed} fen needed, {unreserved} fen unreserved on the claim")]
-    InsufficientClaimValue { needed: u64, unreserved: u64 },
+    InsufficientClaimValue {
+        /// Value the allocation would reserve (lessons × price per lesson), in fen (CNY cents).
+        needed: u64,
+        /// Value of the claim not yet reserved by an allocation, in fen (CNY cents).
+        unreserved: u64,
+    },
+    /// Code `claim_allocations_full`: claim `claim` already has `max` open allocations.
     #[error("claim {claim} already has {max} open allocations")]
-    ClaimAllocationsFull { claim: String, max: usize },
+    ClaimAllocationsFull {
+        /// Id of the claim.
+        claim: String,
+        /// Most open allocations a claim may have (`CLAIM_ALLOCATIONS_OPEN_MAX`).
+        max: usize,
+    },
+    /// Code `allocation_not_active`: allocation `allocation` is `status`, not active.
     #[error("allocation {allocation} is {status}, not active")]
     AllocationNotActive {
+        /// Id of the allocation.
         allocation: String,
+        /// The status it has (`expired`, `ended`, …).
         status: &'static str,
     },
+    /// Code `allocation_not_expired`: allocation `allocation` expires at `expires_at`, not yet at `time`.
     #[error("allocation {allocation} expires at {expires_at}, not yet at {time}")]
     AllocationNotExpired {
+        /// Id of the allocation.
         allocation: String,
+        /// The entry's ledger time, in micros since the Unix epoch.
         time: u64,
+        /// When the allocation expires, in micros since the Unix epoch.
         expires_at: u64,
     },
+    /// Code `allocation_past_expiry`: allocation `allocation` expired at `expires_at` (ledger time `time`).
     #[error("allocation {allocation} expired at {expires_at} (ledger time {time})")]
     AllocationPastExpiry {
+        /// Id of the allocation.
         allocation: String,
+        /// The entry's ledger time, in micros since the Unix epoch.
         time: u64,
+        /// When the allocation expires, in micros since the Unix epoch.
         expires_at: u64,
     },
+    /// Code `allocation_exhausted`: allocation `allocation` has no lesson left to consume.
     #[error("allocation {allocation} has no lesson left to consume")]
-    AllocationExhausted { allocation: String },
+    AllocationExhausted {
+        /// Id of the allocation.
+        allocation: String,
+    },
 
     // --- match runs ---
+    /// Code `match_run_exists`: match run `run` is already recorded.
     #[error("match run {run} is already recorded")]
-    MatchRunExists { run: String },
+    MatchRunExists {
+        /// Id of the match run.
+        run: String,
+    },
+    /// Code `match_run_unknown`: match run `run` is not recorded.
     #[error("match run {run} is not recorded")]
-    MatchRunUnknown { run: String },
+    MatchRunUnknown {
+        /// Id of the match run.
+        run: String,
+    },
+    /// Code `match_run_full`: match run `run` declared `allocations` allocations, all already recorded.
     #[error("match run {run} declared {allocations} allocations, all already recorded")]
-    MatchRunFull { run: String, allocations: u64 },
+    MatchRunFull {
+        /// Id of the match run.
+        run: String,
+        /// Number of allocations the run declared.
+        allocations: u64,
+    },
+    /// Code `match_run_too_large`: a match run of `allocations` allocations exceeds the cap of `max`.
     #[error("a match run of {allocations} allocations exceeds the cap of {max}")]
-    MatchRunTooLarge { allocations: u64, max: u64 },
+    MatchRunTooLarge {
+        /// Allocations the run declares.
+        allocations: u64,
+        /// Most allocations a run may declare.
+        max: u64,
+    },
+    /// Code `match_params_invalid`: match parameters invalid: `detail`.
     #[error("match parameters invalid: {detail}")]
-    MatchParamsInvalid { detail: String },
+    MatchParamsInvalid {
+        /// What exactly was wrong, in words (for people; the code is for programs).
+        detail: String,
+    },
+    /// Code `plans_digest_invalid`: plans digest must be 64 lowercase hex characters.
     #[error("plans digest must be 64 lowercase hex characters")]
     PlansDigestInvalid,
+    /// Code `match_run_in_future`: match date `at` is after the entry's ledger time `time`.
     #[error("match date {at} is after the entry's ledger time {time}")]
-    MatchRunInFuture { at: u64, time: u64 },
+    MatchRunInFuture {
+        /// The run's match date, in micros since the Unix epoch.
+        at: u64,
+        /// The entry's ledger time, in micros since the Unix epoch.
+        time: u64,
+    },
+    /// Code `match_run_closed`: match run `run` was closed before all its allocations were recorded.
     #[error("match run {run} was closed before all its allocations were recorded")]
-    MatchRunClosed { run: String },
+    MatchRunClosed {
+        /// Id of the match run.
+        run: String,
+    },
+    /// Code `match_run_complete`: match run `run` has all its allocations; there is nothing to close.
     #[error("match run {run} has all its allocations; there is nothing to close")]
-    MatchRunComplete { run: String },
+    MatchRunComplete {
+        /// Id of the match run.
+        run: String,
+    },
+    /// Code `match_run_out_of_order`: match run `run`: the next allocation must be `expected`, not `found`.
     #[error("match run {run}: the next allocation must be {expected}, not {found}")]
     MatchRunOutOfOrder {
+        /// Id of the match run.
         run: String,
+        /// Id of the allocation due next (`RUN.i`).
         expected: String,
+        /// Id of the allocation given.
         found: String,
     },
 
     // --- ledger time attested by the associations ---
+    /// Code `time_attested_in_future`: attested time `at` is after the entry's ledger time `time`.
     #[error("attested time {at} is after the entry's ledger time {time}")]
-    TimeAttestedInFuture { at: u64, time: u64 },
+    TimeAttestedInFuture {
+        /// The time attested, in micros since the Unix epoch.
+        at: u64,
+        /// The entry's ledger time, in micros since the Unix epoch.
+        time: u64,
+    },
+    /// Code `time_attested_backwards`: attested time `at` is not after the latest attested time `latest`.
     #[error("attested time {at} is not after the latest attested time {latest}")]
-    TimeAttestedBackwards { at: u64, latest: u64 },
+    TimeAttestedBackwards {
+        /// The time attested, in micros since the Unix epoch.
+        at: u64,
+        /// The latest attested time held, in micros since the Unix epoch.
+        latest: u64,
+    },
+    /// Code `deadline_not_attested`: `what` ends at `deadline`; the associations have attested only `attested`.
     #[error("{what} ends at {deadline}; the associations have attested only {attested}")]
     DeadlineNotAttested {
+        /// What ends (a confirmation window, an allocation's validity, …).
         what: &'static str,
+        /// When it ends, in micros since the Unix epoch.
         deadline: u64,
+        /// The latest time the associations attested, in micros since the Unix epoch.
         attested: u64,
     },
 
     // --- lessons and disputes ---
+    /// Code `lesson_exists`: lesson `lesson` already exists.
     #[error("lesson {lesson} already exists")]
-    LessonExists { lesson: String },
+    LessonExists {
+        /// Id of the lesson.
+        lesson: String,
+    },
+    /// Code `lesson_unknown`: lesson `lesson` is unknown.
     #[error("lesson {lesson} is unknown")]
-    LessonUnknown { lesson: String },
+    LessonUnknown {
+        /// Id of the lesson.
+        lesson: String,
+    },
+    /// Code `lesson_not_pending`: lesson `lesson` is `status`, not pending.
     #[error("lesson {lesson} is {status}, not pending")]
     LessonNotPending {
+        /// Id of the lesson.
         lesson: String,
+        /// The status it has (`confirmed`, `disputed`, …).
         status: &'static str,
     },
+    /// Code `window_not_elapsed`: the confirmation window ends at `window_end`, not yet at `time`.
     #[error("the confirmation window ends at {window_end}, not yet at {time}")]
-    WindowNotElapsed { time: u64, window_end: u64 },
+    WindowNotElapsed {
+        /// The entry's ledger time, in micros since the Unix epoch.
+        time: u64,
+        /// End of the lesson's confirmation window, in micros since the Unix epoch.
+        window_end: u64,
+    },
+    /// Code `window_elapsed`: the confirmation window ended at `window_end` (ledger time `time`).
     #[error("the confirmation window ended at {window_end} (ledger time {time})")]
-    WindowElapsed { time: u64, window_end: u64 },
+    WindowElapsed {
+        /// The entry's ledger time, in micros since the Unix epoch.
+        time: u64,
+        /// End of the lesson's confirmation window, in micros since the Unix epoch.
+        window_end: u64,
+    },
+    /// Code `dispute_exists`: dispute `dispute` already exists.
     #[error("dispute {dispute} already exists")]
-    DisputeExists { dispute: String },
+    DisputeExists {
+        /// Id of the dispute.
+        dispute: String,
+    },
+    /// Code `dispute_unknown`: dispute `dispute` is unknown.
     #[error("dispute {dispute} is unknown")]
-    DisputeUnknown { dispute: String },
+    DisputeUnknown {
+        /// Id of the dispute.
+        dispute: String,
+    },
+    /// Code `dispute_not_open`: dispute `dispute` is not open.
     #[error("dispute {dispute} is not open")]
-    DisputeNotOpen { dispute: String },
+    DisputeNotOpen {
+        /// Id of the dispute.
+        dispute: String,
+    },
 
+    /// Code `payload_type_unsupported`: payload type `found` is not `PAYLOAD_TYPE`.
     #[error("payload type {found:?} is not {}", super::PAYLOAD_TYPE)]
-    PayloadTypeUnsupported { found: String },
+    PayloadTypeUnsupported {
+        /// The envelope's payload type.
+        found: String,
+    },
 
     // --- arithmetic and state ---
+    /// Code `overflow`: arithmetic overflow computing `what`.
     #[error("arithmetic overflow computing {what}")]
-    Overflow { what: &'static str },
+    Overflow {
+        /// The quantity being computed.
+        what: &'static str,
+    },
+    /// Code `underflow`: arithmetic underflow computing `what`.
     #[error("arithmetic underflow computing {what}")]
-    Underflow { what: &'static str },
+    Underflow {
+        /// The quantity being computed.
+        what: &'static str,
+    },
+    /// Code `state_corrupt`: the stored state is inconsistent (an object of another type
+    /// under an id, an object that names one missing): the rules cannot decide.
     #[error("stored state is inconsistent: {detail}")]
-    StateCorrupt { detail: String },
+    StateCorrupt {
+        /// What exactly was wrong, in words (for people; the code is for programs).
+        detail: String,
+    },
+    /// Code `state_unavailable`: the state of a batch could not be written (a read
+    /// cannot fail: both stores hold the state in memory); the batch's later entries are
+    /// refused with it.
     #[error("state store unavailable: {detail}")]
-    StateUnavailable { detail: String },
+    StateUnavailable {
+        /// What exactly was wrong, in words (for people; the code is for programs).
+        detail: String,
+    },
+    /// Code `party_quota_exceeded`: party `party` has signed its `max` entries of quota day `day`.
     #[error("party {party} has signed its {max} entries of quota day {day}")]
-    PartyQuotaExceeded { party: String, day: u64, max: u64 },
+    PartyQuotaExceeded {
+        /// Id of the party.
+        party: String,
+        /// The quota day: ledger time in whole days since the Unix epoch (UTC).
+        day: u64,
+        /// Most entries a party may sign in a quota day.
+        max: u64,
+    },
+    /// Code `key_changes_exceeded`: party `party` has made its `max` key changes of quota day `day`.
     #[error("party {party} has made its {max} key changes of quota day {day}")]
-    KeyChangesExceeded { party: String, day: u64, max: u64 },
+    KeyChangesExceeded {
+        /// Id of the party.
+        party: String,
+        /// The quota day: ledger time in whole days since the Unix epoch (UTC).
+        day: u64,
+        /// Most key changes a party may make in a quota day.
+        max: u64,
+    },
+    /// Code `operator_key_not_recoverable`: the operator's key is not recovered this way: it rotates (signed by old and new key).
     #[error(
         "the operator's key is not recovered this way: it rotates (signed by old and new key)"
     )]
     OperatorKeyNotRecoverable,
     /// A balance identity would break: a bug of the rules, never the entry's fault.
     #[error("internal error: a balance identity would break ({detail}); the entry is refused")]
-    InvariantViolated { detail: String },
+    InvariantViolated {
+        /// What exactly was wrong, in words (for people; the code is for programs).
+        detail: String,
+    },
 }
 
 impl RuleError {

@@ -8,6 +8,8 @@
 //! before the commit (and, for the first batch, before the directory is renamed into
 //! place).
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::fs;
 use std::path::{Path, PathBuf};
 

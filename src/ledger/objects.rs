@@ -27,64 +27,33 @@ use super::error::RuleError;
 use super::payload::{DisputeOutcome, Role};
 use super::units::{Fen, Id, KeyRef, Lessons};
 
-/// Serde for an object holding a conserved balance (`$bal`, whose total is stored under
-/// the same name): the stored and served form is flat, as it was before the balance had
-/// a type, so neither the state map nor any JSON changes; decoding checks the parts
-/// (`from_parts`), so an unbalanced stored object is refused, never loaded.
-macro_rules! flat_serde {
-    ($t:ident, $repr:ident, $borrowed:ident, $bal:ident: $balty:ident, $unit:ty,
-     { $($b:ident: $bt:ty),* $(,)? },
-     { $($m:ident: $mt:ty),* $(,)? },
-     [ $($p:ident),* ],
-     { $($a:ident: $at:ty),* $(,)? }) => {
-        #[derive(Deserialize)]
-        struct $repr { $($b: $bt,)* $bal: $unit, $($m: $mt,)* $($p: $unit,)* $($a: $at,)* }
+#[macro_use]
+mod flat_serde;
+mod aggregates;
 
-        impl TryFrom<$repr> for $t {
-            type Error = Unbalanced;
-            fn try_from(r: $repr) -> Result<Self, Unbalanced> {
-                Ok($t {
-                    $bal: $balty::from_parts(r.$bal, $(r.$p),*)?,
-                    $($b: r.$b,)* $($m: r.$m,)* $($a: r.$a,)*
-                })
-            }
-        }
-
-        #[derive(Serialize)]
-        struct $borrowed<'a> {
-            $($b: &'a $bt,)* $bal: $unit, $($m: &'a $mt,)* $($p: $unit,)* $($a: &'a $at,)*
-        }
-
-        impl Serialize for $t {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                $borrowed {
-                    $($b: &self.$b,)*
-                    $bal: self.$bal.total(),
-                    $($m: &self.$m,)*
-                    $($p: self.$bal.$p(),)*
-                    $($a: &self.$a,)*
-                }
-                .serialize(s)
-            }
-        }
-    };
-}
+pub use aggregates::{Liability, Pool, StudentIndex};
 
 /// Parameters fixed at genesis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub struct Config {
+    /// The log's origin (C2SP), which every entry names in `ledger`.
     pub origin: String,
+    /// Party id of the operator.
     pub operator: Id,
     /// Days a proposed lesson waits for the student; counted as 24-hour days of ledger
     /// time (the real platform counts working days; the ledger has no calendar).
     pub confirmation_window_days: u64,
+    /// Days an allocation stays active before it may expire, 24-hour days of ledger time.
     pub allocation_validity_days: u64,
     /// The ledger's day, in µs of ledger time (see the genesis `day_micros`).
     pub day_micros: u64,
+    /// The unit of value: always `CNY-fen` (the ledger counts fen, CNY cents).
     pub unit: String,
+    /// The districts a claim or pledge may name.
     pub districts: Vec<Id>,
+    /// The subjects a claim or pledge may name.
     pub subjects: Vec<Id>,
+    /// Ledger time of the genesis, µs since the Unix epoch.
     pub genesis_time_micros: u64,
 }
 
@@ -106,21 +75,26 @@ impl Config {
 /// recent past (`keys`: at most `PARTY_KEYS_KEPT_MAX`, `entries`: at most
 /// `PARTY_ENTRIES_KEPT_MAX`); the key table and the log keep the rest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub struct Party {
+    /// The party's opaque id (its keys' name).
     pub party: Id,
+    /// What the party is.
     pub role: Role,
     /// The party's most recent keys, oldest first, the current one last (see the key
     /// table for status; every key ever registered has its record there).
     pub keys: Vec<KeyRef>,
+    /// Index of the entry that registered it.
     pub registered_at: u64,
     /// Institutions only: entry index of closure, white-listing, black-listing.
     pub closed_at: Option<u64>,
+    /// Institutions only: index of the entry that put it on the white list.
     pub whitelisted_at: Option<u64>,
+    /// Institutions only: index of the entry that put it on the black list.
     pub banned_at: Option<u64>,
     /// Institutions only: pledges offered and not yet approved (bounded by
     /// `PLEDGES_UNAPPROVED_PER_INSTITUTION_MAX`).
     pub pledges_unapproved: u64,
+    /// Indexes of the latest entries that changed it, oldest first (at most `PARTY_ENTRIES_KEPT_MAX`).
     pub entries: Vec<u64>,
 }
 
@@ -140,8 +114,8 @@ impl Party {
 /// What one institution or student has signed in the current quota day (see
 /// `ENTRIES_PER_PARTY_PER_DAY_MAX`). Counters only, never listed entries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub struct PartyQuota {
+    /// Id of the party counted.
     pub party: Id,
     /// The quota day counted: ledger time since genesis / `QUOTA_DAY_MICROS`.
     pub day: u64,
@@ -153,10 +127,12 @@ pub struct PartyQuota {
 
 /// A registered key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub struct KeyRecord {
+    /// The key's id (its verifier key, C2SP form).
     pub key: KeyRef,
+    /// Id of the party it signs for.
     pub party: Id,
+    /// Index of the entry that registered it.
     pub registered_at: u64,
     /// Entry index from which the key signs nothing (revocation or rotation).
     pub revoked_at: Option<u64>,
@@ -169,18 +145,28 @@ pub struct KeyRecord {
 /// parts do not is refused when decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "ClaimRepr")]
-#[allow(missing_docs)]
 pub struct Claim {
+    /// The claim's id.
     pub claim: Id,
+    /// Pseudonymous id of the student who holds it.
     pub student: Id,
+    /// Id of the closed institution that owes the lessons.
     pub institution: Id,
+    /// The subject of the lessons owed (a genesis subject).
     pub subject: Id,
+    /// The student's grade, 1 to 12.
     pub grade: u64,
+    /// The student's district (a genesis district).
     pub district: Id,
+    /// Whether the claim's own terms accept online courses.
     pub accepts_online: bool,
+    /// Districts accepted besides its own, by the claim's own terms.
     pub accepted_districts: Vec<Id>,
+    /// BLAKE3 of the evidence the association saw, kept off the log, 64 lowercase hex characters.
     pub evidence_digest: String,
+    /// Lessons prepaid and not taken at closure.
     pub lessons: Lessons,
+    /// What one of those lessons cost, in fen.
     pub price_per_lesson: Fen,
     /// The value and its parts.
     pub value: ClaimValue,
@@ -190,6 +176,7 @@ pub struct Claim {
     /// a family sees, proven with the claim, every allocation a proposal may wait on.
     /// Bounded by [`CLAIM_ALLOCATIONS_OPEN_MAX`](super::limits::CLAIM_ALLOCATIONS_OPEN_MAX).
     pub allocations: Vec<Id>,
+    /// Indexes of the entries that changed it, oldest first.
     pub entries: Vec<u64>,
     /// The family's choices (`claim_preferences_set`, the latest one); `None`: the claim
     /// redeems its own subject, where its own fields say.
@@ -210,10 +197,10 @@ flat_serde! {
 /// (`claim_preferences_set`). Lists are distinct and ordered as signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct ClaimPreferences {
     /// Accepted subjects, most wanted first (1..=8 genesis subjects).
     pub subjects: Vec<Id>,
+    /// Whether online courses are accepted.
     pub accepts_online: bool,
     /// Accepted districts besides the claim's own (0..=16 genesis districts).
     pub accepted_districts: Vec<Id>,
@@ -300,22 +287,34 @@ pub enum Compatibility {
 /// delivered + withdrawn`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "PledgeRepr")]
-#[allow(missing_docs)]
 pub struct Pledge {
+    /// The pledge's id.
     pub pledge: Id,
+    /// Id of the donor institution.
     pub institution: Id,
+    /// The subject taught (a genesis subject).
     pub subject: Id,
+    /// Lowest grade taught, 1 to 12.
     pub grade_min: u64,
+    /// Highest grade taught, 1 to 12.
     pub grade_max: u64,
+    /// Where it is taught; `None` for an online course.
     pub district: Option<Id>,
+    /// Whether it is taught online (then `district` is `None`).
     pub online: bool,
+    /// Number of seats offered.
     pub seats: u64,
+    /// Lessons one seat holds.
     pub lessons_per_seat: u64,
+    /// Value of one lesson, in fen: what a lesson consumed makes good.
     pub value_per_lesson: Fen,
+    /// Start of validity, µs of ledger time since the epoch.
     pub valid_from_micros: u64,
+    /// End of validity (excluded), µs of ledger time since the epoch.
     pub valid_until_micros: u64,
     /// The capacity and its parts.
     pub capacity: PledgeCapacity,
+    /// Index of the entry that approved it; `None` until approved.
     pub approved_at: Option<u64>,
     /// Entries that changed the pledge's definition or reservations. Lessons delivered
     /// are listed on the allocations (a pledge may deliver 10^5 lessons; listing each here
@@ -336,10 +335,12 @@ flat_serde! {
 /// Where an allocation is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
 pub enum AllocationStatus {
+    /// Lessons may be consumed on it.
     Active,
+    /// Its validity passed; its remaining lessons went back to the pledge and the claim.
     Expired,
+    /// The student declined it; its lessons went back.
     Declined,
 }
 
@@ -361,23 +362,31 @@ impl AllocationStatus {
 /// remaining + released`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "AllocationRepr")]
-#[allow(missing_docs)]
 pub struct Allocation {
+    /// The allocation's id (`RUN.i` when a match run made it).
     pub allocation: Id,
+    /// Id of the claim it makes good.
     pub claim: Id,
+    /// Id of the pledge it draws on.
     pub pledge: Id,
+    /// Pseudonymous id of the claim's student.
     pub student: Id,
+    /// Id of the donor institution (the pledge's).
     pub institution: Id,
     /// The lessons allocated (k) and their parts.
     pub lessons: AllocationLessons,
+    /// Value of one of its lessons, in fen (the pledge's at allocation).
     pub value_per_lesson: Fen,
+    /// Where it is in its life.
     pub status: AllocationStatus,
+    /// When it may expire, µs of ledger time since the epoch.
     pub expires_at_micros: u64,
     /// The lessons proposed on the allocation and not yet final or void (pending or
     /// disputed), in the order proposed, each with the end of its confirmation window:
     /// exactly `lessons.pending` of them (so at most the allocation's k lessons, at most
     /// [`CLAIM_LESSONS_MAX`](super::limits::CLAIM_LESSONS_MAX)).
     pub open_lessons: Vec<OpenLesson>,
+    /// Indexes of the entries that changed it, oldest first.
     pub entries: Vec<u64>,
     /// The match run that made it, if any. Always serialized (as `null` when absent):
     /// the stored state is postcard, which has no field names and cannot skip one.
@@ -417,16 +426,18 @@ flat_serde! {
 /// have been recorded so far. Counters only: a run may make millions of allocations, and
 /// listing each here would rewrite a growing object with every one of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub struct RunRecord {
+    /// The run's id (128 random bits, hex).
     pub run: Id,
     /// Index of the `match_run` entry.
     pub index: u64,
+    /// The parameters the matcher ran with, as recorded.
     pub params: super::run_params::RunParams,
     /// Allocations declared by the run.
     pub allocations: u64,
     /// Allocations naming the run recorded so far (never more than declared).
     pub made: u64,
+    /// BLAKE3 of the plans' canonical encoding, 64 lowercase hex characters.
     pub plans_digest: String,
     /// Index of the `match_run_closed` entry that ended the run before all its
     /// allocations were recorded; `None` while open or once complete.
@@ -454,7 +465,6 @@ impl RunRecord {
 /// operator's clock alone ends none of them. Never goes backwards, and never ahead of
 /// the ledger time of the entry that attests it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub struct AttestedClock {
     /// The attested time, µs since the epoch.
     pub at_micros: u64,
@@ -467,11 +477,14 @@ pub struct AttestedClock {
 /// Where a lesson (消课) is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
 pub enum LessonStatus {
+    /// Proposed by the donor, waiting for the student or the end of the window.
     Pending,
+    /// The student disputes it; an association resolves it.
     Disputed,
+    /// Consumed: confirmed, deemed confirmed, or its dispute rejected.
     Final,
+    /// Not consumed: its dispute was upheld, and the lesson went back to the allocation.
     Void,
 }
 
@@ -490,89 +503,64 @@ impl LessonStatus {
 
 /// One lesson consumed or proposed on an allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub struct Lesson {
+    /// The lesson's id.
     pub lesson: Id,
+    /// Id of the allocation it is consumed on.
     pub allocation: Id,
+    /// Where it is in its life.
     pub status: LessonStatus,
     /// End of the confirmation window (proposals only).
     pub window_end_micros: Option<u64>,
+    /// Id of the dispute raised against it, if any.
     pub dispute: Option<Id>,
+    /// Indexes of the entries that changed it, oldest first.
     pub entries: Vec<u64>,
 }
 
 /// Where a dispute is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
 pub enum DisputeStatus {
+    /// Waiting for an association to resolve it.
     Open,
+    /// Resolved, with its outcome.
     Resolved(DisputeOutcome),
 }
 
 /// A dispute against a proposed lesson.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub struct Dispute {
+    /// The dispute's id.
     pub dispute: Id,
+    /// Id of the lesson disputed.
     pub lesson: Id,
+    /// Id of the party that raised it (the student).
     pub raised_by: Id,
+    /// Why, as a closed reason code of the schema (never free text).
     pub reason: String,
+    /// Open, or how it was resolved.
     pub status: DisputeStatus,
+    /// The resolution's reason code, once resolved.
     pub resolution: Option<String>,
+    /// Indexes of the entries that changed it, oldest first.
     pub entries: Vec<u64>,
-}
-
-/// The claims of one student (bounded by `CLAIMS_PER_STUDENT_MAX`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct StudentIndex {
-    pub student: Id,
-    pub claims: Vec<Id>,
-}
-
-/// What a closed institution owes, kept as counters over its claims.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct Liability {
-    pub institution: Id,
-    /// Distinct students holding a claim against it.
-    pub students: u64,
-    pub claims: u64,
-    pub lessons_owed: Lessons,
-    pub owed: Fen,
-    /// Value of the claims' lessons consumed in the pool.
-    pub made_good: Fen,
-}
-
-/// Totals over the whole pool, in fen. Pledge-side totals count approved pledges only.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct Pool {
-    pub claims: u64,
-    pub claims_value: Fen,
-    pub claims_unreserved: Fen,
-    pub claims_reserved: Fen,
-    pub claims_consumed: Fen,
-    pub pledges_approved: u64,
-    pub pledged: Fen,
-    pub available: Fen,
-    pub reserved: Fen,
-    pub delivered: Fen,
-    pub withdrawn: Fen,
 }
 
 /// The record of an entry id (idempotency key) already used by its author. Entry ids are
 /// scoped per author (the party of the entry's first registered signer), so one party
 /// can never take an id another party will need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub struct EntryRecord {
     /// The state key: `<author>/<id>` (`/` is in no id, so the pair is unambiguous).
     pub key: String,
+    /// Id of the party that wrote the entry (its first registered signer).
     pub author: Id,
+    /// The entry's `id`, as its author gave it.
     pub id: Id,
+    /// Index of the entry in the log.
     pub index: u64,
+    /// The entry's kind.
     pub kind: String,
     /// BLAKE3 of the payload bytes, hex.
     pub payload_digest: String,

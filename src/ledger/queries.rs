@@ -20,17 +20,26 @@ use super::units::{Fen, Id, KeyRef, Lessons};
 
 /// A claim's balance, in fen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub struct ClaimBalance {
+    /// The claim's id.
     pub claim: Id,
+    /// Pseudonymous id of the student who holds it.
     pub student: Id,
+    /// Id of the closed institution that owes it.
     pub institution: Id,
+    /// Lessons prepaid and not taken at closure.
     pub lessons: Lessons,
+    /// What one of those lessons cost, in fen.
     pub price_per_lesson: Fen,
+    /// `lessons × price_per_lesson`, in fen.
     pub value: Fen,
+    /// Value not yet reserved by an allocation, in fen.
     pub unreserved: Fen,
+    /// Value reserved by open allocations, in fen.
     pub reserved: Fen,
+    /// Value made good by lessons consumed, in fen.
     pub consumed: Fen,
+    /// Indexes of the entries that changed it, oldest first.
     pub entries: Vec<u64>,
 }
 
@@ -54,7 +63,7 @@ impl From<Claim> for ClaimBalance {
 /// The balance of a claim.
 ///
 /// # Errors
-/// `state_unavailable` / `state_corrupt` from the store.
+/// `state_corrupt`: an object of another type under the id.
 pub fn claim_balance<V: StateView + ?Sized>(
     view: &V,
     claim: &str,
@@ -65,7 +74,7 @@ pub fn claim_balance<V: StateView + ?Sized>(
 /// The balance of a pledge (the pledge object: lessons per bucket and its entries).
 ///
 /// # Errors
-/// `state_unavailable` / `state_corrupt` from the store.
+/// `state_corrupt`: an object of another type under the id.
 pub fn pledge_balance<V: StateView + ?Sized>(
     view: &V,
     pledge: &str,
@@ -76,7 +85,7 @@ pub fn pledge_balance<V: StateView + ?Sized>(
 /// The balance of an allocation (lessons per bucket and its entries).
 ///
 /// # Errors
-/// `state_unavailable` / `state_corrupt` from the store.
+/// `state_corrupt`: an object of another type under the id.
 pub fn allocation_balance<V: StateView + ?Sized>(
     view: &V,
     allocation: &str,
@@ -86,13 +95,18 @@ pub fn allocation_balance<V: StateView + ?Sized>(
 
 /// All claims of one student, with their totals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub struct StudentSummary {
+    /// Pseudonymous id of the student.
     pub student: Id,
+    /// Each of the student's claims.
     pub claims: Vec<ClaimBalance>,
+    /// Sum of the claims' values, in fen.
     pub value: Fen,
+    /// Sum of their unreserved values, in fen.
     pub unreserved: Fen,
+    /// Sum of their reserved values, in fen.
     pub reserved: Fen,
+    /// Sum of their consumed values, in fen.
     pub consumed: Fen,
 }
 
@@ -151,22 +165,27 @@ impl StudentSummary {
 
 /// A party and the status of each of its keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[allow(missing_docs)]
 pub struct PartyInfo {
+    /// The party's opaque id.
     pub party: Id,
+    /// What the party is.
     pub role: Role,
     /// Each key with the entry index of its revocation, if revoked.
     pub keys: Vec<(KeyRef, Option<u64>)>,
+    /// Institutions only: index of the entry that closed it.
     pub closed_at: Option<u64>,
+    /// Institutions only: index of the entry that white-listed it.
     pub whitelisted_at: Option<u64>,
+    /// Institutions only: index of the entry that black-listed it.
     pub banned_at: Option<u64>,
+    /// Indexes of the latest entries that changed it, oldest first (bounded).
     pub entries: Vec<u64>,
 }
 
 /// A party, with its keys' status.
 ///
 /// # Errors
-/// `state_unavailable` / `state_corrupt` from the store.
+/// `state_corrupt`: an object of another type under an id, or a key the party names missing.
 pub fn party<V: StateView + ?Sized>(view: &V, party: &str) -> Result<Option<PartyInfo>, RuleError> {
     let Some(p) = get_object::<Party, V>(view, party)? else {
         return Ok(None);
@@ -194,21 +213,25 @@ pub fn party<V: StateView + ?Sized>(view: &V, party: &str) -> Result<Option<Part
 /// The pool totals (all zero before genesis).
 ///
 /// # Errors
-/// `state_unavailable` / `state_corrupt` from the store.
+/// `state_corrupt`: an object of another type under the id.
 pub fn pool_totals<V: StateView + ?Sized>(view: &V) -> Result<Pool, RuleError> {
     Ok(get_object::<Pool, V>(view, POOL_ID)?.unwrap_or_default())
 }
 
 /// What a closed institution owes: the evidence for a collective claim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub struct InstitutionReport {
+    /// Id of the institution.
     pub institution: Id,
     /// Entry index of the closure.
     pub closed_at: Option<u64>,
+    /// Distinct students holding a claim against it.
     pub students: u64,
+    /// Claims against it.
     pub claims: u64,
+    /// Lessons owed over its claims.
     pub lessons_owed: Lessons,
+    /// Value owed over its claims, in fen.
     pub owed: Fen,
     /// Value of the claims' lessons consumed in the pool.
     pub made_good: Fen,

@@ -35,9 +35,10 @@
 //! from the objects and must give the head's root, else the state is damaged and is
 //! rebuilt from the log.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::collections::{BTreeMap, HashMap};
 
-use super::error::RuleError;
 use super::state::{Changes, Key, StateView, Table, Value};
 use super::state_map::{Change, StateMap, StateProof};
 
@@ -480,34 +481,28 @@ impl SledState {
         Ok(())
     }
 
-    /// Every committed object of one table, in id order.
-    ///
-    /// # Errors
-    /// None today (kept fallible for the store behind).
-    pub fn scan(
-        &self,
-        table: Table,
-    ) -> impl Iterator<Item = Result<(Key, Value), StateStoreError>> + '_ {
+    /// Every committed object of one table, in id order (from memory: it cannot fail).
+    pub fn scan(&self, table: Table) -> impl Iterator<Item = (Key, Value)> + '_ {
         let mut objects: Vec<(&String, &Value)> = self.tables.0[table as usize].iter().collect();
         objects.sort_unstable_by(|a, b| a.0.cmp(b.0));
         objects.into_iter().map(move |(id, value)| {
-            Ok((
+            (
                 Key {
                     table,
                     id: id.clone(),
                 },
                 value.clone(),
-            ))
+            )
         })
     }
 }
 
 impl StateView for SledState {
-    fn get(&self, key: &Key) -> Result<Option<Value>, RuleError> {
+    fn get(&self, key: &Key) -> Option<Value> {
         if let Some(v) = self.overlay.get(key) {
-            return Ok(Some(v.clone()));
+            return Some(v.clone());
         }
-        Ok(self.tables.get(key).cloned())
+        self.tables.get(key).cloned()
     }
 }
 

@@ -10,7 +10,7 @@
 //! ```
 //! use lesson_ledger::ledger::{MemoryState, StateView, Key, Table};
 //! let s = MemoryState::new();
-//! assert_eq!(s.get(&Key::new(Table::Claim, "c-1")).unwrap(), None);
+//! assert_eq!(s.get(&Key::new(Table::Claim, "c-1")), None);
 //! assert_eq!(Table::Claim.name(), "claim");
 //! ```
 
@@ -29,19 +29,31 @@ use super::state_map::{StateMap, StateProof};
 /// A table of the state; one sled tree each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
 pub enum Table {
+    /// Singletons: the genesis parameters, the pool totals and the attested clock
+    /// ([`CONFIG_ID`], [`POOL_ID`], [`CLOCK_ID`]).
     Meta,
+    /// Entry ids already used, under `<author>/<id>` ([`EntryRecord`]).
     Entry,
+    /// Registered parties ([`Party`]).
     Party,
+    /// Every key ever registered, by key id ([`KeyRecord`]).
     Key,
+    /// Claims ([`Claim`]).
     Claim,
+    /// Pledges ([`Pledge`]).
     Pledge,
+    /// Allocations ([`Allocation`]).
     Allocation,
+    /// Lessons proposed or consumed ([`Lesson`]).
     Lesson,
+    /// Disputes ([`Dispute`]).
     Dispute,
+    /// Each student's claims ([`StudentIndex`]).
     Student,
+    /// What each closed institution owes ([`Liability`]).
     Liability,
+    /// Match runs recorded ([`RunRecord`]).
     Run,
     /// Per-party quota counters (last: a table's number is its place in stored keys).
     Quota,
@@ -116,22 +128,36 @@ pub const CLOCK_ID: &str = "clock";
 /// A stored object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
 pub enum Value {
+    /// The genesis parameters (`meta/config`).
     Config(Box<Config>),
+    /// The pool totals (`meta/pool`).
     Pool(Box<Pool>),
+    /// An entry id used ([`Table::Entry`]).
     Entry(Box<EntryRecord>),
+    /// A party.
     Party(Box<Party>),
+    /// A key's record.
     Key(Box<KeyRecord>),
+    /// A claim.
     Claim(Box<Claim>),
+    /// A pledge.
     Pledge(Box<Pledge>),
+    /// An allocation.
     Allocation(Box<Allocation>),
+    /// A lesson.
     Lesson(Box<Lesson>),
+    /// A dispute.
     Dispute(Box<Dispute>),
+    /// A student's claims.
     Student(Box<StudentIndex>),
+    /// A closed institution's liability.
     Liability(Box<Liability>),
+    /// A match run's record.
     Run(Box<RunRecord>),
+    /// A party's counters for the current quota day ([`Table::Quota`]).
     Quota(Box<PartyQuota>),
+    /// The associations' attested clock (`meta/clock`).
     Clock(Box<AttestedClock>),
 }
 
@@ -145,39 +171,26 @@ const _: () = assert!(std::mem::size_of::<Value>() == 16);
 /// The writes one entry makes, in key order.
 pub type Changes = Vec<(Key, Value)>;
 
-/// Read access to the state, as the rules need it.
+/// Read access to the state, as the rules need it. Infallible: both stores hold every
+/// object in memory (the live state loads them on open, where a read fault is met and
+/// the state rebuilt), so a read cannot fail, and no rule handles a fault that cannot
+/// happen. What can fail is writing the state, after the rules have decided.
 pub trait StateView {
     /// The object stored under `key`, if any.
-    ///
-    /// # Errors
-    /// `state_unavailable` if the store cannot be read.
-    fn get(&self, key: &Key) -> Result<Option<Value>, RuleError>;
+    fn get(&self, key: &Key) -> Option<Value>;
 }
 
 /// Whole tables, for readers that need every object of a kind (the matcher's inputs).
 /// Implemented by the live state and the replay's, so that a match run and its re-run
 /// by `verify` read their inputs through the same code.
 pub trait TableScan {
-    /// Every object of `table`, in id order.
-    ///
-    /// # Errors
-    /// Each item: `state_unavailable` or `state_corrupt` from the store.
-    fn scan_table(&self, table: Table) -> Box<dyn Iterator<Item = Result<Value, RuleError>> + '_>;
+    /// Every object of `table`, in id order (in memory, like [`StateView::get`]).
+    fn scan_table(&self, table: Table) -> Box<dyn Iterator<Item = Value> + '_>;
 }
 
 impl TableScan for super::sled_state::SledState {
-    fn scan_table(&self, table: Table) -> Box<dyn Iterator<Item = Result<Value, RuleError>> + '_> {
-        use super::sled_state::StateStoreError;
-        Box::new(self.scan(table).map(|item| {
-            item.map(|(_, value)| value).map_err(|e| match e {
-                StateStoreError::Corrupt { .. } => RuleError::StateCorrupt {
-                    detail: e.to_string(),
-                },
-                StateStoreError::Sled(_) => RuleError::StateUnavailable {
-                    detail: e.to_string(),
-                },
-            })
-        }))
+    fn scan_table(&self, table: Table) -> Box<dyn Iterator<Item = Value> + '_> {
+        Box::new(self.scan(table).map(|(_, value)| value))
     }
 }
 
@@ -289,12 +302,12 @@ object!(AttestedClock, Table::Meta, Clock, |s| {
 /// Read a typed object from a view.
 ///
 /// # Errors
-/// `state_unavailable` from the view; `state_corrupt` if the key holds another type.
+/// `state_corrupt` if the key holds another type.
 pub fn get_object<T: Object, V: StateView + ?Sized>(
     view: &V,
     id: &str,
 ) -> Result<Option<T>, RuleError> {
-    as_object(id, view.get(&Key::new(T::TABLE, id))?)
+    as_object(id, view.get(&Key::new(T::TABLE, id)))
 }
 
 /// The typed object in a stored value, `state_corrupt` if it holds another type.
@@ -406,19 +419,19 @@ impl MemoryState {
 }
 
 impl TableScan for MemoryState {
-    fn scan_table(&self, table: Table) -> Box<dyn Iterator<Item = Result<Value, RuleError>> + '_> {
+    fn scan_table(&self, table: Table) -> Box<dyn Iterator<Item = Value> + '_> {
         Box::new(
             self.objects
                 .range(Key::new(table, "")..)
                 .take_while(move |(key, _)| key.table == table)
-                .map(|(_, value)| Ok(value.clone())),
+                .map(|(_, value)| value.clone()),
         )
     }
 }
 
 impl StateView for MemoryState {
-    fn get(&self, key: &Key) -> Result<Option<Value>, RuleError> {
-        Ok(self.objects.get(key).cloned())
+    fn get(&self, key: &Key) -> Option<Value> {
+        self.objects.get(key).cloned()
     }
 }
 
@@ -445,7 +458,7 @@ impl<'v, V: StateView + ?Sized> Overlay<'v, V> {
         let key = Key::new(T::TABLE, id);
         let found = match self.writes.get(&key) {
             Some(v) => Some(v.clone()),
-            None => self.view.get(&key)?,
+            None => self.view.get(&key),
         };
         as_object(id, found)
     }

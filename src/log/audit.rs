@@ -45,8 +45,11 @@ pub struct Finding {
     pub offset: u64,
     /// The entry index concerned, when there is one.
     pub index: Option<u64>,
+    /// What was checked (a record, a signature, a root, …).
     pub what: String,
+    /// What it should have been.
     pub expected: String,
+    /// What the log holds.
     pub found: String,
     /// The layer above's own error, when it is the one that refused (`found` is its
     /// text): kept as [`std::error::Error::source`].
@@ -122,12 +125,19 @@ impl std::fmt::Display for Finding {
 /// What a clean audit establishes.
 #[derive(Debug, Clone)]
 pub struct AuditSummary {
+    /// The log's origin.
     pub origin: String,
+    /// Entries audited.
     pub entries: u64,
+    /// Signatures verified.
     pub signatures: u64,
+    /// Checkpoints verified.
     pub checkpoints: u64,
+    /// Bytes of `log.dat` read.
     pub bytes: u64,
+    /// The root hash of the whole tree.
     pub root: Hash,
+    /// How long the audit took.
     pub elapsed: Duration,
 }
 

@@ -192,7 +192,10 @@ impl fmt::Debug for Frontier {
 pub enum CompactError {
     /// The tree holds `u64::MAX` leaves; one more cannot be counted.
     #[error("tree of {size} leaves is full")]
-    TreeFull { size: u64 },
+    TreeFull {
+        /// The tree's size: 2^64 - 1 leaves.
+        size: u64,
+    },
     /// A peak could not be read back from storage.
     #[error("restoring the frontier: {0}")]
     Node(#[from] NodeError),

@@ -30,6 +30,7 @@ impl Hash {
         Hash(Sha256::digest([]).into())
     }
 
+    /// The 32 bytes.
     pub fn as_bytes(&self) -> &[u8; HASH_LEN] {
         &self.0
     }
@@ -39,10 +40,12 @@ impl Hash {
         <[u8; HASH_LEN]>::try_from(bytes).ok().map(Hash)
     }
 
+    /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
         hex_encode(&self.0)
     }
 
+    /// From 64 hex characters; `None` if it is not that.
     pub fn from_hex(text: &str) -> Option<Hash> {
         let bytes = hex_decode(text)?;
         Hash::from_slice(&bytes)
@@ -53,6 +56,7 @@ impl Hash {
         base64::engine::general_purpose::STANDARD.encode(self.0)
     }
 
+    /// From the standard base64 of 32 bytes; `None` if it is not that.
     pub fn from_base64(text: &str) -> Option<Hash> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text)
@@ -145,12 +149,22 @@ pub trait NodeSource {
 /// A node the [`NodeSource`] could not give.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    /// Node at level `level` index `index` is not in the tree.
     #[error("node at level {level} index {index} is not in the tree")]
-    Missing { level: u8, index: u64 },
+    Missing {
+        /// The tree level (0: leaves).
+        level: u8,
+        /// The entry's index in the log.
+        index: u64,
+    },
+    /// Reading node at level `level` index `index`: `source`.
     #[error("reading node at level {level} index {index}: {source}")]
     Io {
+        /// The tree level (0: leaves).
         level: u8,
+        /// The entry's index in the log.
         index: u64,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },

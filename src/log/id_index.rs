@@ -38,14 +38,23 @@ const LOAD_CHUNK_BYTES: usize = 1 << 20;
 /// An error of the id index.
 #[derive(Debug, thiserror::Error)]
 pub enum IdIndexError {
+    /// The ids file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// Code `id_index_short`: cannot truncate to `requested` ids: the file holds only `have`.
     #[error("cannot truncate to {requested} ids: the file holds only {have}")]
-    Short { requested: u64, have: u64 },
+    Short {
+        /// Entries asked for.
+        requested: u64,
+        /// Entries the file holds.
+        have: u64,
+    },
 }
 
 impl IdIndexError {

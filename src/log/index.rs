@@ -76,22 +76,39 @@ impl Head {
 /// An error of the index.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
+    /// Code `index_sled`: sled `op`: `source`.
     #[error("sled {op}: {source}")]
     Sled {
+        /// The operation that failed.
         op: &'static str,
+        /// The underlying error.
         #[source]
         source: sled::Error,
     },
+    /// Code `index_client_id_too_long`: client id of `len` bytes is over the maximum of `CLIENT_ID_BYTES_MAX`.
     #[error("client id of {len} bytes is over the maximum of {CLIENT_ID_BYTES_MAX}")]
-    ClientIdTooLong { len: usize },
+    ClientIdTooLong {
+        /// Its size, in bytes.
+        len: usize,
+    },
+    /// Code `index_bad_value`: stored value in tree `tree` has `len` bytes, expected `expected`.
     #[error("stored value in tree {tree} has {len} bytes, expected {expected}")]
     BadValue {
+        /// The sled tree.
         tree: &'static str,
+        /// Its size, in bytes.
         len: usize,
+        /// Bytes a value of that tree has.
         expected: usize,
     },
+    /// Code `index_head_behind`: head would move back from size `current` to `new`.
     #[error("head would move back from size {current} to {new}")]
-    HeadBehind { current: u64, new: u64 },
+    HeadBehind {
+        /// The head stored.
+        current: u64,
+        /// The head being written.
+        new: u64,
+    },
 }
 
 impl IndexError {
@@ -142,6 +159,7 @@ pub struct IndexBatch {
 }
 
 impl IndexBatch {
+    /// An empty batch.
     pub fn new() -> IndexBatch {
         IndexBatch::default()
     }
@@ -161,6 +179,7 @@ impl IndexBatch {
         self.clients.len()
     }
 
+    /// Whether the batch has no client id.
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty()
     }

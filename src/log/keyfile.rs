@@ -39,26 +39,53 @@ pub const KEY_FILE_BYTES_MAX: usize = 4096;
 /// Everything that can go wrong with a key file.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
+    /// Code `key_file_exists`: key file `path` already exists; refusing to overwrite it.
     #[error("key file {path} already exists; refusing to overwrite it")]
-    Exists { path: PathBuf },
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Code `key_file_missing`: key file `path` does not exist.
     #[error("key file {path} does not exist")]
-    Missing { path: PathBuf },
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Code `key_file_unreadable`: key file `path` cannot be read: `source`.
     #[error("key file {path} cannot be read: {source}")]
     Unreadable {
+        /// The file.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// Code `key_file_write_failed`: key file `path` cannot be written: `source`.
     #[error("key file {path} cannot be written: {source}")]
     WriteFailed {
+        /// The file.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// Code `key_file_too_large`: key file `path` is larger than `max` bytes.
     #[error("key file {path} is larger than {max} bytes")]
-    TooLarge { path: PathBuf, max: usize },
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The cap.
+        max: usize,
+    },
+    /// Code `key_file_not_pkcs8_ed25519`: key file `path` is not a PKCS#8 PEM Ed25519 private key: `reason`.
     #[error("key file {path} is not a PKCS#8 PEM Ed25519 private key: {reason}")]
-    NotPkcs8Ed25519 { path: PathBuf, reason: &'static str },
+    NotPkcs8Ed25519 {
+        /// The file.
+        path: PathBuf,
+        /// What exactly is wrong, in words.
+        reason: &'static str,
+    },
+    /// Code `key_encode_failed`: the key cannot be encoded as PKCS#8 PEM.
     #[error("the key cannot be encoded as PKCS#8 PEM")]
     Encode,
 }

@@ -31,26 +31,55 @@ pub const LEAF_VERSION: u8 = 1;
 /// One decoded leaf. The envelope is as stored; it is verified by whoever reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leaf {
+    /// Its index in the log.
     pub index: u64,
+    /// Its ledger time, µs since the Unix epoch.
     pub time_micros: u64,
+    /// The signed entry, as stored.
     pub envelope: Envelope,
 }
 
 /// Why bytes are not a leaf.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LeafError {
+    /// Code `leaf_too_large`: leaf is `len` bytes, more than the `max` allowed.
     #[error("leaf is {len} bytes, more than the {max} allowed")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// Its size, in bytes.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// Code `leaf_version`: leaf version `found` is not the supported version `LEAF_VERSION`.
     #[error("leaf version {found} is not the supported version {LEAF_VERSION}")]
-    Version { found: u8 },
+    Version {
+        /// What was found.
+        found: u8,
+    },
+    /// Code `leaf_truncated`: leaf ends early while reading `field`.
     #[error("leaf ends early while reading {field}")]
-    Truncated { field: &'static str },
+    Truncated {
+        /// The JSON field.
+        field: &'static str,
+    },
+    /// Code `leaf_trailing_bytes`: leaf has `extra` bytes after its last signature.
     #[error("leaf has {extra} bytes after its last signature")]
-    TrailingBytes { extra: usize },
+    TrailingBytes {
+        /// Bytes left after the leaf.
+        extra: usize,
+    },
+    /// Code `leaf_not_utf8`: leaf field `field` is not valid UTF-8.
     #[error("leaf field {field} is not valid UTF-8")]
-    NotUtf8 { field: &'static str },
+    NotUtf8 {
+        /// The JSON field.
+        field: &'static str,
+    },
+    /// Code `leaf_envelope_invalid`: leaf envelope is invalid: `reason`.
     #[error("leaf envelope is invalid: {reason}")]
-    Envelope { reason: String },
+    Envelope {
+        /// What exactly is wrong, in words.
+        reason: String,
+    },
 }
 
 impl LeafError {

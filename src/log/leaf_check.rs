@@ -29,6 +29,7 @@ use crate::log::leaf::{Leaf, LeafError};
 /// A leaf whose bytes decoded canonically and whose every signature verified.
 #[derive(Debug, Clone)]
 pub struct CheckedLeaf {
+    /// The decoded leaf.
     pub leaf: Leaf,
     /// The Merkle leaf hash of the bytes checked.
     pub hash: Hash,
@@ -44,14 +45,28 @@ impl CheckedLeaf {
 /// Why a leaf is refused, by either audit.
 #[derive(Debug, thiserror::Error)]
 pub enum LeafProblem {
+    /// Code `leaf_undecodable`: leaf does not decode: `0`.
     #[error("leaf does not decode: {0}")]
     Undecodable(#[source] LeafError),
+    /// Code `leaf_signature_invalid`: signature check failed: `0`.
     #[error("signature check failed: {0}")]
     Signature(#[source] EnvelopeError),
+    /// Code `leaf_out_of_place`: entry out of place (removed, duplicated or reordered): expected index `expected`, found `found`.
     #[error("entry out of place (removed, duplicated or reordered): expected index {expected}, found {found}")]
-    OutOfPlace { expected: u64, found: u64 },
+    OutOfPlace {
+        /// The index due next.
+        expected: u64,
+        /// The index the leaf holds.
+        found: u64,
+    },
+    /// Code `leaf_time_not_increasing`: ledger time does not increase: `found` µs after `previous` µs.
     #[error("ledger time does not increase: {found} µs after {previous} µs")]
-    TimeNotIncreasing { previous: u64, found: u64 },
+    TimeNotIncreasing {
+        /// The previous leaf's ledger time, µs since the Unix epoch.
+        previous: u64,
+        /// This leaf's ledger time, µs since the Unix epoch.
+        found: u64,
+    },
 }
 
 impl LeafProblem {

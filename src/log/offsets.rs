@@ -36,16 +36,31 @@ const ENTRY_BYTES: u64 = 8;
 /// An error of the offsets file.
 #[derive(Debug, thiserror::Error)]
 pub enum OffsetsError {
+    /// The offsets file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// Code `offsets_not_increasing`: offset `offset` does not follow the previous offset `previous`.
     #[error("offset {offset} does not follow the previous offset {previous}")]
-    NotIncreasing { offset: u64, previous: u64 },
+    NotIncreasing {
+        /// The offset given, in bytes of `log.dat`.
+        offset: u64,
+        /// The last offset recorded.
+        previous: u64,
+    },
+    /// Code `offsets_short`: cannot truncate to `requested` entries: the file holds only `have`.
     #[error("cannot truncate to {requested} entries: the file holds only {have}")]
-    Short { requested: u64, have: u64 },
+    Short {
+        /// Entries asked for.
+        requested: u64,
+        /// Entries the file holds.
+        have: u64,
+    },
 }
 
 impl OffsetsError {

@@ -34,6 +34,8 @@
 //! assert_eq!((recovery.end, recovery.cut), (log.len(), None));
 //! ```
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;

@@ -53,10 +53,13 @@ pub struct StateNote {
 /// Why a state note is not acceptable.
 #[derive(Debug, thiserror::Error)]
 pub enum StateNoteError {
+    /// The note does not parse or verify (its own code).
     #[error(transparent)]
     Note(#[from] NoteError),
+    /// Code `state_note_malformed`: state note body is malformed: `0`.
     #[error("state note body is malformed: {0}")]
     Body(&'static str),
+    /// Code `state_note_old_format`: state note is of the old format (`STATE_NOTE_HEADER_OLD`): it commits to no state map root.
     #[error("state note is of the old format ({STATE_NOTE_HEADER_OLD}): it commits to no state map root")]
     OldFormat,
 }

@@ -45,52 +45,15 @@ use crate::log::disk::Disk;
 
 use super::hash::{node_hash, Hash, NodeError, NodeSource, HASH_LEN};
 
+mod error;
+
+pub use error::TreeError;
+
 /// Number of levels a tree of up to 2^63 leaves can have complete nodes at.
 pub const LEVELS: usize = 64;
 /// Levels at and above this one are also held in memory by readers.
 pub const CACHED_LEVEL_MIN: u8 = 2;
 const NODE_BYTES: u64 = HASH_LEN as u64;
-
-/// An error of the tree files.
-#[derive(Debug, thiserror::Error)]
-pub enum TreeError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("level {level} is out of range (levels are 0..{LEVELS})")]
-    LevelOutOfRange { level: u8 },
-    #[error("node ({level}, {index}) appended out of order: the next index is {expected}")]
-    OutOfOrder {
-        level: u8,
-        index: u64,
-        expected: u64,
-    },
-    #[error("node ({level}, {index}) appended before both its children exist at level below")]
-    MissingChildren { level: u8, index: u64 },
-    #[error("level {level} holds {have} nodes, fewer than the {need} that size {size} needs")]
-    Short {
-        level: u8,
-        have: u64,
-        need: u64,
-        size: u64,
-    },
-}
-
-impl TreeError {
-    /// Stable snake_case code of the error.
-    pub fn code(&self) -> &'static str {
-        match self {
-            TreeError::Io { .. } => "tree_io",
-            TreeError::LevelOutOfRange { .. } => "tree_level_out_of_range",
-            TreeError::OutOfOrder { .. } => "tree_out_of_order",
-            TreeError::MissingChildren { .. } => "tree_missing_children",
-            TreeError::Short { .. } => "tree_short",
-        }
-    }
-}
 
 /// One level as readers see it.
 #[derive(Debug, Default)]

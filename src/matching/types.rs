@@ -47,18 +47,25 @@ const _: () = assert!(
 
 /// An open claim as the matcher sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[allow(missing_docs)]
 pub struct ClaimInput {
+    /// The claim's id.
     pub claim: Id,
+    /// Pseudonymous id of its student.
     pub student: Id,
     /// Entry index of the closure of the claim's institution: earlier closures are
     /// served first among otherwise equal claims.
     pub closed_at: u64,
+    /// The claim's own subject.
     pub subject: Id,
+    /// The student's grade, 1 to 12.
     pub grade: u64,
+    /// The student's district.
     pub district: Id,
+    /// Whether the claim's own terms accept online courses.
     pub accepts_online: bool,
+    /// Districts accepted besides its own.
     pub accepted_districts: Vec<Id>,
+    /// Value not yet reserved, in fen: the most the matcher may reserve for it.
     pub unreserved_fen: Fen,
     /// The family's choices (`claim_preferences_set`); when present its subjects,
     /// online acceptance, districts and requests replace the claim's own (the claim's
@@ -87,21 +94,32 @@ impl ClaimInput {
 
 /// A pledge as the matcher sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[allow(missing_docs)]
 pub struct PledgeInput {
+    /// The pledge's id.
     pub pledge: Id,
+    /// Id of the donor institution.
     pub institution: Id,
+    /// The subject taught.
     pub subject: Id,
+    /// Lowest grade taught, 1 to 12.
     pub grade_min: u64,
+    /// Highest grade taught, 1 to 12.
     pub grade_max: u64,
     /// `None` for an online course.
     pub district: Option<Id>,
+    /// Whether it is taught online.
     pub online: bool,
+    /// Lessons not yet allocated.
     pub available_lessons: Lessons,
+    /// Lessons one seat holds: no plan gives a claim more of this pledge.
     pub lessons_per_seat: u64,
+    /// Value of one lesson, in fen.
     pub value_per_lesson_fen: Fen,
+    /// Start of validity, µs of ledger time since the epoch.
     pub valid_from_micros: u64,
+    /// End of validity (excluded), µs of ledger time since the epoch.
     pub valid_until_micros: u64,
+    /// Whether an association approved it (unapproved pledges are not matched).
     pub approved: bool,
     /// The donor institution is black-listed (or closed).
     pub banned: bool,
@@ -169,10 +187,12 @@ impl MatchParams {
 
 /// One allocation to make: `lessons` of `pledge` for `claim` (one `allocation_made`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[allow(missing_docs)]
 pub struct AllocationPlan {
+    /// Id of the claim served.
     pub claim: Id,
+    /// Id of the pledge drawn on.
     pub pledge: Id,
+    /// Lessons allocated.
     pub lessons: Lessons,
     /// `lessons × value_per_lesson`, reserved from the claim.
     pub value_fen: Fen,
@@ -190,12 +210,14 @@ pub enum Method {
 
 /// Figures of a match run. Ratios are integers in parts per million (no floating point).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[allow(missing_docs)]
 pub struct MatchReport {
     /// Claims with unreserved value and pledges eligible at the match time.
     pub claims: u64,
+    /// Pledges eligible at the match time.
     pub pledges_eligible: u64,
+    /// Classes of claims with the same terms (the flow network's sources).
     pub classes: u64,
+    /// Connected components of the network, solved apart.
     pub components: u64,
     /// Class → pledge edges of the flow network.
     pub edges: u64,
@@ -209,11 +231,15 @@ pub struct MatchReport {
     pub first_pass_flow_fen: Fen,
     /// Value of the flow solution after rounding only, and after fill.
     pub rounded_fen: Fen,
+    /// Value of the flow solution after rounding and fill, in fen.
     pub flow_fen: Fen,
     /// Value of the greedy baseline.
     pub greedy_fen: Fen,
+    /// Which solution was returned.
     pub method: Method,
+    /// Plans returned.
     pub allocations: u64,
+    /// Claims with at least one plan.
     pub claims_served: u64,
     /// Distinct students holding at least one allocation.
     pub students_served: u64,
@@ -221,13 +247,15 @@ pub struct MatchReport {
     pub requested_fen: Fen,
     /// Value matched to pledges with a district, and online.
     pub in_district_fen: Fen,
+    /// Value matched to online pledges, in fen.
     pub online_fen: Fen,
 }
 
 /// The outcome: the plans in claim order (closure, claim id), then pledge id; and figures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[allow(missing_docs)]
 pub struct Matching {
+    /// The allocations to record, in that order.
     pub plans: Vec<AllocationPlan>,
+    /// The run's figures.
     pub report: MatchReport,
 }

@@ -7,6 +7,8 @@
 //! ([`crate::log::leaf_check::check_leaves`]: canonical decoding, every signature,
 //! the leaf hash), on all cores, while the next bundles are being downloaded.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::io::Read;
 use std::sync::mpsc;
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! the mirror with evidence; anything that may be the network's or a bad tile's fault
 //! is an error of this round only.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::sync::{mpsc, Arc, RwLock};
 use std::time::{Duration, Instant};
 

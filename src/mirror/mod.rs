@@ -28,6 +28,8 @@
 //! ledger: an imported log, [`crate::log::store::Log::open_imported`]), `checkpoint`
 //! (the latest checkpoint with the mirror's cosignature), `evidence/`, `stopped.json`.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 pub mod evidence;
 pub mod fetch;
 pub mod follow;

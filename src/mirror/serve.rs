@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use super::{io, Mirror, MirrorError};
 use crate::http::sequencer::Sequencer;
 use crate::http::{app, tiles, AppState, ServerConfig};
+use crate::net::ServerHandle;
 
 /// `<origin hash>`: "the SHA-256 hash of the log's origin, hex encoded, in lowercase".
 pub fn origin_hash(origin: &str) -> String {
@@ -36,9 +37,7 @@ pub fn origin_hash(origin: &str) -> String {
 
 /// A running mirror server, on its own thread and runtime.
 pub struct MirrorServer {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    handle: ServerHandle<()>,
 }
 
 impl MirrorServer {
@@ -56,82 +55,50 @@ impl MirrorServer {
         let cosigned = mirror.cosigned();
         let prefix = format!("/{}", origin_hash(mirror.origin().as_str()));
         let dir = mirror.dir().to_path_buf();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("mirror-http")
-            .build()
-            .map_err(io(&dir))?;
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(addr))
-            .map_err(io(&dir))?;
-        let addr = listener.local_addr().map_err(io(&dir))?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("mirror-http-main".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let config = ServerConfig {
-                        read_only: true,
-                        ..ServerConfig::default()
-                    };
-                    // Its writer thread takes no submission: every write route is refused.
-                    let (sequencer, writer) = Sequencer::start(Arc::clone(&ledger));
-                    let state = AppState::new(ledger, sequencer.clone(), &config);
-                    let router =
-                        app(state.clone(), &config).merge(mirror_routes(&prefix, state, cosigned));
-                    let shutdown = async move {
-                        tokio::select! {
-                            _ = stopped => {},
-                            () = signal => {},
-                        }
-                    };
-                    crate::net::serve(listener, router, &config.connection_limits(), shutdown)
-                        .await;
-                    sequencer.stop().await;
-                    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
-                });
-            })
-            .map_err(io(&dir))?;
-        Ok(MirrorServer {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
+        let handle = ServerHandle::start("mirror-http", None, addr, move |listener, stop| {
+            async move {
+                let config = ServerConfig {
+                    read_only: true,
+                    ..ServerConfig::default()
+                };
+                // Its writer thread takes no submission: every write route is refused.
+                let (sequencer, writer) = Sequencer::start(Arc::clone(&ledger));
+                let state = AppState::new(ledger, sequencer.clone(), &config);
+                let router =
+                    app(state.clone(), &config).merge(mirror_routes(&prefix, state, cosigned));
+                let shutdown = async move {
+                    tokio::select! {
+                        () = stop.stopped() => {},
+                        () = signal => {},
+                    }
+                };
+                crate::net::serve(listener, router, &config.connection_limits(), shutdown).await;
+                sequencer.stop().await;
+                let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+            }
         })
+        .map_err(|e| io(&dir)(e.into()))?;
+        Ok(MirrorServer { handle })
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.handle.addr()
     }
 
     /// `http://ADDR`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.handle.url()
     }
 
     /// Whether it stopped (a signal).
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().map_or(true, |t| t.is_finished())
+        self.handle.is_finished()
     }
 
     /// Stops serving and waits.
     pub fn shutdown(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for MirrorServer {
-    fn drop(&mut self) {
-        self.stop_and_join();
+        let _ = self.handle.stop();
     }
 }
 

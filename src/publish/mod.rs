@@ -23,6 +23,8 @@
 //! there must be the one the tree holds. A reader therefore never sees a checkpoint
 //! whose tiles are missing, and never a published history rewritten.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 pub mod dest;
 pub mod local;
 pub mod plan;

@@ -30,8 +30,11 @@ pub struct RunDivergence {
     /// Stable code: `match_run_mismatch`, `match_run_incomplete` or
     /// `match_run_unreplayable`.
     pub code: &'static str,
+    /// What differs (the count, the digest, an allocation's claim, pledge or lessons).
     pub what: String,
+    /// What the re-run gives.
     pub expected: String,
+    /// What the log recorded.
     pub found: String,
 }
 

@@ -33,20 +33,20 @@ pub fn eligible(pledge: &Pledge, institution: Option<&Party>, at_micros: u64) ->
 /// corrupt state, not a claim to serve last).
 ///
 /// # Errors
-/// The store's faults (`state_unavailable`, `state_corrupt`).
+/// `state_corrupt`: a claim against an institution that is not closed.
 pub fn inputs<S: TableScan + ?Sized>(
     state: &S,
     at_micros: u64,
 ) -> Result<(Vec<ClaimInput>, Vec<PledgeInput>), RuleError> {
     let mut parties: HashMap<String, Party> = HashMap::new();
     for value in state.scan_table(Table::Party) {
-        if let Value::Party(p) = value? {
+        if let Value::Party(p) = value {
             parties.insert(p.party.to_string(), *p);
         }
     }
     let mut claims = Vec::new();
     for value in state.scan_table(Table::Claim) {
-        if let Value::Claim(c) = value? {
+        if let Value::Claim(c) = value {
             if c.value.unreserved().0 > 0 {
                 let closed_at = parties
                     .get(c.institution.as_str())
@@ -63,7 +63,7 @@ pub fn inputs<S: TableScan + ?Sized>(
     }
     let mut pledges = Vec::new();
     for value in state.scan_table(Table::Pledge) {
-        if let Value::Pledge(p) = value? {
+        if let Value::Pledge(p) = value {
             if eligible(&p, parties.get(p.institution.as_str()), at_micros) {
                 pledges.push(PledgeInput::from_pledge(&p, false));
             }

@@ -85,8 +85,10 @@ impl RunWriter for Ledger {
 /// Why a run could not be made or recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// Code `state_corrupt`: the ledger's state could not give the matcher its inputs.
     #[error("the ledger state could not be read: {0}")]
     State(RuleError),
+    /// The matcher refused its input (its own code).
     #[error("the matcher refused its input: {0}")]
     Matcher(#[from] MatchError),
     /// The log's operator verifier key does not parse.
@@ -104,22 +106,36 @@ pub enum RunError {
     /// A run that writes needs the operator's key, and there is none.
     #[error("the operator key: no operator key to sign the run")]
     NoOperatorKey,
+    /// An entry of the run could not be signed.
     #[error("signing the run's entries: {0}")]
     Envelope(#[from] EnvelopeError),
+    /// The ledger refused a batch of the run.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The log failed under the run.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// Code `match_run_too_large`: `planned` plans exceed the `max` allocations a run may declare.
     #[error("{planned} plans exceed the {max} allocations a run may declare")]
-    TooLarge { planned: u64, max: u64 },
+    TooLarge {
+        /// Plans the matcher made.
+        planned: u64,
+        /// Most allocations a run may declare.
+        max: u64,
+    },
     /// An entry of the run was refused; `recorded` of its entries (up to the end of
     /// that batch) are in the log.
     #[error("entry {position} of run {run} was refused ({code}): {detail}; {recorded} of its entries are recorded")]
     Refused {
+        /// The run's id.
         run: String,
+        /// The entry's position in the run (0: the `match_run` entry).
         position: usize,
+        /// The refusal's stable code.
         code: &'static str,
+        /// The refusal, in words.
         detail: String,
+        /// Entries of the run in the log.
         recorded: u64,
     },
 }
@@ -148,7 +164,9 @@ impl RunError {
 pub struct RunOutcome {
     /// The run id; `None` for a dry run.
     pub run: Option<String>,
+    /// The parameters the matcher ran with.
     pub params: MatchParams,
+    /// The matcher's figures.
     pub report: MatchReport,
     /// A dry run's plans, what it would allocate; `None` once recorded (they are in the
     /// log).
@@ -245,19 +263,16 @@ fn append_signed<W: RunWriter>(
 
 /// Runs recorded and still open (declared allocations missing, not closed), read from
 /// the ledger's state.
-///
-/// # Errors
-/// [`RunError::State`].
-pub fn open_runs(ledger: &Ledger) -> Result<Vec<RunRecord>, RunError> {
+pub fn open_runs(ledger: &Ledger) -> Vec<RunRecord> {
     let mut open = Vec::new();
     for value in ledger.state().scan_table(Table::Run) {
-        if let Value::Run(record) = value.map_err(RunError::State)? {
+        if let Value::Run(record) = value {
             if record.is_open() {
                 open.push(*record);
             }
         }
     }
-    Ok(open)
+    open
 }
 
 /// Closes every open run with a `match_run_closed` entry signed by `operator`; returns
@@ -269,7 +284,7 @@ pub fn close_open_runs<W: RunWriter>(
     writer: &mut W,
     operator: &NoteSigner,
 ) -> Result<Vec<String>, RunError> {
-    let open = writer.read(open_runs)?;
+    let open = writer.read(open_runs);
     if open.is_empty() {
         return Ok(Vec::new());
     }
@@ -306,7 +321,7 @@ pub fn close_open_runs<W: RunWriter>(
 /// # Errors
 /// [`RunError::Key`] when a run is open and the key is unusable; as [`close_open_runs`].
 pub fn close_runs_left_open(ledger: &mut Ledger) -> Result<Vec<String>, RunError> {
-    if open_runs(ledger)?.is_empty() {
+    if open_runs(ledger).is_empty() {
         return Ok(Vec::new());
     }
     let operator = operator_signer(ledger.log().dir(), &ledger.log().config().operator_vkey)?;

@@ -60,10 +60,12 @@ pub struct TrustedLog {
 }
 
 impl TrustedLog {
+    /// A log of `origin` whose checkpoints any of `keys` may sign.
     pub fn new(origin: Origin, keys: Vec<NoteVerifier>) -> TrustedLog {
         TrustedLog { origin, keys }
     }
 
+    /// The log's origin.
     pub fn origin(&self) -> &Origin {
         &self.origin
     }
@@ -72,26 +74,53 @@ impl TrustedLog {
 /// Why a checkpoint was not cosigned, each with its HTTP status (tlog-witness).
 #[derive(Debug, thiserror::Error)]
 pub enum WitnessError {
+    /// The request body is not a tlog-witness `add-checkpoint` body (its own code).
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    /// Code `malformed_checkpoint`: the checkpoint is not a signed note with a checkpoint text: `0`.
     #[error("the checkpoint is not a signed note with a checkpoint text: {0}")]
     Checkpoint(#[source] NoteError),
+    /// Code `old_size_too_large`: old size `old` is above the checkpoint's size `size`.
     #[error("old size {old} is above the checkpoint's size {size}")]
-    OldSizeTooLarge { old: u64, size: u64 },
+    OldSizeTooLarge {
+        /// The old size the request says the witness holds.
+        old: u64,
+        /// The checkpoint's tree size.
+        size: u64,
+    },
+    /// Code `unknown_log`: this witness does not know the log `origin`.
     #[error("this witness does not know the log {origin:?}")]
-    UnknownLog { origin: String },
+    UnknownLog {
+        /// The log's origin, as the checkpoint names it.
+        origin: String,
+    },
+    /// Code `no_trusted_signature`: the checkpoint carries no signature by a key trusted for `origin`.
     #[error("the checkpoint carries no signature by a key trusted for {origin:?}")]
-    NoTrustedSignature { origin: String },
+    NoTrustedSignature {
+        /// The log's origin, as the checkpoint names it.
+        origin: String,
+    },
+    /// Code `bad_signature`: a signature by a key trusted for the log does not verify: `0`.
     #[error("a signature by a key trusted for the log does not verify: {0}")]
     BadSignature(#[source] NoteError),
+    /// Code `old_size_mismatch`: the witness holds size `held`, not `old`.
     #[error("the witness holds size {held}, not {old}")]
-    Conflict { held: u64, old: u64 },
+    Conflict {
+        /// The tree size of the latest checkpoint the witness cosigned for the log.
+        held: u64,
+        /// The old size the request says the witness holds.
+        old: u64,
+    },
+    /// Code `proof_from_empty_tree`: a consistency proof from the empty tree must be empty.
     #[error("a consistency proof from the empty tree must be empty")]
     ProofFromEmpty,
+    /// The checkpoint does not extend the one held: `0`.
     #[error("the checkpoint does not extend the one held: {0}")]
     Inconsistent(#[source] VerifyError),
+    /// Code `clock`: the witness's clock reads 0 or more than 2^63 - 1 seconds.
     #[error("the witness's clock reads 0 or more than 2^63 - 1 seconds")]
     Clock,
+    /// Code `storage`: the witness's directory could not be read or written; nothing was cosigned.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

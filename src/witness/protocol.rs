@@ -33,18 +33,33 @@ pub const ADD_CHECKPOINT_BYTES_MAX: usize = 25 + PROOF_LINES_MAX * 45 + 1 + CHEC
 /// What is wrong with a request or answer body. All of these are `400 Bad Request`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
+    /// Code `body_too_large`: body is `len` bytes, more than the `max` allowed.
     #[error("body is {len} bytes, more than the {max} allowed")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// The body's size, in bytes.
+        len: usize,
+        /// The cap, in bytes.
+        max: usize,
+    },
+    /// Code `body_not_utf8`: body is not valid UTF-8.
     #[error("body is not valid UTF-8")]
     NotUtf8,
+    /// Code `malformed_old_size`: the first line is not `old <size>` in canonical decimal.
     #[error("the first line is not `old <size>` in canonical decimal")]
     BadOldSize,
+    /// Code `malformed_proof_line`: consistency proof line `line` is not the standard base64 of 32 bytes.
     #[error("consistency proof line {line} is not the standard base64 of 32 bytes")]
-    BadProofLine { line: usize },
+    BadProofLine {
+        /// The proof line's number, from 1.
+        line: usize,
+    },
+    /// Code `too_many_proof_lines`: more than `PROOF_LINES_MAX` consistency proof lines.
     #[error("more than {PROOF_LINES_MAX} consistency proof lines")]
     TooManyProofLines,
+    /// Code `malformed_request`: no empty line before the checkpoint.
     #[error("no empty line before the checkpoint")]
     NoEmptyLine,
+    /// Code `malformed_size`: a size answer is not one canonical decimal line.
     #[error("a size answer is not one canonical decimal line")]
     BadSizeBody,
 }

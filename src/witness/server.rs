@@ -29,7 +29,7 @@ use axum::Router;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
-use crate::net::ConnectionLimits;
+use crate::net::{ConnectionLimits, ServerHandle};
 
 use super::protocol::{ADD_CHECKPOINT_BYTES_MAX, SIZE_CONTENT_TYPE};
 use super::{Witness, WitnessError};
@@ -148,9 +148,7 @@ pub async fn run(
 
 /// A witness serving on its own thread and runtime (the tests', and the CLI's).
 pub struct WitnessServer {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    handle: ServerHandle<()>,
 }
 
 impl WitnessServer {
@@ -172,52 +170,39 @@ impl WitnessServer {
         addr: SocketAddr,
         limits: ConnectionLimits,
     ) -> std::io::Result<WitnessServer> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .thread_name("witness-http")
-            .build()?;
-        let listener = runtime.block_on(tokio::net::TcpListener::bind(addr))?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let witness = Arc::new(witness);
-        let thread = std::thread::Builder::new()
-            .name("witness-main".into())
-            .spawn(move || {
-                runtime.block_on(run(witness, listener, &limits, async move {
-                    let _ = stopped.await;
-                }));
-            })?;
-        Ok(WitnessServer {
+        let handle = ServerHandle::start(
+            "witness-http",
+            Some(2),
             addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+            move |listener, stop| async move { run(witness, listener, &limits, stop.stopped()).await },
+        )?;
+        Ok(WitnessServer { handle })
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.handle.addr()
     }
 
     /// The base URL, `http://ADDR` (both prefixes).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.handle.url()
     }
 
     /// Stops and waits (what is stored stays stored).
     ///
     /// # Errors
-    /// The accept loop's I/O error.
+    /// The server thread panicked.
     pub fn shutdown(mut self) -> std::io::Result<()> {
         self.stop_and_join()
     }
 
-    /// Waits until the server stops (after [`WitnessServer::shutdown`] from elsewhere,
-    /// or forever): what the CLI does after printing its address.
+    /// Waits until `signal` resolves, then stops: what the CLI does after printing its
+    /// address.
     ///
     /// # Errors
-    /// The accept loop's I/O error.
+    /// The server thread panicked; the waiting runtime could not be built.
     pub fn wait(mut self, signal: impl Future<Output = ()>) -> std::io::Result<()> {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -227,43 +212,9 @@ impl WitnessServer {
     }
 
     fn stop_and_join(&mut self) -> std::io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .map_err(|_| std::io::Error::other("the witness thread panicked")),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for WitnessServer {
-    fn drop(&mut self) {
-        if let Err(e) = self.stop_and_join() {
-            tracing::error!(error = %e, "witness stopped with an error");
-        }
+        self.handle.stop().map(drop).map_err(std::io::Error::other)
     }
 }
 
 /// Resolves on Ctrl-C or SIGTERM (the CLI's signal to stop).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-}
+pub use crate::net::shutdown_signal;

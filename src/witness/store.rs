@@ -35,7 +35,9 @@ pub fn origin_hash(origin: &Origin) -> String {
 /// What the witness holds for one log: the latest checkpoint it cosigned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
+    /// Its tree size.
     pub size: u64,
+    /// Its root hash.
     pub root: Hash,
     /// The note served at `GET <origin hash>/checkpoint`.
     pub note: String,
@@ -45,6 +47,7 @@ pub struct Held {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplitView {
+    /// The log's origin.
     pub origin: String,
     /// Stable code of the check that failed (e.g. `root_mismatch`).
     pub reason: String,
@@ -61,22 +64,32 @@ pub struct SplitView {
 /// Why the state could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A stored file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A stored checkpoint does not parse or verify: the witness stops rather than roll back.
     #[error("{path}: the stored checkpoint is damaged: {source}")]
     Damaged {
+        /// The file.
         path: PathBuf,
+        /// Why it does not parse or verify.
         #[source]
         source: NoteError,
     },
+    /// A stored checkpoint is of another log than its directory's.
     #[error("{path}: holds a checkpoint of {found}, not of {expected}")]
     WrongOrigin {
+        /// The file.
         path: PathBuf,
+        /// The origin of the log the directory is for.
         expected: String,
+        /// The origin in the file.
         found: String,
     },
 }

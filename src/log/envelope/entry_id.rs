@@ -12,14 +12,17 @@ use crate::log::hash::{hex_decode, hex_encode};
 pub struct EntryId([u8; 32]);
 
 impl EntryId {
+    /// The id of an entry: BLAKE3 of the DSSE PAE of `payload_type` and `payload`.
     pub fn of(payload_type: &str, payload: &[u8]) -> EntryId {
         EntryId(*blake3::hash(&pae(payload_type, payload)).as_bytes())
     }
 
+    /// An id from its 32 bytes (as stored).
     pub fn from_bytes(bytes: [u8; 32]) -> EntryId {
         EntryId(bytes)
     }
 
+    /// The 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -40,6 +40,7 @@ pub struct KeySet {
 }
 
 impl KeySet {
+    /// The keys of `verifiers`, by key id.
     pub fn new(verifiers: impl IntoIterator<Item = NoteVerifier>) -> KeySet {
         KeySet {
             keys: verifiers
@@ -49,10 +50,12 @@ impl KeySet {
         }
     }
 
+    /// Number of keys.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// Whether the set holds no key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

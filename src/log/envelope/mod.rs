@@ -43,10 +43,12 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use rayon::prelude::*;
 
 mod entry_id;
+mod error;
 mod json;
 mod keys;
 
 pub use entry_id::EntryId;
+pub use error::EnvelopeError;
 pub use keys::{KeyCache, KeyLookup, KeySet, SelfCertifying};
 
 use super::hash::hex_encode;
@@ -61,68 +63,6 @@ pub const SIGNATURE_BYTES: usize = 64;
 
 /// Longest unknown field name echoed back in an error.
 const FIELD_NAME_SHOWN_MAX: usize = 64;
-
-/// Everything that can be wrong with an envelope.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EnvelopeError {
-    #[error("envelope is {len} bytes, more than the {max} allowed")]
-    TooLarge { len: usize, max: usize },
-    #[error("envelope is not a JSON object of the expected shape ({category} error at line {line}, column {column})")]
-    MalformedJson {
-        category: &'static str,
-        line: usize,
-        column: usize,
-    },
-    #[error("unknown field {field:?}")]
-    UnknownField { field: String },
-    #[error("missing field {field:?}")]
-    MissingField { field: &'static str },
-    #[error("field {field:?} appears twice")]
-    DuplicateField { field: &'static str },
-    #[error("field {field:?} is not standard padded base64")]
-    MalformedBase64 { field: &'static str },
-    #[error("invalid payloadType: {reason}")]
-    PayloadTypeInvalid { reason: &'static str },
-    #[error("envelope has no signatures")]
-    NoSignatures,
-    #[error("envelope has {count} signatures, more than the {max} allowed")]
-    TooManySignatures { count: usize, max: usize },
-    #[error("key {keyid} signs the envelope more than once")]
-    DuplicateSignature { keyid: String },
-    #[error("malformed keyid: {reason}")]
-    MalformedKeyId { reason: &'static str },
-    #[error("unknown key {keyid}")]
-    UnknownKey { keyid: String },
-    #[error("signature by {keyid} is {len} bytes, not 64")]
-    BadSignatureLength { keyid: String, len: usize },
-    #[error("signature by {keyid} does not verify")]
-    BadSignature { keyid: String },
-    #[error("entry id is not 64 lowercase hex digits")]
-    MalformedEntryId,
-}
-
-impl EnvelopeError {
-    /// A stable snake_case code for this error, for logs and API responses.
-    pub fn code(&self) -> &'static str {
-        match self {
-            EnvelopeError::TooLarge { .. } => "envelope_too_large",
-            EnvelopeError::MalformedJson { .. } => "malformed_json",
-            EnvelopeError::UnknownField { .. } => "unknown_field",
-            EnvelopeError::MissingField { .. } => "missing_field",
-            EnvelopeError::DuplicateField { .. } => "duplicate_field",
-            EnvelopeError::MalformedBase64 { .. } => "malformed_base64",
-            EnvelopeError::PayloadTypeInvalid { .. } => "payload_type_invalid",
-            EnvelopeError::NoSignatures => "no_signatures",
-            EnvelopeError::TooManySignatures { .. } => "too_many_signatures",
-            EnvelopeError::DuplicateSignature { .. } => "duplicate_signature",
-            EnvelopeError::MalformedKeyId { .. } => "malformed_key_id",
-            EnvelopeError::UnknownKey { .. } => "unknown_key",
-            EnvelopeError::BadSignatureLength { .. } => "bad_signature_length",
-            EnvelopeError::BadSignature { .. } => "bad_signature",
-            EnvelopeError::MalformedEntryId => "malformed_entry_id",
-        }
-    }
-}
 
 /// The pre-authentication encoding that every signature covers:
 ///
@@ -168,10 +108,12 @@ impl EnvelopeSignature {
         Ok(EnvelopeSignature { keyid, sig })
     }
 
+    /// The signer's key id, as the envelope states it.
     pub fn keyid(&self) -> &str {
         &self.keyid
     }
 
+    /// The Ed25519 signature over the envelope's PAE.
     pub fn sig(&self) -> &[u8; SIGNATURE_BYTES] {
         &self.sig
     }
@@ -370,18 +312,22 @@ impl Envelope {
         out
     }
 
+    /// The DSSE payload type.
     pub fn payload_type(&self) -> &str {
         &self.payload_type
     }
 
+    /// The payload bytes, as signed.
     pub fn payload(&self) -> &[u8] {
         &self.payload
     }
 
+    /// The signatures, in the envelope's order.
     pub fn signatures(&self) -> &[EnvelopeSignature] {
         &self.signatures
     }
 
+    /// The entry id: BLAKE3 of the PAE.
     pub fn entry_id(&self) -> EntryId {
         EntryId::of(&self.payload_type, &self.payload)
     }
@@ -494,14 +440,17 @@ pub struct VerifiedEnvelope {
 }
 
 impl VerifiedEnvelope {
+    /// The DSSE payload type.
     pub fn payload_type(&self) -> &str {
         &self.envelope.payload_type
     }
 
+    /// The payload bytes, as signed.
     pub fn payload(&self) -> &[u8] {
         &self.envelope.payload
     }
 
+    /// The signatures, in the envelope's order.
     pub fn signatures(&self) -> &[EnvelopeSignature] {
         &self.envelope.signatures
     }
@@ -520,14 +469,17 @@ impl VerifiedEnvelope {
         &self.signer_keys
     }
 
+    /// The entry id: BLAKE3 of the PAE.
     pub fn entry_id(&self) -> EntryId {
         self.entry_id
     }
 
+    /// The envelope itself.
     pub fn envelope(&self) -> &Envelope {
         &self.envelope
     }
 
+    /// The envelope itself, its verification forgotten.
     pub fn into_envelope(self) -> Envelope {
         self.envelope
     }

@@ -33,6 +33,7 @@ impl Origin {
         }
     }
 
+    /// The origin, as written in the checkpoint's first line.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -53,8 +54,11 @@ impl fmt::Debug for Origin {
 /// A tree head: the log's origin, its size and its RFC 6962 root.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
+    /// The log's origin (first line).
     pub origin: Origin,
+    /// The tree size (second line).
     pub size: u64,
+    /// The root hash (third line, base64).
     pub root: Hash,
 }
 
@@ -209,10 +213,12 @@ impl SignedCheckpoint {
         Ok(SignedCheckpoint { checkpoint, note })
     }
 
+    /// The checkpoint the note's text is.
     pub fn checkpoint(&self) -> &Checkpoint {
         &self.checkpoint
     }
 
+    /// The signed note, with its signature lines.
     pub fn note(&self) -> &Note {
         &self.note
     }

@@ -34,6 +34,7 @@ impl KeyName {
         }
     }
 
+    /// The name, as written in notes.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -66,10 +67,12 @@ impl KeyId {
         KeyId([digest[0], digest[1], digest[2], digest[3]])
     }
 
+    /// A key id from its 4 bytes.
     pub fn from_bytes(bytes: [u8; 4]) -> KeyId {
         KeyId(bytes)
     }
 
+    /// The 4 bytes.
     pub fn as_bytes(&self) -> &[u8; 4] {
         &self.0
     }
@@ -215,14 +218,17 @@ impl<const T: u8> TypedKey<T> {
         write_vkey(&self.name, self.key_id, T, &self.key)
     }
 
+    /// The key's name.
     pub fn name(&self) -> &KeyName {
         &self.name
     }
 
+    /// The key id: the first 4 bytes of SHA-256(name, newline, type, key).
     pub fn key_id(&self) -> KeyId {
         self.key_id
     }
 
+    /// The Ed25519 public key.
     pub fn verifying_key(&self) -> &VerifyingKey {
         &self.key
     }
@@ -235,6 +241,7 @@ pub struct NoteSigner {
 }
 
 impl NoteSigner {
+    /// A signer named `name` with `key`.
     pub fn new(name: KeyName, key: SigningKey) -> NoteSigner {
         // A key from a 32-byte seed has a clamped scalar, a non-zero multiple of 8 below
         // 2^255, so its public key always has the full order ℓ.
@@ -242,6 +249,7 @@ impl NoteSigner {
         NoteSigner { name, key }
     }
 
+    /// The key's name.
     pub fn name(&self) -> &KeyName {
         &self.name
     }
@@ -255,6 +263,7 @@ impl NoteSigner {
         )
     }
 
+    /// The Ed25519 public key.
     pub fn verifying_key(&self) -> VerifyingKey {
         self.key.verifying_key()
     }

@@ -81,52 +81,147 @@ const _: () = assert!(
 /// Everything that can be wrong with a note, a key or a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NoteError {
+    /// Code `note_too_large`: note is `len` bytes, more than the `max` allowed.
     #[error("note is {len} bytes, more than the {max} allowed")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// Its size, in bytes.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// Code `note_not_utf8`: note is not valid UTF-8 (from byte `offset`).
     #[error("note is not valid UTF-8 (from byte {offset})")]
-    NotUtf8 { offset: usize },
+    NotUtf8 {
+        /// Byte offset of the first offending byte.
+        offset: usize,
+    },
+    /// Code `note_control_character`: note has the control character U+`code` at byte `offset`.
     #[error("note has the control character U+{code:04X} at byte {offset}")]
-    ControlCharacter { offset: usize, code: u32 },
+    ControlCharacter {
+        /// Byte offset of the first offending byte.
+        offset: usize,
+        /// The character's code point.
+        code: u32,
+    },
+    /// Code `note_missing_signatures`: note has no signatures: `reason`.
     #[error("note has no signatures: {reason}")]
-    MissingSignatures { reason: &'static str },
+    MissingSignatures {
+        /// What exactly is wrong, in words.
+        reason: &'static str,
+    },
+    /// Code `malformed_signature_line`: signature line `line` is malformed: `reason`.
     #[error("signature line {line} is malformed: {reason}")]
-    MalformedSignatureLine { line: usize, reason: &'static str },
+    MalformedSignatureLine {
+        /// The line's number.
+        line: usize,
+        /// What exactly is wrong, in words.
+        reason: &'static str,
+    },
+    /// Code `too_many_signatures`: note has `count` signature lines, more than the `max` allowed.
     #[error("note has {count} signature lines, more than the {max} allowed")]
-    TooManySignatures { count: usize, max: usize },
+    TooManySignatures {
+        /// How many there are.
+        count: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// Code `duplicate_signature`: signature line `line` repeats an earlier line.
     #[error("signature line {line} repeats an earlier line")]
-    DuplicateSignature { line: usize },
+    DuplicateSignature {
+        /// The line's number.
+        line: usize,
+    },
+    /// Code `invalid_key_name`: invalid key name: `reason`.
     #[error("invalid key name: {reason}")]
-    InvalidKeyName { reason: &'static str },
+    InvalidKeyName {
+        /// What exactly is wrong, in words.
+        reason: &'static str,
+    },
+    /// Code `malformed_vkey`: malformed verifier key: `reason`.
     #[error("malformed verifier key: {reason}")]
-    MalformedVkey { reason: &'static str },
+    MalformedVkey {
+        /// What exactly is wrong, in words.
+        reason: &'static str,
+    },
+    /// Code `unsupported_key_type`: verifier key has signature type 0x`found`, expected 0x`expected`.
     #[error("verifier key has signature type 0x{found:02x}, expected 0x{expected:02x}")]
-    UnsupportedKeyType { found: u8, expected: u8 },
+    UnsupportedKeyType {
+        /// What was found.
+        found: u8,
+        /// What was expected.
+        expected: u8,
+    },
+    /// Code `key_id_mismatch`: verifier key of `name` states key id `stated` but the key hashes to `computed`.
     #[error("verifier key of {name} states key id {stated} but the key hashes to {computed}")]
     KeyIdMismatch {
+        /// The key's name.
         name: String,
+        /// The key id the verifier key states.
         stated: KeyId,
+        /// The key id its key hashes to.
         computed: KeyId,
     },
+    /// Code `weak_key`: the key of `name` is a small-order point, under which no signature verifies.
     #[error("the key of {name} is a small-order point, under which no signature verifies")]
-    WeakKey { name: String },
+    WeakKey {
+        /// The key's name.
+        name: String,
+    },
+    /// Code `invalid_note_text`: note text cannot be signed: `reason`.
     #[error("note text cannot be signed: {reason}")]
-    InvalidText { reason: &'static str },
+    InvalidText {
+        /// What exactly is wrong, in words.
+        reason: &'static str,
+    },
+    /// Code `no_known_signature`: the note has no signature by `name` with key id `key_id`.
     #[error("the note has no signature by {name} with key id {key_id}")]
-    NoKnownSignature { name: String, key_id: KeyId },
+    NoKnownSignature {
+        /// The key's name.
+        name: String,
+        /// The key id.
+        key_id: KeyId,
+    },
+    /// Code `bad_signature`: the signature by `name` with key id `key_id` does not verify.
     #[error("the signature by {name} with key id {key_id} does not verify")]
-    BadSignature { name: String, key_id: KeyId },
+    BadSignature {
+        /// The key's name.
+        name: String,
+        /// The key id.
+        key_id: KeyId,
+    },
+    /// Code `invalid_origin`: invalid checkpoint origin: `reason`.
     #[error("invalid checkpoint origin: {reason}")]
-    InvalidOrigin { reason: &'static str },
+    InvalidOrigin {
+        /// What exactly is wrong, in words.
+        reason: &'static str,
+    },
+    /// Code `malformed_checkpoint`: malformed checkpoint: `reason`.
     #[error("malformed checkpoint: {reason}")]
-    MalformedCheckpoint { reason: &'static str },
+    MalformedCheckpoint {
+        /// What exactly is wrong, in words.
+        reason: &'static str,
+    },
+    /// Code `checkpoint_extension_lines`: checkpoint has `count` extension lines, which this ledger does not accept.
     #[error("checkpoint has {count} extension lines, which this ledger does not accept")]
-    CheckpointExtensionLines { count: usize },
+    CheckpointExtensionLines {
+        /// How many there are.
+        count: usize,
+    },
+    /// Code `invalid_tree_size`: invalid checkpoint tree size: `reason`.
     #[error("invalid checkpoint tree size: {reason}")]
-    InvalidTreeSize { reason: &'static str },
+    InvalidTreeSize {
+        /// What exactly is wrong, in words.
+        reason: &'static str,
+    },
+    /// Code `invalid_root_hash`: checkpoint root hash is not the standard base64 of 32 bytes.
     #[error("checkpoint root hash is not the standard base64 of 32 bytes")]
     InvalidRootHash,
+    /// Code `timestamp_out_of_range`: cosignature timestamp `time` exceeds 2^63 - 1.
     #[error("cosignature timestamp {time} exceeds 2^63 - 1")]
-    TimestampOutOfRange { time: u64 },
+    TimestampOutOfRange {
+        /// The timestamp, seconds since the Unix epoch.
+        time: u64,
+    },
 }
 
 impl NoteError {

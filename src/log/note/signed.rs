@@ -44,10 +44,12 @@ impl NoteSignature {
         }
     }
 
+    /// The signer's key name.
     pub fn name(&self) -> &KeyName {
         &self.name
     }
 
+    /// The signer's key id.
     pub fn key_id(&self) -> KeyId {
         self.key_id
     }
@@ -158,6 +160,7 @@ impl Note {
         &self.text
     }
 
+    /// The signature lines, in the note's order.
     pub fn signatures(&self) -> &[NoteSignature] {
         &self.signatures
     }

@@ -56,21 +56,44 @@ use super::hash::{node_hash, Hash, NodeError, NodeSource};
 pub enum ProofError {
     /// The leaf is not in a tree of that size.
     #[error("leaf index {index} is not below tree size {size}")]
-    IndexOutOfRange { index: u64, size: u64 },
+    IndexOutOfRange {
+        /// The leaf index.
+        index: u64,
+        /// The tree size.
+        size: u64,
+    },
     /// A consistency proof goes from a smaller tree to a larger one.
     #[error("size1 {size1} is greater than size2 {size2}")]
-    SizesOutOfOrder { size1: u64, size2: u64 },
+    SizesOutOfOrder {
+        /// The first (smaller) tree size.
+        size1: u64,
+        /// The second (larger) tree size.
+        size2: u64,
+    },
     /// Every tree extends the empty tree; there is nothing to prove, and
     /// [`verify_consistency`] refuses such a proof.
     #[error("a consistency proof from the empty tree to size {size2} is meaningless")]
-    ConsistencyFromEmpty { size2: u64 },
+    ConsistencyFromEmpty {
+        /// The second (larger) tree size.
+        size2: u64,
+    },
     /// `begin > end`.
     #[error("leaf range [{begin}, {end}) is reversed")]
-    RangeReversed { begin: u64, end: u64 },
+    RangeReversed {
+        /// First leaf of the range.
+        begin: u64,
+        /// End of the range (excluded).
+        end: u64,
+    },
     /// `[begin, end)` is not a subtree: `begin` is not a multiple of the smallest power
     /// of two at least `end - begin`.
     #[error("leaf range [{begin}, {end}) is not a subtree of the tree")]
-    NotASubtree { begin: u64, end: u64 },
+    NotASubtree {
+        /// First leaf of the range.
+        begin: u64,
+        /// End of the range (excluded).
+        end: u64,
+    },
     /// The source could not give a node the proof needs.
     #[error(transparent)]
     Node(#[from] NodeError),

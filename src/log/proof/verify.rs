@@ -10,30 +10,61 @@ use crate::log::hash::{node_hash, Hash};
 pub enum VerifyError {
     /// RFC 9162 §2.1.3.2 step 1: the index is not below the tree size.
     #[error("leaf index {index} is not below tree size {size}")]
-    IndexOutOfRange { index: u64, size: u64 },
+    IndexOutOfRange {
+        /// The entry's index in the log.
+        index: u64,
+        /// The tree size.
+        size: u64,
+    },
     /// The proof has more or fewer hashes than the sizes call for.
     #[error("proof has {found} hashes, the sizes call for {expected}")]
-    ProofLength { expected: usize, found: usize },
+    ProofLength {
+        /// What was expected.
+        expected: usize,
+        /// What was found.
+        found: usize,
+    },
     /// The proof leads to another root than the one given for the tree of `size`.
     #[error("root of the tree of size {size}: expected {expected}, computed {computed}")]
     RootMismatch {
+        /// The tree size.
         size: u64,
+        /// What was expected.
         expected: Hash,
+        /// The key id its key hashes to.
         computed: Hash,
     },
     /// A consistency proof was asked from a larger tree to a smaller one.
     #[error("size1 {size1} is greater than size2 {size2}")]
-    SizesOutOfOrder { size1: u64, size2: u64 },
+    SizesOutOfOrder {
+        /// The first (smaller) tree size.
+        size1: u64,
+        /// The second (larger) tree size.
+        size2: u64,
+    },
     /// The tree of size 0 has one root, `SHA-256("")`; this one is another.
     #[error("the empty tree's root is SHA-256(\"\"), not {root}")]
-    EmptyTreeRoot { root: Hash },
+    EmptyTreeRoot {
+        /// The root given for the empty tree.
+        root: Hash,
+    },
     /// Every tree extends the empty tree: a consistency proof from size 0 proves
     /// nothing, and the RFC's algorithm is undefined for it (`first - 1`).
     #[error("a consistency proof from the empty tree to size {size2} is meaningless")]
-    ConsistencyFromEmpty { size2: u64 },
+    ConsistencyFromEmpty {
+        /// The second (larger) tree size.
+        size2: u64,
+    },
     /// Two trees of the same size are consistent only if they are the same tree.
     #[error("two trees of size {size} with different roots {root1} and {root2}")]
-    EqualSizesDifferentRoots { size: u64, root1: Hash, root2: Hash },
+    EqualSizesDifferentRoots {
+        /// The tree size.
+        size: u64,
+        /// The root given for the first tree.
+        root1: Hash,
+        /// The root given for the second tree.
+        root2: Hash,
+    },
 }
 
 impl VerifyError {
@@ -344,7 +375,7 @@ mod tests {
     }
 
     #[test]
-    fn verify_consistency_errors_say_what_was_wrong() {
+    fn verify_consistency_errors_say_what_was_wrong_with_the_sizes() {
         let tree = Levels::new(7);
         let (root3, root7) = (root(&tree, 3).unwrap(), root(&tree, 7).unwrap());
         let proof = consistency_proof(&tree, 3, 7).unwrap();
@@ -376,6 +407,14 @@ mod tests {
         );
         assert_eq!(err.code(), "equal_sizes_different_roots");
         assert_eq!(verify_consistency(3, 3, &root3, &root3, &[]), Ok(()));
+    }
+
+    #[test]
+    fn verify_consistency_errors_say_what_was_wrong_with_the_proof() {
+        let tree = Levels::new(7);
+        let (root3, root7) = (root(&tree, 3).unwrap(), root(&tree, 7).unwrap());
+        let proof = consistency_proof(&tree, 3, 7).unwrap();
+        let empty = Hash::empty_root();
 
         let err = verify_consistency(3, 3, &root3, &root3, &proof[..1]).unwrap_err();
         assert_eq!(

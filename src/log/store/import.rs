@@ -19,6 +19,8 @@
 //! (the handle is opened in the refusing state `log_failed`), so a write that reaches it
 //! by mistake cannot put a key of the mirror's under the origin's name.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::fs;
 use std::path::Path;
 

@@ -19,6 +19,8 @@
 //! and whether an entry is allowed, come from the layer above through [`Idempotency`]
 //! and [`Admission`].
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};

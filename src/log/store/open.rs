@@ -1,6 +1,8 @@
 //! Creating and opening a log: recovery of the record file, and catching the derived
 //! stores up with it.
 
+#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
+
 use super::*;
 use crate::log::disk::Disk;
 
