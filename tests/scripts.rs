@@ -113,7 +113,11 @@ fn a_backup_taken_while_entries_arrive_verifies_and_serves_its_checkpoint_when_r
         ],
     );
     writer.join().expect("writer");
-    assert!(out.status.success(), "backup.sh: {}", output_text(&out));
+    assert!(
+        out.status.success(),
+        "backup.sh: {}",
+        output_text(&out)
+    );
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("consistent with the checkpoint of size"),
         "a consistency proof from the copy to the served ledger: {}",
@@ -142,7 +146,11 @@ fn a_backup_taken_while_entries_arrive_verifies_and_serves_its_checkpoint_when_r
         &[path_arg(&data), path_arg(&keyless)],
         &[("OPERATOR_KEY", &vkey), ("LEDGER_URL", &live.url)],
     );
-    assert!(out.status.success(), "backup.sh: {}", output_text(&out));
+    assert!(
+        out.status.success(),
+        "backup.sh: {}",
+        output_text(&out)
+    );
     assert!(!keyless.join("ledger/operator.key").exists());
     assert!(keyless.join("ledger/log.json").exists());
 }
@@ -162,7 +170,11 @@ fn a_backup_whose_copy_was_damaged_or_checked_under_another_key_fails_its_check(
         &[path_arg(&data), path_arg(&dest)],
         &[("OPERATOR_KEY", &vkey)],
     );
-    assert!(out.status.success(), "backup.sh: {}", output_text(&out));
+    assert!(
+        out.status.success(),
+        "backup.sh: {}",
+        output_text(&out)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("is one of"));
     let check = script(
         "backup.sh",
@@ -456,14 +468,18 @@ fn cities_sh_runs_city_ledgers_with_their_publishers_and_the_national_view_verif
     }
     // Two cities: the default twenty take ~40 s and ~3.7 GiB here, too much for the suite.
     let out = script("cities.sh", &["2", "tiny"], &[]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let said = String::from_utf8_lossy(&out.stdout);
     for line in [
         "2 cities verified, 0 failed",
         "| cities verified / failed | 2 / 0 |",
         "| peak RSS, every process of the run summed |",
     ] {
-        assert!(said.contains(line), "{line:?} missing:\n{}", text(&out));
+        assert!(
+            said.contains(line),
+            "{line:?} missing:\n{}",
+            output_text(&out)
+        );
     }
     assert!(said
         .lines()

@@ -29,8 +29,11 @@ use crate::publish::PublishError;
 /// trusted (its operator's key, the associations' cosignatures required).
 #[derive(Debug, Clone)]
 pub struct City {
+    /// The city's name, as the report shows it (the operator's choice, not verified).
     pub name: String,
+    /// The base URL of the city's published tree (`checkpoint`, `v1/pool`, … under it).
     pub url: String,
+    /// The operator's key and the cosignatures required of its checkpoints.
     pub trust: Trust,
 }
 
@@ -44,7 +47,10 @@ pub enum CityError {
     Unreachable(#[source] PublishError),
     /// A path the view needs is not published.
     #[error("{path} is not published")]
-    NotPublished { path: String },
+    NotPublished {
+        /// The path, relative to the city's URL.
+        path: String,
+    },
     /// The checkpoint is not signed by the city operator's key.
     #[error("the checkpoint does not verify: {0}")]
     Checkpoint(#[source] NoteError),
@@ -53,7 +59,10 @@ pub enum CityError {
     Cosignatures(#[source] ClientError),
     /// A note published is not text.
     #[error("{path} is not UTF-8 text")]
-    NotText { path: String },
+    NotText {
+        /// The path, relative to the city's URL.
+        path: String,
+    },
     /// The state note of the checkpoint's size does not verify against it.
     #[error("the state note: {0}")]
     StateNote(#[source] BalanceError),
@@ -62,7 +71,12 @@ pub enum CityError {
     PoolAnswer(#[source] ClientError),
     /// The pool answer is proven against another checkpoint than the one published.
     #[error("the pool is proven against the checkpoint of size {pool_size}, the published one is of size {size} (or another root)")]
-    PoolCheckpoint { size: u64, pool_size: u64 },
+    PoolCheckpoint {
+        /// The published checkpoint's tree size.
+        size: u64,
+        /// The tree size of the checkpoint the pool answer carries.
+        pool_size: u64,
+    },
     /// The pool answer carries another state note than the one published at its size.
     #[error("the pool is proven against another state note than the one published")]
     PoolStateNote,
@@ -105,8 +119,11 @@ pub struct Verified {
 /// One city's outcome.
 #[derive(Debug)]
 pub struct CityReport {
+    /// The city's name, as given.
     pub name: String,
+    /// The base URL of its published tree.
     pub url: String,
+    /// Its verified figures, or why it is left out of the totals.
     pub outcome: Result<Verified, CityError>,
 }
 

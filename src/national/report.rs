@@ -9,19 +9,28 @@ use super::{CityReport, Verified};
 /// The pool's side: what was pledged and where it is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PoolFigures {
+    /// Fen pledged by institutions, approved (the pool's `pledged`).
     pub pledged: u64,
+    /// Fen of pledged lessons not yet reserved.
     pub available: u64,
+    /// Fen of pledged lessons reserved by a match, not yet delivered.
     pub reserved: u64,
+    /// Fen of pledged lessons delivered (consumed by students).
     pub delivered: u64,
 }
 
 /// The claims' side: what is owed to families and where it is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ClaimFigures {
+    /// Number of claims.
     pub count: u64,
+    /// Fen owed by the claims in all.
     pub value: u64,
+    /// Fen of claims not yet matched to a course.
     pub unreserved: u64,
+    /// Fen of claims matched to lessons not yet taken.
     pub reserved: u64,
+    /// Fen of claims consumed in lessons taken.
     pub consumed: u64,
 }
 
@@ -29,7 +38,9 @@ pub struct ClaimFigures {
 /// what was pledged (`pledged`); `None` when there is no claim.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Coverage {
+    /// (reserved + consumed) / claims value.
     pub secured: Option<f64>,
+    /// pledged / claims value.
     pub pledged: Option<f64>,
 }
 
@@ -38,8 +49,11 @@ pub struct Coverage {
 pub struct Figures {
     /// Entries: the checkpoint's tree size (the sum of the cities' for the nation).
     pub size: u64,
+    /// The pool's side.
     pub pool: PoolFigures,
+    /// The claims' side.
     pub claims: ClaimFigures,
+    /// The claims' coverage.
     pub coverage: Coverage,
 }
 
@@ -47,6 +61,7 @@ pub struct Figures {
 #[derive(Debug, thiserror::Error)]
 #[error("the national total of {what} does not fit in 64 bits")]
 pub struct TotalOverflow {
+    /// The figure whose sum overflowed.
     pub what: &'static str,
 }
 
@@ -116,19 +131,25 @@ impl Figures {
 /// A city failed: its error code and what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
+    /// The stable error code ([`super::CityError::code`]).
     pub code: &'static str,
+    /// What went wrong, for a person.
     pub message: String,
 }
 
 /// One city's line of the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CityLine {
+    /// The city's name, as given.
     pub name: String,
+    /// The base URL of its published tree.
     pub url: String,
     /// Whether every figure was proven; `false`: see `error`, the city is not in the totals.
     pub verified: bool,
+    /// Its figures, when verified.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub figures: Option<Figures>,
+    /// Why it failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
 }
@@ -136,15 +157,20 @@ pub struct CityLine {
 /// The national totals, of the verified cities only.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct National {
+    /// Cities whose figures were all proven.
     pub cities_verified: u64,
+    /// Cities left out, each with its error in its line.
     pub cities_failed: u64,
+    /// The sums over the verified cities.
     pub figures: Figures,
 }
 
 /// The whole report (the `--json` document).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NationalReport {
+    /// One line a city, in the order given.
     pub cities: Vec<CityLine>,
+    /// The totals of the verified cities.
     pub national: National,
 }
 
