@@ -15,7 +15,8 @@ use lesson_ledger::demo::{self, DemoConfig, Scale};
 use lesson_ledger::log::store::read_config;
 use serde_json::Value;
 
-use crate::publish::{get, nginx_binary, publish_data, s, text, Nginx, Served};
+use crate::publish::{get, nginx_binary, publish_data, Nginx};
+use crate::support::{output_text, path_arg, Served};
 
 const CITIES: [&str; 3] = ["city-a", "city-b", "city-c"];
 
@@ -61,7 +62,7 @@ fn cities() -> &'static Cities {
             assert!(
                 out.status.success(),
                 "publish --data {city}: {}",
-                text(&out)
+                output_text(&out)
             );
             let key = tmp.path().join(format!("{city}.pub"));
             let vkey = read_config(ledger).expect("log.json").operator_vkey;
@@ -90,12 +91,17 @@ fn city_args(base: &str, keys: &[PathBuf]) -> Vec<String> {
     CITIES
         .iter()
         .zip(keys)
-        .flat_map(|(city, key)| ["--city".into(), format!("{city}={base}/{city}={}", s(key))])
+        .flat_map(|(city, key)| {
+            [
+                "--city".into(),
+                format!("{city}={base}/{city}={}", path_arg(key)),
+            ]
+        })
         .collect()
 }
 
 fn report(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", output_text(out)))
 }
 
 fn city<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -122,10 +128,10 @@ const CLAIMS: [(&str, &str); 5] = [
 /// Copies a published tree (`cp -a`): a test alters its own copy only.
 fn copy_tree(from: &Path, to: &Path) {
     let out = Command::new("cp")
-        .args(["-a", s(from), s(to)])
+        .args(["-a", path_arg(from), path_arg(to)])
         .output()
         .expect("cp");
-    assert!(out.status.success(), "cp: {}", text(&out));
+    assert!(out.status.success(), "cp: {}", output_text(&out));
 }
 
 #[test]
@@ -140,7 +146,7 @@ fn the_national_totals_are_the_sums_of_each_citys_pool_as_its_own_serve_answers_
     let mut args = city_args(&nginx.url, &cities.keys);
     args.push("--json".into());
     let out = run_national(&args);
-    assert!(out.status.success(), "national: {}", text(&out));
+    assert!(out.status.success(), "national: {}", output_text(&out));
     let report = report(&out);
     let mut sums = [0u64; 9];
     for (name, ledger) in CITIES.iter().zip(&cities.ledgers) {
@@ -215,11 +221,11 @@ fn a_city_altered_by_one_fen_signed_by_another_key_or_unreachable_is_reported_an
         .expect("a port");
     args.extend([
         "--city".into(),
-        format!("city-d=http://{closed}={}", s(&cities.keys[0])),
+        format!("city-d=http://{closed}={}", path_arg(&cities.keys[0])),
     ]);
     args.push("--json".into());
     let out = run_national(&args);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let report = report(&out);
     for (name, code) in [
         ("city-b", "proof_value_mismatch"),

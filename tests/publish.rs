@@ -7,7 +7,7 @@
 //! killed mid-run is finished by the next run, a source that rewrote what was published
 //! is refused, and a full tile already published is never replaced.
 
-use std::fs::{self, File};
+use std::fs;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -21,70 +21,12 @@ use reqwest::blocking::Client;
 use serde_json::json;
 
 use crate::cli::run;
-use crate::support::{operator_of, register_institution, write_test_association, TEST_ORIGIN};
+use crate::support::{
+    operator_of, output_text, path_arg, register_institution, write_test_association, Served,
+    TEST_ORIGIN,
+};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-pub(crate) fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-pub(crate) fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Waits until `log` names the address the child listens on (a line starting `prefix`).
-fn wait_for_line(child: &mut Child, log: &Path, prefix: &str) -> String {
-    let started = Instant::now();
-    loop {
-        let said = fs::read_to_string(log).unwrap_or_default();
-        // Whole lines only: stderr is unbuffered, so a line may be read half written.
-        let mut whole = said.split_inclusive('\n').filter(|l| l.ends_with('\n'));
-        if let Some(rest) = whole.find_map(|l| l.strip_prefix(prefix)) {
-            return rest.trim().to_owned();
-        }
-        if let Some(status) = child.try_wait().expect("poll") {
-            panic!("exited with {status} before {prefix:?}:\n{said}");
-        }
-        assert!(started.elapsed() < START_TIMEOUT, "no {prefix:?} in {said}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// `lesson-ledger serve` on a loopback port; killed when dropped.
-pub(crate) struct Served {
-    child: Child,
-    pub(crate) url: String,
-}
-
-impl Served {
-    pub(crate) fn start(data: &Path) -> Served {
-        let log = data.with_extension("serve.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lesson-ledger"))
-            .args(["serve", "--data", s(data), "--addr", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).expect("server log"))
-            .spawn()
-            .expect("spawn serve");
-        let addr = wait_for_line(&mut child, &log, "listening on http://");
-        Served {
-            child,
-            url: format!("http://{addr}"),
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Debian's nginx serving `root` on a loopback port, as this user, with its config,
 /// pid file, logs and temporary paths under `dir`; stopped when dropped.
@@ -112,7 +54,7 @@ impl Nginx {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let d = s(dir);
+        let d = path_arg(dir);
         let conf = format!(
             "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
              events {{ worker_connections 256; }}\n\
@@ -125,7 +67,7 @@ impl Nginx {
                  location = /v1/log {{ default_type application/json; add_header Cache-Control no-cache; }}\n\
                  location = /v1/pool {{ default_type application/json; add_header Cache-Control no-cache; }}\n\
                }}\n}}\n",
-            root = s(root)
+            root = path_arg(root)
         );
         let conf_path = dir.join("nginx.conf");
         fs::write(&conf_path, conf).expect("nginx.conf");
@@ -136,7 +78,7 @@ impl Nginx {
                 "-p",
                 d,
                 "-c",
-                s(&conf_path),
+                path_arg(&conf_path),
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -179,13 +121,13 @@ fn new_ledger(tmp: &Path, name: &str) -> (PathBuf, NoteSigner) {
     let out = run(&[
         "init",
         "--data",
-        s(&data),
+        path_arg(&data),
         "--origin",
         TEST_ORIGIN,
         "--association",
-        s(&association),
+        path_arg(&association),
     ]);
-    assert!(out.status.success(), "init: {}", text(&out));
+    assert!(out.status.success(), "init: {}", output_text(&out));
     let operator = operator_of(&data);
     (data, operator)
 }
@@ -219,7 +161,7 @@ fn publish_cmd(from: &str, to: &Path) -> Command {
         "--from",
         from,
         "--to",
-        &format!("file://{}", s(to)),
+        &format!("file://{}", path_arg(to)),
     ]);
     cmd
 }
@@ -227,8 +169,14 @@ fn publish_cmd(from: &str, to: &Path) -> Command {
 /// `publish --data DATA --work WORK --to file://TO`.
 pub(crate) fn publish_data(data: &Path, work: &Path, to: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lesson-ledger"))
-        .args(["publish", "--data", s(data), "--work", s(work)])
-        .args(["--to", &format!("file://{}", s(to))])
+        .args([
+            "publish",
+            "--data",
+            path_arg(data),
+            "--work",
+            path_arg(work),
+        ])
+        .args(["--to", &format!("file://{}", path_arg(to))])
         .output()
         .expect("run publish --data")
 }
@@ -260,7 +208,7 @@ fn published_files(root: &Path) -> Vec<String> {
                 walk(&path, root, out);
             } else {
                 let rel = path.strip_prefix(root).expect("below root");
-                out.push(s(rel).to_owned());
+                out.push(path_arg(rel).to_owned());
             }
         }
     }
@@ -314,17 +262,17 @@ fn a_log_published_and_served_by_nginx_verifies_and_is_byte_for_byte_what_serve_
     let site = tmp.path().join("site");
     post(&served.url, &operator, 0..300);
     let out = publish(&served.url, &site);
-    assert!(out.status.success(), "publish: {}", text(&out));
+    assert!(out.status.success(), "publish: {}", output_text(&out));
     // Incremental: the second run writes from 301 on, the tile that was partial full.
     post(&served.url, &operator, 300..700);
     post(&served.url, &operator, 700..1000);
     let out = publish(&served.url, &site);
-    assert!(out.status.success(), "publish: {}", text(&out));
+    assert!(out.status.success(), "publish: {}", output_text(&out));
     assert_eq!(published_size(&site), Some(1001));
     // Growing inside one level-1 node: the root still needs the level-1 partial tile.
     post(&served.url, &operator, 1000..1010);
     let out = publish(&served.url, &site);
-    assert!(out.status.success(), "publish: {}", text(&out));
+    assert!(out.status.success(), "publish: {}", output_text(&out));
     assert_eq!(published_size(&site), Some(1011));
     assert_complete(&site);
 
@@ -333,7 +281,7 @@ fn a_log_published_and_served_by_nginx_verifies_and_is_byte_for_byte_what_serve_
     assert!(
         audit.status.success(),
         "verify --url nginx: {}",
-        text(&audit)
+        output_text(&audit)
     );
     let said = String::from_utf8_lossy(&audit.stdout);
     assert!(
@@ -415,7 +363,7 @@ fn a_publish_killed_mid_run_is_finished_by_the_next_run_and_the_tree_verifies() 
         "no kill landed between the first object and the checkpoint"
     );
     let out = publish(&served.url, &site);
-    assert!(out.status.success(), "the rerun: {}", text(&out));
+    assert!(out.status.success(), "the rerun: {}", output_text(&out));
     assert_eq!(published_size(&site), Some(next + 1));
     assert_complete(&site);
     let nginx = Nginx::start(&bin, &site, &tmp.path().join("nginx"));
@@ -423,7 +371,7 @@ fn a_publish_killed_mid_run_is_finished_by_the_next_run_and_the_tree_verifies() 
     assert!(
         audit.status.success(),
         "verify --url nginx: {}",
-        text(&audit)
+        output_text(&audit)
     );
 }
 
@@ -436,7 +384,7 @@ fn a_source_whose_log_does_not_extend_what_was_published_is_never_published_over
         let served = Served::start(&data);
         post(&served.url, &operator, 0..100);
         let out = publish(&served.url, &site);
-        assert!(out.status.success(), "publish: {}", text(&out));
+        assert!(out.status.success(), "publish: {}", output_text(&out));
     }
     let published = fs::read(site.join("checkpoint")).expect("checkpoint");
     // Another history under the same origin, longer than the one published.
@@ -444,11 +392,11 @@ fn a_source_whose_log_does_not_extend_what_was_published_is_never_published_over
     let served = Served::start(&other);
     post(&served.url, &other_operator, 1000..1300);
     let out = publish(&served.url, &site);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("history_rewritten"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert_eq!(
         fs::read(site.join("checkpoint")).expect("checkpoint"),
@@ -464,18 +412,18 @@ fn a_full_bundle_already_published_with_other_bytes_is_never_replaced() {
     let served = Served::start(&data);
     post(&served.url, &operator, 0..100);
     let out = publish(&served.url, &site);
-    assert!(out.status.success(), "publish: {}", text(&out));
+    assert!(out.status.success(), "publish: {}", output_text(&out));
     // As a run of another history killed before its checkpoint would have left it.
     let planted = site.join("tile/entries/001");
     fs::create_dir_all(planted.parent().expect("dir")).expect("dir");
     fs::write(&planted, [0u8, 1, 7]).expect("plant");
     post(&served.url, &operator, 100..600);
     let out = publish(&served.url, &site);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("immutable_object_differs"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert_eq!(published_size(&site), Some(101));
     assert_eq!(fs::read(&planted).expect("planted"), [0u8, 1, 7]);
@@ -513,20 +461,32 @@ fn a_ledger_published_from_its_data_directory_while_serve_writes_is_what_serve_s
     let mut sizes = Vec::new();
     while !writer.is_finished() && sizes.len() < 50 {
         let out = publish_data(&data, &work, &site);
-        assert!(out.status.success(), "publish --data: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "publish --data: {}",
+            output_text(&out)
+        );
         assert_complete(&site);
         sizes.push(published_size(&site).expect("a checkpoint"));
     }
     writer.join().expect("the writer");
     assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "{sizes:?}");
     let out = publish_data(&data, &work, &site);
-    assert!(out.status.success(), "publish --data: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "publish --data: {}",
+        output_text(&out)
+    );
     assert_eq!(published_size(&site), Some(2201), "{sizes:?}");
     // The writer is unharmed: it still appends, and what was published is what it serves.
     assert_served_as_published(&site, &served.url);
     post(&served.url, &operator, 2200..2210);
     let out = publish_data(&data, &work, &site);
-    assert!(out.status.success(), "publish --data: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "publish --data: {}",
+        output_text(&out)
+    );
     assert_eq!(published_size(&site), Some(2211));
     assert_served_as_published(&site, &served.url);
 }
@@ -547,18 +507,26 @@ fn verify_url_with_a_state_file_follows_a_published_tree_served_by_nginx_as_it_g
     let state = tmp.path().join("audit-state.json");
     post(&served.url, &operator, 0..300);
     let out = publish(&served.url, &site);
-    assert!(out.status.success(), "publish: {}", text(&out));
+    assert!(out.status.success(), "publish: {}", output_text(&out));
     let nginx = Nginx::start(&bin, &site, &tmp.path().join("nginx"));
-    let verify = || run(&["verify", "--url", &nginx.url, "--state", s(&state)]);
+    let verify = || run(&["verify", "--url", &nginx.url, "--state", path_arg(&state)]);
     let first = verify();
-    assert!(first.status.success(), "first audit: {}", text(&first));
+    assert!(
+        first.status.success(),
+        "first audit: {}",
+        output_text(&first)
+    );
 
     post(&served.url, &operator, 300..420);
     let out = publish(&served.url, &site);
-    assert!(out.status.success(), "publish: {}", text(&out));
+    assert!(out.status.success(), "publish: {}", output_text(&out));
     assert_eq!(published_size(&site), Some(421));
     let second = verify();
-    assert!(second.status.success(), "second audit: {}", text(&second));
+    assert!(
+        second.status.success(),
+        "second audit: {}",
+        output_text(&second)
+    );
     let said = String::from_utf8_lossy(&second.stdout);
     assert!(
         said.contains("ok: 421 entries")

@@ -113,11 +113,7 @@ fn a_backup_taken_while_entries_arrive_verifies_and_serves_its_checkpoint_when_r
         ],
     );
     writer.join().expect("writer");
-    assert!(
-        out.status.success(),
-        "backup.sh: {}",
-        output_text(&out)
-    );
+    assert!(out.status.success(), "backup.sh: {}", output_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("consistent with the checkpoint of size"),
         "a consistency proof from the copy to the served ledger: {}",
@@ -146,11 +142,7 @@ fn a_backup_taken_while_entries_arrive_verifies_and_serves_its_checkpoint_when_r
         &[path_arg(&data), path_arg(&keyless)],
         &[("OPERATOR_KEY", &vkey), ("LEDGER_URL", &live.url)],
     );
-    assert!(
-        out.status.success(),
-        "backup.sh: {}",
-        output_text(&out)
-    );
+    assert!(out.status.success(), "backup.sh: {}", output_text(&out));
     assert!(!keyless.join("ledger/operator.key").exists());
     assert!(keyless.join("ledger/log.json").exists());
 }
@@ -170,11 +162,7 @@ fn a_backup_whose_copy_was_damaged_or_checked_under_another_key_fails_its_check(
         &[path_arg(&data), path_arg(&dest)],
         &[("OPERATOR_KEY", &vkey)],
     );
-    assert!(
-        out.status.success(),
-        "backup.sh: {}",
-        output_text(&out)
-    );
+    assert!(out.status.success(), "backup.sh: {}", output_text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("is one of"));
     let check = script(
         "backup.sh",

@@ -221,7 +221,9 @@ pub fn wait_for_line(child: &mut Child, log: &Path, prefix: &str) -> String {
     let started = Instant::now();
     loop {
         let said = fs::read_to_string(log).unwrap_or_default();
-        if let Some(rest) = said.lines().find_map(|l| l.strip_prefix(prefix)) {
+        // Whole lines only: stderr is unbuffered, so a line may be read half written.
+        let mut whole = said.split_inclusive('\n').filter(|l| l.ends_with('\n'));
+        if let Some(rest) = whole.find_map(|l| l.strip_prefix(prefix)) {
             return rest.trim().to_owned();
         }
         if let Some(status) = child.try_wait().expect("poll") {
