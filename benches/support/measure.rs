@@ -74,3 +74,32 @@ pub fn raw_verify_rate() -> f64 {
     assert_eq!(ok, n);
     n as f64 / secs
 }
+
+/// Resident memory of this process now, in KiB: (anonymous, file-backed), from
+/// `/proc/self/status` (`RssAnon`, `RssFile`); zeros if unreadable.
+#[allow(dead_code)]
+pub fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("RssAnon:"), field("RssFile:"))
+}
+
+/// Bytes this process has caused to be written to storage so far, page-cache pages it
+/// dirtied included (`write_bytes` of `/proc/self/io`); 0 if unreadable.
+#[allow(dead_code)]
+pub fn write_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -173,9 +173,11 @@ impl TableScan for super::sled_state::SledState {
                 StateStoreError::Corrupt { .. } => RuleError::StateCorrupt {
                     detail: e.to_string(),
                 },
-                StateStoreError::Sled(_) => RuleError::StateUnavailable {
-                    detail: e.to_string(),
-                },
+                StateStoreError::Sled(_) | StateStoreError::MapNodes(_) => {
+                    RuleError::StateUnavailable {
+                        detail: e.to_string(),
+                    }
+                }
             })
         }))
     }
@@ -384,7 +386,10 @@ impl MemoryState {
             .iter()
             .map(|key| (key, self.objects.get(key)))
             .collect();
-        self.map.borrow_mut().write(writes);
+        self.map
+            .borrow_mut()
+            .write(writes)
+            .expect("a heap arena fails only past RECORDS_MAX (2^31) objects");
     }
 
     /// Every object, in key order.
