@@ -90,16 +90,28 @@ pub fn rss_kib() -> (u64, u64) {
     (field("RssAnon:"), field("RssFile:"))
 }
 
-/// Bytes this process has caused to be written to storage so far, page-cache pages it
-/// dirtied included (`write_bytes` of `/proc/self/io`); 0 if unreadable.
+/// KiB of this process's mappings of files whose path contains `name` that are dirty
+/// in its page tables (`Shared_Dirty` + `Private_Dirty` of `/proc/self/smaps`): pages
+/// written since they were last cleaned or released, which the kernel must write back.
 #[allow(dead_code)]
-pub fn write_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/io")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("write_bytes:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
+pub fn mapped_dirty_kib(name: &str) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut inside = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header line: address range, perms, offset, dev, inode, path.
+            inside = line.contains(name);
+        } else if inside
+            && (line.starts_with("Shared_Dirty:") || line.starts_with("Private_Dirty:"))
+        {
+            kib += line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    kib
 }

@@ -193,6 +193,16 @@ impl MapTree {
         self.nodes.release()
     }
 
+    /// Writes the node files' dirty pages back now (see [`Records::flush`]); nothing on
+    /// the heap.
+    ///
+    /// # Errors
+    /// `msync` refused.
+    pub fn flush(&self) -> Result<(), ArenaError> {
+        self.leaves.flush()?;
+        self.nodes.flush()
+    }
+
     /// Applies a batch of changes. A key given twice keeps its last change.
     ///
     /// # Errors
@@ -202,16 +212,17 @@ impl MapTree {
         if self.broken {
             return Err(ArenaError::Broken);
         }
-        // Stable sort, then keep the last change of each key.
+        // Stable sort, then keep the last change of each key (in place: a map rebuilt
+        // on open passes every object at once).
         changes.sort_by_key(|c| c.0);
-        let mut deduped: Vec<Change> = Vec::with_capacity(changes.len());
-        for c in changes {
-            match deduped.last_mut() {
-                Some(last) if last.0 == c.0 => *last = c,
-                _ => deduped.push(c),
+        changes.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                *kept = *later;
             }
-        }
-        match self.update_at(self.root, &deduped, 0) {
+            same
+        });
+        match self.update_at(self.root, &changes, 0) {
             Ok(root) => {
                 self.root = root;
                 Ok(())
