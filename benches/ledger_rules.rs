@@ -186,7 +186,7 @@ fn main() {
         replay.cpu.as_secs_f64() / verify.cpu.as_secs_f64()
     );
     println!(
-        "{:<46} {objects} objects, {:.1} MiB of nodes, heap and node files ({:.0} bytes an object, the files' doubling included); sled: the 32-byte root in the state's head",
+        "{:<46} {objects} objects, {:.1} MiB of nodes, heap and node files ({:.0} bytes an object, the files' growth slack included); sled: the 32-byte root in the state's head",
         "state map of the ledger",
         map_bytes as f64 / 1048576.0,
         map_bytes as f64 / objects.max(1) as f64
