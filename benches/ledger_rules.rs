@@ -13,8 +13,9 @@
 //! - `verify` of the ledger's log alone vs with the replay of every entry under the
 //!   rules, recomputing the state map root at every state note — target: within 1.6x
 //!   of the log core's verify time;
-//! - the state map at `LEDGER_BENCH_MAP_OBJECTS` random keys (default 10,000,000), in its
-//!   in-memory form: proof size (target <= 1.5 KB), memory, the cost of a batch update,
+//! - the state map at `LEDGER_BENCH_MAP_OBJECTS` random keys (default 10,000,000), its
+//!   nodes on the heap and in files side by side: build, resident memory (anon / file),
+//!   a batch update, proofs cold and warm, proof size (target <= 1.5 KB), disk,
 //!   extrapolated to the city demo's ~11 M objects.
 //!   `LEDGER_BENCH_MAP_ONLY=1` runs this part alone.
 //!
@@ -124,7 +125,10 @@ fn main() {
         })
     });
     rules.writer_cpu = rules_writer;
-    let (objects, map_bytes) = (ledger.state().len(), ledger.state().map_heap_bytes());
+    let (objects, map_bytes) = (
+        ledger.state().len(),
+        ledger.state().map_heap_bytes() + ledger.state().map_file_bytes(),
+    );
     ledger.close().expect("close");
     assert_eq!(
         core_refused + refused,
@@ -182,7 +186,7 @@ fn main() {
         replay.cpu.as_secs_f64() / verify.cpu.as_secs_f64()
     );
     println!(
-        "{:<46} {objects} objects, {:.1} MiB of nodes ({:.0} bytes an object); on disk: the 32-byte root in the state's head",
+        "{:<46} {objects} objects, {:.1} MiB of nodes, heap and node files ({:.0} bytes an object, the files' growth slack included); sled: the 32-byte root in the state's head",
         "state map of the ledger",
         map_bytes as f64 / 1048576.0,
         map_bytes as f64 / objects.max(1) as f64
@@ -195,65 +199,194 @@ fn main() {
     map_figures();
 }
 
-/// The state map alone at `LEDGER_BENCH_MAP_OBJECTS` random keys: build, proof size,
-/// memory, a batch update; extrapolated to the city demo's ~11 M objects.
+/// The state map alone at `LEDGER_BENCH_MAP_OBJECTS` random keys, its nodes on the heap
+/// and in files side by side (one after the other, in this process): build, resident
+/// memory (anon / file) after the build and after the pages are released, a batch
+/// update, proofs cold and warm, proof sizes, disk; extrapolated to the city demo's
+/// ~11 M objects.
 fn map_figures() {
-    use lesson_ledger::ledger::state_map::proof::value_hash;
-    use lesson_ledger::ledger::state_map::MapTree;
     let n: u64 = std::env::var("LEDGER_BENCH_MAP_OBJECTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000_000);
-    let key = |i: u64| *blake3::hash(&i.to_le_bytes()).as_bytes();
-    let mut tree = MapTree::new();
-    let (_, build) = measured(|| {
-        for start in (0..n).step_by(1 << 20) {
-            let end = (start + (1 << 20)).min(n);
-            tree.update(
-                (start..end)
-                    .map(|i| (key(i), Some(value_hash(&i.to_be_bytes()))))
-                    .collect(),
-            );
-        }
-    });
-    let samples = 1000u64;
-    let (mut max, mut total, mut json_max) = (0, 0, 0);
-    for s in 0..samples {
-        let p = tree.prove(&key(s * (n / samples).max(1)));
-        max = max.max(p.byte_len());
-        total += p.byte_len();
-        json_max = json_max.max(serde_json::to_vec(&p).map_or(0, |j| j.len()));
+    println!(
+        "\nstate map, {n} random keys; RSS as anon / file MiB (/proc/self/status), deltas over the phase's start"
+    );
+    let tmp = tempfile::TempDir::new().expect("temp dir");
+    // The file first: the heap phase's memory, once freed, is not all given back at
+    // once, and would blur the file phase's anon figure.
+    let file = map_arena(n, Some(tmp.path()));
+    let heap = map_arena(n, None);
+    assert_eq!(heap.root, file.root, "the same map in both arenas");
+    println!(
+        "root {} in both",
+        lesson_ledger::ledger::units::hex(&heap.root)
+    );
+    let mib = |kib: i64| kib as f64 / 1024.0;
+    for (what, m) in [("heap", &heap), ("file", &file)] {
+        println!(
+            "{what}: build {:.1} s (CPU {:.1} s); RSS after build +{:.0} / +{:.0}, after release +{:.0} / +{:.0}, after the batches and proofs +{:.0} / +{:.0}",
+            m.build.wall.as_secs_f64(),
+            m.build.cpu.as_secs_f64(),
+            mib(m.rss_built.0),
+            mib(m.rss_built.1),
+            mib(m.rss_released.0),
+            mib(m.rss_released.1),
+            mib(m.rss_end.0),
+            mib(m.rss_end.1),
+        );
+        println!(
+            "{what}: a batch of 12,000 changed objects: first {:.1} ms (CPU {:.1} ms), then {:.1} ms (CPU {:.1} ms) = {:.2} µs CPU an object; the first dirtied {} KiB of node file pages (to write back)",
+            m.batch_first.wall.as_secs_f64() * 1e3,
+            m.batch_first.cpu.as_secs_f64() * 1e3,
+            m.batch_warm.wall.as_secs_f64() * 1e3,
+            m.batch_warm.cpu.as_secs_f64() * 1e3,
+            m.batch_warm.cpu.as_secs_f64() * 1e6 / 12_000.0,
+            m.dirty_kib
+        );
+        println!(
+            "{what}: a proof cold (pages released) {:.1} µs, warm {:.1} µs (medians of {PROOF_SAMPLES}); nodes {:.0} MiB heap + {:.0} MiB file = {:.0} bytes an object, ~{:.2} GiB at 11 M",
+            m.proof_cold_us,
+            m.proof_warm_us,
+            m.heap_bytes as f64 / 1048576.0,
+            m.file_bytes as f64 / 1048576.0,
+            (m.heap_bytes + m.file_bytes) as f64 / n as f64,
+            (m.heap_bytes + m.file_bytes) as f64 / n as f64 * 11e6 / 1073741824.0
+        );
     }
     println!(
-        "\nstate map, {n} random keys: built in {:.1} s (CPU {:.1} s), root {}",
-        build.wall.as_secs_f64(),
-        build.cpu.as_secs_f64(),
-        lesson_ledger::ledger::units::hex(&tree.root())
-    );
-    println!(
-        "{:<46} mean {:.0} bytes, max {max} bytes; JSON form max {json_max} bytes (target <= 1,500)",
+        "{:<46} mean {:.0} bytes, max {} bytes; JSON form mean {:.0}, max {} bytes (target <= 1,500)",
         "proof (key, siblings, leaf)",
-        total as f64 / samples as f64
+        file.proof_bytes.0,
+        file.proof_bytes.1,
+        file.proof_bytes.2,
+        file.proof_bytes.3
     );
-    let bytes = tree.heap_bytes() as f64;
-    println!(
-        "{:<46} {:.0} MiB = {:.0} bytes an object; at 11 M objects ~{:.2} GiB (in memory; sled holds only the root)",
-        "memory of the nodes",
-        bytes / 1048576.0,
-        bytes / n as f64,
-        bytes / n as f64 * 11e6 / 1073741824.0
-    );
+}
+
+/// Proofs sampled for their time and size.
+const PROOF_SAMPLES: u64 = 1000;
+
+/// What [`map_arena`] measured.
+struct MapRun {
+    root: [u8; 32],
+    build: Cost,
+    /// RSS (anon, file) in KiB over the start, after each phase.
+    rss_built: (i64, i64),
+    rss_released: (i64, i64),
+    rss_end: (i64, i64),
+    batch_first: Cost,
+    batch_warm: Cost,
+    /// Pages of the node files the first batch dirtied.
+    dirty_kib: u64,
+    proof_cold_us: f64,
+    proof_warm_us: f64,
+    heap_bytes: usize,
+    file_bytes: usize,
+    /// Binary mean and max, JSON mean and max.
+    proof_bytes: (f64, usize, f64, usize),
+}
+
+/// Builds the map of `n` random keys, its nodes on the heap or in files of `dir`, and
+/// measures it.
+fn map_arena(n: u64, dir: Option<&std::path::Path>) -> MapRun {
+    use lesson_ledger::ledger::state_map::proof::value_hash;
+    use lesson_ledger::ledger::state_map::MapTree;
+    let key = |i: u64| *blake3::hash(&i.to_le_bytes()).as_bytes();
+    let start = measure::rss_kib();
+    let over = |now: (u64, u64)| (now.0 as i64 - start.0 as i64, now.1 as i64 - start.1 as i64);
+    let mut tree = match dir {
+        Some(dir) => MapTree::in_dir(dir).expect("node files"),
+        None => MapTree::new(),
+    };
+    // At once, as an open rebuilds it (subtrees laid out depth first).
+    let (_, build) = measured(|| {
+        let all = (0..n)
+            .map(|i| (key(i), Some(value_hash(&i.to_be_bytes()))))
+            .collect();
+        tree.update(all).expect("built");
+    });
+    let rss_built = over(measure::rss_kib());
+    // Clean (written back), then out of the resident set: what the first batch dirties
+    // is then its own.
+    tree.flush().expect("written back");
+    tree.release().expect("released");
+    let rss_released = over(measure::rss_kib());
+    let proof_cold_us = proof_median_us(&tree, n, 0);
     // A batch as the writer makes it: 12,000 objects (2,048 entries of ~6 objects).
-    let changes: Vec<_> = (0..12_000u64)
-        .map(|i| (key(i * 7919 % n), Some(value_hash(&(i + n).to_be_bytes()))))
+    let batch = |round: u64| -> Vec<_> {
+        (0..12_000u64)
+            .map(|i| {
+                let k = key((i * 7919 + round * 104_729) % n);
+                (k, Some(value_hash(&(i + round * n).to_be_bytes())))
+            })
+            .collect()
+    };
+    let (_, batch_first) = measured_thread(|| tree.update(batch(1)).expect("update"));
+    // The pages were released (clean in the page tables) before this batch.
+    let dirty_kib = measure::mapped_dirty_kib("state-map.");
+    let (_, batch_warm) = measured_thread(|| tree.update(batch(1)).expect("update"));
+    let proof_warm_us = proof_median_us(&tree, n, 0);
+    let (mut max, mut total, mut json_max, mut json_total) = (0, 0, 0, 0);
+    for s in 0..PROOF_SAMPLES {
+        let p = tree.prove(&key(s * (n / PROOF_SAMPLES).max(1) + 1));
+        max = max.max(p.byte_len());
+        total += p.byte_len();
+        let json = serde_json::to_vec(&p).map_or(0, |j| j.len());
+        json_max = json_max.max(json);
+        json_total += json;
+    }
+    let samples = PROOF_SAMPLES as f64;
+    MapRun {
+        root: tree.root(),
+        build,
+        rss_built,
+        rss_released,
+        rss_end: over(measure::rss_kib()),
+        batch_first,
+        batch_warm,
+        dirty_kib,
+        proof_cold_us,
+        proof_warm_us,
+        heap_bytes: tree.heap_bytes(),
+        file_bytes: tree.file_bytes(),
+        proof_bytes: (
+            total as f64 / samples,
+            max,
+            json_total as f64 / samples,
+            json_max,
+        ),
+    }
+}
+
+/// Median time of one proof over [`PROOF_SAMPLES`] keys spread over the map.
+fn proof_median_us(tree: &lesson_ledger::ledger::state_map::MapTree, n: u64, offset: u64) -> f64 {
+    let key = |i: u64| *blake3::hash(&i.to_le_bytes()).as_bytes();
+    let mut times: Vec<f64> = (0..PROOF_SAMPLES)
+        .map(|s| {
+            let k = key(s * (n / PROOF_SAMPLES).max(1) + offset);
+            let t = Instant::now();
+            std::hint::black_box(tree.prove(&k));
+            t.elapsed().as_secs_f64() * 1e6
+        })
         .collect();
-    let (_, update) = measured(|| tree.update(changes));
-    println!(
-        "{:<46} {:.1} ms for 12,000 objects = {:.2} µs an object (value hashing not included)",
-        "batch update at this size",
-        update.wall.as_secs_f64() * 1e3,
-        update.wall.as_secs_f64() * 1e6 / 12_000.0
-    );
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Runs `f` on this thread, measuring wall time and this thread's CPU time.
+fn measured_thread<T>(f: impl FnOnce() -> T) -> (T, Cost) {
+    let (t, c) = (Instant::now(), thread_cpu());
+    let out = f();
+    let cpu = thread_cpu().saturating_sub(c);
+    (
+        out,
+        Cost {
+            wall: t.elapsed(),
+            cpu,
+            writer_cpu: cpu,
+        },
+    )
 }
 
 /// Verifies batches on the rayon pool while a writer thread appends the previous one

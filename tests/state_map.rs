@@ -1,6 +1,7 @@
 //! The state map (`schemas/README.md`, "State map"): the tree against the definition,
-//! proofs of presence and absence, every kind of bad proof refused with its own code,
-//! and the map persisted beside the state, through reopen and interrupted batches.
+//! proofs of presence and absence, every kind of bad proof refused with its own code
+//! (each with the nodes on the heap and in files), and the map persisted beside the
+//! state, through reopen and interrupted batches, its node files never trusted.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use lesson_ledger::ledger::sled_state::{SledState, STATE_TREE};
 use lesson_ledger::ledger::state_map::proof::{
     map_key, reference_proof, root_of, value_bytes, value_hash, Hash, KEY_BITS,
 };
-use lesson_ledger::ledger::state_map::{MapTree, StateMap, StateProof, ZERO};
+use lesson_ledger::ledger::state_map::{MapTree, StateMap, StateProof, NODE_FILES, ZERO};
 use lesson_ledger::ledger::units::Fen;
 use lesson_ledger::ledger::writer::Ledger;
 use lesson_ledger::ledger::{Key, StateView, Table, Value};
@@ -29,10 +30,42 @@ fn bytes_of(i: u32, version: u32) -> Vec<u8> {
     format!("{{\"claim\":{{\"n\":{i},\"v\":{version}}}}}").into_bytes()
 }
 
+/// Where a test tree keeps its nodes.
+#[derive(Debug, Clone, Copy)]
+enum Arena {
+    Heap,
+    File,
+}
+
+const ARENAS: [Arena; 2] = [Arena::Heap, Arena::File];
+
+/// An empty tree in `arena`, with the directory of its files (removed when dropped).
+fn empty_tree(arena: Arena) -> (MapTree, Option<TempDir>) {
+    match arena {
+        Arena::Heap => (MapTree::new(), None),
+        Arena::File => {
+            let dir = TempDir::new().unwrap();
+            (MapTree::in_dir(dir.path()).unwrap(), Some(dir))
+        }
+    }
+}
+
 /// A tree and its reference (map key → value hash), changed together.
 struct Both {
     tree: MapTree,
     reference: BTreeMap<Hash, Hash>,
+    _dir: Option<TempDir>,
+}
+
+impl Both {
+    fn new(arena: Arena) -> Both {
+        let (tree, dir) = empty_tree(arena);
+        Both {
+            tree,
+            reference: BTreeMap::new(),
+            _dir: dir,
+        }
+    }
 }
 
 impl Both {
@@ -47,7 +80,7 @@ impl Both {
             };
             changes.push((key, vh));
         }
-        self.tree.update(changes);
+        self.tree.update(changes).unwrap();
     }
 
     fn reference_root(&self) -> Hash {
@@ -57,12 +90,15 @@ impl Both {
 
 #[test]
 fn the_tree_equals_the_definition_for_random_sets_with_updates_and_deletes() {
+    for arena in ARENAS {
+        equals_the_definition(arena);
+    }
+}
+
+fn equals_the_definition(arena: Arena) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(12);
     for round in 0..20 {
-        let mut both = Both {
-            tree: MapTree::new(),
-            reference: BTreeMap::new(),
-        };
+        let mut both = Both::new(arena);
         let universe = 1 + round * 25;
         for _ in 0..12 {
             let n = rng.gen_range(0..=universe);
@@ -74,7 +110,11 @@ fn the_tree_equals_the_definition_for_random_sets_with_updates_and_deletes() {
                 })
                 .collect();
             both.apply(batch);
-            assert_eq!(both.tree.root(), both.reference_root(), "round {round}");
+            assert_eq!(
+                both.tree.root(),
+                both.reference_root(),
+                "{arena:?} round {round}"
+            );
             assert_eq!(both.tree.len(), both.reference.len());
             for i in 0..universe {
                 let key = map_key(Table::Claim, &id(i));
@@ -99,14 +139,8 @@ fn a_batch_gives_the_same_root_as_its_changes_one_by_one() {
             )
         })
         .collect();
-    let mut batched = Both {
-        tree: MapTree::new(),
-        reference: BTreeMap::new(),
-    };
-    let mut single = Both {
-        tree: MapTree::new(),
-        reference: BTreeMap::new(),
-    };
+    let mut batched = Both::new(Arena::Heap);
+    let mut single = Both::new(Arena::File);
     batched.apply(changes.clone());
     for c in changes {
         single.apply(vec![c]);
@@ -114,9 +148,9 @@ fn a_batch_gives_the_same_root_as_its_changes_one_by_one() {
     assert_eq!(batched.tree.root(), single.tree.root());
 }
 
-/// A map of `n` claims (value version 0) and its root.
-fn map_of(n: u32) -> (MapTree, Hash) {
-    let mut tree = MapTree::new();
+/// A map of `n` claims (value version 0) in `arena`, its root, and its directory.
+fn map_in(arena: Arena, n: u32) -> (MapTree, Hash, Option<TempDir>) {
+    let (mut tree, dir) = empty_tree(arena);
     tree.update(
         (0..n)
             .map(|i| {
@@ -126,14 +160,54 @@ fn map_of(n: u32) -> (MapTree, Hash) {
                 )
             })
             .collect(),
-    );
+    )
+    .unwrap();
     let root = tree.root();
-    (tree, root)
+    (tree, root, dir)
+}
+
+#[test]
+fn the_same_random_map_in_both_arenas_has_the_same_root_and_proofs() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(15);
+    let mut heap = Both::new(Arena::Heap);
+    let mut file = Both::new(Arena::File);
+    let universe = 20_000;
+    for batch in 0..8 {
+        let changes: Vec<(u32, Option<u32>)> = (0..rng.gen_range(1..6_000))
+            .map(|_| {
+                let i = rng.gen_range(0..universe);
+                (i, (rng.gen_range(0..5) > 0).then(|| rng.gen_range(0..3)))
+            })
+            .collect();
+        heap.apply(changes.clone());
+        file.apply(changes);
+        assert_eq!(heap.tree.root(), file.tree.root(), "seed 15 batch {batch}");
+        assert_eq!(heap.tree.len(), file.tree.len());
+    }
+    assert_eq!(file.tree.root(), file.reference_root());
+    for i in (0..universe).step_by(7) {
+        let key = map_key(Table::Claim, &id(i));
+        let (a, b) = (heap.tree.prove(&key), file.tree.prove(&key));
+        assert_eq!(a, b, "claim {i}");
+        assert_eq!(
+            serde_json::to_vec(&a).unwrap(),
+            serde_json::to_vec(&b).unwrap()
+        );
+    }
+    // The file arena's nodes are in its files, not on the heap (bar the free lists).
+    assert!(file.tree.file_bytes() >= file.tree.len() * 64);
+    assert!(file.tree.heap_bytes() < heap.tree.heap_bytes() / 4);
 }
 
 #[test]
 fn proofs_of_presence_and_absence_verify_against_the_root() {
-    let (tree, root) = map_of(500);
+    for arena in ARENAS {
+        presence_and_absence(arena);
+    }
+}
+
+fn presence_and_absence(arena: Arena) {
+    let (tree, root, _dir) = map_in(arena, 500);
     for i in 0..500 {
         let proof = tree.prove(&map_key(Table::Claim, &id(i)));
         proof
@@ -176,104 +250,115 @@ fn code_present(proof: &StateProof, root: &Hash, i: u32) -> &'static str {
 
 #[test]
 fn a_proof_with_a_flipped_sibling_byte_is_refused_as_root_mismatch() {
-    let (tree, root) = map_of(300);
-    let honest = tree.prove(&map_key(Table::Claim, &id(5)));
-    for s in 0..honest.siblings.len() {
-        for byte in [0, 17, 31] {
-            let mut p = honest.clone();
-            p.siblings[s][byte] ^= 0x40;
-            assert_eq!(
-                code_present(&p, &root, 5),
-                "proof_root_mismatch",
-                "sibling {s}"
-            );
+    for arena in ARENAS {
+        let (tree, root, _dir) = map_in(arena, 300);
+        let honest = tree.prove(&map_key(Table::Claim, &id(5)));
+        for s in 0..honest.siblings.len() {
+            for byte in [0, 17, 31] {
+                let mut p = honest.clone();
+                p.siblings[s][byte] ^= 0x40;
+                assert_eq!(
+                    code_present(&p, &root, 5),
+                    "proof_root_mismatch",
+                    "sibling {s}"
+                );
+            }
         }
     }
 }
 
 #[test]
 fn truncated_or_extended_siblings_are_refused() {
-    let (tree, root) = map_of(300);
-    let honest = tree.prove(&map_key(Table::Claim, &id(9)));
-    // Cut at every depth: the hashes no longer lead to the root, or the cut exposes an
-    // empty sibling, which no tree ends a path beside.
-    for len in 0..honest.siblings.len() {
-        let mut short = honest.clone();
-        short.siblings.truncate(len);
-        let expected = match short.siblings.last() {
-            Some(s) if *s == ZERO => "proof_malformed",
-            _ => "proof_root_mismatch",
-        };
-        assert_eq!(code_present(&short, &root, 9), expected, "cut to {len}");
+    for arena in ARENAS {
+        let (tree, root, _dir) = map_in(arena, 300);
+        let honest = tree.prove(&map_key(Table::Claim, &id(9)));
+        // Cut at every depth: the hashes no longer lead to the root, or the cut exposes an
+        // empty sibling, which no tree ends a path beside.
+        for len in 0..honest.siblings.len() {
+            let mut short = honest.clone();
+            short.siblings.truncate(len);
+            let expected = match short.siblings.last() {
+                Some(s) if *s == ZERO => "proof_malformed",
+                _ => "proof_root_mismatch",
+            };
+            assert_eq!(code_present(&short, &root, 9), expected, "cut to {len}");
+        }
+        let mut long = honest.clone();
+        long.siblings.push([3; 32]);
+        assert_eq!(code_present(&long, &root, 9), "proof_root_mismatch");
+        let mut padded = honest.clone();
+        padded.siblings.push(ZERO);
+        assert_eq!(code_present(&padded, &root, 9), "proof_malformed");
+        let mut deep = honest.clone();
+        deep.siblings = vec![[1; 32]; KEY_BITS + 1];
+        assert_eq!(code_present(&deep, &root, 9), "proof_too_deep");
     }
-    let mut long = honest.clone();
-    long.siblings.push([3; 32]);
-    assert_eq!(code_present(&long, &root, 9), "proof_root_mismatch");
-    let mut padded = honest.clone();
-    padded.siblings.push(ZERO);
-    assert_eq!(code_present(&padded, &root, 9), "proof_malformed");
-    let mut deep = honest.clone();
-    deep.siblings = vec![[1; 32]; KEY_BITS + 1];
-    assert_eq!(code_present(&deep, &root, 9), "proof_too_deep");
 }
 
 #[test]
 fn a_wrong_value_a_wrong_key_and_a_wrong_kind_of_proof_each_have_their_code() {
-    let (tree, root) = map_of(300);
-    let proof = tree.prove(&map_key(Table::Claim, &id(4)));
-    // Another value than the one proven.
-    let err = proof
-        .verify_present(&root, Table::Claim, &id(4), &bytes_of(4, 1))
-        .unwrap_err();
-    assert_eq!(err.code(), "proof_value_mismatch");
-    // Another object's proof.
-    let err = proof
-        .verify_present(&root, Table::Claim, &id(5), &bytes_of(5, 0))
-        .unwrap_err();
-    assert_eq!(err.code(), "proof_key_mismatch");
-    // A presence proof offered as absence: the key is there.
-    let err = proof
-        .verify_absent(&root, Table::Claim, &id(4))
-        .unwrap_err();
-    assert_eq!(err.code(), "proof_absent_key_present");
-    // An absence proof offered as presence.
-    let absent = tree.prove(&map_key(Table::Claim, &id(700)));
-    let err = absent
-        .verify_present(&root, Table::Claim, &id(700), &bytes_of(700, 0))
-        .unwrap_err();
-    assert_eq!(err.code(), "proof_key_absent");
+    for arena in ARENAS {
+        let (tree, root, _dir) = map_in(arena, 300);
+        let proof = tree.prove(&map_key(Table::Claim, &id(4)));
+        // Another value than the one proven.
+        let err = proof
+            .verify_present(&root, Table::Claim, &id(4), &bytes_of(4, 1))
+            .unwrap_err();
+        assert_eq!(err.code(), "proof_value_mismatch");
+        // Another object's proof.
+        let err = proof
+            .verify_present(&root, Table::Claim, &id(5), &bytes_of(5, 0))
+            .unwrap_err();
+        assert_eq!(err.code(), "proof_key_mismatch");
+        // A presence proof offered as absence: the key is there.
+        let err = proof
+            .verify_absent(&root, Table::Claim, &id(4))
+            .unwrap_err();
+        assert_eq!(err.code(), "proof_absent_key_present");
+        // An absence proof offered as presence.
+        let absent = tree.prove(&map_key(Table::Claim, &id(700)));
+        let err = absent
+            .verify_present(&root, Table::Claim, &id(700), &bytes_of(700, 0))
+            .unwrap_err();
+        assert_eq!(err.code(), "proof_key_absent");
+    }
 }
 
 #[test]
 fn an_absence_proof_ending_in_a_leaf_off_the_keys_path_is_refused() {
-    let (tree, root) = map_of(300);
-    // Find an absent key whose proof ends in another key's leaf.
-    let (i, proof) = (300..2000)
-        .map(|i| (i, tree.prove(&map_key(Table::Claim, &id(i)))))
-        .find(|(_, p)| p.leaf.is_some())
-        .expect("some absent key ends in a leaf");
-    let mut off = proof.clone();
-    if let Some(leaf) = off.leaf.as_mut() {
-        leaf.key[0] ^= 0x80;
+    for arena in ARENAS {
+        let (tree, root, _dir) = map_in(arena, 300);
+        // Find an absent key whose proof ends in another key's leaf.
+        let (i, proof) = (300..2000)
+            .map(|i| (i, tree.prove(&map_key(Table::Claim, &id(i)))))
+            .find(|(_, p)| p.leaf.is_some())
+            .expect("some absent key ends in a leaf");
+        let mut off = proof.clone();
+        if let Some(leaf) = off.leaf.as_mut() {
+            leaf.key[0] ^= 0x80;
+        }
+        let err = off.verify_absent(&root, Table::Claim, &id(i)).unwrap_err();
+        assert_eq!(err.code(), "proof_leaf_off_path");
+        proof.verify_absent(&root, Table::Claim, &id(i)).unwrap();
     }
-    let err = off.verify_absent(&root, Table::Claim, &id(i)).unwrap_err();
-    assert_eq!(err.code(), "proof_leaf_off_path");
-    proof.verify_absent(&root, Table::Claim, &id(i)).unwrap();
 }
 
 #[test]
 fn a_proof_from_another_sizes_root_is_refused() {
-    let (mut tree, before) = map_of(300);
-    let old = tree.prove(&map_key(Table::Claim, &id(1)));
-    tree.update(vec![(
-        map_key(Table::Claim, &id(2)),
-        Some(value_hash(b"changed")),
-    )]);
-    let after = tree.root();
-    assert_ne!(before, after);
-    old.verify_present(&before, Table::Claim, &id(1), &bytes_of(1, 0))
+    for arena in ARENAS {
+        let (mut tree, before, _dir) = map_in(arena, 300);
+        let old = tree.prove(&map_key(Table::Claim, &id(1)));
+        tree.update(vec![(
+            map_key(Table::Claim, &id(2)),
+            Some(value_hash(b"changed")),
+        )])
         .unwrap();
-    assert_eq!(code_present(&old, &after, 1), "proof_root_mismatch");
+        let after = tree.root();
+        assert_ne!(before, after);
+        old.verify_present(&before, Table::Claim, &id(1), &bytes_of(1, 0))
+            .unwrap();
+        assert_eq!(code_present(&old, &after, 1), "proof_root_mismatch");
+    }
 }
 
 fn pool(claims: u64) -> Value {
@@ -389,4 +474,66 @@ fn a_head_whose_root_is_not_the_objects_root_is_damage_and_the_ledger_rebuilds_i
     }
     let (ledger, _) = Ledger::open(dir.path()).unwrap();
     assert_eq!(ledger.state().root(), root, "rebuilt from the log");
+}
+
+#[test]
+fn a_ledger_keeps_its_map_nodes_in_files_and_a_reopen_rebuilds_them_to_the_heads_root() {
+    let dir = TempDir::new().unwrap();
+    let ledger = ledger_with(dir.path(), 10);
+    let root = ledger.state().root();
+    assert!(ledger.state().map_file_bytes() > 0, "nodes in files");
+    assert!(
+        ledger.state().map_heap_bytes() < 1024,
+        "no node on the heap, only the free lists"
+    );
+    ledger.close().unwrap();
+    for name in NODE_FILES {
+        assert!(dir.path().join(name).exists(), "{name}");
+    }
+    let (ledger, _) = Ledger::open(dir.path()).unwrap();
+    assert_eq!(ledger.state().root(), root);
+    let objects = every_object(ledger.state());
+    assert_eq!(
+        StateMap::of(objects.iter().map(|(k, v)| (k, v))).root(),
+        root
+    );
+}
+
+#[test]
+fn a_node_file_cut_short_or_garbled_while_the_ledger_is_closed_is_rebuilt_never_trusted() {
+    type Garble = fn(&std::path::Path);
+    let garbles: [(&str, Garble); 3] = [
+        ("cut short", |p| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_len(100)
+                .unwrap()
+        }),
+        ("garbled", |p| {
+            let mut bytes = std::fs::read(p).unwrap();
+            bytes.iter_mut().step_by(3).for_each(|b| *b ^= 0xA5);
+            std::fs::write(p, bytes).unwrap();
+        }),
+        ("removed", |p| std::fs::remove_file(p).unwrap()),
+    ];
+    for (how, garble) in garbles {
+        for name in NODE_FILES {
+            let dir = TempDir::new().unwrap();
+            let ledger = ledger_with(dir.path(), 9);
+            let root = ledger.state().root();
+            ledger.close().unwrap();
+            garble(&dir.path().join(name));
+            let (ledger, _) = Ledger::open(dir.path()).unwrap();
+            assert_eq!(ledger.state().root(), root, "{name} {how}");
+            for (key, value) in every_object(ledger.state()) {
+                ledger
+                    .state()
+                    .prove(&key)
+                    .verify_present(&root, key.table, &key.id, &value_bytes(&value))
+                    .unwrap();
+            }
+        }
+    }
 }

@@ -74,3 +74,44 @@ pub fn raw_verify_rate() -> f64 {
     assert_eq!(ok, n);
     n as f64 / secs
 }
+
+/// Resident memory of this process now, in KiB: (anonymous, file-backed), from
+/// `/proc/self/status` (`RssAnon`, `RssFile`); zeros if unreadable.
+#[allow(dead_code)]
+pub fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("RssAnon:"), field("RssFile:"))
+}
+
+/// KiB of this process's mappings of files whose path contains `name` that are dirty
+/// in its page tables (`Shared_Dirty` + `Private_Dirty` of `/proc/self/smaps`): pages
+/// written since they were last cleaned or released, which the kernel must write back.
+#[allow(dead_code)]
+pub fn mapped_dirty_kib(name: &str) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut inside = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header line: address range, perms, offset, dev, inode, path.
+            inside = line.contains(name);
+        } else if inside
+            && (line.starts_with("Shared_Dirty:") || line.starts_with("Private_Dirty:"))
+        {
+            kib += line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    kib
+}

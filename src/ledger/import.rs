@@ -159,7 +159,8 @@ impl Ledger {
 /// The ledger over a just-created imported `log`, its state replayed from `decoded` (the
 /// log's leaves, already in memory), committed every [`REPLAY_BATCH_ENTRIES`].
 fn replayed(log: Log, decoded: &[Leaf]) -> Result<Ledger, ImportError> {
-    let mut state = SledState::open(log.db()).map_err(LedgerError::from)?;
+    let mut state = SledState::open_with(log.db(), super::writer::map_nodes(&log))
+        .map_err(LedgerError::from)?;
     for chunk in decoded.chunks(REPLAY_BATCH_ENTRIES) {
         for leaf in chunk {
             replay_one(&mut state, leaf)?;

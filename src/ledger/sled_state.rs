@@ -33,14 +33,16 @@
 //! the batch's end (the pool totals change with every entry, but are hashed once per
 //! batch), and its root goes into the head with the delta. On open the map is rebuilt
 //! from the objects and must give the head's root, else the state is damaged and is
-//! rebuilt from the log.
+//! rebuilt from the log. The ledger keeps the map's nodes in files of its data
+//! directory ([`Nodes::InDir`], a cache rebuilt on every open: see [`super::state_map`]);
+//! [`SledState::open`] alone keeps them on the heap.
 
 #![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::state::{Changes, Key, StateView, Table, Value};
-use super::state_map::{Change, StateMap, StateProof};
+use super::state_map::{ArenaError, Change, Nodes, StateMap, StateProof};
 
 mod layout;
 
@@ -71,6 +73,9 @@ pub enum StateStoreError {
     Sled(#[from] sled::Error),
     #[error("state record {key} does not decode: {reason}")]
     Corrupt { key: String, reason: String },
+    /// The state map's node files could not be made or grown (a full disk, say).
+    #[error("state map nodes: {0}")]
+    MapNodes(#[from] ArenaError),
 }
 
 impl StateStoreError {
@@ -79,6 +84,7 @@ impl StateStoreError {
         match self {
             StateStoreError::Sled(_) => "state_unavailable",
             StateStoreError::Corrupt { .. } => "state_corrupt",
+            StateStoreError::MapNodes(_) => "state_map_unavailable",
         }
     }
 }
@@ -196,6 +202,8 @@ impl Tables {
 /// A batch worked out ahead of its commit.
 struct Prepared {
     root: [u8; 32],
+    /// The root before the batch: what readers are shown until the commit.
+    committed_root: [u8; 32],
     delta: Vec<Vec<u8>>,
     undo: Vec<Change>,
 }
@@ -223,13 +231,24 @@ pub struct SledState {
 }
 
 impl SledState {
-    /// Opens the state in `db`: loads the snapshot and the deltas after it. Writes
-    /// nothing.
+    /// Opens the state in `db`, its map's nodes on the heap: [`SledState::open_with`]
+    /// with [`Nodes::Heap`] (for a reader that compares, or tests).
     ///
     /// # Errors
-    /// sled faults; a snapshot or delta that does not decode.
+    /// As [`SledState::open_with`].
     pub fn open(db: &sled::Db) -> Result<SledState, StateStoreError> {
-        let mut state = SledState::empty(db)?;
+        SledState::open_with(db, Nodes::Heap)
+    }
+
+    /// Opens the state in `db`: loads the snapshot and the deltas after it, and
+    /// rebuilds the state map where `nodes` says (node files created afresh). Writes
+    /// nothing to sled.
+    ///
+    /// # Errors
+    /// sled faults; a snapshot or delta that does not decode; a map whose root is not
+    /// the head's; node files that cannot be made.
+    pub fn open_with(db: &sled::Db, nodes: Nodes) -> Result<SledState, StateStoreError> {
+        let mut state = SledState::empty_with(db, nodes)?;
         let Some(head) = state.tree.get(HEAD_KEY)?.and_then(|b| Head::decode(&b)) else {
             // No head of ours: whatever is stored (sled lost its head, a crash before
             // the first commit, an older layout) is not vouched for. Start from nothing;
@@ -255,7 +274,13 @@ impl SledState {
                 .tables
                 .load(&bytes, format!("delta {key:?}").as_str())?;
         }
-        state.map = StateMap::of(state.tables.keyed().iter().map(|(k, v)| (k, *v)));
+        let objects = state.tables.keyed();
+        state
+            .map
+            .write(objects.iter().map(|(k, v)| (k, Some(*v))).collect())?;
+        drop(objects);
+        // Built: its pages need not stay resident (see `state_map`'s module doc).
+        state.map.release()?;
         if state.map.root() != head.root {
             return Err(corrupt(
                 "head",
@@ -267,19 +292,28 @@ impl SledState {
         Ok(state)
     }
 
+    /// An empty state over `db`, its map's nodes on the heap: [`SledState::empty_with`]
+    /// with [`Nodes::Heap`].
+    ///
+    /// # Errors
+    /// As [`SledState::empty_with`].
+    pub fn empty(db: &sled::Db) -> Result<SledState, StateStoreError> {
+        SledState::empty_with(db, Nodes::Heap)
+    }
+
     /// An empty state over `db`, whatever it stores: the stored records are cleared at
-    /// the first commit. For a state that [`SledState::open`] found damaged: it is
+    /// the first commit. For a state that [`SledState::open_with`] found damaged: it is
     /// derived, so the writer rebuilds it from the log.
     ///
     /// # Errors
-    /// sled faults.
-    pub fn empty(db: &sled::Db) -> Result<SledState, StateStoreError> {
+    /// sled faults; node files that cannot be made.
+    pub fn empty_with(db: &sled::Db, nodes: Nodes) -> Result<SledState, StateStoreError> {
         let tree = db.open_tree(STATE_TREE)?;
         Ok(SledState {
             stale_records: !tree.is_empty(),
             tree,
             tables: Tables::default(),
-            map: StateMap::new(),
+            map: StateMap::empty_at(&nodes)?,
             size: 0,
             snapshot: Snapshot::default(),
             deltas_bytes: 0,
@@ -297,8 +331,8 @@ impl SledState {
     /// The state map root of the committed state (see [`super::state_map`]).
     pub fn root(&self) -> [u8; 32] {
         match &self.prepared {
-            // The map holds the prepared batch; the committed root is what undoing it gives.
-            Some(_) => self.committed_map().root(),
+            // The map holds the prepared batch.
+            Some(p) => p.committed_root,
             None => self.map.root(),
         }
     }
@@ -312,18 +346,26 @@ impl SledState {
         }
     }
 
-    /// The committed map while a batch is prepared (rare: readers ask between batches).
+    /// The committed map while a batch is prepared: a copy on the heap with the batch
+    /// undone. Rare (the server's readers wait for the writer's lock, held from a
+    /// batch's prepare to its commit), and costly at scale, so it is the last resort.
     fn committed_map(&self) -> StateMap {
         let mut map = self.map.clone();
         if let Some(p) = &self.prepared {
-            map.apply(p.undo.clone());
+            map.apply(p.undo.clone())
+                .expect("a heap arena fails only past RECORDS_MAX (2^31) objects");
         }
         map
     }
 
-    /// Bytes of memory the state map's nodes take.
+    /// Bytes of heap the state map's nodes take.
     pub fn map_heap_bytes(&self) -> usize {
         self.map.heap_bytes()
+    }
+
+    /// Bytes of the state map's node files (0 if on the heap).
+    pub fn map_file_bytes(&self) -> usize {
+        self.map.file_bytes()
     }
 
     /// Number of committed objects.
@@ -351,7 +393,14 @@ impl SledState {
     /// Takes the map back to the committed objects if a batch was prepared.
     fn unprepare(&mut self) {
         if let Some(p) = self.prepared.take() {
-            self.map.apply(p.undo);
+            // Undoing removes the batch's new keys and puts back the old value hashes
+            // of the others (a batch only writes): it reuses slots the batch freed and
+            // never grows an arena, so it does not fail. Were it to, the map is marked
+            // broken, every later prepare fails, the writer stops, and the next open
+            // rebuilds the map.
+            if let Err(e) = self.map.apply(p.undo) {
+                tracing::error!(error = %e, "the state map could not be taken back to the committed objects");
+            }
         }
     }
 
@@ -367,9 +416,15 @@ impl SledState {
         }
         let delta = encode_parts(self.overlay.iter(), "delta")?;
         let changes = StateMap::changes(self.overlay.iter().map(|(k, v)| (k, Some(v))).collect());
-        let undo = self.map.apply(changes);
+        let committed_root = self.map.root();
+        let undo = self.map.apply(changes)?;
         let root = self.map.root();
-        self.prepared = Some(Prepared { root, delta, undo });
+        self.prepared = Some(Prepared {
+            root,
+            committed_root,
+            delta,
+            undo,
+        });
         Ok(root)
     }
 
@@ -399,7 +454,8 @@ impl SledState {
             .ok_or_else(|| corrupt("batch", "prepare left nothing"))?;
         if let Err(e) = self.write_batch(size, &prepared) {
             // Nothing was written: the map goes back to the committed objects.
-            self.map.apply(prepared.undo);
+            self.prepared = Some(prepared);
+            self.unprepare();
             return Err(e);
         }
         for (key, value) in std::mem::take(&mut self.overlay) {

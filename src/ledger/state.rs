@@ -397,7 +397,10 @@ impl MemoryState {
             .iter()
             .map(|key| (key, self.objects.get(key)))
             .collect();
-        self.map.borrow_mut().write(writes);
+        self.map
+            .borrow_mut()
+            .write(writes)
+            .expect("a heap arena fails only past RECORDS_MAX (2^31) objects");
     }
 
     /// Every object, in key order.

@@ -17,6 +17,7 @@ use std::path::Path;
 use super::error::RuleError;
 use super::sled_state::{SledState, StateStoreError};
 use super::state::{Key, StateView, Value};
+use super::state_map::Nodes;
 use super::{decide, EntryContext, PAYLOAD_TYPE};
 use crate::log::envelope::{Envelope, KeyCache, VerifiedEnvelope};
 use crate::log::leaf::Leaf;
@@ -210,7 +211,7 @@ impl Ledger {
     /// As [`Log::create`].
     pub fn create(dir: &Path, origin: &str, key_name: &str) -> Result<Ledger, LedgerError> {
         let log = Log::create(dir, origin, key_name, Box::new(EntryIdOnly))?;
-        let state = SledState::open(log.db())?;
+        let state = SledState::open_with(log.db(), map_nodes(&log))?;
         Ok(Ledger { log, state })
     }
 
@@ -229,12 +230,12 @@ impl Ledger {
     /// # Errors
     /// As [`Ledger::open`].
     pub(super) fn over(log: Log) -> Result<Ledger, LedgerError> {
-        let mut state = match SledState::open(log.db()) {
+        let mut state = match SledState::open_with(log.db(), map_nodes(&log)) {
             Ok(state) => state,
             Err(damage @ StateStoreError::Corrupt { .. }) => {
                 // The state is derived from the log: rebuild it rather than refuse to open.
                 tracing::warn!(%damage, "the stored ledger state is damaged; rebuilding it from the log");
-                SledState::empty(log.db())?
+                SledState::empty_with(log.db(), map_nodes(&log))?
             }
             Err(fault) => return Err(fault.into()),
         };
@@ -441,6 +442,13 @@ impl Ledger {
         self.log.close()?;
         Ok(())
     }
+}
+
+/// Where a ledger's state map keeps its nodes: in files of its data directory (a cache
+/// rebuilt on every open, see [`super::state_map`]), beside the store whose lock gives
+/// the directory to one process.
+pub(super) fn map_nodes(log: &Log) -> Nodes {
+    Nodes::InDir(log.dir().to_path_buf())
 }
 
 /// Feeds one logged entry through the rules into `state` (staged; the caller commits).

@@ -6,7 +6,8 @@
 //! - [`proof`]: the format — map keys, node hashes, [`StateProof`] and its verification;
 //!   pure, what a client needs.
 //! - [`canonical`]: the canonical bytes of an object (what a leaf's value hash covers).
-//! - [`tree`]: the nodes, in memory, updated a batch at a time.
+//! - [`tree`]: the nodes, updated a batch at a time, in an [`arena`] on the heap or in
+//!   files.
 //! - [`StateMap`]: objects in, root and proofs out; the live state ([`super::sled_state`])
 //!   and the replay ([`super::state::MemoryState`]) each keep one.
 //!
@@ -15,15 +16,32 @@
 //! rest of the ledger; and its root is settled in the ledger's own commit, with no second
 //! store to keep in step with sled.
 //!
-//! Where the nodes live: in memory, in two arenas (~122 bytes an object, see [`tree`]);
-//! sled stores only the root, in the state's head, written in the same atomic batch as
-//! the batch's objects. On open the map is rebuilt from the objects (which the live
-//! state holds in memory anyway) and its root must equal the head's: the cheap check
-//! that the LtHash digest used to give, now on the one commitment. A crash therefore
-//! cannot leave map and state apart: the map is a function of the objects, and the head
-//! names both. (Not done: nodes paged to sled so that a city-scale map need not be
-//! in memory; see `BENCHMARKS.md` for the footprint measured.)
+//! Where the nodes live: in two arenas of fixed-size records ([`arena`], ~122 bytes an
+//! object, see [`tree`]), on the heap (tests, the replay's [`super::state::MemoryState`])
+//! or, for the live state, in two files of the data directory mapped shared
+//! (`state-map.leaves`, `state-map.nodes`). A file arena leaves residency to the kernel:
+//! its pages are page cache, counted in the process's `RssFile`, not `RssAnon`, and
+//! under memory pressure the kernel writes the dirty ones back to the file and evicts
+//! them, so what must stay resident is the working set (the upper levels every batch
+//! touches, the paths of the keys being changed or proven), not one record per object.
+//! The writer's cost is the same algorithm on the same records; what it adds is a
+//! record encoded and decoded at each access, and the write-back of dirtied pages,
+//! done by the kernel off the writer's thread (`BENCHMARKS.md`, "State map nodes in a
+//! file").
+//!
+//! The files are a cache, never a source of truth: sled stores only the root, in the
+//! state's head, written in the same atomic batch as the batch's objects. On open the
+//! map is rebuilt from the objects (which the live state holds in memory anyway) into
+//! files created afresh (what they held is removed unread, so a file cut short or
+//! garbled while the ledger was closed changes nothing), and its root must equal the
+//! head's: the cheap check that the LtHash digest used to give, now on the one
+//! commitment. A crash therefore cannot leave map and state apart: the map is a
+//! function of the objects, and the head names both. After the rebuild the pages are
+//! released ([`StateMap::release`], `MADV_DONTNEED`): "resident after open" then shows
+//! the bound; the price is a minor fault (no disk read while the page cache still holds
+//! the page) the first time each page is touched again.
 
+mod arena;
 pub mod canonical;
 pub mod proof;
 mod tree;
@@ -31,10 +49,20 @@ mod tree;
 #[cfg(test)]
 mod tests;
 
+pub use arena::{ArenaError, RECORDS_MAX};
 pub use proof::{map_key, Hash, ProofError, StateProof, ZERO};
-pub use tree::{Change, MapTree};
+pub use tree::{Change, MapTree, NODE_FILES};
 
 use super::state::{Key, Value};
+
+/// Where a map keeps its nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Nodes {
+    /// On the heap: small maps, tests, the replay.
+    Heap,
+    /// In files of this directory ([`NODE_FILES`]), created afresh: the live state.
+    InDir(std::path::PathBuf),
+}
 
 /// The state map of a set of objects.
 #[derive(Debug, Clone, Default)]
@@ -49,10 +77,24 @@ impl StateMap {
         StateMap::default()
     }
 
-    /// The map of `objects`, built from scratch.
+    /// The empty map, its nodes where `nodes` says (files created afresh: see the
+    /// module doc).
+    ///
+    /// # Errors
+    /// A file cannot be created, allocated or mapped.
+    pub fn empty_at(nodes: &Nodes) -> Result<StateMap, ArenaError> {
+        let tree = match nodes {
+            Nodes::Heap => MapTree::new(),
+            Nodes::InDir(dir) => MapTree::in_dir(dir)?,
+        };
+        Ok(StateMap { tree })
+    }
+
+    /// The map of `objects`, built from scratch on the heap.
     pub fn of<'a>(objects: impl IntoIterator<Item = (&'a Key, &'a Value)>) -> StateMap {
         let mut map = StateMap::new();
-        map.write(objects.into_iter().map(|(k, v)| (k, Some(v))).collect());
+        map.write(objects.into_iter().map(|(k, v)| (k, Some(v))).collect())
+            .expect("a heap arena fails only past RECORDS_MAX (2^31) objects");
         map
     }
 
@@ -74,10 +116,25 @@ impl StateMap {
         self.tree.is_empty()
     }
 
-    /// Bytes of memory the nodes take.
+    /// Bytes of heap the nodes take (0 for nodes in files, bar the free lists).
     #[must_use]
     pub fn heap_bytes(&self) -> usize {
         self.tree.heap_bytes()
+    }
+
+    /// Bytes of the node files (0 on the heap).
+    #[must_use]
+    pub fn file_bytes(&self) -> usize {
+        self.tree.file_bytes()
+    }
+
+    /// Lets the kernel drop the node files' pages from the resident set (kept in the
+    /// page cache, faulted back in on the next touch); nothing on the heap.
+    ///
+    /// # Errors
+    /// `madvise` refused.
+    pub fn release(&self) -> Result<(), ArenaError> {
+        self.tree.release()
     }
 
     /// The proof for `key` against [`StateMap::root`].
@@ -107,18 +164,24 @@ impl StateMap {
     }
 
     /// Applies writes: each key to its value, or removed for `None`.
-    pub fn write(&mut self, writes: Vec<(&Key, Option<&Value>)>) {
-        self.tree.update(StateMap::changes(writes));
+    ///
+    /// # Errors
+    /// As [`MapTree::update`].
+    pub fn write(&mut self, writes: Vec<(&Key, Option<&Value>)>) -> Result<(), ArenaError> {
+        self.tree.update(StateMap::changes(writes))
     }
 
     /// Applies changes already hashed ([`StateMap::changes`]) and returns what undoes them.
-    pub fn apply(&mut self, changes: Vec<Change>) -> Vec<Change> {
+    ///
+    /// # Errors
+    /// As [`MapTree::update`].
+    pub fn apply(&mut self, changes: Vec<Change>) -> Result<Vec<Change>, ArenaError> {
         let undo = changes
             .iter()
             .map(|(k, _)| (*k, self.tree.get(k)))
             .collect();
-        self.tree.update(changes);
-        undo
+        self.tree.update(changes)?;
+        Ok(undo)
     }
 
     /// The underlying tree (by map key), for benchmarks and tests.

@@ -1,5 +1,5 @@
-//! The map's nodes in memory: a binary trie in two arenas (leaves, internal nodes),
-//! updated a batch at a time.
+//! The map's nodes: a binary trie in two arenas of fixed-size records (leaves, internal
+//! nodes), on the heap or in files ([`super::arena`]), updated a batch at a time.
 //!
 //! A batch's changed keys are sorted and pushed down the trie together: at each node
 //! they split by the node's bit, so every touched internal node is rehashed once per
@@ -7,10 +7,17 @@
 //! object). A lone leaf is never pushed down (a subtree of one object is its leaf), and
 //! a subtree left with one leaf by a delete collapses back up.
 //!
-//! Footprint: 64 bytes a leaf (key, value hash) and 40 bytes an internal node (two
-//! 32-bit child references and the cached hash); random keys make about 1.44 internal
-//! nodes a leaf, so ~122 bytes an object, freed slots reused.
+//! Records: a leaf is 64 bytes (key, value hash); an internal node 40 bytes (two
+//! 32-bit child references, then its cached hash). A child reference is `0` for an
+//! empty subtree, `1 + i` for leaf `i`, `2^31 | i` for node `i`. Random keys make about
+//! 1.44 internal nodes a leaf, so ~122 bytes an object, freed slots reused. A subtree is
+//! built depth first, children before their parent, so a map built at once (as on open)
+//! has each subtree's records side by side and the leaves in key order: a path down
+//! touches few pages.
 
+use std::path::Path;
+
+use super::arena::{ArenaError, Records};
 use super::proof::{bit, internal_hash, leaf_hash, Hash, ProofLeaf, StateProof, ZERO};
 
 /// A child reference: empty, a leaf or an internal node (by arena index).
@@ -21,6 +28,29 @@ enum Ref {
     Node(u32),
 }
 
+/// The tag of a reference to an internal node.
+const NODE_TAG: u32 = 1 << 31;
+
+impl Ref {
+    fn encode(self) -> [u8; 4] {
+        match self {
+            Ref::Empty => 0,
+            // Below RECORDS_MAX (the arena's bound), so neither overflows into the tag.
+            Ref::Leaf(i) => i + 1,
+            Ref::Node(i) => NODE_TAG | i,
+        }
+        .to_be_bytes()
+    }
+
+    fn decode(bytes: [u8; 4]) -> Ref {
+        match u32::from_be_bytes(bytes) {
+            0 => Ref::Empty,
+            v if v & NODE_TAG != 0 => Ref::Node(v & !NODE_TAG),
+            v => Ref::Leaf(v - 1),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Internal {
     left: Ref,
@@ -28,36 +58,97 @@ struct Internal {
     hash: Hash,
 }
 
-/// A change to one key: its new value hash, or `None` to remove it.
-pub type Change = (Hash, Option<Hash>);
+const LEAF_BYTES: usize = 64;
+const NODE_BYTES: usize = 40;
 
-/// The compact sparse Merkle tree of `schemas/README.md` ("State map"), in memory.
-#[derive(Debug, Clone)]
-pub struct MapTree {
-    root: Ref,
-    leaves: Vec<(Hash, Hash)>,
-    nodes: Vec<Internal>,
-    free_leaves: Vec<u32>,
-    free_nodes: Vec<u32>,
-}
+impl Internal {
+    fn encode(&self) -> [u8; NODE_BYTES] {
+        let mut r = [0; NODE_BYTES];
+        r[..4].copy_from_slice(&self.left.encode());
+        r[4..8].copy_from_slice(&self.right.encode());
+        r[8..].copy_from_slice(&self.hash);
+        r
+    }
 
-impl Default for MapTree {
-    fn default() -> Self {
-        MapTree {
-            root: Ref::Empty,
-            leaves: Vec::new(),
-            nodes: Vec::new(),
-            free_leaves: Vec::new(),
-            free_nodes: Vec::new(),
+    fn decode(r: &[u8; NODE_BYTES]) -> Internal {
+        let (refs, hash) = r.split_at(8);
+        let (left, right) = refs.split_at(4);
+        Internal {
+            left: Ref::decode(left.try_into().expect("4 bytes")),
+            right: Ref::decode(right.try_into().expect("4 bytes")),
+            hash: hash.try_into().expect("32 bytes"),
         }
     }
 }
 
+fn encode_leaf(key: &Hash, value_hash: &Hash) -> [u8; LEAF_BYTES] {
+    let mut r = [0; LEAF_BYTES];
+    r[..32].copy_from_slice(key);
+    r[32..].copy_from_slice(value_hash);
+    r
+}
+
+fn decode_leaf(r: &[u8; LEAF_BYTES]) -> (Hash, Hash) {
+    let (k, v) = r.split_at(32);
+    (
+        k.try_into().expect("32 bytes"),
+        v.try_into().expect("32 bytes"),
+    )
+}
+
+/// A change to one key: its new value hash, or `None` to remove it.
+pub type Change = (Hash, Option<Hash>);
+
+/// File names of a map's arenas in its directory ([`MapTree::in_dir`]).
+pub const NODE_FILES: [&str; 2] = ["state-map.leaves", "state-map.nodes"];
+
+/// The compact sparse Merkle tree of `schemas/README.md` ("State map").
+#[derive(Debug, Clone)]
+pub struct MapTree {
+    root: Ref,
+    leaves: Records<LEAF_BYTES>,
+    nodes: Records<NODE_BYTES>,
+    free_leaves: Vec<u32>,
+    free_nodes: Vec<u32>,
+    /// An update stopped part way: the records no longer make one tree.
+    broken: bool,
+}
+
+impl Default for MapTree {
+    fn default() -> Self {
+        MapTree::with(Records::heap(), Records::heap())
+    }
+}
+
 impl MapTree {
-    /// The empty map.
+    /// The empty map, its nodes on the heap.
     #[must_use]
     pub fn new() -> MapTree {
         MapTree::default()
+    }
+
+    /// The empty map, its nodes in files of `dir` ([`NODE_FILES`]) created afresh:
+    /// whatever they held is removed, never read.
+    ///
+    /// # Errors
+    /// A file cannot be created, allocated or mapped.
+    pub fn in_dir(dir: &Path) -> Result<MapTree, ArenaError> {
+        let [leaves, nodes] = NODE_FILES.map(|name| dir.join(name));
+        Ok(MapTree::with(
+            Records::file(&leaves)?,
+            Records::file(&nodes)?,
+        ))
+    }
+
+    fn with(leaves: Records<LEAF_BYTES>, nodes: Records<NODE_BYTES>) -> MapTree {
+        MapTree {
+            root: Ref::Empty,
+            leaves,
+            nodes,
+            free_leaves: Vec::new(),
+            free_nodes: Vec::new(),
+            broken: false,
+        }
     }
 
     /// The map root.
@@ -78,26 +169,70 @@ impl MapTree {
         self.len() == 0
     }
 
-    /// Bytes held by the arenas (capacity, not just use).
+    /// Bytes held on the heap by the arenas and free lists (capacity, not just use).
     #[must_use]
     pub fn heap_bytes(&self) -> usize {
-        self.leaves.capacity() * std::mem::size_of::<(Hash, Hash)>()
-            + self.nodes.capacity() * std::mem::size_of::<Internal>()
+        self.leaves.heap_bytes()
+            + self.nodes.heap_bytes()
             + (self.free_leaves.capacity() + self.free_nodes.capacity()) * 4
     }
 
+    /// Bytes of the node files (0 on the heap).
+    #[must_use]
+    pub fn file_bytes(&self) -> usize {
+        self.leaves.file_bytes() + self.nodes.file_bytes()
+    }
+
+    /// Lets the kernel drop the node files' pages from the resident set (see
+    /// [`Records::release`]); nothing on the heap.
+    ///
+    /// # Errors
+    /// `madvise` refused.
+    pub fn release(&self) -> Result<(), ArenaError> {
+        self.leaves.release()?;
+        self.nodes.release()
+    }
+
+    /// Writes the node files' dirty pages back now (see [`Records::flush`]); nothing on
+    /// the heap.
+    ///
+    /// # Errors
+    /// `msync` refused.
+    pub fn flush(&self) -> Result<(), ArenaError> {
+        self.leaves.flush()?;
+        self.nodes.flush()
+    }
+
     /// Applies a batch of changes. A key given twice keeps its last change.
-    pub fn update(&mut self, mut changes: Vec<Change>) {
-        // Stable sort, then keep the last change of each key.
+    ///
+    /// # Errors
+    /// A file arena that cannot grow; then this tree refuses every later update
+    /// ([`ArenaError::Broken`]) and must be rebuilt.
+    pub fn update(&mut self, mut changes: Vec<Change>) -> Result<(), ArenaError> {
+        if self.broken {
+            return Err(ArenaError::Broken);
+        }
+        // Stable sort, then keep the last change of each key (in place: a map rebuilt
+        // on open passes every object at once).
         changes.sort_by_key(|c| c.0);
-        let mut deduped: Vec<Change> = Vec::with_capacity(changes.len());
-        for c in changes {
-            match deduped.last_mut() {
-                Some(last) if last.0 == c.0 => *last = c,
-                _ => deduped.push(c),
+        changes.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                *kept = *later;
+            }
+            same
+        });
+        match self.update_at(self.root, &changes, 0) {
+            Ok(root) => {
+                self.root = root;
+                Ok(())
+            }
+            Err(e) => {
+                // Nodes were freed and reused on the way: the old root is gone too.
+                self.broken = true;
+                Err(e)
             }
         }
-        self.root = self.update_at(self.root, &deduped, 0);
     }
 
     /// The proof for `key` against [`MapTree::root`].
@@ -110,14 +245,14 @@ impl MapTree {
             match at {
                 Ref::Empty => break None,
                 Ref::Leaf(i) => {
-                    let (k, v) = self.leaves[i as usize];
+                    let (k, v) = self.leaf(i);
                     break Some(ProofLeaf {
                         key: k,
                         value_hash: v,
                     });
                 }
                 Ref::Node(i) => {
-                    let n = self.nodes[i as usize];
+                    let n = self.node(i);
                     let (on, beside) = if bit(key, depth) {
                         (n.right, n.left)
                     } else {
@@ -145,27 +280,35 @@ impl MapTree {
             .map(|l| l.value_hash)
     }
 
+    fn leaf(&self, i: u32) -> (Hash, Hash) {
+        decode_leaf(&self.leaves.get(i))
+    }
+
+    fn node(&self, i: u32) -> Internal {
+        Internal::decode(&self.nodes.get(i))
+    }
+
     fn hash_of(&self, r: Ref) -> Hash {
         match r {
             Ref::Empty => ZERO,
             Ref::Leaf(i) => {
-                let (k, v) = &self.leaves[i as usize];
-                leaf_hash(k, v)
+                let (k, v) = self.leaf(i);
+                leaf_hash(&k, &v)
             }
-            Ref::Node(i) => self.nodes[i as usize].hash,
+            Ref::Node(i) => self.node(i).hash,
         }
     }
 
     /// The subtree at `depth` that was `at`, with `changes` (sorted, distinct, all
     /// sharing the subtree's prefix) applied.
-    fn update_at(&mut self, at: Ref, changes: &[Change], depth: usize) -> Ref {
+    fn update_at(&mut self, at: Ref, changes: &[Change], depth: usize) -> Result<Ref, ArenaError> {
         if changes.is_empty() {
-            return at;
+            return Ok(at);
         }
         match at {
             Ref::Empty => self.build(changes, depth),
             Ref::Leaf(i) => {
-                let (k, v) = self.leaves[i as usize];
+                let (k, v) = self.leaf(i);
                 self.free_leaves.push(i);
                 // The old leaf joins the changes unless a change names its key.
                 let mut merged = Vec::with_capacity(changes.len() + 1);
@@ -178,74 +321,64 @@ impl MapTree {
                 self.build(&merged, depth)
             }
             Ref::Node(i) => {
-                let n = self.nodes[i as usize];
+                let n = self.node(i);
                 let split = changes.partition_point(|c| !bit(&c.0, depth));
-                let left = self.update_at(n.left, &changes[..split], depth + 1);
-                let right = self.update_at(n.right, &changes[split..], depth + 1);
+                let left = self.update_at(n.left, &changes[..split], depth + 1)?;
+                let right = self.update_at(n.right, &changes[split..], depth + 1)?;
                 self.free_nodes.push(i);
                 self.join(left, right)
             }
         }
     }
 
-    /// The subtree of `changes`' present keys alone (sorted, distinct).
-    fn build(&mut self, changes: &[Change], depth: usize) -> Ref {
+    /// The subtree of `changes`' present keys alone (sorted, distinct), built depth
+    /// first: children are stored before their parent.
+    fn build(&mut self, changes: &[Change], depth: usize) -> Result<Ref, ArenaError> {
         let first = changes.iter().position(|c| c.1.is_some());
         let last = changes.iter().rposition(|c| c.1.is_some());
         let (Some(first), Some(last)) = (first, last) else {
-            return Ref::Empty;
+            return Ok(Ref::Empty);
         };
         let changes = &changes[first..=last];
         if let [(k, Some(v))] = changes {
-            return self.new_leaf(*k, *v);
+            return self.new_leaf(k, v);
         }
         let split = changes.partition_point(|c| !bit(&c.0, depth));
-        let left = self.build(&changes[..split], depth + 1);
-        let right = self.build(&changes[split..], depth + 1);
+        let left = self.build(&changes[..split], depth + 1)?;
+        let right = self.build(&changes[split..], depth + 1)?;
         self.join(left, right)
     }
 
     /// A node over two halves, or what replaces it when it would hold one leaf or none.
-    fn join(&mut self, left: Ref, right: Ref) -> Ref {
+    fn join(&mut self, left: Ref, right: Ref) -> Result<Ref, ArenaError> {
         match (left, right) {
-            (Ref::Empty, Ref::Empty) => Ref::Empty,
-            (Ref::Leaf(_), Ref::Empty) => left,
-            (Ref::Empty, Ref::Leaf(_)) => right,
+            (Ref::Empty, Ref::Empty) => Ok(Ref::Empty),
+            (Ref::Leaf(_), Ref::Empty) => Ok(left),
+            (Ref::Empty, Ref::Leaf(_)) => Ok(right),
             _ => {
                 let hash = internal_hash(&self.hash_of(left), &self.hash_of(right));
-                let node = Internal { left, right, hash };
+                let record = Internal { left, right, hash }.encode();
                 let i = match self.free_nodes.pop() {
                     Some(i) => {
-                        self.nodes[i as usize] = node;
+                        self.nodes.put(i, &record);
                         i
                     }
-                    None => {
-                        self.nodes.push(node);
-                        arena_index(self.nodes.len() - 1)
-                    }
+                    None => self.nodes.push(&record)?,
                 };
-                Ref::Node(i)
+                Ok(Ref::Node(i))
             }
         }
     }
 
-    fn new_leaf(&mut self, key: Hash, value_hash: Hash) -> Ref {
+    fn new_leaf(&mut self, key: &Hash, value_hash: &Hash) -> Result<Ref, ArenaError> {
+        let record = encode_leaf(key, value_hash);
         let i = match self.free_leaves.pop() {
             Some(i) => {
-                self.leaves[i as usize] = (key, value_hash);
+                self.leaves.put(i, &record);
                 i
             }
-            None => {
-                self.leaves.push((key, value_hash));
-                arena_index(self.leaves.len() - 1)
-            }
+            None => self.leaves.push(&record)?,
         };
-        Ref::Leaf(i)
+        Ok(Ref::Leaf(i))
     }
-}
-
-/// An arena index as a 32-bit reference: 4 billion objects is far beyond any state this
-/// ledger holds (a city is ~11 million); past it, failing loudly beats a wrong root.
-fn arena_index(i: usize) -> u32 {
-    u32::try_from(i).expect("the state map holds at most 2^32 nodes")
 }
