@@ -28,7 +28,9 @@ pub enum ArenaError {
     /// The nodes file could not be created, grown or mapped (a full disk, say).
     #[error("state map nodes file {path}: {source}")]
     File {
+        /// The file.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
