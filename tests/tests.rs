@@ -44,3 +44,4 @@ mod web;
 mod web_state;
 mod witness;
 mod witness_limits;
+mod write_path;

@@ -17,10 +17,20 @@
 //! What remains of the amplification is bounded: at most
 //! [`SIGNATURES_PER_REQUEST_MAX`] verifications a request, by keys the ledger knows or
 //! the request names.
+//!
+//! Whether a key is registered is read from the ledger's state under its read lock,
+//! which the writer holds for a whole group commit, fdatasync included (issue 15: in a
+//! profile of single POSTs, requests slept on that lock before verifying, so
+//! verification came in bursts after each commit). A key once registered stays
+//! registered (no entry deletes an object, `ledger::state`), so the keys found
+//! registered are remembered ([`RegisteredKeys`]) and a request whose signers are all
+//! remembered or named never takes the lock. Only the positive answer is remembered:
+//! an unknown key is asked again each time, and can never fill the memory.
 
 #![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use serde_json::Value;
 
@@ -50,14 +60,61 @@ pub enum Verdict {
     Repeat { of: usize },
 }
 
+/// Keys found registered in the ledger, remembered so that admission need not take the
+/// ledger's lock for them again (see the module's documentation): at most
+/// [`RegisteredKeys::KEYS_MAX`], forgotten all at once when full.
+#[derive(Debug, Default)]
+pub struct RegisteredKeys {
+    known: Mutex<HashSet<String>>,
+}
+
+impl RegisteredKeys {
+    /// Most keys remembered (about 100 bytes each): a city's active signers.
+    pub const KEYS_MAX: usize = 1 << 18;
+
+    fn contains(&self, keyid: &str) -> bool {
+        // A poisoned lock means a panic while inserting into a set of strings: the set
+        // is still a set of keys that were registered.
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.contains(keyid)
+    }
+
+    fn remember(&self, keyid: &str) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= Self::KEYS_MAX {
+            known.clear();
+        }
+        known.insert(keyid.to_owned());
+    }
+}
+
+/// How admission reads the ledger when a key is not remembered.
+pub enum LedgerAccess<'a> {
+    /// Wait for the read lock (on the blocking pool).
+    Wait(&'a RwLock<Ledger>),
+    /// Only if the lock is free now (on the runtime, which must not sleep behind a
+    /// group commit): [`Admitted::LedgerBusy`] otherwise.
+    IfFree(&'a RwLock<Ledger>),
+}
+
+/// What [`admit`] found.
+#[derive(Debug)]
+pub enum Admitted {
+    /// A verdict for each envelope, in order.
+    Verdicts(Vec<Verdict>),
+    /// The ledger had to be read and its lock was taken ([`LedgerAccess::IfFree`]).
+    LedgerBusy,
+}
+
 /// Checks the envelopes of one request, in order: a [`Verdict`] for each.
 ///
 /// # Errors
 /// `too_many_signatures_in_request` (400) for the request as a whole; store faults.
 pub fn admit(
-    ledger: &Ledger,
+    ledger: LedgerAccess<'_>,
+    registered: &RegisteredKeys,
     envelopes: &[Result<Envelope, EnvelopeError>],
-) -> Result<Vec<Verdict>, ApiError> {
+) -> Result<Admitted, ApiError> {
     let signatures: usize = envelopes
         .iter()
         .flatten()
@@ -71,9 +128,18 @@ pub fn admit(
             ),
         ));
     }
+    let mut keys = Keys {
+        access: ledger,
+        guard: None,
+        registered,
+        asked: HashMap::new(),
+    };
     let mut seen = HashMap::new();
-    let mut named: HashSet<String> = HashSet::new();
-    let mut registered: HashMap<String, bool> = HashMap::new();
+    let mut named = Named {
+        envelopes,
+        upto: 0,
+        strings: HashSet::new(),
+    };
     let mut out = Vec::with_capacity(envelopes.len());
     for (position, envelope) in envelopes.iter().enumerate() {
         let Ok(envelope) = envelope else {
@@ -81,56 +147,126 @@ pub fn admit(
             continue;
         };
         // The whole envelope, not only its entry id: the same statement with other
-        // signatures is another envelope, to be verified on its own.
-        let text = envelope.to_json();
-        if let Some(&of) = seen.get(&text) {
-            out.push(Verdict::Repeat { of });
-            continue;
+        // signatures is another envelope, to be verified on its own. (One envelope
+        // repeats nothing: no need to write it out again.)
+        if envelopes.len() > 1 {
+            let text = envelope.to_json();
+            if let Some(&of) = seen.get(&text) {
+                out.push(Verdict::Repeat { of });
+                continue;
+            }
+            seen.insert(text, position);
         }
-        seen.insert(text, position);
-        named_strings(envelope.payload(), &mut named);
-        out.push(
-            match unknown_signer(ledger, envelope, &named, &mut registered)? {
-                Some(refusal) => Verdict::Refuse(refusal),
-                None => Verdict::Verify,
-            },
-        );
+        let Some(refusal) = keys.unknown_signer(envelope, position, &mut named)? else {
+            out.push(Verdict::Verify);
+            continue;
+        };
+        match refusal {
+            Unknown::Key(refusal) => out.push(Verdict::Refuse(refusal)),
+            Unknown::LedgerBusy => return Ok(Admitted::LedgerBusy),
+        }
     }
-    Ok(out)
+    Ok(Admitted::Verdicts(out))
 }
 
-/// The first signer of `envelope` that is neither registered nor named in the request.
-fn unknown_signer(
-    ledger: &Ledger,
-    envelope: &Envelope,
-    named: &HashSet<String>,
-    registered: &mut HashMap<String, bool>,
-) -> Result<Option<Refusal>, ApiError> {
-    for signature in envelope.signatures() {
-        let keyid = signature.keyid();
-        if named.contains(keyid) {
-            continue;
-        }
-        let known = match registered.get(keyid) {
-            Some(&known) => known,
-            None => {
-                let known = get_object::<KeyRecord, _>(ledger.state(), keyid)
-                    .map_err(ApiError::internal)?
-                    .is_some();
-                registered.insert(keyid.to_owned(), known);
-                known
+/// Why a signer could not be admitted.
+enum Unknown {
+    /// Neither registered nor named.
+    Key(Refusal),
+    /// Not known without the ledger, whose lock is taken.
+    LedgerBusy,
+}
+
+/// Where one request's admission learns whether keys are registered: the remembered
+/// keys, then the ledger (read lock taken once, on the first key not remembered).
+struct Keys<'a> {
+    access: LedgerAccess<'a>,
+    guard: Option<RwLockReadGuard<'a, Ledger>>,
+    registered: &'a RegisteredKeys,
+    /// What the ledger answered for this request's keys.
+    asked: HashMap<String, bool>,
+}
+
+impl Keys<'_> {
+    /// The first signer of `envelope` (at `position`) that is neither registered nor
+    /// named in the request up to it.
+    fn unknown_signer(
+        &mut self,
+        envelope: &Envelope,
+        position: usize,
+        named: &mut Named<'_>,
+    ) -> Result<Option<Unknown>, ApiError> {
+        for signature in envelope.signatures() {
+            let keyid = signature.keyid();
+            if self.registered.contains(keyid) || named.names(keyid, position) {
+                continue;
             }
-        };
-        if !known {
-            return Ok(Some(Refusal {
-                code: "unknown_key",
-                detail: format!(
-                    "key {keyid} is not registered in this ledger, and no entry of this request registers it"
-                ),
-            }));
+            let known = match self.asked.get(keyid) {
+                Some(&known) => known,
+                None => {
+                    let Some(ledger) = self.ledger() else {
+                        return Ok(Some(Unknown::LedgerBusy));
+                    };
+                    let known = get_object::<KeyRecord, _>(ledger.state(), keyid)
+                        .map_err(ApiError::internal)?
+                        .is_some();
+                    if known {
+                        self.registered.remember(keyid);
+                    }
+                    self.asked.insert(keyid.to_owned(), known);
+                    known
+                }
+            };
+            if !known {
+                return Ok(Some(Unknown::Key(Refusal {
+                    code: "unknown_key",
+                    detail: format!(
+                        "key {keyid} is not registered in this ledger, and no entry of this request registers it"
+                    ),
+                })));
+            }
         }
+        Ok(None)
     }
-    Ok(None)
+
+    /// The ledger under its read lock, taken now if not yet; `None` if it is busy and
+    /// the access may not wait.
+    fn ledger(&mut self) -> Option<&Ledger> {
+        if self.guard.is_none() {
+            self.guard = Some(match self.access {
+                // A poisoned lock means a reader panicked; readers change nothing.
+                LedgerAccess::Wait(lock) => lock.read().unwrap_or_else(|p| p.into_inner()),
+                LedgerAccess::IfFree(lock) => match lock.try_read() {
+                    Ok(guard) => guard,
+                    Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => return None,
+                },
+            });
+        }
+        self.guard.as_deref()
+    }
+}
+
+/// The strings the payloads of a request name, read only when a signer is not
+/// remembered as registered (a payload's JSON tree is the dearest part of admission).
+struct Named<'a> {
+    envelopes: &'a [Result<Envelope, EnvelopeError>],
+    /// Payloads read so far: `envelopes[..upto]`.
+    upto: usize,
+    strings: HashSet<String>,
+}
+
+impl Named<'_> {
+    /// Whether the payload of the envelope at `position` or of one before it names `keyid`.
+    fn names(&mut self, keyid: &str, position: usize) -> bool {
+        while self.upto <= position && self.upto < self.envelopes.len() {
+            if let Ok(envelope) = &self.envelopes[self.upto] {
+                named_strings(envelope.payload(), &mut self.strings);
+            }
+            self.upto += 1;
+        }
+        self.strings.contains(keyid)
+    }
 }
 
 /// Adds every string value of the payload's JSON (at any depth) to `named`: the keys

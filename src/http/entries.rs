@@ -37,7 +37,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::admission::Verdict;
+use super::admission::{Admitted, LedgerAccess, Verdict};
 use super::error::ApiError;
 use super::sequencer::{QueueError, RETRY_AFTER_SECS};
 use super::AppState;
@@ -93,16 +93,27 @@ pub async fn post_entries(
             max: REQUEST_BODY_BYTES_MAX,
         });
     }
-    let keys = std::sync::Arc::clone(&app.keys);
-    let ledger = std::sync::Arc::clone(&app.ledger);
-    // On the blocking pool, not rayon's: bounding verification to one rayon thread a
-    // core was tried and, on this shared two-core machine, cut single POSTs by a quarter
-    // (median 2,770/s against 3,800/s over four runs each): fewer threads verifying got
-    // a smaller share of the cores, so fewer requests were ready at each group commit.
-    let (batch, slots) =
-        tokio::task::spawn_blocking(move || screen_and_verify(&ledger, &keys, &body))
+    let (batch, slots) = match screen_inline(&app, &body)? {
+        Some(screened) => screened,
+        None => {
+            let app = app.clone();
+            // On the blocking pool, not rayon's: bounding verification to one rayon
+            // thread a core was tried and, on this shared two-core machine, cut single
+            // POSTs by a quarter (median 2,770/s against 3,800/s over four runs each).
+            tokio::task::spawn_blocking(move || {
+                let (batch, envelopes) = parse_submission(&body)?;
+                let access = LedgerAccess::Wait(&app.ledger);
+                match screen_and_verify(access, &app, envelopes)? {
+                    Some(slots) => Ok((batch, slots)),
+                    None => Err(ApiError::internal(
+                        "admission gave up waiting for the ledger",
+                    )),
+                }
+            })
             .await
-            .map_err(ApiError::internal)??;
+            .map_err(ApiError::internal)??
+        }
+    };
 
     // Entries refused before the log keep their answer; the rest go to the writer,
     // and their outcomes fill the empty slots in order.
@@ -134,20 +145,46 @@ pub async fn post_entries(
     }
 }
 
-/// Parses a submission, refuses what [`super::admission::admit`] refuses, and verifies
-/// the rest (in parallel for a batch): one slot per envelope, in order, and whether it
-/// was a batch. Runs on the blocking pool; takes the ledger's read lock only briefly.
-fn screen_and_verify(
-    ledger: &std::sync::RwLock<Ledger>,
-    keys: &crate::log::envelope::KeyCache,
-    body: &[u8],
-) -> Result<(bool, Vec<Slot>), ApiError> {
+/// Most signatures a submission may carry to be verified right on the runtime (a
+/// registration carries three: the operator's, the new key's, an association's).
+const INLINE_SIGNATURES_MAX: usize = 4;
+
+/// The hot path, one envelope of a few signatures, screened and verified right here on
+/// the runtime worker: `None` for anything else, or when admission would have to wait
+/// for the ledger's lock (the writer holds it for a whole group commit), which is then
+/// done on the blocking pool. Issue 15's profile of single POSTs: the hop to the blocking
+/// pool and back, and up to one blocking thread a connection contending for two cores,
+/// cost more kernel time (context switches) than the two or three verifications it moved.
+fn screen_inline(app: &AppState, body: &[u8]) -> Result<Option<(bool, Vec<Slot>)>, ApiError> {
+    if body.len() > crate::limits::ENVELOPE_BYTES_MAX {
+        return Ok(None);
+    }
     let (batch, envelopes) = parse_submission(body)?;
-    // Cheap refusals first, under a brief read lock: no signature is verified for
-    // an unknown key, a repeated envelope or an oversized request.
-    let admitted = {
-        let guard = ledger.read().unwrap_or_else(|p| p.into_inner());
-        super::admission::admit(&guard, &envelopes)?
+    let signatures: usize = envelopes
+        .iter()
+        .flatten()
+        .map(|e| e.signatures().len())
+        .sum();
+    if envelopes.len() != 1 || signatures > INLINE_SIGNATURES_MAX {
+        return Ok(None);
+    }
+    let access = LedgerAccess::IfFree(&app.ledger);
+    Ok(screen_and_verify(access, app, envelopes)?.map(|slots| (batch, slots)))
+}
+
+/// Refuses what [`super::admission::admit`] refuses and verifies the rest (in parallel
+/// for a batch): one slot per envelope, in order; `None` if admission needed the ledger
+/// and `access` may not wait for it.
+fn screen_and_verify(
+    access: LedgerAccess<'_>,
+    app: &AppState,
+    envelopes: Vec<Result<Envelope, EnvelopeError>>,
+) -> Result<Option<Vec<Slot>>, ApiError> {
+    // Cheap refusals first: no signature is verified for an unknown key, a repeated
+    // envelope or an oversized request.
+    let admitted = match super::admission::admit(access, &app.registered, &envelopes)? {
+        Admitted::Verdicts(verdicts) => verdicts,
+        Admitted::LedgerBusy => return Ok(None),
     };
     // Verified in parallel (rayon); shape errors and refusals already have their result.
     let screens = admitted
@@ -161,8 +198,8 @@ fn screen_and_verify(
             Verdict::Repeat { of } => Screen::Repeat { of },
         })
         .collect();
-    let slots = submission::verify(envelopes, screens, keys).map_err(ApiError::internal)?;
-    Ok((batch, slots))
+    let slots = submission::verify(envelopes, screens, &*app.keys).map_err(ApiError::internal)?;
+    Ok(Some(slots))
 }
 
 /// Why the body could not be read: too large, too slow, or broken off.

@@ -165,6 +165,8 @@ pub struct Shared {
     ledger: Arc<RwLock<Ledger>>,
     sequencer: Sequencer,
     keys: Arc<KeyCache>,
+    /// Keys admission found registered ([`admission::RegisteredKeys`]).
+    registered: admission::RegisteredKeys,
     requests: metrics::RequestCounts,
     cosignatures: cosign::Cosignatures,
     entry_cache: balances::EntryCache,
@@ -207,6 +209,7 @@ impl AppState {
             ledger,
             sequencer,
             keys: Arc::new(KeyCache::self_certifying()),
+            registered: admission::RegisteredKeys::default(),
             requests: metrics::RequestCounts::default(),
             entry_cache: balances::EntryCache::default(),
             answer_cache: balances::AnswerCache::new(config.answer_cache_bytes_max),
