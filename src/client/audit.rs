@@ -153,50 +153,141 @@ fn audit_required(
     visitor: &mut dyn AuditVisitor,
     progress: &dyn Fn(u64, u64),
 ) -> Result<AuditReport, ClientError> {
-    let previous = match state_file {
-        Some(path) => read_state(path)?,
-        None => None,
-    };
-    let pinned = operator_vkey.or(previous.as_ref().map(|s| s.operator_vkey.as_str()));
-    let operator = client.operator(pinned)?;
-    // Verified once the entries are replayed: the operator's key may have changed since
-    // the pinned one, which the entries show (schemas/README.md §11).
-    let cp_bytes = client.get_bytes("/checkpoint", CLIENT_CHECKPOINT_BYTES_MAX)?;
-    let served = crate::log::note::Note::parse(&cp_bytes)
-        .and_then(|note| crate::log::note::Checkpoint::from_body(note.text()))
-        .map_err(|e| failed(format!("the checkpoint does not parse: {e}")))?;
-    let (size, root) = (served.size, served.root);
-    // Whether the pinned key has been the operator's at some point of the log: from
-    // there on, each key change is signed by the key before (the rules see to it).
-    let mut pinned_reached = false;
-
-    // Every entry, from the entry bundles; leaves decoded and signatures verified.
-    let mut frontier = Frontier::new();
-    let mut prefix_roots = Vec::new();
-    let old = match &previous {
-        Some(state) => Some(
-            SignedCheckpoint::parse_and_verify(state.checkpoint.as_bytes(), &operator)
-                .map_err(|e| failed(format!("the remembered checkpoint: {e}")))?,
-        ),
-        None => None,
-    };
-    let old_size = old.as_ref().map(|c| c.checkpoint().size);
-    if let Some(old_size) = old_size {
-        if old_size > size {
-            return Err(failed(format!(
-                "the log shrank: {size} entries now, {old_size} verified before"
-            )));
-        }
-    }
-    let keys = KeyCache::self_certifying();
+    let start = AuditStart::fetch(client, operator_vkey, state_file)?;
+    let size = start.served.size;
     let mut notes = NoteFeed::new(client, size, required.state_note);
-    let mut signatures = 0u64;
+    let read = read_entries(client, &start, &mut notes, visitor, progress)?;
+    let operator_now = operator_after_replay(&start.operator, visitor, read.pinned_reached)?;
+    let cp = SignedCheckpoint::parse_and_verify(&start.cp_bytes, &operator_now)
+        .map_err(|e| failed(format!("the checkpoint does not verify: {e}")))?;
+    if read.root != start.served.root {
+        return Err(failed(format!(
+            "the entries served give root {}, the checkpoint of size {size} says {}",
+            read.root.to_base64(),
+            start.served.root.to_base64()
+        )));
+    }
+    if let Some(trust) = required.witnesses {
+        trust.cosigned(&cp)?;
+    }
+    // The note of the checkpoint's size, if the listing did not have it: asked for alone.
+    let final_note_alone = required.state_note && size > 0 && notes.last_checked != Some(size);
+    if final_note_alone {
+        state_note_at(client, &cp, &operator_now, visitor)?;
+    }
+    let consistent_with = match &start.old {
+        Some(old) => Some(consistent_with(old, &cp, read.old_size_root)?),
+        None => None,
+    };
+    if let Some(path) = state_file {
+        let state = AuditState {
+            operator_vkey: operator_now.to_vkey(),
+            checkpoint: cp.text(),
+        };
+        write_state(path, &state)?;
+    }
+    Ok(AuditReport {
+        origin: cp.checkpoint().origin.to_string(),
+        size,
+        root: start.served.root,
+        signatures: read.signatures,
+        consistent_with,
+        state_notes: notes.checked + u64::from(final_note_alone),
+        state_notes_listed: !notes.unlisted,
+    })
+}
+
+/// What an audit starts from: the operator key pinned, the checkpoint served now (its
+/// signature checked once the entries have shown which key signs it), and the checkpoint
+/// verified by the last audit, if a state file remembers one.
+struct AuditStart {
+    operator: NoteVerifier,
+    cp_bytes: Vec<u8>,
+    served: crate::log::note::Checkpoint,
+    old: Option<SignedCheckpoint>,
+}
+
+impl AuditStart {
+    fn fetch(
+        client: &Client,
+        operator_vkey: Option<&str>,
+        state_file: Option<&Path>,
+    ) -> Result<AuditStart, ClientError> {
+        let previous = match state_file {
+            Some(path) => read_state(path)?,
+            None => None,
+        };
+        let pinned = operator_vkey.or(previous.as_ref().map(|s| s.operator_vkey.as_str()));
+        let operator = client.operator(pinned)?;
+        // Verified once the entries are replayed: the operator's key may have changed
+        // since the pinned one, which the entries show (schemas/README.md §11).
+        let cp_bytes = client.get_bytes("/checkpoint", CLIENT_CHECKPOINT_BYTES_MAX)?;
+        let served = crate::log::note::Note::parse(&cp_bytes)
+            .and_then(|note| crate::log::note::Checkpoint::from_body(note.text()))
+            .map_err(|e| failed(format!("the checkpoint does not parse: {e}")))?;
+        let old = match &previous {
+            Some(state) => Some(
+                SignedCheckpoint::parse_and_verify(state.checkpoint.as_bytes(), &operator)
+                    .map_err(|e| failed(format!("the remembered checkpoint: {e}")))?,
+            ),
+            None => None,
+        };
+        if let Some(old) = &old {
+            let (old_size, size) = (old.checkpoint().size, served.size);
+            if old_size > size {
+                return Err(failed(format!(
+                    "the log shrank: {size} entries now, {old_size} verified before"
+                )));
+            }
+        }
+        Ok(AuditStart {
+            operator,
+            cp_bytes,
+            served,
+            old,
+        })
+    }
+}
+
+/// What reading every entry gave.
+struct EntriesRead {
+    /// The root of all the entries served.
+    root: Hash,
+    /// The root of the first entries, as many as the last audit verified.
+    old_size_root: Option<Hash>,
+    /// Envelope signatures verified.
+    signatures: u64,
+    /// Whether the pinned key was the operator's at some point of the log.
+    pinned_reached: bool,
+}
+
+/// Every entry, from the entry bundles: leaves decoded, signatures verified, in order,
+/// shown to the visitor (which replays them), and each listed state note compared as
+/// the replay reaches its size.
+fn read_entries(
+    client: &Client,
+    start: &AuditStart,
+    notes: &mut NoteFeed<'_>,
+    visitor: &mut dyn AuditVisitor,
+    progress: &dyn Fn(u64, u64),
+) -> Result<EntriesRead, ClientError> {
+    let size = start.served.size;
+    let old_size = start.old.as_ref().map(|c| c.checkpoint().size);
+    let keys = KeyCache::self_certifying();
+    let mut frontier = Frontier::new();
+    let mut read = EntriesRead {
+        root: Hash::empty_root(),
+        old_size_root: None,
+        signatures: 0,
+        // From the pinned key on, each key change is signed by the key before (the
+        // rules see to it).
+        pinned_reached: false,
+    };
     let mut order = LeafOrder::default();
     while order.next_index() < size {
         let next = order.next_index();
         let tile = next / TILE_WIDTH;
-        let width = (size - next).min(TILE_WIDTH);
-        let bundle = client.entry_bundle(tile, width)?;
+        let bundle = client.entry_bundle(tile, (size - next).min(TILE_WIDTH))?;
         // The leaf checker of the file audit (`log::leaf_check`), on the leaf bytes:
         // canonical, signed, in place, in time. Leaves decode canonically, so encoding
         // a served leaf gives back the bytes served (the hash comparison proves it).
@@ -213,99 +304,80 @@ fn audit_required(
             if checked.hash != entry.hash {
                 return Err(failed(format!("entry {index}: not canonically encoded")));
             }
-            let mut completed = Vec::new();
             frontier
-                .push(checked.hash, &mut completed)
+                .push(checked.hash, &mut Vec::new())
                 .map_err(|e| failed(e.to_string()))?;
             if Some(frontier.size()) == old_size {
-                prefix_roots.push(frontier.root());
+                read.old_size_root = Some(frontier.root());
             }
-            signatures += checked.signatures() as u64;
+            read.signatures += checked.signatures() as u64;
             visitor
                 .leaf(&checked.leaf)
                 .map_err(|e| failed(format!("entry {index}: {e}")))?;
-            if !pinned_reached {
+            if !read.pinned_reached {
                 let named = visitor.operator_vkey().map_err(|e| failed(e.to_string()))?;
-                pinned_reached = named.map_or(true, |k| k == operator.to_vkey());
+                read.pinned_reached = named.map_or(true, |k| k == start.operator.to_vkey());
             }
             if let Some(row) = notes.take(order.next_index())? {
-                let key = note_key(visitor, &operator)?;
-                check_state_note(&row, served.origin.as_str(), &key, visitor)?;
+                let key = note_key(visitor, &start.operator)?;
+                check_state_note(&row, start.served.origin.as_str(), &key, visitor)?;
             }
         }
         progress(order.next_index(), size);
     }
-    let operator_now = match visitor.operator_vkey().map_err(|e| failed(e.to_string()))? {
-        Some(vkey) if vkey != operator.to_vkey() => {
+    read.root = frontier.root();
+    Ok(read)
+}
+
+/// The operator key the checkpoint must be signed by once the entries are replayed:
+/// the pinned key, or the key the ledger handed over to, if the handovers lead there
+/// from the pinned key.
+fn operator_after_replay(
+    pinned: &NoteVerifier,
+    visitor: &mut dyn AuditVisitor,
+    pinned_reached: bool,
+) -> Result<NoteVerifier, ClientError> {
+    match visitor.operator_vkey().map_err(|e| failed(e.to_string()))? {
+        Some(vkey) if vkey != pinned.to_vkey() => {
             if !pinned_reached {
                 return Err(failed(format!(
                     "the ledger's operator key {vkey} is not reached from the pinned key {}",
-                    operator.to_vkey()
+                    pinned.to_vkey()
                 )));
             }
             NoteVerifier::from_vkey(&vkey)
-                .map_err(|e| failed(format!("the ledger's operator key: {e}")))?
+                .map_err(|e| failed(format!("the ledger's operator key: {e}")))
         }
-        _ => operator.clone(),
+        _ => Ok(pinned.clone()),
+    }
+}
+
+/// The size of the checkpoint verified before, once the entries served now are shown to
+/// extend it. Consistency is computed, not taken from the server (a static tree, such as
+/// one nginx serves, has no proof to give, and a served proof is the server's word): the
+/// entries served today give both the checkpoint's root (checked by the caller) and, at
+/// the old size, `old_size_root`, which must be the root verified before.
+fn consistent_with(
+    old: &SignedCheckpoint,
+    cp: &SignedCheckpoint,
+    old_size_root: Option<Hash>,
+) -> Result<u64, ClientError> {
+    let (m, old_root) = (old.checkpoint().size, old.checkpoint().root);
+    if old.checkpoint().origin != cp.checkpoint().origin {
+        return Err(failed("the origin changed since the last audit"));
+    }
+    let recomputed = if m == 0 {
+        Some(Hash::empty_root())
+    } else {
+        old_size_root
     };
-    let cp = SignedCheckpoint::parse_and_verify(&cp_bytes, &operator_now)
-        .map_err(|e| failed(format!("the checkpoint does not verify: {e}")))?;
-    if frontier.root() != root {
+    if recomputed != Some(old_root) {
+        let size = cp.checkpoint().size;
         return Err(failed(format!(
-            "the entries served give root {}, the checkpoint of size {size} says {}",
-            frontier.root().to_base64(),
-            root.to_base64()
+            "the checkpoint of size {size} is not consistent with the one of size {m} verified before: the first {m} entries served now do not give its root (history rewritten)"
         )));
     }
-    if let Some(trust) = required.witnesses {
-        trust.cosigned(&cp)?;
-    }
-    // The note of the checkpoint's size, if the listing did not have it: asked for alone.
-    let final_note_alone = required.state_note && size > 0 && notes.last_checked != Some(size);
-    if final_note_alone {
-        state_note_at(client, &cp, &operator_now, visitor)?;
-    }
-
-    let mut consistent_with = None;
-    if let Some(old) = &old {
-        let (m, old_root) = (old.checkpoint().size, old.checkpoint().root);
-        if old.checkpoint().origin != cp.checkpoint().origin {
-            return Err(failed("the origin changed since the last audit"));
-        }
-        // Consistency computed, not taken from the server (a static tree, such as one
-        // nginx serves, has no proof to give, and a served proof is the server's word):
-        // the entries served today give both the checkpoint's root (checked above) and,
-        // at the old size, the root verified before, so the new tree extends the old.
-        let recomputed = if m == 0 {
-            Some(Hash::empty_root())
-        } else {
-            prefix_roots.first().copied()
-        };
-        if recomputed != Some(old_root) {
-            return Err(failed(format!(
-                "the checkpoint of size {size} is not consistent with the one of size {m} verified before: the first {m} entries served now do not give its root (history rewritten)"
-            )));
-        }
-        consistent_with = Some(m);
-    }
-    if let Some(path) = state_file {
-        write_state(
-            path,
-            &AuditState {
-                operator_vkey: operator_now.to_vkey(),
-                checkpoint: cp.text(),
-            },
-        )?;
-    }
-    Ok(AuditReport {
-        origin: cp.checkpoint().origin.to_string(),
-        size,
-        root,
-        signatures,
-        consistent_with,
-        state_notes: notes.checked + u64::from(final_note_alone),
-        state_notes_listed: !notes.unlisted,
-    })
+    Ok(m)
 }
 
 /// The operator's signed state notes, read from `GET /v1/state-notes` a page at a time
