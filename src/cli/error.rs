@@ -107,7 +107,10 @@ pub enum CliError {
     Publish(#[source] crate::publish::PublishError),
     /// Cities of the national view did not verify (reported, not in the totals).
     #[error("{failed} cities did not verify (reported above, left out of the totals)")]
-    CitiesFailed { failed: u64 },
+    CitiesFailed {
+        /// Cities that did not verify.
+        failed: u64,
+    },
     /// The national totals do not fit.
     #[error(transparent)]
     NationalTotal(crate::national::report::TotalOverflow),

@@ -10,8 +10,6 @@
 //! | 3 | input refused: an entry was not appended (bad envelope, rule broken, conflict) |
 //! | 4 | the store could not be used: missing, damaged (fail-closed), or an I/O fault |
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 mod backup_command;
 mod client_commands;
 mod demo_command;
@@ -81,6 +79,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 3 input refused; 4 store missing, damaged or unusable."
 )]
 pub struct Cli {
+    /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -156,6 +155,7 @@ pub enum ScaleArg {
     City,
 }
 
+/// The arguments of `demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// The demo's directory (ledger in DIR/ledger, report in DIR/report); default: a
@@ -173,6 +173,7 @@ pub struct DemoArgs {
     pub keep_serving: bool,
 }
 
+/// The subcommands of `client`.
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Submit envelope files (JSON, or JSON Lines if `.jsonl`); print each result, after
@@ -185,6 +186,7 @@ pub enum ClientCommand {
     Preferences(ClientPreferencesArgs),
 }
 
+/// The arguments of `client preferences`.
 #[derive(Debug, Args)]
 pub struct ClientPreferencesArgs {
     /// The server's base URL.
@@ -217,6 +219,7 @@ pub struct ClientPreferencesArgs {
     pub operator_key: Option<String>,
 }
 
+/// The arguments of `client submit`.
 #[derive(Debug, Args)]
 pub struct ClientSubmitArgs {
     /// The server's base URL.
@@ -231,11 +234,13 @@ pub struct ClientSubmitArgs {
     pub operator_key: Option<String>,
 }
 
+/// The arguments of `client balance`.
 #[derive(Debug, Args)]
 pub struct ClientBalanceArgs {
     /// The server's base URL.
     #[arg(long)]
     pub url: String,
+    /// Whose balance to fetch.
     #[command(flatten)]
     pub target: BalanceTarget,
     /// The operator verifier key you trust (default: the one the server announces).
@@ -255,8 +260,10 @@ pub struct ClientBalanceArgs {
     pub state: Option<PathBuf>,
 }
 
+/// The arguments of `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// The ledger directory to serve.
     #[command(flatten)]
     pub data: DataArg,
     /// The address to listen on.
@@ -268,6 +275,7 @@ pub struct ServeArgs {
     pub witnesses: Vec<crate::http::witnesses::WitnessTarget>,
 }
 
+/// The arguments of `witness`.
 #[derive(Debug, Args)]
 pub struct WitnessArgs {
     /// The witness's own directory: the latest checkpoint cosigned per log, split views.
@@ -286,6 +294,7 @@ pub struct WitnessArgs {
     pub logs: Vec<String>,
 }
 
+/// Whose balance: exactly one of `--claim`, `--pledge`, `--allocation`, `--student`.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 pub struct BalanceTarget {
@@ -303,14 +312,18 @@ pub struct BalanceTarget {
     pub student: Option<String>,
 }
 
+/// The arguments of `balance`.
 #[derive(Debug, Args)]
 pub struct BalanceArgs {
+    /// The ledger directory to read.
     #[command(flatten)]
     pub data: DataArg,
+    /// Whose balance to print.
     #[command(flatten)]
     pub target: BalanceTarget,
 }
 
+/// Which report: exactly one of `--institution`, `--pool`.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 pub struct ReportTarget {
@@ -322,10 +335,13 @@ pub struct ReportTarget {
     pub pool: bool,
 }
 
+/// The arguments of `report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
+    /// The ledger directory to read.
     #[command(flatten)]
     pub data: DataArg,
+    /// Which report to print.
     #[command(flatten)]
     pub target: ReportTarget,
 }
@@ -338,8 +354,10 @@ pub struct DataArg {
     pub data: PathBuf,
 }
 
+/// The arguments of `init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
+    /// The directory to create the log in.
     #[command(flatten)]
     pub data: DataArg,
     /// The checkpoint origin, e.g. `lessons.example/shanghai` (C2SP tlog-checkpoint).
@@ -363,8 +381,10 @@ pub struct InitArgs {
     pub associations: Vec<PathBuf>,
 }
 
+/// The arguments of `match`.
 #[derive(Debug, Args)]
 pub struct MatchArgs {
+    /// The ledger directory to match in.
     #[command(flatten)]
     pub data: DataArg,
     /// Print the plans and the figures; write nothing.
@@ -372,6 +392,7 @@ pub struct MatchArgs {
     pub dry_run: bool,
 }
 
+/// The arguments of `keygen`.
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
     /// The key's name (a pseudonymous reference, never a person's name).
@@ -387,6 +408,7 @@ pub struct KeygenArgs {
     pub from: Option<PathBuf>,
 }
 
+/// The arguments of `sign`.
 #[derive(Debug, Args)]
 pub struct SignArgs {
     /// A key pair prefix made by `keygen`: PREFIX.key (PKCS#8 PEM, ours or OpenSSL's)
@@ -401,8 +423,10 @@ pub struct SignArgs {
     pub payload: PathBuf,
 }
 
+/// The arguments of `append`.
 #[derive(Debug, Args)]
 pub struct AppendArgs {
+    /// The ledger directory to append to.
     #[command(flatten)]
     pub data: DataArg,
     /// Envelope files: one JSON envelope each, or JSON Lines if the name ends in `.jsonl`.
@@ -413,8 +437,10 @@ pub struct AppendArgs {
     pub batch: usize,
 }
 
+/// The arguments of `checkpoint`.
 #[derive(Debug, Args)]
 pub struct CheckpointArgs {
+    /// The ledger directory to read.
     #[command(flatten)]
     pub data: DataArg,
     /// Print every checkpoint the log has signed, oldest first.
@@ -422,6 +448,7 @@ pub struct CheckpointArgs {
     pub all: bool,
 }
 
+/// The subcommands of `proof`.
 #[derive(Debug, Subcommand)]
 pub enum ProofCommand {
     /// Inclusion proof of one entry (by index or by entry id) in a tree size.
@@ -430,8 +457,10 @@ pub enum ProofCommand {
     Consistency(ConsistencyArgs),
 }
 
+/// The arguments of `proof inclusion`.
 #[derive(Debug, Args)]
 pub struct InclusionArgs {
+    /// The ledger directory to read.
     #[command(flatten)]
     pub data: DataArg,
     /// The entry's index.
@@ -449,8 +478,10 @@ pub struct InclusionArgs {
     pub size: Option<u64>,
 }
 
+/// The arguments of `proof consistency`.
 #[derive(Debug, Args)]
 pub struct ConsistencyArgs {
+    /// The ledger directory to read.
     #[command(flatten)]
     pub data: DataArg,
     /// The older tree size.
@@ -461,6 +492,7 @@ pub struct ConsistencyArgs {
     pub to: Option<u64>,
 }
 
+/// The arguments of `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The log directory (a local audit).

@@ -27,8 +27,6 @@
 //! remembered or named never takes the lock. Only the positive answer is remembered:
 //! an unknown key is asked again each time, and can never fill the memory.
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
@@ -44,7 +42,9 @@ use crate::log::envelope::{Envelope, EnvelopeError};
 /// Why an envelope was refused before verification: a stable code and a detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// The stable snake_case code of the refusal (e.g. `unknown_key`).
     pub code: &'static str,
+    /// What exactly was wrong, in words.
     pub detail: String,
 }
 
@@ -57,7 +57,10 @@ pub enum Verdict {
     /// Refused without verifying.
     Refuse(Refusal),
     /// The same envelope as the one at this earlier position: share its verdict.
-    Repeat { of: usize },
+    Repeat {
+        /// The earlier envelope's position in the request, from 0.
+        of: usize,
+    },
 }
 
 /// Keys found registered in the ledger, remembered so that admission need not take the

@@ -41,8 +41,6 @@
 //! # }
 //! ```
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
@@ -177,10 +175,13 @@ pub struct WriterStats {
 /// Why an entry could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
+    /// Code `queue_full`: the queue has no room for these entries now.
     #[error("the append queue is full")]
     Full,
+    /// Code `shutting_down`: the writer has stopped (the server is shutting down).
     #[error("the writer has stopped")]
     Stopped,
+    /// Code `writer_failed`: a submit failed earlier, so the writer takes no more.
     #[error("the writer failed")]
     Failed,
 }

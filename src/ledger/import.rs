@@ -8,8 +8,6 @@
 //! before the commit (and, for the first batch, before the directory is renamed into
 //! place).
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -24,36 +22,61 @@ use crate::log::store::{ImportBatch, ImportedLeaf, Log, LogError, OpenReport};
 /// the same leaves decoded (signatures verified), and the origin's signed notes.
 #[derive(Debug, Clone, Copy)]
 pub struct OriginBatch<'a> {
+    /// The leaves as the origin logged them, in log order, from this ledger's size up
+    /// to the checkpoint's.
     pub leaves: &'a [ImportedLeaf],
     /// `leaves` decoded, in the same order.
     pub decoded: &'a [Leaf],
     /// The origin's signed state note of the checkpoint's size (required past size 0).
     pub state_note: Option<&'a str>,
+    /// The origin's checkpoint of the batch, with the origin's signature lines only.
     pub checkpoint: &'a SignedCheckpoint,
 }
 
 /// Why an origin batch is not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// The log below refused or failed; the code is the [`LogError`]'s.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The ledger failed; the code is the [`LedgerError`]'s.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// Code `state_root_mismatch`: replaying the batch gives another state root than
+    /// the origin's state note signs.
     #[error("the origin's state note of size {size} says root {origin}, the replayed state gives {replayed}")]
     StateRootMismatch {
+        /// The tree size of the checkpoint, in entries.
         size: u64,
+        /// The root the origin's state note gives, hex.
         origin: String,
+        /// The root of the replayed state, hex.
         replayed: String,
     },
+    /// Code `state_note_missing`: a batch past size 0 came without a state note.
     #[error("the origin has no state note of size {size}: its state cannot be checked")]
-    StateNoteMissing { size: u64 },
+    StateNoteMissing {
+        /// The tree size of the checkpoint, in entries.
+        size: u64,
+    },
+    /// The origin's state note does not parse; the code is the `StateNoteError`'s.
     #[error("the state note does not parse: {0}")]
     StateNote(#[source] crate::log::state_note::StateNoteError),
+    /// Code `import_mismatched`: `leaves` and `decoded` are not the same length.
     #[error("{leaves} leaves but {decoded} decoded leaves")]
-    Mismatched { leaves: usize, decoded: usize },
+    Mismatched {
+        /// Length of [`OriginBatch::leaves`].
+        leaves: usize,
+        /// Length of [`OriginBatch::decoded`].
+        decoded: usize,
+    },
+    /// Code `io`: a file or directory of the ledger could not be created, read or
+    /// renamed.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },

@@ -37,8 +37,6 @@
 //! directory ([`Nodes::InDir`], a cache rebuilt on every open: see [`super::state_map`]);
 //! [`SledState::open`] alone keeps them on the heap.
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 use std::collections::{BTreeMap, HashMap};
 
 use super::state::{Changes, Key, StateView, Table, Value};
@@ -69,11 +67,20 @@ const SNAPSHOT_DELTAS_BYTES_MIN: u64 = 64 << 20;
 /// Why the sled state could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateStoreError {
+    /// Code `state_unavailable`: sled failed.
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
+    /// Code `state_corrupt`: a stored state record does not decode, or is missing or
+    /// inconsistent.
     #[error("state record {key} does not decode: {reason}")]
-    Corrupt { key: String, reason: String },
-    /// The state map's node files could not be made or grown (a full disk, say).
+    Corrupt {
+        /// Which record, in words (e.g. `snapshot chunk 3`).
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Code `state_map_unavailable`: the state map's node files could not be made or
+    /// grown (a full disk, say).
     #[error("state map nodes: {0}")]
     MapNodes(#[from] ArenaError),
 }

@@ -9,8 +9,6 @@
 //! Architecture invariant: the rules never see an entry the log has not verified, and
 //! the state never holds a change whose entry is not durable in `log.dat`.
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -33,22 +31,40 @@ const REPLAY_BATCH_ENTRIES: u64 = 4096;
 /// Why the ledger cannot go on (never an entry's fault: those are [`Outcome::Refused`]).
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
+    /// The log failed; the code is the [`LogError`]'s.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The state store failed; the code is the [`StateStoreError`]'s.
     #[error(transparent)]
     State(#[from] StateStoreError),
+    /// Code `state_diverged`: on replay, the rules refuse an entry the log already holds,
+    /// so the state cannot be rebuilt from the log.
     #[error("the rules refuse entry {index} already in the log ({code}: {reason}): the state cannot be rebuilt")]
     Diverged {
+        /// The entry's leaf index.
         index: u64,
+        /// The refusal's stable code ([`RuleError::code`], or `payload_type_unsupported`).
         code: &'static str,
+        /// The refusal, in words.
         reason: String,
     },
+    /// Code `state_ahead_of_log`: the state store reflects more entries than the log holds.
     #[error("the state reflects {state} entries but the log holds only {log}")]
-    StateAhead { state: u64, log: u64 },
+    StateAhead {
+        /// Entries the state reflects.
+        state: u64,
+        /// Entries in the log.
+        log: u64,
+    },
+    /// The state store could not be read while deciding (a store fault, not the
+    /// entry's); the code is the [`RuleError`]'s.
     #[error("the state could not be read: {0}")]
     StateFault(RuleError),
+    /// The operator's `key_rotated` entry could not be signed; the code is the
+    /// `EnvelopeError`'s.
     #[error("the operator's key change could not be signed")]
     HandoverEnvelope(#[source] crate::log::envelope::EnvelopeError),
+    /// Code `genesis_required`: a key change asked of a ledger without a genesis entry.
     #[error("the ledger has no genesis: there is no operator key to change")]
     NoGenesis,
 }

@@ -34,8 +34,6 @@
 //! assert_eq!((recovery.end, recovery.cut), (log.len(), None));
 //! ```
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -86,7 +84,9 @@ impl Seal {
 pub struct Record {
     /// Byte offset of the record's `kind` byte in the file.
     pub offset: u64,
+    /// What the record holds, from its `kind` byte.
     pub kind: RecordKind,
+    /// The body, without framing or checksum.
     pub body: Vec<u8>,
 }
 
@@ -105,6 +105,7 @@ pub struct Cut {
     pub offset: u64,
     /// Bytes removed.
     pub bytes: u64,
+    /// Why they were removed.
     pub reason: CutReason,
 }
 
@@ -112,9 +113,17 @@ pub struct Cut {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CutReason {
     /// Whole leaf records with no checkpoint after them: a batch never acknowledged.
-    Uncommitted { records: u64 },
+    Uncommitted {
+        /// Leaf records after the last checkpoint record.
+        records: u64,
+    },
     /// A record that does not parse, with no valid checkpoint record after it.
-    TornTail { at: u64, damage: Damage },
+    TornTail {
+        /// Byte offset of the record that does not parse.
+        at: u64,
+        /// What is wrong with it.
+        damage: Damage,
+    },
 }
 
 /// The outcome of [`RecordFile::recover`].
@@ -133,44 +142,97 @@ pub struct Recovery {
 /// An error of the record file.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordsError {
+    /// Code `records_io`: reading, writing or syncing the file failed.
     #[error("{path}: {source}")]
     Io {
+        /// The record file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// Code `records_bad_header`: the file is shorter than the header or does not start
+    /// with [`MAGIC`].
     #[error("{path}: file header is not the magic \"LLEDGER2\" and its seal ({len} bytes long)")]
-    BadHeader { path: PathBuf, len: u64 },
+    BadHeader {
+        /// The record file.
+        path: PathBuf,
+        /// Length of the file, in bytes.
+        len: u64,
+    },
+    /// Code `records_old_format`: a format-1 file (`LLEDGER1`, no seal).
     #[error("{path}: record file format 1 (\"LLEDGER1\", no seal); this build reads format 2")]
-    OldFormat { path: PathBuf },
+    OldFormat {
+        /// The record file.
+        path: PathBuf,
+    },
+    /// Code `records_seal_damaged`: a seal slot of the header fails its checksum.
     #[error("{path}: the header's seal is damaged (a slot fails its checksum); refusing to guess how far the file was committed")]
-    SealDamaged { path: PathBuf },
+    SealDamaged {
+        /// The record file.
+        path: PathBuf,
+    },
+    /// Code `records_below_seal`: recovery would cut below the seal, removing an
+    /// acknowledged batch; nothing is changed.
     #[error("{path}: the header seals {} entries ending at byte {}, but only {} entries ending at byte {} are intact: an acknowledged, signed batch is damaged or missing; refusing to cut it (restore log.dat from a copy)", sealed.leaves, sealed.end, intact.leaves, intact.end)]
     BelowSeal {
+        /// The record file.
         path: PathBuf,
+        /// What the header's seal says was committed.
         sealed: Seal,
+        /// How far the records are intact: leaf count and end of the last checkpoint.
         intact: Seal,
         /// The damage found after the intact part, if the file did not just end there.
         reason: Option<Damage>,
     },
+    /// Code `records_seal_mismatch`: the intact records end where the seal says, but
+    /// with another leaf count.
     #[error("{path}: the header seals {} entries at byte {}, but {} leaf records end there", sealed.leaves, sealed.end, found)]
     SealMismatch {
+        /// The record file.
         path: PathBuf,
+        /// What the header's seal says was committed.
         sealed: Seal,
+        /// Leaf records found up to the sealed end.
         found: u64,
     },
+    /// Code `records_body_too_large`: an append over `RECORD_BODY_BYTES_MAX`.
     #[error("record body of {len} bytes is over the maximum of {RECORD_BODY_BYTES_MAX}")]
-    BodyTooLarge { len: usize },
+    BodyTooLarge {
+        /// Length of the body, in bytes.
+        len: usize,
+    },
+    /// Code `records_out_of_range`: no committed record starts at `offset` (or, for
+    /// [`RecordFile::recover`], the starting seal is outside the file).
     #[error("no committed record at offset {offset} (committed length {len})")]
-    OutOfRange { offset: u64, len: u64 },
+    OutOfRange {
+        /// The byte offset asked for.
+        offset: u64,
+        /// Length of the file the offset was checked against, in bytes.
+        len: u64,
+    },
+    /// Code `records_corrupt`: a committed record does not parse (read back, or met by
+    /// recovery with a valid checkpoint record after it, so not a torn tail).
     #[error("record at offset {offset} is corrupt: {damage}")]
-    Corrupt { offset: u64, damage: Damage },
+    Corrupt {
+        /// Byte offset of the damaged record.
+        offset: u64,
+        /// What is wrong with it.
+        damage: Damage,
+    },
+    /// Code `records_poisoned`: a commit failed earlier, so the writer refuses everything.
     #[error("a commit failed earlier; reopen the file and recover")]
     Poisoned,
+    /// Code `records_not_recovered`: an append before [`RecordFile::recover`].
     #[error("the file was opened but not recovered; appends must follow recovery")]
     NotRecovered,
+    /// Code `records_pending`: appended bytes not yet committed are in the way (of a
+    /// recovery, or of a commit that another batch overtook).
     #[error("{bytes} appended bytes are not committed yet")]
-    Pending { bytes: usize },
+    Pending {
+        /// Appended bytes still buffered.
+        bytes: usize,
+    },
 }
 
 impl RecordsError {

@@ -7,8 +7,6 @@
 //! ([`crate::log::leaf_check::check_leaves`]: canonical decoding, every signature,
 //! the leaf hash), on all cores, while the next bundles are being downloaded.
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 use std::io::Read;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -35,8 +33,11 @@ pub struct OriginReader {
 /// Leaves fetched and verified: bytes, decoded form and hash, in log order.
 #[derive(Debug, Default)]
 pub struct Fetched {
+    /// The leaves as the origin serves them, with their entry ids.
     pub leaves: Vec<ImportedLeaf>,
+    /// The same leaves decoded, signatures verified.
     pub decoded: Vec<Leaf>,
+    /// Their RFC 6962 leaf hashes.
     pub hashes: Vec<Hash>,
     /// Envelope signatures verified.
     pub signatures: u64,

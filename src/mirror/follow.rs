@@ -3,8 +3,6 @@
 //! the mirror with evidence; anything that may be the network's or a bad tile's fault
 //! is an error of this round only.
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 use std::sync::{mpsc, Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -24,8 +22,9 @@ pub const CHUNK_ENTRIES: u64 = 4096;
 /// What one round did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Followed {
-    /// The mirror's size before the round, and after.
+    /// The mirror's size before the round, in entries.
     pub from: u64,
+    /// The mirror's size after the round, in entries.
     pub to: u64,
     /// Envelope signatures verified.
     pub signatures: u64,

@@ -28,8 +28,6 @@
 //! ledger: an imported log, [`crate::log::store::Log::open_imported`]), `checkpoint`
 //! (the latest checkpoint with the mirror's cosignature), `evidence/`, `stopped.json`.
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 pub mod evidence;
 pub mod fetch;
 pub mod follow;
@@ -53,10 +51,15 @@ pub use witnesses::{WitnessPolicy, Witnessed};
 
 /// The file names inside a mirror directory.
 pub mod layout {
+    /// The origin and its pinned key, [`super::MirrorConfig`].
     pub const CONFIG: &str = "mirror.json";
+    /// The mirror's ledger directory: an imported log and its state.
     pub const LOG: &str = "log";
+    /// The latest checkpoint with the mirror's cosignature, as served.
     pub const COSIGNED: &str = "checkpoint";
+    /// Directory of the signed notes kept as evidence when the mirror stops.
     pub const EVIDENCE: &str = "evidence";
+    /// Why the mirror stopped, [`super::Stopped`]; its presence refuses every round.
     pub const STOPPED: &str = "stopped.json";
 }
 
@@ -74,36 +77,77 @@ pub struct MirrorConfig {
 /// Why the mirror cannot go on.
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
+    /// Code `origin_unreachable`: a request to the origin failed or was answered with
+    /// an error.
     #[error("the origin at {url}: {reason}")]
-    Origin { url: String, reason: String },
+    Origin {
+        /// The URL asked.
+        url: String,
+        /// What went wrong, in words.
+        reason: String,
+    },
+    /// Code `origin_data_refused`: what the origin served fails a check (an entry, a
+    /// bundle, a tree that does not extend the mirror's); the detail says which.
     #[error("the origin's data is refused: {0}")]
     Refused(String),
+    /// The origin's checkpoint or note does not parse or verify, or cosigning it failed;
+    /// the code is the [`NoteError`]'s.
     #[error("the origin's checkpoint: {0}")]
     Checkpoint(#[source] NoteError),
+    /// Code `origin_key_mismatch`: the origin key given is not the one pinned in
+    /// `mirror.json`.
     #[error("the origin key {given} is not the key pinned for this mirror, {pinned}")]
-    KeyMismatch { given: String, pinned: String },
+    KeyMismatch {
+        /// The key given (`--origin-key`), a verifier key.
+        given: String,
+        /// The key pinned in `mirror.json`.
+        pinned: String,
+    },
+    /// Code `origin_mismatch`: the origin's checkpoint names another origin than the
+    /// one pinned.
     #[error("the origin serves {found:?}, this mirror follows {pinned:?}")]
-    OriginMismatch { found: String, pinned: String },
+    OriginMismatch {
+        /// The origin line of the checkpoint served.
+        found: String,
+        /// The origin line pinned in `mirror.json`.
+        pinned: String,
+    },
+    /// The mirror is stopped (a fork or a contradicted state note); the code is the
+    /// [`Stopped`] record's (`origin_forked`, `state_root_mismatch`, `state_diverged`,
+    /// or `mirror_stopped` for a code this build does not know).
     #[error("{0}")]
     Stopped(Stopped),
+    /// Importing a batch failed; the code is the [`ImportError`]'s.
     #[error(transparent)]
     Import(#[from] ImportError),
+    /// The mirror's ledger failed; the code is the [`LedgerError`]'s.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// Code `witness_quorum_not_met`: the origin's checkpoint carries fewer verified
+    /// witness cosignatures than the [`WitnessPolicy`] requires, so it is not followed.
     #[error("the origin's checkpoint of size {size} carries {verified} verified witness cosignatures, {required} required")]
     WitnessQuorum {
+        /// The checkpoint's tree size, in entries.
         size: u64,
+        /// Distinct witness keys whose cosignature verified.
         verified: usize,
+        /// The quorum, in distinct witness keys.
         required: usize,
     },
+    /// Code `mirror_empty`: the mirror holds no log yet.
     #[error("no mirrored log yet: follow the origin once first")]
     Empty,
+    /// Code `io`: a file or directory of the mirror could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// Code `mirror_config_invalid`: the mirror's configuration is invalid (`mirror.json`,
+    /// a key or the witness policy given); the detail says what.
     #[error("mirror.json: {0}")]
     Config(String),
 }
@@ -334,8 +378,11 @@ fn pinned_config(
 /// the leaf hash, on all cores): the bound a mirror's catch-up is measured against.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VerifyLimit {
+    /// Leaves checked.
     pub entries: u64,
+    /// Envelope signatures verified among them.
     pub signatures: u64,
+    /// Wall time of the check, in seconds.
     pub seconds: f64,
 }
 

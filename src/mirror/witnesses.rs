@@ -27,6 +27,7 @@ pub struct WitnessPolicy {
 pub struct Witnessed {
     /// The verified signature lines, each ending in a newline.
     pub lines: String,
+    /// Distinct witness keys whose cosignature verified (what the quorum counts).
     pub keys: usize,
 }
 

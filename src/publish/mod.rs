@@ -23,8 +23,6 @@
 //! there must be the one the tree holds. A reader therefore never sees a checkpoint
 //! whose tiles are missing, and never a published history rewritten.
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 pub mod dest;
 pub mod local;
 pub mod plan;
@@ -53,57 +51,139 @@ use verify::TileSet;
 /// the destination's checkpoint still names what was published before.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// Code `usage`: the command was given something it cannot use (a destination URL,
+    /// `--data` or `--work`); the detail says what.
     #[error("{0}")]
     Usage(String),
+    /// Code `source_unavailable`: a read from the source failed or was answered with an
+    /// error.
     #[error("{url}: {reason}")]
-    Source { url: String, reason: String },
+    Source {
+        /// The URL read.
+        url: String,
+        /// What went wrong, in words.
+        reason: String,
+    },
+    /// Code `source_malformed`: a JSON answer of the source does not parse.
     #[error("{what} from the source does not parse: {source}")]
     Decode {
+        /// Which answer, by its path (`/v1/log`, `/v1/pool`).
         what: &'static str,
+        /// The parse error.
         #[source]
         source: serde_json::Error,
     },
+    /// Code `checkpoint_unverified`: the source's checkpoint does not verify under the
+    /// operator key.
     #[error("the source's checkpoint does not verify under the operator key: {0}")]
     Checkpoint(#[source] NoteError),
+    /// Code `state_note_unverified`: the source's state note does not verify.
     #[error("the source's state note of size {size} does not verify: {source}")]
     StateNote {
+        /// The checkpoint's tree size the note was asked for, in entries.
         size: u64,
+        /// Why it does not verify.
         #[source]
         source: StateNoteError,
     },
+    /// Code `state_note_unverified`: the source's state note verifies but is of another
+    /// size or origin than the checkpoint's.
     #[error("the source's state note for size {size} is of size {got} and origin {origin:?}")]
-    StateNoteMismatch { size: u64, got: u64, origin: String },
+    StateNoteMismatch {
+        /// The checkpoint's tree size the note was asked for, in entries.
+        size: u64,
+        /// The size the note says, in entries.
+        got: u64,
+        /// The origin the note says.
+        origin: String,
+    },
+    /// Code `pool_unverified`: the source's pool answer does not verify against the
+    /// state note.
     #[error("the source's pool answer of size {size} does not verify: {source}")]
     Pool {
+        /// The tree size published, in entries.
         size: u64,
+        /// Why it does not verify.
         #[source]
         source: BalanceError,
     },
+    /// Code `pool_unverified`: the source's pool answer carries another state note than
+    /// the one of its size.
     #[error("the source's pool answer of size {size} carries another state note than the one of its size")]
-    PoolNoteDiffers { size: u64 },
+    PoolNoteDiffers {
+        /// The tree size published, in entries.
+        size: u64,
+    },
+    /// Code `tile_mismatch`: a tile or entry bundle served is not what the tree holds
+    /// (wrong length, or hashes that do not match).
     #[error("{path}: {why}")]
-    Tile { path: String, why: String },
+    Tile {
+        /// The tile's path, e.g. `tile/0/001`.
+        path: String,
+        /// What is wrong with it, in words.
+        why: String,
+    },
+    /// Code `root_mismatch`: the tiles served do not give the signed checkpoint's root.
     #[error("the tiles served do not give the root of the signed checkpoint of size {size}")]
-    Root { size: u64 },
+    Root {
+        /// The checkpoint's tree size, in entries.
+        size: u64,
+    },
+    /// Code `history_rewritten`: the source's checkpoint does not extend the one the
+    /// destination holds.
     #[error("the source's checkpoint of size {size} does not extend the one of size {published} published: history rewritten")]
-    NotExtending { published: u64, size: u64 },
+    NotExtending {
+        /// The tree size the destination holds, in entries.
+        published: u64,
+        /// The tree size of the source's checkpoint, in entries.
+        size: u64,
+    },
+    /// Code `source_behind`: the source's checkpoint is smaller than what the
+    /// destination holds.
     #[error("the source's checkpoint is of size {size}, below the {published} entries published")]
-    SourceBehind { published: u64, size: u64 },
+    SourceBehind {
+        /// The tree size the destination holds, in entries.
+        published: u64,
+        /// The tree size of the source's checkpoint, in entries.
+        size: u64,
+    },
+    /// Code `origin_changed`: the source's checkpoint names another log than the one
+    /// the destination holds (or than the source's own `/v1/log` names).
     #[error("the source's log is {served:?}, the destination holds {published:?}")]
-    OriginChanged { published: String, served: String },
+    OriginChanged {
+        /// The origin expected: that of the destination's checkpoint (or of the
+        /// source's `/v1/log`).
+        published: String,
+        /// The origin line of the source's checkpoint.
+        served: String,
+    },
+    /// Code `immutable_object_differs`: a full tile or bundle already at the destination
+    /// has other bytes than the tree holds; it is never overwritten.
     #[error("{path} is published already, with other bytes than the tree holds")]
-    ImmutableDiffers { path: String },
+    ImmutableDiffers {
+        /// The object's path at the destination.
+        path: String,
+    },
+    /// Code `destination_io`: reading or writing the destination failed.
     #[error("{url}: {source}")]
     Destination {
+        /// The destination object, as a URL.
         url: String,
+        /// The error of the file system or object store.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Code `published_checkpoint_malformed`: the checkpoint at the destination does not
+    /// parse.
     #[error("the destination's checkpoint does not parse: {0}")]
     Published(#[source] NoteError),
+    /// Code `data_unreadable`: publishing from `--data`, the ledger directory or the
+    /// publisher's work copy of it could not be read, copied or served.
     #[error("{path}: {source}")]
     Local {
+        /// The file or directory.
         path: std::path::PathBuf,
+        /// The underlying error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },

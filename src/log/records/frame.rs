@@ -7,8 +7,6 @@
 //!
 //! Private to [`super`]; its format is described there.
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
@@ -61,16 +59,35 @@ impl RecordKind {
 /// Why the bytes at some offset are not a valid record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Damage {
+    /// Code `short_header`: fewer than 5 bytes left for kind and length.
     #[error("fewer than 5 bytes left for kind and length")]
     ShortHeader,
+    /// Code `unknown_kind`: the kind byte is none of [`RecordKind`]'s.
     #[error("unknown record kind {kind}")]
-    UnknownKind { kind: u8 },
+    UnknownKind {
+        /// The kind byte found.
+        kind: u8,
+    },
+    /// Code `length_over_max`: the body length is over `RECORD_BODY_BYTES_MAX`.
     #[error("body length {len} over the maximum")]
-    LengthOverMax { len: u32 },
+    LengthOverMax {
+        /// The body length the record claims, in bytes.
+        len: u32,
+    },
+    /// Code `past_end`: the body (and its CRC) would run past the end of the file.
     #[error("body length {len} runs past the end of the file")]
-    PastEnd { len: u32 },
+    PastEnd {
+        /// The body length the record claims, in bytes.
+        len: u32,
+    },
+    /// Code `crc_mismatch`: the stored CRC-32C is not that of kind ‖ len ‖ body.
     #[error("checksum mismatch: stored {stored:08x}, computed {computed:08x}")]
-    CrcMismatch { stored: u32, computed: u32 },
+    CrcMismatch {
+        /// The CRC-32C the record carries.
+        stored: u32,
+        /// The CRC-32C of the bytes read.
+        computed: u32,
+    },
 }
 
 impl Damage {

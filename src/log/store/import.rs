@@ -19,8 +19,6 @@
 //! (the handle is opened in the refusing state `log_failed`), so a write that reaches it
 //! by mistake cannot put a key of the mirror's under the origin's name.
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 use std::fs;
 use std::path::Path;
 
@@ -40,7 +38,9 @@ use crate::log::{keyfile, leaf};
 /// (from the envelope the caller decoded and verified from these bytes).
 #[derive(Debug, Clone)]
 pub struct ImportedLeaf {
+    /// The leaf as the origin logged it (the bytes its leaf hash is of).
     pub bytes: Vec<u8>,
+    /// The entry id of the envelope in it.
     pub entry_id: EntryId,
 }
 
@@ -48,6 +48,7 @@ pub struct ImportedLeaf {
 /// the origin's signed notes of that size.
 #[derive(Debug, Clone, Copy)]
 pub struct ImportBatch<'a> {
+    /// The leaves, in log order, from this log's size up to the checkpoint's.
     pub leaves: &'a [ImportedLeaf],
     /// The origin's signed state note of the checkpoint's size, if it has one.
     pub state_note: Option<&'a str>,

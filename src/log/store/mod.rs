@@ -19,8 +19,6 @@
 //! and whether an entry is allowed, come from the layer above through [`Idempotency`]
 //! and [`Admission`].
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -44,13 +42,21 @@ use crate::log::{keyfile, records};
 
 /// The file names inside a log directory.
 pub mod layout {
+    /// The log's fixed identity, [`super::LogConfig`], written once.
     pub const CONFIG: &str = "log.json";
+    /// The operator's current Ed25519 key, PKCS#8 PEM, mode 0600.
     pub const OPERATOR_KEY: &str = "operator.key";
+    /// The next operator key, present only during a key handover.
     pub const OPERATOR_KEY_NEXT: &str = "operator.key.next";
+    /// The record file, the source of truth ([`crate::log::records`]).
     pub const RECORDS: &str = "log.dat";
+    /// Directory of the Merkle node hashes, derived ([`crate::log::tree_file`]).
     pub const TREE: &str = "tree";
+    /// Leaf index → record offset in `log.dat`, derived ([`crate::log::offsets`]).
     pub const OFFSETS: &str = "offsets.dat";
+    /// Leaf index → entry id, derived ([`crate::log::id_index`]).
     pub const IDS: &str = "ids.dat";
+    /// The sled index of client ids and the head, derived ([`crate::log::index`]).
     pub const INDEX: &str = "index.sled";
 }
 
@@ -61,16 +67,38 @@ pub mod layout {
 pub enum Range {
     /// An entry index at or past the tree size it is read in.
     #[error("index {index} is out of range for tree size {size}")]
-    Index { index: u64, size: u64 },
+    Index {
+        /// The entry index asked for.
+        index: u64,
+        /// The tree size it was asked in, in entries.
+        size: u64,
+    },
     /// A subtree node whose leaves are not all in the log.
     #[error("node {index} at level {level} is not complete in a tree of size {size}")]
-    Node { level: u8, index: u64, size: u64 },
+    Node {
+        /// The node's level (0 for leaves).
+        level: u8,
+        /// The node's index within its level.
+        index: u64,
+        /// The tree size, in entries.
+        size: u64,
+    },
     /// A tree size larger than the log.
     #[error("tree size {size} is larger than the log ({log_size} entries)")]
-    TreeSize { size: u64, log_size: u64 },
+    TreeSize {
+        /// The tree size asked for, in entries.
+        size: u64,
+        /// The log's size, in entries.
+        log_size: u64,
+    },
     /// A consistency proof asked from a larger tree to a smaller one.
     #[error("from {from} is larger than to {to}")]
-    SizesReversed { from: u64, to: u64 },
+    SizesReversed {
+        /// The tree size the proof was asked from, in entries.
+        from: u64,
+        /// The tree size the proof was asked to, in entries.
+        to: u64,
+    },
 }
 
 /// The log's fixed identity, `log.json`.
@@ -143,6 +171,7 @@ impl Admission for AdmitAll {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
+    /// The entry's leaf index in the log, from 0.
     pub index: u64,
     /// The entry's ledger time (µs since the epoch), as in its leaf: with the envelope
     /// and `index` it rebuilds the leaf, so the receipt ties `entry_id` to `leaf_hash`
@@ -168,7 +197,9 @@ pub enum Outcome<R> {
     Exists(Receipt),
     /// Another entry already uses this client id.
     ExistsWithDifferentPayload {
+        /// The client id, as [`Idempotency::client_id`] gave it.
         client_id: Vec<u8>,
+        /// The entry id of the entry that already holds it.
         existing: EntryId,
     },
     /// The layer above refused it.
@@ -178,42 +209,94 @@ pub enum Outcome<R> {
 /// Everything that can go wrong opening, appending to or reading a log.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
+    /// Code `log_exists`: [`Log::create`] found a log in the directory already.
     #[error("{path}: a log already exists here; refusing to overwrite it")]
-    AlreadyExists { path: PathBuf },
+    AlreadyExists {
+        /// The log directory.
+        path: PathBuf,
+    },
+    /// Code `log_not_found`: no log in the directory.
     #[error("{path}: no log here (run `lesson-ledger init` first)")]
-    NotFound { path: PathBuf },
+    NotFound {
+        /// The log directory.
+        path: PathBuf,
+    },
+    /// Code `io`: a file of the log directory could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// Code `log_config_invalid`: the log's identity is invalid (`log.json` read back, or
+    /// the origin or key it is created with).
     #[error("log.json is invalid: {reason}")]
-    Config { reason: String },
+    Config {
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// Code `operator_key_invalid`: an operator key cannot sign or be written, or is not
+    /// the key the log expects.
     #[error("operator key: {reason}")]
-    Key { reason: String },
+    Key {
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// The record file failed; the code is the [`RecordsError`]'s (`records_…`).
     #[error(transparent)]
     Records(#[from] RecordsError),
+    /// Code `derived_data_damaged`: a derived store (`tree/`, `offsets.dat`, `ids.dat`,
+    /// `index.sled/`) failed or disagrees with `log.dat`.
     #[error("derived data: {reason}")]
-    Derived { reason: String },
+    Derived {
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// A derived store failed, with its own error as the source.
     #[error("derived data: {0}")]
     DerivedStore(#[from] DerivedError),
+    /// Code `log_damaged`: what `log.dat` holds is not a valid log (a record, leaf,
+    /// checkpoint or state note that does not check).
     #[error("log damaged at index {index}: {what}")]
-    Damaged { index: u64, what: String },
+    Damaged {
+        /// The entry index (or tree size) at which the damage was found.
+        index: u64,
+        /// What is wrong, in words.
+        what: String,
+    },
+    /// A proof could not be built; the code is the [`ProofError`]'s.
     #[error(transparent)]
     Proof(#[from] ProofError),
+    /// A leaf did not decode; the code is the [`LeafError`]'s.
     #[error(transparent)]
     Leaf(#[from] LeafError),
+    /// Code `out_of_range`: a read past the log.
     #[error("{range}")]
-    OutOfRange { range: Range },
+    OutOfRange {
+        /// What was asked for, in the request's terms.
+        range: Range,
+    },
+    /// Code `log_failed`: an earlier write failed, so the log refuses writes until it is
+    /// reopened.
     #[error("an earlier write failed; reopen the log to recover from log.dat")]
     Failed,
+    /// Code `batch_too_large`: more entries in one append than allowed.
     #[error("batch of {len} entries exceeds the {max} allowed")]
-    BatchTooLarge { len: usize, max: usize },
-    /// An imported batch failed a check ([`Log::import`]); nothing was written.
+    BatchTooLarge {
+        /// Entries in the batch.
+        len: usize,
+        /// The most allowed in one batch, in entries.
+        max: usize,
+    },
+    /// Code `import_refused`: an imported batch failed a check ([`Log::import`]);
+    /// nothing was written.
     #[error("import refused: {what}")]
-    Import { what: String },
+    Import {
+        /// The check that failed, in words.
+        what: String,
+    },
 }
 
 impl LogError {

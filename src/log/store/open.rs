@@ -1,8 +1,6 @@
 //! Creating and opening a log: recovery of the record file, and catching the derived
 //! stores up with it.
 
-#![allow(missing_docs)] // items not yet documented one by one (issue 16): this list only shrinks
-
 use super::*;
 use crate::log::disk::Disk;
 
@@ -153,14 +151,19 @@ impl Log {
 /// file is fine, what was derived from it is not.
 #[derive(Debug, thiserror::Error)]
 pub enum DerivedError {
+    /// The node hashes, `tree/`.
     #[error(transparent)]
     Tree(#[from] crate::log::tree_file::TreeError),
+    /// The record offsets, `offsets.dat`.
     #[error(transparent)]
     Offsets(#[from] crate::log::offsets::OffsetsError),
+    /// The entry ids, `ids.dat`.
     #[error(transparent)]
     Ids(#[from] crate::log::id_index::IdIndexError),
+    /// The sled index, `index.sled/`.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// The frontier (the tree's size and peaks), restored from the node hashes.
     #[error(transparent)]
     Frontier(#[from] crate::log::compact::CompactError),
 }
