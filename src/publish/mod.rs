@@ -148,14 +148,22 @@ pub enum PublishError {
         size: u64,
     },
     /// Code `origin_changed`: the source's checkpoint names another log than the one
-    /// the destination holds (or than the source's own `/v1/log` names).
+    /// the destination holds.
     #[error("the source's log is {served:?}, the destination holds {published:?}")]
     OriginChanged {
-        /// The origin expected: that of the destination's checkpoint (or of the
-        /// source's `/v1/log`).
+        /// The origin line of the destination's checkpoint.
         published: String,
         /// The origin line of the source's checkpoint.
         served: String,
+    },
+    /// Code `source_origin_mismatch`: the source's checkpoint names another log than the
+    /// source's own `/v1/log` does.
+    #[error("the source's checkpoint is of log {checkpoint:?}, its /v1/log names {log:?}")]
+    SourceOriginMismatch {
+        /// The origin the source's `/v1/log` names.
+        log: String,
+        /// The origin line of the source's checkpoint.
+        checkpoint: String,
     },
     /// Code `immutable_object_differs`: a full tile or bundle already at the destination
     /// has other bytes than the tree holds; it is never overwritten.
@@ -206,6 +214,7 @@ impl PublishError {
             PublishError::NotExtending { .. } => "history_rewritten",
             PublishError::SourceBehind { .. } => "source_behind",
             PublishError::OriginChanged { .. } => "origin_changed",
+            PublishError::SourceOriginMismatch { .. } => "source_origin_mismatch",
             PublishError::ImmutableDiffers { .. } => "immutable_object_differs",
             PublishError::Destination { .. } => "destination_io",
             PublishError::Published(_) => "published_checkpoint_malformed",
@@ -371,9 +380,9 @@ impl Publisher {
             None
         };
         if checkpoint.checkpoint().origin.as_str() != info.origin {
-            return Err(PublishError::OriginChanged {
-                published: info.origin,
-                served: checkpoint.checkpoint().origin.to_string(),
+            return Err(PublishError::SourceOriginMismatch {
+                log: info.origin,
+                checkpoint: checkpoint.checkpoint().origin.to_string(),
             });
         }
         Ok(Served {
