@@ -534,3 +534,38 @@ fn verify_url_with_a_state_file_follows_a_published_tree_served_by_nginx_as_it_g
         "the second audit is consistent with the first (size 301): {said}"
     );
 }
+
+/// A source whose checkpoint names another log than its own `/v1/log` does is refused
+/// with a code of its own (it was once reported as `origin_changed`, naming a
+/// destination that held nothing), and nothing is published.
+#[test]
+fn a_source_whose_checkpoint_and_log_disagree_on_the_origin_is_never_published() {
+    let Some(bin) = nginx_binary() else {
+        println!("skipped: no nginx binary (.ci/run installs Debian's nginx)");
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (data, operator) = new_ledger(tmp.path(), "ledger");
+    let served = Served::start(&data);
+    post(&served.url, &operator, 0..20);
+    let first = tmp.path().join("first");
+    let out = publish(&served.url, &first);
+    assert!(out.status.success(), "publish: {}", output_text(&out));
+    // The published tree, its /v1/log naming another log.
+    let log_path = first.join("v1/log");
+    let mut log: serde_json::Value =
+        serde_json::from_slice(&fs::read(&log_path).expect("v1/log")).expect("json");
+    assert_eq!(log["origin"], TEST_ORIGIN);
+    log["origin"] = json!("another.example/log");
+    fs::write(&log_path, serde_json::to_vec(&log).expect("json")).expect("edit");
+    let nginx = Nginx::start(&bin, &first, &tmp.path().join("nginx"));
+    let second = tmp.path().join("second");
+    let out = publish(&nginx.url, &second);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("source_origin_mismatch"),
+        "{}",
+        output_text(&out)
+    );
+    assert_eq!(published_size(&second), None);
+}
