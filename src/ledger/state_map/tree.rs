@@ -71,12 +71,12 @@ impl Internal {
     }
 
     fn decode(r: &[u8; NODE_BYTES]) -> Internal {
-        let (refs, hash) = r.split_at(8);
-        let (left, right) = refs.split_at(4);
+        let mut hash = [0; 32];
+        hash.copy_from_slice(&r[8..]);
         Internal {
-            left: Ref::decode(left.try_into().expect("4 bytes")),
-            right: Ref::decode(right.try_into().expect("4 bytes")),
-            hash: hash.try_into().expect("32 bytes"),
+            left: Ref::decode([r[0], r[1], r[2], r[3]]),
+            right: Ref::decode([r[4], r[5], r[6], r[7]]),
+            hash,
         }
     }
 }
@@ -89,11 +89,10 @@ fn encode_leaf(key: &Hash, value_hash: &Hash) -> [u8; LEAF_BYTES] {
 }
 
 fn decode_leaf(r: &[u8; LEAF_BYTES]) -> (Hash, Hash) {
-    let (k, v) = r.split_at(32);
-    (
-        k.try_into().expect("32 bytes"),
-        v.try_into().expect("32 bytes"),
-    )
+    let (mut key, mut value_hash) = ([0; 32], [0; 32]);
+    key.copy_from_slice(&r[..32]);
+    value_hash.copy_from_slice(&r[32..]);
+    (key, value_hash)
 }
 
 /// A change to one key: its new value hash, or `None` to remove it.
