@@ -8,7 +8,7 @@
 //!   state note of the same size, every object's state proof against the note's root,
 //!   that the figures add up and that every open object listed is served ([`proofs`]),
 //!   rebuilds every leaf from the served envelope, index and time, and verifies its
-//!   RFC 9162 inclusion proof against that checkpoint ([`balance`]);
+//!   RFC 9162 inclusion proof against that checkpoint (`balance`);
 //! - every body read is capped before it is read ([`crate::limits::CLIENT_JSON_BYTES_MAX`]
 //!   and the others), so a hostile server cannot exhaust the client's memory;
 //! - [`audit`] fetches the signed checkpoint and every entry bundle (C2SP tlog-tiles),

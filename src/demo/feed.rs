@@ -1,5 +1,5 @@
 //! The feed: entries are drafted (payload, signers, the answer expected), signed in
-//! parallel and submitted in batches of [`BATCH_ENTRIES`](super::BATCH_ENTRIES); every
+//! parallel and submitted in batches of [`super::BATCH_ENTRIES`]; every
 //! answer is checked against what was expected. An unexpected refusal stops the demo
 //! with its code; expected refusals are counted by code. After each batch the pool's
 //! totals are sampled (`GET /v1/pool`) for the chart.

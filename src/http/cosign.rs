@@ -188,12 +188,12 @@ impl Cosignatures {
     /// Files the lines a tlog-witness returned for `checkpoint` (its `add-checkpoint`
     /// answer) under the association `party` whose registered key is `key`: each line
     /// of `key` goes through the same check as a `POST /v1/cosign` line
-    /// ([`verified_line`]) before it is stored or served; lines of other keys are
+    /// (`verified_line`) before it is stored or served; lines of other keys are
     /// ignored, as tlog-witness says ("The client MUST ignore any cosignatures from
     /// unknown keys"). Returns how many lines were filed.
     ///
     /// # Errors
-    /// As [`verified_line`]; internal faults writing the line.
+    /// As `verified_line`; internal faults writing the line.
     pub fn file_witness_lines(
         &self,
         ledger: &Ledger,
@@ -318,7 +318,7 @@ fn registered_cosigner(
 /// "Witnesses").
 ///
 /// # Errors
-/// As [`verified_line`] for the party; `bad_cosignature` (403) when the key is not one
+/// As `verified_line` for the party; `bad_cosignature` (403) when the key is not one
 /// of its registered, unrevoked keys.
 pub fn association_cosigner(
     ledger: &Ledger,

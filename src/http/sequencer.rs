@@ -1,6 +1,6 @@
 //! The sequencer: the one thread that writes to the ledger, with group commit.
 //!
-//! Requests arrive already verified ([`VerifiedEnvelope`]s) as [`Job`]s on a bounded
+//! Requests arrive already verified ([`VerifiedEnvelope`]s) as `Job`s on a bounded
 //! channel. The writer thread blocks for the first job, then drains whatever else is
 //! queued, up to [`BATCH_ENTRIES_MAX`] entries, into one group commit — one fdatasync
 //! for all of them — and answers each job through its oneshot. Blocking I/O thus stays

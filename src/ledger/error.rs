@@ -59,7 +59,7 @@ pub enum RuleError {
         /// The field name.
         field: String,
     },
-    /// Code `invalid_id`: field `field` is not a valid id (^[a-z0-9][a-z0-9._-]{0,63}$).
+    /// Code `invalid_id`: field `field` is not a valid id (`^[a-z0-9][a-z0-9._-]{0,63}$`).
     #[error("field {field} is not a valid id (^[a-z0-9][a-z0-9._-]{{0,63}}$)")]
     InvalidId {
         /// Name of the payload field, as in the entry schema.

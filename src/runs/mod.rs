@@ -2,7 +2,7 @@
 //!
 //! The matcher ([`crate::matching`]) is a pure function and knows nothing of the log.
 //! This module gives it a place in the log:
-//! - [`inputs`]: the matcher's inputs read from a state, live ([`SledState`]) or
+//! - [`inputs`](mod@inputs): the matcher's inputs read from a state, live ([`SledState`]) or
 //!   replayed ([`MemoryState`]), through one function ([`inputs::inputs`]);
 //! - [`record`]: the one function that runs the matcher on a ledger and records the run
 //!   — a `match_run` entry, then one `allocation_made` per plan, all signed by the

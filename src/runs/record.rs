@@ -319,7 +319,8 @@ pub fn close_open_runs<W: RunWriter>(
 /// operator key beside the log (nothing to do, and no key needed, when none is open).
 ///
 /// # Errors
-/// [`RunError::Key`] when a run is open and the key is unusable; as [`close_open_runs`].
+/// The key's [`RunError`] (`OperatorKeyFile`, `NotTheOperatorsKey`, `NoOperatorKey`)
+/// when a run is open and the key is unusable; as [`close_open_runs`].
 pub fn close_runs_left_open(ledger: &mut Ledger) -> Result<Vec<String>, RunError> {
     if open_runs(ledger).is_empty() {
         return Ok(Vec::new());

@@ -27,7 +27,7 @@ pub const ENTRY_CACHE_ENTRIES_MAX: usize = 16_384;
 pub const ANSWER_CACHE_BYTES_MAX: usize = 64 << 20;
 
 /// An entry's served JSON ([`EntryView`]), made once: an entry never changes once it is
-/// in the log. Invariant (checked by [`ServedEntry::new`]): one JSON object, `{…}`.
+/// in the log. Invariant (checked by `ServedEntry::new`): one JSON object, `{…}`.
 #[derive(Debug)]
 pub struct ServedEntry {
     /// `{"index":…,"time_micros":…,"entry_id":…,"leaf_hash":…,"envelope":{…}}`.

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use memmap2::{Advice, MmapMut, UncheckedAdvice};
 
 /// Most records of one kind: a child reference is 31 bits of index and a tag
-/// ([`super::tree`]), so 2^31 - 1 records (a city is ~11 million objects).
+/// (the tree's), so 2^31 - 1 records (a city is ~11 million objects).
 pub const RECORDS_MAX: usize = (1 << 31) - 1;
 
 /// Bytes of a file arena's first mapping, and its least growth.

@@ -6,7 +6,7 @@
 //! - [`proof`]: the format — map keys, node hashes, [`StateProof`] and its verification;
 //!   pure, what a client needs.
 //! - [`canonical`]: the canonical bytes of an object (what a leaf's value hash covers).
-//! - [`tree`]: the nodes, updated a batch at a time, in an [`arena`] on the heap or in
+//! - `tree`: the nodes, updated a batch at a time, in an `arena` on the heap or in
 //!   files.
 //! - [`StateMap`]: objects in, root and proofs out; the live state ([`super::sled_state`])
 //!   and the replay ([`super::state::MemoryState`]) each keep one.
@@ -16,8 +16,8 @@
 //! rest of the ledger; and its root is settled in the ledger's own commit, with no second
 //! store to keep in step with sled.
 //!
-//! Where the nodes live: in two arenas of fixed-size records ([`arena`], ~122 bytes an
-//! object, see [`tree`]), on the heap (tests, the replay's [`super::state::MemoryState`])
+//! Where the nodes live: in two arenas of fixed-size records (`arena`, ~122 bytes an
+//! object, see `tree`), on the heap (tests, the replay's [`super::state::MemoryState`])
 //! or, for the live state, in two files of the data directory mapped shared
 //! (`state-map.leaves`, `state-map.nodes`). A file arena leaves residency to the kernel:
 //! its pages are page cache, counted in the process's `RssFile`, not `RssAnon`, and

@@ -183,7 +183,7 @@ impl MapTree {
     }
 
     /// Lets the kernel drop the node files' pages from the resident set (see
-    /// [`Records::release`]); nothing on the heap.
+    /// `Records::release`); nothing on the heap.
     ///
     /// # Errors
     /// `madvise` refused.
@@ -192,7 +192,7 @@ impl MapTree {
         self.nodes.release()
     }
 
-    /// Writes the node files' dirty pages back now (see [`Records::flush`]); nothing on
+    /// Writes the node files' dirty pages back now (see `Records::flush`); nothing on
     /// the heap.
     ///
     /// # Errors
