@@ -56,7 +56,7 @@ pub use frame::{Damage, RecordKind};
 pub use read::{open_reader, RecordIter, RecordReader};
 pub use seal::Seal;
 use seal::{SLOTS, SLOT_BYTES};
-pub use snapshot::copy_sealed;
+pub use snapshot::{copy_sealed, extend_sealed};
 
 /// The first bytes of every record file: the magic and the format version.
 pub const MAGIC: &[u8; 8] = b"LLEDGER2";
@@ -220,6 +220,18 @@ pub enum RecordsError {
         /// What is wrong with it.
         damage: Damage,
     },
+    /// Code `records_copy_diverged`: a copy of the record file cannot be extended from
+    /// its source: the source is behind the copy, or holds other bytes before the
+    /// copy's seal (another history).
+    #[error("{path}: the copy (sealed at {} entries, byte {}) is not a prefix of its source (sealed at {} entries, byte {})", copied.leaves, copied.end, sealed.leaves, sealed.end)]
+    CopyDiverged {
+        /// The copy.
+        path: PathBuf,
+        /// The copy's seal.
+        copied: Seal,
+        /// The source's seal.
+        sealed: Seal,
+    },
     /// Code `records_poisoned`: a commit failed earlier, so the writer refuses everything.
     #[error("a commit failed earlier; reopen the file and recover")]
     Poisoned,
@@ -262,6 +274,7 @@ impl RecordsError {
             RecordsError::BodyTooLarge { .. } => "records_body_too_large",
             RecordsError::OutOfRange { .. } => "records_out_of_range",
             RecordsError::Corrupt { .. } => "records_corrupt",
+            RecordsError::CopyDiverged { .. } => "records_copy_diverged",
             RecordsError::Poisoned => "records_poisoned",
             RecordsError::NotRecovered => "records_not_recovered",
             RecordsError::Pending { .. } => "records_pending",

@@ -14,10 +14,13 @@
 //! `serve`, so what is published from a data directory is what `serve` answers, byte
 //! for byte, with one path for both.
 //!
-//! Cost: each round in which the log grew copies the sealed `log.dat` whole (a rename
-//! replaces the copy, so a kill leaves the old one or the new one) and reopens the work
-//! ledger, which loads its state; a round in which the file did not grow copies
-//! nothing.
+//! Cost: the first round copies the sealed `log.dat` whole (into a new file renamed
+//! into place, so a kill leaves no copy or a whole one); each later round in which the
+//! log grew appends only the sealed bytes the copy lacks ([`extend_sealed`]: records
+//! synced before the copy's seal names them, the copy's last 4 KiB checked against the
+//! source first, so another history is refused, not spliced) and reopens the work
+//! ledger, which catches its derived stores up from where they were and loads its state.
+//! A round in which the file did not grow copies nothing.
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -27,7 +30,7 @@ use super::PublishError;
 use crate::http::cosign::COSIGNATURES_DIR;
 use crate::http::{Server, ServerConfig};
 use crate::ledger::writer::Ledger;
-use crate::log::records::copy_sealed;
+use crate::log::records::{copy_sealed, extend_sealed};
 use crate::log::store::layout;
 
 /// A ledger directory read as a publication's source, through a served copy.
@@ -119,16 +122,21 @@ impl DataDir {
         let config = data.join(layout::CONFIG);
         fs::copy(&config, work.join(layout::CONFIG)).map_err(|e| local_error(&config, e))?;
         let records = data.join(layout::RECORDS);
-        let fresh = work.join("log.dat.new");
-        match fs::remove_file(&fresh) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(local_error(&fresh, e))
-            }
-            _ => {}
-        }
-        let seal = copy_sealed(&records, &fresh).map_err(|e| local_error(&records, e))?;
         let target = work.join(layout::RECORDS);
-        fs::rename(&fresh, &target).map_err(|e| local_error(&target, e))?;
+        let seal = if target.is_file() {
+            extend_sealed(&records, &target).map_err(|e| local_error(&target, e))?
+        } else {
+            let fresh = work.join("log.dat.new");
+            match fs::remove_file(&fresh) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(local_error(&fresh, e))
+                }
+                _ => {}
+            }
+            let seal = copy_sealed(&records, &fresh).map_err(|e| local_error(&records, e))?;
+            fs::rename(&fresh, &target).map_err(|e| local_error(&target, e))?;
+            seal
+        };
         let lines = Path::new(COSIGNATURES_DIR).join(format!("{:020}", seal.leaves));
         let (from, to) = (data.join(&lines), work.join(&lines));
         if to.is_dir() {

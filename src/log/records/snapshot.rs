@@ -41,10 +41,95 @@ pub fn copy_sealed(from: &Path, to: &Path) -> Result<Seal, RecordsError> {
     let slot = seal::encode(sealed);
     let header = [&MAGIC[..], &slot, &slot].concat();
     target.write_all_at(&header, 0).map_err(io(to))?;
-    let mut buffer = vec![0u8; CHUNK_BYTES as usize];
-    let mut at = HEADER_LEN;
-    while at < sealed.end {
-        let n = CHUNK_BYTES.min(sealed.end - at) as usize;
+    copy_range(&source, from, &target, to, HEADER_LEN..sealed.end)?;
+    target.sync_all().map_err(io(to))?;
+    let parent = to.parent().filter(|p| !p.as_os_str().is_empty());
+    File::open(parent.unwrap_or(Path::new(".")))
+        .and_then(|dir| dir.sync_all())
+        .map_err(io(to))?;
+    Ok(sealed)
+}
+
+/// Brings `to`, a copy made by [`copy_sealed`] (and perhaps extended before), up to the
+/// current seal of `from`, appending only the bytes it lacks: the copy's records are
+/// synced before its header names the new seal, in the slot that does not hold its
+/// current one, as the writer does. A tail a killed extension left past the copy's seal
+/// is cut first. Returns the seal now copied up to.
+///
+/// # Errors
+/// As [`copy_sealed`]; [`RecordsError::CopyDiverged`] when `from` is behind the copy or
+/// its bytes before the copy's seal are not the copy's (another history).
+pub fn extend_sealed(from: &Path, to: &Path) -> Result<Seal, RecordsError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RecordsError::Io { path, source }
+    };
+    let source = File::open(from).map_err(io(from))?;
+    let sealed = check_header(from, &source)?.seal;
+    let target = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(to)
+        .map_err(io(to))?;
+    let held = check_header(to, &target)?;
+    let end = held.seal.end;
+    if end > sealed.end
+        || !same_bytes(
+            &source,
+            &target,
+            end.saturating_sub(TAIL_CHECKED).max(HEADER_LEN)..end,
+        )
+        .map_err(io(to))?
+    {
+        return Err(RecordsError::CopyDiverged {
+            path: to.to_path_buf(),
+            copied: held.seal,
+            sealed,
+        });
+    }
+    target.set_len(end).map_err(io(to))?;
+    if sealed == held.seal {
+        return Ok(sealed);
+    }
+    copy_range(&source, from, &target, to, end..sealed.end)?;
+    target.sync_data().map_err(io(to))?;
+    let other = 1 - held.slot;
+    target
+        .write_all_at(&seal::encode(sealed), seal::slot_offset(other))
+        .map_err(io(to))?;
+    target.sync_data().map_err(io(to))?;
+    Ok(sealed)
+}
+
+/// Bytes compared at the end of a copy before it is extended: the last records of the
+/// copy must be the source's, else the source is another history.
+const TAIL_CHECKED: u64 = 4096;
+
+/// Whether `a` and `b` hold the same bytes in `range`.
+fn same_bytes(a: &File, b: &File, range: std::ops::Range<u64>) -> std::io::Result<bool> {
+    let len = (range.end - range.start) as usize;
+    let (mut x, mut y) = (vec![0u8; len], vec![0u8; len]);
+    a.read_exact_at(&mut x, range.start)?;
+    b.read_exact_at(&mut y, range.start)?;
+    Ok(x == y)
+}
+
+/// Copies the bytes of `range` from `source` to the same offsets of `target`.
+fn copy_range(
+    source: &File,
+    from: &Path,
+    target: &File,
+    to: &Path,
+    range: std::ops::Range<u64>,
+) -> Result<(), RecordsError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RecordsError::Io { path, source }
+    };
+    let mut buffer = vec![0u8; CHUNK_BYTES.min(range.end - range.start) as usize];
+    let mut at = range.start;
+    while at < range.end {
+        let n = CHUNK_BYTES.min(range.end - at) as usize;
         // `read_exact_at` fails on a file shorter than its seal: never a short copy.
         source
             .read_exact_at(&mut buffer[..n], at)
@@ -52,12 +137,7 @@ pub fn copy_sealed(from: &Path, to: &Path) -> Result<Seal, RecordsError> {
         target.write_all_at(&buffer[..n], at).map_err(io(to))?;
         at += n as u64;
     }
-    target.sync_all().map_err(io(to))?;
-    let parent = to.parent().filter(|p| !p.as_os_str().is_empty());
-    File::open(parent.unwrap_or(Path::new(".")))
-        .and_then(|dir| dir.sync_all())
-        .map_err(io(to))?;
-    Ok(sealed)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -99,6 +179,68 @@ mod tests {
         assert!(
             copy_sealed(&live, &copy).is_err(),
             "an existing copy is never overwritten"
+        );
+    }
+
+    fn batch(log: &mut RecordFile, leaf: &[u8], checkpoint: &[u8]) -> Seal {
+        log.append(RecordKind::Leaf, leaf).expect("leaf");
+        log.append(RecordKind::Checkpoint, checkpoint)
+            .expect("checkpoint");
+        log.commit().expect("commit");
+        log.seal()
+    }
+
+    #[test]
+    fn a_copy_extended_after_the_source_grew_is_the_copy_taken_anew() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = dir.path().join("log.dat");
+        let mut log = RecordFile::create(&live).expect("create");
+        batch(&mut log, b"leaf 1", b"checkpoint 1");
+        let copy = dir.path().join("copy.dat");
+        copy_sealed(&live, &copy).expect("copy");
+        let grown = batch(&mut log, b"leaf 2", b"checkpoint 2");
+        // A tail a killed extension left past the copy's seal is cut, not kept.
+        File::options()
+            .append(true)
+            .open(&copy)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"\x01\x00half"))
+            .expect("tail");
+
+        assert_eq!(extend_sealed(&live, &copy).expect("extend"), grown);
+        let anew = dir.path().join("anew.dat");
+        copy_sealed(&live, &anew).expect("copy anew");
+        // The same records; the header differs only in the older seal its other slot keeps.
+        let records =
+            |path: &Path| std::fs::read(path).expect("read")[HEADER_LEN as usize..].to_vec();
+        assert_eq!(records(&copy), records(&anew));
+        let (_, copied) = open_reader(&copy).expect("the extended copy opens");
+        assert_eq!(copied, grown);
+        assert_eq!(
+            extend_sealed(&live, &copy).expect("again"),
+            grown,
+            "nothing new"
+        );
+    }
+
+    #[test]
+    fn a_copy_is_never_extended_from_another_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (live, other) = (dir.path().join("log.dat"), dir.path().join("other.dat"));
+        let mut log = RecordFile::create(&live).expect("create");
+        batch(&mut log, b"leaf 1", b"checkpoint 1");
+        let copy = dir.path().join("copy.dat");
+        copy_sealed(&live, &copy).expect("copy");
+        let before = std::fs::read(&copy).expect("copy");
+        let mut another = RecordFile::create(&other).expect("create");
+        batch(&mut another, b"leaf A", b"checkpoint A");
+        batch(&mut another, b"leaf B", b"checkpoint B");
+
+        let refused = extend_sealed(&other, &copy).expect_err("another history");
+        assert_eq!(refused.code(), "records_copy_diverged");
+        assert_eq!(
+            std::fs::read(&copy).expect("copy"),
+            before,
+            "the copy is unchanged"
         );
     }
 }
