@@ -19,6 +19,19 @@ use super::{check_header, seal, RecordsError, Seal, HEADER_LEN, MAGIC};
 /// Bytes copied a read.
 const CHUNK_BYTES: u64 = 1 << 20;
 
+/// The I/O error of `path`.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecordsError {
+    let path = path.to_path_buf();
+    move |source| RecordsError::Io { path, source }
+}
+
+/// The record file a copy is taken from, and its current seal.
+fn open_source(from: &Path) -> Result<(File, Seal), RecordsError> {
+    let source = File::open(from).map_err(io(from))?;
+    let sealed = check_header(from, &source)?.seal;
+    Ok((source, sealed))
+}
+
 /// Copies the sealed part of the record file `from` into the new file `to` (refused if
 /// it exists), with both of its seal slots holding the seal copied up to, syncs it and
 /// its directory, and returns that seal.
@@ -27,12 +40,7 @@ const CHUNK_BYTES: u64 = 1 << 20;
 /// `from` unreadable, not a record file of this format, or with no valid seal; `to`
 /// already present or not writable; `from` shorter than its seal says (damage).
 pub fn copy_sealed(from: &Path, to: &Path) -> Result<Seal, RecordsError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RecordsError::Io { path, source }
-    };
-    let source = File::open(from).map_err(io(from))?;
-    let sealed = check_header(from, &source)?.seal;
+    let (source, sealed) = open_source(from)?;
     let target = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -60,12 +68,7 @@ pub fn copy_sealed(from: &Path, to: &Path) -> Result<Seal, RecordsError> {
 /// As [`copy_sealed`]; [`RecordsError::CopyDiverged`] when `from` is behind the copy or
 /// its bytes before the copy's seal are not the copy's (another history).
 pub fn extend_sealed(from: &Path, to: &Path) -> Result<Seal, RecordsError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RecordsError::Io { path, source }
-    };
-    let source = File::open(from).map_err(io(from))?;
-    let sealed = check_header(from, &source)?.seal;
+    let (source, sealed) = open_source(from)?;
     let target = OpenOptions::new()
         .read(true)
         .write(true)
@@ -122,10 +125,6 @@ fn copy_range(
     to: &Path,
     range: std::ops::Range<u64>,
 ) -> Result<(), RecordsError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RecordsError::Io { path, source }
-    };
     let mut buffer = vec![0u8; CHUNK_BYTES.min(range.end - range.start) as usize];
     let mut at = range.start;
     while at < range.end {
