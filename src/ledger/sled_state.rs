@@ -1,5 +1,6 @@
-//! The live state: every object in memory, persisted in sled as a snapshot plus one
-//! delta per batch, next to the log it derives from.
+//! The live state: every object in memory (kept encoded, decoded on read: see
+//! `tables`), persisted in sled as a snapshot plus one delta per batch, next to the log
+//! it derives from.
 //!
 //! Why not one sled key per object: a sled insert costs ~15 µs, and a lesson writes five
 //! to seven objects, which alone more than doubled the writer's time per entry. Here the
@@ -37,17 +38,19 @@
 //! directory ([`Nodes::InDir`], a cache rebuilt on every open: see [`super::state_map`]);
 //! [`SledState::open`] alone keeps them on the heap.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::state::{Changes, Key, StateView, Table, Value};
 use super::state_map::{ArenaError, Change, Nodes, StateMap, StateProof};
 
 mod layout;
+mod tables;
 
 pub use layout::VALUE_BYTES_MAX;
 use layout::{chunk_key, delta_key, encode_parts};
 #[cfg(test)]
 use layout::{CHUNK_TAG, DELTA_TAG};
+use tables::Tables;
 
 /// The sled tree holding the state.
 pub const STATE_TREE: &str = "state";
@@ -154,58 +157,6 @@ fn corrupt(key: impl Into<String>, reason: impl std::fmt::Display) -> StateStore
     }
 }
 
-/// The objects, one hash map per table. Not ordered maps: ids share long prefixes and a
-/// million-object table costs ~20 string comparisons a lookup; scans (rare: the
-/// matcher's inputs, the auditor's comparison) sort instead.
-#[derive(Default)]
-struct Tables([HashMap<String, Value>; Table::ALL.len()]);
-
-impl Tables {
-    fn get(&self, key: &Key) -> Option<&Value> {
-        self.0[key.table as usize].get(&key.id)
-    }
-
-    fn insert(&mut self, key: Key, value: Value) {
-        self.0[key.table as usize].insert(key.id, value);
-    }
-
-    fn load(&mut self, bytes: &[u8], what: &str) -> Result<u64, StateStoreError> {
-        let objects: Vec<(Key, Value)> =
-            postcard::from_bytes(bytes).map_err(|e| corrupt(what, e))?;
-        let n = objects.len() as u64;
-        for (key, value) in objects {
-            self.insert(key, value);
-        }
-        Ok(n)
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (Table, &String, &Value)> {
-        Table::ALL
-            .iter()
-            .zip(self.0.iter())
-            .flat_map(|(t, m)| m.iter().map(move |(id, v)| (*t, id, v)))
-    }
-
-    fn len(&self) -> usize {
-        self.0.iter().map(HashMap::len).sum()
-    }
-
-    /// Every object with its key (ids copied), in no particular order.
-    fn keyed(&self) -> Vec<(Key, &Value)> {
-        self.iter()
-            .map(|(table, id, value)| {
-                (
-                    Key {
-                        table,
-                        id: id.clone(),
-                    },
-                    value,
-                )
-            })
-            .collect()
-    }
-}
-
 /// A batch worked out ahead of its commit.
 struct Prepared {
     root: [u8; 32],
@@ -281,11 +232,15 @@ impl SledState {
                 .tables
                 .load(&bytes, format!("delta {key:?}").as_str())?;
         }
-        let objects = state.tables.keyed();
-        state
-            .map
-            .write(objects.iter().map(|(k, v)| (k, Some(*v))).collect())?;
-        drop(objects);
+        // Hashed a chunk at a time (never the whole state decoded at once), applied at
+        // once (the map is built in one pass); what undoes it is dropped.
+        let mut changes = Vec::with_capacity(state.tables.len());
+        state.tables.for_each_chunk(|objects| {
+            changes.extend(StateMap::changes(
+                objects.iter().map(|(k, v)| (k, Some(v))).collect(),
+            ));
+        });
+        drop(state.map.apply(changes)?);
         // Built: its pages need not stay resident (see `state_map`'s module doc).
         state.map.release()?;
         if state.map.root() != head.root {
@@ -455,6 +410,11 @@ impl SledState {
             "changes without new entries: a delta would overwrite the last one"
         );
         self.prepare()?;
+        let encoded = self
+            .overlay
+            .values()
+            .map(tables::encode)
+            .collect::<Result<Vec<_>, _>>()?;
         let prepared = self
             .prepared
             .take()
@@ -465,8 +425,8 @@ impl SledState {
             self.unprepare();
             return Err(e);
         }
-        for (key, value) in std::mem::take(&mut self.overlay) {
-            self.tables.insert(key, value);
+        for ((key, _), bytes) in std::mem::take(&mut self.overlay).into_iter().zip(encoded) {
+            self.tables.insert(key, bytes);
         }
         self.size = size;
         if self.deltas_bytes > self.snapshot_bytes.max(SNAPSHOT_DELTAS_BYTES_MIN) {
@@ -509,8 +469,7 @@ impl SledState {
         let mut batch = sled::Batch::default();
         let mut chunks = 0u32;
         let mut bytes_total = 0u64;
-        let objects = self.tables.keyed();
-        for bytes in encode_parts(objects.iter().map(|(k, v)| (k, *v)), "snapshot")? {
+        for bytes in self.tables.encode_parts()? {
             bytes_total += bytes.len() as u64;
             batch.insert(&chunk_key(generation, chunks)[..], bytes);
             chunks = chunks
@@ -546,17 +505,12 @@ impl SledState {
 
     /// Every committed object of one table, in id order (from memory: it cannot fail).
     pub fn scan(&self, table: Table) -> impl Iterator<Item = (Key, Value)> + '_ {
-        let mut objects: Vec<(&String, &Value)> = self.tables.0[table as usize].iter().collect();
-        objects.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        objects.into_iter().map(move |(id, value)| {
-            (
-                Key {
-                    table,
-                    id: id.clone(),
-                },
-                value.clone(),
-            )
-        })
+        self.tables.scan(table)
+    }
+
+    /// Number of committed objects of one table.
+    pub fn table_len(&self, table: Table) -> usize {
+        self.tables.table_len(table)
     }
 }
 
@@ -565,7 +519,7 @@ impl StateView for SledState {
         if let Some(v) = self.overlay.get(key) {
             return Some(v.clone());
         }
-        self.tables.get(key).cloned()
+        self.tables.get(key)
     }
 }
 

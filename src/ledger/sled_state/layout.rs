@@ -36,20 +36,47 @@ pub(super) fn delta_key(size: u64, part: u32) -> [u8; 13] {
     k
 }
 
+/// Bytes of a part's objects: the vector's length prefix is a varint of at most 10 bytes.
+pub(super) const PARTS_BUDGET: usize = VALUE_BYTES_MAX - 10;
+
+/// Appends `n` as postcard writes a length: LEB128, 7 bits a byte, low bits first.
+pub(super) fn write_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Reads a length as [`write_varint`] writes it: the value and the bytes after it;
+/// `None` if the bytes end first or it does not fit in 64 bits.
+pub(super) fn read_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut n = 0u64;
+    for (i, b) in bytes.iter().enumerate().take(10) {
+        let low = u64::from(b & 0x7f);
+        if i == 9 && low > 1 {
+            return None;
+        }
+        n |= low << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((n, &bytes[i + 1..]));
+        }
+    }
+    None
+}
+
 /// Encodes `objects` as postcard `Vec<(Key, Value)>`s of at most [`VALUE_BYTES_MAX`]
 /// bytes each (an object larger than that alone is a value of its own), in order.
 pub(super) fn encode_parts<'a>(
     objects: impl Iterator<Item = (&'a Key, &'a Value)>,
     what: &str,
 ) -> Result<Vec<Vec<u8>>, StateStoreError> {
-    // The vector's length prefix is a varint of at most 10 bytes.
-    const BUDGET: usize = VALUE_BYTES_MAX - 10;
     let mut parts = Vec::new();
     let (mut group, mut group_bytes): (Vec<(&Key, &Value)>, usize) = (Vec::new(), 0);
     for object in objects {
         let bytes =
             postcard::experimental::serialized_size(&object).map_err(|e| corrupt(what, e))?;
-        if !group.is_empty() && group_bytes + bytes > BUDGET {
+        if !group.is_empty() && group_bytes + bytes > PARTS_BUDGET {
             parts.push(postcard::to_allocvec(&group).map_err(|e| corrupt(what, e))?);
             group.clear();
             group_bytes = 0;
@@ -90,5 +117,18 @@ mod tests {
             decoded.extend(objects);
         }
         assert_eq!(decoded, objects);
+    }
+
+    #[test]
+    fn varints_read_back_as_postcard_writes_them() {
+        for n in [0u64, 1, 127, 128, 300, 1 << 35, u64::MAX] {
+            let mut ours = Vec::new();
+            write_varint(&mut ours, n);
+            assert_eq!(ours, postcard::to_allocvec(&n).unwrap(), "{n}");
+            ours.push(0xAA);
+            assert_eq!(read_varint(&ours), Some((n, &[0xAAu8][..])), "{n}");
+        }
+        assert_eq!(read_varint(&[0x80, 0x80]), None, "ends inside the varint");
+        assert_eq!(read_varint(&[0xff; 10]), None, "over 64 bits");
     }
 }

@@ -1,0 +1,232 @@
+//! The committed objects in memory, kept encoded: one hash map per table from the id
+//! (a `Box<str>`) to the object's postcard bytes (a `Box<[u8]>`), decoded on read.
+//!
+//! Why encoded: a decoded object is a `Box` of a struct of `String`s and `Vec`s, each
+//! its own allocation rounded up to the allocator's size class — 200 to 300 bytes for
+//! an entry record or a lesson, whose postcard form is 50 to 150. At the city's 11 M
+//! objects that difference is gigabytes, and a read already allocated a copy (the rules
+//! own what they read), so decoding instead of cloning costs little more. The bytes are
+//! exactly the value's part of a snapshot chunk or delta (postcard of `(Key, Value)` is
+//! the key's bytes then the value's): loading copies them without re-encoding, and a
+//! snapshot is written from them without decoding.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use super::layout::{read_varint, write_varint, PARTS_BUDGET};
+use super::{corrupt, Key, StateStoreError, Table, Value};
+
+/// An object's postcard bytes.
+pub(super) type Encoded = Box<[u8]>;
+
+/// The objects, one hash map per table. Not ordered maps: ids share long prefixes and a
+/// million-object table costs ~20 string comparisons a lookup; scans (rare: the
+/// matcher's inputs, the auditor's comparison) sort instead.
+#[derive(Default)]
+pub(super) struct Tables([HashMap<Box<str>, Encoded>; Table::ALL.len()]);
+
+/// Objects decoded at a time when the whole state is read (the map's build on open):
+/// bounds the decoded copies alive at once.
+const DECODE_CHUNK: usize = 1 << 16;
+
+/// Encodes one object, in a buffer of its exact size.
+pub(super) fn encode(value: &Value) -> Result<Encoded, StateStoreError> {
+    let n = postcard::experimental::serialized_size(value).map_err(|e| corrupt("object", e))?;
+    let mut bytes = vec![0u8; n];
+    postcard::to_slice(value, &mut bytes).map_err(|e| corrupt("object", e))?;
+    Ok(bytes.into_boxed_slice())
+}
+
+/// Decodes an object this module encoded or validated on load.
+fn decode(bytes: &[u8]) -> Value {
+    // Every stored form was produced by `encode` or decoded once when loaded
+    // (`Tables::load`): a failure here is a bug in this module, not bad input.
+    postcard::from_bytes(bytes).expect("a stored object decodes: it was checked when stored")
+}
+
+impl Tables {
+    /// The object under `key`, decoded.
+    pub(super) fn get(&self, key: &Key) -> Option<Value> {
+        self.0[key.table as usize]
+            .get(key.id.as_str())
+            .map(|b| decode(b))
+    }
+
+    /// Stores an encoded object (from [`encode`]).
+    pub(super) fn insert(&mut self, key: Key, bytes: Encoded) {
+        self.0[key.table as usize].insert(key.id.into_boxed_str(), bytes);
+    }
+
+    /// Loads a snapshot chunk or delta part (postcard `Vec<(Key, Value)>`): every object
+    /// is decoded once to check it, and its bytes kept as they are.
+    pub(super) fn load(&mut self, bytes: &[u8], what: &str) -> Result<u64, StateStoreError> {
+        let (n, mut rest) = read_varint(bytes).ok_or_else(|| corrupt(what, "no length"))?;
+        for _ in 0..n {
+            let (key, after_key) =
+                postcard::take_from_bytes::<Key>(rest).map_err(|e| corrupt(what, e))?;
+            let (_, after_value) =
+                postcard::take_from_bytes::<Value>(after_key).map_err(|e| corrupt(what, e))?;
+            let value = &after_key[..after_key.len() - after_value.len()];
+            self.insert(key, value.into());
+            rest = after_value;
+        }
+        if !rest.is_empty() {
+            return Err(corrupt(what, "bytes after the last object"));
+        }
+        Ok(n)
+    }
+
+    /// Every object: its table, id and bytes, in no particular order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (Table, &str, &[u8])> {
+        Table::ALL
+            .iter()
+            .zip(self.0.iter())
+            .flat_map(|(t, m)| m.iter().map(move |(id, v)| (*t, &**id, &**v)))
+    }
+
+    /// Number of objects.
+    pub(super) fn len(&self) -> usize {
+        self.0.iter().map(HashMap::len).sum()
+    }
+
+    /// Number of objects of one table.
+    pub(super) fn table_len(&self, table: Table) -> usize {
+        self.0[table as usize].len()
+    }
+
+    /// Calls `f` with every object decoded, [`DECODE_CHUNK`] at a time (decoded in
+    /// parallel), so that the whole state is never decoded at once.
+    pub(super) fn for_each_chunk(&self, mut f: impl FnMut(&[(Key, Value)])) {
+        let all: Vec<(Table, &str, &[u8])> = self.iter().collect();
+        for chunk in all.chunks(DECODE_CHUNK) {
+            let decoded: Vec<(Key, Value)> = chunk
+                .par_iter()
+                .map(|(table, id, bytes)| (Key::new(*table, id), decode(bytes)))
+                .collect();
+            f(&decoded);
+        }
+    }
+
+    /// One table's objects, in id order, decoded.
+    pub(super) fn scan(&self, table: Table) -> impl Iterator<Item = (Key, Value)> + '_ {
+        let mut objects: Vec<(&Box<str>, &Encoded)> = self.0[table as usize].iter().collect();
+        objects.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        objects
+            .into_iter()
+            .map(move |(id, bytes)| (Key::new(table, id), decode(bytes)))
+    }
+
+    /// Every object as postcard `Vec<(Key, Value)>`s cut as [`super::layout::encode_parts`]
+    /// cuts them, with the same bytes, from the stored bytes.
+    pub(super) fn encode_parts(&self) -> Result<Vec<Vec<u8>>, StateStoreError> {
+        let mut parts = Vec::new();
+        let (mut group, mut count) = (Vec::new(), 0u64);
+        for (table, id, bytes) in self.iter() {
+            let key = postcard::to_allocvec(&(table, id)).map_err(|e| corrupt("snapshot", e))?;
+            if count > 0 && group.len() + key.len() + bytes.len() > PARTS_BUDGET {
+                parts.push(with_length(count, &group));
+                group.clear();
+                count = 0;
+            }
+            group.extend_from_slice(&key);
+            group.extend_from_slice(bytes);
+            count += 1;
+        }
+        if count > 0 {
+            parts.push(with_length(count, &group));
+        }
+        Ok(parts)
+    }
+}
+
+/// A postcard sequence: its length, then its elements' bytes.
+fn with_length(count: u64, elements: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(elements.len() + 10);
+    write_varint(&mut out, count);
+    out.extend_from_slice(elements);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::layout::encode_parts;
+    use super::*;
+    use crate::ledger::objects::{EntryRecord, Pool};
+    use crate::ledger::Id;
+
+    fn objects() -> Vec<(Key, Value)> {
+        (0..3_000u64)
+            .map(|n| {
+                if n % 2 == 0 {
+                    let pool = Pool {
+                        claims: n,
+                        ..Pool::default()
+                    };
+                    let key = Key::new(Table::Liability, &format!("inst-{n:05}"));
+                    (key, Value::Pool(Box::new(pool)))
+                } else {
+                    let record = EntryRecord {
+                        key: format!("stu-{n}/e-{n}"),
+                        author: Id::new("author", &format!("stu-{n}")).unwrap(),
+                        id: Id::new("id", &format!("e-{n}")).unwrap(),
+                        index: n,
+                        kind: "lesson_confirmed".into(),
+                        payload_digest: "ab".repeat(32),
+                    };
+                    let key = Key::new(Table::Entry, &record.key.clone());
+                    (key, Value::Entry(Box::new(record)))
+                }
+            })
+            .collect()
+    }
+
+    fn tables_of(objects: &[(Key, Value)]) -> Tables {
+        let mut tables = Tables::default();
+        for (key, value) in objects {
+            tables.insert(key.clone(), encode(value).unwrap());
+        }
+        tables
+    }
+
+    #[test]
+    fn stored_bytes_give_the_snapshot_that_decoded_objects_give() {
+        let objects = objects();
+        let tables = tables_of(&objects);
+        let ours = tables.encode_parts().unwrap();
+        let stored: Vec<(Key, Value)> = tables
+            .iter()
+            .map(|(t, id, bytes)| (Key::new(t, id), decode(bytes)))
+            .collect();
+        let theirs = encode_parts(stored.iter().map(|(k, v)| (k, v)), "test").unwrap();
+        assert!(ours.len() > 1, "{} parts", ours.len());
+        assert_eq!(ours, theirs, "the same chunks, byte for byte");
+    }
+
+    #[test]
+    fn loaded_parts_read_back_every_object() {
+        let objects = objects();
+        let mut loaded = Tables::default();
+        for part in tables_of(&objects).encode_parts().unwrap() {
+            loaded.load(&part, "test").unwrap();
+        }
+        assert_eq!(loaded.len(), objects.len());
+        for (key, value) in &objects {
+            assert_eq!(loaded.get(key).as_ref(), Some(value), "{key:?}");
+        }
+        let scanned: Vec<Key> = loaded.scan(Table::Entry).map(|(k, _)| k).collect();
+        assert!(scanned.windows(2).all(|w| w[0].id < w[1].id), "id order");
+        assert_eq!(scanned.len(), loaded.table_len(Table::Entry));
+    }
+
+    #[test]
+    fn a_damaged_part_is_refused_as_corrupt() {
+        let part = &tables_of(&objects()).encode_parts().unwrap()[0];
+        let mut longer = part.clone();
+        longer.push(0);
+        for bad in [&part[..part.len() - 1], &longer[..], &[][..]] {
+            let err = Tables::default().load(bad, "test").unwrap_err();
+            assert_eq!(err.code(), "state_corrupt", "{err}");
+        }
+    }
+}
