@@ -27,6 +27,7 @@ mod mirror;
 mod national;
 mod note;
 mod pipeline;
+mod power_cut;
 mod preferences;
 mod publish;
 mod python_verifier;
