@@ -19,6 +19,10 @@
 //!   extrapolated to the city demo's ~11 M objects.
 //!   `LEDGER_BENCH_MAP_ONLY=1` runs this part alone.
 //!
+//! `LEDGER_BENCH_FOOTPRINT=<dir>` does none of that: it appends the workload through the
+//! rules into a ledger made at `<dir>` (kept) and prints its entries and objects per
+//! table, for `scripts/footprint.sh` to open `serve` on and read its resident memory.
+//!
 //! Besides wall time it prints CPU time (process, and the writer thread alone): on a
 //! shared 2-core machine wall time follows the neighbours, CPU time follows the code.
 
@@ -34,6 +38,7 @@ mod workload;
 use std::time::{Duration, Instant};
 
 use lesson_ledger::ledger::writer::Ledger;
+use lesson_ledger::ledger::Table;
 use lesson_ledger::log::audit::{audit, audit_with, AuditOptions};
 use lesson_ledger::log::envelope::{verify_batch, Envelope, KeyCache, VerifiedEnvelope};
 use lesson_ledger::log::keyfile::read_private_pem;
@@ -72,6 +77,10 @@ fn main() {
         .unwrap_or(1_000_000);
     if std::env::var("LEDGER_BENCH_MAP_ONLY").is_ok() {
         map_figures();
+        return;
+    }
+    if let Some(dir) = std::env::var_os("LEDGER_BENCH_FOOTPRINT") {
+        footprint_ledger(std::path::Path::new(&dir), entries);
         return;
     }
     // The ledger is made first: its genesis must name the key that signs its checkpoints
@@ -114,16 +123,7 @@ fn main() {
     core.writer_cpu = core_writer;
     log.close().expect("close");
 
-    let ((refused, rules_writer), mut rules) = measured(|| {
-        pipeline(envelopes, |batch| {
-            ledger
-                .submit(batch)
-                .expect("submit")
-                .iter()
-                .filter(|o| !matches!(o, Outcome::Ok(_)))
-                .count()
-        })
-    });
+    let ((refused, rules_writer), mut rules) = measured(|| submit_all(&mut ledger, envelopes));
     rules.writer_cpu = rules_writer;
     let (objects, map_bytes) = (
         ledger.state().len(),
@@ -197,6 +197,32 @@ fn main() {
         peak_rss_kib() as f64 / 1024.0
     );
     map_figures();
+}
+
+/// Appends the workload through the rules into a ledger made at `dir`, kept for
+/// `scripts/footprint.sh`; prints the entries and the objects of each table.
+fn footprint_ledger(dir: &std::path::Path, entries: u64) {
+    let mut ledger = Ledger::create(dir, ORIGIN, "operator").expect("create");
+    let operator = NoteSigner::new(
+        KeyName::new("operator").expect("name"),
+        read_private_pem(&dir.join("operator.key")).expect("the ledger's operator key"),
+    );
+    let envelopes = workload::workload(entries, ORIGIN, &operator);
+    let n = envelopes.len();
+    let ((refused, _), cost) = measured(|| submit_all(&mut ledger, envelopes));
+    assert_eq!(refused, 0, "the workload is accepted in full");
+    let state = ledger.state();
+    let tables: Vec<String> = Table::ALL
+        .iter()
+        .map(|t| format!("{} {}", t.name(), state.scan(*t).count()))
+        .collect();
+    println!(
+        "footprint ledger: {n} entries, {} objects ({}), appended in {:.1} s",
+        state.len(),
+        tables.join(", "),
+        cost.wall.as_secs_f64()
+    );
+    ledger.close().expect("close");
 }
 
 /// The state map alone at `LEDGER_BENCH_MAP_OBJECTS` random keys, its nodes on the heap
@@ -387,6 +413,19 @@ fn measured_thread<T>(f: impl FnOnce() -> T) -> (T, Cost) {
             writer_cpu: cpu,
         },
     )
+}
+
+/// Submits every envelope to the ledger through [`pipeline`]: how many it refused, and
+/// the writer thread's CPU time.
+fn submit_all(ledger: &mut Ledger, envelopes: Vec<Envelope>) -> (usize, Duration) {
+    pipeline(envelopes, |batch| {
+        ledger
+            .submit(batch)
+            .expect("submit")
+            .iter()
+            .filter(|o| !matches!(o, Outcome::Ok(_)))
+            .count()
+    })
 }
 
 /// Verifies batches on the rayon pool while a writer thread appends the previous one
