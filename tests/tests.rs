@@ -24,6 +24,7 @@ mod match_runs;
 mod matching;
 mod merkle;
 mod mirror;
+mod mirror_any;
 mod national;
 mod note;
 mod pipeline;
