@@ -29,6 +29,8 @@ mod note;
 mod pipeline;
 mod preferences;
 mod publish;
+#[cfg(feature = "s3")]
+mod publish_s3;
 mod python_verifier;
 mod rules;
 mod run_hardening;
