@@ -31,6 +31,8 @@ mod pipeline;
 mod power_cut;
 mod preferences;
 mod publish;
+#[cfg(feature = "s3")]
+mod publish_s3;
 mod python_verifier;
 mod rules;
 mod run_hardening;
