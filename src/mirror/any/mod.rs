@@ -260,7 +260,9 @@ impl AnyMirror {
                 Err(e) => return e,
             };
             for chunk in hashes.chunks_exact(32) {
-                let hash = Hash::from_slice(chunk).unwrap_or_default();
+                let Some(hash) = Hash::from_slice(chunk) else {
+                    return wrong();
+                };
                 if frontier.push(hash, &mut Vec::new()).is_err() {
                     return wrong();
                 }
