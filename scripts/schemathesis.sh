@@ -6,6 +6,7 @@
 #
 #   scripts/schemathesis.sh            # 50 examples per operation, seed 1
 #   MAX_EXAMPLES=200 SEED=7 scripts/schemathesis.sh
+#   LL_BIN=path/to/lesson-ledger scripts/schemathesis.sh   (a built binary, no cargo build)
 #
 # Installs schemathesis 4 with pip if `st` is missing. Reports go to
 # target/schemathesis/ (JUnit XML, and the NDJSON of every case for replay).
@@ -22,8 +23,12 @@ if ! command -v st >/dev/null 2>&1; then
 fi
 st --version
 
-cargo build --quiet --bin lesson-ledger
-BIN="$PWD/target/debug/lesson-ledger"
+if [ -n "${LL_BIN:-}" ]; then
+    BIN="$LL_BIN"
+else
+    cargo build --quiet --bin lesson-ledger
+    BIN="$PWD/target/debug/lesson-ledger"
+fi
 
 WORK="$(mktemp -d)"
 SERVER_PID=""

@@ -179,8 +179,8 @@ def crc32c(data):
 def records(path):
     """(kind, body) of every record of `log.dat` (schemas/README.md §7.1), CRC-checked."""
     data = open(path, "rb").read()
-    if data[:8] != b"LLEDGER2":
-        raise Failure("records_old_format", f"{path}: not a LLEDGER2 record file")
+    if data[:8] not in (b"LLEDGER3", b"LLEDGER2"):  # formats 3 and 2: the same bytes
+        raise Failure("records_old_format", f"{path}: not a LLEDGER3 (or LLEDGER2) record file")
     r = Reader(data)
     r.pos = 72
     while r.pos < len(data):

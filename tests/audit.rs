@@ -507,3 +507,83 @@ fn a_visitors_refusal_is_a_finding_that_keeps_the_visitors_error_as_its_source()
         .expect("as its own type, not a string");
     assert_eq!(unwelcome.index, 5);
 }
+
+/// A log of 10,240 entries in batches of 1,024: its records span three chunks of the
+/// audit's read-ahead (4,096 records each), so a problem in the last one is found while
+/// the earlier ones are still being taken in order.
+fn long_log(dir: &Path) {
+    let mut log = new_log(dir);
+    let a = signer("inst-0001", 1);
+    let b = signer("stu-00a1", 2);
+    for batch in 0..10u64 {
+        let envelopes = (0..1024)
+            .map(|i| verified(envelope(&[&a, &b], &format!("e-{batch}-{i}"), i)))
+            .collect();
+        for o in log.append(envelopes, &mut AdmitAll).unwrap() {
+            assert!(matches!(o, Outcome::Ok(_)));
+        }
+    }
+    log.close().unwrap();
+}
+
+/// How many leaves come before record `n`.
+fn leaves_before(all: &[(u64, RecordKind, Vec<u8>)], n: usize) -> u64 {
+    all[..n]
+        .iter()
+        .filter(|(_, k, _)| *k == RecordKind::Leaf)
+        .count() as u64
+}
+
+/// Flips every bit of the byte after the start of record `n`'s frame (its length).
+fn damage_frame(dir: &Path, all: &[(u64, RecordKind, Vec<u8>)], n: usize) {
+    let path = dir.join(layout::RECORDS);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[all[n].0 as usize + 1] ^= 0xff;
+    fs::write(&path, &bytes).unwrap();
+}
+
+#[test]
+fn a_long_log_read_ahead_reports_its_first_problem_not_a_later_one() {
+    let dir = TempDir::new().unwrap();
+    long_log(dir.path());
+    let s = run_audit(dir.path()).unwrap();
+    assert_eq!(
+        (s.entries, s.signatures, s.checkpoints),
+        (10_240, 20_480, 11)
+    );
+    let all = records(dir.path());
+    let original = kinds_and_bodies(dir.path());
+    // A leaf altered and framed again — record 100 (the first chunk: the pass stops
+    // while the threads ahead still read), or 9,000 (the third) — and a later record's
+    // frame damaged: the altered leaf is the finding.
+    for n in [100, 9_000] {
+        let mut altered = original.clone();
+        let (kind, body) = &mut altered[n];
+        assert_eq!(*kind, RecordKind::Leaf);
+        let middle = body.len() / 2;
+        body[middle] ^= 0x20;
+        rewrite(dir.path(), &altered);
+        damage_frame(dir.path(), &all, 9_500);
+        let f = finding(dir.path());
+        assert_eq!(
+            (f.offset, f.index),
+            (all[n].0, Some(leaves_before(&all, n))),
+            "{f}"
+        );
+    }
+    // The original records again: the damaged frame alone is the finding, after
+    // every leaf before it.
+    rewrite(dir.path(), &original);
+    run_audit(dir.path()).expect("the original records pass");
+    damage_frame(dir.path(), &all, 9_500);
+    let f = finding(dir.path());
+    assert_eq!(
+        (f.offset, f.index, f.what.as_str()),
+        (
+            all[9_500].0,
+            Some(leaves_before(&all, 9_500)),
+            "record is damaged"
+        ),
+        "{f}"
+    );
+}

@@ -125,6 +125,43 @@ fn the_state_is_rebuilt_from_the_log_when_lost() {
     assert!(replayer.is_ok());
 }
 
+/// The size the state stored in sled reflects (the ledger closed or dropped).
+fn stored_state_size(dir: &Path) -> u64 {
+    let db = sled::open(dir.join(layout::INDEX)).unwrap();
+    lesson_ledger::ledger::sled_state::SledState::open(&db)
+        .unwrap()
+        .size()
+}
+
+#[test]
+fn a_state_written_to_sled_behind_the_log_is_caught_up_on_open_and_written_on_close() {
+    let dir = TempDir::new().unwrap();
+    let ledger = ledger_with(dir.path(), 9);
+    let digest = ledger.state().root();
+    // Dropped, not closed: as after a kill, sled has not been given the last entries
+    // (the ledger writes the state to sled every few thousand entries).
+    drop(ledger);
+    assert_eq!(stored_state_size(dir.path()), 0);
+    let (mut ledger, _) = Ledger::open(dir.path()).unwrap();
+    assert_eq!(ledger.state().size(), 10);
+    assert_eq!(hex(&ledger.state().root()), hex(&digest));
+    // One more entry, committed in memory only, until the close.
+    let op = operator(dir.path());
+    let outcomes = ledger
+        .submit(vec![verified(register_institution(&op, 9))])
+        .unwrap();
+    assert!(matches!(outcomes[0], Outcome::Ok(_)), "{outcomes:?}");
+    let digest = ledger.state().root();
+    ledger.close().unwrap();
+    assert_eq!(
+        stored_state_size(dir.path()),
+        11,
+        "closing writes the state"
+    );
+    let (ledger, _) = Ledger::open(dir.path()).unwrap();
+    assert_eq!(hex(&ledger.state().root()), hex(&digest));
+}
+
 #[test]
 fn a_damaged_stored_state_is_rebuilt_from_the_log() {
     let dir = TempDir::new().unwrap();

@@ -14,16 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use lesson_ledger::log::envelope::Envelope;
-use lesson_ledger::log::note::{Checkpoint, Note, NoteSigner};
-use lesson_ledger::publish::plan::{entry_bundles, hash_tiles};
 use reqwest::blocking::Client;
 use serde_json::json;
 
 use crate::cli::run;
 use crate::support::{
-    operator_of, output_text, path_arg, register_institution, write_test_association, Served,
-    TEST_ORIGIN,
+    checkpoint_size, kill_publishers, new_ledger, objects_needed, operator_of, output_text,
+    path_arg, post, Served, Watched, TEST_ORIGIN,
 };
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -112,48 +109,6 @@ impl Drop for Nginx {
     }
 }
 
-/// A ledger made by `init` in `tmp/NAME`, its operator's signer.
-fn new_ledger(tmp: &Path, name: &str) -> (PathBuf, NoteSigner) {
-    let data = tmp.join(name);
-    let keys = tmp.join(format!("{name}-keys"));
-    fs::create_dir_all(&keys).expect("keys dir");
-    let association = write_test_association(&keys);
-    let out = run(&[
-        "init",
-        "--data",
-        path_arg(&data),
-        "--origin",
-        TEST_ORIGIN,
-        "--association",
-        path_arg(&association),
-    ]);
-    assert!(out.status.success(), "init: {}", output_text(&out));
-    let operator = operator_of(&data);
-    (data, operator)
-}
-
-/// Registers institutions `ns`, at most 400 a batch (within the signatures a request may carry), and checks every one appended.
-fn post(url: &str, operator: &NoteSigner, ns: std::ops::Range<u64>) {
-    let all: Vec<u64> = ns.collect();
-    for chunk in all.chunks(400) {
-        let entries: Vec<serde_json::Value> = chunk
-            .iter()
-            .map(|&n| register_institution(operator, n))
-            .map(|e: Envelope| serde_json::from_str(&e.to_json()).expect("envelope JSON"))
-            .collect();
-        let answer: serde_json::Value = Client::new()
-            .post(format!("{url}/v1/entries"))
-            .json(&json!({ "entries": entries }))
-            .send()
-            .and_then(|r| r.json())
-            .expect("POST /v1/entries");
-        let results = answer["results"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{answer}"));
-        assert!(results.iter().all(|r| r["status"] == "ok"), "{answer}");
-    }
-}
-
 fn publish_cmd(from: &str, to: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lesson-ledger"));
     cmd.args([
@@ -188,12 +143,7 @@ fn publish(from: &str, to: &Path) -> Output {
 /// The size the published checkpoint names (none if there is no checkpoint yet).
 fn published_size(root: &Path) -> Option<u64> {
     let bytes = fs::read(root.join("checkpoint")).ok()?;
-    let note = Note::parse(&bytes).expect("the published checkpoint is a note");
-    Some(
-        Checkpoint::from_body(note.text())
-            .expect("a checkpoint")
-            .size,
-    )
+    Some(checkpoint_size(&bytes))
 }
 
 /// Every file of the published tree, as a path below its root.
@@ -236,18 +186,12 @@ fn assert_complete(root: &Path) {
     let Some(size) = published_size(root) else {
         return;
     };
-    for tile in hash_tiles(0, size).iter().chain(&entry_bundles(0, size)) {
-        let path = tile.to_path();
+    for path in objects_needed(size) {
         assert!(
             root.join(&path).is_file(),
             "checkpoint of {size} without {path}"
         );
     }
-    assert!(root.join(format!("v1/state-notes/{size}")).is_file());
-    assert!(
-        root.join("v1/pool").is_file(),
-        "checkpoint of {size} without v1/pool"
-    );
 }
 
 #[test]
@@ -326,42 +270,12 @@ fn a_publish_killed_mid_run_is_finished_by_the_next_run_and_the_tree_verifies() 
     let served = Served::start(&data);
     let site = tmp.path().join("site");
     post(&served.url, &operator, 0..6000);
-    let mut next = 6000;
-    let mut cut_short = 0;
-    // Kills at growing delays, until two landed after the first object was written and
-    // before the checkpoint; a run that finished first gives the next one new entries.
-    for round in 0..40u64 {
-        let before = (published_size(&site), published_files(&site).len());
-        let mut child = publish_cmd(&served.url, &site)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn publish");
-        std::thread::sleep(Duration::from_millis(5 + 10 * round));
-        let killed = child.try_wait().expect("poll").is_none();
-        if killed {
-            child.kill().expect("SIGKILL");
-        }
-        let status = child.wait().expect("wait");
-        let after = (published_size(&site), published_files(&site).len());
-        if killed && after.0 == before.0 && after.1 > before.1 {
-            cut_short += 1;
-        }
-        // Whatever the moment of the kill, a checkpoint never names a missing object.
-        assert_complete(&site);
-        if !killed {
-            assert!(status.success(), "an unkilled run failed: {status}");
-            post(&served.url, &operator, next..next + 1200);
-            next += 1200;
-        }
-        if cut_short >= 2 {
-            break;
-        }
-    }
-    assert!(
-        cut_short > 0,
-        "no kill landed between the first object and the checkpoint"
-    );
+    let dest = Watched {
+        state: &|| (published_size(&site), published_files(&site).len()),
+        assert_complete: &|| assert_complete(&site),
+    };
+    let publish_once = || publish_cmd(&served.url, &site);
+    let next = kill_publishers(&publish_once, &dest, &served.url, &operator, 6000, 10);
     let out = publish(&served.url, &site);
     assert!(out.status.success(), "the rerun: {}", output_text(&out));
     assert_eq!(published_size(&site), Some(next + 1));

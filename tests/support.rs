@@ -4,7 +4,7 @@
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -302,4 +302,127 @@ pub fn closed_by_server(mut stream: TcpStream) -> bool {
             Err(_) => return false,
         }
     }
+}
+
+/// A ledger made by `lesson-ledger init` in `tmp/NAME` (origin [`TEST_ORIGIN`], the test
+/// association declared), and its operator's signer.
+pub fn new_ledger(tmp: &Path, name: &str) -> (PathBuf, NoteSigner) {
+    let data = tmp.join(name);
+    let keys = tmp.join(format!("{name}-keys"));
+    fs::create_dir_all(&keys).expect("keys dir");
+    let association = write_test_association(&keys);
+    let out = crate::cli::run(&[
+        "init",
+        "--data",
+        path_arg(&data),
+        "--origin",
+        TEST_ORIGIN,
+        "--association",
+        path_arg(&association),
+    ]);
+    assert!(out.status.success(), "init: {}", output_text(&out));
+    let operator = operator_of(&data);
+    (data, operator)
+}
+
+/// Registers institutions `ns` through a server's `POST /v1/entries`, at most 400 a
+/// batch (within the signatures a request may carry), and checks every one appended.
+pub fn post(url: &str, operator: &NoteSigner, ns: std::ops::Range<u64>) {
+    let all: Vec<u64> = ns.collect();
+    for chunk in all.chunks(400) {
+        let entries: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|&n| register_institution(operator, n))
+            .map(|e: Envelope| serde_json::from_str(&e.to_json()).expect("envelope JSON"))
+            .collect();
+        let answer: serde_json::Value = reqwest::blocking::Client::new()
+            .post(format!("{url}/v1/entries"))
+            .json(&serde_json::json!({ "entries": entries }))
+            .send()
+            .and_then(|r| r.json())
+            .expect("POST /v1/entries");
+        let results = answer["results"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{answer}"));
+        assert!(results.iter().all(|r| r["status"] == "ok"), "{answer}");
+    }
+}
+
+/// The tree size a published checkpoint names.
+pub fn checkpoint_size(bytes: &[u8]) -> u64 {
+    let note = lesson_ledger::log::note::Note::parse(bytes).expect("a checkpoint is a note");
+    lesson_ledger::log::note::Checkpoint::from_body(note.text())
+        .expect("a checkpoint")
+        .size
+}
+
+/// Every object a published checkpoint of `size` commits to, by path: its hash tiles
+/// and entry bundles, its state note and the pool proven against it.
+pub fn objects_needed(size: u64) -> Vec<String> {
+    use lesson_ledger::publish::plan::{entry_bundles, hash_tiles};
+    let tiles = hash_tiles(0, size)
+        .into_iter()
+        .chain(entry_bundles(0, size));
+    let mut needed: Vec<String> = tiles.map(|t| t.to_path()).collect();
+    needed.push(format!("v1/state-notes/{size}"));
+    needed.push("v1/pool".to_owned());
+    needed
+}
+
+/// A publication destination as the kill tests watch it.
+pub struct Watched<'a> {
+    /// The size its checkpoint names (none before the first), and how many objects it
+    /// holds.
+    pub state: &'a dyn Fn() -> (Option<u64>, usize),
+    /// Asserts that it holds every object its checkpoint commits to.
+    pub assert_complete: &'a dyn Fn(),
+}
+
+/// Runs publishers (`publish`, a command ready to spawn) and SIGKILLs each after a
+/// growing delay (`step`/2 + `step`·round), until two were cut short after their first
+/// object and before their checkpoint (at least one, or it fails); after every run, a
+/// checkpoint never names a missing object. A run that finished first gives the next
+/// one 1,200 new entries through `serve` (institutions from `next` on, `operator`).
+/// Returns the next unused institution number.
+pub fn kill_publishers(
+    publish: &dyn Fn() -> Command,
+    dest: &Watched,
+    serve: &str,
+    operator: &NoteSigner,
+    mut next: u64,
+    step: u64,
+) -> u64 {
+    let mut cut_short = 0;
+    for round in 0..40u64 {
+        let before = (dest.state)();
+        let mut child = publish()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn publish");
+        std::thread::sleep(Duration::from_millis(step / 2 + step * round));
+        let killed = child.try_wait().expect("poll").is_none();
+        if killed {
+            child.kill().expect("SIGKILL");
+        }
+        let status = child.wait().expect("wait");
+        let after = (dest.state)();
+        if killed && after.0 == before.0 && after.1 > before.1 {
+            cut_short += 1;
+        }
+        (dest.assert_complete)();
+        if !killed {
+            assert!(status.success(), "an unkilled run failed: {status}");
+            post(serve, operator, next..next + 1200);
+            next += 1200;
+        }
+        if cut_short >= 2 {
+            break;
+        }
+    }
+    assert!(
+        cut_short > 0,
+        "no kill landed between the first object and the checkpoint"
+    );
+    next
 }

@@ -24,11 +24,15 @@ mod match_runs;
 mod matching;
 mod merkle;
 mod mirror;
+mod mirror_any;
 mod national;
 mod note;
 mod pipeline;
+mod power_cut;
 mod preferences;
 mod publish;
+#[cfg(feature = "s3")]
+mod publish_s3;
 mod python_verifier;
 mod rules;
 mod run_hardening;

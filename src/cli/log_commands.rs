@@ -380,14 +380,15 @@ pub(super) fn verify_data(data: &Path, args: VerifyArgs) -> Result<(), CliError>
     let summary = result?;
     let state_line = compare_stored_state(data, &replayer)?;
     println!(
-        "ok: {} entries, {} signatures, {} checkpoints verified; origin {}; root {}; {} bytes in {:.2?}",
+        "ok: {} entries, {} signatures, {} checkpoints verified; origin {}; root {}; {} bytes in {:.2?} ({:.0} signatures/s)",
         summary.entries,
         summary.signatures,
         summary.checkpoints,
         summary.origin,
         summary.root.to_base64(),
         summary.bytes,
-        summary.elapsed
+        summary.elapsed,
+        summary.signatures as f64 / summary.elapsed.as_secs_f64().max(1e-9)
     );
     println!("{state_line}");
     let runs = replayer.runs();

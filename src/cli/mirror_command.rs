@@ -9,6 +9,8 @@ use clap::Args;
 
 use super::CliError;
 use crate::log::note::NoteSigner;
+use crate::mirror::any::serve::AnyServer;
+use crate::mirror::any::AnyMirror;
 use crate::mirror::fetch::OriginReader;
 use crate::mirror::serve::{origin_hash, MirrorServer};
 use crate::mirror::{verify_limit, Mirror, MirrorError, WitnessPolicy};
@@ -51,6 +53,11 @@ pub struct MirrorArgs {
     /// Seconds between two rounds of following.
     #[arg(long, default_value_t = 2)]
     pub interval: u64,
+    /// Mirror any C2SP tlog-tiles log, entries opaque (no rules replayed, no state
+    /// notes): the origin is a static tlog-tiles tree, `--origin-key` (a signed-note
+    /// vkey) is required, and the log is served only under `/<origin hash>/`.
+    #[arg(long, conflicts_with_all = ["witness_keys", "witnesses", "measure"])]
+    pub any_log: bool,
 }
 
 /// Runs the mirror.
@@ -66,6 +73,9 @@ pub(super) fn mirror(
         None => args.key.clone(),
     };
     let signer = load_signer(&prefix)?;
+    if args.any_log {
+        return any_log(args, signer);
+    }
     let policy = WitnessPolicy::new(&args.witness_keys, args.witnesses)?;
     let reader = OriginReader::new(&args.origin)?;
     let mut mirror = Mirror::open(&args.data, signer, &reader, args.origin_key.as_deref())?;
@@ -89,9 +99,8 @@ pub(super) fn mirror(
         origin_hash(mirror.origin().as_str())
     );
     follow_until_stopped(
-        &mut mirror,
-        &reader,
-        &server,
+        || mirror.follow_once(&reader).map(|f| (f.from, f.to)),
+        || server.is_finished(),
         Duration::from_secs(args.interval),
     );
     server.shutdown();
@@ -130,18 +139,18 @@ fn catch_up(mirror: &mut Mirror, reader: &OriginReader, measure: bool) -> Result
     Ok(())
 }
 
-/// Follows every `interval` while the server runs; a stopped mirror keeps serving.
+/// Runs a `round` of following every `interval` while the server runs (`finished`
+/// says when it stopped); a stopped mirror keeps serving.
 fn follow_until_stopped(
-    mirror: &mut Mirror,
-    reader: &OriginReader,
-    server: &MirrorServer,
+    mut round: impl FnMut() -> Result<(u64, u64), MirrorError>,
+    finished: impl Fn() -> bool,
     interval: Duration,
 ) {
     let mut stopped = false;
-    while !server.is_finished() {
+    while !finished() {
         if !stopped {
-            match mirror.follow_once(reader) {
-                Ok(f) if f.to > f.from => eprintln!("mirrored {} .. {}", f.from, f.to),
+            match round() {
+                Ok((from, to)) if to > from => eprintln!("mirrored {from} .. {to}"),
                 Ok(_) => {}
                 Err(e) => {
                     stopped = matches!(e, MirrorError::Stopped(_));
@@ -150,7 +159,7 @@ fn follow_until_stopped(
             }
         }
         let until = Instant::now() + interval;
-        while Instant::now() < until && !server.is_finished() {
+        while Instant::now() < until && !finished() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -158,4 +167,39 @@ fn follow_until_stopped(
 
 fn report_round(e: &MirrorError) {
     eprintln!("mirror: {} ({e})", e.code());
+}
+
+/// `mirror --any-log`: [`crate::mirror::any`].
+fn any_log(args: MirrorArgs, signer: NoteSigner) -> Result<(), CliError> {
+    let key = args.origin_key.as_deref().ok_or_else(|| {
+        MirrorError::Config("--any-log needs --origin-key, the origin's vkey".into())
+    })?;
+    let reader = OriginReader::new(&args.origin)?;
+    let mut mirror = AnyMirror::open(&args.data, signer, &reader, key)?;
+    eprintln!("mirror cosigner {}", mirror.cosigner_vkey());
+    if args.once {
+        let followed = mirror.follow_once(&reader)?;
+        println!(
+            "{}",
+            serde_json::json!({"from": followed.from, "to": followed.to})
+        );
+        return Ok(());
+    }
+    let server = AnyServer::start(
+        &mirror,
+        args.addr,
+        crate::witness::server::shutdown_signal(),
+    )?;
+    eprintln!(
+        "mirror checkpoint at {}/{}/checkpoint",
+        server.url(),
+        origin_hash(mirror.origin())
+    );
+    follow_until_stopped(
+        || mirror.follow_once(&reader).map(|f| (f.from, f.to)),
+        || server.is_finished(),
+        Duration::from_secs(args.interval),
+    );
+    server.shutdown();
+    Ok(())
 }

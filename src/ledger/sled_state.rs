@@ -4,7 +4,8 @@
 //!
 //! Why not one sled key per object: a sled insert costs ~15 µs, and a lesson writes five
 //! to seven objects, which alone more than doubled the writer's time per entry. Here the
-//! rules read and write memory, and a batch costs sled one write: its delta.
+//! rules read and write memory, and a batch costs sled one write, its delta (in the
+//! ledger, one delta every few thousand entries: [`SledState::persist_every`]).
 //!
 //! Layout of the sled tree `state`:
 //! - `\0head`: [`HEAD_MAGIC`], the log size the state reflects (u64 BE), the state map
@@ -38,7 +39,7 @@
 //! directory ([`Nodes::InDir`], a cache rebuilt on every open: see [`super::state_map`]);
 //! [`SledState::open`] alone keeps them on the heap.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::state::{Changes, Key, StateView, Table, Value};
 use super::state_map::{ArenaError, Change, Nodes, StateMap, StateProof};
@@ -47,7 +48,7 @@ mod layout;
 mod tables;
 
 pub use layout::VALUE_BYTES_MAX;
-use layout::{chunk_key, delta_key, encode_parts};
+use layout::{chunk_key, delta_key};
 #[cfg(test)]
 use layout::{CHUNK_TAG, DELTA_TAG};
 use tables::Tables;
@@ -162,7 +163,6 @@ struct Prepared {
     root: [u8; 32],
     /// The root before the batch: what readers are shown until the commit.
     committed_root: [u8; 32],
-    delta: Vec<Vec<u8>>,
     undo: Vec<Change>,
 }
 
@@ -183,9 +183,15 @@ pub struct SledState {
     /// the first commit, so that opening never writes (an auditor opens to compare).
     stale_records: bool,
     overlay: BTreeMap<Key, Value>,
-    /// The overlay's effect, worked out ahead of the commit: the new root, the encoded
-    /// delta, and the changes that take the map back to the committed objects.
+    /// The overlay's effect, worked out ahead of the commit: the new root and the
+    /// changes that take the map back to the committed objects.
     prepared: Option<Prepared>,
+    /// See [`SledState::persist_every`].
+    persist_every: u64,
+    /// The log size sled's head names.
+    persisted_size: u64,
+    /// Keys committed since sled's head: the next delta writes their objects.
+    unpersisted: BTreeSet<Key>,
 }
 
 impl SledState {
@@ -250,6 +256,7 @@ impl SledState {
             ));
         }
         state.size = head.size;
+        state.persisted_size = head.size;
         state.snapshot = head.snapshot;
         Ok(state)
     }
@@ -282,7 +289,17 @@ impl SledState {
             snapshot_bytes: 0,
             overlay: BTreeMap::new(),
             prepared: None,
+            persist_every: 0,
+            persisted_size: 0,
+            unpersisted: BTreeSet::new(),
         })
+    }
+
+    /// Writes commits to sled once `entries` log entries gathered since the last write
+    /// (0, the default: every commit). sled is a cache of the log, caught up on open by
+    /// replay ([`super::writer::Ledger::open`]): no sled batch per group (issue 15).
+    pub fn persist_every(&mut self, entries: u64) {
+        self.persist_every = entries;
     }
 
     /// The number of log entries this state reflects (committed).
@@ -376,7 +393,6 @@ impl SledState {
         if let Some(p) = &self.prepared {
             return Ok(p.root);
         }
-        let delta = encode_parts(self.overlay.iter(), "delta")?;
         let changes = StateMap::changes(self.overlay.iter().map(|(k, v)| (k, Some(v))).collect());
         let committed_root = self.map.root();
         let undo = self.map.apply(changes)?;
@@ -384,18 +400,16 @@ impl SledState {
         self.prepared = Some(Prepared {
             root,
             committed_root,
-            delta,
             undo,
         });
         Ok(root)
     }
 
-    /// Writes the batch in progress, which brings the state to `size` log entries: its
-    /// delta and the new head (with the map root) in one atomic sled batch. Writes a
-    /// snapshot when the deltas have outgrown the last one.
+    /// Commits the batch in progress, which brings the state to `size` log entries, and
+    /// writes it to sled when due ([`SledState::persist_every`]).
     ///
     /// # Errors
-    /// sled faults; then the state on disk is as before and the head unchanged.
+    /// A map that cannot take the batch; sled faults (committed in memory all the same).
     pub fn commit(&mut self, size: u64) -> Result<(), StateStoreError> {
         assert!(
             size >= self.size,
@@ -410,51 +424,64 @@ impl SledState {
             "changes without new entries: a delta would overwrite the last one"
         );
         self.prepare()?;
+        // Encoded before anything changes: a value that cannot be encoded fails the
+        // commit with the map taken back (`unprepare` on the next stage or discard).
         let encoded = self
             .overlay
             .values()
             .map(tables::encode)
             .collect::<Result<Vec<_>, _>>()?;
-        let prepared = self
-            .prepared
-            .take()
-            .ok_or_else(|| corrupt("batch", "prepare left nothing"))?;
-        if let Err(e) = self.write_batch(size, &prepared) {
-            // Nothing was written: the map goes back to the committed objects.
-            self.prepared = Some(prepared);
-            self.unprepare();
-            return Err(e);
-        }
+        // The map holds the batch: it is the committed map from now on.
+        self.prepared = None;
         for ((key, _), bytes) in std::mem::take(&mut self.overlay).into_iter().zip(encoded) {
+            if !self.unpersisted.contains(&key) {
+                self.unpersisted.insert(key.clone()); // cloned once per object, not per batch
+            }
             self.tables.insert(key, bytes);
         }
         self.size = size;
-        if self.deltas_bytes > self.snapshot_bytes.max(SNAPSHOT_DELTAS_BYTES_MIN) {
-            self.write_snapshot()?;
+        if size - self.persisted_size >= self.persist_every {
+            self.persist()?;
         }
         Ok(())
     }
 
-    /// The delta and the head of a prepared batch, in one atomic sled batch.
-    fn write_batch(&mut self, size: u64, prepared: &Prepared) -> Result<(), StateStoreError> {
+    /// Writes the commits since sled's head (a delta of each object changed, the head)
+    /// in one atomic sled batch; then a snapshot if the deltas outgrew the last one.
+    ///
+    /// # Errors
+    /// sled faults; then the head is unchanged and the next call writes it all again.
+    pub fn persist(&mut self) -> Result<(), StateStoreError> {
+        if self.persisted_size == self.size {
+            return Ok(());
+        }
         if self.stale_records {
             self.tree.clear()?;
             self.stale_records = false;
         }
+        let objects = self.unpersisted.iter().filter_map(|k| {
+            let bytes = self.tables.encoded(k)?;
+            Some((k.table, k.id.as_str(), bytes))
+        });
         let mut batch = sled::Batch::default();
         let mut delta_bytes = 0u64;
-        for (part, bytes) in (0u32..).zip(&prepared.delta) {
+        for (part, bytes) in (0u32..).zip(tables::encode_parts(objects, "delta")?) {
             delta_bytes += bytes.len() as u64;
-            batch.insert(&delta_key(size, part)[..], bytes.as_slice());
+            batch.insert(&delta_key(self.size, part)[..], bytes);
         }
         let head = Head {
-            size,
-            root: prepared.root,
+            size: self.size,
+            root: self.root(),
             snapshot: self.snapshot,
         };
         batch.insert(HEAD_KEY, head.encode());
         self.tree.apply_batch(batch)?;
         self.deltas_bytes += delta_bytes;
+        self.persisted_size = self.size;
+        self.unpersisted.clear();
+        if self.deltas_bytes > self.snapshot_bytes.max(SNAPSHOT_DELTAS_BYTES_MIN) {
+            self.write_snapshot()?;
+        }
         Ok(())
     }
 
@@ -469,7 +496,7 @@ impl SledState {
         let mut batch = sled::Batch::default();
         let mut chunks = 0u32;
         let mut bytes_total = 0u64;
-        for bytes in self.tables.encode_parts()? {
+        for bytes in tables::encode_parts(self.tables.iter(), "snapshot")? {
             bytes_total += bytes.len() as u64;
             batch.insert(&chunk_key(generation, chunks)[..], bytes);
             chunks = chunks
@@ -500,6 +527,8 @@ impl SledState {
         self.snapshot = snapshot;
         self.snapshot_bytes = bytes_total;
         self.deltas_bytes = 0;
+        self.persisted_size = self.size; // every committed object is in the snapshot
+        self.unpersisted.clear();
         Ok(())
     }
 

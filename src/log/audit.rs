@@ -23,6 +23,7 @@ use crate::log::records::{self, RecordKind};
 use crate::log::state_note::StateNote;
 use crate::log::store::{layout, read_config, LogError};
 
+mod ahead;
 mod run;
 
 use run::Run;

@@ -273,13 +273,17 @@ impl Index {
                 new: head.size,
             });
         }
-        let mut clients = sled::Batch::default();
-        for (client, entry) in &batch.clients {
-            clients.insert(client.as_slice(), &entry[..]);
+        // An empty batch is not free in sled (an atomic batch marker and an I/O buffer
+        // written for nothing), and a ledger's batches have no client ids.
+        if !batch.clients.is_empty() {
+            let mut clients = sled::Batch::default();
+            for (client, entry) in &batch.clients {
+                clients.insert(client.as_slice(), &entry[..]);
+            }
+            self.clients
+                .apply_batch(clients)
+                .map_err(sled_err("apply clients"))?;
         }
-        self.clients
-            .apply_batch(clients)
-            .map_err(sled_err("apply clients"))?;
         self.meta
             .insert(HEAD_KEY, &head.to_bytes()[..])
             .map_err(sled_err("insert head"))?;

@@ -7,19 +7,20 @@
 //!
 //! ```text
 //! file    = header record*
-//! header  = "LLEDGER2" | slot | slot          8 + 64 bytes: magic (format version 2), seal
+//! header  = "LLEDGER3" | slot | slot          8 + 64 bytes: magic (format version 3), seal
 //! record  = kind:u8 | len:u32 BE | body:len bytes | crc:u32 BE
 //! crc     = CRC-32C (Castagnoli) over kind ‖ len ‖ body
 //! kind    = 1 (leaf) | 2 (checkpoint) | 3 (state note);  len ≤ limits::RECORD_BODY_BYTES_MAX
 //! ```
 //!
-//! A batch is written as its leaf records followed by ONE checkpoint record, then the
-//! header's [`Seal`] (leaf count and end of that checkpoint record) and a single
-//! `fdatasync`; only then is it acknowledged. The checkpoint record is the commit
-//! marker: whatever follows the last checkpoint record was never acknowledged, and
-//! [`RecordFile::recover`] cuts it after a crash. The seal says how far that may go: a
-//! cut below it would remove an acknowledged, signed batch, so recovery fails closed
-//! ([`RecordsError::BelowSeal`]), as it does when the damage is not at the tail.
+//! A batch is written as its leaf records followed by ONE checkpoint record and a single
+//! `fdatasync`; only then is it acknowledged, and only then is the header's [`Seal`]
+//! (leaf count and end of that checkpoint record) written, left for the next batch's
+//! sync (`records/commit.rs` says why). The checkpoint record is the commit marker: whatever
+//! follows the last one was never acknowledged, and [`RecordFile::recover`] cuts it
+//! after a crash, but never below the seal ([`RecordsError::BelowSeal`]: that would
+//! remove an acknowledged, signed batch). Format 2 (`LLEDGER2`, the seal written before
+//! the sync) is read as it is, and its magic rewritten by a writer that recovers it.
 //!
 //! ```
 //! use lesson_ledger::log::records::{RecordFile, RecordKind, Seal};
@@ -58,8 +59,12 @@ pub use seal::Seal;
 use seal::{SLOTS, SLOT_BYTES};
 pub use snapshot::{copy_sealed, extend_sealed};
 
-/// The first bytes of every record file: the magic and the format version.
-pub const MAGIC: &[u8; 8] = b"LLEDGER2";
+/// The first bytes of every record file this build writes: the magic and the format
+/// version (3: each seal written after its batch's sync).
+pub const MAGIC: &[u8; 8] = b"LLEDGER3";
+/// The magic of format version 2 (each seal written before its batch's sync): read as
+/// it is, rewritten to [`MAGIC`] when a writer recovers the file.
+pub const MAGIC_V2: &[u8; 8] = b"LLEDGER2";
 /// The magic of format version 1, which had no seal: refused with its own error.
 const MAGIC_V1: &[u8; 8] = b"LLEDGER1";
 /// Length of the file header (magic and the two seal slots); the first record starts here.
@@ -135,6 +140,9 @@ pub struct Recovery {
     pub last_checkpoint: Option<u64>,
     /// Committed leaf records found between `from` and `end`.
     pub leaves: u64,
+    /// Leaf records kept past the header's seal, which now names them: complete batches
+    /// whose seal had not reached the disk when the process or the machine stopped.
+    pub above_seal: u64,
     /// What was cut, if anything: the caller logs it.
     pub cut: Option<Cut>,
 }
@@ -152,8 +160,8 @@ pub enum RecordsError {
         source: io::Error,
     },
     /// Code `records_bad_header`: the file is shorter than the header or does not start
-    /// with [`MAGIC`].
-    #[error("{path}: file header is not the magic \"LLEDGER2\" and its seal ({len} bytes long)")]
+    /// with [`MAGIC`] or [`MAGIC_V2`].
+    #[error("{path}: file header is not the magic \"LLEDGER3\" (or \"LLEDGER2\") and its seal ({len} bytes long)")]
     BadHeader {
         /// The record file.
         path: PathBuf,
@@ -161,7 +169,9 @@ pub enum RecordsError {
         len: u64,
     },
     /// Code `records_old_format`: a format-1 file (`LLEDGER1`, no seal).
-    #[error("{path}: record file format 1 (\"LLEDGER1\", no seal); this build reads format 2")]
+    #[error(
+        "{path}: record file format 1 (\"LLEDGER1\", no seal); this build reads formats 2 and 3"
+    )]
     OldFormat {
         /// The record file.
         path: PathBuf,
@@ -185,16 +195,17 @@ pub enum RecordsError {
         /// The damage found after the intact part, if the file did not just end there.
         reason: Option<Damage>,
     },
-    /// Code `records_seal_mismatch`: the intact records end where the seal says, but
-    /// with another leaf count.
-    #[error("{path}: the header seals {} entries at byte {}, but {} leaf records end there", sealed.leaves, sealed.end, found)]
+    /// Code `records_seal_mismatch`: the intact records reach the seal's end, but no
+    /// checkpoint record with the sealed leaf count ends there.
+    #[error("{path}: the header seals {} entries at byte {}, but {}", sealed.leaves, sealed.end, found_there(*found))]
     SealMismatch {
         /// The record file.
         path: PathBuf,
         /// What the header's seal says was committed.
         sealed: Seal,
-        /// Leaf records found up to the sealed end.
-        found: u64,
+        /// Leaf records before the checkpoint record that ends at the sealed end; `None`
+        /// when no checkpoint record ends there.
+        found: Option<u64>,
     },
     /// Code `records_body_too_large`: an append over `RECORD_BODY_BYTES_MAX`.
     #[error("record body of {len} bytes is over the maximum of {RECORD_BODY_BYTES_MAX}")]
@@ -245,6 +256,14 @@ pub enum RecordsError {
         /// Appended bytes still buffered.
         bytes: usize,
     },
+}
+
+/// What the records hold at a sealed end, for [`RecordsError::SealMismatch`].
+fn found_there(found: Option<u64>) -> String {
+    match found {
+        Some(leaves) => format!("{leaves} leaf records end there"),
+        None => "no checkpoint record ends there".to_string(),
+    }
 }
 
 impl RecordsError {
@@ -307,6 +326,8 @@ struct Header {
     slot: usize,
     /// The other slot, when its checksum fails (a torn slot write): recovery rewrites it.
     damaged: Option<usize>,
+    /// Whether the magic is format 2's ([`MAGIC_V2`]): recovery rewrites it.
+    v2: bool,
 }
 
 /// Whether the writer may append.
@@ -335,7 +356,8 @@ fn check_header(path: &Path, file: &File) -> Result<Header, RecordsError> {
             path: path.to_path_buf(),
         });
     }
-    if len < HEADER_LEN || &magic != MAGIC {
+    let v2 = &magic == MAGIC_V2;
+    if len < HEADER_LEN || (&magic != MAGIC && !v2) {
         return Err(RecordsError::BadHeader {
             path: path.to_path_buf(),
             len,
@@ -357,6 +379,7 @@ fn check_header(path: &Path, file: &File) -> Result<Header, RecordsError> {
         seal,
         slot,
         damaged,
+        v2,
     })
 }
 
@@ -399,6 +422,7 @@ impl RecordFile {
             seal: Seal::START,
             slot: 0,
             damaged: None,
+            v2: false,
         };
         Ok(RecordFile::from_parts(
             path,
@@ -416,7 +440,7 @@ impl RecordFile {
     ///
     /// # Errors
     /// If the file cannot be opened, its header is missing or not [`MAGIC`]
-    /// (`OldFormat` for format 1), or neither seal slot is valid.
+    /// nor [`MAGIC_V2`] (`OldFormat` for format 1), or neither seal slot is valid.
     pub fn open(path: impl AsRef<Path>) -> Result<RecordFile, RecordsError> {
         RecordFile::open_on(path, Disk::os())
     }
@@ -563,7 +587,7 @@ mod tests {
         );
         assert_eq!(log.len(), HEADER_LEN, "nothing is visible before commit");
         log.commit().unwrap();
-        let mut expected = b"LLEDGER2".to_vec();
+        let mut expected = MAGIC.to_vec();
         // Slot 0 still holds the empty file's seal; the commit wrote slot 1.
         expected.extend(seal::encode(Seal::START));
         let end = HEADER_LEN + 12 + 9;

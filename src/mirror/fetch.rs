@@ -66,7 +66,7 @@ impl OriginReader {
     }
 
     /// `GET path` (below the base URL), at most `max` bytes; `None` for a 404.
-    fn get(&self, path: &str, max: usize) -> Result<Option<Vec<u8>>, MirrorError> {
+    pub(crate) fn get(&self, path: &str, max: usize) -> Result<Option<Vec<u8>>, MirrorError> {
         let url = format!("{}{path}", self.base);
         let response = self.http.get(&url).send().map_err(|e| origin(&url, e))?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
@@ -243,7 +243,7 @@ impl OriginReader {
 }
 
 /// "a sequence of big-endian uint16 length-prefixed log entries"
-fn split_bundle(tile: u64, bundle: &[u8]) -> Result<Vec<Vec<u8>>, MirrorError> {
+pub(crate) fn split_bundle(tile: u64, bundle: &[u8]) -> Result<Vec<Vec<u8>>, MirrorError> {
     let mut rest = bundle;
     let mut out = Vec::new();
     while !rest.is_empty() {

@@ -24,10 +24,13 @@
 //! `DIR/evidence/` and `DIR/stopped.json` makes every later round refuse
 //! ([`evidence`]). Serving goes on, from what was verified ([`serve`]).
 //!
+//! For any other C2SP log, whose entries are opaque, see [`any`] (`mirror --any-log`).
+//!
 //! Directory: `mirror.json` (the origin and its pinned key), `log/` (the mirror's
 //! ledger: an imported log, [`crate::log::store::Log::open_imported`]), `checkpoint`
 //! (the latest checkpoint with the mirror's cosignature), `evidence/`, `stopped.json`.
 
+pub mod any;
 pub mod evidence;
 pub mod fetch;
 pub mod follow;
@@ -209,6 +212,12 @@ impl Mirror {
         origin_key: Option<&str>,
     ) -> Result<Mirror, MirrorError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
+        if dir.join(any::CONFIG).exists() {
+            return Err(MirrorError::Config(format!(
+                "{} is an any-log mirror's directory (mirror --any-log)",
+                dir.display()
+            )));
+        }
         let config = pinned_config(dir, reader, origin_key)?;
         let bad = |e: NoteError| MirrorError::Config(e.to_string());
         let origin = Origin::new(config.origin.as_str()).map_err(bad)?;

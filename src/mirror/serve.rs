@@ -121,7 +121,8 @@ fn mirror_routes(prefix: &str, state: AppState, cosigned: Arc<RwLock<Option<Stri
         .with_state(state)
 }
 
-fn cosigned_checkpoint(text: Option<String>) -> Response {
+/// The cosigned checkpoint as served, or `503 mirror_empty` before the first.
+pub(crate) fn cosigned_checkpoint(text: Option<String>) -> Response {
     let Some(text) = text else {
         return crate::http::error::problem(
             StatusCode::SERVICE_UNAVAILABLE,

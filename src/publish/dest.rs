@@ -1,6 +1,7 @@
 //! Where a publication goes, named by URL: `file:///dir` (a directory any web server
-//! serves as it is), or, with the `s3` cargo feature, `s3://bucket/prefix` (any
-//! S3-compatible object store, through the `object_store` crate).
+//! serves as it is), or, with the `s3` cargo feature (a default one),
+//! `s3://bucket/prefix` (any S3-compatible object store, through the `object_store`
+//! crate, `publish::s3`).
 //!
 //! Every object is written whole or not at all — a file through a temporary file in
 //! the same directory tree and a rename, an object by one PUT — so a reader never sees
@@ -56,7 +57,7 @@ pub fn open(url: &str) -> Result<Box<dyn Destination>, PublishError> {
         return Ok(Box::new(super::s3::S3Destination::open(url)?));
         #[cfg(not(feature = "s3"))]
         return Err(PublishError::Usage(format!(
-            "{url}: this build has no S3 support (build with --features s3)"
+            "{url}: this build has no S3 support (its default feature `s3` was left out)"
         )));
     }
     Err(PublishError::Usage(format!(

@@ -1,15 +1,33 @@
 //! `s3://bucket/prefix`: S3-compatible object storage, through the `object_store`
-//! crate (the `s3` cargo feature). Credentials, region and endpoint come from the usual
-//! `AWS_*` environment variables (`AWS_ENDPOINT` and `AWS_ALLOW_HTTP=true` for a local
-//! S3-compatible server). A PUT replaces an object whole, so nothing is half-written;
-//! an acknowledged PUT is durable, so [`Destination::sync`] has nothing to do.
+//! crate (the `s3` cargo feature, on by default; `--no-default-features` builds without
+//! it). Credentials, region and endpoint come from the usual `AWS_*` environment
+//! variables (`AWS_ENDPOINT` and `AWS_ALLOW_HTTP=true` for a local S3-compatible
+//! server); requests are path-style (`ENDPOINT/bucket/prefix/tile/0/000`).
+//!
+//! What the publisher relies on, and all it uses: a PUT replaces an object whole, so
+//! nothing is half-written; a GET returns the bytes last PUT (S3 is strongly
+//! consistent), or 404, read as "not there"; an acknowledged PUT is durable, so
+//! [`Destination::sync`] has nothing to do. No listing, no conditional PUT: one
+//! publisher writes a prefix, and the checkpoint, PUT last, says what is complete. The
+//! publisher's credentials need `s3:GetObject`, `s3:PutObject` and `s3:ListBucket` (AWS
+//! answers a GET of a missing key 403, not 404, to whom may not list the bucket);
+//! readers need `s3:GetObject` only. Each object is stored with the `Content-Type` and `Cache-Control` `serve` answers,
+//! so a bucket (or a CDN in front of it) serves it as `serve` does.
+//!
+//! Tested against moto's S3 server on loopback (`tests/publish_s3.rs`, run by
+//! `cargo test`; it needs `python3 -m pip install 'moto[server]'` and fails saying so
+//! without it): the log read back anonymously from the bucket over plain HTTP passes
+//! `verify --url` and is byte for byte what `serve` serves, a second round PUTs only
+//! the new objects and the checkpoint last, and a publisher killed mid-round is
+//! finished by the next run.
 
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, PutPayload};
+use object_store::{Attribute, Attributes, ObjectStore, PutOptions, PutPayload};
 
 use super::dest::Destination;
-use super::PublishError;
+use super::{PublishError, TilePath};
+use crate::http::tiles::{CACHE_FULL, CACHE_PARTIAL};
 
 /// A bucket and a prefix in it.
 pub struct S3Destination {
@@ -87,8 +105,9 @@ impl Destination for S3Destination {
     fn put(&self, path: &str, bytes: &[u8]) -> Result<(), PublishError> {
         let key = self.key(path);
         let payload = PutPayload::from(bytes.to_vec());
+        let options = PutOptions::from(attributes(path));
         self.runtime
-            .block_on(self.store.put(&key, payload))
+            .block_on(self.store.put_opts(&key, payload, options))
             .map(|_| ())
             .map_err(|e| s3_error(&self.url, e))
     }
@@ -96,4 +115,30 @@ impl Destination for S3Destination {
     fn sync(&self) -> Result<(), PublishError> {
         Ok(())
     }
+}
+
+/// The `Content-Type` and `Cache-Control` an object is stored with, and so served with
+/// by the bucket and any CDN in front of it: the `Content-Type` `serve` answers at that
+/// path; the checkpoint and the documents replaced at each publication `no-cache` (a
+/// CDN never holds back a newer checkpoint), full tiles and the state notes (one per
+/// size) immutable, partial tiles cached briefly, as `serve` does.
+fn attributes(path: &str) -> Attributes {
+    let (content_type, cache) = if path == "checkpoint" {
+        ("text/plain; charset=utf-8", "no-cache")
+    } else if path.starts_with("v1/state-notes/") {
+        // One note per size, never replaced.
+        ("text/plain; charset=utf-8", CACHE_FULL)
+    } else if path.starts_with("v1/") {
+        ("application/json", "no-cache")
+    } else {
+        let full = TilePath::parse_path(path).is_ok_and(|t| t.is_full());
+        (
+            "application/octet-stream",
+            if full { CACHE_FULL } else { CACHE_PARTIAL },
+        )
+    };
+    let mut attributes = Attributes::new();
+    attributes.insert(Attribute::ContentType, content_type.into());
+    attributes.insert(Attribute::CacheControl, cache.into());
+    attributes
 }

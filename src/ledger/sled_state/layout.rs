@@ -1,6 +1,7 @@
 //! The sled keys of the state and the encoding of its values, cut by size
 //! (see [`super`] for the layout and why values stay under [`VALUE_BYTES_MAX`]).
 
+#[cfg(test)]
 use super::{corrupt, Key, StateStoreError, Value};
 
 pub(super) const CHUNK_TAG: u8 = 1;
@@ -66,7 +67,10 @@ pub(super) fn read_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
 }
 
 /// Encodes `objects` as postcard `Vec<(Key, Value)>`s of at most [`VALUE_BYTES_MAX`]
-/// bytes each (an object larger than that alone is a value of its own), in order.
+/// bytes each (an object larger than that alone is a value of its own), in order: the
+/// layout from decoded objects, which the tests hold `tables::encode_parts` (from stored
+/// bytes) to, byte for byte.
+#[cfg(test)]
 pub(super) fn encode_parts<'a>(
     objects: impl Iterator<Item = (&'a Key, &'a Value)>,
     what: &str,

@@ -46,6 +46,13 @@ fn decode(bytes: &[u8]) -> Value {
 }
 
 impl Tables {
+    /// The stored bytes of the object under `key`.
+    pub(super) fn encoded(&self, key: &Key) -> Option<&[u8]> {
+        self.0[key.table as usize]
+            .get(key.id.as_str())
+            .map(|b| &**b)
+    }
+
     /// The object under `key`, decoded.
     pub(super) fn get(&self, key: &Key) -> Option<Value> {
         self.0[key.table as usize]
@@ -116,28 +123,31 @@ impl Tables {
             .into_iter()
             .map(move |(id, bytes)| (Key::new(table, id), decode(bytes)))
     }
+}
 
-    /// Every object as postcard `Vec<(Key, Value)>`s cut as [`super::layout::encode_parts`]
-    /// cuts them, with the same bytes, from the stored bytes.
-    pub(super) fn encode_parts(&self) -> Result<Vec<Vec<u8>>, StateStoreError> {
-        let mut parts = Vec::new();
-        let (mut group, mut count) = (Vec::new(), 0u64);
-        for (table, id, bytes) in self.iter() {
-            let key = postcard::to_allocvec(&(table, id)).map_err(|e| corrupt("snapshot", e))?;
-            if count > 0 && group.len() + key.len() + bytes.len() > PARTS_BUDGET {
-                parts.push(with_length(count, &group));
-                group.clear();
-                count = 0;
-            }
-            group.extend_from_slice(&key);
-            group.extend_from_slice(bytes);
-            count += 1;
-        }
-        if count > 0 {
+/// `objects` (table, id, stored bytes) as postcard `Vec<(Key, Value)>`s cut as
+/// [`super::layout::encode_parts`] cuts them, with the same bytes, without decoding.
+pub(super) fn encode_parts<'a>(
+    objects: impl Iterator<Item = (Table, &'a str, &'a [u8])>,
+    what: &str,
+) -> Result<Vec<Vec<u8>>, StateStoreError> {
+    let mut parts = Vec::new();
+    let (mut group, mut count) = (Vec::new(), 0u64);
+    for (table, id, bytes) in objects {
+        let key = postcard::to_allocvec(&(table, id)).map_err(|e| corrupt(what, e))?;
+        if count > 0 && group.len() + key.len() + bytes.len() > PARTS_BUDGET {
             parts.push(with_length(count, &group));
+            group.clear();
+            count = 0;
         }
-        Ok(parts)
+        group.extend_from_slice(&key);
+        group.extend_from_slice(bytes);
+        count += 1;
     }
+    if count > 0 {
+        parts.push(with_length(count, &group));
+    }
+    Ok(parts)
 }
 
 /// A postcard sequence: its length, then its elements' bytes.
@@ -150,7 +160,7 @@ fn with_length(count: u64, elements: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::layout::encode_parts;
+    use super::super::layout::encode_parts as encode_decoded_parts;
     use super::*;
     use crate::ledger::objects::{EntryRecord, Pool};
     use crate::ledger::Id;
@@ -193,12 +203,12 @@ mod tests {
     fn stored_bytes_give_the_snapshot_that_decoded_objects_give() {
         let objects = objects();
         let tables = tables_of(&objects);
-        let ours = tables.encode_parts().unwrap();
+        let ours = encode_parts(tables.iter(), "test").unwrap();
         let stored: Vec<(Key, Value)> = tables
             .iter()
             .map(|(t, id, bytes)| (Key::new(t, id), decode(bytes)))
             .collect();
-        let theirs = encode_parts(stored.iter().map(|(k, v)| (k, v)), "test").unwrap();
+        let theirs = encode_decoded_parts(stored.iter().map(|(k, v)| (k, v)), "test").unwrap();
         assert!(ours.len() > 1, "{} parts", ours.len());
         assert_eq!(ours, theirs, "the same chunks, byte for byte");
     }
@@ -207,7 +217,7 @@ mod tests {
     fn loaded_parts_read_back_every_object() {
         let objects = objects();
         let mut loaded = Tables::default();
-        for part in tables_of(&objects).encode_parts().unwrap() {
+        for part in encode_parts(tables_of(&objects).iter(), "test").unwrap() {
             loaded.load(&part, "test").unwrap();
         }
         assert_eq!(loaded.len(), objects.len());
@@ -221,7 +231,7 @@ mod tests {
 
     #[test]
     fn a_damaged_part_is_refused_as_corrupt() {
-        let part = &tables_of(&objects()).encode_parts().unwrap()[0];
+        let part = &encode_parts(tables_of(&objects()).iter(), "test").unwrap()[0];
         let mut longer = part.clone();
         longer.push(0);
         for bad in [&part[..part.len() - 1], &longer[..], &[][..]] {

@@ -73,6 +73,36 @@ fn a_reopened_state_equals_the_committed_one_across_snapshots_and_deltas() {
 }
 
 #[test]
+fn deferred_commits_reach_sled_as_one_delta_of_each_object_as_last_committed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (db, mut state) = open(dir.path());
+    state.persist_every(3);
+    batch(&mut state, 1);
+    batch(&mut state, 2);
+    assert!(
+        state.tree.get(HEAD_KEY).expect("read").is_none(),
+        "two entries of three: nothing written yet"
+    );
+    assert_eq!(
+        state.get(&pool(0).0),
+        Some(pool(2).1),
+        "committed in memory"
+    );
+    batch(&mut state, 3);
+    assert_eq!(state.tree.scan_prefix([DELTA_TAG]).count(), 1, "one delta");
+    batch(&mut state, 4);
+    state.persist().expect("persist");
+    let (digest, len) = (state.root(), state.len());
+    drop(state);
+    drop(db);
+
+    let (_db, state) = open(dir.path());
+    assert_eq!((state.size(), state.len(), state.root()), (4, len, digest));
+    assert_eq!(from_scratch(&state), digest);
+    assert_eq!(state.get(&pool(0).0), Some(pool(4).1));
+}
+
+#[test]
 fn a_snapshot_removes_the_deltas_it_covers() {
     let dir = tempfile::tempdir().expect("tmp");
     let (_db, mut state) = open(dir.path());

@@ -144,19 +144,18 @@ impl StateMap {
     }
 
     /// The changes that writing each key to its value (`None`: removing it) makes,
-    /// value hashes computed in parallel.
+    /// value hashes computed in parallel for many writes.
     #[must_use]
     pub fn changes(writes: Vec<(&Key, Option<&Value>)>) -> Vec<Change> {
         use rayon::prelude::*;
-        let hash = || {
-            writes
-                .into_par_iter()
-                .map(|(key, value)| {
-                    let value_hash = value.map(|v| proof::value_hash(&proof::value_bytes(v)));
-                    (map_key(key.table, &key.id), value_hash)
-                })
-                .collect()
+        let change = |(key, value): (&Key, Option<&Value>)| {
+            let value_hash = value.map(|v| proof::value_hash(&proof::value_bytes(v)));
+            (map_key(key.table, &key.id), value_hash)
         };
+        if writes.len() < PARALLEL_WRITES_MIN {
+            return writes.into_iter().map(change).collect();
+        }
+        let hash = || writes.into_par_iter().map(change).collect();
         match map_pool() {
             Some(pool) => pool.install(hash),
             None => hash(),
@@ -190,6 +189,11 @@ impl StateMap {
         &self.tree
     }
 }
+
+/// Fewer writes than this are hashed on the caller's thread: a group commit of a few
+/// dozen objects costs less than waking the pool's threads and waiting for them, on a
+/// machine whose cores are busy verifying the next requests' signatures (issue 15).
+const PARALLEL_WRITES_MIN: usize = 256;
 
 /// The map's own thread pool for value hashes, one thread per core; `None` if threads
 /// cannot be started (then the global pool is used). Own pool: the writer asks once per

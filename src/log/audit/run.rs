@@ -1,20 +1,17 @@
 //! One audit's pass over `log.dat`: every record checked in order — leaves (through the
-//! shared leaf checker, in parallel by chunks), checkpoints and state notes (signed by
+//! shared leaf checker, in parallel by chunks, ahead of the pass: `ahead`), checkpoints and state notes (signed by
 //! the operator key, and by the new one too at a handover) — with the tree recomputed.
 
 use std::time::Duration;
 
+use super::ahead::with_chunks_ahead;
 use super::{finding, AuditError, AuditSummary, AuditVisitor, Finding, VisitError};
 use crate::log::compact::Frontier;
-use crate::log::envelope::KeyCache;
 use crate::log::hash::Hash;
-use crate::log::leaf_check::{check_leaves, CheckedLeaf, LeafOrder, LeafProblem};
+use crate::log::leaf_check::{CheckedLeaf, LeafOrder, LeafProblem};
 use crate::log::note::{Checkpoint, NoteVerifier, SignedCheckpoint};
 use crate::log::records::{self, Record, RecordKind};
 use crate::log::state_note::StateNote;
-
-/// Leaves verified together, in parallel, between two sequential tree updates.
-const AUDIT_CHUNK_RECORDS: usize = 4096;
 
 /// A finding for a leaf the shared checker refused, worded as the audit reports it.
 fn leaf_finding(at: u64, index: u64, problem: &LeafProblem) -> AuditError {
@@ -40,7 +37,6 @@ fn leaf_finding(at: u64, index: u64, problem: &LeafProblem) -> AuditError {
 
 /// The state of one audit as it reads the file.
 pub(super) struct Run {
-    keys: KeyCache,
     verifier: NoteVerifier,
     origin: String,
     pub(super) frontier: Frontier,
@@ -100,7 +96,6 @@ impl Run {
         total: u64,
     ) -> Run {
         Run {
-            keys: KeyCache::self_certifying(),
             verifier,
             origin: origin.to_owned(),
             frontier: Frontier::new(),
@@ -122,8 +117,8 @@ impl Run {
         }
     }
 
-    /// Reads every record in chunks, checking each; returns the last record's kind and
-    /// where it ends.
+    /// Reads every record in chunks, checking each (read and checked ahead on other
+    /// threads, taken here in order); returns the last record's kind and where it ends.
     pub(super) fn read_all(
         &mut self,
         file: &records::RecordReader,
@@ -131,44 +126,37 @@ impl Run {
         visitor: &mut dyn AuditVisitor,
     ) -> Result<(Option<RecordKind>, u64), AuditError> {
         let total = file.len();
-        let mut last_kind = None;
-        let mut last_offset = records::HEADER_LEN;
-        let mut iter = file
+        let iter = file
             .iter(records::HEADER_LEN, total)
             .map_err(|e| AuditError::Log(e.into()))?;
-        loop {
-            let mut chunk: Vec<Record> = Vec::with_capacity(AUDIT_CHUNK_RECORDS);
-            let mut damage = None;
-            for record in iter.by_ref().take(AUDIT_CHUNK_RECORDS) {
-                match record {
-                    Ok(r) => chunk.push(r),
-                    Err(e) => {
-                        damage = Some(e);
-                        break;
-                    }
+        with_chunks_ahead(iter, |chunks| {
+            let mut last_kind = None;
+            let mut last_offset = records::HEADER_LEN;
+            for chunk in chunks {
+                // What was read before any damage is checked first: it may hold an
+                // earlier problem.
+                self.process_chunk(&chunk.records, chunk.leaves, visitor)?;
+                if let Some(last) = chunk.records.last() {
+                    last_kind = Some(last.kind);
+                    last_offset = last.end();
                 }
+                if let Some(e) = chunk.damage {
+                    let at = e.offset().unwrap_or(last_offset);
+                    return Err(finding(
+                        at,
+                        Some(self.frontier.size()),
+                        "record is damaged",
+                        "a well-formed record with a valid checksum".into(),
+                        e.to_string(),
+                    ));
+                }
+                if chunk.records.is_empty() {
+                    break;
+                }
+                progress(last_offset, total);
             }
-            // What was read before any damage is checked first: it may hold an earlier problem.
-            self.process_chunk(&chunk, visitor)?;
-            if let Some(last) = chunk.last() {
-                last_kind = Some(last.kind);
-                last_offset = last.end();
-            }
-            if let Some(e) = damage {
-                let at = e.offset().unwrap_or(last_offset);
-                return Err(finding(
-                    at,
-                    Some(self.frontier.size()),
-                    "record is damaged",
-                    "a well-formed record with a valid checksum".into(),
-                    e.to_string(),
-                ));
-            }
-            if chunk.is_empty() {
-                return Ok((last_kind, last_offset));
-            }
-            progress(last_offset, total);
-        }
+            Ok((last_kind, last_offset))
+        })
     }
 
     /// The operator key the layer above names now, if it is not the key trusted so far:
@@ -194,17 +182,13 @@ impl Run {
     fn process_chunk(
         &mut self,
         chunk: &[Record],
+        checked: Vec<Result<CheckedLeaf, LeafProblem>>,
         visitor: &mut dyn AuditVisitor,
     ) -> Result<(), AuditError> {
-        // The expensive part — decoding, signature checks, leaf hashes — runs on all
-        // cores, through the checker the remote audit uses too; only the order and the
-        // tree update are sequential.
-        let leaves: Vec<&[u8]> = chunk
-            .iter()
-            .filter(|r| r.kind == RecordKind::Leaf)
-            .map(|r| r.body.as_slice())
-            .collect();
-        let mut checked = check_leaves(&leaves, &self.keys).into_iter();
+        // The expensive part — decoding, signature checks, leaf hashes — was done ahead,
+        // on all cores, by the checker the remote audit uses too; only the order and
+        // the tree update are sequential.
+        let mut checked = checked.into_iter();
         for record in chunk {
             let at = record.offset;
             let index = self.frontier.size();

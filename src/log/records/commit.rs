@@ -1,13 +1,23 @@
 //! Committing a batch, in three steps that a pipelined writer can pull apart:
-//! [`RecordFile::write_pending`] (the records, then the seal slot, `pwrite` only),
-//! [`Syncer::sync`] (the `fdatasync`, from any thread), and [`RecordFile::settle`]
-//! (only now is the batch committed: readers see it and it may be acknowledged).
+//! [`RecordFile::write_pending`] (the records, `pwrite` only), [`Syncer::sync`] (the
+//! `fdatasync`, from any thread), and [`RecordFile::settle`] (the seal slot, and only
+//! now is the batch committed: readers see it and it may be acknowledged).
 //! [`RecordFile::commit`] is the three in a row.
 //!
 //! Between `write_pending` and `settle` the batch's bytes are in the file but not
 //! durable: nothing may be appended (the next batch is built elsewhere), readers do not
-//! see them (the committed length has not moved), and a crash keeps them or loses them
-//! whole (the checkpoint record is the commit marker; recovery cuts a torn tail).
+//! see them (neither the committed length nor the seal has moved), and a crash keeps
+//! them or loses them whole (the checkpoint record is the commit marker; recovery cuts
+//! a torn tail).
+//!
+//! Why the seal is written in `settle`, after the sync, and not with the records: one
+//! `fdatasync` orders nothing among the writes it flushes, so a seal written with its
+//! batch could reach the disk before the batch's records, and a power cut then would
+//! leave a seal past records that never landed: a log that refuses to open
+//! (`records_below_seal`) although nothing acknowledged was lost. Written after the
+//! sync, the seal names only durable records; it is made durable by the next batch's
+//! `fdatasync` (or the kernel's writeback, or [`RecordFile::sync`]), at no cost of its
+//! own. A reader of the file sees it at once, in the page cache.
 
 use std::fs::File;
 use std::io;
@@ -25,8 +35,8 @@ use crate::log::disk::Disk;
 pub struct Unsynced {
     start: u64,
     end: u64,
-    /// The seal written, and the slot it went to.
-    sealed: Option<(Seal, usize)>,
+    /// The seal of the batch's last checkpoint record: written by `settle`.
+    sealed: Option<Seal>,
 }
 
 impl Unsynced {
@@ -61,8 +71,8 @@ impl Syncer {
 }
 
 impl RecordFile {
-    /// Writes the buffered records, then the seal of their last checkpoint record into
-    /// the header slot not holding the current seal, with one `fdatasync`. When this
+    /// Writes the buffered records with one `fdatasync`, then the seal of their last
+    /// checkpoint record into the header slot not holding the current seal. When this
     /// returns `Ok`, the records are durable and may be acknowledged.
     ///
     /// # Errors
@@ -87,9 +97,9 @@ impl RecordFile {
         }
     }
 
-    /// Writes the buffered records, then the seal slot (records first: a crash between
-    /// the two leaves the old seal), without syncing; `None` when nothing is buffered.
-    /// Nothing may be appended before [`RecordFile::settle`].
+    /// Writes the buffered records without syncing (the seal waits for the sync: see
+    /// the module's doc); `None` when nothing is buffered. Nothing may be appended
+    /// before [`RecordFile::settle`].
     ///
     /// # Errors
     /// `Poisoned` after an earlier failure; an I/O failure poisons the file as
@@ -103,38 +113,27 @@ impl RecordFile {
         }
         let start = self.len();
         let end = start + self.buffer.len() as u64;
-        let sealed = self
-            .pending_seal
-            .take()
-            .map(|seal| (seal, 1 - self.header.slot));
+        let sealed = self.pending_seal.take();
         self.pending_leaves = 0;
         let written = self
             .disk
-            .write_all_at(&self.path, &self.file, &self.buffer, start)
-            .and_then(|()| match sealed {
-                Some((seal, slot)) => self.disk.write_all_at(
-                    &self.path,
-                    &self.file,
-                    &seal::encode(seal),
-                    seal::slot_offset(slot),
-                ),
-                None => Ok(()),
-            });
+            .write_all_at(&self.path, &self.file, &self.buffer, start);
         self.buffer.clear();
         let unsynced = Unsynced { start, end, sealed };
         match written {
             Ok(()) => Ok(Some(unsynced)),
-            Err(source) => Err(self.fail(&unsynced, source)),
+            Err(source) => Err(self.fail(&unsynced, None, source)),
         }
     }
 
     /// Commits a batch written by [`RecordFile::write_pending`] once its sync returned:
-    /// on `Ok` the committed length and the seal move to it; on an error the file is
+    /// on `Ok` its seal is written (unsynced) into the slot not holding the current one,
+    /// and the committed length and the seal move to it; on an error the file is
     /// poisoned and the batch undone, as [`RecordFile::commit`] says.
     ///
     /// # Errors
-    /// The sync's failure, or `Poisoned`/`Pending` for a batch that is not the one
-    /// written last.
+    /// The sync's failure or the seal's write failure, or `Poisoned`/`Pending` for a
+    /// batch that is not the one written last.
     pub fn settle(
         &mut self,
         unsynced: Unsynced,
@@ -151,9 +150,19 @@ impl RecordFile {
             });
         }
         if let Err(source) = synced {
-            return Err(self.fail(&unsynced, source));
+            return Err(self.fail(&unsynced, None, source));
         }
-        if let Some((seal, slot)) = unsynced.sealed {
+        if let Some(seal) = unsynced.sealed {
+            let slot = 1 - self.header.slot;
+            let written = self.disk.write_all_at(
+                &self.path,
+                &self.file,
+                &seal::encode(seal),
+                seal::slot_offset(slot),
+            );
+            if let Err(source) = written {
+                return Err(self.fail(&unsynced, Some(slot), source));
+            }
             self.header.seal = seal;
             self.header.slot = slot;
         }
@@ -161,10 +170,36 @@ impl RecordFile {
         Ok(())
     }
 
-    /// Poisons the file and undoes a batch whose write or sync failed.
-    fn fail(&mut self, unsynced: &Unsynced, source: io::Error) -> RecordsError {
+    /// Makes the current seal durable: one `fdatasync`, for a writer closing the file
+    /// (else the last batch's seal waits for the next batch or the kernel's writeback).
+    ///
+    /// # Errors
+    /// As `fdatasync`; the file is then poisoned, as after a failed commit.
+    pub fn sync(&mut self) -> Result<(), RecordsError> {
+        if self.state == State::Poisoned {
+            return Err(RecordsError::Poisoned);
+        }
+        self.disk
+            .sync_data(&self.path, &self.file)
+            .map_err(|source| {
+                self.state = State::Poisoned;
+                RecordsError::Io {
+                    path: self.path.clone(),
+                    source,
+                }
+            })
+    }
+
+    /// Poisons the file and undoes a batch whose write, sync or seal (written into
+    /// `slot`) failed.
+    fn fail(
+        &mut self,
+        unsynced: &Unsynced,
+        slot: Option<usize>,
+        source: io::Error,
+    ) -> RecordsError {
         self.state = State::Poisoned;
-        self.roll_back(unsynced.start, unsynced.sealed.map(|(_, slot)| slot));
+        self.roll_back(unsynced.start, slot);
         RecordsError::Io {
             path: self.path.clone(),
             source,

@@ -1,19 +1,25 @@
 //! The seal: a durable record, in `log.dat`'s own header, of how far the file was
-//! committed — how many leaf records and up to which byte. It is written by the same
-//! `fdatasync` as the batch it seals, so it costs no extra sync, and recovery refuses to
-//! cut the file below it: a damaged last checkpoint record can no longer make an
-//! acknowledged, signed batch look like an unacknowledged tail (issue 11, item 7).
+//! committed — how many leaf records and up to which byte. Recovery refuses to cut the
+//! file below it: a damaged last checkpoint record can no longer make an acknowledged,
+//! signed batch look like an unacknowledged tail (issue 11, item 7).
 //!
 //! ```text
-//! header = "LLEDGER2" | slot | slot             8 + 2 × 32 bytes
+//! header = "LLEDGER3" | slot | slot             8 + 2 × 32 bytes
 //! slot   = leaves:u64 BE | end:u64 BE | zero:u64 | crc:u32 BE | zero:u32
 //! crc    = CRC-32C over the 24 bytes before it
 //! ```
 //!
+//! A batch's seal is written once the batch's `fdatasync` has returned, and made durable
+//! by the next batch's `fdatasync`: it costs no sync of its own, and it only ever names
+//! records that were durable before it was written (format 2 wrote it with its batch,
+//! before the sync, and a power cut could make it durable before the records it named).
+//! On disk the seal may therefore lag the records by a batch or two; readers of the live
+//! file see it move at once, in the page cache.
+//!
 //! Two slots, because a slot is overwritten in place: a commit writes the slot that does
-//! *not* hold the current seal, after the batch's records, so a write torn by a crash
-//! damages only the slot being replaced and the other still holds the previous seal. On
-//! open the valid slot with the larger `end` is the seal; no valid slot is damage.
+//! *not* hold the current seal, so a write torn by a crash damages only the slot being
+//! replaced and the other still holds the previous seal. On open the valid slot with the
+//! larger `end` is the seal; no valid slot is damage.
 
 use crate::limits::RECORD_OVERHEAD_BYTES;
 

@@ -2,13 +2,15 @@
 //! to the header's current seal, under a header holding that seal.
 //!
 //! Why this is consistent while `serve` runs: a writer only ever appends records past
-//! the seal and then rewrites the slot that does *not* hold the current seal (see
-//! [`super::seal`]). The bytes before the current seal's `end` are never written again
-//! while the file is open, and they reached the page cache before the seal that covers
-//! them, so a reader that takes the seal first finds every byte it covers. A slot torn
-//! by a concurrent write fails its checksum and the other slot's (older) seal is taken.
-//! What the copy holds is therefore exactly a batch boundary that was acknowledged: it
-//! ends with that batch's checkpoint record.
+//! the seal, syncs them, and then rewrites the slot that does *not* hold the current
+//! seal (see [`super::seal`]). The bytes before the current seal's `end` are never
+//! written again while the file is open, and they were durable before the seal that
+//! covers them was written, so a reader that takes the seal first finds every byte it
+//! covers, and never a byte a power cut could take back. A slot torn by a concurrent
+//! write fails its checksum and the other slot's (older) seal is taken. What the copy
+//! holds is therefore exactly a batch boundary that was acknowledged: it ends with that
+//! batch's checkpoint record. The copy is written in the current format, whatever the
+//! source's (a format-2 file up to its seal is a format-3 file).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;

@@ -440,11 +440,14 @@ impl Log {
         })
     }
 
-    /// Flushes derived stores to disk (the record file is always synced already).
+    /// Flushes derived stores to disk, and makes the seal of the last batch durable (its
+    /// records are synced already; its seal would otherwise wait for the next batch's
+    /// sync or the kernel's writeback).
     ///
     /// # Errors
     /// I/O.
     pub fn close(mut self) -> Result<(), LogError> {
+        self.records.sync()?;
         self.tree.sync().map_err(derived)?;
         self.offsets.sync().map_err(derived)?;
         self.ids.sync().map_err(derived)?;
