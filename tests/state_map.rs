@@ -129,6 +129,45 @@ fn equals_the_definition(arena: Arena) {
 }
 
 #[test]
+fn a_map_built_at_once_in_parallel_equals_the_definition_and_changes_as_any_other() {
+    for arena in ARENAS {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+        let mut both = Both::new(arena);
+        let universe = 100_000;
+        // Enough at once for the parallel build (past 2^15 distinct keys); a key may come twice (the last change
+        // wins) or be deleted in the same batch.
+        let batch = |rng: &mut rand::rngs::StdRng| -> Vec<(u32, Option<u32>)> {
+            (0..80_000)
+                .map(|_| {
+                    let i = rng.gen_range(0..universe);
+                    (i, (rng.gen_range(0..10) > 0).then(|| rng.gen_range(0..3)))
+                })
+                .collect()
+        };
+        for round in 0..2 {
+            both.apply(batch(&mut rng));
+            assert_eq!(both.tree.root(), both.reference_root(), "{arena:?} {round}");
+            assert_eq!(both.tree.len(), both.reference.len());
+            for i in (0..universe).step_by(997) {
+                let key = map_key(Table::Claim, &id(i));
+                let pairs = both.reference.iter().map(|(k, v)| (*k, *v));
+                assert_eq!(both.tree.prove(&key), reference_proof(pairs, &key));
+            }
+            // Grafted records update, delete and free like any others.
+            both.apply(
+                (0..3_000)
+                    .map(|i| (i * 20, (i % 3 > 0).then_some(9)))
+                    .collect(),
+            );
+            assert_eq!(both.tree.root(), both.reference_root(), "{arena:?} {round}");
+            // Emptied, the next large batch is a parallel build again, over free slots.
+            both.apply((0..universe).map(|i| (i, None)).collect());
+            assert_eq!(both.tree.root(), ZERO);
+        }
+    }
+}
+
+#[test]
 fn a_batch_gives_the_same_root_as_its_changes_one_by_one() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let changes: Vec<(u32, Option<u32>)> = (0..300)

@@ -242,7 +242,13 @@ impl Ledger {
     /// # Errors
     /// [`LedgerError::Diverged`] if a logged entry is refused on replay; log and store faults.
     pub fn open(dir: &Path) -> Result<(Ledger, OpenReport), LedgerError> {
+        let started = std::time::Instant::now();
         let (log, report) = Log::open(dir, Box::new(EntryIdOnly))?;
+        tracing::info!(
+            entries = log.size(),
+            seconds = started.elapsed().as_secs_f64(),
+            "log opened"
+        );
         Ok((Ledger::over(log)?, report))
     }
 

@@ -74,9 +74,9 @@ pub struct IdIndex {
     file: File,
     disk: Disk,
     /// First 8 bytes of an id → the index of the first entry with that prefix.
-    by_prefix: HashMap<u64, u64>,
+    by_prefix: HashMap<u64, u64, ahash::RandomState>,
     /// Full ids whose prefix was already taken by another id.
-    overflow: HashMap<[u8; 32], u64>,
+    overflow: HashMap<[u8; 32], u64, ahash::RandomState>,
     /// Ids in the file.
     written: u64,
     /// Ids appended after `written`, in order.
@@ -116,8 +116,11 @@ impl IdIndex {
             path: path.clone(),
             file: file.try_clone().map_err(io)?,
             disk,
-            by_prefix: HashMap::with_capacity((bytes / ID_BYTES) as usize),
-            overflow: HashMap::new(),
+            by_prefix: HashMap::with_capacity_and_hasher(
+                (bytes / ID_BYTES) as usize,
+                ahash::RandomState::new(),
+            ),
+            overflow: HashMap::default(),
             written: 0,
             pending: Vec::new(),
             cut_bytes,

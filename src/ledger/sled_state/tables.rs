@@ -12,9 +12,7 @@
 
 use std::collections::HashMap;
 
-use rayon::prelude::*;
-
-use super::layout::{read_varint, write_varint, PARTS_BUDGET};
+use super::layout::{write_varint, PARTS_BUDGET};
 use super::{corrupt, Key, StateStoreError, Table, Value};
 
 /// An object's postcard bytes.
@@ -22,13 +20,10 @@ pub(super) type Encoded = Box<[u8]>;
 
 /// The objects, one hash map per table. Not ordered maps: ids share long prefixes and a
 /// million-object table costs ~20 string comparisons a lookup; scans (rare: the
-/// matcher's inputs, the auditor's comparison) sort instead.
+/// matcher's inputs, the auditor's comparison) sort instead. Hashed with aHash, keyed at
+/// random per process (ids are chosen by clients).
 #[derive(Default)]
-pub(super) struct Tables([HashMap<Box<str>, Encoded>; Table::ALL.len()]);
-
-/// Objects decoded at a time when the whole state is read (the map's build on open):
-/// bounds the decoded copies alive at once.
-const DECODE_CHUNK: usize = 1 << 16;
+pub(super) struct Tables([HashMap<Box<str>, Encoded, ahash::RandomState>; Table::ALL.len()]);
 
 /// Encodes one object, in a buffer of its exact size.
 pub(super) fn encode(value: &Value) -> Result<Encoded, StateStoreError> {
@@ -65,23 +60,11 @@ impl Tables {
         self.0[key.table as usize].insert(key.id.into_boxed_str(), bytes);
     }
 
-    /// Loads a snapshot chunk or delta part (postcard `Vec<(Key, Value)>`): every object
-    /// is decoded once to check it, and its bytes kept as they are.
-    pub(super) fn load(&mut self, bytes: &[u8], what: &str) -> Result<u64, StateStoreError> {
-        let (n, mut rest) = read_varint(bytes).ok_or_else(|| corrupt(what, "no length"))?;
-        for _ in 0..n {
-            let (key, after_key) =
-                postcard::take_from_bytes::<Key>(rest).map_err(|e| corrupt(what, e))?;
-            let (_, after_value) =
-                postcard::take_from_bytes::<Value>(after_key).map_err(|e| corrupt(what, e))?;
-            let value = &after_key[..after_key.len() - after_value.len()];
-            self.insert(key, value.into());
-            rest = after_value;
+    /// Stores the objects of a parsed part ([`super::parts::Part::parse`]), in its order.
+    pub(super) fn insert_part(&mut self, objects: Vec<(Key, Encoded)>) {
+        for (key, bytes) in objects {
+            self.insert(key, bytes);
         }
-        if !rest.is_empty() {
-            return Err(corrupt(what, "bytes after the last object"));
-        }
-        Ok(n)
     }
 
     /// Every object: its table, id and bytes, in no particular order.
@@ -100,19 +83,6 @@ impl Tables {
     /// Number of objects of one table.
     pub(super) fn table_len(&self, table: Table) -> usize {
         self.0[table as usize].len()
-    }
-
-    /// Calls `f` with every object decoded, [`DECODE_CHUNK`] at a time (decoded in
-    /// parallel), so that the whole state is never decoded at once.
-    pub(super) fn for_each_chunk(&self, mut f: impl FnMut(&[(Key, Value)])) {
-        let all: Vec<(Table, &str, &[u8])> = self.iter().collect();
-        for chunk in all.chunks(DECODE_CHUNK) {
-            let decoded: Vec<(Key, Value)> = chunk
-                .par_iter()
-                .map(|(table, id, bytes)| (Key::new(*table, id), decode(bytes)))
-                .collect();
-            f(&decoded);
-        }
     }
 
     /// One table's objects, in id order, decoded.
@@ -161,6 +131,7 @@ fn with_length(count: u64, elements: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::super::layout::encode_parts as encode_decoded_parts;
+    use super::super::parts::Part;
     use super::*;
     use crate::ledger::objects::{EntryRecord, Pool};
     use crate::ledger::Id;
@@ -218,7 +189,9 @@ mod tests {
         let objects = objects();
         let mut loaded = Tables::default();
         for part in encode_parts(tables_of(&objects).iter(), "test").unwrap() {
-            loaded.load(&part, "test").unwrap();
+            let part = Part::parse(&part, "test").unwrap();
+            assert_eq!(part.objects.len(), part.changes.len());
+            loaded.insert_part(part.objects);
         }
         assert_eq!(loaded.len(), objects.len());
         for (key, value) in &objects {
@@ -235,7 +208,9 @@ mod tests {
         let mut longer = part.clone();
         longer.push(0);
         for bad in [&part[..part.len() - 1], &longer[..], &[][..]] {
-            let err = Tables::default().load(bad, "test").unwrap_err();
+            let Err(err) = Part::parse(bad, "test") else {
+                panic!("a damaged part parsed");
+            };
             assert_eq!(err.code(), "state_corrupt", "{err}");
         }
     }
