@@ -24,11 +24,14 @@ if [[ ! -f "$dir/footprint.txt" ]]; then
 fi
 cat "$dir/footprint.txt"
 read -r n_entries n_objects < <(sed -E 's/^footprint ledger: ([0-9]+) entries, ([0-9]+) objects.*/\1 \2/' "$dir/footprint.txt")
+# A clean close seals the state map for the next open (the open then reads the objects
+# only); the first open of a new ledger, or one after a crash, rebuilds it.
+if [[ -f "$dir/state-map.seal" ]]; then map="reused (sealed by the last close)"; else map="rebuilt from the objects"; fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 start=$(date +%s.%N)
 "${bin[@]}" serve --data "$dir" --addr "127.0.0.1:$port" >"$dir.serve.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
+trap 'kill $pid 2>/dev/null && wait $pid || true' EXIT # and wait for its close (which seals the state map)
 until curl -sf "http://127.0.0.1:$port/checkpoint" >/dev/null; do
   kill -0 $pid 2>/dev/null || { cat "$dir.serve.log"; exit 1; }
   sleep 0.05
@@ -37,11 +40,12 @@ open=$(python3 -c "print(f'{$(date +%s.%N) - $start:.2f}')")
 sleep 2 # let the open's transient buffers go back to the allocator
 kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$pid/status"; }
 rss=$(kib VmRSS) anon=$(kib RssAnon) file=$(kib RssFile) hwm=$(kib VmHWM)
-python3 - "$n_entries" "$n_objects" "$rss" "$anon" "$file" "$hwm" "$open" <<'PY'
+python3 - "$n_entries" "$n_objects" "$rss" "$anon" "$file" "$hwm" "$open" "$map" <<'PY'
 import sys
 entries, objects, rss, anon, file, hwm = (int(x) for x in sys.argv[1:7])
 open_s = float(sys.argv[7])
 limit_obj = 3e9 / 11e6
+print(f"state map: {sys.argv[8]}")
 print(f"serve after open: VmRSS {rss/1024:.0f} MiB (anon {anon/1024:.0f}, file {file/1024:.0f}), peak {hwm/1024:.0f} MiB, open {open_s:.2f} s (target <= 10 s at 11 M objects)")
 print(f"  per object: {rss*1024/objects:.0f} bytes resident, {anon*1024/objects:.0f} anon (target <= {limit_obj:.0f} = 3 GB / 11 M objects)")
 print(f"  per entry:  {rss*1024/entries:.0f} bytes resident, {anon*1024/entries:.0f} anon (3 GB / 4.9 M entries = {3e9/4.9e6:.0f})")

@@ -541,7 +541,7 @@ fn a_ledger_keeps_its_map_nodes_in_files_and_a_reopen_rebuilds_them_to_the_heads
 #[test]
 fn a_node_file_cut_short_or_garbled_while_the_ledger_is_closed_is_rebuilt_never_trusted() {
     type Garble = fn(&std::path::Path);
-    let garbles: [(&str, Garble); 3] = [
+    let garbles: [(&str, Garble); 4] = [
         ("cut short", |p| {
             std::fs::OpenOptions::new()
                 .write(true)
@@ -556,6 +556,11 @@ fn a_node_file_cut_short_or_garbled_while_the_ledger_is_closed_is_rebuilt_never_
             std::fs::write(p, bytes).unwrap();
         }),
         ("removed", |p| std::fs::remove_file(p).unwrap()),
+        ("one record byte flipped", |p| {
+            let mut bytes = std::fs::read(p).unwrap();
+            bytes[41] ^= 0x01;
+            std::fs::write(p, bytes).unwrap();
+        }),
     ];
     for (how, garble) in garbles {
         for name in NODE_FILES {
@@ -565,6 +570,7 @@ fn a_node_file_cut_short_or_garbled_while_the_ledger_is_closed_is_rebuilt_never_
             ledger.close().unwrap();
             garble(&dir.path().join(name));
             let (ledger, _) = Ledger::open(dir.path()).unwrap();
+            assert!(!ledger.state().map_reused(), "{name} {how}: rebuilt");
             assert_eq!(ledger.state().root(), root, "{name} {how}");
             for (key, value) in every_object(ledger.state()) {
                 ledger

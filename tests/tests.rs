@@ -39,6 +39,7 @@ mod run_hardening;
 mod schemas;
 mod scripts;
 mod state_map;
+mod state_map_seal;
 mod state_proofs;
 mod state_reads;
 mod storage;

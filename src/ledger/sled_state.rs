@@ -11,6 +11,7 @@
 //! - `\0head`: [`HEAD_MAGIC`], the log size the state reflects (u64 BE), the state map
 //!   root ([`super::state_map`], 32 bytes), and the snapshot it starts from:
 //!   generation (u64 BE), the log size it reflects (u64 BE), its chunk count (u32 BE);
+//!   then the number of objects in each table (u64 BE each, in `Table::ALL`'s order);
 //! - `\x01` gen (u64 BE) chunk (u32 BE): a snapshot chunk, postcard of `Vec<(Key, Value)>`;
 //! - `\x02` size (u64 BE) part (u32 BE): part of the delta of the batch that brought the
 //!   state to `size` entries, postcard of `Vec<(Key, Value)>` (each object as the batch
@@ -35,37 +36,31 @@
 //! the batch's end (the pool totals change with every entry, but are hashed once per
 //! batch), and its root goes into the head with the delta. On open the map is rebuilt
 //! from the objects and must give the head's root, else the state is damaged and is
-//! rebuilt from the log. The ledger keeps the map's nodes in files of its data
-//! directory ([`Nodes::InDir`], a cache rebuilt on every open: see [`super::state_map`]);
-//! [`SledState::open`] alone keeps them on the heap.
+//! rebuilt from the log; or, after a clean close, the map sealed then is reused
+//! (`open`). The ledger keeps the map's nodes in files of its data directory
+//! ([`Nodes::InDir`], a cache: see [`super::state_map`]); [`SledState::open`] alone keeps
+//! them on the heap.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::state::{Changes, Key, StateView, Table, Value};
-use super::state_map::{self, ArenaError, Change, Nodes, StateMap, StateProof};
+use super::state_map::{self, ArenaError, Change, Nodes, SealError, StateMap, StateProof};
 
 mod layout;
+mod open;
 mod parts;
 mod tables;
 
 #[cfg(test)]
 use layout::DELTA_TAG;
+pub use layout::HEAD_MAGIC;
 pub use layout::VALUE_BYTES_MAX;
-use layout::{chunk_key, delta_key, CHUNK_TAG};
+use layout::{chunk_key, delta_key, Head, Snapshot, CHUNK_TAG};
 use tables::Tables;
 
 /// The sled tree holding the state.
 pub const STATE_TREE: &str = "state";
 const HEAD_KEY: &[u8] = b"\0head";
-/// First bytes of a head in this layout (an older layout's head is not read). Version 6:
-/// `Claim.preferences`, `Claim.allocations` and `Allocation.open_lessons`. Version 5:
-/// the head holds the state map root (32 bytes) where version 4 held the LtHash lanes.
-/// Version 4: `Party.pledges_unapproved`, `RunRecord.closed_at`, the `meta/clock` object,
-/// the entry-format-v2 objects (author-scoped entry records, quotas, bounded parties) and
-/// snapshot chunks and deltas cut into values of at most 4 KiB; postcard has no field
-/// names, so a state of an older version is rebuilt from the log, never misread.
-pub const HEAD_MAGIC: &[u8; 8] = b"LLSTATE6";
-const HEAD_BYTES: usize = 8 + 8 + 32 + 8 + 8 + 4;
 /// No snapshot is written before the deltas reach this size (bytes).
 const SNAPSHOT_DELTAS_BYTES_MIN: u64 = 64 << 20;
 
@@ -98,57 +93,6 @@ impl StateStoreError {
             StateStoreError::Corrupt { .. } => "state_corrupt",
             StateStoreError::MapNodes(_) => "state_map_unavailable",
         }
-    }
-}
-
-/// Where the persisted state starts: a snapshot generation and the log size it reflects.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Snapshot {
-    generation: u64,
-    size: u64,
-    chunks: u32,
-}
-
-/// The head record: what the persisted state reflects.
-struct Head {
-    size: u64,
-    root: [u8; 32],
-    snapshot: Snapshot,
-}
-
-impl Head {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEAD_BYTES);
-        out.extend_from_slice(HEAD_MAGIC);
-        out.extend_from_slice(&self.size.to_be_bytes());
-        out.extend_from_slice(&self.root);
-        out.extend_from_slice(&self.snapshot.generation.to_be_bytes());
-        out.extend_from_slice(&self.snapshot.size.to_be_bytes());
-        out.extend_from_slice(&self.snapshot.chunks.to_be_bytes());
-        out
-    }
-
-    /// `None` for anything but a head of this layout.
-    fn decode(bytes: &[u8]) -> Option<Head> {
-        if bytes.len() != HEAD_BYTES || !bytes.starts_with(HEAD_MAGIC) {
-            return None;
-        }
-        let u64_at = |at: usize| {
-            bytes
-                .get(at..at + 8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
-        };
-        let rest = 16 + 32;
-        Some(Head {
-            size: u64_at(8)?,
-            root: bytes.get(16..rest)?.try_into().ok()?,
-            snapshot: Snapshot {
-                generation: u64_at(rest)?,
-                size: u64_at(rest + 8)?,
-                chunks: u32::from_be_bytes(bytes.get(rest + 16..rest + 20)?.try_into().ok()?),
-            },
-        })
     }
 }
 
@@ -193,6 +137,8 @@ pub struct SledState {
     persisted_size: u64,
     /// Keys committed since sled's head: the next delta writes their objects.
     unpersisted: BTreeSet<Key>,
+    /// The open reused the map that the last clean close sealed.
+    map_reused: bool,
 }
 
 impl SledState {
@@ -205,73 +151,20 @@ impl SledState {
         SledState::open_with(db, Nodes::Heap)
     }
 
-    /// Opens the state in `db`: loads the snapshot and the deltas after it, and
-    /// rebuilds the state map where `nodes` says (node files created afresh). Writes
-    /// nothing to sled.
+    /// Writes the state map's node files to disk and seals them for the next open
+    /// ([`StateMap::seal`]): at a clean close, after [`SledState::persist`], so that
+    /// sled's head names the state they hold.
     ///
     /// # Errors
-    /// sled faults; a snapshot or delta that does not decode; a map whose root is not
-    /// the head's; node files that cannot be made.
-    pub fn open_with(db: &sled::Db, nodes: Nodes) -> Result<SledState, StateStoreError> {
-        let mut state = SledState::empty_with(db, nodes)?;
-        let Some(head) = state.tree.get(HEAD_KEY)?.and_then(|b| Head::decode(&b)) else {
-            // No head of ours: whatever is stored (sled lost its head, a crash before
-            // the first commit, an older layout) is not vouched for. Start from nothing;
-            // the writer replays the log.
-            return Ok(state);
-        };
-        state.stale_records = false;
-        let started = std::time::Instant::now();
-        let keys = parts::keys(&state.tree, &head)?;
-        let parsed = parts::read(&state.tree, &keys)?;
-        let read = started.elapsed();
-        let mut changes = Vec::with_capacity(parsed.iter().map(|(p, _)| p.changes.len()).sum());
-        let mut objects = Vec::with_capacity(parsed.len());
-        for ((part, bytes), (key, _)) in parsed.into_iter().zip(&keys) {
-            if key[0] == CHUNK_TAG {
-                state.snapshot_bytes += bytes;
-            } else {
-                state.deltas_bytes += bytes;
-            }
-            changes.extend(part.changes);
-            objects.push(part.objects);
-        }
-        // The map is built on a thread of its own while the objects go into the tables.
-        // Both in the parts' order, deltas after the snapshot: a later write of a key wins.
-        let (map, tables) = (&mut state.map, &mut state.tables);
-        let built = std::thread::scope(|scope| {
-            let build = scope.spawn(move || {
-                let built = map.apply(changes).map(drop);
-                state_map::return_freed_memory();
-                built
+    /// A batch is prepared, or the state is not persisted; as [`StateMap::seal`].
+    pub fn seal_map(&self) -> Result<(), SealError> {
+        if self.prepared.is_some() || self.persisted_size != self.size {
+            return Err(SealError::NotPersisted {
+                size: self.size,
+                head: self.persisted_size,
             });
-            objects
-                .into_iter()
-                .for_each(|part| tables.insert_part(part));
-            build.join()
-        });
-        let stored = started.elapsed();
-        built.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-        // Built: its pages need not stay resident (see `state_map`'s module doc), nor
-        // what the build freed.
-        state.map.release()?;
-        state_map::return_freed_memory();
-        if state.map.root() != head.root {
-            return Err(corrupt(
-                "head",
-                "the objects' state map root is not the one the head records",
-            ));
         }
-        tracing::info!(
-            objects = state.tables.len(),
-            read_s = read.as_secs_f64(),
-            stored_and_mapped_s = (stored - read).as_secs_f64(),
-            "state opened"
-        );
-        state.size = head.size;
-        state.persisted_size = head.size;
-        state.snapshot = head.snapshot;
-        Ok(state)
+        self.map.seal(self.size)
     }
 
     /// An empty state over `db`, its map's nodes on the heap: [`SledState::empty_with`]
@@ -291,11 +184,17 @@ impl SledState {
     /// sled faults; node files that cannot be made.
     pub fn empty_with(db: &sled::Db, nodes: Nodes) -> Result<SledState, StateStoreError> {
         let tree = db.open_tree(STATE_TREE)?;
-        Ok(SledState {
+        let map = StateMap::empty_at(&nodes)?;
+        Ok(SledState::over(tree, map))
+    }
+
+    /// The empty state over `tree`, with `map` (to be filled by the caller).
+    fn over(tree: sled::Tree, map: StateMap) -> SledState {
+        SledState {
             stale_records: !tree.is_empty(),
             tree,
             tables: Tables::default(),
-            map: StateMap::empty_at(&nodes)?,
+            map,
             size: 0,
             snapshot: Snapshot::default(),
             deltas_bytes: 0,
@@ -305,7 +204,8 @@ impl SledState {
             persist_every: 0,
             persisted_size: 0,
             unpersisted: BTreeSet::new(),
-        })
+            map_reused: false,
+        }
     }
 
     /// Writes commits to sled once `entries` log entries gathered since the last write
@@ -313,6 +213,12 @@ impl SledState {
     /// replay ([`super::writer::Ledger::open`]): no sled batch per group (issue 15).
     pub fn persist_every(&mut self, entries: u64) {
         self.persist_every = entries;
+    }
+
+    /// Whether the open reused the state map that the last clean close sealed, rather
+    /// than rebuild it from the objects ([`StateMap::unseal`]).
+    pub fn map_reused(&self) -> bool {
+        self.map_reused
     }
 
     /// The number of log entries this state reflects (committed).
@@ -486,6 +392,7 @@ impl SledState {
             size: self.size,
             root: self.root(),
             snapshot: self.snapshot,
+            objects: self.tables.table_lens(),
         };
         batch.insert(HEAD_KEY, head.encode());
         self.tree.apply_batch(batch)?;
@@ -534,6 +441,7 @@ impl SledState {
             size: self.size,
             root: self.map.root(),
             snapshot,
+            objects: self.tables.table_lens(),
         };
         batch.insert(HEAD_KEY, head.encode());
         self.tree.apply_batch(batch)?;

@@ -1,8 +1,82 @@
 //! The sled keys of the state and the encoding of its values, cut by size
 //! (see [`super`] for the layout and why values stay under [`VALUE_BYTES_MAX`]).
 
+use super::Table;
 #[cfg(test)]
 use super::{corrupt, Key, StateStoreError, Value};
+
+/// First bytes of a head in this layout (an older layout's head is not read). Version 7:
+/// the number of objects in each table, after the snapshot (what the open reserves
+/// room for). Version 6: `Claim.preferences`, `Claim.allocations` and `Allocation.open_lessons`. Version 5:
+/// the head holds the state map root (32 bytes) where version 4 held the LtHash lanes.
+/// Version 4: `Party.pledges_unapproved`, `RunRecord.closed_at`, the `meta/clock` object,
+/// the entry-format-v2 objects (author-scoped entry records, quotas, bounded parties) and
+/// snapshot chunks and deltas cut into values of at most 4 KiB; postcard has no field
+/// names, so a state of an older version is rebuilt from the log, never misread.
+pub const HEAD_MAGIC: &[u8; 8] = b"LLSTATE7";
+const HEAD_BYTES: usize = 8 + 8 + 32 + 8 + 8 + 4 + 8 * TABLES;
+/// Tables of the state.
+const TABLES: usize = Table::ALL.len();
+/// Where the persisted state starts: a snapshot generation and the log size it reflects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Snapshot {
+    pub generation: u64,
+    pub size: u64,
+    pub chunks: u32,
+}
+
+/// The head record: what the persisted state reflects.
+pub(super) struct Head {
+    pub size: u64,
+    pub root: [u8; 32],
+    pub snapshot: Snapshot,
+    /// Objects in each table (by `Table as usize`): a hint of the room to reserve.
+    pub objects: [u64; TABLES],
+}
+
+impl Head {
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEAD_BYTES);
+        out.extend_from_slice(HEAD_MAGIC);
+        out.extend_from_slice(&self.size.to_be_bytes());
+        out.extend_from_slice(&self.root);
+        out.extend_from_slice(&self.snapshot.generation.to_be_bytes());
+        out.extend_from_slice(&self.snapshot.size.to_be_bytes());
+        out.extend_from_slice(&self.snapshot.chunks.to_be_bytes());
+        for n in self.objects {
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+        out
+    }
+
+    /// `None` for anything but a head of this layout.
+    pub(super) fn decode(bytes: &[u8]) -> Option<Head> {
+        if bytes.len() != HEAD_BYTES || !bytes.starts_with(HEAD_MAGIC) {
+            return None;
+        }
+        let u64_at = |at: usize| {
+            bytes
+                .get(at..at + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+        };
+        let rest = 16 + 32;
+        let mut objects = [0u64; TABLES];
+        for (i, n) in objects.iter_mut().enumerate() {
+            *n = u64_at(rest + 20 + 8 * i)?;
+        }
+        Some(Head {
+            size: u64_at(8)?,
+            root: bytes.get(16..rest)?.try_into().ok()?,
+            snapshot: Snapshot {
+                generation: u64_at(rest)?,
+                size: u64_at(rest + 8)?,
+                chunks: u32::from_be_bytes(bytes.get(rest + 16..rest + 20)?.try_into().ok()?),
+            },
+            objects,
+        })
+    }
+}
 
 pub(super) const CHUNK_TAG: u8 = 1;
 pub(super) const DELTA_TAG: u8 = 2;

@@ -85,6 +85,24 @@ impl Tables {
         self.0[table as usize].len()
     }
 
+    /// Objects in each table (by `Table as usize`).
+    pub(super) fn table_lens(&self) -> [u64; Table::ALL.len()] {
+        self.0.each_ref().map(|t| t.len() as u64)
+    }
+
+    /// Makes room for `objects` more in each table (by `Table as usize`), if their sum
+    /// is at most `bound`: the counts are a hint from storage, so a garbled one must
+    /// not turn into a huge allocation.
+    pub(super) fn reserve(&mut self, objects: &[u64; Table::ALL.len()], bound: usize) {
+        let sum = objects.iter().try_fold(0u64, |sum, n| sum.checked_add(*n));
+        if !matches!(sum, Some(sum) if sum <= bound as u64) {
+            return;
+        }
+        for (table, n) in self.0.iter_mut().zip(objects) {
+            table.reserve(*n as usize);
+        }
+    }
+
     /// One table's objects, in id order, decoded.
     pub(super) fn scan(&self, table: Table) -> impl Iterator<Item = (Key, Value)> + '_ {
         let mut objects: Vec<(&Box<str>, &Encoded)> = self.0[table as usize].iter().collect();
@@ -131,7 +149,7 @@ fn with_length(count: u64, elements: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::super::layout::encode_parts as encode_decoded_parts;
-    use super::super::parts::Part;
+    use super::super::parts::{Hashing, Part};
     use super::*;
     use crate::ledger::objects::{EntryRecord, Pool};
     use crate::ledger::Id;
@@ -189,7 +207,7 @@ mod tests {
         let objects = objects();
         let mut loaded = Tables::default();
         for part in encode_parts(tables_of(&objects).iter(), "test").unwrap() {
-            let part = Part::parse(&part, "test").unwrap();
+            let part = Part::parse(&part, "test", Hashing::Objects).unwrap();
             assert_eq!(part.objects.len(), part.changes.len());
             loaded.insert_part(part.objects);
         }
@@ -208,10 +226,28 @@ mod tests {
         let mut longer = part.clone();
         longer.push(0);
         for bad in [&part[..part.len() - 1], &longer[..], &[][..]] {
-            let Err(err) = Part::parse(bad, "test") else {
+            let Err(err) = Part::parse(bad, "test", Hashing::Objects) else {
                 panic!("a damaged part parsed");
             };
             assert_eq!(err.code(), "state_corrupt", "{err}");
         }
+    }
+
+    #[test]
+    fn room_is_made_for_the_heads_counts_only_within_their_bound() {
+        let capacities = |t: &Tables| t.0.each_ref().map(HashMap::capacity);
+        let mut counts = [0u64; Table::ALL.len()];
+        counts[Table::Entry as usize] = 5_000;
+        counts[Table::Claim as usize] = 1_000;
+        let mut tables = Tables::default();
+        tables.reserve(&counts, 5_999);
+        assert_eq!(capacities(&tables), [0; Table::ALL.len()], "over the bound");
+        counts[Table::Claim as usize] = u64::MAX;
+        tables.reserve(&counts, usize::MAX);
+        assert_eq!(capacities(&tables), [0; Table::ALL.len()], "a sum past u64");
+        counts[Table::Claim as usize] = 1_000;
+        tables.reserve(&counts, 6_000);
+        assert!(tables.0[Table::Entry as usize].capacity() >= 5_000);
+        assert!(tables.0[Table::Claim as usize].capacity() >= 1_000);
     }
 }

@@ -37,6 +37,20 @@ pub enum ArenaError {
     /// More records than a child reference can name.
     #[error("the state map holds at most {RECORDS_MAX} records of a kind")]
     Full,
+    /// A sealed nodes file holds fewer bytes than its seal says.
+    #[error("state map nodes file {path}: {len} bytes, fewer than its seal's records")]
+    Short {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+    },
+    /// A sealed nodes file's records are not those its seal describes.
+    #[error("state map nodes file {path}: its records' checksum is not its seal's")]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+    },
     /// An earlier update stopped part way (its arena could not grow): the tree's
     /// records no longer describe one map, and it must be rebuilt from the objects.
     #[error("an earlier state map update failed part way; the map must be rebuilt")]
@@ -57,8 +71,8 @@ struct Mapped {
 }
 
 impl Mapped {
-    /// Creates `path` afresh (a file left there is removed, never read: the map is
-    /// rebuilt from the objects on every open) and maps `bytes` of it.
+    /// Creates `path` afresh (a file left there is removed, never read: a map not
+    /// reopened under its seal is rebuilt from the objects) and maps `bytes` of it.
     fn create(path: &Path, bytes: usize) -> Result<Mapped, ArenaError> {
         let fail = |source| ArenaError::File {
             path: path.to_path_buf(),
@@ -84,6 +98,34 @@ impl Mapped {
         })
     }
 
+    /// Opens the file at `path` as an earlier run left it (a sealed arena: see
+    /// [`super::seal`]) and maps it whole. It must hold at least `bytes`.
+    fn reopen(path: &Path, bytes: usize) -> Result<Mapped, ArenaError> {
+        let fail = |source| ArenaError::File {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(fail)?;
+        let len = file.metadata().map_err(fail)?.len();
+        if len < bytes as u64 {
+            return Err(ArenaError::Short {
+                path: path.to_path_buf(),
+                len,
+            });
+        }
+        let len = usize::try_from(len).map_err(|_| ArenaError::Full)?;
+        let map = map_file(&file, len.max(FILE_BYTES_MIN)).map_err(fail)?;
+        Ok(Mapped {
+            path: path.to_path_buf(),
+            file,
+            map,
+        })
+    }
+
     /// Grows the file by a quarter (at least to `bytes`) and maps it again.
     fn grow(&mut self, bytes: usize) -> Result<(), ArenaError> {
         let len = self.map.len();
@@ -101,9 +143,10 @@ fn map_file(file: &File, bytes: usize) -> std::io::Result<MmapMut> {
     fs2::FileExt::allocate(file, bytes as u64)?;
     // SAFETY: the mapping is sound as long as nothing else changes or shortens the file
     // while it is mapped. The file is this process's alone: created afresh at open
-    // (`create_new`, after removing any old one) in a data directory that the store's
-    // lock gives to one process, written only through this mapping, and only ever
-    // lengthened (here, before the new mapping is made).
+    // (`create_new`, after removing any old one), or reopened under a seal that the open
+    // removes first (`super::seal`), in a data directory that the store's lock gives to
+    // one process; written only through this mapping, and only ever lengthened (here,
+    // before the new mapping is made).
     let map = unsafe { MmapMut::map_mut(file) }?;
     // Random access: no readahead, so the page cache holds the file in single pages
     // rather than large folios (ext4 has them since Linux 6.16), and a record written
@@ -111,6 +154,9 @@ fn map_file(file: &File, bytes: usize) -> std::io::Result<MmapMut> {
     map.advise(Advice::Random)?;
     Ok(map)
 }
+
+/// Bytes read at a time to check a reopened file's records.
+const CHECKSUM_READ_BYTES: usize = 1 << 20;
 
 /// An arena of `N`-byte records: indexes `0..len`, each a record once stored.
 pub struct Records<const N: usize> {
@@ -136,6 +182,72 @@ impl<const N: usize> Records<N> {
             bytes: Bytes::File(Mapped::create(path, FILE_BYTES_MIN)?),
             len: 0,
         })
+    }
+
+    /// The arena of `len` records that an earlier run left in the file at `path`, if
+    /// their checksum ([`Records::checksum`]) is `crc32c`: how a sealed map is reopened
+    /// (`super::seal`). The records are read once to check them, with `pread`, not
+    /// through the mapping: they stay out of the resident set until touched.
+    ///
+    /// # Errors
+    /// The file cannot be opened or mapped, is shorter, or its records' checksum differs.
+    pub fn reopen(path: &Path, len: usize, crc32c: u32) -> Result<Records<N>, ArenaError> {
+        if len > RECORDS_MAX {
+            return Err(ArenaError::Full);
+        }
+        let records = Records {
+            bytes: Bytes::File(Mapped::reopen(path, len * N)?),
+            len,
+        };
+        if records.checksum()? != crc32c {
+            return Err(ArenaError::Checksum {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(records)
+    }
+
+    /// CRC-32C of the stored records' bytes (what a seal records of an arena). A file
+    /// arena's are read from the file, which the mapping writes through the page cache.
+    ///
+    /// # Errors
+    /// A read of the file fails.
+    pub fn checksum(&self) -> Result<u32, ArenaError> {
+        let Bytes::File(m) = &self.bytes else {
+            return Ok(crc32c::crc32c(self.as_bytes()));
+        };
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; CHECKSUM_READ_BYTES];
+        let (mut crc, mut at, end) = (0u32, 0usize, self.len * N);
+        while at < end {
+            let chunk = &mut buf[..CHECKSUM_READ_BYTES.min(end - at)];
+            m.file
+                .read_exact_at(chunk, at as u64)
+                .map_err(|source| ArenaError::File {
+                    path: m.path.clone(),
+                    source,
+                })?;
+            crc = crc32c::crc32c_append(crc, chunk);
+            at += chunk.len();
+        }
+        Ok(crc)
+    }
+
+    /// Writes the file's records to disk and waits (`msync`, then `fsync`): before a
+    /// seal names them. Nothing on the heap.
+    ///
+    /// # Errors
+    /// `msync` or `fsync` refused.
+    pub fn sync(&self) -> Result<(), ArenaError> {
+        let Bytes::File(m) = &self.bytes else {
+            return Ok(());
+        };
+        let fail = |source| ArenaError::File {
+            path: m.path.clone(),
+            source,
+        };
+        m.map.flush().map_err(fail)?;
+        m.file.sync_all().map_err(fail)
     }
 
     /// Records stored.

@@ -30,21 +30,25 @@
 //! file").
 //!
 //! The files are a cache, never a source of truth: sled stores only the root, in the
-//! state's head, written in the same atomic batch as the batch's objects. On open the
-//! map is rebuilt from the objects (which the live state holds in memory anyway) into
-//! files created afresh (what they held is removed unread, so a file cut short or
-//! garbled while the ledger was closed changes nothing; the objects hashed and the tree
-//! built on all cores), and its root must equal the
-//! head's: the cheap check that the LtHash digest used to give, now on the one
-//! commitment. A crash therefore cannot leave map and state apart: the map is a
-//! function of the objects, and the head names both. After the rebuild the pages are
-//! released ([`StateMap::release`], `MADV_DONTNEED`): "resident after open" then shows
-//! the bound; the price is a minor fault (no disk read while the page cache still holds
-//! the page) the first time each page is touched again.
+//! state's head, written in the same atomic batch as the batch's objects. A clean close
+//! writes the files to disk and seals them (`seal`: the log size and root of the state
+//! they hold, and each file's checksum); the next open reuses them only under a seal
+//! that names the head's state and matches the files, and removes the seal before
+//! anything can change them, so a seal never outlives a crash. Otherwise (a crash, a
+//! file cut short or garbled, another state's seal) the map is rebuilt from the objects
+//! (which the live state holds in memory anyway) into files created afresh, what they
+//! held removed unread (the objects hashed and the tree built on all cores), and its
+//! root must equal the head's: the cheap check that the LtHash digest used to give, now
+//! on the one commitment. A crash therefore cannot leave map and state apart: the map
+//! is a function of the objects, and the head names both. After a rebuild the pages are
+//! released ([`StateMap::release`], `MADV_DONTNEED`), and a reused map's were never
+//! touched: "resident after open" shows the bound; the price is a minor fault (or a
+//! read from disk) the first time each page is touched.
 
 mod arena;
 pub mod canonical;
 pub mod proof;
+mod seal;
 mod tree;
 
 #[cfg(test)]
@@ -52,6 +56,7 @@ mod tests;
 
 pub use arena::{ArenaError, RECORDS_MAX};
 pub use proof::{map_key, Hash, ProofError, StateProof, ZERO};
+pub use seal::{SealError, SEAL_FILE};
 pub use tree::{Change, MapTree, NODE_FILES};
 
 use super::state::{Key, Value};
@@ -61,7 +66,8 @@ use super::state::{Key, Value};
 pub enum Nodes {
     /// On the heap: small maps, tests, the replay.
     Heap,
-    /// In files of this directory ([`NODE_FILES`]), created afresh: the live state.
+    /// In files of this directory ([`NODE_FILES`]): the live state's, created afresh or
+    /// reopened under their seal ([`StateMap::unseal`]).
     InDir(std::path::PathBuf),
 }
 
@@ -89,6 +95,26 @@ impl StateMap {
             Nodes::InDir(dir) => MapTree::in_dir(dir)?,
         };
         Ok(StateMap { tree })
+    }
+
+    /// The map that the last clean close sealed in `dir` as the state of `tag` (the log
+    /// size) with root `root`; the seal is removed first, whatever follows (see
+    /// `seal`).
+    ///
+    /// # Errors
+    /// Why the sealed map cannot be reused; then rebuild it from the objects.
+    pub fn unseal(dir: &std::path::Path, tag: u64, root: &Hash) -> Result<StateMap, SealError> {
+        let tree = StateMap::in_pool(|| MapTree::unseal(dir, tag, root))?;
+        Ok(StateMap { tree })
+    }
+
+    /// Writes the node files to disk and seals them for the next open as the map of
+    /// the state of `tag` (the log size); nothing for a map on the heap.
+    ///
+    /// # Errors
+    /// As [`MapTree::seal`].
+    pub fn seal(&self, tag: u64) -> Result<(), SealError> {
+        self.tree.seal(tag)
     }
 
     /// The map of `objects`, built from scratch on the heap.

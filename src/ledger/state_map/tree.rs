@@ -15,12 +15,13 @@
 //! has each subtree's records side by side and the leaves in key order: a path down
 //! touches few pages.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use super::arena::{ArenaError, Records};
 use super::proof::{bit, internal_hash, leaf_hash, Hash, ProofLeaf, StateProof, ZERO};
+use super::seal::{self, ArenaSeal, Seal, SealError};
 
 /// A child reference: empty, a leaf or an internal node (by arena index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,8 +112,17 @@ pub type Change = (Hash, Option<Hash>);
 /// File names of a map's arenas in its directory ([`MapTree::in_dir`]).
 pub const NODE_FILES: [&str; 2] = ["state-map.leaves", "state-map.nodes"];
 
+/// An arena written to disk, as its seal records it.
+fn synced<const N: usize>(records: &Records<N>) -> Result<ArenaSeal, ArenaError> {
+    records.sync()?;
+    Ok(ArenaSeal {
+        records: records.len() as u64,
+        crc32c: records.checksum()?,
+    })
+}
+
 /// The compact sparse Merkle tree of `schemas/README.md` ("State map").
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct MapTree {
     root: Ref,
     leaves: Records<LEAF_BYTES>,
@@ -121,6 +131,23 @@ pub struct MapTree {
     free_nodes: Vec<u32>,
     /// An update stopped part way: the records no longer make one tree.
     broken: bool,
+    /// The directory of the node files (`None` on the heap): where a seal goes.
+    dir: Option<PathBuf>,
+}
+
+impl Clone for MapTree {
+    /// A copy on the heap, whatever the original's arenas: never sealed.
+    fn clone(&self) -> Self {
+        MapTree {
+            root: self.root,
+            leaves: self.leaves.clone(),
+            nodes: self.nodes.clone(),
+            free_leaves: self.free_leaves.clone(),
+            free_nodes: self.free_nodes.clone(),
+            broken: self.broken,
+            dir: None,
+        }
+    }
 }
 
 impl Default for MapTree {
@@ -137,16 +164,98 @@ impl MapTree {
     }
 
     /// The empty map, its nodes in files of `dir` ([`NODE_FILES`]) created afresh:
-    /// whatever they held is removed, never read.
+    /// whatever they held is removed, never read, and so is a seal.
     ///
     /// # Errors
-    /// A file cannot be created, allocated or mapped.
+    /// A file cannot be created, allocated or mapped; the seal cannot be removed.
     pub fn in_dir(dir: &Path) -> Result<MapTree, ArenaError> {
+        seal::remove(dir).map_err(|source| ArenaError::File {
+            path: dir.join(seal::SEAL_FILE),
+            source,
+        })?;
         let [leaves, nodes] = NODE_FILES.map(|name| dir.join(name));
-        Ok(MapTree::with(
-            Records::file(&leaves)?,
-            Records::file(&nodes)?,
-        ))
+        let mut tree = MapTree::with(Records::file(&leaves)?, Records::file(&nodes)?);
+        tree.dir = Some(dir.to_path_buf());
+        Ok(tree)
+    }
+
+    /// The map that a clean close sealed in `dir` ([`MapTree::seal`]) as the state of
+    /// `tag` with root `root`, its seal removed first (see the `seal` module: [`SealError`]).
+    ///
+    /// # Errors
+    /// Why it cannot be reused: no seal, another state's, files not as sealed.
+    pub fn unseal(dir: &Path, tag: u64, root: &Hash) -> Result<MapTree, SealError> {
+        let seal = Seal::take(dir)?;
+        if seal.tag != tag || seal.root != *root {
+            return Err(SealError::OtherState {
+                sealed: seal.tag,
+                head: tag,
+            });
+        }
+        let reopen = |name: &str, arena: ArenaSeal| {
+            let len = usize::try_from(arena.records).map_err(|_| ArenaError::Full)?;
+            Ok::<_, ArenaError>((dir.join(name), len, arena.crc32c))
+        };
+        let (leaves, nodes) = (
+            reopen(NODE_FILES[0], seal.leaves)?,
+            reopen(NODE_FILES[1], seal.nodes)?,
+        );
+        // The two files are read to check them; each on a core.
+        let (leaves, nodes) = rayon::join(
+            || Records::reopen(&leaves.0, leaves.1, leaves.2),
+            || Records::reopen(&nodes.0, nodes.1, nodes.2),
+        );
+        let tree = MapTree {
+            root: Ref::decode(seal.root_ref),
+            leaves: leaves?,
+            nodes: nodes?,
+            free_leaves: seal.free_leaves,
+            free_nodes: seal.free_nodes,
+            broken: false,
+            dir: Some(dir.to_path_buf()),
+        };
+        // Indexes in range (the checksums make a bad one unlikely, not impossible), and
+        // the root the head names.
+        let leaf_ok = |i: &u32| (*i as usize) < tree.leaves.len();
+        let node_ok = |i: &u32| (*i as usize) < tree.nodes.len();
+        let root_ok = match tree.root {
+            Ref::Empty => true,
+            Ref::Leaf(i) => leaf_ok(&i),
+            Ref::Node(i) => node_ok(&i),
+        };
+        if !(root_ok && tree.free_leaves.iter().all(leaf_ok) && tree.free_nodes.iter().all(node_ok))
+            || tree.root() != *root
+        {
+            return Err(SealError::Garbled);
+        }
+        Ok(tree)
+    }
+
+    /// Writes the node files to disk and seals them, for the next open, as the map of
+    /// the state of `tag` (the log size): see the `seal` module. Nothing for a map on the
+    /// heap.
+    ///
+    /// # Errors
+    /// The files cannot be synced or read back, the seal cannot be written; the tree
+    /// is broken ([`ArenaError::Broken`]).
+    pub fn seal(&self, tag: u64) -> Result<(), SealError> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        if self.broken {
+            return Err(ArenaError::Broken.into());
+        }
+        let (leaves, nodes) = (synced(&self.leaves)?, synced(&self.nodes)?);
+        let seal = Seal {
+            tag,
+            root: self.root(),
+            root_ref: self.root.encode(),
+            leaves,
+            nodes,
+            free_leaves: self.free_leaves.clone(),
+            free_nodes: self.free_nodes.clone(),
+        };
+        Ok(seal.write(dir)?)
     }
 
     fn with(leaves: Records<LEAF_BYTES>, nodes: Records<NODE_BYTES>) -> MapTree {
@@ -157,6 +266,7 @@ impl MapTree {
             free_leaves: Vec::new(),
             free_nodes: Vec::new(),
             broken: false,
+            dir: None,
         }
     }
 
