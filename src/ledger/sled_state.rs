@@ -56,7 +56,7 @@ use layout::DELTA_TAG;
 pub use layout::HEAD_MAGIC;
 pub use layout::VALUE_BYTES_MAX;
 use layout::{chunk_key, delta_key, Head, Snapshot, CHUNK_TAG};
-use tables::Tables;
+use tables::{Stored, Tables};
 
 /// The sled tree holding the state.
 pub const STATE_TREE: &str = "state";
@@ -347,16 +347,14 @@ impl SledState {
         // commit with the map taken back (`unprepare` on the next stage or discard).
         let encoded = self
             .overlay
-            .values()
-            .map(tables::encode)
+            .iter()
+            .map(|(key, value)| Stored::encode(&key.id, value))
             .collect::<Result<Vec<_>, _>>()?;
         // The map holds the batch: it is the committed map from now on.
         self.prepared = None;
-        for ((key, _), bytes) in std::mem::take(&mut self.overlay).into_iter().zip(encoded) {
-            if !self.unpersisted.contains(&key) {
-                self.unpersisted.insert(key.clone()); // cloned once per object, not per batch
-            }
-            self.tables.insert(key, bytes);
+        for ((key, _), object) in std::mem::take(&mut self.overlay).into_iter().zip(encoded) {
+            self.tables.insert(key.table, object);
+            self.unpersisted.insert(key);
         }
         self.size = size;
         if size - self.persisted_size >= self.persist_every {

@@ -3,15 +3,15 @@
 //! them: which parts the head names, each read and parsed on the map's pool.
 
 use super::layout::{chunk_key, delta_key, read_varint};
-use super::tables::Encoded;
-use super::{corrupt, Change, Head, Key, StateMap, StateStoreError, Value};
+use super::tables::Stored;
+use super::{corrupt, Change, Head, Key, StateMap, StateStoreError, Table, Value};
 
 /// A snapshot chunk or delta part (postcard `Vec<(Key, Value)>`), parsed: each object's
 /// bytes as they are, and, if asked, its change to the state map. Every object is
 /// decoded once, to check it (and hash it); parts parse independently, so an open parses
 /// them in parallel.
 pub(super) struct Part {
-    pub objects: Vec<(Key, Encoded)>,
+    pub objects: Vec<(Table, Stored)>,
     /// Empty unless the objects were hashed ([`Hashing::Objects`]).
     pub changes: Vec<Change>,
 }
@@ -51,7 +51,7 @@ impl Part {
             if hashing == Hashing::Objects {
                 part.changes.push(StateMap::change(&key, Some(&value)));
             }
-            part.objects.push((key, bytes.into()));
+            part.objects.push((key.table, Stored::new(&key.id, bytes)));
             rest = after_value;
         }
         if !rest.is_empty() {
