@@ -24,12 +24,9 @@ if [[ ! -f "$dir/footprint.txt" ]]; then
 fi
 cat "$dir/footprint.txt"
 read -r n_entries n_objects < <(sed -E 's/^footprint ledger: ([0-9]+) entries, ([0-9]+) objects.*/\1 \2/' "$dir/footprint.txt")
-# A clean close seals the state map for the next open (the open then reads the objects
-# only); the first open of a new ledger, or one after a crash, rebuilds it.
-if [[ -f "$dir/state-map.seal" ]]; then map="reused (sealed by the last close)"; else map="rebuilt from the objects"; fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 start=$(date +%s.%N)
-"${bin[@]}" serve --data "$dir" --addr "127.0.0.1:$port" >"$dir.serve.log" 2>&1 &
+RUST_LOG=${RUST_LOG:-info} "${bin[@]}" serve --data "$dir" --addr "127.0.0.1:$port" >"$dir.serve.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null && wait $pid || true' EXIT # and wait for its close (which seals the state map)
 until curl -sf "http://127.0.0.1:$port/checkpoint" >/dev/null; do
@@ -37,6 +34,13 @@ until curl -sf "http://127.0.0.1:$port/checkpoint" >/dev/null; do
   sleep 0.05
 done
 open=$(python3 -c "print(f'{$(date +%s.%N) - $start:.2f}')")
+# A clean close seals the state map for the next open (which then reads the objects
+# only); the first open of a ledger, or one after a crash, rebuilds it. The open logs which.
+case $(sed 's/\x1b\[[0-9;]*m//g' "$dir.serve.log" | grep -o 'map_reused=[a-z]*' | tail -1) in
+  map_reused=true) map="reused (sealed by the last close)" ;;
+  map_reused=false) map="rebuilt from the objects" ;;
+  *) map="rebuilt, with the state, from the log (no state of this version was stored)" ;;
+esac
 sleep 2 # let the open's transient buffers go back to the allocator
 kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$pid/status"; }
 rss=$(kib VmRSS) anon=$(kib RssAnon) file=$(kib RssFile) hwm=$(kib VmHWM)

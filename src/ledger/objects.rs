@@ -30,6 +30,7 @@ use super::units::{Fen, Id, KeyRef, Lessons};
 #[macro_use]
 mod flat_serde;
 mod aggregates;
+mod entry_record_serde;
 
 pub use aggregates::{Liability, Pool, StudentIndex};
 
@@ -550,7 +551,9 @@ pub struct Dispute {
 /// The record of an entry id (idempotency key) already used by its author. Entry ids are
 /// scoped per author (the party of the entry's first registered signer), so one party
 /// can never take an id another party will need.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Served (JSON) with every field; stored (postcard) without the key it repeats and
+/// with the digest as bytes (`entry_record_serde.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryRecord {
     /// The state key: `<author>/<id>` (`/` is in no id, so the pair is unambiguous).
     pub key: String,

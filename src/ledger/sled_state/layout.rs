@@ -5,7 +5,9 @@ use super::Table;
 #[cfg(test)]
 use super::{corrupt, Key, StateStoreError, Value};
 
-/// First bytes of a head in this layout (an older layout's head is not read). Version 7:
+/// First bytes of a head in this layout (an older layout's head is not read). Version 8:
+/// entry records stored without their key and with their payload digest as bytes
+/// (`objects/entry_record_serde.rs`; served and hashed as before). Version 7:
 /// the number of objects in each table, after the snapshot (what the open reserves
 /// room for). Version 6: `Claim.preferences`, `Claim.allocations` and `Allocation.open_lessons`. Version 5:
 /// the head holds the state map root (32 bytes) where version 4 held the LtHash lanes.
@@ -13,7 +15,7 @@ use super::{corrupt, Key, StateStoreError, Value};
 /// the entry-format-v2 objects (author-scoped entry records, quotas, bounded parties) and
 /// snapshot chunks and deltas cut into values of at most 4 KiB; postcard has no field
 /// names, so a state of an older version is rebuilt from the log, never misread.
-pub const HEAD_MAGIC: &[u8; 8] = b"LLSTATE7";
+pub const HEAD_MAGIC: &[u8; 8] = b"LLSTATE8";
 const HEAD_BYTES: usize = 8 + 8 + 32 + 8 + 8 + 4 + 8 * TABLES;
 /// Tables of the state.
 const TABLES: usize = Table::ALL.len();
