@@ -187,6 +187,44 @@ fn a_batch_gives_the_same_root_as_its_changes_one_by_one() {
     assert_eq!(batched.tree.root(), single.tree.root());
 }
 
+#[test]
+fn an_update_returns_the_changes_that_undo_it_repeated_new_and_removed_keys_alike() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    for arena in ARENAS {
+        let mut both = Both::new(arena);
+        both.apply((0..500).map(|i| (i, Some(0))).collect());
+        for round in 0..20 {
+            let before = both.tree.root();
+            // Keys present and absent, some given twice, about a third removed.
+            let changes: Vec<_> = (0..rng.gen_range(1..200))
+                .map(|_| {
+                    let i = rng.gen_range(0..800);
+                    let v = (rng.gen_range(0..3) > 0).then(|| value_hash(&bytes_of(i, round)));
+                    (map_key(Table::Claim, &id(i)), v)
+                })
+                .collect();
+            let expected: Vec<_> = changes
+                .iter()
+                .map(|(k, _)| (*k, both.tree.get(k)))
+                .collect();
+            let undo = both.tree.update_with_undo(changes).unwrap();
+            for (key, was) in &expected {
+                assert_eq!(undo.iter().find(|(k, _)| k == key).map(|c| c.1), Some(*was));
+            }
+            assert_eq!(
+                undo.len(),
+                expected
+                    .iter()
+                    .map(|c| c.0)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len()
+            );
+            both.tree.update(undo).unwrap();
+            assert_eq!(both.tree.root(), before, "{arena:?} round {round}");
+        }
+    }
+}
+
 /// A map of `n` claims (value version 0) in `arena`, its root, and its directory.
 fn map_in(arena: Arena, n: u32) -> (MapTree, Hash, Option<TempDir>) {
     let (mut tree, dir) = empty_tree(arena);

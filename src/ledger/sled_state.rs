@@ -250,7 +250,7 @@ impl SledState {
     fn committed_map(&self) -> StateMap {
         let mut map = self.map.clone();
         if let Some(p) = &self.prepared {
-            map.apply(p.undo.clone())
+            map.update(p.undo.clone())
                 .expect("a heap arena fails only past RECORDS_MAX (2^31) objects");
         }
         map
@@ -296,7 +296,7 @@ impl SledState {
             // never grows an arena, so it does not fail. Were it to, the map is marked
             // broken, every later prepare fails, the writer stops, and the next open
             // rebuilds the map.
-            if let Err(e) = self.map.apply(p.undo) {
+            if let Err(e) = self.map.update(p.undo) {
                 tracing::error!(error = %e, "the state map could not be taken back to the committed objects");
             }
         }

@@ -97,7 +97,7 @@ impl SledState {
         let (map, tables) = (&mut state.map, &mut state.tables);
         let built = std::thread::scope(|scope| {
             let build = scope.spawn(move || {
-                let built = map.apply(changes).map(drop);
+                let built = map.update(changes);
                 state_map::return_freed_memory();
                 built
             });

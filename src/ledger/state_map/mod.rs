@@ -206,10 +206,12 @@ impl StateMap {
         self.update(StateMap::changes(writes))
     }
 
-    /// [`MapTree::update`] on the map's pool: a large update sorts and builds there.
-    fn update(&mut self, changes: Vec<Change>) -> Result<(), ArenaError> {
-        let tree = &mut self.tree;
-        StateMap::in_pool(|| tree.update(changes))
+    /// Applies changes already hashed ([`StateMap::changes`]).
+    ///
+    /// # Errors
+    /// As [`MapTree::update`].
+    pub fn update(&mut self, changes: Vec<Change>) -> Result<(), ArenaError> {
+        self.on_pool_if_large(changes, MapTree::update)
     }
 
     /// Applies changes already hashed ([`StateMap::changes`]) and returns what undoes them.
@@ -217,12 +219,23 @@ impl StateMap {
     /// # Errors
     /// As [`MapTree::update`].
     pub fn apply(&mut self, changes: Vec<Change>) -> Result<Vec<Change>, ArenaError> {
-        let undo = changes
-            .iter()
-            .map(|(k, _)| (*k, self.tree.get(k)))
-            .collect();
-        self.update(changes)?;
-        Ok(undo)
+        self.on_pool_if_large(changes, MapTree::update_with_undo)
+    }
+
+    /// Runs `work` on the tree: on the map's pool for a large update (it sorts and
+    /// builds there), on this thread for a group commit's few dozen changes, for which
+    /// `install` would wake the pool's threads to spin waiting for more work (a tenth
+    /// of the machine's samples under single POSTs, issue 15).
+    fn on_pool_if_large<R: Send>(
+        &mut self,
+        changes: Vec<Change>,
+        work: impl FnOnce(&mut MapTree, Vec<Change>) -> Result<R, ArenaError> + Send,
+    ) -> Result<R, ArenaError> {
+        let tree = &mut self.tree;
+        if changes.len() < PARALLEL_WRITES_MIN {
+            return work(tree, changes);
+        }
+        StateMap::in_pool(|| work(tree, changes))
     }
 
     /// The underlying tree (by map key), for benchmarks and tests.

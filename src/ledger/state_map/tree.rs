@@ -23,6 +23,8 @@ use super::arena::{ArenaError, Records};
 use super::proof::{bit, internal_hash, leaf_hash, Hash, ProofLeaf, StateProof, ZERO};
 use super::seal::{self, ArenaSeal, Seal, SealError};
 
+mod parallel;
+
 /// A child reference: empty, a leaf or an internal node (by arena index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ref {
@@ -102,12 +104,11 @@ fn decode_leaf(r: &[u8; LEAF_BYTES]) -> (Hash, Hash) {
 /// ([`MapTree::build_in_parallel`]): the map built on open, not a group commit.
 const PARALLEL_BUILD_MIN: usize = 1 << 15;
 
-/// A parallel build splits the keys by this many leading bits: 32 subtrees, so that a
-/// few built at once hold a small part of the map twice.
-const PARALLEL_BUILD_BITS: usize = 5;
-
 /// A change to one key: its new value hash, or `None` to remove it.
 pub type Change = (Hash, Option<Hash>);
+
+/// A leaf's key and value hash.
+type Leaf = (Hash, Hash);
 
 /// File names of a map's arenas in its directory ([`MapTree::in_dir`]).
 pub const NODE_FILES: [&str; 2] = ["state-map.leaves", "state-map.nodes"];
@@ -327,7 +328,35 @@ impl MapTree {
     /// # Errors
     /// A file arena that cannot grow; then this tree refuses every later update
     /// ([`ArenaError::Broken`]) and must be rebuilt.
-    pub fn update(&mut self, mut changes: Vec<Change>) -> Result<(), ArenaError> {
+    pub fn update(&mut self, changes: Vec<Change>) -> Result<(), ArenaError> {
+        self.apply(changes).map(drop)
+    }
+
+    /// [`MapTree::update`], returning the changes that undo it: each key changed, with
+    /// the value hash it had (`None`: it was absent). Found on the way down, so the
+    /// writer, which prepares every group commit this way, walks each path once.
+    ///
+    /// # Errors
+    /// As [`MapTree::update`].
+    pub fn update_with_undo(&mut self, changes: Vec<Change>) -> Result<Vec<Change>, ArenaError> {
+        let (changes, replaced) = self.apply(changes)?;
+        // Both in key order: the walk meets leaves left to right.
+        let mut replaced = replaced.into_iter().peekable();
+        Ok(changes
+            .iter()
+            .map(|(key, _)| {
+                let before = replaced.next_if(|(k, _)| k == key).map(|(_, v)| v);
+                (*key, before)
+            })
+            .collect())
+    }
+
+    /// Sorts and applies `changes`; returns them as applied (sorted, one a key) and the
+    /// leaves they replaced, in key order.
+    fn apply(
+        &mut self,
+        mut changes: Vec<Change>,
+    ) -> Result<(Vec<Change>, Vec<Leaf>), ArenaError> {
         if self.broken {
             return Err(ArenaError::Broken);
         }
@@ -345,15 +374,16 @@ impl MapTree {
             }
             same
         });
+        let mut replaced = Vec::new();
         let updated = if self.root == Ref::Empty && changes.len() >= PARALLEL_BUILD_MIN {
             self.build_in_parallel(&changes)
         } else {
-            self.update_at(self.root, &changes, 0)
+            self.update_at(self.root, &changes, 0, &mut replaced)
         };
         match updated {
             Ok(root) => {
                 self.root = root;
-                Ok(())
+                Ok((changes, replaced))
             }
             Err(e) => {
                 // Nodes were freed and reused on the way: the old root is gone too.
@@ -367,31 +397,12 @@ impl MapTree {
     #[must_use]
     pub fn prove(&self, key: &Hash) -> StateProof {
         let mut siblings = Vec::new();
-        let mut at = self.root;
-        let mut depth = 0;
-        let leaf = loop {
-            match at {
-                Ref::Empty => break None,
-                Ref::Leaf(i) => {
-                    let (k, v) = self.leaf(i);
-                    break Some(ProofLeaf {
-                        key: k,
-                        value_hash: v,
-                    });
-                }
-                Ref::Node(i) => {
-                    let n = self.node(i);
-                    let (on, beside) = if bit(key, depth) {
-                        (n.right, n.left)
-                    } else {
-                        (n.left, n.right)
-                    };
-                    siblings.push(self.hash_of(beside));
-                    at = on;
-                    depth += 1;
-                }
-            }
-        };
+        let leaf = self
+            .descend(key, |beside| siblings.push(self.hash_of(beside)))
+            .map(|(k, v)| ProofLeaf {
+                key: k,
+                value_hash: v,
+            });
         StateProof {
             key: *key,
             siblings,
@@ -399,13 +410,37 @@ impl MapTree {
         }
     }
 
-    /// The value hash stored under `key`, if any.
+    /// The value hash stored under `key`, if any: the walk of [`MapTree::prove`]
+    /// without hashing the siblings (the writer asks it of every key it changes).
     #[must_use]
     pub fn get(&self, key: &Hash) -> Option<Hash> {
-        self.prove(key)
-            .leaf
-            .filter(|l| &l.key == key)
-            .map(|l| l.value_hash)
+        self.descend(key, |_| {})
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// Walks from the root towards `key`, telling `beside` each sibling passed, and
+    /// returns the leaf the walk ends on (its key may be another's).
+    fn descend(&self, key: &Hash, mut beside: impl FnMut(Ref)) -> Option<(Hash, Hash)> {
+        let mut at = self.root;
+        let mut depth = 0;
+        loop {
+            match at {
+                Ref::Empty => return None,
+                Ref::Leaf(i) => return Some(self.leaf(i)),
+                Ref::Node(i) => {
+                    let n = self.node(i);
+                    let (on, other) = if bit(key, depth) {
+                        (n.right, n.left)
+                    } else {
+                        (n.left, n.right)
+                    };
+                    beside(other);
+                    at = on;
+                    depth += 1;
+                }
+            }
+        }
     }
 
     fn leaf(&self, i: u32) -> (Hash, Hash) {
@@ -429,7 +464,13 @@ impl MapTree {
 
     /// The subtree at `depth` that was `at`, with `changes` (sorted, distinct, all
     /// sharing the subtree's prefix) applied.
-    fn update_at(&mut self, at: Ref, changes: &[Change], depth: usize) -> Result<Ref, ArenaError> {
+    fn update_at(
+        &mut self,
+        at: Ref,
+        changes: &[Change],
+        depth: usize,
+        replaced: &mut Vec<Leaf>,
+    ) -> Result<Ref, ArenaError> {
         if changes.is_empty() {
             return Ok(at);
         }
@@ -442,7 +483,9 @@ impl MapTree {
                 let mut merged = Vec::with_capacity(changes.len() + 1);
                 let pos = changes.partition_point(|c| c.0 < k);
                 merged.extend_from_slice(&changes[..pos]);
-                if changes.get(pos).map(|c| c.0) != Some(k) {
+                if changes.get(pos).map(|c| c.0) == Some(k) {
+                    replaced.push((k, v));
+                } else {
                     merged.push((k, Some(v)));
                 }
                 merged.extend_from_slice(&changes[pos..]);
@@ -451,8 +494,8 @@ impl MapTree {
             Ref::Node(i) => {
                 let n = self.node(i);
                 let split = changes.partition_point(|c| !bit(&c.0, depth));
-                let left = self.update_at(n.left, &changes[..split], depth + 1)?;
-                let right = self.update_at(n.right, &changes[split..], depth + 1)?;
+                let left = self.update_at(n.left, &changes[..split], depth + 1, replaced)?;
+                let right = self.update_at(n.right, &changes[split..], depth + 1, replaced)?;
                 self.free_nodes.push(i);
                 self.join(left, right)
             }
@@ -475,71 +518,6 @@ impl MapTree {
         let left = self.build(&changes[..split], depth + 1)?;
         let right = self.build(&changes[split..], depth + 1)?;
         self.join(left, right)
-    }
-
-    /// The map of `changes` (sorted, distinct) built from nothing: the tree
-    /// [`MapTree::build`] builds, leaves still in key order and each subtree's records
-    /// side by side, with the hashing spread over the pool's threads: the subtrees under each of the [`PARALLEL_BUILD_BITS`]-bit
-    /// prefixes are built in heap arenas of their own, a few at a time (what is held
-    /// twice at once is a few of them, not the map), moved into this tree in key order,
-    /// then joined. How `serve` opens a city's state in seconds (issue 15).
-    fn build_in_parallel(&mut self, changes: &[Change]) -> Result<Ref, ArenaError> {
-        let prefix = |key: &Hash| usize::from(key[0] >> (8 - PARALLEL_BUILD_BITS));
-        let mut groups = Vec::with_capacity(1 << PARALLEL_BUILD_BITS);
-        let mut rest = changes;
-        for g in 0..1 << PARALLEL_BUILD_BITS {
-            let (group, after) = rest.split_at(rest.partition_point(|c| prefix(&c.0) == g));
-            groups.push(group);
-            rest = after;
-        }
-        let mut subtrees = Vec::with_capacity(groups.len());
-        for wave in groups.chunks(rayon::current_num_threads().max(1)) {
-            let built: Vec<(MapTree, Ref)> = wave
-                .par_iter()
-                .map(|group| {
-                    let mut sub = MapTree::new();
-                    let at = sub.build(group, PARALLEL_BUILD_BITS)?;
-                    Ok((sub, at))
-                })
-                .collect::<Result<_, ArenaError>>()?;
-            for (sub, at) in built {
-                subtrees.push(self.graft(&sub, at)?);
-            }
-        }
-        // Up the prefix bits, the last first: subtrees 2i and 2i+1 differ in it.
-        while subtrees.len() > 1 {
-            subtrees = subtrees
-                .chunks(2)
-                .map(|pair| self.join(pair[0], pair[1]))
-                .collect::<Result<_, ArenaError>>()?;
-        }
-        Ok(subtrees[0])
-    }
-
-    /// Moves `sub`'s records (all of them one subtree, `at`) to the end of this tree's
-    /// arenas; `at`'s reference here.
-    fn graft(&mut self, sub: &MapTree, at: Ref) -> Result<Ref, ArenaError> {
-        // Both below RECORDS_MAX, which `push` keeps.
-        let leaf_base = self.leaves.len() as u32;
-        let node_base = self.nodes.len() as u32;
-        let moved = |r: Ref| match r {
-            Ref::Empty => Ref::Empty,
-            Ref::Leaf(i) => Ref::Leaf(leaf_base + i),
-            Ref::Node(i) => Ref::Node(node_base + i),
-        };
-        for i in 0..sub.leaves.len() as u32 {
-            self.leaves.push(&sub.leaves.get(i))?;
-        }
-        for i in 0..sub.nodes.len() as u32 {
-            let node = sub.node(i);
-            let record = Internal {
-                left: moved(node.left),
-                right: moved(node.right),
-                hash: node.hash,
-            };
-            self.nodes.push(&record.encode())?;
-        }
-        Ok(moved(at))
     }
 
     /// A node over two halves, or what replaces it when it would hold one leaf or none.
