@@ -12,8 +12,9 @@
 //! First the machine's own limit: strict Ed25519 verifications a second on all cores,
 //! and so the most entries of three signatures (what every registration POSTed here
 //! carries: the operator's, the new key's and the consumer association's) the machine
-//! could verify doing nothing else. Phases: library append (verify + `Ledger::submit` in
-//! batches of 1024) and library reads (an inclusion proof; a claim's and a student's
+//! could verify doing nothing else. Phases: library append (batches of 1024 verified on
+//! all cores while `Ledger::submit` takes the one before, as the server does; then
+//! verify and submit one after the other, in batches of 1024 and 32) and library reads (an inclusion proof; a claim's and a student's
 //! typed answer: every object with its state proof, and the inclusion proof of every
 //! entry behind it, as the server builds them), all cores; the size of a student's
 //! answer over HTTP and of one state proof; then over

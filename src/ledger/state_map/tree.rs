@@ -353,10 +353,7 @@ impl MapTree {
 
     /// Sorts and applies `changes`; returns them as applied (sorted, one a key) and the
     /// leaves they replaced, in key order.
-    fn apply(
-        &mut self,
-        mut changes: Vec<Change>,
-    ) -> Result<(Vec<Change>, Vec<Leaf>), ArenaError> {
+    fn apply(&mut self, mut changes: Vec<Change>) -> Result<(Vec<Change>, Vec<Leaf>), ArenaError> {
         if self.broken {
             return Err(ArenaError::Broken);
         }
